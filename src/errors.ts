@@ -1,0 +1,32 @@
+/**
+ * The one error type users see. `message` says what was wrong; `hint` says what to do about it.
+ * The CLI prints both without a stack trace (set SKETCHGPU_DEBUG=1 for the stack).
+ */
+export type ErrorCode =
+  | 'NO_ADAPTER'
+  | 'DEVICE_LOST'
+  | 'MISSING_FEATURE'
+  | 'BAD_IMAGE'
+  | 'EMPTY_SKETCH'
+  | 'NOT_A_CHECKPOINT'
+  | 'UNSAFE_PICKLE'
+  | 'BAD_WEIGHTS'
+  | 'BAD_NPY'
+  | 'BAD_INDEX'
+  | 'BAD_ARGUMENT'
+  | 'IO';
+
+export class SketchError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SketchError';
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+export function isSketchError(e: unknown): e is SketchError {
+  return e instanceof SketchError;
+}
