@@ -1,0 +1,99 @@
+// C = act(alpha * A · Bᵀ + bias) + R
+// A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
+// bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
+// A 64x64 output tile per workgroup, 4x4 per thread, K in steps of 16 through workgroup memory.
+// Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  lda: u32, ldb: u32, ldc: u32, ldr: u32,
+  aOff: u32, cOff: u32, rOff: u32,
+  hasBias: u32, hasRes: u32, act: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> R: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const TM = 64u;
+const TN = 64u;
+const TK = 16u;
+const ACT_NONE = 0u;
+const ACT_RELU = 1u;
+const ACT_GELU = 2u;
+const ACT_SIGMOID = 3u;
+
+var<workgroup> As: array<f32, 1024>; // [TK][TM]
+var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
+
+// erf for exact (not tanh) GELU, as torch's nn.GELU() (zse-sbir.md §11.4). Numerical Recipes' erfc
+// Chebyshev fit: fractional error < 1.2e-7, below f32 rounding of the result.
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+fn activate(v: f32) -> f32 {
+  switch p.act {
+    case ACT_RELU: { return max(v, 0.0); }
+    case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
+    case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+    default: { return v; }
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * TM;
+  let col0 = wg.x * TN;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let r = e / TK;
+      let k = e % TK;
+      let gk = k0 + k;
+      var a = 0.0;
+      if (row0 + r < p.M && gk < p.K) { a = A[p.aOff + (row0 + r) * p.lda + gk]; }
+      As[k * TM + r] = a;
+      var b = 0.0;
+      if (col0 + r < p.N && gk < p.K) { b = B[(col0 + r) * p.ldb + gk]; }
+      Bs[k * TN + r] = b;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        av[i] = As[k * TM + lid.y + 16u * i];
+        bv[i] = Bs[k * TN + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + 16u * i;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + 16u * j;
+      if (c >= p.N) { continue; }
+      var v = p.alpha * acc[i][j];
+      if (p.hasBias != 0u) { v += bias[c]; }
+      v = activate(v);
+      if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
+      C[p.cOff + r * p.ldc + c] = v;
+    }
+  }
+}

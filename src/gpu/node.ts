@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGpuContext, type GpuContext, type GpuOptions } from './device.ts';
+
+const NO_ADAPTER_HINT =
+  'sketchgpu needs a Vulkan driver. With a GPU: install its vendor driver (NVIDIA, AMD, Intel). ' +
+  'Without one (a server or CI): install Mesa lavapipe 25+ (Debian bookworm: `bash tools/ensure-vulkan.sh`, which ' +
+  'installs mesa-vulkan-drivers from bookworm-backports). Then check with `npx sketchgpu info`.';
+
+/**
+ * Dawn toggles for Node (../shared/docs/platform.md): `allow_unsafe_apis` unlocks subgroup matrices,
+ * `vulkan_enable_f16_on_nvidia` un-hides shader-f16 on NVIDIA; timestamp quantization is off when profiling.
+ */
+export function dawnFlags(opts: GpuOptions & { fast?: boolean }): string[] {
+  const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+  const disable: string[] = [];
+  if (opts.profile) disable.push('timestamp_quantization');
+  if (opts.fast) enable.push('skip_validation', 'disable_robustness');
+  const flags = [`enable-dawn-features=${enable.join(',')}`];
+  if (disable.length) flags.push(`disable-dawn-features=${disable.join(',')}`);
+  if (opts.adapter) flags.push(`adapter=${opts.adapter}`);
+  return flags;
+}
+
+let cached: { key: string; ctx: Promise<GpuContext> } | undefined;
+const instances = new Set<GPU>();
+
+/** A device through dawn.node. One per process and option set (Dawn instances are heavy). */
+export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promise<GpuContext> {
+  const o = { ...opts, adapter: opts.adapter ?? process.env.SKETCHGPU_ADAPTER ?? undefined };
+  const key = JSON.stringify(o);
+  if (cached && cached.key === key) return cached.ctx;
+  // lavapipe warns on every start without a valid runtime dir.
+  if (!process.env.XDG_RUNTIME_DIR || !existsSync(process.env.XDG_RUNTIME_DIR)) {
+    const dir = join(tmpdir(), `sketchgpu-xdg-${process.getuid?.() ?? 0}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+  const ctx = (async () => {
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    // The GPU object owns Dawn's instance. If it is garbage-collected while the device lives, Dawn frees the
+    // instance and the next ProcessEvents() (any await on mapAsync / onSubmittedWorkDone) aborts the process
+    // with "std::system_error: Invalid argument" or a futex error. The context keeps it; so does `instances`.
+    const gpu = create(dawnFlags(o));
+    instances.add(gpu);
+    const c = await createGpuContext(gpu, o, NO_ADAPTER_HINT);
+    c.lost.then(() => {
+      if (cached?.ctx === ctx) cached = undefined;
+    });
+    return c;
+  })();
+  cached = { key, ctx };
+  try {
+    return await ctx;
+  } catch (e) {
+    cached = undefined;
+    throw e;
+  }
+}

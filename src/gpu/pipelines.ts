@@ -1,0 +1,38 @@
+import type { Kernel } from '../graph/kernel.ts';
+
+/**
+ * Compiled pipelines per device, keyed by program text, entry point, constants and binding shape, so that
+ * every plan (each batch size of each model) shares them. Layouts are explicit: reads are read-only storage,
+ * writes are storage, the last binding is the uniform block.
+ */
+const caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const moduleCaches = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
+
+export function getPipeline(device: GPUDevice, kernel: Kernel, nReads: number, nWrites: number): GPUComputePipeline {
+  let cache = caches.get(device);
+  if (!cache) caches.set(device, (cache = new Map()));
+  const entry = kernel.entry ?? 'main';
+  const consts = kernel.constants ? Object.entries(kernel.constants).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
+  const key = `${kernel.name}\u0000${entry}\u0000${JSON.stringify(consts)}\u0000${nReads}/${nWrites}\u0000${kernel.wgsl}`;
+  let p = cache.get(key);
+  if (p) return p;
+  let modules = moduleCaches.get(device);
+  if (!modules) moduleCaches.set(device, (modules = new Map()));
+  let module = modules.get(kernel.wgsl);
+  if (!module) {
+    module = device.createShaderModule({ label: kernel.name, code: kernel.wgsl });
+    modules.set(kernel.wgsl, module);
+  }
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (let i = 0; i < nReads; i++) entries.push({ binding: i, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
+  for (let i = 0; i < nWrites; i++) entries.push({ binding: nReads + i, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
+  entries.push({ binding: nReads + nWrites, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+  const layout = device.createPipelineLayout({ bindGroupLayouts: [device.createBindGroupLayout({ entries })] });
+  p = device.createComputePipeline({
+    label: kernel.name,
+    layout,
+    compute: { module, entryPoint: entry, ...(consts.length ? { constants: Object.fromEntries(consts) } : {}) },
+  });
+  cache.set(key, p);
+  return p;
+}

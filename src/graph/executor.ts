@@ -1,0 +1,211 @@
+import { SketchError } from '../errors.ts';
+import { assertNotLost, type GpuContext } from '../gpu/device.ts';
+import { getPipeline } from '../gpu/pipelines.ts';
+import type { WeightStore } from '../gpu/weights.ts';
+import type { Graph } from './graph.ts';
+import { packParams, type OpNode } from './kernel.ts';
+import { planGraph, type Plan } from './planner.ts';
+import type { Tensor } from './tensor.ts';
+
+export type HostArray = Float32Array | Uint32Array;
+
+export interface NodeTiming {
+  label: string;
+  kernel: string;
+  ms: number;
+  flops?: number;
+}
+
+interface Prepared {
+  node: OpNode;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
+/**
+ * Runs one planned graph. Everything is allocated here, once: slot buffers, uniforms, bind groups, staging
+ * buffers. A forward is then one command encoder: input uploads, every dispatch, output copies.
+ */
+export class Executor {
+  readonly plan: Plan;
+  private readonly buffers = new Map<number, GPUBuffer>();
+  private readonly owned: GPUBuffer[] = [];
+  private readonly staging = new Map<string, GPUBuffer>();
+  private prepared: Prepared[] = [];
+  private busy: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly graph: Graph,
+    readonly weights: WeightStore,
+  ) {
+    this.plan = planGraph(graph);
+  }
+
+  static async create(ctx: GpuContext, graph: Graph, weights: WeightStore): Promise<Executor> {
+    const ex = new Executor(ctx, graph, weights);
+    await ex.allocate();
+    return ex;
+  }
+
+  private buffer(bytes: number, usage: number, label: string): GPUBuffer {
+    const b = this.ctx.device.createBuffer({ size: bytes, usage, label });
+    this.owned.push(b);
+    return b;
+  }
+
+  private async allocate(): Promise<void> {
+    const { device } = this.ctx;
+    const maxBind = device.limits.maxStorageBufferBindingSize;
+    if (this.plan.largestSlotBytes > maxBind || this.plan.largestSlotBytes > device.limits.maxBufferSize) {
+      throw new SketchError('BAD_ARGUMENT', `This batch needs a ${(this.plan.largestSlotBytes / 2 ** 20).toFixed(1)} MiB buffer, more than the adapter allows in one binding (${(maxBind / 2 ** 20).toFixed(0)} MiB).`, 'Use a smaller --batch.');
+    }
+    device.pushErrorScope('validation');
+    device.pushErrorScope('out-of-memory');
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const slotBuffers = this.plan.slots.map((s) => this.buffer(s.bytes, storage, `slot${s.index}`));
+    for (const t of this.graph.tensors) {
+      if (t.kind === 'intermediate') {
+        const s = this.plan.slotOf.get(t.id);
+        if (s !== undefined) this.buffers.set(t.id, slotBuffers[s]!);
+      } else if (t.kind === 'input') {
+        this.buffers.set(t.id, this.buffer(t.bytes, storage, `input:${t.name}`));
+      } else if (t.kind === 'const') {
+        const b = this.buffer(t.bytes, storage, `const:${t.name}`);
+        device.queue.writeBuffer(b, 0, t.data!.buffer, t.data!.byteOffset, t.data!.byteLength);
+        this.buffers.set(t.id, b);
+      } else {
+        if (!this.weights.has(t.name)) throw new SketchError('BAD_WEIGHTS', `The model needs the tensor "${t.name}", which the weights do not have.`, 'Convert the checkpoint again with `sketchgpu convert`.');
+        this.buffers.set(t.id, this.weights.get(t.name));
+      }
+    }
+    const dummy = this.buffer(16, storage, 'absent');
+    for (const [name, t] of this.graph.outputs) {
+      this.staging.set(name, this.buffer(t.bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `read:${name}`));
+    }
+    this.prepared = this.graph.nodes.map((node) => {
+      const pipeline = getPipeline(device, node.kernel, node.reads.length, node.writes.length);
+      const uniform = this.buffer(Math.max(16, packParams(node.params).byteLength), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `params:${node.label}`);
+      device.queue.writeBuffer(uniform, 0, packParams(node.params));
+      const entries: GPUBindGroupEntry[] = [];
+      node.reads.forEach((t, i) => entries.push({ binding: i, resource: { buffer: t ? this.buffers.get(t.id)! : dummy } }));
+      node.writes.forEach((t, i) => entries.push({ binding: node.reads.length + i, resource: { buffer: this.buffers.get(t.id)! } }));
+      entries.push({ binding: node.reads.length + node.writes.length, resource: { buffer: uniform } });
+      const bindGroup = device.createBindGroup({ label: node.label, layout: pipeline.getBindGroupLayout(0), entries });
+      return { node, pipeline, bindGroup };
+    });
+    const oom = await device.popErrorScope();
+    const invalid = await device.popErrorScope();
+    if (oom) throw new SketchError('BAD_ARGUMENT', `The GPU ran out of memory while preparing the model (${(this.plan.peakBytes / 2 ** 20).toFixed(0)} MiB of activations): ${oom.message}`, 'Use a smaller --batch.');
+    if (invalid) throw new Error(`WebGPU rejected the graph: ${invalid.message}`);
+  }
+
+  /** The GPU buffer holding a tensor during a forward (inputs, outputs, intermediates that are outputs). */
+  bufferOf(t: Tensor): GPUBuffer {
+    const b = this.buffers.get(t.id);
+    if (!b) throw new Error(`${t} has no buffer`);
+    return b;
+  }
+
+  outputBuffer(name: string): GPUBuffer {
+    const t = this.graph.outputs.get(name);
+    if (!t) throw new Error(`no output ${name}`);
+    return this.bufferOf(t);
+  }
+
+  /** Upload the inputs (queue writes happen before the next submit). */
+  writeInputs(inputs: Record<string, HostArray>): void {
+    for (const t of this.graph.tensors) {
+      if (t.kind !== 'input') continue;
+      const data = inputs[t.name];
+      if (!data) throw new Error(`missing input ${t.name}`);
+      if (data.length !== t.size) throw new Error(`input ${t.name}: expected ${t.size} values for [${t.shape}], got ${data.length}`);
+      this.ctx.device.queue.writeBuffer(this.bufferOf(t), 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  /** Record every dispatch of the forward into one compute pass of `encoder`. */
+  encode(encoder: GPUCommandEncoder): void {
+    const pass = encoder.beginComputePass({ label: 'forward' });
+    for (const p of this.prepared) {
+      pass.setPipeline(p.pipeline);
+      pass.setBindGroup(0, p.bindGroup);
+      pass.dispatchWorkgroups(...p.node.dispatch);
+    }
+    pass.end();
+  }
+
+  /** Run a forward and read back the named outputs (all outputs by default). */
+  async run(inputs: Record<string, HostArray>, outputs?: string[]): Promise<Record<string, Float32Array>> {
+    const job = this.busy.then(() => this.runNow(inputs, outputs));
+    this.busy = job.catch(() => undefined);
+    return job;
+  }
+
+  private async runNow(inputs: Record<string, HostArray>, outputs?: string[]): Promise<Record<string, Float32Array>> {
+    assertNotLost(this.ctx);
+    const { device } = this.ctx;
+    const names = outputs ?? [...this.graph.outputs.keys()];
+    this.writeInputs(inputs);
+    const encoder = device.createCommandEncoder({ label: 'forward' });
+    this.encode(encoder);
+    for (const name of names) {
+      const t = this.graph.outputs.get(name);
+      if (!t) throw new Error(`no output ${name}`);
+      encoder.copyBufferToBuffer(this.bufferOf(t), 0, this.staging.get(name)!, 0, t.bytes);
+    }
+    device.queue.submit([encoder.finish()]);
+    const result: Record<string, Float32Array> = {};
+    try {
+      await Promise.all(names.map((n) => this.staging.get(n)!.mapAsync(GPUMapMode.READ)));
+    } catch (e) {
+      assertNotLost(this.ctx);
+      throw e;
+    }
+    for (const name of names) {
+      const t = this.graph.outputs.get(name)!;
+      const st = this.staging.get(name)!;
+      result[name] = new Float32Array(st.getMappedRange(0, t.size * 4).slice(0));
+      st.unmap();
+    }
+    return result;
+  }
+
+  /** Per-node GPU times from timestamp queries (each node in its own pass). Needs the profile option. */
+  async profile(inputs: Record<string, HostArray>, repeats = 1): Promise<NodeTiming[]> {
+    const { device } = this.ctx;
+    if (!this.ctx.features.timestamp) throw new SketchError('MISSING_FEATURE', 'This adapter has no timestamp queries.', 'Profile on an adapter with timestamp-query.');
+    const n = this.prepared.length;
+    const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * n });
+    const resolve = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const totals = new Float64Array(n);
+    this.writeInputs(inputs);
+    for (let r = 0; r < repeats; r++) {
+      const encoder = device.createCommandEncoder();
+      this.prepared.forEach((p, i) => {
+        const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(p.pipeline);
+        pass.setBindGroup(0, p.bindGroup);
+        pass.dispatchWorkgroups(...p.node.dispatch);
+        pass.end();
+      });
+      encoder.resolveQuerySet(querySet, 0, 2 * n, resolve, 0);
+      encoder.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
+      device.queue.submit([encoder.finish()]);
+      await read.mapAsync(GPUMapMode.READ);
+      const ts = new BigUint64Array(read.getMappedRange().slice(0));
+      read.unmap();
+      for (let i = 0; i < n; i++) totals[i] += Number(ts[2 * i + 1]! - ts[2 * i]!) / 1e6;
+    }
+    querySet.destroy();
+    resolve.destroy();
+    read.destroy();
+    return this.prepared.map((p, i) => ({ label: p.node.label, kernel: p.node.kernel.name, ms: totals[i]! / repeats, flops: p.node.flops }));
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    this.owned.length = 0;
+  }
+}

@@ -1,0 +1,53 @@
+import { Tensor, type GpuDType } from './tensor.ts';
+import type { OpNode } from './kernel.ts';
+
+/**
+ * A model's forward as data: tensors and the ops between them, in execution order.
+ * Models only build graphs; `planGraph` gives buffers, `Executor` runs them (ggml's split).
+ */
+export class Graph {
+  readonly tensors: Tensor[] = [];
+  readonly nodes: OpNode[] = [];
+  readonly outputs = new Map<string, Tensor>();
+  private nextId = 0;
+
+  input(name: string, shape: readonly number[], dtype: GpuDType = 'f32'): Tensor {
+    if (this.tensors.some((t) => t.kind === 'input' && t.name === name)) throw new Error(`duplicate input ${name}`);
+    return this.add(new Tensor(this.nextId++, shape, 'input', name, dtype));
+  }
+
+  /** A parameter, bound by name to a buffer of the weight store at execution. */
+  weight(name: string, shape: readonly number[]): Tensor {
+    const existing = this.tensors.find((t) => t.kind === 'weight' && t.name === name);
+    if (existing) {
+      if (existing.shape.join() !== shape.join()) throw new Error(`weight ${name} used with shapes ${existing.shape} and ${shape}`);
+      return existing;
+    }
+    return this.add(new Tensor(this.nextId++, shape, 'weight', name));
+  }
+
+  constant(name: string, shape: readonly number[], data: Float32Array | Uint32Array): Tensor {
+    return this.add(new Tensor(this.nextId++, shape, 'const', name, data instanceof Uint32Array ? 'u32' : 'f32', data));
+  }
+
+  intermediate(name: string, shape: readonly number[], dtype: GpuDType = 'f32'): Tensor {
+    return this.add(new Tensor(this.nextId++, shape, 'intermediate', name, dtype));
+  }
+
+  push(node: OpNode): void {
+    for (const t of node.reads) if (t && !this.tensors.includes(t)) throw new Error(`${node.label}: reads a tensor of another graph`);
+    this.nodes.push(node);
+  }
+
+  /** Mark a tensor as a result: it is kept to the end of the forward and can be read back. */
+  output(name: string, t: Tensor): Tensor {
+    if (t.kind !== 'intermediate') throw new Error(`output ${name} must be computed by the graph`);
+    this.outputs.set(name, t);
+    return t;
+  }
+
+  private add(t: Tensor): Tensor {
+    this.tensors.push(t);
+    return t;
+  }
+}

@@ -1,0 +1,52 @@
+import type { Tensor } from './tensor.ts';
+
+/**
+ * A compute program. Binding convention (group 0): the node's `reads` at 0..r-1 (read-only storage),
+ * its `writes` at r..r+w-1 (storage), then one uniform block at r+w holding the node's `params`
+ * in declaration order, each a 4-byte scalar (u32, i32 or f32) — the WGSL struct lists the same fields.
+ */
+export interface Kernel {
+  name: string;
+  wgsl: string;
+  entry?: string;
+  /** Pipeline-overridable constants (`override` declarations in the WGSL). */
+  constants?: Record<string, number>;
+}
+
+export type ParamType = 'u32' | 'i32' | 'f32';
+export type Params = [name: string, type: ParamType, value: number][];
+
+export interface OpNode {
+  label: string;
+  kernel: Kernel;
+  /** A missing optional input is null; the executor binds a small dummy buffer and the params say it is absent. */
+  reads: (Tensor | null)[];
+  writes: Tensor[];
+  params: Params;
+  dispatch: [number, number, number];
+  /** Work estimate for the profiler (multiply-adds count as 2). */
+  flops?: number;
+}
+
+/** Workgroup counts for n workgroups in one dimension, folded into y past the 65535 limit. */
+export function grid1d(n: number): [number, number, number] {
+  if (n <= 65535) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / 65535);
+  return [Math.ceil(n / y), y, 1];
+}
+
+export function packParams(params: Params): ArrayBuffer {
+  const bytes = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
+  const buf = new ArrayBuffer(bytes);
+  const dv = new DataView(buf);
+  params.forEach(([name, type, value], i) => {
+    if (!Number.isFinite(value)) throw new Error(`param ${name} is not finite: ${value}`);
+    if (type === 'f32') dv.setFloat32(i * 4, value, true);
+    else if (type === 'i32') dv.setInt32(i * 4, value, true);
+    else {
+      if (value < 0 || value > 0xffffffff || !Number.isInteger(value)) throw new Error(`param ${name} is not a u32: ${value}`);
+      dv.setUint32(i * 4, value, true);
+    }
+  });
+  return buf;
+}

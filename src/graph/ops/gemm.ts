@@ -1,0 +1,64 @@
+import source from '../../../shaders/gemm.wgsl';
+import type { Graph } from '../graph.ts';
+import type { Kernel } from '../kernel.ts';
+import type { Tensor } from '../tensor.ts';
+
+export const GEMM: Kernel = { name: 'gemm', wgsl: source };
+
+export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid';
+const ACT = { none: 0, relu: 1, gelu: 2, sigmoid: 3 } as const;
+
+export interface GemmOptions {
+  M: number;
+  N: number;
+  K: number;
+  bias?: Tensor | null;
+  residual?: Tensor | null;
+  act?: Activation;
+  alpha?: number;
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
+  ldr?: number;
+  aOffset?: number;
+  cOffset?: number;
+  rOffset?: number;
+  /** Write into this tensor instead of a new one (e.g. a strided slice of a larger buffer). */
+  out?: Tensor;
+  label?: string;
+}
+
+/** C = act(alpha · A·Bᵀ + bias) + residual, with B in PyTorch's [out, in] Linear layout. */
+export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
+  const { M, N, K } = o;
+  const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
+  g.push({
+    label: o.label ?? 'gemm',
+    kernel: GEMM,
+    reads: [a, b, o.bias ?? null, o.residual ?? null],
+    writes: [out],
+    params: [
+      ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K],
+      ['lda', 'u32', o.lda ?? K], ['ldb', 'u32', o.ldb ?? K], ['ldc', 'u32', o.ldc ?? N], ['ldr', 'u32', o.ldr ?? N],
+      ['aOff', 'u32', o.aOffset ?? 0], ['cOff', 'u32', o.cOffset ?? 0], ['rOff', 'u32', o.rOffset ?? 0],
+      ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
+      ['alpha', 'f32', o.alpha ?? 1],
+    ],
+    dispatch: [Math.ceil(N / 64), Math.ceil(M / 64), 1],
+    flops: 2 * M * N * K,
+  });
+  return out;
+}
+
+/**
+ * y = act(x Wᵀ + b) (+ residual) over the last axis of x, as torch.nn.Linear. Weight names are resolved in the
+ * graph's weight store; `${prefix}.weight` is [out, in].
+ */
+export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; label?: string } = {}): Tensor {
+  const K = x.shape[x.shape.length - 1]!;
+  const M = x.size / K;
+  const w = g.weight(`${prefix}.weight`, [outFeatures, K]);
+  const b = o.bias === false ? null : g.weight(`${prefix}.bias`, [outFeatures]);
+  const out = g.intermediate(o.label ?? prefix, [...x.shape.slice(0, -1), outFeatures]);
+  return gemm(g, x, w, { M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', out, label: o.label ?? prefix });
+}

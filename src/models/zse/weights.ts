@@ -1,0 +1,297 @@
+/**
+ * The ZSE-SBIR state dict: its key names and shapes for a given config (../shared/docs/zse-sbir.md §4), the config
+ * read back off the shapes, and a validation that names every missing, unexpected or mis-shaped tensor.
+ */
+import { SketchError } from '../../errors.ts';
+import { DTYPE_BYTES, numel, type HostTensor } from '../../io/tensor.ts';
+import type { ZseConfig } from './config.ts';
+
+/** The CA clone the official forward never calls (§3.3, §11 quirk 16): stored in every checkpoint, never used. */
+export const DEAD_CA_PREFIX = 'ca.encoder.layers.0.';
+/** Head counts when neither the file nor the caller says (the reference ViT-B/16's). */
+export const DEFAULT_SA_HEADS = 12;
+export const DEFAULT_CA_HEADS = 8;
+/** safetensors metadata keys sketchgpu writes and reads. */
+export const META_SA_HEADS = 'sketchgpu.sa_heads';
+export const META_CA_HEADS = 'sketchgpu.ca_heads';
+export const META_CONFIG = 'sketchgpu.config';
+/** The patch conv is 16x16 with stride 16 in every ViT-B/16-style config (§3.1). */
+export const PATCH_SIZE = 16;
+
+const SA = 'sa.model.';
+const BLOCK = (l: number) => `${SA}transformer.layers.${l}.0.`;
+const CA_LAYERS = ['ca.encoder.layer1.0.', 'ca.encoder.layer2.0.'] as const;
+
+function saShapes(c: ZseConfig): [string, number[]][] {
+  const d = c.dim;
+  const [s0, s1, s2] = c.stemChannels as [number, number, number];
+  const out: [string, number[]][] = [
+    [`${SA}pos_embedding`, [1, 1 + c.grid * c.grid, d]],
+    [`${SA}cls`, [1, 1, d]],
+    [`${SA}embedding.weight`, [d, 3, PATCH_SIZE, PATCH_SIZE]],
+    [`${SA}embedding.bias`, [d]],
+    [`${SA}scale.seq.0.weight`, [s0, 3, 7, 7]],
+    [`${SA}scale.seq.2.weight`, [s1, s0, 3, 3]],
+    [`${SA}scale.seq.4.weight`, [s2, s1, 3, 3]],
+    [`${SA}scale.seq.6.weight`, [d, s2, 3, 3]],
+  ];
+  for (let l = 0; l < c.depth; l++) {
+    const b = BLOCK(l);
+    out.push(
+      [`${b}layer_norm_input.weight`, [d]], [`${b}layer_norm_input.bias`, [d]],
+      [`${b}attention.to_qkv.weight`, [3 * d, d]], [`${b}attention.to_qkv.bias`, [3 * d]],
+      [`${b}attention.to_out.0.weight`, [d, d]], [`${b}attention.to_out.0.bias`, [d]],
+      [`${b}layer_norm_out.weight`, [d]], [`${b}layer_norm_out.bias`, [d]],
+      [`${b}mlp.net.0.weight`, [c.mlpDim, d]], [`${b}mlp.net.0.bias`, [c.mlpDim]],
+      [`${b}mlp.net.3.weight`, [d, c.mlpDim]], [`${b}mlp.net.3.bias`, [d]],
+    );
+  }
+  out.push([`${SA}transformer.encoder_norm.weight`, [d]], [`${SA}transformer.encoder_norm.bias`, [d]]);
+  return out;
+}
+
+function caLayerShapes(prefix: string, c: ZseConfig): [string, number[]][] {
+  const d = c.dim;
+  const out: [string, number[]][] = [];
+  for (let k = 0; k < 4; k++) {
+    out.push([`${prefix}self_attn.linears.${k}.weight`, [d, d]], [`${prefix}self_attn.linears.${k}.bias`, [d]]);
+  }
+  out.push(
+    [`${prefix}feed_forward.w_1.weight`, [c.caFF, d]], [`${prefix}feed_forward.w_1.bias`, [c.caFF]],
+    [`${prefix}feed_forward.w_2.weight`, [d, c.caFF]], [`${prefix}feed_forward.w_2.bias`, [d]],
+    [`${prefix}sublayer.0.norm.a`, [d]], [`${prefix}sublayer.0.norm.b`, [d]],
+    [`${prefix}sublayer.1.norm.a`, [d]], [`${prefix}sublayer.1.norm.b`, [d]],
+  );
+  return out;
+}
+
+function headShapes(c: ZseConfig): [string, number[]][] {
+  const anchors = c.anchorGrid * c.anchorGrid;
+  const [h0, h1] = c.rnHidden as [number, number];
+  return [
+    ['rn.rn.0.weight', [h0, anchors * anchors]], ['rn.rn.0.bias', [h0]],
+    ['rn.rn.3.weight', [h1, h0]], ['rn.rn.3.bias', [h1]],
+    ['rn.rn.6.weight', [1, h1]], ['rn.rn.6.bias', [1]],
+    ['conv2d.weight', [c.anchorDim, c.dim, 2, 2]], ['conv2d.bias', [c.anchorDim]],
+  ];
+}
+
+/**
+ * Every tensor the model uses, in state_dict order, with its shape: 194 at full size (154 SA-only when
+ * `hasHead` is false). The dead `ca.encoder.layers.0.*` clone is not among them.
+ */
+export function zseTensorShapes(config: ZseConfig): Map<string, number[]> {
+  const list = saShapes(config);
+  if (config.hasHead) {
+    for (const p of CA_LAYERS) list.push(...caLayerShapes(p, config));
+    list.push(...headShapes(config));
+  }
+  return new Map(list);
+}
+
+/** Parameter count of the used tensors (98,240,536 for ViT-B/16 with the head; 87,946,176 SA-only). */
+export function zseParamCount(config: ZseConfig): number {
+  let n = 0;
+  for (const s of zseTensorShapes(config).values()) n += numel(s);
+  return n;
+}
+
+export const isDeadKey = (key: string): boolean => key.startsWith(DEAD_CA_PREFIX);
+
+/**
+ * Keys as the model names them: a `module.` prefix on every key (nn.DataParallel training, which test.py's
+ * lenient loading silently ignores, §11 quirk 18) is stripped, and the dead CA clone is dropped.
+ */
+export function normalizeZseKeys(tensors: ReadonlyMap<string, HostTensor>): {
+  tensors: Map<string, HostTensor>;
+  dropped: string[];
+  strippedPrefix: string | null;
+} {
+  const keys = [...tensors.keys()];
+  const strip = keys.length > 0 && keys.every((k) => k.startsWith('module.'));
+  const out = new Map<string, HostTensor>();
+  const dropped: string[] = [];
+  for (const [k, t] of tensors) {
+    const key = strip ? k.slice('module.'.length) : k;
+    if (isDeadKey(key)) dropped.push(key);
+    else out.set(key, t);
+  }
+  return { tensors: out, dropped, strippedPrefix: strip ? 'module.' : null };
+}
+
+// ---- config inference -------------------------------------------------------------------------------------------
+type Source = [key: string, axis: number];
+
+/** A dimension read off the first present key among `sources`, else null. */
+function dimFrom(tensors: ReadonlyMap<string, HostTensor>, sources: Source[]): number | null {
+  for (const [key, axis] of sources) {
+    const t = tensors.get(key);
+    if (t && t.shape.length > axis) return t.shape[axis]!;
+  }
+  return null;
+}
+
+function parseHeads(value: unknown, what: string): number | null {
+  if (value === undefined || value === null || value === '') return null;
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new SketchError('BAD_WEIGHTS', `${what} is ${JSON.stringify(value)}, not a positive integer`,
+      'fix the metadata, or pass the head counts explicitly');
+  }
+  return n;
+}
+
+/**
+ * The config the tensors describe. Every size comes from a shape (§4); head counts cannot, so they come from the
+ * metadata (`sketchgpu.sa_heads` / `sketchgpu.ca_heads`, else the heads in a `sketchgpu.config` JSON), else 12 / 8.
+ * Expects normalized keys (see normalizeZseKeys). Throws BAD_WEIGHTS when the tensors are not ZSE-SBIR's at all.
+ *
+ * With `partial`, a size whose every source tensor is absent is 0 instead of an error: every tensor that would
+ * show it is then absent too, so validateZseWeights names them all as missing (the token width, patch grid and
+ * depth are always required, since nearly every shape depends on them).
+ */
+export function inferZseConfig(
+  tensors: ReadonlyMap<string, HostTensor>,
+  metadata: Record<string, string> = {},
+  opts: { partial?: boolean } = {},
+): ZseConfig {
+  const keys = [...tensors.keys()];
+  if (!keys.some((k) => k.startsWith(SA))) {
+    const sample = keys.slice(0, 4).join(', ') + (keys.length > 4 ? `, … (${keys.length} keys)` : '');
+    const vitInit = keys.some((k) => k.startsWith('transformer.layers.')) && tensors.has('pos_embedding');
+    throw new SketchError('BAD_WEIGHTS',
+      `these are not ZSE-SBIR weights: no key starts with "${SA}" (keys: ${sample || 'none'})`,
+      vitInit
+        ? 'this looks like the ImageNet ViT used to initialise training (sam_ViT-B_16.pth), not the trained model; use the trained checkpoint (best_checkpoint.pth)'
+        : 'pass the trained ZSE-SBIR checkpoint (a dict with "model": state_dict), or a safetensors file converted from it');
+  }
+  const need = (what: string, sources: Source[], required = false): number => {
+    const v = dimFrom(tensors, sources);
+    if (v === null && opts.partial && !required) return 0;
+    if (v === null) {
+      throw new SketchError('BAD_WEIGHTS',
+        `cannot tell the ${what} of these ZSE-SBIR weights: none of ${sources.map(([k]) => k).join(', ')} is present`,
+        'the file is incomplete; convert it again from the original checkpoint');
+    }
+    return v;
+  };
+
+  const dim = need('token width', [[`${SA}cls`, 2], [`${SA}pos_embedding`, 2], [`${SA}embedding.bias`, 0], [`${SA}transformer.encoder_norm.weight`, 0]], true);
+  const tokens = need('token count', [[`${SA}pos_embedding`, 1]], true);
+  const grid = Math.round(Math.sqrt(tokens - 1));
+  if (tokens < 2 || grid * grid !== tokens - 1) {
+    throw new SketchError('BAD_WEIGHTS',
+      `${SA}pos_embedding has ${tokens} tokens, which is not 1 cls token + a square patch grid`,
+      'these weights do not come from ZSE-SBIR (or were cut for a non-square input)');
+  }
+  let depth = 0;
+  const layerRe = /^sa\.model\.transformer\.layers\.(\d+)\./;
+  for (const k of keys) {
+    const m = layerRe.exec(k);
+    if (m) depth = Math.max(depth, Number(m[1]) + 1);
+  }
+  if (depth === 0) throw new SketchError('BAD_WEIGHTS', `no ViT block found (no key ${SA}transformer.layers.<L>.*)`,
+    'the file is incomplete; convert it again from the original checkpoint');
+  const blocks = Array.from({ length: depth }, (_, l) => BLOCK(l));
+  const mlpDim = need('MLP width', blocks.flatMap((b): Source[] => [[`${b}mlp.net.0.weight`, 0], [`${b}mlp.net.0.bias`, 0], [`${b}mlp.net.3.weight`, 1]]));
+  const stemChannels = [
+    need('first stem width', [[`${SA}scale.seq.0.weight`, 0], [`${SA}scale.seq.2.weight`, 1]]),
+    need('second stem width', [[`${SA}scale.seq.2.weight`, 0], [`${SA}scale.seq.4.weight`, 1]]),
+    need('third stem width', [[`${SA}scale.seq.4.weight`, 0], [`${SA}scale.seq.6.weight`, 1]]),
+  ];
+
+  const hasHead = keys.some((k) => k.startsWith('ca.') || k.startsWith('rn.') || k.startsWith('conv2d.'));
+  let caFF = 0;
+  let anchorDim = 0;
+  let rnHidden: number[] = [];
+  if (hasHead) {
+    caFF = need('CA feed-forward width', CA_LAYERS.flatMap((p): Source[] => [[`${p}feed_forward.w_1.weight`, 0], [`${p}feed_forward.w_1.bias`, 0], [`${p}feed_forward.w_2.weight`, 1]]));
+    anchorDim = need('anchor width', [['conv2d.weight', 0], ['conv2d.bias', 0]]);
+    rnHidden = [
+      need('first RN width', [['rn.rn.0.weight', 0], ['rn.rn.0.bias', 0], ['rn.rn.3.weight', 1]]),
+      need('second RN width', [['rn.rn.3.weight', 0], ['rn.rn.3.bias', 0], ['rn.rn.6.weight', 1]]),
+    ];
+  }
+
+  let configJson: Record<string, unknown> = {};
+  if (metadata[META_CONFIG]) {
+    try {
+      const parsed: unknown = JSON.parse(metadata[META_CONFIG]);
+      if (parsed && typeof parsed === 'object') configJson = parsed as Record<string, unknown>;
+    } catch {
+      throw new SketchError('BAD_WEIGHTS', `metadata ${META_CONFIG} is not valid JSON`, 'convert the checkpoint again');
+    }
+  }
+  const saGiven = parseHeads(metadata[META_SA_HEADS], `metadata ${META_SA_HEADS}`) ??
+    parseHeads(configJson['saHeads'], `${META_CONFIG}.saHeads`);
+  const caGiven = parseHeads(metadata[META_CA_HEADS], `metadata ${META_CA_HEADS}`) ??
+    parseHeads(configJson['caHeads'], `${META_CONFIG}.caHeads`);
+  const saHeads = saGiven ?? DEFAULT_SA_HEADS;
+  const caHeads = caGiven ?? DEFAULT_CA_HEADS;
+  const headsHint = 'give the head counts of the training run: convert with --sa-heads / --ca-heads, or set the ' +
+    `metadata ${META_SA_HEADS} / ${META_CA_HEADS}`;
+  const source = (given: number | null) => (given === null ? ' (the reference default; the file names no head count)' : '');
+  if (dim % saHeads !== 0) {
+    throw new SketchError('BAD_WEIGHTS', `token width ${dim} is not divisible by ${saHeads} SA heads${source(saGiven)}`, headsHint);
+  }
+  if (hasHead && dim % caHeads !== 0) {
+    throw new SketchError('BAD_WEIGHTS', `token width ${dim} is not divisible by ${caHeads} CA heads${source(caGiven)}`, headsHint);
+  }
+
+  return {
+    dim, depth, saHeads, mlpDim, grid, imageSize: PATCH_SIZE * grid, stemChannels,
+    caHeads, caFF, anchorDim,
+    // The anchor conv (k2, s2) runs over the raw [dim, G, G] view of the tokens (§3.4), giving floor(G/2) a side.
+    anchorGrid: Math.floor(grid / 2),
+    rnHidden, hasHead,
+  };
+}
+
+// ---- validation -------------------------------------------------------------------------------------------------
+export interface ZseWeightsReport {
+  missing: string[];
+  unexpected: string[];
+  misshaped: { key: string; expected: number[]; actual: number[] }[];
+  /** Tensors of a non-float dtype (the model reads f32, f16, bf16 or f64 only). */
+  wrongDtype: { key: string; dtype: string }[];
+}
+
+const FLOAT_DTYPES = new Set(['f32', 'f16', 'bf16', 'f64']);
+
+/** Compares the tensors with the config's full key/shape list (§4); dead-clone keys are ignored, not unexpected. */
+export function validateZseWeights(tensors: ReadonlyMap<string, HostTensor>, config: ZseConfig): ZseWeightsReport {
+  const expected = zseTensorShapes(config);
+  const report: ZseWeightsReport = { missing: [], unexpected: [], misshaped: [], wrongDtype: [] };
+  for (const [key, shape] of expected) {
+    const t = tensors.get(key);
+    if (!t) report.missing.push(key);
+    else if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
+      report.misshaped.push({ key, expected: shape, actual: [...t.shape] });
+    } else if (!FLOAT_DTYPES.has(t.dtype)) report.wrongDtype.push({ key, dtype: t.dtype });
+  }
+  for (const key of tensors.keys()) if (!expected.has(key) && !isDeadKey(key)) report.unexpected.push(key);
+  return report;
+}
+
+export const isCleanReport = (r: ZseWeightsReport): boolean =>
+  r.missing.length + r.unexpected.length + r.misshaped.length + r.wrongDtype.length === 0;
+
+/** One line per problem, at most `limit` lines, then a count of the rest. */
+export function formatZseReport(r: ZseWeightsReport, tensors: ReadonlyMap<string, HostTensor>, limit = 20): string {
+  const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
+  const lines = [
+    ...r.missing.map((k) => `  missing     ${k}`),
+    ...r.misshaped.map((m) => `  mis-shaped  ${m.key}: expected ${shape(m.expected)}, found ${shape(m.actual)}`),
+    ...r.unexpected.map((k) => `  unexpected  ${k} ${shape(tensors.get(k)?.shape ?? [])}`),
+    ...r.wrongDtype.map((w) => `  wrong dtype ${w.key}: ${w.dtype}, expected a float type`),
+  ];
+  if (lines.length <= limit) return lines.join('\n');
+  return [...lines.slice(0, limit), `  … and ${lines.length - limit} more`].join('\n');
+}
+
+/** Bytes the used tensors take at a given element size (for reports). */
+export function tensorMapBytes(tensors: ReadonlyMap<string, HostTensor>): number {
+  let n = 0;
+  for (const t of tensors.values()) n += numel(t.shape) * DTYPE_BYTES[t.dtype];
+  return n;
+}

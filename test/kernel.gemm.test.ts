@@ -1,0 +1,49 @@
+import { test } from 'uvu';
+import { gemm } from '../src/graph/ops/gemm.ts';
+import { gemmRef } from './ref.ts';
+import { assertClose, rand, runGraph } from './util.ts';
+
+// fp32 accumulation over K terms of magnitude <= 1: error grows ~ sqrt(K)·2^-24·K in the worst case;
+// 1e-5 absolute + 1e-5 relative covers K up to a few hundred with margin.
+const TOL = 1e-5;
+
+for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 200, 17, 'none']] as const) {
+  test(`gemm ${M}x${N}x${K} bias ${act}`, async () => {
+    const A = rand(M * K, 1), B = rand(N * K, 2), bias = rand(N, 3);
+    const out = await runGraph(
+      (g) => {
+        const a = g.input('a', [M, K]);
+        const b = g.weight('b', [N, K]);
+        const bb = g.weight('bias', [N]);
+        g.output('c', gemm(g, a, b, { M, N, K, bias: bb, act }));
+      },
+      { a: A },
+      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
+    );
+    assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
+  });
+}
+
+test('gemm with residual, alpha, strided A and C', async () => {
+  const M = 9, N = 11, K = 19, lda = 23, ldc = 15;
+  const A = rand(M * lda + 4, 4), B = rand(N * K, 5), R = rand(M * N, 6);
+  const out = await runGraph(
+    (g) => {
+      const a = g.input('a', [M * lda + 4]);
+      const b = g.input('b', [N, K]);
+      const r = g.input('r', [M, N]);
+      const c = g.intermediate('c', [2 + M * ldc]);
+      gemm(g, a, b, { M, N, K, lda, aOffset: 4, ldc, cOffset: 2, residual: r, alpha: 0.5, out: c });
+      g.output('c', c);
+    },
+    { a: A, b: B, r: R },
+  );
+  const dense = new Float32Array(M * K);
+  for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) dense[m * K + k] = A[4 + m * lda + k]!;
+  const ref = gemmRef(dense, B, M, N, K, { residual: R, alpha: 0.5 });
+  const got = new Float32Array(M * N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) got[m * N + n] = out.c![2 + m * ldc + n]!;
+  assertClose(got, ref, TOL, TOL, 'C');
+});
+
+test.run();
