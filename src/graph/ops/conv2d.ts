@@ -1,0 +1,64 @@
+import source from '../../../shaders/conv2d.wgsl';
+import type { Graph } from '../graph.ts';
+import { grid1d, type Kernel } from '../kernel.ts';
+import type { Tensor } from '../tensor.ts';
+
+export const CONV2D: Kernel = { name: 'conv2d', wgsl: source };
+
+/** Where a feature map lives in its buffer: element (n,c,y,x) at offset + n*sN + c*sC + y*sY + x*sX. */
+export interface MapLayout {
+  offset: number;
+  sN: number;
+  sC: number;
+  sY: number;
+  sX: number;
+}
+
+export const nchw = (C: number, H: number, W: number, offset = 0): MapLayout => ({ offset, sN: C * H * W, sC: H * W, sY: W, sX: 1 });
+/** Channels-last rows, [N, H*W (+extra rows), C]: what the token layout of a ViT is. */
+export const tokensLayout = (C: number, rowsPerSample: number, H: number, W: number, offsetRows = 0): MapLayout => ({ offset: offsetRows * C, sN: rowsPerSample * C, sC: 1, sY: W * C, sX: C });
+
+export interface ConvOptions {
+  N: number;
+  Ci: number;
+  H: number;
+  W: number;
+  Co: number;
+  kernel: number;
+  stride: number;
+  pad: number;
+  bias?: Tensor | null;
+  relu?: boolean;
+  inLayout?: MapLayout;
+  outLayout?: MapLayout;
+  out?: Tensor;
+  label?: string;
+}
+
+export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
+  const { N, Ci, H, W, Co, kernel: K, stride, pad } = o;
+  const OH = Math.floor((H + 2 * pad - K) / stride) + 1;
+  const OW = Math.floor((W + 2 * pad - K) / stride) + 1;
+  const inL = o.inLayout ?? nchw(Ci, H, W);
+  if (inL.sX !== 1) throw new Error('conv2d: input columns must be contiguous');
+  const outL = o.outLayout ?? nchw(Co, OH, OW);
+  const out = o.out ?? g.intermediate(o.label ?? 'conv', [N, Co, OH, OW]);
+  const total = N * Co * OH * OW;
+  g.push({
+    label: o.label ?? 'conv2d',
+    kernel: CONV2D,
+    reads: [x, w, o.bias ?? null],
+    writes: [out],
+    params: [
+      ['N', 'u32', N], ['Ci', 'u32', Ci], ['H', 'u32', H], ['W', 'u32', W],
+      ['Co', 'u32', Co], ['OH', 'u32', OH], ['OW', 'u32', OW],
+      ['KH', 'u32', K], ['KW', 'u32', K], ['stride', 'u32', stride], ['pad', 'u32', pad],
+      ['inOff', 'u32', inL.offset], ['inSN', 'u32', inL.sN], ['inSC', 'u32', inL.sC], ['inSY', 'u32', inL.sY],
+      ['outOff', 'u32', outL.offset], ['outSN', 'u32', outL.sN], ['outSC', 'u32', outL.sC], ['outSY', 'u32', outL.sY], ['outSX', 'u32', outL.sX],
+      ['hasBias', 'u32', o.bias ? 1 : 0], ['relu', 'u32', o.relu ? 1 : 0],
+    ],
+    dispatch: grid1d(Math.ceil(total / 64)),
+    flops: 2 * total * Ci * K * K,
+  });
+  return out;
+}

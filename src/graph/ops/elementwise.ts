@@ -1,0 +1,40 @@
+import tokensSrc from '../../../shaders/tokens.wgsl';
+import l2Src from '../../../shaders/l2norm.wgsl';
+import cosSrc from '../../../shaders/anchor_cosine.wgsl';
+import gatherSrc from '../../../shaders/gather.wgsl';
+import type { Graph } from '../graph.ts';
+import { grid1d, type Kernel } from '../kernel.ts';
+import type { Tensor } from '../tensor.ts';
+
+export const TOKENS: Kernel = { name: 'tokens', wgsl: tokensSrc };
+export const L2NORM: Kernel = { name: 'l2norm', wgsl: l2Src };
+export const ANCHOR_COSINE: Kernel = { name: 'anchor_cosine', wgsl: cosSrc };
+export const GATHER: Kernel = { name: 'gather', wgsl: gatherSrc };
+
+/** [B, T, D] tokens from patch-conv and stem tokens [B, T-1, D], the cls token and the position table. */
+export function assembleTokens(g: Graph, patch: Tensor, stem: Tensor, cls: Tensor, pos: Tensor, B: number, T: number, D: number): Tensor {
+  const out = g.intermediate('tokens', [B, T, D]);
+  g.push({ label: 'tokens', kernel: TOKENS, reads: [patch, stem, cls, pos], writes: [out], params: [['B', 'u32', B], ['T', 'u32', T], ['D', 'u32', D]], dispatch: grid1d(Math.ceil((B * T * D) / 64)) });
+  return out;
+}
+
+/** L2-normalised rows; `ldx`/`offset` select e.g. the cls token (row 0 of each sample) out of [B, T, D]. */
+export function l2normRows(g: Graph, x: Tensor, rows: number, D: number, o: { ldx?: number; offset?: number; label?: string } = {}): Tensor {
+  const out = g.intermediate(o.label ?? 'l2norm', [rows, D]);
+  g.push({ label: o.label ?? 'l2norm', kernel: L2NORM, reads: [x], writes: [out], params: [['rows', 'u32', rows], ['D', 'u32', D], ['ldx', 'u32', o.ldx ?? D], ['inOff', 'u32', o.offset ?? 0], ['eps', 'f32', 1e-12]], dispatch: grid1d(rows) });
+  return out;
+}
+
+/** Per-pair anchor cosine matrices [P, A*A] (sketch-anchor-major). */
+export function anchorCosine(g: Graph, sk: Tensor, im: Tensor, P: number, A: number, C: number): Tensor {
+  const out = g.intermediate('anchor_cosine', [P, A * A]);
+  g.push({ label: 'anchor_cosine', kernel: ANCHOR_COSINE, reads: [sk, im], writes: [out], params: [['P', 'u32', P], ['A', 'u32', A], ['C', 'u32', C]], dispatch: grid1d(Math.ceil((P * A * A) / 64)), flops: 6 * P * A * A * C });
+  return out;
+}
+
+/** Rows of x picked by a u32 index table: out[p] = x[index[p*stride + col]]. */
+export function gatherRows(g: Graph, x: Tensor, index: Tensor, o: { P: number; rowSize: number; rowsIn: number; stride: number; col: number; label?: string }): Tensor {
+  const out = g.intermediate(o.label ?? 'gather', [o.P, o.rowSize]);
+  g.push({ label: o.label ?? 'gather', kernel: GATHER, reads: [x, index], writes: [out], params: [['P', 'u32', o.P], ['rowSize', 'u32', o.rowSize], ['stride', 'u32', o.stride], ['col', 'u32', o.col], ['rowsIn', 'u32', o.rowsIn]], dispatch: grid1d(Math.ceil((o.P * o.rowSize) / 64)) });
+  return out;
+}

@@ -1,0 +1,63 @@
+import { test } from 'uvu';
+import { conv2d, nchw, tokensLayout } from '../src/graph/ops/conv2d.ts';
+import { conv2dRef } from './ref.ts';
+import { assertClose, rand, runGraph } from './util.ts';
+
+// Sums of Ci*K*K products of values in [-1,1]: 2e-5 absolute covers fp32 rounding for up to ~1000 terms.
+const TOL = 2e-5;
+
+const cases = [
+  // the ZSE-SBIR conv shapes at odd sizes: patch (k16 s16 bias), stem (k7 s2 p3, k3 s2 p1), anchor (k2 s2 bias)
+  { N: 2, Ci: 3, H: 35, W: 33, Co: 5, k: 16, s: 16, p: 0, bias: true, relu: false },
+  { N: 1, Ci: 3, H: 23, W: 19, Co: 7, k: 7, s: 2, p: 3, bias: false, relu: true },
+  { N: 3, Ci: 5, H: 13, W: 11, Co: 9, k: 3, s: 2, p: 1, bias: false, relu: false },
+  { N: 2, Ci: 6, H: 7, W: 7, Co: 3, k: 2, s: 2, p: 0, bias: true, relu: false },
+];
+
+for (const c of cases) {
+  test(`conv2d N${c.N} ${c.Ci}->${c.Co} ${c.H}x${c.W} k${c.k} s${c.s} p${c.p}`, async () => {
+    const x = rand(c.N * c.Ci * c.H * c.W, 11), w = rand(c.Co * c.Ci * c.k * c.k, 12), b = rand(c.Co, 13);
+    const out = await runGraph((g) => {
+      const xi = g.input('x', [c.N, c.Ci, c.H, c.W]);
+      const wi = g.input('w', [c.Co, c.Ci, c.k, c.k]);
+      const bi = g.input('b', [c.Co]);
+      g.output('y', conv2d(g, xi, wi, { N: c.N, Ci: c.Ci, H: c.H, W: c.W, Co: c.Co, kernel: c.k, stride: c.s, pad: c.p, bias: c.bias ? bi : null, relu: c.relu }));
+    }, { x, w, b });
+    const ref = conv2dRef(x, w, c.bias ? b : null, c.N, c.Ci, c.H, c.W, c.Co, c.k, c.k, c.s, c.p, c.relu);
+    assertClose(out.y!, ref.out, TOL, TOL, 'conv');
+  });
+}
+
+test('conv2d writes token layout with a row offset', async () => {
+  const N = 2, Ci = 3, H = 9, W = 10, Co = 4, k = 3, s = 2, p = 1;
+  const OH = 5, OW = 5, rowsPer = OH * OW + 1;
+  const x = rand(N * Ci * H * W, 21), w = rand(Co * Ci * k * k, 22);
+  const out = await runGraph((g) => {
+    const xi = g.input('x', [N, Ci, H, W]);
+    const wi = g.input('w', [Co, Ci, k, k]);
+    const y = g.intermediate('y', [N, rowsPer, Co]);
+    conv2d(g, xi, wi, { N, Ci, H, W, Co, kernel: k, stride: s, pad: p, out: y, outLayout: tokensLayout(Co, rowsPer, OH, OW, 1) });
+    g.output('y', y);
+  }, { x, w });
+  const ref = conv2dRef(x, w, null, N, Ci, H, W, Co, k, k, s, p).out;
+  const got = new Float32Array(ref.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < Co; c++) for (let t = 0; t < OH * OW; t++) got[(n * Co + c) * OH * OW + t] = out.y![(n * rowsPer + 1 + t) * Co + c]!;
+  assertClose(got, ref, TOL, TOL, 'conv tokens');
+});
+
+test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4)', async () => {
+  // per sample: [1 + G*G, D] tokens; drop cls, reinterpret the [G*G, D] memory as D channels of GxG
+  const N = 2, G = 5, D = 7, Co = 3, T = 1 + G * G;
+  const tok = rand(N * T * D, 31), w = rand(Co * D * 4, 32), b = rand(Co, 33);
+  const out = await runGraph((g) => {
+    const x = g.input('x', [N, T, D]);
+    const wi = g.input('w', [Co, D, 2, 2]);
+    const bi = g.input('b', [Co]);
+    g.output('y', conv2d(g, x, wi, { N, Ci: D, H: G, W: G, Co, kernel: 2, stride: 2, pad: 0, bias: bi, inLayout: { ...nchw(D, G, G, D), sN: T * D } }));
+  }, { x: tok, w, b });
+  const raw = new Float32Array(N * D * G * G);
+  for (let n = 0; n < N; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * G * G);
+  assertClose(out.y!, conv2dRef(raw, w, b, N, D, G, G, Co, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
+});
+
+test.run();

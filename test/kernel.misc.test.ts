@@ -1,0 +1,70 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { anchorCosine, assembleTokens, gatherRows, l2normRows } from '../src/graph/ops/elementwise.ts';
+import { assertClose, rand, runGraph } from './util.ts';
+
+test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {
+  const B = 2, T = 6, D = 5;
+  const patch = rand(B * (T - 1) * D, 61), stem = rand(B * (T - 1) * D, 62), cls = rand(D, 63), pos = rand(T * D, 64);
+  const out = await runGraph((g) => {
+    g.output('t', assembleTokens(g, g.input('p', [B, T - 1, D]), g.input('s', [B, T - 1, D]), g.input('c', [D]), g.input('pos', [T, D]), B, T, D));
+  }, { p: patch, s: stem, c: cls, pos });
+  const ref = new Float64Array(B * T * D);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) {
+    ref[(b * T + t) * D + d] = t === 0 ? cls[d]! + pos[d]! : (patch[(b * (T - 1) + t - 1) * D + d]! + stem[(b * (T - 1) + t - 1) * D + d]!) / 2 + pos[t * D + d]!;
+  }
+  assertClose(out.t!, ref, 1e-7, 1e-7, 'tokens');
+});
+
+test('l2norm of the cls rows, and a zero row stays zero', async () => {
+  const B = 3, T = 4, D = 67;
+  const x = rand(B * T * D, 65);
+  x.fill(0, 2 * T * D, 2 * T * D + D); // sample 2's cls token is all zeros
+  const out = await runGraph((g) => { g.output('e', l2normRows(g, g.input('x', [B, T, D]), B, D, { ldx: T * D })); }, { x });
+  const ref = new Float64Array(B * D);
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    for (let d = 0; d < D; d++) n += x[b * T * D + d]! ** 2;
+    n = Math.max(Math.sqrt(n), 1e-12);
+    for (let d = 0; d < D; d++) ref[b * D + d] = x[b * T * D + d]! / n;
+  }
+  assertClose(out.e!, ref, 1e-6, 1e-6, 'emb');
+  assert.ok(out.e!.slice(2 * D, 3 * D).every((v) => v === 0));
+});
+
+test('anchor cosine: sketch-anchor-major, zero norm gives 0 not NaN', async () => {
+  const P = 2, A = 5, C = 9;
+  const sk = rand(P * A * C, 66), im = rand(P * A * C, 67);
+  sk.fill(0, C, 2 * C); // pair 0, sketch anchor 1 is all zeros
+  const out = await runGraph((g) => { g.output('s', anchorCosine(g, g.input('a', [P, A, C]), g.input('b', [P, A, C]), P, A, C)); }, { a: sk, b: im });
+  const ref = new Float64Array(P * A * A);
+  for (let p = 0; p < P; p++) for (let i = 0; i < A; i++) for (let j = 0; j < A; j++) {
+    let dot = 0, na = 0, nb = 0;
+    for (let c = 0; c < C; c++) {
+      const x = sk[(p * A + i) * C + c]!, y = im[(p * A + j) * C + c]!;
+      dot += x * y; na += x * x; nb += y * y;
+    }
+    const s = dot / Math.sqrt(na) / Math.sqrt(nb);
+    ref[(p * A + i) * A + j] = Number.isNaN(s) ? 0 : s;
+  }
+  assertClose(out.s!, ref, 1e-6, 1e-6, 'cosine');
+  assert.is(out.s![1 * A + 3], 0);
+});
+
+test('gather rows by an index table column', async () => {
+  const rowsIn = 4, rowSize = 7, P = 6;
+  const x = rand(rowsIn * rowSize, 68);
+  const idx = new Uint32Array([0, 3, 1, 2, 3, 3, 2, 0, 1, 1, 0, 2]); // pairs (s, j)
+  const out = await runGraph((g) => {
+    const xi = g.input('x', [rowsIn, rowSize]);
+    const ii = g.input('i', [P, 2], 'u32');
+    g.output('a', gatherRows(g, xi, ii, { P, rowSize, rowsIn, stride: 2, col: 0 }));
+    g.output('b', gatherRows(g, xi, ii, { P, rowSize, rowsIn, stride: 2, col: 1 }));
+  }, { x, i: idx });
+  for (let p = 0; p < P; p++) {
+    assert.equal([...out.a!.slice(p * rowSize, (p + 1) * rowSize)], [...x.slice(idx[2 * p]! * rowSize, (idx[2 * p]! + 1) * rowSize)]);
+    assert.equal([...out.b!.slice(p * rowSize, (p + 1) * rowSize)], [...x.slice(idx[2 * p + 1]! * rowSize, (idx[2 * p + 1]! + 1) * rowSize)]);
+  }
+});
+
+test.run();
