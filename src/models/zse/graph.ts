@@ -1,0 +1,147 @@
+import type { Graph } from '../../graph/graph.ts';
+import type { Tensor } from '../../graph/tensor.ts';
+import { linear } from '../../graph/ops/gemm.ts';
+import { conv2d, nchw, tokensLayout } from '../../graph/ops/conv2d.ts';
+import { layerNorm } from '../../graph/ops/layernorm.ts';
+import { attention, rows } from '../../graph/ops/attention.ts';
+import { anchorCosine, assembleTokens, gatherRows, l2normRows } from '../../graph/ops/elementwise.ts';
+import type { ZseConfig } from './config.ts';
+
+const SA = 'sa.model';
+
+export interface SaGraphOptions {
+  /** Also expose the tokenizer and per-layer tensors (parity tests). */
+  debug?: boolean;
+}
+
+/**
+ * The shared SA encoder (zse-sbir.md §3.1-3.2) for a batch of B images [B,3,S,S] in [-1,1].
+ * Outputs: `sa` [B,T,D] (every token after the final norm) and `emb` [B,D] (L2-normalised cls, "Ours-Ret").
+ */
+export function buildSaGraph(g: Graph, cfg: ZseConfig, B: number, o: SaGraphOptions = {}): void {
+  const { dim: D, grid: G, imageSize: S } = cfg;
+  const T = 1 + G * G;
+  const x = g.input('image', [B, 3, S, S]);
+
+  // Learnable tokenizer, §3.1: the 16x16 patch conv (with bias) and the bias-free conv stem, both written
+  // straight into [B, G*G, D] token rows, row-major patches.
+  const patch = conv2d(g, x, g.weight(`${SA}.embedding.weight`, [D, 3, 16, 16]), {
+    N: B, Ci: 3, H: S, W: S, Co: D, kernel: 16, stride: 16, pad: 0,
+    bias: g.weight(`${SA}.embedding.bias`, [D]),
+    out: g.intermediate('patch', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: 'patch_embed',
+  });
+  let h = x;
+  let c = 3;
+  let side = S;
+  cfg.stemChannels.forEach((co, i) => {
+    const ks = i === 0 ? 7 : 3;
+    h = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * i}.weight`, [co, c, ks, ks]), {
+      N: B, Ci: c, H: side, W: side, Co: co, kernel: ks, stride: 2, pad: i === 0 ? 3 : 1, relu: true, label: `stem${i}`,
+    });
+    side = Math.floor((side + 2 * (i === 0 ? 3 : 1) - ks) / 2) + 1;
+    c = co;
+  });
+  const stemOut = Math.floor((side + 2 - 3) / 2) + 1;
+  if (stemOut !== G) throw new Error(`conv stem ends at ${stemOut}x${stemOut}, but the patch grid is ${G}x${G}`);
+  const last = cfg.stemChannels.length;
+  const stem = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * last}.weight`, [D, c, 3, 3]), {
+    N: B, Ci: c, H: side, W: side, Co: D, kernel: 3, stride: 2, pad: 1,
+    inLayout: nchw(c, side, side), out: g.intermediate('stem', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: `stem${last}`,
+  });
+  let t = assembleTokens(g, patch, stem, g.weight(`${SA}.cls`, [1, 1, D]), g.weight(`${SA}.pos_embedding`, [1, T, D]), B, T, D);
+  if (o.debug) {
+    g.output('patch', patch);
+    g.output('stem', stem);
+    g.output('tokens', t);
+  }
+
+  // Pre-LN ViT blocks, §3.2: nn.LayerNorm eps 1e-5, packed [q|k|v], scores ×dh^-0.5, exact GELU.
+  const dh = D / cfg.saHeads;
+  const scale = Math.fround(dh ** -0.5);
+  for (let l = 0; l < cfg.depth; l++) {
+    const p = `${SA}.transformer.layers.${l}.0`;
+    const ln1 = layerNorm(g, t, g.weight(`${p}.layer_norm_input.weight`, [D]), g.weight(`${p}.layer_norm_input.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_in` });
+    const qkv = linear(g, ln1, `${p}.attention.to_qkv`, 3 * D, { label: `L${l}.qkv` });
+    const att = attention(g, qkv, qkv, qkv, {
+      B, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, label: `L${l}.attn`,
+    });
+    t = linear(g, att, `${p}.attention.to_out.0`, D, { residual: t, label: `L${l}.out` });
+    const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_out` });
+    const m = linear(g, ln2, `${p}.mlp.net.0`, cfg.mlpDim, { act: 'gelu', label: `L${l}.fc1` });
+    t = linear(g, m, `${p}.mlp.net.3`, D, { residual: t, label: `L${l}.fc2` });
+    if (o.debug) g.output(`layer${l}`, t);
+  }
+  const sa = layerNorm(g, t, g.weight(`${SA}.transformer.encoder_norm.weight`, [D]), g.weight(`${SA}.transformer.encoder_norm.bias`, [D]), { kind: 'torch', eps: 1e-5, label: 'encoder_norm' });
+  g.output('sa', sa);
+  g.output('emb', l2normRows(g, sa, B, D, { ldx: T * D, label: 'emb' }));
+}
+
+export interface PairGraphOptions {
+  debug?: boolean;
+}
+
+/**
+ * Cross-attention, anchor conv and relation network (zse-sbir.md §3.3-3.5) for P sketch-photo pairs.
+ * Inputs: SA tokens of Ns sketches and Np photos, and a u32 table `pairs` [P,2] of (sketch, photo) indices.
+ * The CA input projections depend on one image each, so they are computed once per image and gathered per
+ * pair (§13): the per-pair work is attention, output projection, FFN, norms, anchors and the RN.
+ * Output: `score` [P,1], the RN's sigmoid.
+ */
+export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number, P: number, o: PairGraphOptions = {}): void {
+  const { dim: D, grid: G } = cfg;
+  const T = 1 + G * G;
+  const row = T * D;
+  const sk = g.input('sketchTokens', [Ns, T, D]);
+  const im = g.input('photoTokens', [Np, T, D]);
+  const pairs = g.input('pairs', [P, 2], 'u32');
+  const pick = (x: Tensor, rowsIn: number, col: 0 | 1, label: string) => gatherRows(g, x, pairs, { P, rowSize: row, rowsIn, stride: 2, col, label });
+
+  // One post-LN layer per direction (§3.3, quirk 1): layer1 updates the sketch with Q,V from the sketch and K
+  // from the photo; layer2 the photo with Q,V from the photo and K from the sketch; both read the SA outputs.
+  const side = (layer: 'layer1' | 'layer2', own: Tensor, ownN: number, ownCol: 0 | 1, other: Tensor, otherN: number, otherCol: 0 | 1): Tensor => {
+    const p = `ca.encoder.${layer}.0`;
+    const q = pick(linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
+    const k = pick(linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
+    const v = pick(linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
+    const x0 = pick(own, ownN, ownCol, `${layer}.x.pairs`);
+    const dk = D / cfg.caHeads;
+    const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), label: `${layer}.attn` });
+    const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: x0, label: `${layer}.out` });
+    const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [D]), g.weight(`${p}.sublayer.0.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm0` });
+    const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', label: `${layer}.w1` });
+    const r2 = linear(g, f, `${p}.feed_forward.w_2`, D, { residual: x1, label: `${layer}.w2` });
+    return layerNorm(g, r2, g.weight(`${p}.sublayer.1.norm.a`, [D]), g.weight(`${p}.sublayer.1.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm1` });
+  };
+  const caSk = side('layer1', sk, Ns, 0, im, Np, 1);
+  const caIm = side('layer2', im, Np, 1, sk, Ns, 0);
+
+  // Anchor "kernel" conv (§3.4, quirk 9): drop cls, read the [G*G, D] rows as a raw [D, G, G] map, conv 2x2/s2,
+  // write anchors as [A, C] rows with a = Y*AG + X.
+  const AG = cfg.anchorGrid;
+  const A = AG * AG;
+  const C = cfg.anchorDim;
+  const cw = g.weight('conv2d.weight', [C, D, 2, 2]);
+  const cb = g.weight('conv2d.bias', [C]);
+  const anchors = (x: Tensor, label: string) => conv2d(g, x, cw, {
+    N: P, Ci: D, H: G, W: G, Co: C, kernel: 2, stride: 2, pad: 0, bias: cb,
+    inLayout: { offset: D, sN: row, sC: G * G, sY: G, sX: 1 },
+    out: g.intermediate(label, [P, A, C]), outLayout: tokensLayout(C, A, AG, AG), label,
+  });
+  const anSk = anchors(caSk, 'anchors.sketch');
+  const anIm = anchors(caIm, 'anchors.photo');
+  const cos = anchorCosine(g, anSk, anIm, P, A, C);
+
+  // Relation network (§3.5): Linear-ReLU-Linear-ReLU-Linear, then the sigmoid.
+  let hdn = cos;
+  cfg.rnHidden.forEach((w, i) => {
+    hdn = linear(g, hdn, `rn.rn.${3 * i}`, w, { act: 'relu', label: `rn${i}` });
+  });
+  g.output('score', linear(g, hdn, `rn.rn.${3 * cfg.rnHidden.length}`, 1, { act: 'sigmoid', label: 'rn_out' }));
+  if (o.debug) {
+    g.output('ca.sketch', caSk);
+    g.output('ca.photo', caIm);
+    g.output('anchors.sketch', anSk);
+    g.output('anchors.photo', anIm);
+    g.output('cos', cos);
+  }
+}

@@ -1,0 +1,150 @@
+import { SketchError } from '../../errors.ts';
+import type { GpuContext } from '../../gpu/device.ts';
+import { WeightStore } from '../../gpu/weights.ts';
+import { Executor } from '../../graph/executor.ts';
+import { Graph } from '../../graph/graph.ts';
+import type { HostTensor } from '../../io/tensor.ts';
+import type { ZseConfig } from './config.ts';
+import { buildPairGraph, buildSaGraph } from './graph.ts';
+
+export interface ZseModelOptions {
+  /** Images per SA forward (default: as many as fit, at most 32). */
+  maxBatch?: number;
+  /** Sketch-photo pairs per CA+RN forward (default: as many as fit, at most 64). */
+  maxPairs?: number;
+}
+
+export interface EncodeResult {
+  /** [N, D] L2-normalised SA cls tokens. */
+  emb: Float32Array;
+  /** [N, T, D] SA output tokens (when asked for): the CA input for relation scores. */
+  tokens?: Float32Array;
+}
+
+/**
+ * ZSE-SBIR on one GPU device: weights uploaded once, one planned executor per batch shape, reused.
+ * Dims come from the weights, so test-size and ViT-B/16 models run through the same code.
+ */
+export class ZseModel {
+  private readonly executors = new Map<string, Promise<Executor>>();
+  readonly tokens: number;
+  readonly maxBatch: number;
+  readonly maxPairs: number;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly config: ZseConfig,
+    private readonly store: WeightStore,
+    opts: ZseModelOptions,
+  ) {
+    const { dim: D, grid: G, imageSize: S, mlpDim } = config;
+    this.tokens = 1 + G * G;
+    const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
+    // The largest single activation decides how many images fit one binding.
+    const perImage = 4 * Math.max(this.tokens * Math.max(3 * D, mlpDim), (config.stemChannels[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
+    this.maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 32, Math.floor(maxBind / perImage)));
+    const perPair = 4 * this.tokens * Math.max(D, config.caFF);
+    this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
+  }
+
+  static create(ctx: GpuContext, config: ZseConfig, tensors: ReadonlyMap<string, HostTensor>, opts: ZseModelOptions = {}): ZseModel {
+    const store = new WeightStore(ctx.device);
+    for (const [name, t] of tensors) store.upload(name, t);
+    return new ZseModel(ctx, config, store, opts);
+  }
+
+  get hasHead(): boolean {
+    return this.config.hasHead;
+  }
+
+  private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
+    let ex = this.executors.get(key);
+    if (!ex) {
+      const g = new Graph();
+      build(g);
+      ex = Executor.create(this.ctx, g, this.store);
+      ex.catch(() => this.executors.delete(key));
+      this.executors.set(key, ex);
+    }
+    return ex;
+  }
+
+  /** Run the SA encoder on n images [n,3,S,S] (normalised to [-1,1]). */
+  async encode(images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<EncodeResult> {
+    const { dim: D, imageSize: S } = this.config;
+    const px = 3 * S * S;
+    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`);
+    const emb = new Float32Array(n * D);
+    const tokens = o.tokens ? new Float32Array(n * this.tokens * D) : undefined;
+    for (let i = 0; i < n; i += this.maxBatch) {
+      const b = Math.min(this.maxBatch, n - i);
+      const ex = await this.executor(`sa:${b}`, (g) => buildSaGraph(g, this.config, b));
+      const out = await ex.run({ image: images.subarray(i * px, (i + b) * px) }, o.tokens ? ['emb', 'sa'] : ['emb']);
+      emb.set(out.emb!, i * D);
+      if (tokens) tokens.set(out.sa!, i * this.tokens * D);
+      o.onBatch?.(i + b);
+    }
+    return { emb, tokens };
+  }
+
+  /** Every intermediate of the SA encoder for one batch (parity tests, explanations). */
+  async debugEncode(images: Float32Array, n: number): Promise<Record<string, Float32Array>> {
+    const ex = await this.executor(`sa-debug:${n}`, (g) => buildSaGraph(g, this.config, n, { debug: true }));
+    return ex.run({ image: images });
+  }
+
+  /**
+   * Relation-network scores for pairs (sketch i, photo j) given SA tokens of ns sketches and np photos.
+   * `pairs` is a flat [P,2] table of indices; the result has one score per pair.
+   */
+  async relation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Float32Array> {
+    this.requireHead();
+    const row = this.tokens * this.config.dim;
+    const P = pairs.length / 2;
+    const scores = new Float32Array(P);
+    for (let p0 = 0; p0 < P; p0 += this.maxPairs) {
+      const chunk = pairs.subarray(2 * p0, 2 * Math.min(P, p0 + this.maxPairs));
+      const pc = chunk.length / 2;
+      // Only the images this chunk uses travel to the GPU, re-indexed.
+      const skIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k]!))];
+      const imIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k + 1]!))];
+      const skPos = new Map(skIdx.map((v, k) => [v, k]));
+      const imPos = new Map(imIdx.map((v, k) => [v, k]));
+      const local = new Uint32Array(2 * pc);
+      for (let k = 0; k < pc; k++) {
+        const s = chunk[2 * k]!, j = chunk[2 * k + 1]!;
+        if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`);
+        local[2 * k] = skPos.get(s)!;
+        local[2 * k + 1] = imPos.get(j)!;
+      }
+      const sk = new Float32Array(skIdx.length * row);
+      skIdx.forEach((s, k) => sk.set(sketchTokens.subarray(s * row, (s + 1) * row), k * row));
+      const im = new Float32Array(imIdx.length * row);
+      imIdx.forEach((j, k) => im.set(photoTokens.subarray(j * row, (j + 1) * row), k * row));
+      const ex = await this.executor(`rn:${skIdx.length}:${imIdx.length}:${pc}`, (g) => buildPairGraph(g, this.config, skIdx.length, imIdx.length, pc));
+      const out = await ex.run({ sketchTokens: sk, photoTokens: im, pairs: local }, ['score']);
+      scores.set(out.score!, p0);
+    }
+    return scores;
+  }
+
+  /** Every intermediate of CA + anchors + RN for one set of pairs (parity tests, explanations). */
+  async debugRelation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Record<string, Float32Array>> {
+    this.requireHead();
+    const P = pairs.length / 2;
+    const ex = await this.executor(`rn-debug:${ns}:${np}:${P}`, (g) => buildPairGraph(g, this.config, ns, np, P, { debug: true }));
+    return ex.run({ sketchTokens, photoTokens, pairs });
+  }
+
+  private requireHead(): void {
+    if (!this.config.hasHead) {
+      throw new SketchError('BAD_WEIGHTS', 'These weights hold only the SA encoder (ret mode); relation scores need the CA and RN tensors.', 'Use --mode ret, or weights converted from a full ZSE-SBIR checkpoint.');
+    }
+  }
+
+  async destroy(): Promise<void> {
+    for (const ex of this.executors.values()) (await ex.catch(() => null))?.destroy();
+    this.executors.clear();
+    this.store.destroy();
+  }
+}
