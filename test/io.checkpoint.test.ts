@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { zipSync, type Zippable } from 'fflate';
+import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { SketchError } from '../src/errors.ts';
 import { identifyFile, isHostTensor, readTorchCheckpoint } from '../src/io/checkpoint.ts';
 import { writeNpy } from '../src/io/npy.ts';
@@ -37,7 +37,7 @@ function values(t: HostTensor): (number | boolean)[] {
   if (t.dtype === 'bf16') return [...(t.data as Uint16Array)].map(bf16ToF32);
   if (t.dtype === 'bool') return [...(t.data as Uint8Array)].map((b) => b !== 0);
   if (t.dtype === 'i64') return [...(t.data as BigInt64Array)].map(Number);
-  return [...(t.data as ArrayLike<number>)];
+  return Array.from(t.data as ArrayLike<number>);
 }
 
 const TORCH_DTYPES: Record<string, string> = {
@@ -250,6 +250,23 @@ test('damaged archives fail with NOT_A_CHECKPOINT naming what is wrong', () => {
     'NOT_A_CHECKPOINT', 'no data.pkl', 'a/weights.bin');
   const npz = zipSync({ 'w.npy': writeNpy({ dtype: 'f32', shape: [1], data: new Float32Array(1) }) });
   throwsSketch(() => readTorchCheckpoint(npz, 'w.npz'), 'NOT_A_CHECKPOINT', '.npz', 'readNpy');
+});
+
+test('corrupted pickles fail as SketchErrors, never as raw exceptions', () => {
+  const files = unzipSync(load('views.pth'));
+  const pkl = files['views/data.pkl']!;
+  let seed = 99;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  for (let round = 0; round < 300; round++) {
+    const bad = pkl.slice(0, round % 3 === 0 ? rand(pkl.length) : pkl.length);
+    for (let k = 0; k < 1 + rand(4); k++) bad[rand(bad.length)] = rand(256);
+    const zip = zipSync(Object.fromEntries(Object.entries(files).map(([n, b]) => [n, [n.endsWith('data.pkl') ? bad : b, { level: 0 }]])) as Zippable);
+    try {
+      readTorchCheckpoint(zip, 'fuzz.pth');
+    } catch (e) {
+      if (!(e instanceof SketchError)) throw new Error(`round ${round}: raw ${(e as Error)?.stack ?? e}`);
+    }
+  }
 });
 
 test('a truncated checkpoint (cut-short download) says so', () => {

@@ -34,7 +34,7 @@ function values(t: HostTensor): (number | boolean)[] {
   if (t.dtype === 'f16') return [...(t.data as Uint16Array)].map(f16ToF32);
   if (t.dtype === 'bool') return [...(t.data as Uint8Array)].map((b) => b !== 0);
   if (t.dtype === 'i64') return [...(t.data as BigInt64Array)].map(Number);
-  return [...(t.data as ArrayLike<number>)];
+  return Array.from(t.data as ArrayLike<number>);
 }
 
 test('reads what numpy.save writes, every supported dtype', () => {

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""Writes the small checkpoint, safetensors-free and npy fixtures of test/fixtures/ckpt/.
+"""Writes the small PyTorch-checkpoint and .npy fixtures of test/fixtures/ckpt/ (under 1 MB in all).
 
 Run with a Python that has torch and numpy (on the dev box: /usr/bin/python3, torch 1.13 CPU):
 
     /usr/bin/python3 tools/make_checkpoint_fixtures.py
 
-Everything is seeded, so re-running rewrites the same values (the zip bytes may differ across torch versions,
-which is fine: the tests compare values, never checkpoint bytes). Next to each checkpoint goes what its tensors must
-read as (*.expected.json, or a twin .npy), so the TypeScript tests compare numbers, not just that loading succeeds.
+Everything is seeded: with the same torch and numpy, re-running rewrites identical files, except legacy.pth, whose
+storages the legacy format names by memory address. Other torch versions may lay the zips out differently, which is
+fine: the tests compare values, never checkpoint bytes. What the tensors must read as is written beside them:
+zse_tiny.expected.json (sums per key) serves every zse_tiny_* variant, which all hold the same values
+(zse_tiny_fp16.pth holds torch's .half() of them); views.expected.json, npy.expected.json, and half_cases.f16.npy
+(torch's .half() of half_cases.f32.npy) the rest. Files that must be refused need no values.
 
 The tiny ZSE-SBIR model mirrors the module tree of the official code (../shared/docs/zse-sbir.md §3, §4), so
 state_dict() yields the reference key names in the reference order, including the dead `ca.encoder.layers.0.*`

@@ -31,8 +31,8 @@ export function isHostTensor(v: unknown): v is HostTensor {
 }
 
 // ---- what a file is ---------------------------------------------------------------------------------------------
-export type FileKind =
-  | 'torch-zip' | 'torchscript' | 'torch-legacy' | 'pickle' | 'safetensors' | 'npy' | 'zip' | 'other';
+/** What identifyFile can tell from the first bytes; 'torchscript' is only known after listing a zip's entries. */
+export type FileKind = 'zip' | 'torchscript' | 'torch-legacy' | 'pickle' | 'safetensors' | 'npy' | 'other';
 
 export interface FileIdentity {
   kind: FileKind;
@@ -151,12 +151,15 @@ class TorchTensorClass {
   constructor(readonly qualname: string) {}
 }
 
-interface TorchStorage {
-  key: string;
-  dtype: DType;
-  numel: number;
-  location: string;
-  elements: TypedData;
+/** One `data/<key>` buffer, as the elements of its dtype. */
+class TorchStorage {
+  constructor(
+    readonly key: string,
+    readonly dtype: DType,
+    readonly numel: number,
+    readonly location: string,
+    readonly elements: TypedData,
+  ) {}
 }
 
 const STORAGE_DTYPES: [string, DType][] = [
@@ -178,8 +181,9 @@ function allocate(dtype: DType, n: number): TypedData {
 }
 
 /**
- * The tensor a (storage, offset, size, stride) view describes, as a contiguous C-order copy. Tensors sharing a
- * storage each get their own copy; transposes, slices, expands (stride 0) and permutes all go through here.
+ * The tensor a (storage, offset, size, stride) view describes, in contiguous C order. A tensor that is exactly its
+ * storage takes the storage's buffer; any other view (slices, transposes, expands with stride 0, permutes, tensors
+ * sharing a storage) gets its own copy.
  */
 function materialize(storage: TorchStorage, offset: number, size: number[], stride: number[], fileName: string): HostTensor {
   const n = numel(size);
@@ -198,7 +202,12 @@ function materialize(storage: TorchStorage, offset: number, size: number[], stri
     if (size[d] !== 1 && stride[d] !== expect) contiguous = false;
     expect *= size[d]!;
   }
-  if (contiguous) return { dtype: storage.dtype, shape: size, data: src.slice(offset, offset + n) as TypedData };
+  if (contiguous) {
+    // A state_dict tensor usually is its whole storage: hand over the storage's own buffer (already a private,
+    // aligned copy out of the zip) rather than copying a 400 MB checkpoint a third time.
+    const whole = offset === 0 && n === storage.numel;
+    return { dtype: storage.dtype, shape: size, data: whole ? src : src.slice(offset, offset + n) as TypedData };
+  }
 
   const out = allocate(storage.dtype, n) as unknown as { [i: number]: unknown };
   const from = src as unknown as { [i: number]: unknown };
@@ -235,8 +244,8 @@ function torchGlobals(fileName: string): Map<string, unknown> {
   for (const q of ['torch.Tensor', 'torch.nn.parameter.Parameter', 'torch.nn.Parameter']) g.set(q, new TorchTensorClass(q));
 
   const asStorage = (v: unknown): TorchStorage => {
-    if (typeof v !== 'object' || v === null || !('elements' in v)) throw bad(`a tensor is built on ${describe(v)}, not a storage`);
-    return v as TorchStorage;
+    if (!(v instanceof TorchStorage)) throw bad(`a tensor is built on ${describe(v)}, not a storage`);
+    return v;
   };
   const rebuild = (args: unknown[], dtype?: DType): HostTensor => {
     const [storageArg, offset, size, stride] = args;
@@ -287,7 +296,8 @@ function reinterpret(s: TorchStorage, dtype: DType, bad: (what: string) => Sketc
   const raw = new Uint8Array(s.elements.buffer, s.elements.byteOffset, s.elements.byteLength);
   const size = DTYPE_BYTES[dtype];
   if (raw.length % size) throw bad(`storage data/${s.key} (${raw.length} bytes) cannot hold whole ${dtype} elements`);
-  return { ...s, dtype, numel: raw.length / size, elements: typedArrayFromBytes(dtype, raw, 0, raw.length / size) };
+  const count = raw.length / size;
+  return new TorchStorage(s.key, dtype, count, s.location, typedArrayFromBytes(dtype, raw, 0, count));
 }
 
 // ---- the archive -------------------------------------------------------------------------------------------------
@@ -381,7 +391,7 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
         'the archive is damaged; save or download it again');
     }
     const le = byteorder === 'big' && size > 1 ? swapEndian(raw.subarray(0, count * size), size) : raw;
-    const storage: TorchStorage = { key, dtype: type.dtype, numel: count, location, elements: typedArrayFromBytes(type.dtype, le, 0, count) };
+    const storage = new TorchStorage(key, type.dtype, count, location, typedArrayFromBytes(type.dtype, le, 0, count));
     storages.set(key, storage);
     locations.add(location);
     return storage;

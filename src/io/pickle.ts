@@ -287,7 +287,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const parseIntText = (s: string): number | bigint => {
     const t = s.trim().replace(/L$/, '');
-    if (!/^[-+]?\d+$/.test(t)) throw malformed(`bad integer literal ${JSON.stringify(s)}`);
+    if (!/^[-+]?\d{1,2500}$/.test(t)) throw malformed(`bad integer literal ${describe(s)}`);
     const v = BigInt(t);
     return Number.isSafeInteger(Number(v)) ? Number(v) : v;
   };
@@ -359,7 +359,8 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
         case 0x8a: stack.push(asLong(take(u8()))); break; // LONG1
         case 0x8b: { // LONG4
           const n = i32();
-          if (n < 0) throw malformed('LONG4 with a negative length');
+          // No checkpoint holds an integer of thousands of digits; decoding a huge one would just stall.
+          if (n < 0 || n > 1024) throw malformed(`LONG4 of ${n} bytes`);
           stack.push(asLong(take(n)));
           break;
         }

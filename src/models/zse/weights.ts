@@ -3,7 +3,7 @@
  * read back off the shapes, and a validation that names every missing, unexpected or mis-shaped tensor.
  */
 import { SketchError } from '../../errors.ts';
-import { DTYPE_BYTES, numel, type HostTensor } from '../../io/tensor.ts';
+import { numel, type HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
 
 /** The CA clone the official forward never calls (§3.3, §11 quirk 16): stored in every checkpoint, never used. */
@@ -200,7 +200,7 @@ export function inferZseConfig(
     need('third stem width', [[`${SA}scale.seq.4.weight`, 0], [`${SA}scale.seq.6.weight`, 1]]),
   ];
 
-  const hasHead = keys.some((k) => k.startsWith('ca.') || k.startsWith('rn.') || k.startsWith('conv2d.'));
+  const hasHead = keys.some((k) => (k.startsWith('ca.') && !isDeadKey(k)) || k.startsWith('rn.') || k.startsWith('conv2d.'));
   let caFF = 0;
   let anchorDim = 0;
   let rnHidden: number[] = [];
@@ -287,11 +287,4 @@ export function formatZseReport(r: ZseWeightsReport, tensors: ReadonlyMap<string
   ];
   if (lines.length <= limit) return lines.join('\n');
   return [...lines.slice(0, limit), `  … and ${lines.length - limit} more`].join('\n');
-}
-
-/** Bytes the used tensors take at a given element size (for reports). */
-export function tensorMapBytes(tensors: ReadonlyMap<string, HostTensor>): number {
-  let n = 0;
-  for (const t of tensors.values()) n += numel(t.shape) * DTYPE_BYTES[t.dtype];
-  return n;
 }

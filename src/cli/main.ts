@@ -1,0 +1,163 @@
+import { Command, Option } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SketchError, isSketchError } from '../errors.ts';
+import { nodeGpu } from '../gpu/node.ts';
+import { loadImageFile } from '../io/image-file.ts';
+import { writeNpy } from '../io/npy.ts';
+import { convertCheckpoint, loadWeights } from '../io/weights.ts';
+import { ZseModel } from '../models/zse/model.ts';
+import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { loadInputs, parseModality } from './inputs.ts';
+import { runDemo } from './demo.ts';
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`);
+  return n;
+};
+
+async function openModel(weights: string, o: { saHeads?: number; caHeads?: number; adapter?: string }) {
+  const w = await loadWeights(weights, { saHeads: o.saHeads, caHeads: o.caHeads });
+  const ctx = await nodeGpu({ adapter: o.adapter });
+  return { model: ZseModel.create(ctx, w.config, w.tensors), ctx, weights: w };
+}
+
+const rowsOf = (a: Float32Array, n: number) => Array.from({ length: n }, (_, i) => Array.from(a.subarray((i * a.length) / n, ((i + 1) * a.length) / n)));
+
+export function buildCli(): Command {
+  const program = new Command('sketchgpu')
+    .description('WebGPU inference for zero-shot sketch-based image retrieval (ZSE-SBIR).')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  const common = (c: Command) =>
+    c.option('--adapter <name>', 'pick the GPU adapter whose name contains this (also SKETCHGPU_ADAPTER)')
+      .option('--sa-heads <n>', 'SA heads when the weights do not say (default 12)', int('--sa-heads'))
+      .option('--ca-heads <n>', 'CA heads when the weights do not say (default 8)', int('--ca-heads'));
+
+  program.command('info')
+    .description('show the GPU adapter sketchgpu would use and its features')
+    .option('--json', 'print JSON')
+    .option('--adapter <name>', 'pick the GPU adapter whose name contains this')
+    .action(async (o) => {
+      const ctx = await nodeGpu({ adapter: o.adapter });
+      const l = ctx.device.limits;
+      const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize };
+      if (o.json) console.log(JSON.stringify(info));
+      else {
+        console.log(`adapter   ${info.adapter}`);
+        console.log(`features  ${Object.entries(info.features).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
+        console.log(`max binding ${(info.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${info.maxComputeWorkgroupStorageSize} B`);
+      }
+      ctx.destroy();
+    });
+
+  common(program.command('convert')
+    .description('convert a ZSE-SBIR checkpoint (.pth or .safetensors) to safetensors, checking every tensor')
+    .argument('<checkpoint>', 'the PyTorch checkpoint (e.g. best_checkpoint.pth) or a safetensors file')
+    .requiredOption('-o, --out <file>', 'output .safetensors')
+    .option('--fp16', 'store tensors as float16 (half the size)')
+    .option('--json', 'print the report as JSON'))
+    .action(async (input: string, o) => {
+      const r = await convertCheckpoint(input, o.out, { fp16: !!o.fp16, saHeads: o.saHeads, caHeads: o.caHeads });
+      if (o.json) console.log(JSON.stringify(r));
+      else {
+        console.log(`wrote ${r.output}: ${r.tensorsKept} tensors, ${r.params.toLocaleString('en-US')} parameters, ${r.dtype}, ${(r.bytes / 1e6).toFixed(1)} MB`);
+        if (r.tensorsDropped) console.log(`dropped ${r.tensorsDropped} unused tensors (the dead ca.encoder.layers.0 clone)`);
+        const c = r.config;
+        console.log(`model: width ${c.dim}, depth ${c.depth}, ${c.saHeads}/${c.caHeads} heads, ${c.imageSize} px${c.hasHead ? '' : ', SA only (ret mode)'}`);
+      }
+    });
+
+  program.command('preprocess')
+    .description('preprocess an image exactly as the reference does and save the model input as .npy')
+    .addOption(new Option('--modality <m>', 'sketch or photo').choices(['sketch', 'photo']).makeOptionMandatory())
+    .argument('<image>', 'PNG or JPEG')
+    .requiredOption('-o, --out <file>', 'output .npy (float32 [3,S,S] in [-1,1])')
+    .option('--size <px>', 'output side (the model\'s image size)', int('--size'), 224)
+    .action(async (image: string, o) => {
+      const img = await loadImageFile(image);
+      const data = o.modality === 'sketch' ? preprocessSketch(img, o.size) : preprocessPhoto(img, o.size);
+      await writeFile(o.out, writeNpy({ dtype: 'f32', shape: [3, o.size, o.size], data }));
+      console.error(`wrote ${o.out}: float32 [3,${o.size},${o.size}]`);
+    });
+
+  common(program.command('embed')
+    .description('L2-normalised SA cls embeddings ("Ours-Ret"), one per input')
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
+    .addOption(new Option('--modality <m>', 'sketch or photo').choices(['sketch', 'photo']).makeOptionMandatory())
+    .option('--json', 'print {"embeddings": [[...], ...]}')
+    .argument('<input...>', 'PNG/JPEG files or .npy float32 [3,S,S] / [N,3,S,S]'))
+    .action(async (inputs: string[], o) => {
+      const { model, ctx } = await openModel(o.weights, o);
+      const x = await loadInputs(inputs, parseModality(o.modality), model.config.imageSize);
+      const { emb } = await model.encode(x.data, x.n);
+      const rows = rowsOf(emb, x.n);
+      if (o.json) console.log(JSON.stringify({ embeddings: rows }));
+      else rows.forEach((r, i) => console.log(`${x.names[i]}\t${r.slice(0, 4).map((v) => v.toFixed(4)).join(' ')} … (${r.length}-d)`));
+      await model.destroy();
+      ctx.destroy();
+    });
+
+  common(program.command('score')
+    .description('score sketches against photos: cosine of embeddings (ret) or relation-network score (rn)')
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
+    .addOption(new Option('--mode <mode>', 'ret or rn').choices(['ret', 'rn']).default('ret'))
+    .requiredOption('--sketch <input...>', 'sketch PNG/JPEG files or .npy')
+    .requiredOption('--photo <input...>', 'photo PNG/JPEG files or .npy')
+    .option('--json', 'print {"scores": [[...], ...]}: a row per sketch, a column per photo'))
+    .action(async (o) => {
+      const { model, ctx } = await openModel(o.weights, o);
+      const S = model.config.imageSize;
+      const sk = await loadInputs(o.sketch, 'sketch', S);
+      const im = await loadInputs(o.photo, 'photo', S);
+      const rn = o.mode === 'rn';
+      const es = await model.encode(sk.data, sk.n, { tokens: rn });
+      const ei = await model.encode(im.data, im.n, { tokens: rn });
+      const scores = new Float32Array(sk.n * im.n);
+      if (rn) {
+        const pairs = new Uint32Array(2 * sk.n * im.n);
+        for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
+        scores.set(await model.relation(es.tokens!, sk.n, ei.tokens!, im.n, pairs));
+      } else {
+        const D = model.config.dim;
+        for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) {
+          let d = 0;
+          for (let k = 0; k < D; k++) d += es.emb[s * D + k]! * ei.emb[j * D + k]!;
+          scores[s * im.n + j] = d;
+        }
+      }
+      const rows = rowsOf(scores, sk.n);
+      if (o.json) console.log(JSON.stringify({ scores: rows }));
+      else {
+        console.log(['sketch \\ photo', ...im.names.map((n) => basename(n))].join('\t'));
+        rows.forEach((r, i) => console.log([basename(sk.names[i]!), ...r.map((v) => v.toFixed(4))].join('\t')));
+      }
+      await model.destroy();
+      ctx.destroy();
+    });
+
+  program.command('demo')
+    .description('the quick-start demo: run the whole pipeline on the bundled default and show the results')
+    .option('--json', 'print JSON')
+    .action(async (o) => runDemo({ json: !!o.json }));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (isSketchError(e)) {
+      console.error(`error: ${e.message}`);
+      if (e.hint) console.error(`hint: ${e.hint}`);
+    } else {
+      console.error(`error: ${(e as Error)?.message ?? String(e)}`);
+      console.error('hint: this is unexpected; rerun with SKETCHGPU_DEBUG=1 for details and report it.');
+    }
+    if (process.env.SKETCHGPU_DEBUG) console.error(e);
+    return isSketchError(e) ? 2 : 1;
+  }
+}
