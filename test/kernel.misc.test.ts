@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { anchorCosine, assembleTokens, gatherRows, l2normRows } from '../src/graph/ops/elementwise.ts';
+import { anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows } from '../src/graph/ops/elementwise.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {
@@ -65,6 +65,19 @@ test('gather rows by an index table column', async () => {
     assert.equal([...out.a!.slice(p * rowSize, (p + 1) * rowSize)], [...x.slice(idx[2 * p]! * rowSize, (idx[2 * p]! + 1) * rowSize)]);
     assert.equal([...out.b!.slice(p * rowSize, (p + 1) * rowSize)], [...x.slice(idx[2 * p + 1]! * rowSize, (idx[2 * p + 1]! + 1) * rowSize)]);
   }
+});
+
+test('row-wise cosine matrix of unnormalised rows, odd sizes', async () => {
+  const Na = 5, Nb = 70, D = 33;
+  const a = rand(Na * D, 69), b = rand(Nb * D, 70, -3, 3);
+  const out = await runGraph((g) => { g.output('c', cosineMatrix(g, g.input('a', [Na, D]), g.input('b', [Nb, D]), Na, Nb, D)); }, { a, b });
+  const ref = new Float64Array(Na * Nb);
+  for (let i = 0; i < Na; i++) for (let j = 0; j < Nb; j++) {
+    let dot = 0, na = 0, nb = 0;
+    for (let d = 0; d < D; d++) { dot += a[i * D + d]! * b[j * D + d]!; na += a[i * D + d]! ** 2; nb += b[j * D + d]! ** 2; }
+    ref[i * Nb + j] = dot / Math.sqrt(na) / Math.sqrt(nb);
+  }
+  assertClose(out.c!, ref, 1e-6, 0, 'cosine');
 });
 
 test.run();

@@ -120,12 +120,7 @@ export function buildCli(): Command {
         for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
         scores.set(await model.relation(es.tokens!, sk.n, ei.tokens!, im.n, pairs));
       } else {
-        const D = model.config.dim;
-        for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) {
-          let d = 0;
-          for (let k = 0; k < D; k++) d += es.emb[s * D + k]! * ei.emb[j * D + k]!;
-          scores[s * im.n + j] = d;
-        }
+        scores.set(await model.cosine(es.emb, sk.n, ei.emb, im.n));
       }
       const rows = rowsOf(scores, sk.n);
       if (o.json) console.log(JSON.stringify({ scores: rows }));

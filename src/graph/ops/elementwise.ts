@@ -3,6 +3,7 @@ import l2Src from '../../../shaders/l2norm.wgsl';
 import cosSrc from '../../../shaders/anchor_cosine.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
 import type { Graph } from '../graph.ts';
+import { gemm } from './gemm.ts';
 import { grid1d, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -37,4 +38,14 @@ export function gatherRows(g: Graph, x: Tensor, index: Tensor, o: { P: number; r
   const out = g.intermediate(o.label ?? 'gather', [o.P, o.rowSize]);
   g.push({ label: o.label ?? 'gather', kernel: GATHER, reads: [x, index], writes: [out], params: [['P', 'u32', o.P], ['rowSize', 'u32', o.rowSize], ['stride', 'u32', o.stride], ['col', 'u32', o.col], ['rowsIn', 'u32', o.rowsIn]], dispatch: grid1d(Math.ceil((o.P * o.rowSize) / 64)) });
   return out;
+}
+
+/**
+ * Row-wise cosine matrix [Na, Nb] between the rows of a [Na, D] and b [Nb, D]: both sides L2-normalised
+ * (F.normalize, eps 1e-12), then one GEMM. Ret-mode scores (zse-sbir.md §3.6) and gallery search use it.
+ */
+export function cosineMatrix(g: Graph, a: Tensor, b: Tensor, Na: number, Nb: number, D: number): Tensor {
+  const an = l2normRows(g, a, Na, D, { label: 'cos.a' });
+  const bn = l2normRows(g, b, Nb, D, { label: 'cos.b' });
+  return gemm(g, an, bn, { M: Na, N: Nb, K: D, label: 'cosine' });
 }

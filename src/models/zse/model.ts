@@ -6,6 +6,7 @@ import { Graph } from '../../graph/graph.ts';
 import type { HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
 import { buildPairGraph, buildSaGraph } from './graph.ts';
+import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 
 export interface ZseModelOptions {
   /** Images per SA forward (default: as many as fit, at most 32). */
@@ -126,6 +127,15 @@ export class ZseModel {
       scores.set(out.score!, p0);
     }
     return scores;
+  }
+
+  /** Ret-mode scores: the [na, nb] cosine matrix between two sets of embeddings, on the GPU. */
+  async cosine(a: Float32Array, na: number, b: Float32Array, nb: number): Promise<Float32Array> {
+    const D = this.config.dim;
+    const ex = await this.executor(`cos:${na}:${nb}`, (g) => {
+      g.output('cos', cosineMatrix(g, g.input('a', [na, D]), g.input('b', [nb, D]), na, nb, D));
+    });
+    return (await ex.run({ a, b })).cos!;
   }
 
   /** Every intermediate of CA + anchors + RN for one set of pairs (parity tests, explanations). */
