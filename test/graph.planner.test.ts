@@ -12,7 +12,7 @@ test('a chain reuses two slots; outputs are kept to the end; peak < naive', () =
   const g = new Graph();
   const x = g.input('x', [256]);
   let prev = x;
-  const ts = [];
+  const ts: ReturnType<Graph["intermediate"]>[] = [];
   for (let i = 0; i < 6; i++) {
     const t = g.intermediate(`t${i}`, [256]);
     op(g, [prev], t);

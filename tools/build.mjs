@@ -17,3 +17,17 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+// The browser bundle: one ESM file with the WGSL and its dependencies inside.
+await build({
+  absWorkingDir: root,
+  entryPoints: { sketchgpu: 'src/browser.ts' },
+  outdir: 'dist/browser',
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2022',
+  loader: { '.wgsl': 'text' },
+  sourcemap: true,
+  logLevel: 'warning',
+});
