@@ -5,8 +5,8 @@
  * that differs by ±1 in a few pixels already changes the bicubic resize and the ink threshold.
  *
  * What "default settings" means, and what is ported:
- * - dct_method JDCT_ISLOW: the accurate integer IDCT of jidctint.c (CONST_BITS 13, PASS1_BITS 2), including its
- *   masked range-limit table. libjpeg-turbo's SIMD IDCT is bit-exact with this C code.
+ * - dct_method JDCT_ISLOW: the accurate integer IDCT, in the 16-bit-lane form of libjpeg-turbo's x86 SIMD code
+ *   (identical to jidctint.c on valid data; see idctComponent for where damaged data differs).
  * - do_fancy_upsampling TRUE: triangular ("fancy") chroma upsampling of jdsample.c (h2v1, h1v2, h2v2) with its
  *   alternating rounding biases, replicated context rows at the top and bottom edge, and replication
  *   (int_upsample) for other ratios. Because fancy upsampling is on, libjpeg-turbo never uses the merged
@@ -15,11 +15,17 @@
  *   YCCK->CMYK for Adobe 4-channel files.
  * - The colour space guess of jdapimin.c default_decompress_parms (JFIF, Adobe transform, component ids).
  * - Huffman decoding of baseline, extended-sequential and progressive files (jdhuff.c / jdphuff.c), restart
- *   markers, multi-scan sequential files, 8- and 16-bit quantisation tables latched at a component's first scan.
+ *   markers, multi-scan sequential files, 8- and 16-bit quantisation tables latched at a component's first scan,
+ *   and the standard tables libjpeg-turbo supplies when a file defines none (Motion-JPEG style).
+ * - libjpeg's handling of damaged data, since Pillow and cv2 accept such files with warnings: bad Huffman codes
+ *   read as 0, a marker inside scan data ends the segment (its remaining MCUs stay zero), restart resync, junk
+ *   between markers; and the errors they raise (unknown markers, malformed tables, a second scan after a
+ *   single-scan image, which Pillow reaches through jpeg_finish_decompress). Warnings are returned.
  *
  * Not supported (the caller turns these into a BAD_IMAGE error): arithmetic coding, lossless and hierarchical
- * JPEG, 12-bit samples, DNL markers, 2-component files (Pillow refuses those too), and progressive files whose
- * scans leave low-frequency coefficients unrefined (libjpeg would then apply its block smoothing).
+ * JPEG, 12-bit samples, 2-component files (Pillow refuses those too), and progressive files whose scans leave
+ * low-frequency coefficients unrefined (libjpeg would then apply its block smoothing; complete files from any
+ * common encoder never do).
  *
  * Pure TypeScript with no Node APIs, so it runs in the browser as well.
  */
@@ -47,7 +53,12 @@ export interface JpegImage {
   adobeTransform?: number;
   /** EXIF orientation tag (1..8) from APP1, when present; OpenCV's imread applies it, Pillow's open does not. */
   exifOrientation?: number;
+  /** libjpeg's warnings for damaged but decodable data; the pixels are still what libjpeg (Pillow, cv2) gives. */
+  warnings?: string[];
 }
+
+/** Pillow's decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS): refuse before allocating for a bogus header. */
+const MAX_PIXELS = 2 * 89478485;
 
 /** jpeg_natural_order with libjpeg's 16 extra entries, so a corrupt run length cannot index past the block. */
 const NATURAL_ORDER = new Int32Array([
@@ -55,6 +66,38 @@ const NATURAL_ORDER = new Int32Array([
   28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
   54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 ]);
+
+/** A DHT table as defined: code counts per length 1..16 and the symbols; `built` caches the derived table. */
+interface RawHuffTable {
+  counts: Uint8Array;
+  symbols: Uint8Array;
+  built?: HuffTable;
+}
+
+/**
+ * The Annex K tables that libjpeg-turbo installs in DC/AC slots 0 and 1 when a file leaves them undefined
+ * (jstdhuff.c std_huff_tables, for Motion-JPEG frames), as hex: code counts for lengths 1..16, then symbols.
+ */
+const STD_TABLES = {
+  dc: [
+    ['00010501010101010100000000000000', '000102030405060708090a0b'],
+    ['00030101010101010101010000000000', '000102030405060708090a0b'],
+  ],
+  ac: [
+    ['0002010303020403050504040000017d',
+      '01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a3435' +
+      '363738393a434445464748494a535455565758595a636465666768696a737475767778797a838485868788898a929394959697' +
+      '98999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2' +
+      'f3f4f5f6f7f8f9fa'],
+    ['00020102040403040705040400010277',
+      '000102031104052131061241510761711322328108144291a1b1c109233352f0156272d10a162434e125f11718191a26272829' +
+      '2a35363738393a434445464748494a535455565758595a636465666768696a737475767778797a82838485868788898a929394' +
+      '95969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae2e3e4e5e6e7e8e9ea' +
+      'f2f3f4f5f6f7f8f9fa'],
+  ],
+};
+const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g)!, (b) => parseInt(b, 16));
+const stdTable = (t: string[]): RawHuffTable => ({ counts: fromHex(t[0]), symbols: fromHex(t[1]) });
 
 interface HuffTable {
   /** maxcode[l] = largest code of length l (or -1), l = 1..16; maxcode[17] sentinel. */
@@ -134,18 +177,30 @@ interface Component {
   coefBits: Int32Array;
 }
 
-/** Bit reader with libjpeg's semantics: FF00 stuffing, markers stop the data and then read as zero bits. */
+/**
+ * Bit reader with libjpeg's semantics (jdhuff.c jpeg_fill_bit_buffer): FF00 stuffing; a marker stops the data and
+ * zero bits are fed instead. Consuming any of those zero bits sets `insufficient` (libjpeg's insufficient_data),
+ * after which the scan leaves the rest of the segment's MCUs untouched, as libjpeg does ("Corrupt JPEG data:
+ * premature end of data segment").
+ */
 class BitReader {
   private buf: Uint8Array;
   pos: number;
   private acc = 0;
   private bits = 0;
-  /** A marker met inside entropy-coded data (0 = none yet). */
+  /** How many of the low `bits` are zero fill after a marker, not data. */
+  private fake = 0;
+  /** A marker met inside entropy-coded data and not yet consumed (0 = none). */
   marker = 0;
+  /** Index just past that marker's code byte. */
+  markerEnd = 0;
+  insufficient = false;
+  warnings: string[];
 
-  constructor(buf: Uint8Array, pos: number) {
+  constructor(buf: Uint8Array, pos: number, warnings: string[]) {
     this.buf = buf;
     this.pos = pos;
+    this.warnings = warnings;
   }
 
   private fill(): void {
@@ -164,37 +219,48 @@ class BitReader {
           if (c2 === 0) {
             c = 0xff;
           } else {
-            // A marker: libjpeg stops here and feeds zeros (jdhuff.c jpeg_fill_bit_buffer); it is reread later.
             this.marker = c2;
-            this.pos -= 2;
+            this.markerEnd = this.pos;
             c = 0;
+            this.fake += 8;
           }
         }
+      } else {
+        this.fake += 8;
       }
       this.acc = ((this.acc << 8) | c) & 0xffffffff;
       this.bits += 8;
     }
   }
 
+  private consume(n: number): void {
+    this.bits -= n;
+    if (this.bits < this.fake) {
+      if (!this.insufficient) this.warnings.push('premature end of data segment (a marker inside the scan data)');
+      this.insufficient = true;
+      this.fake = this.bits;
+    }
+  }
+
   getBits(n: number): number {
     if (n === 0) return 0;
     if (this.bits < n) this.fill();
-    this.bits -= n;
+    this.consume(n);
     return (this.acc >>> this.bits) & ((1 << n) - 1);
   }
 
   getBit(): number {
     if (this.bits < 1) this.fill();
-    this.bits--;
+    this.consume(1);
     return (this.acc >>> this.bits) & 1;
   }
 
   decodeHuff(t: HuffTable): number {
-    if (this.bits < 16) this.fill();
+    if (this.bits < 17) this.fill();
     const peek = (this.acc >>> (this.bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
     const e = t.look[peek];
     if (e !== 0) {
-      this.bits -= e >> 8;
+      this.consume(e >> 8);
       return e & 0xff;
     }
     // Slow path (jdhuff.c jpeg_huff_decode): extend the code one bit at a time.
@@ -204,15 +270,46 @@ class BitReader {
       l++;
       code = (this.acc >>> (this.bits - l)) & ((1 << l) - 1);
     }
-    if (l > 16) throw new JpegError('corrupt', 'corrupt JPEG data: bad Huffman code');
-    this.bits -= l;
+    if (l > 16) {
+      // libjpeg warns, having read 17 bits, and fakes a zero symbol.
+      this.consume(17);
+      this.warnings.push('bad Huffman code');
+      return 0;
+    }
+    this.consume(l);
     return t.vals[code + t.valoffset[l]];
   }
 
-  /** Discard buffered bits (restart / end of scan); libjpeg's bit buffer is byte-aligned at markers. */
+  /** Drop buffered bits, as libjpeg does at a restart and at the end of a scan. */
   reset(): void {
     this.acc = 0;
     this.bits = 0;
+    this.fake = 0;
+  }
+
+  /**
+   * jdmarker.c next_marker from the current position: skip anything up to an FF xx marker (xx not 0 or FF).
+   */
+  readMarker(): void {
+    let p = this.pos;
+    for (;;) {
+      while (p < this.buf.length && this.buf[p] !== 0xff) p++;
+      while (p < this.buf.length && this.buf[p] === 0xff) p++;
+      if (p >= this.buf.length) throw new JpegError('truncated', 'JPEG data ends in the middle of a scan');
+      const c = this.buf[p++];
+      if (c !== 0) {
+        this.marker = c;
+        this.markerEnd = p;
+        this.pos = p;
+        return;
+      }
+    }
+  }
+
+  /** Swallow the pending marker. */
+  consumeMarker(): void {
+    this.pos = this.markerEnd;
+    this.marker = 0;
   }
 }
 
@@ -223,33 +320,40 @@ function extend(r: number, s: number): number {
 
 const u16 = (b: Uint8Array, p: number): number => (b[p] << 8) | b[p + 1];
 
+interface Frame {
+  width: number;
+  height: number;
+  progressive: boolean;
+  comps: Component[];
+  maxH: number;
+  maxV: number;
+  mcusPerLine: number;
+  mcusPerColumn: number;
+}
+
 export function decodeJpeg(buf: Uint8Array): JpegImage {
   if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) throw new JpegError('corrupt', 'missing JPEG SOI marker');
   let pos = 2;
   const qtables: (Int32Array | null)[] = [null, null, null, null];
-  const dcTables: (HuffTable | null)[] = [null, null, null, null];
-  const acTables: (HuffTable | null)[] = [null, null, null, null];
-  let frame: {
-    width: number;
-    height: number;
-    progressive: boolean;
-    comps: Component[];
-    maxH: number;
-    maxV: number;
-    mcusPerLine: number;
-    mcusPerColumn: number;
-  } | null = null;
+  const dcTables: (RawHuffTable | null)[] = [null, null, null, null];
+  const acTables: (RawHuffTable | null)[] = [null, null, null, null];
+  // Assigned inside readSegment; the cast keeps TS from narrowing it to null here.
+  let frame = null as Frame | null;
   let restartInterval = 0;
   let sawJFIF = false;
   let adobeTransform: number | undefined;
   let exifOrientation: number | undefined;
+  let sawApp1 = false;
   let scans = 0;
+  const warnings: string[] = [];
   let done = false;
 
   /** Find the next marker the way jdmarker.c next_marker does: skip garbage and FF fill bytes. */
   const nextMarker = (): number => {
     for (;;) {
+      const start = pos;
       while (pos < buf.length && buf[pos] !== 0xff) pos++;
+      if (pos > start) warnings.push(`${pos - start} extraneous bytes before a marker`);
       if (pos >= buf.length) throw new JpegError('truncated', 'JPEG file ends before its EOI marker');
       while (pos < buf.length && buf[pos] === 0xff) pos++;
       if (pos >= buf.length) throw new JpegError('truncated', 'JPEG file ends before its EOI marker');
@@ -258,9 +362,11 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
     }
   };
 
-  const segment = (): { start: number; end: number } => {
+  const segment = (lenient = false): { start: number; end: number } => {
     if (pos + 2 > buf.length) throw new JpegError('truncated', 'JPEG file ends inside a marker segment');
-    const len = u16(buf, pos);
+    let len = u16(buf, pos);
+    // jdmarker.c skip_variable skips nothing for a length below 2; tables and frame headers are refused.
+    if (len < 2 && lenient) len = 2;
     if (len < 2) throw new JpegError('corrupt', 'JPEG marker segment with a bad length');
     const start = pos + 2;
     const end = pos + len;
@@ -269,14 +375,30 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
     return { start, end };
   };
 
+  // After a single-scan image is complete, libjpeg has output every pixel, but Pillow still calls
+  // jpeg_finish_decompress, which reads markers up to EOI: a second scan or a malformed table there is an error,
+  // running out of data is not.
+  let imageComplete = false;
   while (!done) {
+    try {
+      done = readSegment();
+    } catch (e) {
+      if (imageComplete && e instanceof JpegError && e.kind === 'truncated') break;
+      throw e;
+    }
+  }
+
+  function readSegment(): boolean {
     const marker = nextMarker();
+    if (scans === 0 && marker < 0xc0) {
+      // Pillow walks the header itself before libjpeg runs, and knows no marker below 0xFFC0 ("no marker found").
+      throw new JpegError('corrupt', `unexpected marker 0xff${marker.toString(16).padStart(2, '0')} in the JPEG header`);
+    }
     switch (marker) {
       case 0xd8:
         throw new JpegError('corrupt', 'a second SOI marker inside the JPEG stream');
       case 0xd9: // EOI
-        done = true;
-        break;
+        return true;
       case 0xc0: // SOF0 baseline
       case 0xc1: // SOF1 extended sequential, Huffman
       case 0xc2: { // SOF2 progressive, Huffman
@@ -291,7 +413,14 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
         if (height === 0) throw new JpegError('unsupported', 'JPEG with height 0 (DNL marker) is not supported');
         if (width === 0) throw new JpegError('corrupt', 'JPEG with width 0');
         if (nc !== 1 && nc !== 3 && nc !== 4) throw new JpegError('unsupported', `JPEG with ${nc} colour components`);
-        if (end - start < 6 + 3 * nc) throw new JpegError('corrupt', 'short SOF segment');
+        if (width > 65500 || height > 65500) {
+          // jdinput.c initial_setup: JPEG_MAX_DIMENSION
+          throw new JpegError('unsupported', `JPEG of ${width}x${height} pixels exceeds libjpeg's 65500-pixel limit`);
+        }
+        if (width * height > MAX_PIXELS) {
+          throw new JpegError('unsupported', `JPEG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
+        }
+        if (end - start !== 6 + 3 * nc) throw new JpegError('corrupt', 'bad SOF segment length');
         const comps: Component[] = [];
         for (let i = 0; i < nc; i++) {
           const p = start + 6 + 3 * i;
@@ -325,22 +454,32 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
         throw new JpegError('unsupported', 'lossless or hierarchical JPEG is not supported');
       case 0xc9: case 0xca: case 0xcb: case 0xcd: case 0xce: case 0xcf:
         throw new JpegError('unsupported', 'arithmetic-coded JPEG is not supported');
-      case 0xc4: { // DHT
-        const { start, end } = segment();
-        let p = start;
-        while (p < end) {
-          if (p + 17 > end) throw new JpegError('corrupt', 'short DHT segment');
-          const tc = buf[p] >> 4;
-          const th = buf[p] & 15;
-          const counts = buf.subarray(p + 1, p + 17);
-          let n = 0;
-          for (let i = 0; i < 16; i++) n += counts[i];
-          if (n > 256 || p + 17 + n > end) throw new JpegError('corrupt', 'bad DHT segment');
-          if (tc > 1 || th > 3) throw new JpegError('corrupt', 'bad Huffman table class or index');
-          const t = buildHuffTable(counts.slice(), buf.slice(p + 17, p + 17 + n), tc === 0);
-          (tc === 0 ? dcTables : acTables)[th] = t;
-          p += 17 + n;
+      case 0xc4: { // DHT, read the way jdmarker.c get_dht does: checks fire before a short file runs out
+        if (pos + 2 > buf.length) throw new JpegError('truncated', 'JPEG file ends inside a marker segment');
+        let length = u16(buf, pos) - 2;
+        let p = pos + 2;
+        const need = (n: number): void => {
+          if (p + n > buf.length) throw new JpegError('truncated', 'JPEG file ends inside a DHT segment');
+        };
+        while (length > 16) {
+          need(17);
+          const index = buf[p];
+          const counts = buf.slice(p + 1, p + 17);
+          let count = 0;
+          for (let i = 0; i < 16; i++) count += counts[i];
+          length -= 17;
+          if (count > 256 || count > length) throw new JpegError('corrupt', 'bad Huffman table definition');
+          need(17 + count);
+          const symbols = buf.slice(p + 17, p + 17 + count);
+          length -= count;
+          p += 17 + count;
+          const th = index & 0x0f;
+          if ((index & ~0x10) > 3) throw new JpegError('corrupt', `bad Huffman table index 0x${index.toString(16)}`);
+          // Validated and built when a scan uses it (jdhuff.c jpeg_make_d_derived_tbl), as libjpeg does.
+          (index & 0x10 ? acTables : dcTables)[th] = { counts, symbols };
         }
+        if (length !== 0) throw new JpegError('corrupt', 'bad DHT segment length');
+        pos = p;
         break;
       }
       case 0xdb: { // DQT
@@ -361,17 +500,23 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
       }
       case 0xdd: { // DRI
         const { start, end } = segment();
-        if (end - start < 2) throw new JpegError('corrupt', 'short DRI segment');
+        if (end - start !== 2) throw new JpegError('corrupt', 'bad DRI segment length');
         restartInterval = u16(buf, start);
         break;
       }
-      case 0xdc:
-        throw new JpegError('unsupported', 'JPEG DNL marker is not supported');
+      case 0xdc: // DNL: libjpeg skips it (a height of 0 in SOF is refused there)
+      case 0xcc: // DAC: arithmetic-coding conditioning, irrelevant to Huffman files
+        segment(true);
+        break;
+      case 0x01: // TEM
+      case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xd4: case 0xd5: case 0xd6: case 0xd7:
+        break; // stray RSTn: libjpeg ignores it between segments
       case 0xda: { // SOS
         if (!frame) throw new JpegError('corrupt', 'SOS before SOF');
+        if (imageComplete) throw new JpegError('corrupt', 'a second scan after a complete single-scan image (EOI expected)');
         const { start, end } = segment();
         const ns = buf[start];
-        if (ns < 1 || ns > 4 || end - start < 4 + 2 * ns) throw new JpegError('corrupt', 'bad SOS segment');
+        if (ns < 1 || ns > 4 || end - start !== 4 + 2 * ns) throw new JpegError('corrupt', 'bad SOS segment');
         const scomps: { c: Component; td: number; ta: number }[] = [];
         for (let i = 0; i < ns; i++) {
           const id = buf[start + 1 + 2 * i];
@@ -384,6 +529,12 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
         const se = buf[q + 1];
         const ah = buf[q + 2] >> 4;
         const al = buf[q + 2] & 15;
+        if (scans === 0) {
+          for (let i = 0; i < 2; i++) {
+            dcTables[i] ??= stdTable(STD_TABLES.dc[i]);
+            acTables[i] ??= stdTable(STD_TABLES.ac[i]);
+          }
+        }
         for (const { c } of scomps) {
           if (!c.quant) {
             const t = qtables[c.tq];
@@ -391,27 +542,37 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
             c.quant = t.slice();
           }
         }
-        pos = decodeScan(buf, pos, frame, scomps, ss, se, ah, al, restartInterval, dcTables, acTables);
+        pos = decodeScan(buf, pos, frame, scomps, ss, se, ah, al, restartInterval, dcTables, acTables, warnings);
         scans++;
-        // A single interleaved sequential scan completes the image; libjpeg (and so Pillow) stops reading there.
-        if (!frame.progressive && ns === frame.comps.length && scans === 1) done = true;
+        // A single interleaved sequential scan completes the image (jdinput.c: has_multiple_scans is false).
+        if (!frame.progressive && ns === frame.comps.length && scans === 1) imageComplete = true;
         break;
       }
+      case 0xc8:
+        throw new JpegError('unsupported', 'JPEG extension (JPG marker) is not supported');
       default: {
-        if (marker >= 0xd0 && marker <= 0xd7) break; // stray RSTn: libjpeg skips it
-        if (marker === 0x01) break; // TEM, no length
-        const { start, end } = segment();
+        if (!((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe)) {
+          // RESn, JPGn, DHP, EXP: jdmarker.c read_markers stops with "Unsupported marker type".
+          throw new JpegError('corrupt', `unknown JPEG marker 0xff${marker.toString(16)}`);
+        }
+        const { start, end } = segment(true);
+        // Only markers before the first SOS count: jpeg_read_header stops there and fixes the colour space
+        // (default_decompress_parms); OpenCV reads the APP1 saved up to that point.
+        if (scans > 0) return false;
         if (marker === 0xe0 && end - start >= 14 && buf[start] === 0x4a && buf[start + 1] === 0x46 &&
           buf[start + 2] === 0x49 && buf[start + 3] === 0x46 && buf[start + 4] === 0) {
           sawJFIF = true;
         } else if (marker === 0xee && end - start >= 12 && buf[start] === 0x41 && buf[start + 1] === 0x64 &&
           buf[start + 2] === 0x6f && buf[start + 3] === 0x62 && buf[start + 4] === 0x65) {
           adobeTransform = buf[start + 11];
-        } else if (marker === 0xe1 && exifOrientation === undefined) {
+        } else if (marker === 0xe1 && !sawApp1) {
+          // OpenCV's JpegDecoder parses only the first APP1 segment (an XMP one first hides a later Exif).
+          sawApp1 = true;
           exifOrientation = readExifOrientation(buf.subarray(start, end));
         }
       }
     }
+    return false;
   }
   if (!frame) throw new JpegError('corrupt', 'JPEG stream has no SOF marker');
   if (scans === 0) throw new JpegError('corrupt', 'JPEG stream has no image data (no SOS marker)');
@@ -448,6 +609,11 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
   };
   if (adobeTransform !== undefined) out.adobeTransform = adobeTransform;
   if (exifOrientation !== undefined) out.exifOrientation = exifOrientation;
+  if (warnings.length) {
+    const counts = new Map<string, number>();
+    for (const w of warnings) counts.set(w, (counts.get(w) ?? 0) + 1);
+    out.warnings = [...counts].map(([w, n]) => (n > 1 ? `${w} (${n} times)` : w));
+  }
   return out;
 }
 
@@ -478,11 +644,16 @@ function decodeScan(
   ah: number,
   al: number,
   restartInterval: number,
-  dcTables: (HuffTable | null)[],
-  acTables: (HuffTable | null)[],
+  dcRaw: (RawHuffTable | null)[],
+  acRaw: (RawHuffTable | null)[],
+  warnings: string[],
 ): number {
   const progressive = frame.progressive;
   const isDC = ss === 0;
+  if (scomps.length > 1 && scomps.reduce((n, s) => n + s.c.h * s.c.v, 0) > 10) {
+    // jdinput.c per_scan_setup: D_MAX_BLOCKS_IN_MCU
+    throw new JpegError('corrupt', 'JPEG scan with more than 10 blocks per MCU');
+  }
   if (progressive) {
     // jdphuff.c start_pass_phuff_decoder validity checks.
     let bad = false;
@@ -502,15 +673,22 @@ function decodeScan(
     // libjpeg only warns here for sequential files and decodes the full block anyway.
     se = 63;
   }
+  // jdhuff.c / jdphuff.c start_pass: derive (and validate) the tables this scan uses.
+  const dcTables: (HuffTable | null)[] = [null, null, null, null];
+  const acTables: (HuffTable | null)[] = [null, null, null, null];
+  const derive = (raw: RawHuffTable | null, isDCTable: boolean, kind: string): HuffTable => {
+    if (!raw) throw new JpegError('corrupt', `scan uses an undefined ${kind} Huffman table`);
+    return (raw.built ??= buildHuffTable(raw.counts, raw.symbols, isDCTable));
+  };
   for (const s of scomps) {
     const needDC = !progressive || (isDC && ah === 0);
     const needAC = !progressive ? true : !isDC;
-    if (needDC && !dcTables[s.td]) throw new JpegError('corrupt', 'scan uses an undefined DC Huffman table');
-    if (needAC && !acTables[s.ta]) throw new JpegError('corrupt', 'scan uses an undefined AC Huffman table');
+    if (needDC) dcTables[s.td] = derive(dcRaw[s.td], true, 'DC');
+    if (needAC) acTables[s.ta] = derive(acRaw[s.ta], false, 'AC');
     s.c.dcPred = 0;
   }
 
-  const br = new BitReader(buf, pos);
+  const br = new BitReader(buf, pos, warnings);
   let eobrun = 0;
 
   const decodeBlock = (s: { c: Component; td: number; ta: number }, off: number): void => {
@@ -618,27 +796,37 @@ function decodeScan(
     }
   };
 
+  let nextRestartNum = 0;
   const restart = (): void => {
-    // jdhuff.c process_restart: drop buffered bits, expect RSTn, reset predictors and the EOB run.
+    // jdhuff.c process_restart + jdmarker.c read_restart_marker / jpeg_resync_to_restart.
     br.reset();
-    if (br.marker === 0) {
-      // Find the marker that should follow the entropy data.
-      let p = br.pos;
-      while (p < buf.length) {
-        if (buf[p] === 0xff && p + 1 < buf.length && buf[p + 1] !== 0 && buf[p + 1] !== 0xff) break;
-        p++;
+    if (br.marker === 0) br.readMarker();
+    if (br.marker === 0xd0 + nextRestartNum) {
+      br.consumeMarker();
+    } else {
+      br.warnings.push(`restart marker mismatch (found 0x${br.marker.toString(16)}, expected RST${nextRestartNum})`);
+      for (;;) {
+        const m = br.marker;
+        const rst = (k: number): number => 0xd0 + (k & 7);
+        let action: 1 | 2 | 3;
+        if (m < 0xc0) action = 2;
+        else if (m < 0xd0 || m > 0xd7) action = 3;
+        else if (m === rst(nextRestartNum + 1) || m === rst(nextRestartNum + 2)) action = 3;
+        else if (m === rst(nextRestartNum - 1) || m === rst(nextRestartNum - 2)) action = 2;
+        else action = 1;
+        if (action === 1) {
+          br.consumeMarker();
+          break;
+        }
+        if (action === 3) break;
+        br.pos = br.markerEnd;
+        br.readMarker();
       }
-      if (p >= buf.length) throw new JpegError('truncated', 'JPEG data ends in the middle of a scan');
-      br.pos = p;
-      br.marker = buf[p + 1];
     }
-    if (br.marker >= 0xd0 && br.marker <= 0xd7) {
-      br.pos += 2;
-      br.marker = 0;
-    }
-    // Any other marker stays unread: the remaining MCUs decode from zero bits, as libjpeg's resync does.
+    nextRestartNum = (nextRestartNum + 1) & 7;
     for (const s of scomps) s.c.dcPred = 0;
     eobrun = 0;
+    if (br.marker === 0) br.insufficient = false;
   };
 
   let mcu = 0;
@@ -649,7 +837,7 @@ function decodeScan(
     for (let by = 0; by < c.heightInBlocks; by++) {
       for (let bx = 0; bx < c.widthInBlocks; bx++) {
         if (restartInterval && mcu > 0 && mcu % restartInterval === 0) restart();
-        decodeBlock(s, (by * c.blocksPerLine + bx) * 64);
+        if (!br.insufficient) decodeBlock(s, (by * c.blocksPerLine + bx) * 64);
         mcu++;
       }
     }
@@ -657,6 +845,11 @@ function decodeScan(
     for (let my = 0; my < frame.mcusPerColumn; my++) {
       for (let mx = 0; mx < frame.mcusPerLine; mx++) {
         if (restartInterval && mcu > 0 && mcu % restartInterval === 0) restart();
+        // After a premature marker libjpeg leaves the rest of the segment alone (zero / earlier-scan values).
+        if (br.insufficient) {
+          mcu++;
+          continue;
+        }
         for (const s of scomps) {
           const c = s.c;
           for (let v = 0; v < c.v; v++) {
@@ -671,7 +864,7 @@ function decodeScan(
   }
   // The scan's entropy data must be followed by a marker; a file that just stops here is truncated (Pillow's
   // suspending source then reports "image file is truncated").
-  if (br.marker !== 0) return br.pos;
+  if (br.marker !== 0) return br.markerEnd - 2;
   let p = br.pos;
   while (p + 1 < buf.length) {
     if (buf[p] === 0xff && buf[p + 1] !== 0 && buf[p + 1] !== 0xff) return p;
@@ -680,152 +873,109 @@ function decodeScan(
   throw new JpegError('truncated', 'JPEG data ends right after the last scan (no EOI marker)');
 }
 
-// jidctint.c constants (CONST_BITS = 13).
-const FIX_0_298631336 = 2446;
-const FIX_0_390180644 = 3196;
-const FIX_0_541196100 = 4433;
-const FIX_0_765366865 = 6270;
-const FIX_0_899976223 = 7373;
-const FIX_1_175875602 = 9633;
-const FIX_1_501321110 = 12299;
-const FIX_1_847759065 = 15137;
-const FIX_1_961570560 = 16069;
-const FIX_2_053119869 = 16819;
-const FIX_2_562915447 = 20995;
-const FIX_3_072711026 = 25172;
+/*
+ * The accurate integer IDCT (JDCT_ISLOW) as libjpeg-turbo's x86 SIMD code computes it (jidctint-sse2.asm /
+ * jidctint-avx2.asm, chosen at run time on every x86-64 CPU). On valid data it is bit-identical to jidctint.c;
+ * on damaged data (huge coefficients) it differs, because it works in 16-bit lanes: the dequantising multiply
+ * keeps the low 16 bits, sums of two inputs wrap at 16 bits, pass 1 saturates its output to int16, and the final
+ * range limit saturates (where the C code wraps through a masked table). This port follows the SIMD lanes so
+ * that damaged files decode as Pillow and cv2 decode them too.
+ * Constants are jidctint.c's FIX() values (CONST_BITS = 13) pre-combined as the asm's pmaddwd pairs.
+ */
+const F054 = 4433; // FIX(0.541196100)
+const F130_A = 4433 + 6270; // F_0_541 + F_0_765
+const F130_B = 4433 - 15137; // F_0_541 - F_1_847
+const F117 = 9633;
+const MF078 = 9633 - 16069; // F_1_175 - F_1_961
+const F078 = 9633 - 3196; // F_1_175 - F_0_390
+const MF060 = 2446 - 7373; // F_0_298 - F_0_899
+const MF089 = -7373;
+const F060 = 12299 - 7373; // F_1_501 - F_0_899
+const MF050 = 16819 - 20995; // F_2_053 - F_2_562
+const MF256 = -20995;
+const F050 = 25172 - 20995; // F_3_072 - F_2_562
+
+const wrap16 = (v: number): number => (v << 16) >> 16;
+const sat16 = (v: number): number => (v < -32768 ? -32768 : v > 32767 ? 32767 : v);
 
 /**
- * jdmaster.c prepare_range_limit_table, IDCT half: index (x & 1023) for an IDCT output x (before the +128 level
- * shift). Out-of-range values wrap through the mask exactly as libjpeg's table does for corrupt data.
+ * One 8-point pass over `src` at offsets base + k*step (k = 0..7), writing 32-bit sums before descaling into
+ * out[0..7] in output order. All arithmetic stays inside int32 as pmaddwd/paddd do.
  */
-const IDCT_RANGE = (() => {
-  const t = new Uint8Array(1024);
-  for (let i = 0; i < 1024; i++) t[i] = i < 128 ? i + 128 : i < 512 ? 255 : i < 896 ? 0 : i - 896;
-  return t;
-})();
+function idct8(src: Int16Array | Int32Array, base: number, step: number, out: Int32Array): void {
+  const in0 = src[base];
+  const in1 = src[base + step];
+  const in2 = src[base + 2 * step];
+  const in3 = src[base + 3 * step];
+  const in4 = src[base + 4 * step];
+  const in5 = src[base + 5 * step];
+  const in6 = src[base + 6 * step];
+  const in7 = src[base + 7 * step];
+  // Even part.
+  const tmp3e = in2 * F130_A + in6 * F054;
+  const tmp2e = in2 * F054 + in6 * F130_B;
+  const tmp0e = wrap16(in0 + in4) * 8192;
+  const tmp1e = wrap16(in0 - in4) * 8192;
+  const tmp10 = (tmp0e + tmp3e) | 0;
+  const tmp13 = (tmp0e - tmp3e) | 0;
+  const tmp11 = (tmp1e + tmp2e) | 0;
+  const tmp12 = (tmp1e - tmp2e) | 0;
+  // Odd part: inputs in7, in5, in3, in1 are the C code's tmp0..tmp3.
+  const z3 = wrap16(in7 + in3);
+  const z4 = wrap16(in5 + in1);
+  const z3r = z3 * MF078 + z4 * F117;
+  const z4r = z3 * F117 + z4 * F078;
+  const tmp0 = (in7 * MF060 + in1 * MF089 + z3r) | 0;
+  const tmp3 = (in7 * MF089 + in1 * F060 + z4r) | 0;
+  const tmp1 = (in5 * MF050 + in3 * MF256 + z4r) | 0;
+  const tmp2 = (in5 * MF256 + in3 * F050 + z3r) | 0;
+  out[0] = (tmp10 + tmp3) | 0;
+  out[7] = (tmp10 - tmp3) | 0;
+  out[1] = (tmp11 + tmp2) | 0;
+  out[6] = (tmp11 - tmp2) | 0;
+  out[2] = (tmp12 + tmp1) | 0;
+  out[5] = (tmp12 - tmp1) | 0;
+  out[3] = (tmp13 + tmp0) | 0;
+  out[4] = (tmp13 - tmp0) | 0;
+}
 
-/** DESCALE divisors as exact power-of-two multipliers: libjpeg does this arithmetic in 64-bit JLONG. */
-const P1 = 2 ** -11;
-const P2 = 2 ** -18;
-const R = 2 ** 17;
-
-/** Dequantise and run jpeg_idct_islow on every block of a component; returns a plane of widthInBlocks*8 columns. */
+/** Dequantise and inverse-DCT every block of a component; returns a plane of widthInBlocks*8 columns. */
 function idctComponent(c: Component): { plane: Uint8Array; stride: number } {
   const stride = c.widthInBlocks * 8;
   const plane = new Uint8Array(stride * c.heightInBlocks * 8);
-  const q = c.quant ?? new Int32Array(64);
-  const ws = new Int32Array(64);
+  // The SIMD build keeps the multipliers as 16-bit shorts (MULTIPLIER) and multiplies with pmullw.
+  const q = Int16Array.from(c.quant ?? new Int32Array(64));
+  const deq = new Int16Array(64);
+  const ws = new Int16Array(64);
+  const t = new Int32Array(8);
   const coefs = c.coefs;
   for (let by = 0; by < c.heightInBlocks; by++) {
     for (let bx = 0; bx < c.widthInBlocks; bx++) {
       const off = (by * c.blocksPerLine + bx) * 64;
-      // Pass 1: columns, results scaled up by 2^PASS1_BITS.
-      for (let col = 0; col < 8; col++) {
-        const i = off + col;
-        if (coefs[i + 8] === 0 && coefs[i + 16] === 0 && coefs[i + 24] === 0 && coefs[i + 32] === 0 &&
-          coefs[i + 40] === 0 && coefs[i + 48] === 0 && coefs[i + 56] === 0) {
-          const dc = (coefs[i] * q[col] * 4) | 0;
-          for (let r = 0; r < 8; r++) ws[r * 8 + col] = dc;
-          continue;
+      let acZero = true;
+      for (let k = 8; k < 64 && acZero; k++) if (coefs[off + k] !== 0) acZero = false;
+      // Pass 1: columns, into a 16-bit workspace scaled by 2^PASS1_BITS.
+      if (acZero) {
+        // Every coefficient below row 0 is zero: the asm shifts the dequantised row 0 (psllw, wrapping).
+        for (let col = 0; col < 8; col++) {
+          const v = wrap16(wrap16(Math.imul(coefs[off + col], q[col])) * 4);
+          for (let r = 0; r < 8; r++) ws[r * 8 + col] = v;
         }
-        let z2 = coefs[i + 16] * q[col + 16];
-        let z3 = coefs[i + 48] * q[col + 48];
-        let z1 = (z2 + z3) * FIX_0_541196100;
-        let tmp2 = z1 + z3 * -FIX_1_847759065;
-        let tmp3 = z1 + z2 * FIX_0_765366865;
-        z2 = coefs[i] * q[col];
-        z3 = coefs[i + 32] * q[col + 32];
-        let tmp0 = (z2 + z3) * 8192;
-        let tmp1 = (z2 - z3) * 8192;
-        const tmp10 = tmp0 + tmp3;
-        const tmp13 = tmp0 - tmp3;
-        const tmp11 = tmp1 + tmp2;
-        const tmp12 = tmp1 - tmp2;
-        tmp0 = coefs[i + 56] * q[col + 56];
-        tmp1 = coefs[i + 40] * q[col + 40];
-        tmp2 = coefs[i + 24] * q[col + 24];
-        tmp3 = coefs[i + 8] * q[col + 8];
-        z1 = tmp0 + tmp3;
-        z2 = tmp1 + tmp2;
-        z3 = tmp0 + tmp2;
-        let z4 = tmp1 + tmp3;
-        const z5 = (z3 + z4) * FIX_1_175875602;
-        tmp0 *= FIX_0_298631336;
-        tmp1 *= FIX_2_053119869;
-        tmp2 *= FIX_3_072711026;
-        tmp3 *= FIX_1_501321110;
-        z1 *= -FIX_0_899976223;
-        z2 *= -FIX_2_562915447;
-        z3 *= -FIX_1_961570560;
-        z4 *= -FIX_0_390180644;
-        z3 += z5;
-        z4 += z5;
-        tmp0 += z1 + z3;
-        tmp1 += z2 + z4;
-        tmp2 += z2 + z3;
-        tmp3 += z1 + z4;
-        // DESCALE(x, CONST_BITS - PASS1_BITS)
-        ws[col] = Math.floor((tmp10 + tmp3 + 1024) * P1) | 0;
-        ws[56 + col] = Math.floor((tmp10 - tmp3 + 1024) * P1) | 0;
-        ws[8 + col] = Math.floor((tmp11 + tmp2 + 1024) * P1) | 0;
-        ws[48 + col] = Math.floor((tmp11 - tmp2 + 1024) * P1) | 0;
-        ws[16 + col] = Math.floor((tmp12 + tmp1 + 1024) * P1) | 0;
-        ws[40 + col] = Math.floor((tmp12 - tmp1 + 1024) * P1) | 0;
-        ws[24 + col] = Math.floor((tmp13 + tmp0 + 1024) * P1) | 0;
-        ws[32 + col] = Math.floor((tmp13 - tmp0 + 1024) * P1) | 0;
+      } else {
+        for (let k = 0; k < 64; k++) deq[k] = Math.imul(coefs[off + k], q[k]); // Int16Array keeps the low 16 bits
+        for (let col = 0; col < 8; col++) {
+          idct8(deq, col, 8, t);
+          for (let r = 0; r < 8; r++) ws[r * 8 + col] = sat16((t[r] + 1024) >> 11);
+        }
       }
-      // Pass 2: rows, DESCALE by CONST_BITS + PASS1_BITS + 3, then the masked range limit.
+      // Pass 2: rows, descale by CONST_BITS + PASS1_BITS + 3, saturate to int16 then int8, recentre by 128.
       for (let row = 0; row < 8; row++) {
-        const w = row * 8;
+        idct8(ws, row * 8, 1, t);
         const o = (by * 8 + row) * stride + bx * 8;
-        if (ws[w + 1] === 0 && ws[w + 2] === 0 && ws[w + 3] === 0 && ws[w + 4] === 0 && ws[w + 5] === 0 &&
-          ws[w + 6] === 0 && ws[w + 7] === 0) {
-          const v = IDCT_RANGE[((ws[w] + 16) >> 5) & 1023];
-          for (let k = 0; k < 8; k++) plane[o + k] = v;
-          continue;
+        for (let k = 0; k < 8; k++) {
+          const v = ((t[k] + 131072) | 0) >> 18;
+          plane[o + k] = v < -128 ? 0 : v > 127 ? 255 : v + 128;
         }
-        let z2 = ws[w + 2];
-        let z3 = ws[w + 6];
-        let z1 = (z2 + z3) * FIX_0_541196100;
-        let tmp2 = z1 + z3 * -FIX_1_847759065;
-        let tmp3 = z1 + z2 * FIX_0_765366865;
-        let tmp0 = (ws[w] + ws[w + 4]) * 8192;
-        let tmp1 = (ws[w] - ws[w + 4]) * 8192;
-        const tmp10 = tmp0 + tmp3;
-        const tmp13 = tmp0 - tmp3;
-        const tmp11 = tmp1 + tmp2;
-        const tmp12 = tmp1 - tmp2;
-        tmp0 = ws[w + 7];
-        tmp1 = ws[w + 5];
-        tmp2 = ws[w + 3];
-        tmp3 = ws[w + 1];
-        z1 = tmp0 + tmp3;
-        z2 = tmp1 + tmp2;
-        z3 = tmp0 + tmp2;
-        let z4 = tmp1 + tmp3;
-        const z5 = (z3 + z4) * FIX_1_175875602;
-        tmp0 *= FIX_0_298631336;
-        tmp1 *= FIX_2_053119869;
-        tmp2 *= FIX_3_072711026;
-        tmp3 *= FIX_1_501321110;
-        z1 *= -FIX_0_899976223;
-        z2 *= -FIX_2_562915447;
-        z3 *= -FIX_1_961570560;
-        z4 *= -FIX_0_390180644;
-        z3 += z5;
-        z4 += z5;
-        tmp0 += z1 + z3;
-        tmp1 += z2 + z4;
-        tmp2 += z2 + z3;
-        tmp3 += z1 + z4;
-        plane[o] = IDCT_RANGE[Math.floor((tmp10 + tmp3 + R) * P2) & 1023];
-        plane[o + 7] = IDCT_RANGE[Math.floor((tmp10 - tmp3 + R) * P2) & 1023];
-        plane[o + 1] = IDCT_RANGE[Math.floor((tmp11 + tmp2 + R) * P2) & 1023];
-        plane[o + 6] = IDCT_RANGE[Math.floor((tmp11 - tmp2 + R) * P2) & 1023];
-        plane[o + 2] = IDCT_RANGE[Math.floor((tmp12 + tmp1 + R) * P2) & 1023];
-        plane[o + 5] = IDCT_RANGE[Math.floor((tmp12 - tmp1 + R) * P2) & 1023];
-        plane[o + 3] = IDCT_RANGE[Math.floor((tmp13 + tmp0 + R) * P2) & 1023];
-        plane[o + 4] = IDCT_RANGE[Math.floor((tmp13 - tmp0 + R) * P2) & 1023];
       }
     }
   }

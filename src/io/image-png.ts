@@ -4,8 +4,11 @@
  * written, 16-bit samples, EXIF orientation) for the sketch path to rebuild what `cv2.imread` returns.
  *
  * Every colour type, bit depth 1..16, palette and Adam7 interlace. Inflate is fflate (pure JS), so this runs in
- * the browser too; pngjs needs Node's zlib and would not. CRCs are checked on every chunk, as Pillow does for
- * the chunks it reads.
+ * the browser too; pngjs needs Node's zlib and would not.
+ *
+ * Damaged files: Pillow and libpng refuse different things (Pillow checks CRCs of the chunks before the image
+ * data and tolerates a missing IEND; libpng checks the IDAT CRCs and needs IEND). This decoder refuses what either
+ * refuses, so every file it accepts reads the same through both reference paths.
  */
 import { inflateSync } from 'fflate';
 
@@ -35,7 +38,7 @@ export interface PngImage {
   data16?: Uint16Array;
   /** PLTE as written: RGB triplets. */
   palette?: Uint8Array;
-  /** Orientation from an eXIf chunk before the image data (OpenCV's imread applies it). */
+  /** Orientation from an eXIf chunk (OpenCV's imread applies it). */
   exifOrientation?: number;
 }
 
@@ -62,8 +65,11 @@ const u32 = (b: Uint8Array, p: number): number => ((b[p] << 24) | (b[p + 1] << 1
 const CHANNELS: Record<number, 1 | 2 | 3 | 4> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const VALID_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
 
-/** Largest image accepted; far above any sketch or photo, small enough that a bogus header cannot exhaust memory. */
-export const MAX_PIXELS = 1 << 28;
+/**
+ * Largest image accepted: Pillow's decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS, above which
+ * Image.open raises), so a bogus header cannot make us allocate gigabytes.
+ */
+export const MAX_PIXELS = 2 * 89478485;
 
 export function isPng(buf: Uint8Array): boolean {
   return buf.length >= 8 && SIGNATURE.every((v, i) => buf[i] === v);
@@ -85,11 +91,7 @@ export function decodePng(buf: Uint8Array, readExif: (tiff: Uint8Array) => numbe
     if (len > 0x7fffffff) throw new PngError('corrupt', `PNG chunk ${JSON.stringify(type)} has a bad length`);
     const start = pos + 8;
     const end = start + len;
-    if (end + 4 > buf.length) {
-      // The image data may already be complete (a file cut inside a trailing chunk); otherwise it is truncated.
-      if (idat.length > 0 && type !== 'IDAT') break;
-      throw new PngError('truncated', `PNG file ends inside its ${type} chunk`);
-    }
+    if (end + 4 > buf.length) throw new PngError('truncated', `PNG file ends inside its ${type} chunk`);
     if (crc32(buf, pos + 4, end) !== u32(buf, end)) {
       throw new PngError('corrupt', `PNG ${JSON.stringify(type)} chunk fails its CRC check`);
     }
@@ -109,7 +111,7 @@ export function decodePng(buf: Uint8Array, readExif: (tiff: Uint8Array) => numbe
         }
         if (buf[start + 10] !== 0 || buf[start + 11] !== 0) throw new PngError('unsupported', 'unknown PNG compression or filter method');
         if (buf[start + 12] > 1) throw new PngError('unsupported', 'unknown PNG interlace method');
-        if (width * height > MAX_PIXELS) throw new PngError('unsupported', `PNG of ${width}x${height} pixels is too large`);
+        if (width * height > MAX_PIXELS) throw new PngError('unsupported', `PNG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
         ihdr = { width, height, depth, ct, interlace: buf[start + 12] };
         break;
       }
@@ -122,7 +124,8 @@ export function decodePng(buf: Uint8Array, readExif: (tiff: Uint8Array) => numbe
         idat.push(buf.subarray(start, end));
         break;
       case 'eXIf':
-        if (idat.length === 0 && exifOrientation === undefined) exifOrientation = readExif(buf.subarray(start, end));
+        // OpenCV honours eXIf before or after the image data; libpng keeps the first one.
+        if (exifOrientation === undefined) exifOrientation = readExif(buf.subarray(start, end));
         break;
       case 'IEND':
         sawIEND = true;
@@ -135,6 +138,9 @@ export function decodePng(buf: Uint8Array, readExif: (tiff: Uint8Array) => numbe
   }
   if (!ihdr) throw new PngError('truncated', 'PNG has no IHDR chunk');
   if (idat.length === 0) throw new PngError('truncated', 'PNG has no image data (IDAT)');
+  // Pillow would still open a file cut after its image data, but cv2.imread (libpng's png_read_end) refuses it;
+  // so do we, rather than accept a file that only one of the two reference readers takes.
+  if (!sawIEND) throw new PngError('truncated', 'PNG file ends before its IEND chunk');
   const { width, height, depth, ct, interlace } = ihdr;
   if (ct === 3 && !palette) throw new PngError('corrupt', 'palette PNG without a PLTE chunk');
   const channels = CHANNELS[ct];

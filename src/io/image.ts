@@ -43,6 +43,11 @@ export interface DecodedImage {
   exifOrientation?: number;
   /** The name used in error messages. */
   name: string;
+  /**
+   * JPEG only: libjpeg's warnings for damaged data it still decodes (bad Huffman codes, a premature marker,
+   * mismatched restart markers, junk between segments). Pillow and cv2 accept such files with the same pixels.
+   */
+  warnings?: string[];
 }
 
 const SUPPORTED_HINT =
@@ -116,12 +121,7 @@ export function decodeImage(bytes: Uint8Array, name = 'image'): DecodedImage {
           return { ...base, ...extra, mode: 'RGBA', channels: 4, data: p.data };
       }
     } catch (e) {
-      if (e instanceof PngError) {
-        const hint = e.kind === 'truncated'
-          ? 'The file looks cut short; download or copy it again.'
-          : e.kind === 'corrupt' ? 'The file is damaged; re-export it as PNG or JPEG.' : SUPPORTED_HINT;
-        throw badImage(name, `not a readable PNG (${e.message})`, hint, e);
-      }
+      if (e instanceof PngError) throw explain(name, 'PNG', e);
       throw e;
     }
   }
@@ -129,7 +129,10 @@ export function decodeImage(bytes: Uint8Array, name = 'image'): DecodedImage {
     try {
       const j = decodeJpeg(bytes);
       const base = { format: 'jpeg' as const, width: j.width, height: j.height, bitDepth: 8, name };
-      const extra = j.exifOrientation !== undefined ? { exifOrientation: j.exifOrientation } : {};
+      const extra = {
+        ...(j.exifOrientation !== undefined ? { exifOrientation: j.exifOrientation } : {}),
+        ...(j.warnings ? { warnings: j.warnings } : {}),
+      };
       if (j.components === 1) return { ...base, ...extra, mode: 'L', channels: 1, data: j.data };
       if (j.components === 3) return { ...base, ...extra, mode: 'RGB', channels: 3, data: j.data };
       // Pillow always reads 4-component JPEGs with the Adobe polarity ("CMYK;I"), i.e. inverted.
@@ -137,18 +140,25 @@ export function decodeImage(bytes: Uint8Array, name = 'image'): DecodedImage {
       for (let i = 0; i < cmyk.length; i++) cmyk[i] = 255 - j.data[i];
       return { ...base, ...extra, mode: 'CMYK', channels: 4, data: cmyk };
     } catch (e) {
-      if (e instanceof JpegError) {
-        const hint = e.kind === 'truncated'
-          ? 'The file looks cut short; download or copy it again.'
-          : e.kind === 'corrupt' ? 'The file is damaged; re-export it as PNG or JPEG.' : SUPPORTED_HINT;
-        throw badImage(name, `not a readable JPEG (${e.message})`, hint, e);
-      }
+      if (e instanceof JpegError) throw explain(name, 'JPEG', e);
       throw e;
     }
   }
   const what = sniff(bytes);
   if (what) throw badImage(name, `this is ${what}, which is not supported`);
   throw badImage(name, `not a PNG or JPEG file (unrecognised first bytes ${hex(bytes.subarray(0, 8))})`);
+}
+
+function explain(name: string, format: string, e: JpegError | PngError): SketchError {
+  switch (e.kind) {
+    case 'truncated':
+      return badImage(name, `the ${format} file is cut short (${e.message})`,
+        'The file is incomplete; download or copy it again, or re-export it.', e);
+    case 'corrupt':
+      return badImage(name, `corrupt ${format} file (${e.message})`, 'The file is damaged; re-export it as PNG or JPEG.', e);
+    default:
+      return badImage(name, `unsupported kind of ${format} (${e.message})`, SUPPORTED_HINT, e);
+  }
 }
 
 function hex(b: Uint8Array): string {
