@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'BAD_WEIGHTS'
   | 'BAD_NPY'
   | 'BAD_INDEX'
+  | 'INDEX_MISMATCH'
+  | 'EMPTY_GALLERY'
+  | 'EXISTS'
+  | 'INTERRUPTED'
   | 'BAD_ARGUMENT'
   | 'IO';
 

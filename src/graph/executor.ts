@@ -9,6 +9,11 @@ import type { Tensor } from './tensor.ts';
 
 export type HostArray = Float32Array | Uint32Array;
 
+/** The u32 values of an output read back by `Executor.run` (same bytes, no copy). */
+export function u32View(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
 export interface NodeTiming {
   label: string;
   kernel: string;
@@ -135,7 +140,10 @@ export class Executor {
     pass.end();
   }
 
-  /** Run a forward and read back the named outputs (all outputs by default). */
+  /**
+   * Run a forward and read back the named outputs (all outputs by default). A u32 output comes back as its raw
+   * bits in a Float32Array: read it with `u32View`.
+   */
   async run(inputs: Record<string, HostArray>, outputs?: string[]): Promise<Record<string, Float32Array>> {
     const job = this.busy.then(() => this.runNow(inputs, outputs));
     this.busy = job.catch(() => undefined);
