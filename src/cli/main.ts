@@ -10,6 +10,7 @@ import { ZseModel } from '../models/zse/model.ts';
 import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
+import { addRetrievalCommands } from './retrieval.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -131,6 +132,8 @@ export function buildCli(): Command {
       await model.destroy();
       ctx.destroy();
     });
+
+  addRetrievalCommands(program, common);
 
   program.command('demo')
     .description('the quick-start demo: run the whole pipeline on the bundled default and show the results')

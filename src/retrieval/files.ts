@@ -1,0 +1,56 @@
+/** Node-only: encode image files in GPU batches, decoding the next batch while the GPU runs. */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SketchError, isSketchError } from '../errors.ts';
+import { decodeImage } from '../io/image.ts';
+import type { ZseModel } from '../models/zse/model.ts';
+import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+
+export type Modality = 'sketch' | 'photo';
+
+export async function loadModelInput(file: string, modality: Modality, size: number): Promise<Float32Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new SketchError('IO', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'Check the path.');
+  }
+  try {
+    const img = decodeImage(bytes, basename(file));
+    return modality === 'sketch' ? preprocessSketch(img, size) : preprocessPhoto(img, size);
+  } catch (e) {
+    if (isSketchError(e) && !e.message.includes(file)) throw new SketchError(e.code, `${file}: ${e.message}`, e.hint, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * SA embeddings (and tokens when asked) of image files, in order. Any unreadable file is an error naming it.
+ */
+export async function encodeFiles(model: ZseModel, files: string[], modality: Modality, o: { tokens?: boolean; onProgress?: (done: number) => void } = {}): Promise<{ emb: Float32Array; tokens?: Float32Array }> {
+  const { dim: D, imageSize: S } = model.config;
+  const px = 3 * S * S;
+  const row = model.tokens * D;
+  const B = model.maxBatch;
+  const emb = new Float32Array(files.length * D);
+  const tokens = o.tokens ? new Float32Array(files.length * row) : undefined;
+  const prepare = async (from: number) => {
+    const n = Math.min(B, files.length - from);
+    const data = new Float32Array(n * px);
+    for (let i = 0; i < n; i++) data.set(await loadModelInput(files[from + i]!, modality, S), i * px);
+    return data;
+  };
+  let next = files.length ? prepare(0) : null;
+  for (let i = 0; i < files.length; i += B) {
+    const data = await next!;
+    const n = data.length / px;
+    const run = model.encode(data, n, { tokens: o.tokens });
+    next = i + B < files.length ? prepare(i + B) : null;
+    next?.catch(() => undefined); // surfaced when awaited
+    const r = await run;
+    emb.set(r.emb, i * D);
+    if (tokens) tokens.set(r.tokens!, i * row);
+    o.onProgress?.(i + n);
+  }
+  return { emb, tokens };
+}

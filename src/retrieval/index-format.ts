@@ -1,0 +1,127 @@
+/**
+ * The gallery index file (format 1): a safetensors file, so any safetensors reader can open it.
+ *
+ * Tensors
+ * - `embeddings` [N, D] F32 or F16: each photo's L2-normalised SA cls embedding (what `embed` prints).
+ * - `paths` [bytes] U8: the photos' paths relative to the root, UTF-8, '/'-separated, joined by '\n', in row order
+ *   (sorted by relative path).
+ * - `tokens` [N, T, D] F32 or F16, optional (`index --rn-cache`): each photo's SA output tokens, the input of the
+ *   cross-attention. With them an RN re-rank runs no photo SA at query time; the per-image CA projections are then
+ *   computed once per shortlisted photo, not once per pair (../shared/docs/zse-sbir.md §13).
+ *
+ * Metadata (all strings)
+ * - `sketchgpu.index`: "1", the format version.
+ * - `sketchgpu.index.model`: JSON {family: "zse-sbir", weights_sha256, config}: the identity of the weights that
+ *   made it; queries with other weights are refused.
+ * - `sketchgpu.index.weights`: the weights file used (absolute path), the default for `query`.
+ * - `sketchgpu.index.root`: the absolute directory the paths are relative to.
+ * - `sketchgpu.index.skipped`: JSON [[path, reason], ...] of images that could not be read.
+ * - `sketchgpu.index.created`: ISO 8601 time of completion.
+ */
+import { SketchError } from '../errors.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { f16ToF32, f32ToF16, type HostTensor } from '../io/tensor.ts';
+import type { ZseConfig } from '../models/zse/config.ts';
+
+export const INDEX_FORMAT = '1';
+
+export interface ModelIdentity {
+  family: 'zse-sbir';
+  weights_sha256: string;
+  config: ZseConfig;
+}
+
+export interface GalleryIndex {
+  model: ModelIdentity;
+  weightsPath: string;
+  root: string;
+  /** Relative paths, row order. */
+  paths: string[];
+  dim: number;
+  dtype: 'f32' | 'f16';
+  /** [N, D] f32 (converted from f16 on load when stored so). */
+  embeddings: Float32Array;
+  /** [N, T, D] SA tokens when cached. */
+  tokens?: Float32Array;
+  skipped: [string, string][];
+  created: string;
+}
+
+function toF32(t: HostTensor): Float32Array {
+  if (t.dtype === 'f32') return t.data as Float32Array;
+  const h = t.data as Uint16Array;
+  const out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) out[i] = f16ToF32(h[i]!);
+  return out;
+}
+
+function fromF32(a: Float32Array, dtype: 'f32' | 'f16', shape: number[]): HostTensor {
+  if (dtype === 'f32') return { dtype, shape, data: a };
+  const h = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) h[i] = f32ToF16(a[i]!);
+  return { dtype, shape, data: h };
+}
+
+export function serializeIndex(ix: GalleryIndex): Uint8Array {
+  const N = ix.paths.length;
+  const tensors = new Map<string, HostTensor>();
+  tensors.set('embeddings', fromF32(ix.embeddings, ix.dtype, [N, ix.dim]));
+  const pathBytes = new TextEncoder().encode(ix.paths.join('\n'));
+  tensors.set('paths', { dtype: 'u8', shape: [pathBytes.length], data: pathBytes });
+  if (ix.tokens) tensors.set('tokens', fromF32(ix.tokens, ix.dtype, [N, ix.tokens.length / N / ix.dim, ix.dim]));
+  return writeSafetensors(tensors, {
+    'sketchgpu.index': INDEX_FORMAT,
+    'sketchgpu.index.model': JSON.stringify(ix.model),
+    'sketchgpu.index.weights': ix.weightsPath,
+    'sketchgpu.index.root': ix.root,
+    'sketchgpu.index.skipped': JSON.stringify(ix.skipped),
+    'sketchgpu.index.created': ix.created,
+  });
+}
+
+export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
+  const notIndex = (why: string) => new SketchError('BAD_INDEX', `${fileName} is not a sketchgpu gallery index: ${why}.`, 'Build one with `sketchgpu index <photo dir> -o <file> --weights <w>`.');
+  let st;
+  try {
+    st = readSafetensors(bytes, fileName);
+  } catch (e) {
+    throw notIndex(`it cannot be read as a safetensors file (${(e as Error).message})`);
+  }
+  const m = st.metadata;
+  const version = m['sketchgpu.index'];
+  if (version === undefined) throw notIndex('it has no sketchgpu.index metadata (is it a weights file?)');
+  if (version !== INDEX_FORMAT) {
+    throw new SketchError('BAD_INDEX', `${fileName} is a gallery index of format ${version}; this sketchgpu reads format ${INDEX_FORMAT}.`, 'Rebuild the index with this version of sketchgpu.');
+  }
+  const emb = st.tensors.get('embeddings');
+  const paths = st.tensors.get('paths');
+  if (!emb || !paths) throw notIndex(`the ${!emb ? 'embeddings' : 'paths'} tensor is missing`);
+  if (emb.shape.length !== 2 || (emb.dtype !== 'f32' && emb.dtype !== 'f16')) throw notIndex(`embeddings are ${emb.dtype} [${emb.shape}], not a float matrix`);
+  const [N, D] = emb.shape as [number, number];
+  const list = N === 0 ? [] : new TextDecoder().decode(paths.data as Uint8Array).split('\n');
+  if (list.length !== N) throw notIndex(`it lists ${list.length} paths for ${N} embeddings`);
+  let model: ModelIdentity;
+  let skipped: [string, string][];
+  try {
+    model = JSON.parse(m['sketchgpu.index.model'] ?? '');
+    skipped = JSON.parse(m['sketchgpu.index.skipped'] ?? '[]');
+  } catch {
+    throw notIndex('its model metadata is not valid JSON');
+  }
+  if (model?.config?.dim !== D) throw notIndex(`its embeddings are ${D}-d but its model says ${model?.config?.dim}`);
+  const tok = st.tensors.get('tokens');
+  if (tok && (tok.shape.length !== 3 || tok.shape[0] !== N || tok.shape[2] !== D)) throw notIndex(`its tokens are [${tok.shape}], not [${N}, T, ${D}]`);
+  return {
+    model, weightsPath: m['sketchgpu.index.weights'] ?? '', root: m['sketchgpu.index.root'] ?? '', paths: list, dim: D,
+    dtype: emb.dtype, embeddings: toF32(emb), tokens: tok ? toF32(tok) : undefined, skipped, created: m['sketchgpu.index.created'] ?? '',
+  };
+}
+
+/** Refuse an index made with other weights, naming both. */
+export function checkIndexModel(ix: GalleryIndex, weightsSha: string, indexName: string, weightsName: string): void {
+  if (ix.model.weights_sha256 !== weightsSha) {
+    throw new SketchError('INDEX_MISMATCH',
+      `${indexName} was built with other weights (sha256 ${ix.model.weights_sha256.slice(0, 12)}…, ${ix.model.config.dim}-d, from ${ix.weightsPath || 'an unknown file'}) than ${weightsName} (sha256 ${weightsSha.slice(0, 12)}…): their embeddings are not comparable.`,
+      `Query with the weights the index was built with, or rebuild the index: sketchgpu index <photos> -o ${indexName} --weights ${weightsName}`);
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * Node-only: builds a gallery index (index-format.ts) in batches on the GPU, resumably.
+ *
+ * Finished batches are appended to a journal `<out>.partial` (flushed to disk per batch), so an interrupted run
+ * (Ctrl-C, a crash, a lost device) loses at most the batch in flight: running the same command again skips every
+ * photo already in the journal. The journal starts with the identity of the weights; a journal from other weights
+ * is refused rather than mixed in. The finished index is written to a temporary file and renamed into place.
+ *
+ * Journal records: u32 magic 'SGIJ', u32 path bytes, u32 status (0 embedded, 1 unreadable), u32 payload bytes,
+ * the UTF-8 path, then the payload: D f32 embedding values (+ T*D f32 tokens) or a UTF-8 reason.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SketchError, isSketchError } from '../errors.ts';
+import { decodeImage } from '../io/image.ts';
+import type { ZseModel } from '../models/zse/model.ts';
+import { preprocessPhoto } from '../preprocess/index.ts';
+import { galleryPath, listGallery } from './gallery.ts';
+import { parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
+
+const MAGIC = 0x4a494753; // 'SGIJ'
+const JOURNAL_HEAD = 'SKETCHGPU-INDEX-JOURNAL 1\n';
+
+export interface BuildIndexOptions {
+  model: ZseModel;
+  identity: ModelIdentity;
+  weightsPath: string;
+  /** Folder of photos or a list file. */
+  input: string;
+  out: string;
+  dtype?: 'f32' | 'f16';
+  /** Also store each photo's SA tokens (for RN re-ranking without photo SA at query time). */
+  rnCache?: boolean;
+  /** Images per GPU forward (default: the model's maxBatch). */
+  batch?: number;
+  /** Overwrite an existing index instead of refusing. */
+  force?: boolean;
+  /** Reuse an existing index's embeddings (same weights) and add only new photos. */
+  update?: boolean;
+  onStart?: (total: number, done: number) => void;
+  onProgress?: (done: number, total: number) => void;
+  onSkip?: (path: string, reason: string) => void;
+  /** Checked between batches: when it returns true the build stops, keeping what is done. */
+  shouldStop?: () => boolean;
+}
+
+export interface BuildIndexResult {
+  out: string;
+  complete: boolean;
+  total: number;
+  embedded: number;
+  /** Reused from a journal or an earlier index. */
+  resumed: number;
+  skipped: [string, string][];
+  seconds: number;
+}
+
+interface Entry { emb: Float32Array; tokens?: Float32Array }
+
+function readJournal(file: string, identity: string, D: number, rowTokens: number) {
+  const done = new Map<string, Entry>();
+  const bytes = readFileSync(file);
+  const headEnd = bytes.indexOf(10, JOURNAL_HEAD.length);
+  const head = bytes.subarray(0, JOURNAL_HEAD.length).toString();
+  if (head !== JOURNAL_HEAD || headEnd < 0) {
+    throw new SketchError('BAD_INDEX', `${file} is not a sketchgpu index journal`, 'Delete it and run the command again.');
+  }
+  const id = bytes.subarray(JOURNAL_HEAD.length, headEnd).toString();
+  if (id !== identity) {
+    throw new SketchError('INDEX_MISMATCH', `${file} holds an unfinished index built with other weights or options (${id}).`,
+      `Run with the same weights and options to resume it, or delete ${file} to start over.`);
+  }
+  let o = headEnd + 1;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  while (o + 16 <= bytes.length && dv.getUint32(o, true) === MAGIC) {
+    const pl = dv.getUint32(o + 4, true), status = dv.getUint32(o + 8, true), bl = dv.getUint32(o + 12, true);
+    if (o + 16 + pl + bl > bytes.length) break;
+    const path = bytes.subarray(o + 16, o + 16 + pl).toString();
+    const body = bytes.subarray(o + 16 + pl, o + 16 + pl + bl);
+    if (status === 0) {
+      if (bl !== 4 * (D + rowTokens)) break;
+      const f = new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + bl));
+      done.set(path, { emb: f.subarray(0, D), tokens: rowTokens ? f.subarray(D) : undefined });
+    }
+    // Unreadable images (status 1) are not remembered: a resumed run tries them again.
+    o += 16 + pl + bl;
+  }
+  return { done, validBytes: o };
+}
+
+function record(path: string, status: number, payload: Uint8Array): Buffer {
+  const p = Buffer.from(path, 'utf8');
+  const head = Buffer.alloc(16);
+  head.writeUInt32LE(MAGIC, 0);
+  head.writeUInt32LE(p.length, 4);
+  head.writeUInt32LE(status, 8);
+  head.writeUInt32LE(payload.length, 12);
+  return Buffer.concat([head, p, payload]);
+}
+
+async function loadPhoto(file: string, size: number): Promise<Float32Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new SketchError('IO', `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return preprocessPhoto(decodeImage(bytes, basename(file)), size);
+}
+
+export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult> {
+  const t0 = performance.now();
+  const { model } = o;
+  const cfg = model.config;
+  const D = cfg.dim, S = cfg.imageSize, px = 3 * S * S;
+  const rowTokens = o.rnCache ? model.tokens * D : 0;
+  const dtype = o.dtype ?? 'f32';
+  const list = listGallery(o.input);
+  const journal = `${o.out}.partial`;
+  const identity = JSON.stringify({ weights_sha256: o.identity.weights_sha256, dim: D, tokens: o.rnCache ? model.tokens : 0, root: list.root });
+
+  const done = new Map<string, Entry>();
+  if (existsSync(o.out) && !o.force) {
+    if (!o.update) {
+      throw new SketchError('EXISTS', `${o.out} already exists.`, 'Use --update to add new photos to it, or --force to rebuild it from scratch.');
+    }
+    const old = parseIndex(readFileSync(o.out), o.out);
+    if (old.model.weights_sha256 !== o.identity.weights_sha256) {
+      throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
+    }
+    const T = old.tokens ? old.tokens.length / old.paths.length / D : 0;
+    if (!o.rnCache || T === model.tokens) {
+      old.paths.forEach((p, i) => done.set(p, {
+        emb: old.embeddings.slice(i * D, (i + 1) * D),
+        tokens: o.rnCache ? old.tokens!.slice(i * T * D, (i + 1) * T * D) : undefined,
+      }));
+    }
+  }
+  let fd: number;
+  if (existsSync(journal) && statSync(journal).size > 0) {
+    const j = readJournal(journal, identity, D, rowTokens);
+    for (const [k, v] of j.done) done.set(k, v);
+    truncateSync(journal, j.validBytes); // drop a torn last record
+    fd = openSync(journal, 'a');
+  } else {
+    fd = openSync(journal, 'w');
+    writeSync(fd, JOURNAL_HEAD + identity + '\n');
+  }
+  const wanted = new Set(list.paths);
+  const resumed = [...done.keys()].filter((p) => wanted.has(p)).length;
+  const todo = list.paths.filter((p) => !done.has(p));
+  const skipped: [string, string][] = [];
+  const total = list.paths.length;
+  o.onStart?.(total, resumed);
+  const B = Math.max(1, Math.min(o.batch ?? model.maxBatch, model.maxBatch));
+
+  // Decode batch i+1 on the CPU while the GPU encodes batch i.
+  const prepare = async (paths: string[]) => {
+    const data = new Float32Array(paths.length * px);
+    const ok: string[] = [];
+    const bad: [string, string][] = [];
+    for (const p of paths) {
+      try {
+        data.set(await loadPhoto(galleryPath(list.root, p), S), ok.length * px);
+        ok.push(p);
+      } catch (e) {
+        bad.push([p, isSketchError(e) ? e.message : (e as Error).message]);
+      }
+    }
+    return { data: data.subarray(0, ok.length * px), ok, bad };
+  };
+  let stopped = false;
+  let embedded = 0;
+  try {
+    let next = todo.length ? prepare(todo.slice(0, B)) : null;
+    for (let i = 0; i < todo.length; i += B) {
+      const cur = await next!;
+      const run = cur.ok.length ? model.encode(cur.data, cur.ok.length, { tokens: !!o.rnCache }) : Promise.resolve(null);
+      next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
+      const r = await run;
+      const chunks: Buffer[] = [];
+      cur.ok.forEach((p, k) => {
+        const payload = new Float32Array(D + rowTokens);
+        payload.set(r!.emb.subarray(k * D, (k + 1) * D));
+        if (rowTokens) payload.set(r!.tokens!.subarray(k * rowTokens, (k + 1) * rowTokens), D);
+        done.set(p, { emb: payload.subarray(0, D), tokens: rowTokens ? payload.subarray(D) : undefined });
+        chunks.push(record(p, 0, new Uint8Array(payload.buffer)));
+      });
+      for (const [p, why] of cur.bad) {
+        skipped.push([p, why]);
+        o.onSkip?.(p, why);
+        chunks.push(record(p, 1, Buffer.from(why, 'utf8')));
+      }
+      writeSync(fd, Buffer.concat(chunks));
+      fsyncSync(fd);
+      embedded += cur.ok.length;
+      o.onProgress?.(resumed + embedded + skipped.length, total);
+      if (o.shouldStop?.() && i + B < todo.length) {
+        stopped = true;
+        await next?.catch(() => null);
+        break;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (stopped) return { out: journal, complete: false, total, embedded, resumed, skipped, seconds };
+
+  const paths = list.paths.filter((p) => done.has(p));
+  if (paths.length === 0) {
+    throw new SketchError('EMPTY_GALLERY', `none of the ${total} images in ${o.input} could be read`, `The first error: ${skipped[0]?.[0]}: ${skipped[0]?.[1]}`);
+  }
+  const embeddings = new Float32Array(paths.length * D);
+  const tokens = rowTokens ? new Float32Array(paths.length * rowTokens) : undefined;
+  paths.forEach((p, i) => {
+    const e = done.get(p)!;
+    embeddings.set(e.emb, i * D);
+    if (tokens) tokens.set(e.tokens!, i * rowTokens);
+  });
+  const ix: GalleryIndex = {
+    model: o.identity, weightsPath: o.weightsPath, root: list.root, paths, dim: D, dtype, embeddings, tokens, skipped,
+    created: new Date().toISOString(),
+  };
+  const tmp = `${o.out}.tmp`;
+  const bytes = serializeIndex(ix);
+  const wfd = openSync(tmp, 'w');
+  try {
+    writeSync(wfd, bytes);
+    fsyncSync(wfd);
+  } finally {
+    closeSync(wfd);
+  }
+  renameSync(tmp, o.out);
+  unlinkSync(journal);
+  return { out: o.out, complete: true, total, embedded, resumed, skipped, seconds };
+}
