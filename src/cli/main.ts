@@ -11,6 +11,7 @@ import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
 import { addRetrievalCommands } from './retrieval.ts';
+import { addExplainCommand } from './explain.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -134,6 +135,7 @@ export function buildCli(): Command {
     });
 
   addRetrievalCommands(program, common);
+  addExplainCommand(program, common);
 
   program.command('demo')
     .description('the quick-start demo: run the whole pipeline on the bundled default and show the results')

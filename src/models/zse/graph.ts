@@ -103,6 +103,11 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
     const q = pick(linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
     const k = pick(linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
     const v = pick(linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
+    if (o.debug) {
+      // The attention's inputs, for explanations: P = softmax(Q Kᵀ / sqrt(d_k)) per head (explain/correspondence.ts).
+      g.output(`${layer}.q`, q);
+      g.output(`${layer}.k`, k);
+    }
     const x0 = pick(own, ownN, ownCol, `${layer}.x.pairs`);
     const dk = D / cfg.caHeads;
     const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), label: `${layer}.attn` });

@@ -1,0 +1,87 @@
+/** `sketchgpu explain`: why a sketch and a photo match (cross-attention correspondences, patch replacement). */
+import { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { PNG } from 'pngjs';
+import { SketchError } from '../errors.ts';
+import { explainPair } from '../explain/correspondence.ts';
+import { renderExplanation, type Rgba } from '../explain/render.ts';
+import { nodeGpu } from '../gpu/node.ts';
+import { loadWeights } from '../io/weights.ts';
+import { ZseModel } from '../models/zse/model.ts';
+import { loadModelInput } from '../retrieval/files.ts';
+
+export function encodePng(img: Rgba): Buffer {
+  const png = new PNG({ width: img.width, height: img.height });
+  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+  return PNG.sync.write(png);
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function addExplainCommand(program: Command, common: (c: Command) => Command): void {
+  common(program.command('explain')
+    .description('show why a sketch matches a photo: cross-attention correspondences, attention heat maps, patch replacement, anchor cosines')
+    .argument('<sketch>', 'sketch image (PNG/JPEG)')
+    .argument('<photo>', 'photo image (PNG/JPEG)')
+    .requiredOption('--weights <file>', 'weights with the CA and RN head (.safetensors or .pth)')
+    .requiredOption('-o, --out <file>', 'out.png (one sheet) or out.html (the views with their numbers)')
+    .option('--top <n>', 'correspondence lines to draw', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new SketchError('BAD_ARGUMENT', `--top must be a positive integer, not "${v}"`);
+      return n;
+    }, 12)
+    .option('--parts <dir>', 'also write each view as its own PNG (links, heat maps, sketch-from-photo and photo-from-sketch patch replacement, anchor matrix)')
+    .option('--json', 'print the scores and correspondences as JSON'))
+    .action(async (sketch: string, photo: string, o) => {
+      const ext = extname(o.out).toLowerCase();
+      if (ext !== '.png' && ext !== '.html') throw new SketchError('BAD_ARGUMENT', `-o must end in .png or .html, not "${o.out}"`);
+      const w = await loadWeights(o.weights, { saHeads: o.saHeads, caHeads: o.caHeads });
+      if (!w.config.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
+      const S = w.config.imageSize;
+      const skIn = await loadModelInput(sketch, 'sketch', S);
+      const imIn = await loadModelInput(photo, 'photo', S);
+      const ctx = await nodeGpu({ adapter: o.adapter });
+      const model = ZseModel.create(ctx, w.config, w.tensors);
+      try {
+        const e = await explainPair(model, skIn, imIn);
+        const v = renderExplanation(e, skIn, imIn, o.top);
+        const G = e.grid;
+        const links = v.linkList.map((l) => ({
+          sketch_patch: [Math.floor(l.sketchPatch / G), l.sketchPatch % G], photo_patch: [Math.floor(l.photoPatch / G), l.photoPatch % G], weight: Number(l.weight.toFixed(6)),
+        }));
+        const parts: Record<string, string> = {};
+        if (o.parts) {
+          mkdirSync(o.parts, { recursive: true });
+          for (const k of ['links', 'heatSketch', 'heatPhoto', 'sketchFromPhoto', 'photoFromSketch', 'anchors'] as const) {
+            parts[k] = join(o.parts, `${k}.png`);
+            writeFileSync(parts[k]!, encodePng(v[k]));
+          }
+        }
+        if (ext === '.png') writeFileSync(o.out, encodePng(v.sheet));
+        else {
+          const img = (r: Rgba, alt: string) => `<img alt="${alt}" src="data:image/png;base64,${encodePng(r).toString('base64')}">`;
+          writeFileSync(o.out, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sketchgpu explain</title>
+<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}figure{display:inline-block;margin:0 16px 16px 0;vertical-align:top}
+figcaption{font-size:12px;color:#555;max-width:480px}img{image-rendering:pixelated;border:1px solid #ccc}td,th{padding:2px 8px;text-align:left}</style></head><body>
+<h1>Why ${esc(basename(sketch))} matches ${esc(basename(photo))}</h1>
+<p>relation-network score <b>${e.rn.toFixed(4)}</b> &middot; SA cosine <b>${e.cosine.toFixed(4)}</b> &middot; weights ${esc(basename(o.weights))} &middot; ${esc(ctx.adapterName)}</p>
+<figure>${img(v.links, 'correspondences')}<figcaption>The ${links.length} strongest cross-attention links (sketch patch → its most attended photo patch, head-averaged layer-1 attention; blank sketch patches skipped). Images are the model inputs after preprocessing (${S}×${S}, ${G}×${G} patches).</figcaption></figure>
+<figure>${img(v.heatSketch, 'sketch heat')}${img(v.heatPhoto, 'photo heat')}<figcaption>Attention each patch receives from the other image's patches (bright = more).</figcaption></figure>
+<figure>${img(v.sketchFromPhoto, 'sketch from photo patches')}${img(v.photoFromSketch, 'photo from sketch patches')}<figcaption>Patch replacement: the sketch rebuilt from its best-matching photo patches, and the photo rebuilt from sketch patches.</figcaption></figure>
+<figure>${img(v.anchors, 'anchor cosines')}<figcaption>The ${e.anchorGrid ** 2}×${e.anchorGrid ** 2} anchor cosine matrix the relation network reads (rows: sketch anchors; dark -1, yellow +1).</figcaption></figure>
+<table><tr><th>#</th><th>sketch patch (row, col)</th><th>photo patch (row, col)</th><th>attention</th></tr>${links.map((l, i) => `<tr><td>${i + 1}</td><td>${l.sketch_patch}</td><td>${l.photo_patch}</td><td>${l.weight.toFixed(4)}</td></tr>`).join('')}</table>
+</body></html>\n`);
+        }
+        if (o.json) console.log(JSON.stringify({ rn: e.rn, cosine: e.cosine, grid: G, links, out: o.out, ...(o.parts ? { parts } : {}) }));
+        else {
+          console.log(`RN score ${e.rn.toFixed(4)}, SA cosine ${e.cosine.toFixed(4)}`);
+          for (const l of links.slice(0, 5)) console.log(`  sketch patch (${l.sketch_patch}) -> photo patch (${l.photo_patch})  attention ${l.weight.toFixed(4)}`);
+          console.log(`wrote ${o.out}${o.parts ? ` and the views in ${o.parts}/` : ''}`);
+        }
+      } finally {
+        await model.destroy();
+        ctx.destroy();
+      }
+    });
+}
