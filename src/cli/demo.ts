@@ -1,67 +1,105 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeGpu } from '../gpu/node.ts';
-import { loadWeights } from '../io/weights.ts';
+import { loadWeights, weightsHash } from '../io/weights.ts';
 import { ZseModel } from '../models/zse/model.ts';
-import { loadInputs } from './inputs.ts';
+import { RERANK_OFFSET } from '../retrieval/eval.ts';
+import { evaluateScores } from '../retrieval/metrics.ts';
+import { renderResultSheet } from '../retrieval/html.ts';
+import { parseIndex } from '../retrieval/index-format.ts';
+import { buildIndex } from '../retrieval/indexer.ts';
+import { runQuery } from '../retrieval/query.ts';
+import { readFileSync } from 'node:fs';
+import { progressBar } from './progress.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The bundled demo weights (issue 4), and the random test model used when they are absent. */
+export const DEMO_WEIGHTS = join(ROOT, 'weights', 'zse-sketchy104-small.safetensors');
+export const FALLBACK_WEIGHTS = join(ROOT, 'test', 'fixtures', 'zse', 'tiny224.weights.safetensors');
+export const SAMPLE = join(ROOT, 'web', 'sample');
 
 /**
- * The quick-start demo. No trained weights exist yet (issue 4 will ship them), so this runs the whole
- * pipeline — decode, reference preprocessing, SA embeddings on the GPU, cosine ranking, RN scores — with the
- * small random-weight test model, and says so. Images come from ../shared/data (real Sketchy) when present.
+ * The quick-start demo: index the bundled sample gallery (84 photos of 21 classes the model never saw in training),
+ * query it with the 21 bundled sketches, re-rank with the relation network, print the top results and the
+ * zero-shot metrics over the sample, and write an HTML sheet.
  */
-export async function runDemo(o: { json: boolean }): Promise<void> {
-  const weightsPath = join(ROOT, 'test', 'fixtures', 'zse', 'tiny224.weights.safetensors');
-  const data = resolve(ROOT, '..', 'shared', 'data', 'sketchy', 'unseen21-256');
-  const pick = (dir: string, n: number) => readdirSync(dir).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().slice(0, n).map((f) => join(dir, f));
-  let sketches: string[] = [];
-  let photos: string[] = [];
-  if (existsSync(data)) {
-    for (const cls of ['giraffe', 'windmill', 'cabin']) {
-      sketches.push(...pick(join(data, 'sketch', cls), 1));
-      photos.push(...pick(join(data, 'photo', cls), 2));
-    }
-  } else {
-    const fx = join(ROOT, 'test', 'fixtures', 'preprocess');
-    sketches = pick(fx, 40).filter((f) => /sketch|ink/i.test(f)).slice(0, 2);
-    photos = pick(fx, 40).filter((f) => /\.jpe?g$/i.test(f)).slice(0, 4);
-  }
+export async function runDemo(o: { json: boolean; weights?: string; out?: string; k?: number }): Promise<void> {
+  const trained = !o.weights && existsSync(DEMO_WEIGHTS);
+  const weightsPath = o.weights ?? (trained ? DEMO_WEIGHTS : FALLBACK_WEIGHTS);
   const w = await loadWeights(weightsPath);
+  const hash = weightsHash(w.tensors);
   const ctx = await nodeGpu();
   const model = ZseModel.create(ctx, w.config, w.tensors);
-  const t0 = performance.now();
-  const sk = await loadInputs(sketches, 'sketch', w.config.imageSize);
-  const im = await loadInputs(photos, 'photo', w.config.imageSize);
-  const es = await model.encode(sk.data, sk.n, { tokens: true });
-  const ei = await model.encode(im.data, im.n, { tokens: true });
-  const pairs = new Uint32Array(2 * sk.n * im.n);
-  for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
-  const rn = await model.relation(es.tokens!, sk.n, ei.tokens!, im.n, pairs);
-  const ms = performance.now() - t0;
-  const D = w.config.dim;
-  const results = sk.names.map((s, i) => ({
-    sketch: relative(process.cwd(), s),
-    ranking: im.names.map((p, j) => {
-      let c = 0;
-      for (let d = 0; d < D; d++) c += es.emb[i * D + d]! * ei.emb[j * D + d]!;
-      return { photo: relative(process.cwd(), p), cosine: c, rn: rn[i * im.n + j]! };
-    }).sort((a, b) => b.cosine - a.cosine),
-  }));
-  if (o.json) {
-    console.log(JSON.stringify({ adapter: ctx.adapterName, weights: 'random tiny test model (no trained weights yet)', ms, results }));
-  } else {
-    console.log(`sketchgpu demo on ${ctx.adapterName}`);
-    console.log('weights: the random-weight tiny test model (no trained weights ship yet), so rankings are chance-level;');
-    console.log('this shows the pipeline end to end: decode, reference preprocessing, SA on the GPU, cosine ranking, RN.\n');
-    for (const r of results) {
-      console.log(`sketch ${r.sketch}`);
-      for (const x of r.ranking) console.log(`  cos ${x.cosine.toFixed(4)}  rn ${x.rn.toFixed(4)}  ${x.photo}`);
+  const say = (s: string) => { if (!o.json) console.log(s); };
+  try {
+    say(`sketchgpu demo on ${ctx.adapterName}`);
+    say(trained || o.weights ? `weights: ${relative(process.cwd(), weightsPath)}` : 'weights: the random-weight tiny test model (weights/zse-sketchy104-small.safetensors is missing), so results are chance-level');
+    const cacheDir = join(ROOT, '.cache', 'demo');
+    mkdirSync(cacheDir, { recursive: true });
+    const indexPath = join(cacheDir, `sample-${hash.slice(0, 16)}.sgi`);
+    const t0 = performance.now();
+    if (!existsSync(indexPath)) {
+      const bar = progressBar('indexing the sample gallery', 'img');
+      await buildIndex({
+        model, identity: { family: 'zse-sbir', weights_sha256: hash, config: w.config }, weightsPath, input: join(SAMPLE, 'photo'), out: indexPath,
+        rnCache: w.config.hasHead, onStart: (n, d) => bar.start(n, d), onProgress: (d) => bar.update(d),
+      });
+      bar.stop();
     }
-    console.log(`\n${sk.n} sketches x ${im.n} photos in ${ms.toFixed(0)} ms`);
+    const index = parseIndex(readFileSync(indexPath), indexPath);
+    const tIndex = performance.now() - t0;
+    const sketches = readdirSync(join(SAMPLE, 'sketch')).sort().flatMap((c) => readdirSync(join(SAMPLE, 'sketch', c)).sort().map((f) => join(SAMPLE, 'sketch', c, f)));
+    const k = o.k ?? 5;
+    const K = Math.max(k, 20);
+    const rerank = w.config.hasHead ? 'rn' as const : undefined;
+    const run = await runQuery({ model, index, sketches, k: K, rerank, rerankK: K });
+    const cls = (p: string) => p.split('/')[0]!;
+    const sketchCls = (f: string) => relative(join(SAMPLE, 'sketch'), f).split(/[\\/]/)[0]!;
+    const top1 = run.results.filter((r) => cls(r.hits[0]!.path) === sketchCls(r.sketch)).length;
+    // Zero-shot metrics over the sample: cosine for every pair; for ret+rn the RN scores of each sketch's top K.
+    const ns = sketches.length, np = index.paths.length;
+    const cos = await model.cosine(run.sketchEmbeddings, ns, index.embeddings, np);
+    const classes = [...new Set(index.paths.map(cls))].sort();
+    const gl = index.paths.map((p) => classes.indexOf(cls(p)));
+    const ql = sketches.map((f) => classes.indexOf(sketchCls(f)));
+    const ev = evaluateScores(cos, ql, gl);
+    let evRn;
+    if (rerank) {
+      const s = cos.map((v) => v - RERANK_OFFSET);
+      run.results.forEach((r, i) => r.hits.forEach((h) => { s[i * np + index.paths.indexOf(h.path)] = h.score; }));
+      evRn = evaluateScores(s, ql, gl);
+    }
+    for (const r of run.results) r.hits = r.hits.slice(0, k);
+    const out = o.out ?? join(ROOT, 'out', 'demo.html');
+    mkdirSync(dirname(out), { recursive: true });
+    await writeFile(out, renderResultSheet({
+      title: `sketchgpu demo: ${sketches.length} sketches of unseen classes against ${index.paths.length} photos`,
+      subtitle: `${rerank ? `cosine top ${K} re-ranked by the relation network` : 'cosine'}; weights ${relative(ROOT, weightsPath)}; ${ctx.adapterName}`,
+      results: run.results, rerank: !!rerank,
+    }));
+    const metrics = (m: ReturnType<typeof evaluateScores>) => ({ map_all: m.map_all, map_200: m.map_200, precision_100: m.precision_100, precision_200: m.precision_200 });
+    if (o.json) {
+      console.log(JSON.stringify({
+        adapter: ctx.adapterName, weights: relative(ROOT, weightsPath), trained_weights: trained || !!o.weights, gallery: index.paths.length,
+        top1_class_accuracy: top1 / sketches.length, ret: metrics(ev), ...(evRn ? { 'ret+rn': metrics(evRn) } : {}),
+        timings_ms: { index: tIndex, ...run.timings_ms }, html: out,
+        results: run.results.map((r) => ({ sketch: relative(ROOT, r.sketch), hits: r.hits.map((h) => ({ path: h.path, score: h.score, cosine: h.cosine, rn: h.rn })) })),
+      }));
+      return;
+    }
+    say(`gallery: ${index.paths.length} photos of 21 classes unseen in training (web/sample), ${sketches.length} sketch queries\n`);
+    for (const r of run.results) {
+      const want = sketchCls(r.sketch);
+      say(`${want.padEnd(14)} ${r.hits.map((h) => `${cls(h.path) === want ? '*' : ' '}${cls(h.path)} ${h.score.toFixed(3)}`).join('  ')}`);
+    }
+    say(`\n(* = same class) top-1 class accuracy ${top1}/${sketches.length}; chance is 1/21`);
+    say(`zero-shot metrics over the sample: ret mAP@all ${ev.map_all.toFixed(3)}${evRn ? `, ret+rn (K=${K}) mAP@all ${evRn.map_all.toFixed(3)}` : ''} (chance: about 0.10)`);
+    say(`times: index ${(tIndex / 1000).toFixed(1)} s${tIndex < 200 ? ' (cached)' : ''}, queries ${run.timings_ms.total.toFixed(0)} ms for ${sketches.length} sketches (embed ${run.timings_ms.embed.toFixed(0)}, search ${run.timings_ms.search.toFixed(0)}, re-rank ${run.timings_ms.rerank.toFixed(0)})`);
+    say(`wrote ${relative(process.cwd(), out)} (open it in a browser)`);
+  } finally {
+    await model.destroy();
+    ctx.destroy();
   }
-  await model.destroy();
-  ctx.destroy();
 }

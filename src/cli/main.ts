@@ -138,9 +138,12 @@ export function buildCli(): Command {
   addExplainCommand(program, common);
 
   program.command('demo')
-    .description('the quick-start demo: run the whole pipeline on the bundled default and show the results')
+    .description('the quick-start demo: index the bundled sample gallery, query it with the bundled sketches, show the results')
+    .option('--weights <file>', 'weights to use instead of the bundled ones')
+    .option('-k, --k <n>', 'results per sketch', (v) => int('-k')(v), 5)
+    .option('--out <file>', 'HTML result sheet (default out/demo.html)')
     .option('--json', 'print JSON')
-    .action(async (o) => runDemo({ json: !!o.json }));
+    .action(async (o) => runDemo({ json: !!o.json, weights: o.weights, out: o.out, k: o.k }));
 
   return program;
 }

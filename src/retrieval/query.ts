@@ -36,6 +36,8 @@ export interface QueryOptions {
 export interface QueryRun {
   results: QueryResult[];
   timings_ms: { embed: number; search: number; rerank: number; total: number };
+  /** [sketches, D] the sketches' SA embeddings. */
+  sketchEmbeddings: Float32Array;
   /** Where the re-rank got the photos' SA tokens. */
   rerank_tokens?: 'index cache' | 'recomputed from the photo files';
 }
@@ -104,6 +106,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   });
   return {
     results,
+    sketchEmbeddings: sk.emb,
     timings_ms: { embed: t1 - t0, search: t2 - t1, rerank: t3 - t2, total: t3 - t0 },
     ...(tokensFrom ? { rerank_tokens: tokensFrom } : {}),
   };
