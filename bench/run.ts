@@ -1,0 +1,236 @@
+// sketchgpu benchmarks: kernels (GPU timestamps when the adapter has them, else wall time per dispatch) and end to
+// end (SA img/s at several batch sizes, CA+RN pairs/s, index build img/s, query latency), with PyTorch as a peer
+// in the same run. Prints a table, or JSON with --json. Usage: npm run bench [-- --json] [--model vitb|small]
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nodeGpu } from '../src/gpu/node.ts';
+import { WeightStore } from '../src/gpu/weights.ts';
+import { Executor } from '../src/graph/executor.ts';
+import { Graph } from '../src/graph/graph.ts';
+import { attention, rows } from '../src/graph/ops/attention.ts';
+import { conv2d } from '../src/graph/ops/conv2d.ts';
+import { gemm } from '../src/graph/ops/gemm.ts';
+import { layerNorm } from '../src/graph/ops/layernorm.ts';
+import { topk } from '../src/graph/ops/topk.ts';
+import type { HostTensor } from '../src/io/tensor.ts';
+import { ZSE_VIT_B16, type ZseConfig } from '../src/models/zse/config.ts';
+import { ZseModel } from '../src/models/zse/model.ts';
+import { zseTensorShapes } from '../src/models/zse/weights.ts';
+import { listDataset } from '../src/retrieval/eval.ts';
+import { encodeFiles } from '../src/retrieval/files.ts';
+import { GallerySearch } from '../src/retrieval/search.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean' }, model: { type: 'string' }, iters: { type: 'string' }, 'no-peers': { type: 'boolean' },
+    only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  },
+});
+if (args.help) {
+  console.log(`Usage: npm run bench [-- options]
+  --json            print one JSON object (adapter, kernels, end_to_end, peers, ratios)
+  --model <m>       vitb (ViT-B/16, the default on hardware adapters) or small (the default on software adapters)
+  --iters <n>       timed iterations per measurement (default 20 on hardware, 3 on software)
+  --only <what>     kernels | e2e
+  --no-peers        skip PyTorch`);
+  process.exit(0);
+}
+
+/** A small config for CPU drivers: same code paths, minutes instead of hours. */
+const SMALL: ZseConfig = { dim: 192, depth: 4, saHeads: 3, mlpDim: 768, grid: 7, imageSize: 112, stemChannels: [16, 32, 64], caHeads: 4, caFF: 256, anchorDim: 64, anchorGrid: 3, rnHidden: [27, 9], hasHead: true };
+/** Peak fp32 FLOP/s by adapter name, where known (dense, boost clock). */
+const PEAKS: [RegExp, number][] = [[/H100/i, 67e12], [/H200/i, 67e12]];
+
+function randomTensor(shape: number[], seed: number): HostTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const fanIn = shape.length > 1 ? n / shape[0]! : 1;
+  const s = 1 / Math.sqrt(fanIn);
+  const data = new Float32Array(n);
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    data[i] = ((x / 2 ** 32) * 2 - 1) * s;
+  }
+  if (shape.length === 1) data.fill(shape[0]! > 0 ? 1 : 0).forEach((_, i) => { data[i] = 1 + 0.01 * ((i % 7) - 3); });
+  return { dtype: 'f32', shape, data };
+}
+
+function randomWeights(cfg: ZseConfig): Map<string, HostTensor> {
+  const m = new Map<string, HostTensor>();
+  let seed = 1;
+  for (const [k, shape] of zseTensorShapes(cfg)) m.set(k, randomTensor(shape, seed++));
+  return m;
+}
+
+const ctx = await nodeGpu({ profile: true });
+const software = /llvmpipe|swiftshader|lavapipe|software/i.test(ctx.adapterName);
+const cfg = (args.model ?? (software ? 'small' : 'vitb')) === 'vitb' ? ZSE_VIT_B16 : SMALL;
+const iters = Number(args.iters ?? (software ? 3 : 20));
+const peak = PEAKS.find(([re]) => re.test(ctx.adapterName))?.[1];
+const log = (s: string) => { if (!args.json) console.error(s); };
+
+async function timeRun(fn: () => Promise<unknown>, n = iters, warm = 1): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await fn();
+  return (performance.now() - t0) / n;
+}
+
+interface KernelRow { name: string; shape: string; ms: number; gflops: number; peak_fraction?: number; timing: 'gpu-timestamps' | 'wall' }
+const kernels: KernelRow[] = [];
+
+async function benchKernel(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>) {
+  const store = new WeightStore(ctx.device);
+  const g = new Graph();
+  build(g, store);
+  const ex = await Executor.create(ctx, g, store);
+  const flops = g.nodes.reduce((a, n) => a + (n.flops ?? 0), 0);
+  let ms: number;
+  let timing: KernelRow['timing'];
+  if (ctx.features.timestamp) {
+    await ex.profile(inputs, 2);
+    ms = (await ex.profile(inputs, iters)).reduce((a, t) => a + t.ms, 0);
+    timing = 'gpu-timestamps';
+  } else {
+    ex.writeInputs(inputs);
+    ms = await timeRun(async () => {
+      const enc = ctx.device.createCommandEncoder();
+      ex.encode(enc);
+      ctx.device.queue.submit([enc.finish()]);
+      await ctx.device.queue.onSubmittedWorkDone();
+    });
+    timing = 'wall';
+  }
+  const gflops = flops / ms / 1e6;
+  kernels.push({ name, shape, ms, gflops, ...(peak ? { peak_fraction: (gflops * 1e9) / peak } : {}), timing });
+  log(`  ${name.padEnd(22)} ${shape.padEnd(28)} ${ms.toFixed(3).padStart(9)} ms ${gflops.toFixed(1).padStart(8)} GFLOP/s`);
+  ex.destroy();
+  store.destroy();
+}
+
+const D = cfg.dim, T = 1 + cfg.grid ** 2, S = cfg.imageSize;
+const rnd = (n: number, seed: number) => randomTensor([n], seed).data as Float32Array;
+const up = (w: WeightStore, name: string, shape: number[], seed: number) => w.upload(name, randomTensor(shape, seed));
+
+if (args.only !== 'e2e') {
+  log(`kernels (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, ${ctx.features.timestamp ? 'GPU timestamps' : 'wall time per dispatch: this adapter has no timestamp queries'})`);
+  const M = T; // one image's tokens
+  for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
+    await benchKernel(label, `${M}x${N}x${K}`, (g, w) => {
+      up(w, 'w', [N, K], 3);
+      up(w, 'b', [N], 4);
+      const a = g.input('a', [M, K]);
+      const res = label.includes('res') ? g.input('r', [M, N]) : null;
+      g.output('y', gemm(g, a, g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), act: label.includes('gelu') ? 'gelu' : 'none', residual: res ?? undefined }));
+    }, label.includes('res') ? { a: rnd(M * K, 5), r: rnd(M * N, 6) } : { a: rnd(M * K, 5) });
+  }
+  const dh = D / cfg.saHeads;
+  await benchKernel('attention SA', `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {
+    const qkv = g.input('qkv', [T, 3 * D]);
+    g.output('o', attention(g, qkv, qkv, qkv, { B: 1, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale: 1 / Math.sqrt(dh) }));
+  }, { qkv: rnd(T * 3 * D, 7) });
+  const dk = D / cfg.caHeads;
+  await benchKernel('attention CA x16 pairs', `16x${cfg.caHeads}x${T}x${T}x${dk}`, (g) => {
+    const q = g.input('q', [16, T, D]);
+    g.output('o', attention(g, q, q, q, { B: 16, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk) }));
+  }, { q: rnd(16 * T * D, 8) });
+  const [c0] = cfg.stemChannels as [number];
+  await benchKernel('conv stem 7x7/s2', `3->${c0} @${S}`, (g, w) => {
+    up(w, 'w', [c0, 3, 7, 7], 9);
+    g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [c0, 3, 7, 7]), { N: 1, Ci: 3, H: S, W: S, Co: c0, kernel: 7, stride: 2, pad: 3, relu: true }));
+  }, { x: rnd(3 * S * S, 10) });
+  await benchKernel('conv patch 16x16/s16', `3->${D} @${S}`, (g, w) => {
+    up(w, 'w', [D, 3, 16, 16], 11);
+    g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [D, 3, 16, 16]), { N: 1, Ci: 3, H: S, W: S, Co: D, kernel: 16, stride: 16, pad: 0 }));
+  }, { x: rnd(3 * S * S, 12) });
+  for (const kind of ['torch', 'ca'] as const) {
+    await benchKernel(`layernorm ${kind}`, `${T}x${D}`, (g, w) => {
+      up(w, 'g', [D], 13);
+      up(w, 'b', [D], 14);
+      g.output('y', layerNorm(g, g.input('x', [T, D]), g.weight('g', [D]), g.weight('b', [D]), { kind, eps: kind === 'ca' ? 1e-6 : 1e-5 }));
+    }, { x: rnd(T * D, 15) });
+  }
+  const N = software ? 100_000 : 1_000_000;
+  await benchKernel('top-k (k=100)', `1x${N}`, (g) => {
+    const r = topk(g, g.input('s', [1, N]), 1, N, 100);
+    g.output('v', r.values);
+  }, { s: rnd(N, 16) });
+}
+
+const e2e: Record<string, unknown> = {};
+if (args.only !== 'kernels') {
+  log(`\nend to end (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, random weights, wall time incl. upload and read-back)`);
+  const weights = randomWeights(cfg);
+  const model = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64 });
+  const batches = software ? [1, 8] : [1, 32, 128];
+  const sa: Record<string, { ms: number; img_per_s: number }> = {};
+  for (const B of batches) {
+    if (B > model.maxBatch) continue;
+    const x = rnd(B * 3 * S * S, 20 + B);
+    const ms = await timeRun(() => model.encode(x, B), B >= 32 ? Math.max(1, Math.ceil(iters / 4)) : iters);
+    sa[`batch_${B}`] = { ms, img_per_s: (1000 * B) / ms };
+    log(`  SA batch ${String(B).padEnd(4)} ${ms.toFixed(2).padStart(10)} ms  ${((1000 * B) / ms).toFixed(1).padStart(8)} img/s`);
+  }
+  e2e.sa = sa;
+  const ns = 8, np = 8, P = ns * np;
+  const sk = await model.encode(rnd(ns * 3 * S * S, 30), ns, { tokens: true });
+  const pairs = new Uint32Array(2 * P);
+  for (let i = 0; i < P; i++) { pairs[2 * i] = i % ns; pairs[2 * i + 1] = Math.floor(i / ns); }
+  const rnMs = await timeRun(() => model.relation(sk.tokens!, ns, sk.tokens!, np, pairs));
+  e2e.ca_rn = { pairs: P, ms: rnMs, pairs_per_s: (1000 * P) / rnMs };
+  log(`  CA+RN ${P} pairs  ${rnMs.toFixed(2).padStart(10)} ms  ${((1000 * P) / rnMs).toFixed(1).padStart(8)} pairs/s`);
+  const sample = join(ROOT, 'web', 'sample', 'photo');
+  if (existsSync(sample)) {
+    const files = listDataset(join(ROOT, 'web', 'sample')).photos.files.slice(0, software ? 16 : 84);
+    const t0 = performance.now();
+    await encodeFiles(model, files, 'photo');
+    const s = (performance.now() - t0) / 1000;
+    e2e.index = { images: files.length, seconds: s, img_per_s: files.length / s, note: 'JPEG decode + exact preprocessing + SA, web/sample photos' };
+    log(`  index build      ${files.length} photos ${s.toFixed(2)} s  ${(files.length / s).toFixed(1)} img/s (decode + preprocess + SA)`);
+  }
+  const query: Record<string, { ms: number }> = {};
+  for (const n of software ? [10_000, 100_000] : [10_000, 1_000_000]) {
+    const emb = rnd(n * D, 40);
+    const search = GallerySearch.create(ctx, emb, n, D);
+    const q = rnd(D, 41);
+    const ms = await timeRun(() => search.search(q, 1, 10));
+    query[`n_${n}`] = { ms };
+    log(`  query top-10 over ${n.toLocaleString('en-US').padEnd(9)} ${ms.toFixed(2).padStart(8)} ms`);
+    search.destroy();
+  }
+  e2e.query = query;
+  await model.destroy();
+}
+
+let peers: Record<string, unknown> | undefined;
+const ratios: Record<string, number> = {};
+if (!args['no-peers'] && args.only !== 'kernels') {
+  const py = '/usr/bin/python3';
+  const cfgArg = cfg === SMALL ? 'small' : 'vitb';
+  const r = spawnSync(py, [join(ROOT, 'tools', 'bench_torch.py'), '--model', cfgArg, '--iters', String(iters), '--batches', (software ? [1, 8] : [1, 32, 128]).join(',')], { encoding: 'utf8' });
+  if (r.status === 0) {
+    peers = { pytorch: JSON.parse(r.stdout.trim().split('\n').pop()!) };
+    const pt = (peers.pytorch as { sa: Record<string, { img_per_s: number }>; ca_rn: { pairs_per_s: number } });
+    const sa = e2e.sa as Record<string, { img_per_s: number }>;
+    for (const k of Object.keys(sa)) if (pt.sa[k]) ratios[`sa_${k}_vs_pytorch`] = sa[k]!.img_per_s / pt.sa[k]!.img_per_s;
+    ratios.ca_rn_vs_pytorch = (e2e.ca_rn as { pairs_per_s: number }).pairs_per_s / pt.ca_rn.pairs_per_s;
+    log(`\nPyTorch (${(pt as unknown as { device: string }).device}) in the same run:`);
+    for (const [k, v] of Object.entries(pt.sa)) log(`  SA ${k.padEnd(10)} ${v.img_per_s.toFixed(1).padStart(8)} img/s   sketchgpu/PyTorch ${ratios[`sa_${k}_vs_pytorch`]?.toFixed(2) ?? '-'}x`);
+    log(`  CA+RN          ${pt.ca_rn.pairs_per_s.toFixed(1).padStart(8)} pairs/s sketchgpu/PyTorch ${ratios.ca_rn_vs_pytorch.toFixed(2)}x`);
+  } else {
+    peers = { pytorch: { error: (r.stderr || r.error?.message || '').trim().split('\n').pop() } };
+    log(`\nPyTorch peer skipped: ${(peers.pytorch as { error: string }).error}`);
+  }
+}
+
+const result = { adapter: ctx.adapterName, features: ctx.features, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, kernels, end_to_end: e2e, peers, ratios };
+if (args.json) console.log(JSON.stringify(result));
+else {
+  console.log(`\nadapter: ${ctx.adapterName}`);
+  console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
+}
+ctx.destroy();
+void readdirSync;

@@ -1,0 +1,48 @@
+"""PyTorch peer for bench/run.ts: the same ZSE-SBIR configs (tools/zse_ref.py), SA img/s per batch size and CA+RN
+pairs/s, on CUDA when present (fp32, TF32 off) else the CPU. Prints one JSON line."""
+import argparse, json, time, sys, os
+import torch
+sys.path.insert(0, os.path.dirname(__file__))
+from zse_ref import Model, ZseConfig  # noqa: E402
+
+p = argparse.ArgumentParser(description=__doc__)
+p.add_argument('--model', choices=['vitb', 'small'], default='small')
+p.add_argument('--iters', type=int, default=3)
+p.add_argument('--batches', default='1,8')
+a = p.parse_args()
+dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+if dev == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+cfg = ZseConfig.full() if a.model == 'vitb' else ZseConfig(dim=192, depth=4, sa_heads=3, mlp_dim=768, grid=7, stem=(16, 32, 64), ca_heads=4, ca_ff=256, anchor_dim=64, rn_hidden=(27, 9), name='small')
+torch.manual_seed(0)
+m = Model(cfg).to(dev).eval()
+S = cfg.image_size
+
+
+def sync():
+    if dev == 'cuda':
+        torch.cuda.synchronize()
+
+
+def timeit(fn, n):
+    fn(); sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / n
+
+
+out = {'device': torch.cuda.get_device_name() if dev == 'cuda' else f'cpu ({torch.get_num_threads()} threads)', 'torch': torch.__version__, 'sa': {}}
+with torch.no_grad():
+    for B in [int(b) for b in a.batches.split(',')]:
+        x = torch.rand(B, 3, S, S, device=dev) * 2 - 1
+        s = timeit(lambda: m.sa(x), a.iters if B < 32 else max(1, a.iters // 4))
+        out['sa'][f'batch_{B}'] = {'ms': s * 1e3, 'img_per_s': B / s}
+    tok = m.sa(torch.rand(8, 3, S, S, device=dev) * 2 - 1)
+    sk = tok.repeat_interleave(8, 0)
+    im = tok.repeat(8, 1, 1)
+    s = timeit(lambda: m(sk, im), a.iters)
+    out['ca_rn'] = {'pairs': 64, 'ms': s * 1e3, 'pairs_per_s': 64 / s}
+print(json.dumps(out))
