@@ -84,7 +84,7 @@ const kernels: KernelRow[] = [];
 
 async function benchKernel(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>) {
   const store = new WeightStore(ctx.device);
-  const g = new Graph();
+  const g = new Graph({ software: ctx.software });
   build(g, store);
   const ex = await Executor.create(ctx, g, store);
   const flops = g.nodes.reduce((a, n) => a + (n.flops ?? 0), 0);

@@ -24,8 +24,23 @@ for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33
   });
 }
 
-test('gemm with residual, alpha, strided A and C', async () => {
-  const M = 9, N = 11, K = 19, lda = 23, ldc = 15;
+// The rowdot variant (CPU drivers) needs K, lda, ldb and the A offset in multiples of 4; M and N stay odd.
+for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none']] as const) {
+  test(`gemm rowdot ${M}x${N}x${K} bias ${act}`, async () => {
+    const A = rand(M * K, 11), B = rand(N * K, 12), bias = rand(N, 13);
+    const out = await runGraph(
+      (g) => {
+        g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), act, variant: 'rowdot' }));
+      },
+      { a: A },
+      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
+    );
+    assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
+  });
+}
+
+for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
+  const M = 9, N = 11, K = variant === 'rowdot' ? 20 : 19, lda = variant === 'rowdot' ? 24 : 23, ldc = 15;
   const A = rand(M * lda + 4, 4), B = rand(N * K, 5), R = rand(M * N, 6);
   const out = await runGraph(
     (g) => {
@@ -33,7 +48,7 @@ test('gemm with residual, alpha, strided A and C', async () => {
       const b = g.input('b', [N, K]);
       const r = g.input('r', [M, N]);
       const c = g.intermediate('c', [2 + M * ldc]);
-      gemm(g, a, b, { M, N, K, lda, aOffset: 4, ldc, cOffset: 2, residual: r, alpha: 0.5, out: c });
+      gemm(g, a, b, { M, N, K, lda, aOffset: 4, ldc, cOffset: 2, residual: r, alpha: 0.5, out: c, variant });
       g.output('c', c);
     },
     { a: A, b: B, r: R },

@@ -15,6 +15,8 @@ export interface GpuContext {
   adapter: GPUAdapter;
   /** "vendor | architecture | device | description", as bench and the CLI print it. */
   adapterName: string;
+  /** A CPU implementation (lavapipe, SwiftShader): kernels without workgroup memory are picked where they exist. */
+  software: boolean;
   features: GpuFeatures;
   /** Resolves when the device is lost (destroyed or a driver failure). */
   lost: Promise<GPUDeviceLostInfo>;
@@ -88,6 +90,7 @@ export async function createGpuContext(gpu: GPU | undefined, opts: GpuOptions = 
     device,
     adapter,
     adapterName: name,
+    software: /llvmpipe|lavapipe|swiftshader|software/i.test(name),
     features: {
       f16: has('shader-f16'),
       subgroups: has('subgroups'),

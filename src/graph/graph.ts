@@ -5,11 +5,19 @@ import type { OpNode } from './kernel.ts';
  * A model's forward as data: tensors and the ops between them, in execution order.
  * Models only build graphs; `planGraph` gives buffers, `Executor` runs them (ggml's split).
  */
+/** What the graph will run on, for ops that have kernel variants. */
+export interface GraphTarget {
+  /** A CPU driver: prefer kernels without workgroup memory and barriers. */
+  software?: boolean;
+}
+
 export class Graph {
   readonly tensors: Tensor[] = [];
   readonly nodes: OpNode[] = [];
   readonly outputs = new Map<string, Tensor>();
   private nextId = 0;
+
+  constructor(readonly target: GraphTarget = {}) {}
 
   input(name: string, shape: readonly number[], dtype: GpuDType = 'f32'): Tensor {
     if (this.tensors.some((t) => t.kind === 'input' && t.name === name)) throw new Error(`duplicate input ${name}`);

@@ -51,7 +51,7 @@ export class GallerySearch {
     const key = `${q}:${k}`;
     let ex = sh.executors.get(key);
     if (!ex) {
-      const g = new Graph();
+      const g = new Graph({ software: this.ctx.software });
       const qn = l2normRows(g, g.input('q', [q, this.dim]), q, this.dim, { label: 'query.norm' });
       const scores = gemm(g, qn, g.weight('gallery', [sh.rows, this.dim]), { M: q, N: sh.rows, K: this.dim, label: 'cosine' });
       const r = topk(g, scores, q, sh.rows, Math.min(k, TOPK_MAX));

@@ -1,9 +1,12 @@
 import source from '../../../shaders/gemm.wgsl';
+import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
 export const GEMM: Kernel = { name: 'gemm', wgsl: source };
+/** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
+export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: rowdotSource };
 
 export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid';
 const ACT = { none: 0, relu: 1, gelu: 2, sigmoid: 3 } as const;
@@ -25,6 +28,8 @@ export interface GemmOptions {
   rOffset?: number;
   /** Write into this tensor instead of a new one (e.g. a strided slice of a larger buffer). */
   out?: Tensor;
+  /** Force a kernel (tests); by default rowdot on software adapters when the layout allows it, else tiled. */
+  variant?: 'tiled' | 'rowdot';
   label?: string;
 }
 
@@ -32,9 +37,14 @@ export interface GemmOptions {
 export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const { M, N, K } = o;
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
+  const lda = o.lda ?? K, ldb = o.ldb ?? K;
+  const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
+  const variant = o.variant ?? (g.target.software && aligned ? 'rowdot' : 'tiled');
+  if (variant === 'rowdot' && !aligned) throw new Error('gemm rowdot needs K, lda, ldb and the A offset to be multiples of 4');
+  const tile = variant === 'rowdot' ? 32 : 64;
   g.push({
     label: o.label ?? 'gemm',
-    kernel: GEMM,
+    kernel: variant === 'rowdot' ? GEMM_ROWDOT : GEMM,
     reads: [a, b, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [
@@ -44,7 +54,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
       ['alpha', 'f32', o.alpha ?? 1],
     ],
-    dispatch: [Math.ceil(N / 64), Math.ceil(M / 64), 1],
+    dispatch: [Math.ceil(N / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * N * K,
   });
   return out;

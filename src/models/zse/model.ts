@@ -61,7 +61,7 @@ export class ZseModel {
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
     let ex = this.executors.get(key);
     if (!ex) {
-      const g = new Graph();
+      const g = new Graph({ software: this.ctx.software });
       build(g);
       ex = Executor.create(this.ctx, g, this.store);
       ex.catch(() => this.executors.delete(key));

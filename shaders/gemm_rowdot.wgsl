@@ -1,0 +1,81 @@
+// C = act(alpha * A · Bᵀ + bias) + R, the same contract as gemm.wgsl, for adapters where workgroup memory and
+// barriers are expensive (CPU drivers such as lavapipe and SwiftShader): no workgroup memory at all. Both A [M,K]
+// and B [N,K] are read along K as vec4 (K, lda, ldb and aOff must be multiples of 4; the host checks), each
+// invocation keeps a 4x4 block of C in registers: 8 vec4 loads feed 16 vec4 FMAs per step of 4 along K.
+// Rows and columns past M or N are clamped on load and skipped on store, so any M and N work.
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  lda: u32, ldb: u32, ldc: u32, ldr: u32,
+  aOff: u32, cOff: u32, rOff: u32,
+  hasBias: u32, hasRes: u32, act: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> R: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const ACT_RELU = 1u;
+const ACT_GELU = 2u;
+const ACT_SIGMOID = 3u;
+
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+fn activate(v: f32) -> f32 {
+  switch p.act {
+    case ACT_RELU: { return max(v, 0.0); }
+    case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
+    case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+    default: { return v; }
+  }
+}
+
+// 8x8 invocations, each a 4x4 block: a 32x32 tile of C per workgroup.
+@compute @workgroup_size(8, 8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let m0 = wg.y * 32u + lid.y * 4u;
+  let n0 = wg.x * 32u + lid.x * 4u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  let K4 = p.K / 4u;
+  var a: array<u32, 4>;
+  var b: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    a[i] = (p.aOff + min(m0 + i, p.M - 1u) * p.lda) / 4u;
+    b[i] = (min(n0 + i, p.N - 1u) * p.ldb) / 4u;
+  }
+  var acc: array<vec4<f32>, 4>; // acc[i][j] = C[m0+i, n0+j]
+  for (var k = 0u; k < K4; k++) {
+    let b0 = B[b[0] + k];
+    let b1 = B[b[1] + k];
+    let b2 = B[b[2] + k];
+    let b3 = B[b[3] + k];
+    for (var i = 0u; i < 4u; i++) {
+      let av = A[a[i] + k];
+      acc[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = m0 + i;
+    if (r >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = n0 + j;
+      if (c >= p.N) { break; }
+      var v = p.alpha * acc[i][j];
+      if (p.hasBias != 0u) { v += bias[c]; }
+      v = activate(v);
+      if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
+      C[p.cOff + r * p.ldc + c] = v;
+    }
+  }
+}
