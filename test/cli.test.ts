@@ -39,7 +39,7 @@ writeFileSync(skNpy, writeNpy({ dtype: 'f32', shape: [2, 3, 224, 224], data: ske
 writeFileSync(imNpy, writeNpy({ dtype: 'f32', shape: [2, 3, 224, 224], data: photos }));
 
 test('--help on every command', () => {
-  for (const c of [[], ['convert'], ['preprocess'], ['embed'], ['score'], ['info'], ['demo'], ['index'], ['query'], ['eval'], ['explain']]) {
+  for (const c of [[], ['convert'], ['preprocess'], ['embed'], ['score'], ['info'], ['demo'], ['index'], ['query'], ['eval'], ['explain'], ['describe']]) {
     const r = cli([...c, '--help']);
     assert.is(r.code, 0, c.join(' '));
     assert.match(r.out, 'Usage: sketchgpu');

@@ -12,6 +12,7 @@ import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
 import { addRetrievalCommands } from './retrieval.ts';
 import { addExplainCommand } from './explain.ts';
+import { addDescribeCommand } from './describe.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -136,6 +137,7 @@ export function buildCli(): Command {
 
   addRetrievalCommands(program, common);
   addExplainCommand(program, common);
+  addDescribeCommand(program);
 
   program.command('demo')
     .description('the quick-start demo: index the bundled sample gallery, query it with the bundled sketches, show the results')
