@@ -90,6 +90,9 @@ for (const name of ['tiny64', 'tiny224']) {
       for (let p = 0; p < ns * np; p++) rev.set(pairs.subarray(2 * (ns * np - 1 - p), 2 * (ns * np - p)), 2 * p);
       const scores = await model.relation(sk.sa!, ns, im.sa!, np, rev);
       assertClose(scores.slice().reverse(), r.score!, 1e-6, 0, 'relation() vs debugRelation()');
+      // with each image's CA projections computed once and cached (§13): the same scores
+      const cached = { sketch: await model.projections(sk.sa!, ns, 'sketch'), photo: await model.projections(im.sa!, np, 'photo') };
+      cmp(await model.relation(sk.sa!, ns, im.sa!, np, pairs, cached), 'rn.score');
     });
     t.run();
   }

@@ -6,8 +6,9 @@
  * - `paths` [bytes] U8: the photos' paths relative to the root, UTF-8, '/'-separated, joined by '\n', in row order
  *   (sorted by relative path).
  * - `tokens` [N, T, D] F32 or F16, optional (`index --rn-cache`): each photo's SA output tokens, the input of the
- *   cross-attention. With them an RN re-rank runs no photo SA at query time; the per-image CA projections are then
- *   computed once per shortlisted photo, not once per pair (../shared/docs/zse-sbir.md §13).
+ *   cross-attention, and `proj.q2`, `proj.v2`, `proj.k1` [N, T, D]: the photo's CA input projections (layer2's
+ *   linears.0 and .2, layer1's linears.1; ../shared/docs/zse-sbir.md §13). With them an RN re-rank runs neither
+ *   photo SA nor photo projections at query time.
  *
  * Metadata (all strings)
  * - `sketchgpu.index`: "1", the format version.
@@ -43,6 +44,8 @@ export interface GalleryIndex {
   embeddings: Float32Array;
   /** [N, T, D] SA tokens when cached. */
   tokens?: Float32Array;
+  /** [N, T, D] each: the photos' CA projections when cached (with tokens). */
+  projections?: { q: Float32Array; v: Float32Array; k: Float32Array };
   skipped: [string, string][];
   created: string;
 }
@@ -69,6 +72,11 @@ export function serializeIndex(ix: GalleryIndex): Uint8Array {
   const pathBytes = new TextEncoder().encode(ix.paths.join('\n'));
   tensors.set('paths', { dtype: 'u8', shape: [pathBytes.length], data: pathBytes });
   if (ix.tokens) tensors.set('tokens', fromF32(ix.tokens, ix.dtype, [N, ix.tokens.length / N / ix.dim, ix.dim]));
+  if (ix.projections) {
+    for (const [k, v] of [['proj.q2', ix.projections.q], ['proj.v2', ix.projections.v], ['proj.k1', ix.projections.k]] as const) {
+      tensors.set(k, fromF32(v, ix.dtype, [N, v.length / N / ix.dim, ix.dim]));
+    }
+  }
   return writeSafetensors(tensors, {
     'sketchgpu.index': INDEX_FORMAT,
     'sketchgpu.index.model': JSON.stringify(ix.model),
@@ -111,9 +119,12 @@ export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
   if (model?.config?.dim !== D) throw notIndex(`its embeddings are ${D}-d but its model says ${model?.config?.dim}`);
   const tok = st.tensors.get('tokens');
   if (tok && (tok.shape.length !== 3 || tok.shape[0] !== N || tok.shape[2] !== D)) throw notIndex(`its tokens are [${tok.shape}], not [${N}, T, ${D}]`);
+  const pq = st.tensors.get('proj.q2'), pv = st.tensors.get('proj.v2'), pk = st.tensors.get('proj.k1');
+  for (const t of [pq, pv, pk]) if (t && (!tok || t.shape.join() !== tok.shape.join())) throw notIndex(`its cached projections are [${t.shape}], not like its tokens`);
+  const projections = pq && pv && pk ? { q: toF32(pq), v: toF32(pv), k: toF32(pk) } : undefined;
   return {
     model, weightsPath: m['sketchgpu.index.weights'] ?? '', root: m['sketchgpu.index.root'] ?? '', paths: list, dim: D,
-    dtype: emb.dtype, embeddings: toF32(emb), tokens: tok ? toF32(tok) : undefined, skipped, created: m['sketchgpu.index.created'] ?? '',
+    dtype: emb.dtype, embeddings: toF32(emb), tokens: tok ? toF32(tok) : undefined, projections, skipped, created: m['sketchgpu.index.created'] ?? '',
   };
 }
 

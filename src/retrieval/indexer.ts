@@ -7,7 +7,8 @@
  * is refused rather than mixed in. The finished index is written to a temporary file and renamed into place.
  *
  * Journal records: u32 magic 'SGIJ', u32 path bytes, u32 status (0 embedded, 1 unreadable), u32 payload bytes,
- * the UTF-8 path, then the payload: D f32 embedding values (+ T*D f32 tokens) or a UTF-8 reason.
+ * the UTF-8 path, then the payload: D f32 embedding values (+ with --rn-cache 4*T*D f32: tokens, then the
+ * projections q2, v2, k1) or a UTF-8 reason.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -56,6 +57,7 @@ export interface BuildIndexResult {
   seconds: number;
 }
 
+/** tokens: T*D SA tokens then the three projections (q2, v2, k1), 4*T*D in all, when cached. */
 interface Entry { emb: Float32Array; tokens?: Float32Array }
 
 function readJournal(file: string, identity: string, D: number, rowTokens: number) {
@@ -114,7 +116,8 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
   const { model } = o;
   const cfg = model.config;
   const D = cfg.dim, S = cfg.imageSize, px = 3 * S * S;
-  const rowTokens = o.rnCache ? model.tokens * D : 0;
+  const row = model.tokens * D;
+  const rowTokens = o.rnCache ? 4 * row : 0; // tokens + 3 projections
   const dtype = o.dtype ?? 'f32';
   const list = listGallery(o.input);
   const journal = `${o.out}.partial`;
@@ -130,11 +133,16 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
       throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
     }
     const T = old.tokens ? old.tokens.length / old.paths.length / D : 0;
-    if (!o.rnCache || T === model.tokens) {
-      old.paths.forEach((p, i) => done.set(p, {
-        emb: old.embeddings.slice(i * D, (i + 1) * D),
-        tokens: o.rnCache ? old.tokens!.slice(i * T * D, (i + 1) * T * D) : undefined,
-      }));
+    if (!o.rnCache || (T === model.tokens && old.projections)) {
+      old.paths.forEach((p, i) => {
+        let tokens: Float32Array | undefined;
+        if (o.rnCache) {
+          tokens = new Float32Array(rowTokens);
+          const pr = old.projections!;
+          [old.tokens!, pr.q, pr.v, pr.k].forEach((src, s) => tokens!.set(src.subarray(i * row, (i + 1) * row), s * row));
+        }
+        done.set(p, { emb: old.embeddings.slice(i * D, (i + 1) * D), tokens });
+      });
     }
   }
   let fd: number;
@@ -179,11 +187,14 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
       const run = cur.ok.length ? model.encode(cur.data, cur.ok.length, { tokens: !!o.rnCache }) : Promise.resolve(null);
       next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
       const r = await run;
+      const proj = r && o.rnCache ? await model.projections(r.tokens!, cur.ok.length, 'photo') : null;
       const chunks: Buffer[] = [];
       cur.ok.forEach((p, k) => {
         const payload = new Float32Array(D + rowTokens);
         payload.set(r!.emb.subarray(k * D, (k + 1) * D));
-        if (rowTokens) payload.set(r!.tokens!.subarray(k * rowTokens, (k + 1) * rowTokens), D);
+        if (proj) {
+          [r!.tokens!, proj.q, proj.v, proj.k].forEach((src, s) => payload.set(src.subarray(k * row, (k + 1) * row), D + s * row));
+        }
         done.set(p, { emb: payload.subarray(0, D), tokens: rowTokens ? payload.subarray(D) : undefined });
         chunks.push(record(p, 0, new Uint8Array(payload.buffer)));
       });
@@ -213,14 +224,18 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
     throw new SketchError('EMPTY_GALLERY', `none of the ${total} images in ${o.input} could be read`, `The first error: ${skipped[0]?.[0]}: ${skipped[0]?.[1]}`);
   }
   const embeddings = new Float32Array(paths.length * D);
-  const tokens = rowTokens ? new Float32Array(paths.length * rowTokens) : undefined;
+  const n = paths.length;
+  const tokens = rowTokens ? new Float32Array(n * row) : undefined;
+  const projections = rowTokens ? { q: new Float32Array(n * row), v: new Float32Array(n * row), k: new Float32Array(n * row) } : undefined;
   paths.forEach((p, i) => {
     const e = done.get(p)!;
     embeddings.set(e.emb, i * D);
-    if (tokens) tokens.set(e.tokens!, i * rowTokens);
+    if (tokens && projections) {
+      [tokens, projections.q, projections.v, projections.k].forEach((dst, s) => dst.set(e.tokens!.subarray(s * row, (s + 1) * row), i * row));
+    }
   });
   const ix: GalleryIndex = {
-    model: o.identity, weightsPath: o.weightsPath, root: list.root, paths, dim: D, dtype, embeddings, tokens, skipped,
+    model: o.identity, weightsPath: o.weightsPath, root: list.root, paths, dim: D, dtype, embeddings, tokens, projections, skipped,
     created: new Date().toISOString(),
   };
   const tmp = `${o.out}.tmp`;

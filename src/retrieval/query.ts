@@ -1,10 +1,9 @@
 /** Node-only: sketch queries against a gallery index, with an optional relation-network re-rank. */
 import { SketchError } from '../errors.ts';
-import type { ZseModel } from '../models/zse/model.ts';
+import type { ImageProjections, ZseModel } from '../models/zse/model.ts';
 import { encodeFiles } from './files.ts';
 import { galleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
-import { relationScores } from './rerank.ts';
 import { GallerySearch } from './search.ts';
 
 export interface QueryHit {
@@ -68,12 +67,18 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     const pos = new Map(unique.map((g, i) => [g, i]));
     const row = model.tokens * D;
     let imTokens: Float32Array;
-    if (index.tokens) {
+    let imProj: ImageProjections;
+    const pick = (src: Float32Array) => {
+      const out = new Float32Array(unique.length * row);
+      unique.forEach((g, i) => out.set(src.subarray(g * row, (g + 1) * row), i * row));
+      return out;
+    };
+    if (index.tokens && index.projections) {
       if (index.tokens.length / index.paths.length !== row) {
         throw new SketchError('BAD_INDEX', `the index caches ${index.tokens.length / index.paths.length / D} tokens per photo, the model makes ${model.tokens}`, 'Rebuild the index with these weights.');
       }
-      imTokens = new Float32Array(unique.length * row);
-      unique.forEach((g, i) => imTokens.set(index.tokens!.subarray(g * row, (g + 1) * row), i * row));
+      imTokens = pick(index.tokens);
+      imProj = { side: 'photo', q: pick(index.projections.q), v: pick(index.projections.v), k: pick(index.projections.k) };
       tokensFrom = 'index cache';
     } else {
       const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
@@ -83,11 +88,14 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
         throw new SketchError('IO', `the RN re-rank needs the shortlisted photos, and one cannot be read: ${(e as Error).message}`,
           'The index holds no cached tokens; rebuild it with `sketchgpu index --rn-cache`, or restore the photos.');
       }
+      imProj = await model.projections(imTokens, unique.length, 'photo');
       tokensFrom = 'recomputed from the photo files';
     }
+    // Each image's CA projections once, not once per pair (zse-sbir.md §13).
+    const skProj = await model.projections(sk.tokens!, o.sketches.length, 'sketch');
     const pairs: number[] = [];
     shortlist.forEach((hits, s) => hits.forEach((h) => pairs.push(s, pos.get(h.index)!)));
-    const scores = await relationScores(model, sk.tokens!, o.sketches.length, imTokens, unique.length, Uint32Array.from(pairs));
+    const scores = await model.relation(sk.tokens!, o.sketches.length, imTokens, unique.length, Uint32Array.from(pairs), { sketch: skProj, photo: imProj });
     rnScores = new Map();
     let p = 0;
     shortlist.forEach((hits, s) => hits.forEach((h) => rnScores!.set(`${s}:${h.index}`, scores[p++]!)));

@@ -1,9 +1,13 @@
-import type { ZseModel } from '../models/zse/model.ts';
+import type { ImageProjections, ZseModel } from '../models/zse/model.ts';
+
+/** Host memory allowed for caching every image's CA projections (3 x T x D floats per image). */
+const PROJECTION_CACHE_BYTES = 1 << 30;
 
 /**
- * Relation-network scores for a list of (sketch, photo) pairs, ordered so that each GPU chunk covers a small block
- * of sketches x photos: the per-image CA projections are then shared by the pairs of the block instead of being
- * recomputed per pair. Returns the scores in the input order.
+ * Relation-network scores for a list of (sketch, photo) pairs. Each image's CA projections are computed once and
+ * reused by all its pairs (zse-sbir.md §13) when they fit in host memory; the pairs are also ordered so that each
+ * GPU chunk covers a small block of sketches x photos (without the cache, the block's images then share their
+ * projections). Returns the scores in the input order.
  */
 export async function relationScores(
   model: ZseModel, skTokens: Float32Array, ns: number, imTokens: Float32Array, np: number,
@@ -21,9 +25,13 @@ export async function relationScores(
   order.forEach((src, i) => { sorted[2 * i] = pairs[2 * src]!; sorted[2 * i + 1] = pairs[2 * src + 1]!; });
   const out = new Float32Array(P);
   const step = chunk * 16;
+  let cached: { sketch: ImageProjections; photo: ImageProjections } | undefined;
+  if (3 * (ns + np) * model.tokens * model.config.dim * 4 <= PROJECTION_CACHE_BYTES) {
+    cached = { sketch: await model.projections(skTokens, ns, 'sketch'), photo: await model.projections(imTokens, np, 'photo') };
+  }
   for (let p0 = 0; p0 < P; p0 += step) {
     const part = sorted.subarray(2 * p0, 2 * Math.min(P, p0 + step));
-    const s = await model.relation(skTokens, ns, imTokens, np, part);
+    const s = await model.relation(skTokens, ns, imTokens, np, part, cached);
     for (let i = 0; i < s.length; i++) out[order[p0 + i]!] = s[i]!;
     onProgress?.(Math.min(P, p0 + step));
   }

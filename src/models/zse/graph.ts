@@ -78,13 +78,32 @@ export function buildSaGraph(g: Graph, cfg: ZseConfig, B: number, o: SaGraphOpti
 
 export interface PairGraphOptions {
   debug?: boolean;
+  /**
+   * Take each image's CA input projections as inputs instead of computing them (zse-sbir.md §13): per sketch
+   * `sketchQ1`, `sketchV1` (layer1 linears.0/2) and `sketchK2` (layer2 linears.1); per photo `photoQ2`, `photoV2`
+   * and `photoK1`, each [N, T, D] (see buildProjectionGraph). The SA tokens are still needed for the residuals.
+   */
+  cachedProjections?: boolean;
+}
+
+/** The per-image CA projections of one modality (§13): [N, T, D] each, for buildPairGraph's cached mode. */
+export function buildProjectionGraph(g: Graph, cfg: ZseConfig, N: number, side: 'sketch' | 'photo'): void {
+  const { dim: D, grid: G } = cfg;
+  const x = g.input('tokens', [N, 1 + G * G, D]);
+  const lin = (layer: string, k: number, label: string) => g.output(label, linear(g, x, `ca.encoder.${layer}.0.self_attn.linears.${k}`, D, { label }));
+  if (side === 'sketch') {
+    lin('layer1', 0, 'q1'); lin('layer1', 2, 'v1'); lin('layer2', 1, 'k2');
+  } else {
+    lin('layer2', 0, 'q2'); lin('layer2', 2, 'v2'); lin('layer1', 1, 'k1');
+  }
 }
 
 /**
  * Cross-attention, anchor conv and relation network (zse-sbir.md §3.3-3.5) for P sketch-photo pairs.
  * Inputs: SA tokens of Ns sketches and Np photos, and a u32 table `pairs` [P,2] of (sketch, photo) indices.
  * The CA input projections depend on one image each, so they are computed once per image and gathered per
- * pair (§13): the per-pair work is attention, output projection, FFN, norms, anchors and the RN.
+ * pair (§13), or taken precomputed (`cachedProjections`): the per-pair work is attention, output projection, FFN,
+ * norms, anchors and the RN.
  * Output: `score` [P,1], the RN's sigmoid.
  */
 export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number, P: number, o: PairGraphOptions = {}): void {
@@ -95,14 +114,21 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
   const im = g.input('photoTokens', [Np, T, D]);
   const pairs = g.input('pairs', [P, 2], 'u32');
   const pick = (x: Tensor, rowsIn: number, col: 0 | 1, label: string) => gatherRows(g, x, pairs, { P, rowSize: row, rowsIn, stride: 2, col, label });
+  const cached = o.cachedProjections
+    ? {
+      layer1: { q: g.input('sketchQ1', [Ns, T, D]), v: g.input('sketchV1', [Ns, T, D]), k: g.input('photoK1', [Np, T, D]) },
+      layer2: { q: g.input('photoQ2', [Np, T, D]), v: g.input('photoV2', [Np, T, D]), k: g.input('sketchK2', [Ns, T, D]) },
+    }
+    : null;
 
   // One post-LN layer per direction (§3.3, quirk 1): layer1 updates the sketch with Q,V from the sketch and K
   // from the photo; layer2 the photo with Q,V from the photo and K from the sketch; both read the SA outputs.
   const side = (layer: 'layer1' | 'layer2', own: Tensor, ownN: number, ownCol: 0 | 1, other: Tensor, otherN: number, otherCol: 0 | 1): Tensor => {
     const p = `ca.encoder.${layer}.0`;
-    const q = pick(linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
-    const k = pick(linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
-    const v = pick(linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
+    const c = cached?.[layer];
+    const q = pick(c ? c.q : linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
+    const k = pick(c ? c.k : linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
+    const v = pick(c ? c.v : linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
     if (o.debug) {
       // The attention's inputs, for explanations: P = softmax(Q Kᵀ / sqrt(d_k)) per head (explain/correspondence.ts).
       g.output(`${layer}.q`, q);

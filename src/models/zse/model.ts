@@ -5,7 +5,7 @@ import { Executor } from '../../graph/executor.ts';
 import { Graph } from '../../graph/graph.ts';
 import type { HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
-import { buildPairGraph, buildSaGraph } from './graph.ts';
+import { buildPairGraph, buildProjectionGraph, buildSaGraph } from './graph.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 
 export interface ZseModelOptions {
@@ -13,6 +13,17 @@ export interface ZseModelOptions {
   maxBatch?: number;
   /** Sketch-photo pairs per CA+RN forward (default: as many as fit, at most 64). */
   maxPairs?: number;
+}
+
+/**
+ * One modality's per-image CA input projections (zse-sbir.md §13), each [N, T, D]: for sketches layer1's Q and V
+ * and layer2's K; for photos layer2's Q and V and layer1's K. With them a pair needs no projection GEMMs.
+ */
+export interface ImageProjections {
+  side: 'sketch' | 'photo';
+  q: Float32Array;
+  v: Float32Array;
+  k: Float32Array;
 }
 
 export interface EncodeResult {
@@ -94,15 +105,41 @@ export class ZseModel {
     return ex.run({ image: images });
   }
 
+  /** The CA input projections of n images from their SA tokens [n, T, D] (§13), to reuse across many pairs. */
+  async projections(tokens: Float32Array, n: number, side: 'sketch' | 'photo'): Promise<ImageProjections> {
+    this.requireHead();
+    const row = this.tokens * this.config.dim;
+    const q = new Float32Array(n * row), v = new Float32Array(n * row), k = new Float32Array(n * row);
+    const [qn, vn, kn] = side === 'sketch' ? ['q1', 'v1', 'k2'] : ['q2', 'v2', 'k1'];
+    for (let i = 0; i < n; i += this.maxBatch) {
+      const b = Math.min(this.maxBatch, n - i);
+      const ex = await this.executor(`proj:${side}:${b}`, (g) => buildProjectionGraph(g, this.config, b, side));
+      const out = await ex.run({ tokens: tokens.subarray(i * row, (i + b) * row) });
+      q.set(out[qn]!, i * row);
+      v.set(out[vn]!, i * row);
+      k.set(out[kn]!, i * row);
+    }
+    return { side, q, v, k };
+  }
+
   /**
    * Relation-network scores for pairs (sketch i, photo j) given SA tokens of ns sketches and np photos.
-   * `pairs` is a flat [P,2] table of indices; the result has one score per pair.
+   * `pairs` is a flat [P,2] table of indices; the result has one score per pair. With both sides' cached
+   * projections (`projections()`), the pairs skip the projection GEMMs.
    */
-  async relation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Float32Array> {
+  async relation(
+    sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array,
+    cached?: { sketch: ImageProjections; photo: ImageProjections },
+  ): Promise<Float32Array> {
     this.requireHead();
     const row = this.tokens * this.config.dim;
     const P = pairs.length / 2;
     const scores = new Float32Array(P);
+    const take = (src: Float32Array, idx: number[]) => {
+      const out = new Float32Array(idx.length * row);
+      idx.forEach((s, k) => out.set(src.subarray(s * row, (s + 1) * row), k * row));
+      return out;
+    };
     for (let p0 = 0; p0 < P; p0 += this.maxPairs) {
       const chunk = pairs.subarray(2 * p0, 2 * Math.min(P, p0 + this.maxPairs));
       const pc = chunk.length / 2;
@@ -118,12 +155,16 @@ export class ZseModel {
         local[2 * k] = skPos.get(s)!;
         local[2 * k + 1] = imPos.get(j)!;
       }
-      const sk = new Float32Array(skIdx.length * row);
-      skIdx.forEach((s, k) => sk.set(sketchTokens.subarray(s * row, (s + 1) * row), k * row));
-      const im = new Float32Array(imIdx.length * row);
-      imIdx.forEach((j, k) => im.set(photoTokens.subarray(j * row, (j + 1) * row), k * row));
-      const ex = await this.executor(`rn:${skIdx.length}:${imIdx.length}:${pc}`, (g) => buildPairGraph(g, this.config, skIdx.length, imIdx.length, pc));
-      const out = await ex.run({ sketchTokens: sk, photoTokens: im, pairs: local }, ['score']);
+      const inputs: Record<string, Float32Array | Uint32Array> = { sketchTokens: take(sketchTokens, skIdx), photoTokens: take(photoTokens, imIdx), pairs: local };
+      if (cached) {
+        Object.assign(inputs, {
+          sketchQ1: take(cached.sketch.q, skIdx), sketchV1: take(cached.sketch.v, skIdx), sketchK2: take(cached.sketch.k, skIdx),
+          photoQ2: take(cached.photo.q, imIdx), photoV2: take(cached.photo.v, imIdx), photoK1: take(cached.photo.k, imIdx),
+        });
+      }
+      const key = `rn${cached ? '-cached' : ''}:${skIdx.length}:${imIdx.length}:${pc}`;
+      const ex = await this.executor(key, (g) => buildPairGraph(g, this.config, skIdx.length, imIdx.length, pc, { cachedProjections: !!cached }));
+      const out = await ex.run(inputs, ['score']);
       scores.set(out.score!, p0);
     }
     return scores;
