@@ -1,11 +1,23 @@
-// The library's public API in the browser: the same model and preprocessing as in Node, without files.
-export { SketchError, type ErrorCode } from './errors.ts';
-export { createGpuContext, type GpuContext, type GpuOptions } from './gpu/device.ts';
+// The library's public API in the browser: the same model, preprocessing, search, metrics and index format as in
+// Node (src/index.ts), without files. What touches the file system in Node has a bytes-in counterpart here:
+// `parseWeights` for `loadWeights`, `indexPhotos` for `sketchgpu index`, `imageFromRgba` for canvas pixels.
+export { SketchError, isSketchError, type ErrorCode } from './errors.ts';
+export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';
-export { ZseModel, type ZseModelOptions } from './models/zse/model.ts';
+export { ZseModel, type ZseModelOptions, type EncodeResult } from './models/zse/model.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
-export { parseWeights } from './io/weights-parse.ts';
-export { decodeImage } from './io/image.ts';
+export { parseWeights, type LoadedWeights, type WeightsOptions } from './io/weights-parse.ts';
+export { weightsHash } from './web-hash.ts';
+export { decodeImage, type DecodedImage } from './io/image.ts';
 export { preprocessPhoto, preprocessSketch } from './preprocess/index.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
 export { readSafetensors, writeSafetensors } from './io/safetensors.ts';
+export { GallerySearch, type SearchHit } from './retrieval/search.ts';
+export { evaluateScores, rankRow, vocAp, precisionAt, type Metrics } from './retrieval/metrics.ts';
+export {
+  parseIndex, serializeIndex, checkIndexModel, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
+} from './retrieval/index-format.ts';
+export { indexPhotos, modelIdentity, imageFromRgba, GALLERY_IMAGE_EXT, type PhotoSource, type IndexPhotosOptions } from './web-gallery.ts';
+export { checkAdapterLimits, type LimitProblem } from './web-limits.ts';
+export { explainPair, strongestLinks, patchHeat, bestMatches, type PairExplanation } from './explain/correspondence.ts';
+export { renderExplanation, type Rgba, type ExplainViews } from './explain/render.ts';

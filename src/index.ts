@@ -1,5 +1,5 @@
 // The library's public API (Node entry).
-export { SketchError, type ErrorCode } from './errors.ts';
+export { SketchError, isSketchError, type ErrorCode } from './errors.ts';
 export { createGpuContext, type GpuContext, type GpuOptions } from './gpu/device.ts';
 export { nodeGpu } from './gpu/node.ts';
 export { ZseModel, type ZseModelOptions } from './models/zse/model.ts';
@@ -10,3 +10,14 @@ export { loadImageFile } from './io/image-file.ts';
 export { preprocessPhoto, preprocessSketch } from './preprocess/index.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
 export { readSafetensors, writeSafetensors } from './io/safetensors.ts';
+export { weightsHash } from './io/weights.ts';
+export { GallerySearch, type SearchHit } from './retrieval/search.ts';
+export { evaluateScores, rankRow, vocAp, precisionAt, type Metrics } from './retrieval/metrics.ts';
+export {
+  parseIndex, serializeIndex, checkIndexModel, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
+} from './retrieval/index-format.ts';
+export { buildIndex, type BuildIndexOptions, type BuildIndexResult } from './retrieval/indexer.ts';
+export { runQuery, type QueryOptions, type QueryRun, type QueryResult, type QueryHit } from './retrieval/query.ts';
+export { runEval, listDataset, type EvalMode, type EvalResult } from './retrieval/eval.ts';
+export { explainPair, strongestLinks, patchHeat, bestMatches, type PairExplanation } from './explain/correspondence.ts';
+export { renderExplanation, type Rgba, type ExplainViews } from './explain/render.ts';

@@ -31,3 +31,6 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+// The web page (web/): its bundle and the sample gallery's file lists, in dist/web.
+await (await import('../web/build.mjs')).buildWeb(root);

@@ -1,0 +1,53 @@
+/**
+ * What the engine needs from an adapter, so a page can say clearly what is missing instead of failing later in a
+ * pipeline compile. sketchgpu needs no optional WebGPU feature (shader-f16, subgroups and timestamps are used when
+ * present); it does need the compute limits its WGSL kernels are written for, and storage bindings large enough
+ * for one image's largest activation.
+ */
+import type { ZseConfig } from './models/zse/config.ts';
+
+export interface LimitProblem {
+  limit: string;
+  needed: number;
+  has: number;
+}
+
+/** Workgroup sizes and shared memory of shaders/*.wgsl (the largest kernel of each kind). */
+const KERNEL_LIMITS: Record<string, number> = {
+  // topk.wgsl runs 256 invocations per workgroup, gemm.wgsl 16 x 16.
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 16,
+  // topk.wgsl keeps 2048 values and 2048 indices in workgroup memory; attention.wgsl 2 x 512 vec4.
+  maxComputeWorkgroupStorageSize: 16384,
+  // At most 5 storage buffers per kernel (gemm.wgsl, tokens.wgsl), plus a uniform block.
+  maxStorageBuffersPerShaderStage: 5,
+  maxUniformBuffersPerShaderStage: 1,
+};
+
+/** The bytes of one image's largest activation (what ZseModel sizes its batches by). */
+export function perImageBytes(config: ZseConfig): number {
+  const { dim: D, grid: G, imageSize: S, mlpDim } = config;
+  const tokens = 1 + G * G;
+  return 4 * Math.max(tokens * Math.max(3 * D, mlpDim), (config.stemChannels[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
+}
+
+/**
+ * The limits (of an adapter or a device) below what sketchgpu needs; empty when everything is there. With a config,
+ * the storage binding size is checked against one image of that model too.
+ */
+export function checkAdapterLimits(limits: GPUSupportedLimits | Record<string, number>, config?: ZseConfig): LimitProblem[] {
+  const get = (k: string) => Number((limits as unknown as Record<string, number>)[k] ?? 0);
+  const need: Record<string, number> = { ...KERNEL_LIMITS };
+  if (config) {
+    const bytes = perImageBytes(config);
+    need.maxStorageBufferBindingSize = bytes;
+    need.maxBufferSize = bytes;
+  }
+  const out: LimitProblem[] = [];
+  for (const [limit, needed] of Object.entries(need)) {
+    const has = get(limit);
+    if (has < needed) out.push({ limit, needed, has });
+  }
+  return out;
+}
