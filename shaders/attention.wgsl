@@ -1,9 +1,26 @@
-// Multi-head scaled-dot-product attention, one workgroup per (query row, head, batch), keys streamed in
-// blocks of 64 with an online softmax (running max and sum), so any sequence length works.
+// Multi-head scaled-dot-product attention, flash style: softmax(Q Kᵀ · scale) V with an online softmax (running
+// max and sum), so any sequence length works and the [Tq, Tk] score matrix never exists.
+//
+// Work split. An invocation owns R query rows of one (head, batch); their queries and output accumulators stay in
+// registers. For each key it reads the key row once and scores its R rows against it, updates each row's running
+// max, rescales the row's sum and accumulator by the change, then reads the value row once and adds it with the
+// row's exp weight. The invocations of a workgroup hold WG*R neighbouring rows of one head and batch and read the
+// same key and value addresses in the same order: one broadcast load per warp on a GPU, served from L1.
+// There is no workgroup memory and no barrier, on purpose: on llvmpipe every load costs per lane whether it
+// reads workgroup memory or a buffer (so staging tiles saves nothing there), and a barrier turns the shader into
+// a coroutine whose live values go through memory, which made each load several times slower. Re-reading a row
+// for R query rows is what saves loads there, hence R.
+// Nothing diverges: rows past Tq compute a clamped copy and skip only the store.
+//
+// This file is a template: ops/attention.ts fills the @...@ slots for one head dim, writing the code over rows
+// and vec4 columns out in full with one named register each (q{r}_{c}, a{r}_{c}, m{r}, l{r}), so that registers
+// are never indexed (a GPU would put indexed arrays in local memory). The buffers are read as vec4: every
+// offset, stride and the head dim are multiples of 4 (attention_generic.wgsl takes the other cases).
+//
 // Q, K, V and O are [B, T, *] buffers addressed by (offset, batch stride, row stride); head h reads the
 // features h*dh .. h*dh+dh-1 of a row. That covers SA's packed [q|k|v] rows (zse-sbir.md §11.6) and ZSE's
 // cross-attention, where Q and V come from one modality and K from the other (§3.3): the caller just passes
-// those tensors. Scores are dot*scale (SA: ×0.125) or dot/divisor (CA: /sqrt(96)), as the reference rounds.
+// those tensors. Scores are dot*scale (SA: ×0.125) or dot/divisor (CA: /sqrt(96)), as the reference rounds (§11.5).
 
 struct Params {
   B: u32, H: u32, Tq: u32, Tk: u32, dh: u32,
@@ -14,87 +31,40 @@ struct Params {
   divide: u32, scale: f32,
 }
 
-@group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+@group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> K: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> V: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> O: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-const BLK = 64u;
-const MAXD = 256u;
-var<workgroup> q: array<f32, MAXD>;
-var<workgroup> prob: array<f32, BLK>;
-var<workgroup> red: array<f32, BLK>;
+const R = @R@u;   // query rows per invocation
+const WG = @WG@u; // invocations per workgroup
 
-fn reduceMax(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = BLK / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] = max(red[li], red[li + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
+// The score of a dot product given as four partial sums.
+fn score(v: vec4<f32>) -> f32 {
+  let dot = (v.x + v.y) + (v.z + v.w);
+  return select(dot * p.scale, dot / p.scale, p.divide != 0u);
 }
 
-fn reduceSum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = BLK / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let i = wg.x;
-  let h = wg.y;
   let b = wg.z;
-  let hd = h * p.dh;
-  let qb = p.qOff + b * p.qSB + i * p.qSR + hd;
-  for (var d = li; d < p.dh; d += BLK) { q[d] = Q[qb + d]; }
-  workgroupBarrier();
-
-  var m = -3.4e38;
-  var l = 0.0;
-  var acc: array<f32, 4>; // output features li, li+64, li+128, li+192
-  let kBase = p.kOff + b * p.kSB + hd;
-  let vBase = p.vOff + b * p.vSB + hd;
-  for (var j0 = 0u; j0 < p.Tk; j0 += BLK) {
-    let j = j0 + li;
-    var s = -3.4e38;
-    if (j < p.Tk) {
-      var dot = 0.0;
-      let kr = kBase + j * p.kSR;
-      for (var d = 0u; d < p.dh; d++) { dot = fma(q[d], K[kr + d], dot); }
-      s = select(dot * p.scale, dot / p.scale, p.divide != 0u);
-    }
-    let mNew = max(m, reduceMax(s, li));
-    var e = 0.0;
-    if (j < p.Tk) { e = exp(s - mNew); }
-    prob[li] = e;
-    let corr = exp(m - mNew);
-    l = l * corr + reduceSum(e, li);
-    m = mNew;
-    let n = min(BLK, p.Tk - j0);
-    for (var r = 0u; r < 4u; r++) {
-      let d = li + r * BLK;
-      if (d >= p.dh) { break; }
-      var a = acc[r] * corr;
-      for (var t = 0u; t < n; t++) { a = fma(prob[t], V[vBase + (j0 + t) * p.vSR + d], a); }
-      acc[r] = a;
-    }
-    workgroupBarrier();
+  let hd = wg.y * p.dh;
+  let iBase = wg.x * (WG * R) + li; // this invocation's rows: iBase + r*WG, r < R
+  // Row starts and strides in vec4s.
+  let qRow = (p.qOff + b * p.qSB + hd) / 4u;
+  let kRow = (p.kOff + b * p.kSB + hd) / 4u;
+  let vRow = (p.vOff + b * p.vSB + hd) / 4u;
+  let oRow = (p.oOff + b * p.oSB + hd) / 4u;
+  let qSR = p.qSR / 4u;
+  let kSR = p.kSR / 4u;
+  let vSR = p.vSR / 4u;
+  let oSR = p.oSR / 4u;
+@PROLOGUE@
+  for (var j = 0u; j < p.Tk; j++) {
+    let kr = kRow + j * kSR;
+    let vr = vRow + j * vSR;
+@STEP@
   }
-  let ob = p.oOff + b * p.oSB + i * p.oSR + hd;
-  for (var r = 0u; r < 4u; r++) {
-    let d = li + r * BLK;
-    if (d >= p.dh) { break; }
-    O[ob + d] = acc[r] / l;
-  }
+@EPILOGUE@
 }

@@ -1,9 +1,20 @@
-// Direct 2-D convolution with arbitrary input/output strides, one output element per invocation.
+// Direct 2-D convolution with arbitrary input/output strides.
 // Input element (n, ci, y, x) lives at inOff + n*inSN + ci*inSC + y*inSY + x (unit column stride), output
 // (n, co, oy, ox) at outOff + n*outSN + co*outSC + oy*outSY + ox*outSX; weight is [Co, Ci, KH, KW].
 // The strides let one kernel read NCHW images, the raw `.view(768,14,14)` of CA tokens (zse-sbir.md §3.4),
 // and write either NCHW maps or [tokens, channels] rows, so no transpose pass is ever needed.
-// Invocations are ordered with co fastest: neighbours share input pixels.
+//
+// Register blocking. An invocation computes a block of P neighbouring output pixels of one row times COB output
+// channels (P*COB = 64 accumulators): every input value it loads serves COB channels and every weight P pixels,
+// against one load per multiply-add before. That is what matters on llvmpipe, where each load costs per lane,
+// and it is the classic direct-convolution register tile on a GPU. The invocations of a workgroup take 64
+// neighbouring pixel blocks and the same COB channels (workgroup_id.y), so their weight reads are the same
+// addresses (broadcasts). Invocations past the last pixel block return at once (no barrier to wait for).
+// Taps outside the image read a clamped address and count as zero, so the tap loops never branch.
+//
+// Entry points: `direct` for any shape; `patch4` for the non-overlapping patch conv (kernel == stride, no
+// padding, kernel width and every input stride multiples of 4), which is a GEMM [pixels, Ci*K*K] x [Ci*K*K, Co]
+// in disguise: it reads inputs and weights as vec4 along kx and needs no bounds checks.
 
 struct Params {
   N: u32, Ci: u32, H: u32, W: u32,
@@ -16,38 +27,106 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(0) var<storage, read> X4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> Wt4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = gid.x + gid.y * nwg.x * 64u;
-  let total = p.N * p.OH * p.OW * p.Co;
-  if (idx >= total) { return; }
-  let co = idx % p.Co;
-  var r = idx / p.Co;
-  let ox = r % p.OW;
-  r = r / p.OW;
-  let oy = r % p.OH;
-  let n = r / p.OH;
-  var acc = 0.0;
-  let iy0 = i32(oy * p.stride) - i32(p.pad);
-  let ix0 = i32(ox * p.stride) - i32(p.pad);
+const WG = 64u;
+const P = 8u;   // output pixels per invocation (along x)
+const COB = 8u; // output channels per invocation
+
+// The pixel block and channel block of an invocation: (n, oy, ox0) and co0.
+struct Block { n: u32, oy: u32, ox0: u32, co0: u32, live: bool }
+
+fn block(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> Block {
+  let xBlocks = (p.OW + P - 1u) / P;
+  let idx = (wg.x + wg.z * nwg.x) * WG + li;
+  let xb = idx % xBlocks;
+  let r = idx / xBlocks;
+  var blk: Block;
+  blk.live = r < p.N * p.OH;
+  blk.oy = r % p.OH;
+  blk.n = r / p.OH;
+  blk.ox0 = xb * P;
+  blk.co0 = wg.y * COB;
+  return blk;
+}
+
+// Bias, ReLU and the strided store of the block's P x COB results.
+fn store(blk: Block, acc: ptr<function, array<f32, 64>>) {
+  let ob = p.outOff + blk.n * p.outSN + blk.oy * p.outSY;
+  for (var j = 0u; j < COB; j++) {
+    let co = blk.co0 + j;
+    if (co >= p.Co) { break; }
+    let b = select(0.0, bias[co], p.hasBias != 0u);
+    for (var q = 0u; q < P; q++) {
+      let ox = blk.ox0 + q;
+      if (ox >= p.OW) { break; }
+      var v = (*acc)[q * COB + j] + b;
+      if (p.relu != 0u) { v = max(v, 0.0); }
+      Y[ob + co * p.outSC + ox * p.outSX] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+  let blk = block(wg, nwg, li);
+  if (!blk.live) { return; }
+  let KK = p.KH * p.KW;
+  let wStride = p.Ci * KK; // between output channels
+  let lastCo = p.Co - 1u;
+  var acc: array<f32, 64>;
+  let iy0 = i32(blk.oy * p.stride) - i32(p.pad);
+  let ix0 = i32(blk.ox0 * p.stride) - i32(p.pad);
+  let xn = p.inOff + blk.n * p.inSN;
   for (var ci = 0u; ci < p.Ci; ci++) {
-    let xBase = p.inOff + n * p.inSN + ci * p.inSC;
-    let wBase = (co * p.Ci + ci) * p.KH * p.KW;
     for (var ky = 0u; ky < p.KH; ky++) {
       let iy = iy0 + i32(ky);
-      if (iy < 0 || iy >= i32(p.H)) { continue; }
+      let rowOk = iy >= 0 && iy < i32(p.H);
+      let xr = xn + ci * p.inSC + u32(clamp(iy, 0, i32(p.H) - 1)) * p.inSY;
+      let wr = ci * KK + ky * p.KW;
       for (var kx = 0u; kx < p.KW; kx++) {
-        let ix = ix0 + i32(kx);
-        if (ix < 0 || ix >= i32(p.W)) { continue; }
-        acc = fma(X[xBase + u32(iy) * p.inSY + u32(ix)], Wt[wBase + ky * p.KW + kx], acc);
+        var w: array<f32, 8>;
+        for (var j = 0u; j < COB; j++) { w[j] = Wt[min(blk.co0 + j, lastCo) * wStride + wr + kx]; }
+        for (var q = 0u; q < P; q++) {
+          let ix = ix0 + i32(q * p.stride + kx);
+          let x = select(0.0, X[xr + u32(clamp(ix, 0, i32(p.W) - 1))], rowOk && ix >= 0 && ix < i32(p.W));
+          for (var j = 0u; j < COB; j++) { acc[q * COB + j] = fma(x, w[j], acc[q * COB + j]); }
+        }
       }
     }
   }
-  if (p.hasBias != 0u) { acc += bias[co]; }
-  if (p.relu != 0u) { acc = max(acc, 0.0); }
-  Y[p.outOff + n * p.outSN + co * p.outSC + oy * p.outSY + ox * p.outSX] = acc;
+  store(blk, &acc);
+}
+
+@compute @workgroup_size(WG)
+fn patch4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+  let blk = block(wg, nwg, li);
+  if (!blk.live) { return; }
+  let K4 = p.KW / 4u;
+  let wStride = p.Ci * p.KH * K4; // vec4s between output channels
+  let lastCo = p.Co - 1u;
+  let lastX = p.OW - 1u;
+  var acc: array<f32, 64>;
+  let xn = (p.inOff + blk.n * p.inSN + blk.oy * p.stride * p.inSY) / 4u;
+  for (var ci = 0u; ci < p.Ci; ci++) {
+    for (var ky = 0u; ky < p.KH; ky++) {
+      let xr = xn + (ci * p.inSC + ky * p.inSY) / 4u;
+      let wr = (ci * p.KH + ky) * K4;
+      for (var k4 = 0u; k4 < K4; k4++) {
+        var w: array<vec4<f32>, 8>;
+        for (var j = 0u; j < COB; j++) { w[j] = Wt4[min(blk.co0 + j, lastCo) * wStride + wr + k4]; }
+        for (var q = 0u; q < P; q++) {
+          let x = X4[xr + min(blk.ox0 + q, lastX) * K4 + k4];
+          for (var j = 0u; j < COB; j++) { acc[q * COB + j] += dot(x, w[j]); }
+        }
+      }
+    }
+  }
+  store(blk, &acc);
 }

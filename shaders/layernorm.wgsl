@@ -1,7 +1,11 @@
-// Row-wise layer normalisation, one workgroup per row, two passes (mean, then centred sum of squares) for
-// accuracy. Two conventions (zse-sbir.md §11.2-3):
+// Row-wise layer normalisation, one invocation per row, two passes over the row (mean, then the centred sum of
+// squares) for accuracy, and no workgroup memory or barrier: on llvmpipe a barrier turns the shader into a
+// coroutine, and the old 128-wide tree reduction per row cost more than the arithmetic. Neighbouring invocations
+// take neighbouring rows. Two conventions (zse-sbir.md §11.2-3):
 //   kind 0, nn.LayerNorm:     y = (x - mean) / sqrt(var_biased + eps) * g + b      (SA, eps 1e-5)
 //   kind 1, ZSE's CA norm:    y = g * (x - mean) / (std_unbiased + eps) + b        (CA, eps 1e-6 on the std)
+// Entry point `rows4` reads and writes vec4s (D, ldx and ldy multiples of 4, every model shape); `rows1` is the
+// same on f32 for any D. Both accumulate in four partial sums.
 
 struct Params { rows: u32, D: u32, ldx: u32, ldy: u32, kind: u32, eps: f32 }
 
@@ -9,44 +13,69 @@ struct Params { rows: u32, D: u32, ldx: u32, ldy: u32, kind: u32, eps: f32 }
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(0) var<storage, read> X4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> G4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> Y4: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-const WG = 128u;
-var<workgroup> red: array<f32, WG>;
+const WG = 64u;
 
-fn reduceSum(v: f32, li: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
+fn hsum(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
 }
 
-@compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let row = wg.x + wg.y * nwg.x;
+@compute @workgroup_size(WG)
+fn rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) li: u32) {
+  let row = (wg.x + wg.y * nwg.x) * WG + li;
   if (row >= p.rows) { return; }
-  let xb = row * p.ldx;
-  var s = 0.0;
-  for (var d = li; d < p.D; d += WG) { s += X[xb + d]; }
-  let mean = reduceSum(s, li) / f32(p.D);
-  var ss = 0.0;
-  for (var d = li; d < p.D; d += WG) {
-    let c = X[xb + d] - mean;
-    ss += c * c;
+  let n = p.D / 4u;
+  let xb = row * (p.ldx / 4u);
+  var s = vec4<f32>(0.0);
+  for (var c = 0u; c < n; c++) { s += X4[xb + c]; }
+  let mean = hsum(s) / f32(p.D);
+  var ss = vec4<f32>(0.0);
+  for (var c = 0u; c < n; c++) {
+    let d = X4[xb + c] - mean;
+    ss = fma(d, d, ss);
   }
-  let sq = reduceSum(ss, li);
+  let yb = row * (p.ldy / 4u);
+  if (p.kind == 0u) {
+    let inv = 1.0 / sqrt(hsum(ss) / f32(p.D) + p.eps);
+    for (var c = 0u; c < n; c++) { Y4[yb + c] = (X4[xb + c] - mean) * inv * G4[c] + B4[c]; }
+  } else {
+    let den = sqrt(hsum(ss) / f32(p.D - 1u)) + p.eps;
+    for (var c = 0u; c < n; c++) { Y4[yb + c] = G4[c] * (X4[xb + c] - mean) / den + B4[c]; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rows1(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) li: u32) {
+  let row = (wg.x + wg.y * nwg.x) * WG + li;
+  if (row >= p.rows) { return; }
+  let n4 = p.D & ~3u;
+  let xb = row * p.ldx;
+  var s = vec4<f32>(0.0);
+  for (var d = 0u; d < n4; d += 4u) { s += vec4<f32>(X[xb + d], X[xb + d + 1u], X[xb + d + 2u], X[xb + d + 3u]); }
+  for (var d = n4; d < p.D; d++) { s.x += X[xb + d]; }
+  let mean = hsum(s) / f32(p.D);
+  var ss = vec4<f32>(0.0);
+  for (var d = 0u; d < n4; d += 4u) {
+    let c = vec4<f32>(X[xb + d], X[xb + d + 1u], X[xb + d + 2u], X[xb + d + 3u]) - mean;
+    ss = fma(c, c, ss);
+  }
+  for (var d = n4; d < p.D; d++) {
+    let c = X[xb + d] - mean;
+    ss.x = fma(c, c, ss.x);
+  }
   let yb = row * p.ldy;
   if (p.kind == 0u) {
-    let inv = 1.0 / sqrt(sq / f32(p.D) + p.eps);
-    for (var d = li; d < p.D; d += WG) { Y[yb + d] = (X[xb + d] - mean) * inv * G[d] + B[d]; }
+    let inv = 1.0 / sqrt(hsum(ss) / f32(p.D) + p.eps);
+    for (var d = 0u; d < p.D; d++) { Y[yb + d] = (X[xb + d] - mean) * inv * G[d] + B[d]; }
   } else {
-    let den = sqrt(sq / f32(p.D - 1u)) + p.eps;
-    for (var d = li; d < p.D; d += WG) { Y[yb + d] = G[d] * (X[xb + d] - mean) / den + B[d]; }
+    let den = sqrt(hsum(ss) / f32(p.D - 1u)) + p.eps;
+    for (var d = 0u; d < p.D; d++) { Y[yb + d] = G[d] * (X[xb + d] - mean) / den + B[d]; }
   }
 }

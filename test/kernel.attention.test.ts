@@ -1,12 +1,18 @@
 import { test } from 'uvu';
-import { attention, rows } from '../src/graph/ops/attention.ts';
+import * as assert from 'uvu/assert';
+import { attention, rows, type SeqLayout } from '../src/graph/ops/attention.ts';
 import { attentionRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 // Softmax-weighted averages of values in [-1,1]: results O(1), fp32 online softmax error ~1e-6.
 const TOL = 3e-6;
 
-for (const [B, H, Tq, Tk, dh] of [[1, 1, 1, 1, 3], [2, 3, 17, 17, 8], [1, 2, 197, 197, 13], [2, 1, 5, 130, 70], [1, 2, 3, 65, 96]] as const) {
+// Shapes off every tile size: odd batches, sequence lengths 1..197 (the model's), Tq != Tk, head dims that are
+// and are not multiples of 4 (vec4 and f32 buffer paths), up to 128 (the flash kernel) and past it (the wide one).
+for (const [B, H, Tq, Tk, dh] of [
+  [1, 1, 1, 1, 3], [2, 3, 17, 17, 8], [1, 2, 197, 197, 13], [2, 1, 5, 130, 70], [1, 2, 3, 65, 96],
+  [3, 4, 197, 197, 8], [1, 3, 50, 50, 64], [3, 2, 7, 7, 24], [1, 1, 33, 20, 100], [2, 2, 70, 9, 16], [1, 1, 9, 31, 160],
+] as const) {
   test(`attention B${B} H${H} Tq${Tq} Tk${Tk} dh${dh}`, async () => {
     const D = H * dh;
     const q = rand(B * Tq * D, 51, -2, 2), k = rand(B * Tk * D, 52, -2, 2), v = rand(B * Tk * D, 53);
@@ -17,20 +23,51 @@ for (const [B, H, Tq, Tk, dh] of [[1, 1, 1, 1, 3], [2, 3, 17, 17, 8], [1, 2, 197
   });
 }
 
-test('attention over packed [q|k|v] rows with a divisor', async () => {
-  const B = 2, H = 3, T = 11, dh = 5, D = H * dh;
-  const qkv = rand(B * T * 3 * D, 54, -2, 2);
-  const q = new Float32Array(B * T * D), k = new Float32Array(B * T * D), v = new Float32Array(B * T * D);
-  for (let r = 0; r < B * T; r++) {
-    q.set(qkv.subarray(r * 3 * D, r * 3 * D + D), r * D);
-    k.set(qkv.subarray(r * 3 * D + D, r * 3 * D + 2 * D), r * D);
-    v.set(qkv.subarray(r * 3 * D + 2 * D, r * 3 * D + 3 * D), r * D);
-  }
+/** Copy the [B, T, H*dh] operand at `l` out of a strided buffer. */
+function gather(buf: Float32Array, l: SeqLayout, B: number, T: number, D: number): Float32Array {
+  const out = new Float32Array(B * T * D);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out.set(buf.subarray(l.offset + b * l.batchStride + t * l.rowStride, l.offset + b * l.batchStride + t * l.rowStride + D), (b * T + t) * D);
+  return out;
+}
+
+// SA's packed [q|k|v] rows (zse-sbir.md §11.6), at the tiny model's shape and at odd ones.
+for (const [B, H, T, dh, divide] of [[2, 3, 11, 5, true], [3, 4, 197, 8, false], [1, 3, 50, 64, true], [3, 2, 7, 12, false]] as const) {
+  test(`attention over packed [q|k|v] rows B${B} H${H} T${T} dh${dh}${divide ? ' with a divisor' : ''}`, async () => {
+    const D = H * dh;
+    const qkv = rand(B * T * 3 * D, 54, -2, 2);
+    const L = (off: number) => rows(T, 3 * D, off);
+    const out = await runGraph((g) => {
+      const x = g.input('qkv', [B, T, 3 * D]);
+      const scale = divide ? { divisor: Math.sqrt(dh) } : { scale: Math.fround(dh ** -0.5) };
+      g.output('o', attention(g, x, x, x, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: L(0), k: L(D), v: L(2 * D), ...scale }));
+    }, { qkv });
+    const ref = attentionRef(gather(qkv, L(0), B, T, D), gather(qkv, L(D), B, T, D), gather(qkv, L(2 * D), B, T, D), B, T, T, H, dh, divide ? 1 / Math.sqrt(dh) : Math.fround(dh ** -0.5));
+    assertClose(out.o!, ref, TOL, TOL, 'attention');
+  });
+}
+
+test('attention with offsets and batch strides on every operand (CA: Q, V from one buffer, K from another)', async () => {
+  // Q and V interleaved in one buffer with a gap after each batch, K at an odd offset: the f32 path.
+  const B = 3, H = 2, T = 37, dh = 8, D = H * dh;
+  const qv = rand(B * (T * 2 * D + 5) + 3, 61, -2, 2), kb = rand(7 + B * (T * D + 1), 62, -2, 2);
+  const ql: SeqLayout = { offset: 3, batchStride: T * 2 * D + 5, rowStride: 2 * D };
+  const vl: SeqLayout = { ...ql, offset: 3 + D };
+  const kl: SeqLayout = { offset: 7, batchStride: T * D + 1, rowStride: D };
   const out = await runGraph((g) => {
-    const x = g.input('qkv', [B, T, 3 * D]);
-    g.output('o', attention(g, x, x, x, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), divisor: Math.sqrt(dh) }));
-  }, { qkv });
-  assertClose(out.o!, attentionRef(q, k, v, B, T, T, H, dh, 1 / Math.sqrt(dh)), TOL, TOL, 'attention');
+    g.output('o', attention(g, g.input('qv', [qv.length]), g.input('k', [kb.length]), g.input('qv2', [qv.length]), { B, heads: H, Tq: T, Tk: T, headDim: dh, q: ql, k: kl, v: vl, divisor: Math.sqrt(dh) }));
+  }, { qv, k: kb, qv2: qv });
+  assertClose(out.o!, attentionRef(gather(qv, ql, B, T, D), gather(kb, kl, B, T, D), gather(qv, vl, B, T, D), B, T, T, H, dh, 1 / Math.sqrt(dh)), TOL, TOL, 'attention');
+});
+
+test('attention over a single key returns its value row exactly', async () => {
+  // softmax over one key is exactly 1, whatever the score (here through the divisor).
+  const B = 1, H = 1, T = 1, dh = 4;
+  const q = new Float32Array([1, 2, 3, 4]), k = new Float32Array([0.5, -1, 2, 0.25]), v = new Float32Array([0.1, -0.2, 0.3, -0.4]);
+  const out = await runGraph((g) => {
+    const [qi, ki, vi] = [g.input('q', [1, 1, 4]), g.input('k', [1, 1, 4]), g.input('v', [1, 1, 4])];
+    g.output('a', attention(g, qi, ki, vi, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(1, 4), k: rows(1, 4), v: rows(1, 4), divisor: 2 }));
+  }, { q, k, v });
+  assert.equal(Array.from(out.a!), Array.from(v));
 });
 
 test.run();

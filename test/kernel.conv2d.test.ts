@@ -12,6 +12,15 @@ const cases = [
   { N: 1, Ci: 3, H: 23, W: 19, Co: 7, k: 7, s: 2, p: 3, bias: false, relu: true },
   { N: 3, Ci: 5, H: 13, W: 11, Co: 9, k: 3, s: 2, p: 1, bias: false, relu: false },
   { N: 2, Ci: 6, H: 7, W: 7, Co: 3, k: 2, s: 2, p: 0, bias: true, relu: false },
+  // off the 8-pixel x 8-channel register block and the 64-block workgroup: partial pixel and channel blocks,
+  // more than one workgroup, odd batches; the model's stem at a smaller size
+  { N: 3, Ci: 3, H: 61, W: 45, Co: 12, k: 7, s: 2, p: 3, bias: false, relu: true },
+  { N: 1, Ci: 9, H: 30, W: 30, Co: 17, k: 3, s: 2, p: 1, bias: false, relu: true },
+  { N: 2, Ci: 5, H: 9, W: 20, Co: 8, k: 3, s: 1, p: 1, bias: true, relu: false },
+  { N: 1, Ci: 2, H: 5, W: 5, Co: 3, k: 5, s: 1, p: 2, bias: true, relu: true },
+  // the patch conv's vec4 path (kernel == stride, no padding, rows a multiple of 4 floats), with a ragged edge
+  { N: 3, Ci: 3, H: 48, W: 56, Co: 11, k: 16, s: 16, p: 0, bias: true, relu: false },
+  { N: 1, Ci: 2, H: 35, W: 44, Co: 9, k: 4, s: 4, p: 0, bias: false, relu: true },
 ];
 
 for (const c of cases) {
@@ -27,6 +36,22 @@ for (const c of cases) {
     assertClose(out.y!, ref.out, TOL, TOL, 'conv');
   });
 }
+
+test('conv2d patch path writes token rows from an offset input (the model\'s patch embedding, zse-sbir.md §3.1)', async () => {
+  // Images at an offset of 8 floats in their buffer; output [N, 1 + G*G, Co] rows after one cls row.
+  const N = 3, Ci = 3, S = 64, k = 16, G = S / k, Co = 10, rowsPer = 1 + G * G, off = 8;
+  const x = rand(off + N * Ci * S * S, 23), w = rand(Co * Ci * k * k, 24), b = rand(Co, 25);
+  const out = await runGraph((g) => {
+    const xi = g.input('x', [off + N * Ci * S * S]);
+    const y = g.intermediate('y', [N, rowsPer, Co]);
+    conv2d(g, xi, g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1) });
+    g.output('y', y);
+  }, { x, w, b });
+  const ref = conv2dRef(x.subarray(off), w, b, N, Ci, S, S, Co, k, k, k, 0).out;
+  const got = new Float32Array(ref.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < Co; c++) for (let t = 0; t < G * G; t++) got[(n * Co + c) * G * G + t] = out.y![(n * rowsPer + 1 + t) * Co + c]!;
+  assertClose(got, ref, TOL, TOL, 'patch tokens');
+});
 
 test('conv2d writes token layout with a row offset', async () => {
   const N = 2, Ci = 3, H = 9, W = 10, Co = 4, k = 3, s = 2, p = 1;

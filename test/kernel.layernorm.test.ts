@@ -4,7 +4,12 @@ import { layerNormRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 // Outputs are O(1); a two-pass fp32 norm is accurate to a few ulps: 2e-6 absolute.
-for (const [rows, D, kind, eps] of [[1, 1 + 1, 'torch', 1e-5], [5, 37, 'torch', 1e-5], [3, 200, 'ca', 1e-6], [9, 129, 'ca', 1e-6], [2, 768, 'torch', 1e-5]] as const) {
+// Row counts off the 64-row workgroup (the model's 197 tokens times odd batches), widths on the vec4 path (D a
+// multiple of 4: 32, 192, 200, 768) and off it (2, 37, 129, 13).
+for (const [rows, D, kind, eps] of [
+  [1, 1 + 1, 'torch', 1e-5], [5, 37, 'torch', 1e-5], [3, 200, 'ca', 1e-6], [9, 129, 'ca', 1e-6], [2, 768, 'torch', 1e-5],
+  [591, 32, 'torch', 1e-5], [591, 32, 'ca', 1e-6], [197, 192, 'ca', 1e-6], [65, 13, 'torch', 1e-5], [197, 768, 'ca', 1e-6],
+] as const) {
   test(`layernorm ${kind} ${rows}x${D}`, async () => {
     const x = rand(rows * D, 41, -3, 2), gm = rand(D, 42, 0.5, 1.5), bt = rand(D, 43);
     const out = await runGraph((g) => {
@@ -14,6 +19,19 @@ for (const [rows, D, kind, eps] of [[1, 1 + 1, 'torch', 1e-5], [5, 37, 'torch', 
     assertClose(out.y!, layerNormRef(x, rows, D, gm, bt, kind, eps), 2e-6, 2e-6, 'layernorm');
   });
 }
+
+test('layernorm is two-pass: a large common offset does not cost accuracy', async () => {
+  // Rows of 100 + values in [-1,1]. The fp32 mean is good to ~1e-5 here, so two passes stay within 1e-4; a
+  // one-pass E[x²]-E[x]² would cancel 1e4 against 1e4 and be off by ~1e-3.
+  for (const [D, kind, eps] of [[64, 'torch', 1e-5], [61, 'ca', 1e-6]] as const) {
+    const rows = 70;
+    const x = rand(rows * D, 45, 99, 101), gm = rand(D, 46, 0.5, 1.5), bt = rand(D, 47);
+    const out = await runGraph((g) => {
+      g.output('y', layerNorm(g, g.input('x', [rows, D]), g.input('g', [D]), g.input('b', [D]), { kind, eps }));
+    }, { x, g: gm, b: bt });
+    assertClose(out.y!, layerNormRef(x, rows, D, gm, bt, kind, eps), 1e-4, 0, `layernorm ${kind} offset`);
+  }
+});
 
 test('the two layer norms differ as the reference says', async () => {
   // nn.LayerNorm and the CA norm on the same row must not agree: guards against a swapped `kind`.

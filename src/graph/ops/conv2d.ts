@@ -1,9 +1,16 @@
 import source from '../../../shaders/conv2d.wgsl';
 import type { Graph } from '../graph.ts';
-import { grid1d, type Kernel } from '../kernel.ts';
+import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-export const CONV2D: Kernel = { name: 'conv2d', wgsl: source };
+/** Direct convolution, 8 output pixels x 8 output channels per invocation (see shaders/conv2d.wgsl). */
+export const CONV2D: Kernel = { name: 'conv2d', wgsl: source, entry: 'direct' };
+/** The non-overlapping patch conv (kernel == stride, no padding) on vec4 loads. */
+export const CONV2D_PATCH: Kernel = { name: 'conv2d', wgsl: source, entry: 'patch4' };
+// The register block and workgroup of shaders/conv2d.wgsl (P, COB, WG there).
+const PIXELS = 8;
+const CHANNELS = 8;
+const GROUP = 64;
 
 /** Where a feature map lives in its buffer: element (n,c,y,x) at offset + n*sN + c*sC + y*sY + x*sX. */
 export interface MapLayout {
@@ -44,9 +51,12 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const outL = o.outLayout ?? nchw(Co, OH, OW);
   const out = o.out ?? g.intermediate(o.label ?? 'conv', [N, Co, OH, OW]);
   const total = N * Co * OH * OW;
+  const patch = K === stride && pad === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
+  const groups = Math.ceil((N * OH * Math.ceil(OW / PIXELS)) / GROUP);
+  const gx = Math.min(groups, 65535);
   g.push({
     label: o.label ?? 'conv2d',
-    kernel: CONV2D,
+    kernel: patch ? CONV2D_PATCH : CONV2D,
     reads: [x, w, o.bias ?? null],
     writes: [out],
     params: [
@@ -57,7 +67,8 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
       ['outOff', 'u32', outL.offset], ['outSN', 'u32', outL.sN], ['outSC', 'u32', outL.sC], ['outSY', 'u32', outL.sY], ['outSX', 'u32', outL.sX],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['relu', 'u32', o.relu ? 1 : 0],
     ],
-    dispatch: grid1d(Math.ceil(total / 64)),
+    // x: pixel blocks (folded into z past 65535), y: channel blocks.
+    dispatch: [gx, Math.ceil(Co / CHANNELS), Math.ceil(groups / gx)],
     flops: 2 * total * Ci * K * K,
   });
   return out;
