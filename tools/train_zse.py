@@ -1,0 +1,376 @@
+#!/usr/bin/python3
+"""Train a small ZSE-SBIR from scratch on the 104 seen Sketchy classes (CPU), in the official checkpoint format.
+
+Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV):
+
+    nice -n 10 /usr/bin/python3 tools/train_zse.py --out .cache/train --max-minutes 66 --final-eval   # the shipped run
+                                                                                   # (weights/README.md)
+    /usr/bin/python3 tools/train_zse.py --steps 20 --val-every 0 --out .cache/train-probe   # speed probe
+
+The architecture is ZSE-SBIR's (tools/zse_ref.py, the official module names and state_dict keys): conv-stem + 16 px
+patch tokenizer, pre-LN ViT (SA), one bidirectional CA layer, the 2x2/s2 anchor conv after the raw view, anchor
+cosine matrix, RN MLP. Only the sizes are smaller (see --help). Losses as the official train.py (§10):
+2 x TripletMarginLoss(margin 1, p 2) on the CA cls outputs (sk_pos, im_pos, im_neg) + 4 x MSE(RN score, 0.99/0.01).
+
+Deviations from the official recipe, because this trains from scratch on 2,350 + 2,350 images on 2 CPU cores:
+- no ImageNet init (none is available); ViT-style init (trunc-normal 0.02 linears, zero biases);
+- augmentation (the reference has none): random resized crop, horizontal flip, small rotation/shear, photo colour
+  jitter; sketches are padded with white;
+- no dropout inside SA by default (--sa-dropout; the official has 0.1 there; CA and RN keep 0.1);
+- AdamW with linear warmup + cosine decay, lr 5e-4 peak, weight decay 0.05 (not on biases, norms, cls, pos),
+  gradient-norm clipping at 1.0; batch = 24 triplet groups (96 images) instead of 15;
+- bfloat16 autocast in SA (--bf16 1; oneDNN's bf16 path, while Debian's torch does float32 matmuls with the slow
+  reference BLAS); CA, RN, weights, optimiser and losses stay float32 (--bf16 2 also casts CA/RN: the RN's anchor
+  cosines then lose their small differences);
+- model selection on 10 held-out *seen* classes (never the unseen ones): best mean of ret and rn mAP@all.
+
+Data: ../shared/data/sketchy/all125-128/{photo,sketch}/<class>/ for the 104 classes not in
+../shared/data/splits/test_class_sketchy21.txt, preprocessed exactly as the engine does at the model's input size
+(tools/eval_zse.py). The unseen classes are never read here, except by --final-eval after training.
+
+Outputs in --out: log.jsonl (one JSON record per logged step / validation), last.pt (resumable state),
+best.pth and final .pth in the official format {'model', 'epoch', 'map_all', 'precision_100', 'config'},
+summary.json.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TOOLS = Path(__file__).resolve().parent
+REPO = TOOLS.parent
+sys.path.insert(0, str(TOOLS))
+import zse_ref  # noqa: E402
+import eval_zse as ev  # noqa: E402
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def build_config(a):
+    assert a.size % 16 == 0, 'the engine needs 16 px patches: --size must be a multiple of 16'
+    grid = a.size // 16
+    anchors = (grid // 2) ** 2
+    # the official RN is 2401 -> 343 -> 49 -> 1 for 49 anchors (A^1.5, A); scale the same way
+    rn_hidden = (int(round(anchors ** 1.5)), anchors) if a.rn_hidden is None else tuple(a.rn_hidden)
+    return zse_ref.ZseConfig(dim=a.dim, depth=a.depth, sa_heads=a.heads, mlp_dim=a.mlp, grid=grid,
+                             stem=tuple(a.stem), ca_heads=a.ca_heads, ca_ff=a.ca_ff, anchor_dim=a.anchor_dim,
+                             rn_hidden=rn_hidden, name='sketchy104-small')
+
+
+def init_weights_(model):
+    for name, m in model.named_modules():
+        if name.startswith('rn.'):
+            continue                                                # RN MLP: PyTorch's default init, as the official
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            if name.startswith('sa.model.scale'):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            else:
+                nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    nn.init.trunc_normal_(model.sa.model.pos_embedding, std=0.02)
+    nn.init.trunc_normal_(model.sa.model.cls, std=0.02)
+    # the last scale conv feeds the token average; keep its output on the patch conv's scale
+    with torch.no_grad():
+        model.sa.model.scale.seq[6].weight.mul_(0.5)
+    return model
+
+
+def param_groups(model, wd):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if n.startswith(zse_ref.DEAD_PREFIX):
+            continue                                                # never used in forward (§4.2)
+        if p.dim() <= 1 or n.endswith(('pos_embedding', '.cls')):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{'params': decay, 'weight_decay': wd}, {'params': no_decay, 'weight_decay': 0.0}]
+
+
+def lr_at(step, a):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    t = (step - a.warmup) / max(1, a.steps - a.warmup)
+    return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Augmentation on batches (torch, seeded generator)
+# ----------------------------------------------------------------------------------------------------------------
+def augment(x, gen, sketch, p=0.85):
+    """x: float [N,3,S,S] in [-1,1]. Random resized crop (scale 0.6..1, aspect 3/4..4/3), flip, rotation
+    (+-10 deg photos, +-15 deg sketches), shear (+-0.1); photo brightness/contrast/saturation jitter.
+    Sketches are padded with white (+1), photos with their border."""
+    n = x.size(0)
+    U = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    on = (U(n) < p).float()
+    scale = 0.6 + 0.4 * U(n)
+    logr = (U(n) * 2 - 1) * math.log(4 / 3)
+    ar = torch.exp(logr)
+    sw = torch.sqrt(scale * ar).clamp(max=1.0)                     # crop width / full (in normalised coords)
+    sh = torch.sqrt(scale / ar).clamp(max=1.0)
+    tx = (U(n) * 2 - 1) * (1 - sw)
+    ty = (U(n) * 2 - 1) * (1 - sh)
+    rot = (U(n) * 2 - 1) * math.radians(15 if sketch else 10)
+    shear = (U(n) * 2 - 1) * 0.1
+    flip = torch.where(U(n) < 0.5, -1.0, 1.0)
+    # identity where off
+    sw = on * sw + (1 - on)
+    sh = on * sh + (1 - on)
+    tx, ty, rot, shear = on * tx, on * ty, on * rot, on * shear
+    flip = on * flip + (1 - on)
+    c, s = torch.cos(rot), torch.sin(rot)
+    # output coords -> input coords: A = T * R * Shear * Scale * Flip
+    a11 = sw * flip * c
+    a12 = sh * (shear * c - s)
+    a21 = sw * flip * s
+    a22 = sh * (shear * s + c)
+    theta = torch.stack([torch.stack([a11, a12, tx], 1), torch.stack([a21, a22, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if sketch:
+        y = F.grid_sample(x - 1.0, grid, mode='bilinear', padding_mode='zeros', align_corners=False) + 1.0
+    else:
+        y = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+        img = (y + 1) / 2
+        b = 1 + (U(n, 1, 1, 1) * 2 - 1) * 0.25 * on.view(n, 1, 1, 1)
+        ct = 1 + (U(n, 1, 1, 1) * 2 - 1) * 0.25 * on.view(n, 1, 1, 1)
+        sat = 1 + (U(n, 1, 1, 1) * 2 - 1) * 0.25 * on.view(n, 1, 1, 1)
+        img = img * b
+        m = img.mean(dim=(1, 2, 3), keepdim=True)
+        img = (img - m) * ct + m
+        g = img.mean(dim=1, keepdim=True)
+        img = (img - g) * sat + g
+        y = img.clamp(0, 1) * 2 - 1
+    return y
+
+
+# ----------------------------------------------------------------------------------------------------------------
+class TripletSampler:
+    """Official TrainSet-style groups, deterministic from a numpy RandomState: per group a class c and another
+    class c2; sk and sk_neg are two sketches of c, im a photo of c, im_neg a photo of c2."""
+
+    def __init__(self, sk_label, im_label, seed):
+        self.rng = np.random.RandomState(seed)
+        self.ncls = int(sk_label.max()) + 1
+        self.sk_by = [np.where(sk_label == c)[0] for c in range(self.ncls)]
+        self.im_by = [np.where(im_label == c)[0] for c in range(self.ncls)]
+
+    def sample(self, b):
+        r = self.rng
+        c = r.randint(0, self.ncls, b)
+        c2 = (c + r.randint(1, self.ncls, b)) % self.ncls
+        sk = np.array([r.choice(self.sk_by[k]) for k in c])
+        skn = np.array([r.choice(self.sk_by[k]) for k in c])
+        im = np.array([r.choice(self.im_by[k]) for k in c])
+        imn = np.array([r.choice(self.im_by[k]) for k in c2])
+        return sk, skn, im, imn
+
+
+def save_official(model, path, epoch, map_all, p100, extra=None):
+    """Like zse_ref.save_official_pth (the official save_checkpoint layout), with real numbers."""
+    sd = model.state_dict()
+    meta = sd._metadata
+    sd = type(sd)((k, v.detach().float().contiguous().clone()) for k, v in sd.items())
+    sd._metadata = meta
+    ck = {'model': sd, 'epoch': int(epoch), 'map_all': np.float64(map_all), 'precision_100': np.float64(p100),
+          'config': {'sa_heads': model.cfg.sa_heads, 'ca_heads': model.cfg.ca_heads}}
+    if extra:
+        ck['sketchgpu'] = extra
+    tmp = str(path) + '.tmp'
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', default=str(REPO / '.cache' / 'train'))
+    ap.add_argument('--name', default='zse-sketchy104-small', help='final checkpoint: OUT/NAME.pth')
+    ap.add_argument('--seed', type=int, default=2021)
+    ap.add_argument('--size', type=int, default=112, help='input side (16 * grid)')
+    ap.add_argument('--dim', type=int, default=128)
+    ap.add_argument('--depth', type=int, default=5)
+    ap.add_argument('--heads', type=int, default=4)
+    ap.add_argument('--mlp', type=int, default=512)
+    ap.add_argument('--stem', type=int, nargs=3, default=[16, 32, 64])
+    ap.add_argument('--ca-heads', type=int, default=4)
+    ap.add_argument('--ca-ff', type=int, default=256)
+    ap.add_argument('--anchor-dim', type=int, default=64)
+    ap.add_argument('--rn-hidden', type=int, nargs=2, default=None, help='default (A^1.5, A) for A anchors')
+    ap.add_argument('--batch', type=int, default=24, help='triplet groups per step (4 images each)')
+    ap.add_argument('--steps', type=int, default=500)
+    ap.add_argument('--lr', type=float, default=5e-4)
+    ap.add_argument('--min-lr', type=float, default=1e-5)
+    ap.add_argument('--warmup', type=int, default=40)
+    ap.add_argument('--wd', type=float, default=0.05)
+    ap.add_argument('--clip', type=float, default=1.0)
+    ap.add_argument('--aug-p', type=float, default=0.85)
+    ap.add_argument('--sa-dropout', type=float, default=0.0,
+                    help='dropout in SA (official 0.1; 0 saves time, augmentation regularises instead)')
+    ap.add_argument('--bf16', type=int, default=1, help='bfloat16 autocast: 0 off, 1 SA only (CA/RN float32), 2 everywhere')
+    ap.add_argument('--val-classes', type=int, default=10)
+    ap.add_argument('--split-seed', type=int, default=0)
+    ap.add_argument('--val-every', type=int, default=100, help='steps; 0: no validation (probe)')
+    ap.add_argument('--log-every', type=int, default=10)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--max-minutes', type=float, default=0,
+                    help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
+    ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    ap.add_argument('--final-eval', action='store_true',
+                    help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open(out / 'log.jsonl', 'a' if a.resume else 'w')
+
+    def log(rec):
+        rec = {'t': round(time.time() - t_start + t_offset, 1), **rec}
+        logf.write(json.dumps(rec) + '\n')
+        logf.flush()
+        print(json.dumps(rec), flush=True)
+
+    t_start, t_offset = time.time(), 0.0
+    cfg = build_config(a)
+    train_cls, val_cls = ev.split_seen(a.val_classes, a.split_seed)
+    print(f'config {json.dumps(cfg.to_json())}\ntrain classes {len(train_cls)}, val classes {val_cls}', flush=True)
+    tr = ev.load_split(ev.ALL128, train_cls, a.size, cache_name=f'train{a.val_classes}s{a.split_seed}')
+    va = ev.load_split(ev.ALL128, val_cls, a.size, cache_name=f'val{a.val_classes}s{a.split_seed}') if val_cls \
+        else None
+    print(f'data: train {len(tr["sketch"])} sketches + {len(tr["photo"])} photos'
+          + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({time.time() - t_start:.1f} s)',
+          flush=True)
+    sk_all = ev.to_input(tr['sketch'])
+    im_all = ev.to_input(tr['photo'])
+
+    model = init_weights_(zse_ref.Model(cfg))
+    for m in model.sa.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = a.sa_dropout
+    n_keys, n_params, n_used = zse_ref.check_state_dict(model)
+    used_params = sum(v.numel() for k, v in model.state_dict().items() if not k.startswith(zse_ref.DEAD_PREFIX))
+    print(f'model: {n_keys} keys, {n_params:,} params ({used_params:,} used at inference)', flush=True)
+    opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.9, 0.999))
+    sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    triplet = nn.TripletMarginLoss(margin=1.0, p=2)
+    start, best, history = 0, {'score': -1.0}, []
+    if a.resume and (out / 'last.pt').exists():
+        st = torch.load(out / 'last.pt', map_location='cpu')
+        model.load_state_dict(st['model'])
+        opt.load_state_dict(st['opt'])
+        sampler.rng.set_state(st['sampler'])
+        gen.set_state(st['gen'])
+        torch.set_rng_state(st['torch_rng'])
+        start, best, t_offset = st['step'], st['best'], st['elapsed']
+        print(f'resumed at step {start}', flush=True)
+
+    # rn on every 5th val sketch (5 per class) x all 250 val photos, to keep validation cheap on 2 cores
+    va_sub = dict(va, sketch=va['sketch'][::5], sketch_label=va['sketch_label'][::5]) if va else None
+
+    def validate(step):
+        r = ev.evaluate(model, va, ('ret',))
+        r['rn'] = ev.evaluate(model, va_sub, ('rn',))['rn']
+        r['rn_sketches'] = int(len(va_sub['sketch']))
+        score = 0.5 * (r['ret']['map_all'] + r['rn']['map_all'])
+        log({'step': step, 'val': r, 'score': score})
+        return r, score
+
+    def checkpoint(step):
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
+                    'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step, 'best': best,
+                    'elapsed': time.time() - t_start + t_offset, 'args': vars(a)}, out / 'last.pt.tmp')
+        os.replace(out / 'last.pt.tmp', out / 'last.pt')
+
+    model.train()
+    b = a.batch
+    target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)])   # clamp(target, 0.01, 0.99)
+    acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'n': 0}
+    t_last = time.time()
+    for step in range(start, a.steps):
+        lr = lr_at(step, a)
+        for g in opt.param_groups:
+            g['lr'] = lr
+        i_sk, i_skn, i_im, i_imn = sampler.sample(b)
+        sk = augment(sk_all[np.concatenate([i_sk, i_skn])], gen, sketch=True, p=a.aug_p)
+        im = augment(im_all[np.concatenate([i_im, i_imn])], gen, sketch=False, p=a.aug_p)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bool(a.bf16)):
+            sa = model.sa(torch.cat([sk, im]))
+        sa = sa.float()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16 >= 2):
+            cls_fea, score = model(sa[:2 * b], sa[2 * b:])       # CA pairs sk[i] with im[i]: b pos, then b neg
+        cls_fea, score = cls_fea.float(), score.float().view(-1)
+        l_tri = triplet(cls_fea[0:b], cls_fea[2 * b:3 * b], cls_fea[3 * b:])
+        l_mse = F.mse_loss(score, target)
+        loss = 2 * l_tri + 4 * l_mse
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip) if a.clip > 0 else torch.tensor(0.0)
+        opt.step()
+        acc['loss'] += loss.item()
+        acc['tri'] += l_tri.item()
+        acc['mse'] += l_mse.item()
+        acc['n'] += 1
+        s1 = step + 1
+        if s1 % a.log_every == 0 or s1 == a.steps:
+            dt = time.time() - t_last
+            t_last = time.time()
+            n = acc['n']
+            log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
+                 'grad_norm': float(gn), 'steps_per_s': n / dt})
+            acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'n': 0}
+        over = a.max_minutes and (time.time() - t_start + t_offset) > 60 * a.max_minutes
+        if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over):
+            r, sc = validate(s1)
+            if sc > best['score']:
+                best = {'score': sc, 'step': s1, 'val': r}
+                save_official(model, out / 'best.pth', s1, r['ret']['map_all'], r['ret']['precision_100'],
+                              {'selected_by': 'mean of val ret/rn mAP@all', 'val': r})
+            checkpoint(s1)
+            t_last = time.time()
+        if over:
+            log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached'})
+            break
+
+    elapsed = time.time() - t_start + t_offset
+    save_official(model, out / 'last.pth', s1, 0.0, 0.0)
+    final = out / f'{a.name}.pth'
+    if va is not None and best.get('step'):
+        ck = torch.load(out / 'best.pth', map_location='cpu')
+        torch.save(ck, final)
+        model.load_state_dict(ck['model'])
+    else:
+        torch.save(torch.load(out / 'last.pth', map_location='cpu'), final)
+    summary = {'args': vars(a), 'config': cfg.to_json(), 'params': n_params, 'params_used': used_params,
+               'train_classes': train_cls, 'val_classes': val_cls, 'train_seconds': round(elapsed, 1),
+               'best': best, 'final_checkpoint': str(final), 'torch': torch.__version__}
+    print(f'done: {a.steps} steps in {elapsed / 60:.1f} min; best {json.dumps(best)}', flush=True)
+    if a.final_eval:
+        model.eval()
+        t0 = time.time()
+        data = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), a.size, cache_name='unseen21')
+        r = ev.evaluate(model, data, ('ret', 'rn'))
+        r['seconds'] = round(time.time() - t0, 1)
+        summary['unseen21'] = r
+        log({'final_unseen21': r})
+    (out / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
+
+
+if __name__ == '__main__':
+    main()
