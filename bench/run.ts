@@ -2,7 +2,7 @@
 // end (SA img/s at several batch sizes, CA+RN pairs/s, index build img/s, query latency), with PyTorch as a peer
 // in the same run. Prints a table, or JSON with --json. Usage: npm run bench [-- --json] [--model vitb|small]
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeGpu } from '../src/gpu/node.ts';
@@ -235,4 +235,3 @@ else {
   console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
 }
 ctx.destroy();
-void readdirSync;

@@ -1,3 +1,4 @@
+// (activate() and erf_ come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
@@ -22,33 +23,9 @@ struct Params {
 const TM = 64u;
 const TN = 64u;
 const TK = 16u;
-const ACT_NONE = 0u;
-const ACT_RELU = 1u;
-const ACT_GELU = 2u;
-const ACT_SIGMOID = 3u;
 
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
 var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
-
-// erf for exact (not tanh) GELU, as torch's nn.GELU() (zse-sbir.md §11.4). Numerical Recipes' erfc
-// Chebyshev fit: fractional error < 1.2e-7, below f32 rounding of the result.
-fn erf_(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
-fn activate(v: f32) -> f32 {
-  switch p.act {
-    case ACT_RELU: { return max(v, 0.0); }
-    case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
-    case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
-    default: { return v; }
-  }
-}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -91,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       if (c >= p.N) { continue; }
       var v = p.alpha * acc[i][j];
       if (p.hasBias != 0u) { v += bias[c]; }
-      v = activate(v);
+      v = activate(v, p.act);
       if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
       C[p.cOff + r * p.ldc + c] = v;
     }

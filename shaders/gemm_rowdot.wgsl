@@ -1,3 +1,4 @@
+// (activate() and erf_ come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R, the same contract as gemm.wgsl, for adapters where workgroup memory and
 // barriers are expensive (CPU drivers such as lavapipe and SwiftShader): no workgroup memory at all. Both A [M,K]
 // and B [N,K] are read along K as vec4 (K, lda, ldb and aOff must be multiples of 4; the host checks), each
@@ -19,27 +20,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const ACT_RELU = 1u;
-const ACT_GELU = 2u;
-const ACT_SIGMOID = 3u;
-
-fn erf_(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
-fn activate(v: f32) -> f32 {
-  switch p.act {
-    case ACT_RELU: { return max(v, 0.0); }
-    case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
-    case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
-    default: { return v; }
-  }
-}
 
 // 8x8 invocations, each a 4x4 block: a 32x32 tile of C per workgroup.
 @compute @workgroup_size(8, 8)
@@ -73,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       if (c >= p.N) { break; }
       var v = p.alpha * acc[i][j];
       if (p.hasBias != 0u) { v += bias[c]; }
-      v = activate(v);
+      v = activate(v, p.act);
       if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
       C[p.cOff + r * p.ldc + c] = v;
     }

@@ -322,9 +322,9 @@ test('an output file from another model, other prompts or not JSON is refused un
   assert.is(log.length, 10);
 });
 
-test('the standalone entry: --help, and an error printed as error:/hint: with exit code 2 and no stack', () => {
-  const entry = resolve(REPO_ROOT, 'src', 'cli', 'describe-main.ts');
-  const node = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+test('sketchgpu describe through the bin script: --help, and an error printed as error:/hint: with exit code 2 and no stack', () => {
+  const bin = resolve(REPO_ROOT, 'bin', 'sketchgpu.js');
+  const node = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
   const help = node(['describe', '--help']);
   assert.is(help.status, 0, help.stderr);
   for (const opt of ['--classes', '--endpoint', '--model', '--out', '--api-key-env', '--timeout-ms', '--retries', '--concurrency', '--json']) assert.match(help.stdout, opt);

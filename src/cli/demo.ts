@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,6 @@ import { renderResultSheet } from '../retrieval/html.ts';
 import { parseIndex } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { runQuery } from '../retrieval/query.ts';
-import { readFileSync } from 'node:fs';
 import { progressBar } from './progress.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -1,12 +1,13 @@
 import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
+import epilogue from '../../../shaders/gemm_epilogue.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-export const GEMM: Kernel = { name: 'gemm', wgsl: source };
+export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + source };
 /** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
-export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: rowdotSource };
+export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + rowdotSource };
 
 export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid';
 const ACT = { none: 0, relu: 1, gelu: 2, sigmoid: 3 } as const;

@@ -1,0 +1,24 @@
+// GEMM epilogue activations, shared by gemm.wgsl and gemm_rowdot.wgsl (prepended by ops/gemm.ts).
+const ACT_RELU = 1u;
+const ACT_GELU = 2u;
+const ACT_SIGMOID = 3u;
+
+// erf for exact (not tanh) GELU, as torch's nn.GELU() (zse-sbir.md §11.4). Numerical Recipes' erfc
+// Chebyshev fit: fractional error < 1.2e-7, below f32 rounding of the result.
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+fn activate(v: f32, act: u32) -> f32 {
+  switch act {
+    case ACT_RELU: { return max(v, 0.0); }
+    case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
+    case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+    default: { return v; }
+  }
+}
