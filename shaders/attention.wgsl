@@ -21,6 +21,8 @@
 // features h*dh .. h*dh+dh-1 of a row. That covers SA's packed [q|k|v] rows (zse-sbir.md §11.6) and ZSE's
 // cross-attention, where Q and V come from one modality and K from the other (§3.3): the caller just passes
 // those tensors. Scores are dot*scale (SA: ×0.125) or dot/divisor (CA: /sqrt(96)), as the reference rounds (§11.5).
+// A causal program (CLIP's text tower, docs/caan.md) scores a key j > row i as -3.4e38 (weight 0) and ends the
+// key loop after the last row an invocation owns.
 
 struct Params {
   B: u32, H: u32, Tq: u32, Tk: u32, dh: u32,
@@ -61,7 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let vSR = p.vSR / 4u;
   let oSR = p.oSR / 4u;
 @PROLOGUE@
-  for (var j = 0u; j < p.Tk; j++) {
+  for (var j = 0u; j < @KEYS_END@; j++) {
     let kr = kRow + j * kSR;
     let vr = vRow + j * vSR;
 @STEP@

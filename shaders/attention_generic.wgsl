@@ -4,7 +4,7 @@
 // row, head, batch), its query and accumulator in private arrays, an online softmax over the keys one at a time
 // (running max and sum), no workgroup memory and no barrier. Loops run to a bound read from the uniforms, so
 // no compiler unrolls them (llvmpipe compiles this in well under a second).
-// Layouts and scaling as in attention.wgsl (zse-sbir.md §3.3, §11.5-6).
+// Layouts, scaling and the causal mask as in attention.wgsl (zse-sbir.md §3.3, §11.5-6).
 
 struct Params {
   B: u32, H: u32, Tq: u32, Tk: u32, dh: u32,
@@ -12,7 +12,7 @@ struct Params {
   kOff: u32, kSB: u32, kSR: u32,
   vOff: u32, vSB: u32, vSR: u32,
   oOff: u32, oSB: u32, oSR: u32,
-  divide: u32, scale: f32,
+  divide: u32, scale: f32, causal: u32,
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
@@ -58,7 +58,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   var m = -3.4e38;
   var l = 0.0;
-  for (var j = 0u; j < p.Tk; j++) {
+  // Causal (CLIP's text tower): row i sees keys 0..i; a clamped row past Tq computes a copy and is not stored.
+  let keys = select(p.Tk, min(p.Tk, min(i, p.Tq - 1u) + 1u), p.causal != 0u);
+  for (var j = 0u; j < keys; j++) {
     let kb = kBase + j * p.kSR;
     var dv = vec4<f32>(0.0);
     for (var c = 0u; c < nc; c++) { dv = fma(q[c], ldK(kb, 4u * c), dv); }

@@ -2,6 +2,7 @@
 const ACT_RELU = 1u;
 const ACT_GELU = 2u;
 const ACT_SIGMOID = 3u;
+const ACT_QUICKGELU = 4u;
 
 // erf for exact (not tanh) GELU, as torch's nn.GELU() (zse-sbir.md §11.4). Numerical Recipes' erfc
 // Chebyshev fit: fractional error < 1.2e-7, below f32 rounding of the result.
@@ -19,6 +20,8 @@ fn activate(v: f32, act: u32) -> f32 {
     case ACT_RELU: { return max(v, 0.0); }
     case ACT_GELU: { return 0.5 * v * (1.0 + erf_(v * 0.70710678118654752)); }
     case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-v)); }
+    // CLIP's QuickGELU x*sigmoid(1.702x) (caan.md, text tower); exp overflows to inf for v < -52, giving -0 as torch.
+    case ACT_QUICKGELU: { return v / (1.0 + exp(-1.702 * v)); }
     default: { return v; }
   }
 }

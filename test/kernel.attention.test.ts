@@ -1,8 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { attention, rows, type SeqLayout } from '../src/graph/ops/attention.ts';
+import { Graph } from '../src/graph/graph.ts';
 import { attentionRef } from './ref.ts';
-import { assertClose, rand, runGraph } from './util.ts';
+import { assertClose, maxAbsDiff, rand, runGraph } from './util.ts';
 
 // Softmax-weighted averages of values in [-1,1]: results O(1), fp32 online softmax error ~1e-6.
 const TOL = 3e-6;
@@ -57,6 +58,36 @@ test('attention with offsets and batch strides on every operand (CA: Q, V from o
     g.output('o', attention(g, g.input('qv', [qv.length]), g.input('k', [kb.length]), g.input('qv2', [qv.length]), { B, heads: H, Tq: T, Tk: T, headDim: dh, q: ql, k: kl, v: vl, divisor: Math.sqrt(dh) }));
   }, { qv, k: kb, qv2: qv });
   assertClose(out.o!, attentionRef(gather(qv, ql, B, T, D), gather(kb, kl, B, T, D), gather(qv, vl, B, T, D), B, T, T, H, dh, 1 / Math.sqrt(dh)), TOL, TOL, 'attention');
+});
+
+// Causal mask (CLIP's text tower): the flash programs (aligned, dh <= 128, several R/WG shapes) and the generic one
+// (odd head dim, or dh > 128), over lengths that end mid-workgroup, on packed [q|k|v] rows as the text tower uses.
+for (const [B, H, T, dh] of [[1, 1, 1, 8], [2, 2, 77, 8], [3, 2, 15, 8], [1, 3, 70, 64], [2, 2, 33, 5], [1, 1, 19, 132], [2, 4, 130, 16]] as const) {
+  test(`causal attention B${B} H${H} T${T} dh${dh}`, async () => {
+    const D = H * dh;
+    const qkv = rand(B * T * 3 * D, 71, -2, 2);
+    const L = (off: number) => rows(T, 3 * D, off);
+    const out = await runGraph((g) => {
+      const x = g.input('qkv', [B, T, 3 * D]);
+      g.output('o', attention(g, x, x, x, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: L(0), k: L(D), v: L(2 * D), scale: 1 / Math.sqrt(dh), causal: true }));
+    }, { qkv });
+    const [q, k, v] = [gather(qkv, L(0), B, T, D), gather(qkv, L(D), B, T, D), gather(qkv, L(2 * D), B, T, D)];
+    assertClose(out.o!, attentionRef(q, k, v, B, T, T, H, dh, 1 / Math.sqrt(dh), true), TOL, TOL, 'causal attention');
+    // Row 0 sees only key 0, so it is exactly that key's value row; the last row sees every key (the unmasked result).
+    for (let b = 0; b < B; b++) assert.equal(Array.from(out.o!.subarray(b * T * D, b * T * D + D)), Array.from(v.subarray(b * T * D, b * T * D + D)));
+    if (T > 1) {
+      const full = attentionRef(q, k, v, B, T, T, H, dh, 1 / Math.sqrt(dh));
+      const last = (a: ArrayLike<number>) => Array.from(a).slice((T - 1) * D, T * D);
+      assertClose(last(out.o!), last(full), TOL, TOL, 'last row = unmasked');
+      assert.ok(maxAbsDiff(Array.from(out.o!).slice(D, 2 * D), Array.from(full).slice(D, 2 * D)) > 1e-3, 'row 1 ignores the mask');
+    }
+  });
+}
+
+test('causal attention rejects Tq != Tk', () => {
+  const g = new Graph();
+  const x = g.input('x', [1, 4, 8]);
+  assert.throws(() => attention(g, x, x, x, { B: 1, heads: 1, Tq: 3, Tk: 4, headDim: 8, q: rows(3, 8), k: rows(4, 8), v: rows(4, 8), causal: true }), /causal mask needs as many queries as keys/);
 });
 
 test('attention over a single key returns its value row exactly', async () => {

@@ -7,7 +7,7 @@ import { assertClose, rand, runGraph } from './util.ts';
 // 1e-5 absolute + 1e-5 relative covers K up to a few hundred with margin.
 const TOL = 1e-5;
 
-for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 200, 17, 'none']] as const) {
+for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 200, 17, 'none'], [33, 29, 47, 'quickgelu']] as const) {
   test(`gemm ${M}x${N}x${K} bias ${act}`, async () => {
     const A = rand(M * K, 1), B = rand(N * K, 2), bias = rand(N, 3);
     const out = await runGraph(
@@ -25,7 +25,7 @@ for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33
 }
 
 // The rowdot variant (CPU drivers) needs K, lda, ldb and the A offset in multiples of 4; M and N stay odd.
-for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none']] as const) {
+for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none'], [33, 29, 48, 'quickgelu']] as const) {
   test(`gemm rowdot ${M}x${N}x${K} bias ${act}`, async () => {
     const A = rand(M * K, 11), B = rand(N * K, 12), bias = rand(N, 13);
     const out = await runGraph(
@@ -38,6 +38,20 @@ for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36
     assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
   });
 }
+
+// QuickGELU (CLIP's text MLP) over pre-activations out to ±150: exp(-1.702v) overflows to inf below v ≈ -52 and the
+// result must come out as (-)0 like torch's, not NaN; values are checked relative to their size.
+for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
+  const M = 17, N = 23, K = 12;
+  const A = rand(M * K, 21), B = rand(N * K, 22);
+  const out = await runGraph((g) => {
+    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, act: 'quickgelu', alpha: 40, variant }));
+  }, { a: A }, { b: { shape: [N, K], data: B } });
+  const ref = gemmRef(A, B, M, N, K, { act: 'quickgelu', alpha: 40 });
+  assertClose(out.c!, ref, 1e-5, 1e-5, 'C');
+  const pre = gemmRef(A, B, M, N, K, { alpha: 40 });
+  if (!pre.some((v) => v > 50) || !pre.some((v) => v < -60)) throw new Error('the test does not reach the overflow range');
+});
 
 for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
   const M = 9, N = 11, K = variant === 'rowdot' ? 20 : 19, lda = variant === 'rowdot' ? 24 : 23, ldc = 15;

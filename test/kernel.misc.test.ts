@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows } from '../src/graph/ops/elementwise.ts';
+import { anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows, tokenEmbedding } from '../src/graph/ops/elementwise.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {
@@ -14,6 +14,21 @@ test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {
     ref[(b * T + t) * D + d] = t === 0 ? cls[d]! + pos[d]! : (patch[(b * (T - 1) + t - 1) * D + d]! + stem[(b * (T - 1) + t - 1) * D + d]!) / 2 + pos[t * D + d]!;
   }
   assertClose(out.t!, ref, 1e-7, 1e-7, 'tokens');
+});
+
+test('token embedding: table[id] + pos[t] for odd N, L, D, ids at both ends of the table', async () => {
+  const N = 3, L = 7, D = 13, vocab = 101, ctx = 9; // pos has more rows than L (a shortened context)
+  const table = rand(vocab * D, 68), pos = rand(ctx * D, 69);
+  const ids = new Uint32Array(N * L);
+  for (let i = 0; i < ids.length; i++) ids[i] = (i * 37 + 5) % vocab;
+  ids[0] = 0;
+  ids[N * L - 1] = vocab - 1;
+  const out = await runGraph((g) => {
+    g.output('e', tokenEmbedding(g, g.input('ids', [N, L], 'u32'), g.input('table', [vocab, D]), g.input('pos', [ctx, D]), { N, L, D, vocab }));
+  }, { ids, table, pos });
+  const ref = new Float64Array(N * L * D);
+  for (let r = 0; r < N * L; r++) for (let d = 0; d < D; d++) ref[r * D + d] = Math.fround(table[ids[r]! * D + d]! + pos[(r % L) * D + d]!);
+  assertClose(out.e!, ref, 0, 0, 'embedding'); // one f32 add, rounded the same way: exact
 });
 
 test('l2norm of the cls rows, and a zero row stays zero', async () => {

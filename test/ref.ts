@@ -1,7 +1,7 @@
 // Plain TypeScript references for every kernel, in float64 accumulation. The GPU kernels are tested against
 // these on odd shapes; the model as a whole is tested against the PyTorch reference in tools/.
 
-export type Act = 'none' | 'relu' | 'gelu' | 'sigmoid';
+export type Act = 'none' | 'relu' | 'gelu' | 'sigmoid' | 'quickgelu';
 
 export function erf(x: number): number {
   // Abramowitz-Stegun 7.1.28 is too coarse; use a series / continued fraction pair accurate to ~1e-15.
@@ -36,6 +36,7 @@ export function activate(v: number, act: Act): number {
   if (act === 'relu') return Math.max(v, 0);
   if (act === 'gelu') return 0.5 * v * (1 + erf(v / Math.SQRT2));
   if (act === 'sigmoid') return 1 / (1 + Math.exp(-v));
+  if (act === 'quickgelu') return v / (1 + Math.exp(-1.702 * v));
   return v;
 }
 
@@ -99,8 +100,8 @@ export function layerNormRef(x: ArrayLike<number>, rows: number, D: number, gamm
   return out;
 }
 
-/** Multi-head attention on [B,T,H*dh] row-major q/k/v; scores scaled by `scale`. */
-export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, Tq: number, Tk: number, H: number, dh: number, scale: number): Float64Array {
+/** Multi-head attention on [B,T,H*dh] row-major q/k/v; scores scaled by `scale`; `causal`: row i sees keys 0..i. */
+export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, Tq: number, Tk: number, H: number, dh: number, scale: number, causal = false): Float64Array {
   const D = H * dh;
   const out = new Float64Array(B * Tq * D);
   const s = new Float64Array(Tk);
@@ -108,17 +109,18 @@ export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
     for (let h = 0; h < H; h++)
       for (let i = 0; i < Tq; i++) {
         let mx = -Infinity;
-        for (let j = 0; j < Tk; j++) {
+        const nk = causal ? Math.min(Tk, i + 1) : Tk;
+        for (let j = 0; j < nk; j++) {
           let d = 0;
           for (let e = 0; e < dh; e++) d += q[(b * Tq + i) * D + h * dh + e]! * k[(b * Tk + j) * D + h * dh + e]!;
           s[j] = d * scale;
           mx = Math.max(mx, s[j]!);
         }
         let sum = 0;
-        for (let j = 0; j < Tk; j++) sum += (s[j] = Math.exp(s[j]! - mx));
+        for (let j = 0; j < nk; j++) sum += (s[j] = Math.exp(s[j]! - mx));
         for (let e = 0; e < dh; e++) {
           let acc = 0;
-          for (let j = 0; j < Tk; j++) acc += s[j]! * v[(b * Tk + j) * D + h * dh + e]!;
+          for (let j = 0; j < nk; j++) acc += s[j]! * v[(b * Tk + j) * D + h * dh + e]!;
           out[(b * Tq + i) * D + h * dh + e] = acc / sum;
         }
       }

@@ -25,6 +25,11 @@ export interface AttentionOptions {
   /** Scores are dot * scale, or dot / divisor when `divisor` is given (to round as the reference does). */
   scale?: number;
   divisor?: number;
+  /**
+   * Causal mask (CLIP's text tower): query row i sees keys 0..i only. Needs Tq == Tk. The flash kernel gets its
+   * own program (the non-causal source is unchanged); each invocation also stops at its last row's bound.
+   */
+  causal?: boolean;
   label?: string;
 }
 
@@ -56,7 +61,7 @@ export function flashShape(headDim: number, Tq: number): { R: number; WG: number
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The flash kernel's WGSL for one head dim, R rows per invocation and WG invocations per workgroup. */
-export function flashSource(headDim: number, R: number, WG: number): string {
+export function flashSource(headDim: number, R: number, WG: number, causal = false): string {
   if (headDim % 4 !== 0) throw new Error('flash attention: head dim must be a multiple of 4');
   const rows = range(R), cols = range(headDim / 4);
   const pro: string[] = [];
@@ -72,7 +77,10 @@ export function flashSource(headDim: number, R: number, WG: number): string {
   for (const r of rows) {
     let dot = `q${r}_0 * k0`;
     for (const c of cols.slice(1)) dot = `fma(q${r}_${c}, k${c}, ${dot})`;
-    step.push(`${I}let s${r} = score(${dot});`, `${I}let mt${r} = max(m${r}, s${r});`, `${I}let corr${r} = exp(m${r} - mt${r});`,
+    // Causal: a masked key scores -3.4e38; key 0 is never masked, so m is finite from the first step on and a
+    // masked key's weight exp(-3.4e38 - m) is exactly 0 (and corr exactly 1).
+    const sc = causal ? `select(-3.4e38, score(${dot}), j <= i${r})` : `score(${dot})`;
+    step.push(`${I}let s${r} = ${sc};`, `${I}let mt${r} = max(m${r}, s${r});`, `${I}let corr${r} = exp(m${r} - mt${r});`,
       `${I}let p${r} = exp(s${r} - mt${r});`, `${I}m${r} = mt${r};`, `${I}l${r} = l${r} * corr${r} + p${r};`);
   }
   for (const c of cols) {
@@ -85,7 +93,9 @@ export function flashSource(headDim: number, R: number, WG: number): string {
     for (const c of cols) epi.push(`    O[ob + ${c}u] = a${r}_${c} / l${r};`);
     epi.push('  }');
   }
-  return source.replace('@R@', String(R)).replace('@WG@', String(WG))
+  // Causal: keys past this invocation's last row (clamped to Tq) mask every row of it, so the loop ends there.
+  const end = causal ? `min(p.Tk, min(iBase + ${(R - 1) * WG}u, p.Tq - 1u) + 1u)` : 'p.Tk';
+  return source.replace('@R@', String(R)).replace('@WG@', String(WG)).replace('@KEYS_END@', end)
     .replace('@PROLOGUE@', pro.join('\n')).replace('@STEP@', step.join('\n')).replace('@EPILOGUE@', epi.join('\n'));
 }
 
@@ -96,12 +106,12 @@ const flashKernels = new Map<string, Kernel>();
  * The program for a head dim and layout, and the query rows one workgroup covers: the flash kernel when the
  * layout is vec4-aligned and dh <= 128 (one program per (dh, R, WG), cached), else the generic one.
  */
-export function attentionKernel(headDim: number, Tq: number, aligned: boolean): { kernel: Kernel; rowsPerGroup: number } {
+export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false): { kernel: Kernel; rowsPerGroup: number } {
   if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC, rowsPerGroup: 64 };
   const { R, WG } = flashShape(headDim, Tq);
-  const key = `${headDim}/${R}/${WG}`;
+  const key = `${headDim}/${R}/${WG}${causal ? '/causal' : ''}`;
   let kernel = flashKernels.get(key);
-  if (!kernel) flashKernels.set(key, (kernel = { name: 'attention', wgsl: flashSource(headDim, R, WG) }));
+  if (!kernel) flashKernels.set(key, (kernel = { name: causal ? 'attention_causal' : 'attention', wgsl: flashSource(headDim, R, WG, causal) }));
   return { kernel, rowsPerGroup: R * WG };
 }
 
@@ -113,7 +123,8 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
   const D = heads * headDim;
   const aligned = [headDim, o.q.offset, o.q.batchStride, o.q.rowStride, o.k.offset, o.k.batchStride, o.k.rowStride,
     o.v.offset, o.v.batchStride, o.v.rowStride, D].every((x) => x % 4 === 0);
-  const { kernel, rowsPerGroup } = attentionKernel(headDim, Tq, aligned);
+  if (o.causal && Tq !== Tk) throw new Error(`attention: a causal mask needs as many queries as keys, not ${Tq} and ${Tk}`);
+  const { kernel, rowsPerGroup } = attentionKernel(headDim, Tq, aligned, !!o.causal);
   const out = g.intermediate(o.label ?? 'attention', [B, Tq, D]);
   const div = o.divisor !== undefined;
   g.push({
@@ -128,6 +139,8 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
       ['vOff', 'u32', o.v.offset], ['vSB', 'u32', o.v.batchStride], ['vSR', 'u32', o.v.rowStride],
       ['oOff', 'u32', 0], ['oSB', 'u32', Tq * D], ['oSR', 'u32', D],
       ['divide', 'u32', div ? 1 : 0], ['scale', 'f32', div ? o.divisor! : (o.scale ?? 1 / Math.sqrt(headDim))],
+      // Read by the generic kernel only; the flash kernel is specialised instead (its Params end before this).
+      ['causal', 'u32', o.causal ? 1 : 0],
     ],
     dispatch: [Math.ceil(Tq / rowsPerGroup), heads, B],
     flops: 4 * B * heads * Tq * Tk * headDim,

@@ -2,6 +2,7 @@ import tokensSrc from '../../../shaders/tokens.wgsl';
 import l2Src from '../../../shaders/l2norm.wgsl';
 import cosSrc from '../../../shaders/anchor_cosine.wgsl';
 import gatherSrc from '../../../shaders/gather.wgsl';
+import tokenEmbedSrc from '../../../shaders/token_embed.wgsl';
 import type { Graph } from '../graph.ts';
 import { gemm } from './gemm.ts';
 import { grid1d, type Kernel } from '../kernel.ts';
@@ -11,6 +12,7 @@ export const TOKENS: Kernel = { name: 'tokens', wgsl: tokensSrc };
 export const L2NORM: Kernel = { name: 'l2norm', wgsl: l2Src };
 export const ANCHOR_COSINE: Kernel = { name: 'anchor_cosine', wgsl: cosSrc };
 export const GATHER: Kernel = { name: 'gather', wgsl: gatherSrc };
+export const TOKEN_EMBED: Kernel = { name: 'token_embed', wgsl: tokenEmbedSrc };
 
 /** [B, T, D] tokens from patch-conv and stem tokens [B, T-1, D], the cls token and the position table. */
 export function assembleTokens(g: Graph, patch: Tensor, stem: Tensor, cls: Tensor, pos: Tensor, B: number, T: number, D: number): Tensor {
@@ -30,6 +32,16 @@ export function l2normRows(g: Graph, x: Tensor, rows: number, D: number, o: { ld
 export function anchorCosine(g: Graph, sk: Tensor, im: Tensor, P: number, A: number, C: number): Tensor {
   const out = g.intermediate('anchor_cosine', [P, A * A]);
   g.push({ label: 'anchor_cosine', kernel: ANCHOR_COSINE, reads: [sk, im], writes: [out], params: [['P', 'u32', P], ['A', 'u32', A], ['C', 'u32', C]], dispatch: grid1d(Math.ceil((P * A * A) / 64)), flops: 6 * P * A * A * C });
+  return out;
+}
+
+/**
+ * Token embedding + learned positions for u32 ids [N, L]: out[n, t] = table[ids[n, t]] + pos[t], [N, L, D]
+ * (CLIP's text tower input). `pos` holds at least L rows; ids must be < vocab (clamped on the GPU).
+ */
+export function tokenEmbedding(g: Graph, ids: Tensor, table: Tensor, pos: Tensor, o: { N: number; L: number; D: number; vocab: number; label?: string }): Tensor {
+  const out = g.intermediate(o.label ?? 'token_embed', [o.N, o.L, o.D]);
+  g.push({ label: o.label ?? 'token_embed', kernel: TOKEN_EMBED, reads: [ids, table, pos], writes: [out], params: [['N', 'u32', o.N], ['L', 'u32', o.L], ['D', 'u32', o.D], ['vocab', 'u32', o.vocab]], dispatch: grid1d(Math.ceil((o.N * o.L * o.D) / 64)) });
   return out;
 }
 

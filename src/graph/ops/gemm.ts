@@ -9,8 +9,9 @@ export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + source };
 /** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
 export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + rowdotSource };
 
-export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid';
-const ACT = { none: 0, relu: 1, gelu: 2, sigmoid: 3 } as const;
+/** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
+export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid' | 'quickgelu';
+const ACT = { none: 0, relu: 1, gelu: 2, sigmoid: 3, quickgelu: 4 } as const;
 
 export interface GemmOptions {
   M: number;
