@@ -14,13 +14,27 @@ export interface SaGraphOptions {
   debug?: boolean;
 }
 
+/** The sizes of a ZSE-form ViT (zse-sbir.md §3.1-3.2); CAAN's sketch and photo towers have the same form. */
+export interface VitShape {
+  dim: number;
+  depth: number;
+  heads: number;
+  mlpDim: number;
+  grid: number;
+  imageSize: number;
+  /** Conv-stem widths before the last conv; empty: the patch conv alone makes the tokens. */
+  stemChannels: number[];
+}
+
 /**
- * The shared SA encoder (zse-sbir.md §3.1-3.2) for a batch of B images [B,3,S,S] in [-1,1].
- * Outputs: `sa` [B,T,D] (every token after the final norm) and `emb` [B,D] (L2-normalised cls, "Ours-Ret").
+ * A ZSE-form ViT under the weight prefix `prefix` (ZSE: `sa.model`) for B images [B,3,S,S] in [-1,1]: learnable
+ * tokenizer, pre-LN blocks, final norm. Returns the normalised tokens [B,T,D]. With `debug`, also outputs
+ * `patch`, `stem`, `tokens` and `layer<l>`.
  */
-export function buildSaGraph(g: Graph, cfg: ZseConfig, B: number, o: SaGraphOptions = {}): void {
-  const { dim: D, grid: G, imageSize: S } = cfg;
+export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: SaGraphOptions = {}): Tensor {
+  const { dim: D, grid: G, imageSize: S } = v;
   const T = 1 + G * G;
+  const SA = prefix;
   const x = g.input('image', [B, 3, S, S]);
 
   // Learnable tokenizer, §3.1: the 16x16 patch conv (with bias) and the bias-free conv stem, both written
@@ -30,50 +44,63 @@ export function buildSaGraph(g: Graph, cfg: ZseConfig, B: number, o: SaGraphOpti
     bias: g.weight(`${SA}.embedding.bias`, [D]),
     out: g.intermediate('patch', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: 'patch_embed',
   });
-  let h = x;
-  let c = 3;
-  let side = S;
-  cfg.stemChannels.forEach((co, i) => {
-    const ks = i === 0 ? 7 : 3;
-    h = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * i}.weight`, [co, c, ks, ks]), {
-      N: B, Ci: c, H: side, W: side, Co: co, kernel: ks, stride: 2, pad: i === 0 ? 3 : 1, relu: true, label: `stem${i}`,
+  let stem = patch;
+  if (v.stemChannels.length > 0) {
+    let h = x;
+    let c = 3;
+    let side = S;
+    v.stemChannels.forEach((co, i) => {
+      const ks = i === 0 ? 7 : 3;
+      h = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * i}.weight`, [co, c, ks, ks]), {
+        N: B, Ci: c, H: side, W: side, Co: co, kernel: ks, stride: 2, pad: i === 0 ? 3 : 1, relu: true, label: `stem${i}`,
+      });
+      side = Math.floor((side + 2 * (i === 0 ? 3 : 1) - ks) / 2) + 1;
+      c = co;
     });
-    side = Math.floor((side + 2 * (i === 0 ? 3 : 1) - ks) / 2) + 1;
-    c = co;
-  });
-  const stemOut = Math.floor((side + 2 - 3) / 2) + 1;
-  if (stemOut !== G) throw new Error(`conv stem ends at ${stemOut}x${stemOut}, but the patch grid is ${G}x${G}`);
-  const last = cfg.stemChannels.length;
-  const stem = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * last}.weight`, [D, c, 3, 3]), {
-    N: B, Ci: c, H: side, W: side, Co: D, kernel: 3, stride: 2, pad: 1,
-    inLayout: nchw(c, side, side), out: g.intermediate('stem', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: `stem${last}`,
-  });
+    const stemOut = Math.floor((side + 2 - 3) / 2) + 1;
+    if (stemOut !== G) throw new Error(`conv stem ends at ${stemOut}x${stemOut}, but the patch grid is ${G}x${G}`);
+    const last = v.stemChannels.length;
+    stem = conv2d(g, h, g.weight(`${SA}.scale.seq.${2 * last}.weight`, [D, c, 3, 3]), {
+      N: B, Ci: c, H: side, W: side, Co: D, kernel: 3, stride: 2, pad: 1,
+      inLayout: nchw(c, side, side), out: g.intermediate('stem', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: `stem${last}`,
+    });
+  }
+  // Without a stem the patch tokens are averaged with themselves: (p + p) / 2 == p exactly in floating point.
   let t = assembleTokens(g, patch, stem, g.weight(`${SA}.cls`, [1, 1, D]), g.weight(`${SA}.pos_embedding`, [1, T, D]), B, T, D);
   if (o.debug) {
     g.output('patch', patch);
-    g.output('stem', stem);
+    if (stem !== patch) g.output('stem', stem);
     g.output('tokens', t);
   }
 
   // Pre-LN ViT blocks, §3.2: nn.LayerNorm eps 1e-5, packed [q|k|v], scores ×dh^-0.5, exact GELU.
-  const dh = D / cfg.saHeads;
+  const dh = D / v.heads;
   const scale = Math.fround(dh ** -0.5);
-  for (let l = 0; l < cfg.depth; l++) {
+  for (let l = 0; l < v.depth; l++) {
     const p = `${SA}.transformer.layers.${l}.0`;
     const ln1 = layerNorm(g, t, g.weight(`${p}.layer_norm_input.weight`, [D]), g.weight(`${p}.layer_norm_input.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_in` });
     const qkv = linear(g, ln1, `${p}.attention.to_qkv`, 3 * D, { label: `L${l}.qkv` });
     const att = attention(g, qkv, qkv, qkv, {
-      B, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, label: `L${l}.attn`,
+      B, heads: v.heads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, label: `L${l}.attn`,
     });
     t = linear(g, att, `${p}.attention.to_out.0`, D, { residual: t, label: `L${l}.out` });
     const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_out` });
-    const m = linear(g, ln2, `${p}.mlp.net.0`, cfg.mlpDim, { act: 'gelu', label: `L${l}.fc1` });
+    const m = linear(g, ln2, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', label: `L${l}.fc1` });
     t = linear(g, m, `${p}.mlp.net.3`, D, { residual: t, label: `L${l}.fc2` });
     if (o.debug) g.output(`layer${l}`, t);
   }
-  const sa = layerNorm(g, t, g.weight(`${SA}.transformer.encoder_norm.weight`, [D]), g.weight(`${SA}.transformer.encoder_norm.bias`, [D]), { kind: 'torch', eps: 1e-5, label: 'encoder_norm' });
+  return layerNorm(g, t, g.weight(`${SA}.transformer.encoder_norm.weight`, [D]), g.weight(`${SA}.transformer.encoder_norm.bias`, [D]), { kind: 'torch', eps: 1e-5, label: 'encoder_norm' });
+}
+
+/**
+ * The shared SA encoder (zse-sbir.md §3.1-3.2) for a batch of B images [B,3,S,S] in [-1,1].
+ * Outputs: `sa` [B,T,D] (every token after the final norm) and `emb` [B,D] (L2-normalised cls, "Ours-Ret").
+ */
+export function buildSaGraph(g: Graph, cfg: ZseConfig, B: number, o: SaGraphOptions = {}): void {
+  const { dim: D, grid: G } = cfg;
+  const sa = vitEncoder(g, { ...cfg, heads: cfg.saHeads }, SA, B, o);
   g.output('sa', sa);
-  g.output('emb', l2normRows(g, sa, B, D, { ldx: T * D, label: 'emb' }));
+  g.output('emb', l2normRows(g, sa, B, D, { ldx: (1 + G * G) * D, label: 'emb' }));
 }
 
 export interface PairGraphOptions {
