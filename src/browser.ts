@@ -6,6 +6,10 @@ export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, ty
 export { browserGpu } from './gpu/browser.ts';
 export { ZseModel, type ZseModelOptions, type EncodeResult } from './models/zse/model.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
+export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextResult, type ImageSide } from './models/caan/model.ts';
+export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';
+export { parseCaanWeights, caanTensorShapes, type LoadedCaanWeights } from './models/caan/weights.ts';
+export { ClipTokenizer } from './text/clip-tokenizer.ts';
 export { parseWeights, type LoadedWeights, type WeightsOptions } from './io/weights-parse.ts';
 export { weightsHash } from './web-hash.ts';
 export { decodeImage, type DecodedImage } from './io/image.ts';

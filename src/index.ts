@@ -4,7 +4,12 @@ export { createGpuContext, type GpuContext, type GpuOptions } from './gpu/device
 export { nodeGpu } from './gpu/node.ts';
 export { ZseModel, type ZseModelOptions } from './models/zse/model.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
-export { loadWeights, convertCheckpoint, parseWeights } from './io/weights.ts';
+export { loadWeights, convertCheckpoint, parseWeights, loadCaanWeights } from './io/weights.ts';
+export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextResult, type ImageSide } from './models/caan/model.ts';
+export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';
+export { parseCaanWeights, caanTensorShapes, type LoadedCaanWeights } from './models/caan/weights.ts';
+export { ClipTokenizer } from './text/clip-tokenizer.ts';
+export { loadClipTokenizer } from './text/clip-vocab-node.ts';
 export { decodeImage } from './io/image.ts';
 export { loadImageFile } from './io/image-file.ts';
 export { preprocessPhoto, preprocessSketch } from './preprocess/index.ts';

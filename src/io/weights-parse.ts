@@ -94,6 +94,9 @@ export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsO
     raw = file.tensors;
     metadata = { ...file.metadata };
     format = 'safetensors';
+    if (metadata['sketchgpu.model'] === 'caan') {
+      throw new SketchError('BAD_WEIGHTS', `${fileName} holds CAAN weights, not ZSE-SBIR's`, 'load them with loadCaanWeights / parseCaanWeights and run them with CaanModel');
+    }
   } else {
     const ckpt = readTorchCheckpoint(bytes, fileName);
     const found = findStateDict(ckpt.root, fileName);

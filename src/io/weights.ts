@@ -6,6 +6,7 @@ import { META_CA_HEADS, META_CONFIG, META_SA_HEADS } from '../models/zse/weights
 import { tensorBytes, writeSafetensors } from './safetensors.ts';
 import { DTYPE_BYTES, f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
 import { parseWeights, type ConvertReport, type LoadedWeights, type WeightsOptions } from './weights-parse.ts';
+import { parseCaanWeights, type LoadedCaanWeights } from '../models/caan/weights.ts';
 
 // Node side of weight loading: files, conversion, hashing. The parsing itself (weights-parse.ts) is pure
 // and also runs in the browser.
@@ -24,6 +25,11 @@ async function readBytes(path: string): Promise<Uint8Array> {
 /** Reads, normalizes and validates ZSE-SBIR weights from a .safetensors file or a torch checkpoint. */
 export async function loadWeights(path: string, opts: WeightsOptions = {}): Promise<LoadedWeights> {
   return parseWeights(await readBytes(path), basename(path), opts);
+}
+
+/** Reads and validates CAAN weights from a .safetensors file (docs/caan.md). */
+export async function loadCaanWeights(path: string): Promise<LoadedCaanWeights> {
+  return parseCaanWeights(await readBytes(path), basename(path));
 }
 
 /** A tensor as f32 or f16 (f16 rounded to nearest-even, as torch's .half()). */

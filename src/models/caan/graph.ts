@@ -1,0 +1,128 @@
+/**
+ * CAAN's inference graphs (docs/caan.md): an image tower (sketch or photo), the text tower, and the sketch-photo
+ * local relation. The projections `proj` / `text_projection` are stored [in, out] (CLIP's x @ P); CaanModel uploads
+ * them transposed under `<name>.T`, the GEMM's [out, in] layout.
+ */
+import type { Graph } from '../../graph/graph.ts';
+import type { Tensor } from '../../graph/tensor.ts';
+import { gemm, linear } from '../../graph/ops/gemm.ts';
+import { conv2d, tokensLayout } from '../../graph/ops/conv2d.ts';
+import { layerNorm } from '../../graph/ops/layernorm.ts';
+import { attention, rows } from '../../graph/ops/attention.ts';
+import { anchorCosine, gatherRows, l2normRows, tokenEmbedding } from '../../graph/ops/elementwise.ts';
+import { vitEncoder } from '../zse/graph.ts';
+import { anchorGrid, imageSize, imageTokens, type CaanConfig } from './config.ts';
+
+/** Name of the [out, in] copy of a stored [in, out] projection. */
+export const transposedName = (name: string): string => `${name}.T`;
+export const PROJECTIONS = ['sketch.proj', 'photo.proj', 'text.text_projection'] as const;
+
+export interface CaanGraphOptions {
+  /** Also expose per-stage tensors (parity tests). */
+  debug?: boolean;
+}
+
+/**
+ * One image tower for B images [B,3,S,S] in [-1,1]: ZSE's ViT form under `sketch.` or `photo.`, then every
+ * token through `proj`. Outputs `proj` [B,T,E] (the projected tokens: the alignment's input) and `emb` [B,E] (the
+ * L2-normalised projected cls: the global embedding). Debug: `patch`, `stem`, `tokens` (assembled), `layer<l>`, `ln`.
+ */
+export function buildImageTowerGraph(g: Graph, c: CaanConfig, side: 'sketch' | 'photo', B: number, o: CaanGraphOptions = {}): void {
+  const { width: D, grid: G } = c.image;
+  const T = imageTokens(c), E = c.embed;
+  const ln = vitEncoder(g, { dim: D, depth: c.image.depth, heads: c.image.heads, mlpDim: c.image.mlp, grid: G, imageSize: imageSize(c), stemChannels: c.image.stem }, side, B, o);
+  const tok = gemm(g, ln, g.weight(transposedName(`${side}.proj`), [E, D]), { M: B * T, N: E, K: D, out: g.intermediate('proj', [B, T, E]), label: 'proj' });
+  if (o.debug) g.output('ln', ln);
+  g.output('proj', tok);
+  g.output('emb', l2normRows(g, tok, B, E, { ldx: T * E, label: 'emb' }));
+}
+
+/**
+ * The text tower (CLIP's) for B token rows of length L <= context: inputs `ids` [B,L] u32 and `eotRows` [B] u32,
+ * the absolute row b*L + (EOT position) of each sequence (the host takes the argmax of the ids, CLIP's pooling).
+ * Pre-LN blocks with a causal mask (so the rows up to EOT do not depend on what follows, and L can stop at the
+ * batch's longest sequence), QuickGELU MLP, ln_final. Outputs `features` [B,width] (ln_final at EOT) and `emb`
+ * [B,E] (its projection, L2-normalised). Debug: `tokens`, `layer<l>`, `ln`.
+ */
+export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o: CaanGraphOptions = {}): void {
+  const { width: W, heads, vocab, context } = c.text;
+  if (L > context) throw new Error(`text graph: ${L} tokens is more than the context of ${context}`);
+  const ids = g.input('ids', [B, L], 'u32');
+  const eot = g.input('eotRows', [B], 'u32');
+  let x = tokenEmbedding(g, ids, g.weight('text.token_embedding.weight', [vocab, W]), g.weight('text.positional_embedding', [context, W]), { N: B, L, D: W, vocab, label: 'token_embed' });
+  if (o.debug) g.output('tokens', x);
+  const dh = W / heads;
+  for (let l = 0; l < c.text.depth; l++) {
+    const p = `text.transformer.resblocks.${l}`;
+    const h = layerNorm(g, x, g.weight(`${p}.ln_1.weight`, [W]), g.weight(`${p}.ln_1.bias`, [W]), { kind: 'torch', eps: 1e-5, label: `T${l}.ln_1` });
+    const qkv = gemm(g, h, g.weight(`${p}.attn.in_proj_weight`, [3 * W, W]), { M: B * L, N: 3 * W, K: W, bias: g.weight(`${p}.attn.in_proj_bias`, [3 * W]), out: g.intermediate(`T${l}.qkv`, [B, L, 3 * W]), label: `T${l}.qkv` });
+    // nn.MultiheadAttention scales q by dh^-0.5 before the dot product; scaling the score instead differs by rounding.
+    const a = attention(g, qkv, qkv, qkv, { B, heads, Tq: L, Tk: L, headDim: dh, q: rows(L, 3 * W, 0), k: rows(L, 3 * W, W), v: rows(L, 3 * W, 2 * W), scale: Math.fround(dh ** -0.5), causal: true, label: `T${l}.attn` });
+    x = linear(g, a, `${p}.attn.out_proj`, W, { residual: x, label: `T${l}.out` });
+    const h2 = layerNorm(g, x, g.weight(`${p}.ln_2.weight`, [W]), g.weight(`${p}.ln_2.bias`, [W]), { kind: 'torch', eps: 1e-5, label: `T${l}.ln_2` });
+    const m = linear(g, h2, `${p}.mlp.c_fc`, c.text.mlp, { act: 'quickgelu', label: `T${l}.c_fc` });
+    x = linear(g, m, `${p}.mlp.c_proj`, W, { residual: x, label: `T${l}.c_proj` });
+    if (o.debug) g.output(`layer${l}`, x);
+  }
+  const ln = layerNorm(g, x, g.weight('text.ln_final.weight', [W]), g.weight('text.ln_final.bias', [W]), { kind: 'torch', eps: 1e-5, label: 'ln_final' });
+  if (o.debug) g.output('ln', ln);
+  const feat = g.output('features', gatherRows(g, ln, eot, { P: B, rowSize: W, rowsIn: B * L, stride: 1, col: 0, label: 'eot' }));
+  const proj = gemm(g, feat, g.weight(transposedName('text.text_projection'), [c.embed, W]), { M: B, N: c.embed, K: W, label: 'text_projection' });
+  g.output('emb', l2normRows(g, proj, B, c.embed, { label: 'emb' }));
+}
+
+/**
+ * Sketch-photo local relation (docs/caan.md "Alignment") for P pairs: inputs the projected tower tokens of Ns
+ * sketches and Np photos ([N,T,E]) and a u32 table `pairs` [P,2] of (sketch, photo) indices. align.sk_im updates
+ * the sketch (queries) from the photo (keys, values), align.im_sk the photo from the sketch, both from the tower
+ * outputs; post-LN with ZSE's CA norm and a ReLU FFN. Then ZSE's anchor conv (raw view, zse-sbir.md §3.4 quirk 9),
+ * the anchor cosine matrix and the RN. The projections of each image are computed once and gathered per pair.
+ * Output `score` [P,1]; debug: `ca.sketch`, `ca.photo`, `anchors.sketch`, `anchors.photo`, `cos`.
+ */
+export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: number, P: number, o: CaanGraphOptions = {}): void {
+  const E = c.embed, G = c.image.grid, T = imageTokens(c), row = T * E;
+  const sk = g.input('sketchTokens', [Ns, T, E]);
+  const im = g.input('photoTokens', [Np, T, E]);
+  const pairs = g.input('pairs', [P, 2], 'u32');
+  const pick = (x: Tensor, n: number, col: 0 | 1, label: string) => gatherRows(g, x, pairs, { P, rowSize: row, rowsIn: n, stride: 2, col, label });
+  const layer = (name: 'sk_im' | 'im_sk', own: Tensor, ownN: number, ownCol: 0 | 1, other: Tensor, otherN: number, otherCol: 0 | 1): Tensor => {
+    const p = `align.${name}`;
+    const q = pick(linear(g, own, `${p}.self_attn.linears.0`, E, { label: `${name}.q` }), ownN, ownCol, `${name}.q.pairs`);
+    const k = pick(linear(g, other, `${p}.self_attn.linears.1`, E, { label: `${name}.k` }), otherN, otherCol, `${name}.k.pairs`);
+    const v = pick(linear(g, other, `${p}.self_attn.linears.2`, E, { label: `${name}.v` }), otherN, otherCol, `${name}.v.pairs`);
+    const x0 = pick(own, ownN, ownCol, `${name}.x.pairs`);
+    const dk = E / c.align.heads;
+    const a = attention(g, q, k, v, { B: P, heads: c.align.heads, Tq: T, Tk: T, headDim: dk, q: rows(T, E), k: rows(T, E), v: rows(T, E), divisor: Math.sqrt(dk), label: `${name}.attn` });
+    const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: x0, label: `${name}.out` });
+    const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [E]), g.weight(`${p}.sublayer.0.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm0` });
+    const f = linear(g, x1, `${p}.feed_forward.w_1`, c.align.ff, { act: 'relu', label: `${name}.w1` });
+    const r2 = linear(g, f, `${p}.feed_forward.w_2`, E, { residual: x1, label: `${name}.w2` });
+    return layerNorm(g, r2, g.weight(`${p}.sublayer.1.norm.a`, [E]), g.weight(`${p}.sublayer.1.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm1` });
+  };
+  const caSk = layer('sk_im', sk, Ns, 0, im, Np, 1);
+  const caIm = layer('im_sk', im, Np, 1, sk, Ns, 0);
+
+  const AG = anchorGrid(c), A = AG * AG, C = c.align.anchorDim;
+  const cw = g.weight('align.anchor.weight', [C, E, 2, 2]);
+  const cb = g.weight('align.anchor.bias', [C]);
+  const anchors = (x: Tensor, label: string) => conv2d(g, x, cw, {
+    N: P, Ci: E, H: G, W: G, Co: C, kernel: 2, stride: 2, pad: 0, bias: cb,
+    inLayout: { offset: E, sN: row, sC: G * G, sY: G, sX: 1 },
+    out: g.intermediate(label, [P, A, C]), outLayout: tokensLayout(C, A, AG, AG), label,
+  });
+  const anSk = anchors(caSk, 'anchors.sketch');
+  const anIm = anchors(caIm, 'anchors.photo');
+  const cos = anchorCosine(g, anSk, anIm, P, A, C);
+  let h = cos;
+  c.align.rnHidden.forEach((w, i) => {
+    h = linear(g, h, `align.rn.rn.${3 * i}`, w, { act: 'relu', label: `rn${i}` });
+  });
+  g.output('score', linear(g, h, `align.rn.rn.${3 * c.align.rnHidden.length}`, 1, { act: 'sigmoid', label: 'rn_out' }));
+  if (o.debug) {
+    g.output('ca.sketch', caSk);
+    g.output('ca.photo', caIm);
+    g.output('anchors.sketch', anSk);
+    g.output('anchors.photo', anIm);
+    g.output('cos', cos);
+  }
+}

@@ -1,0 +1,257 @@
+import { SketchError } from '../../errors.ts';
+import type { GpuContext } from '../../gpu/device.ts';
+import { WeightStore } from '../../gpu/weights.ts';
+import { Executor } from '../../graph/executor.ts';
+import { Graph } from '../../graph/graph.ts';
+import { cosineMatrix } from '../../graph/ops/elementwise.ts';
+import { toFloat32, type HostTensor } from '../../io/tensor.ts';
+import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
+import { imageSize, imageTokens, type CaanConfig } from './config.ts';
+import { buildImageTowerGraph, buildRelationGraph, buildTextGraph, PROJECTIONS, transposedName } from './graph.ts';
+
+export interface CaanModelOptions {
+  /** Images per tower forward (default: as many as fit, at most 32). */
+  maxBatch?: number;
+  /** Texts per text forward (default: as many as fit, at most 64). */
+  maxTexts?: number;
+  /** Sketch-photo pairs per relation forward (default: as many as fit, at most 64). */
+  maxPairs?: number;
+  /** The CLIP tokenizer for encodeTexts (in Node: loadClipTokenizer() from src/text/clip-vocab-node.ts). */
+  tokenizer?: ClipTokenizer;
+}
+
+export type ImageSide = 'sketch' | 'photo';
+
+export interface CaanEncodeResult {
+  /** [N, E] L2-normalised global embeddings (the projected cls token). */
+  emb: Float32Array;
+  /** [N, T, E] projected tokens (when asked for): the input of relation scores. */
+  tokens?: Float32Array;
+}
+
+export interface CaanTextResult {
+  /** [N, E] L2-normalised text embeddings, in the same space as the image embeddings. */
+  emb: Float32Array;
+  /** [N, width] ln_final at each sequence's EOT token (before text_projection). */
+  features: Float32Array;
+}
+
+/** Token sequences are run up to the batch's longest, rounded up to this (fewer graph shapes, same result). */
+const TEXT_LENGTH_STEP = 8;
+
+/**
+ * CAAN on one GPU device (docs/caan.md): sketch and photo towers (global embeddings, cosine ranking), the text tower
+ * (text embeddings in the same space) and the sketch-photo local relation score for re-ranking. Weights uploaded
+ * once; one planned executor per batch shape, reused. The same shape of API as ZseModel where the concept matches.
+ */
+export class CaanModel {
+  private readonly executors = new Map<string, Promise<Executor>>();
+  readonly tokens: number;
+  readonly imageSize: number;
+  readonly maxBatch: number;
+  readonly maxTexts: number;
+  readonly maxPairs: number;
+  readonly tokenizer: ClipTokenizer | undefined;
+
+  private constructor(readonly ctx: GpuContext, readonly config: CaanConfig, private readonly store: WeightStore, opts: CaanModelOptions) {
+    const { width: D, mlp, stem } = config.image;
+    this.tokens = imageTokens(config);
+    this.imageSize = imageSize(config);
+    const S = this.imageSize;
+    const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
+    const perImage = 4 * Math.max(this.tokens * Math.max(3 * D, mlp), (stem[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
+    this.maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 32, Math.floor(maxBind / perImage)));
+    const perText = 4 * config.text.context * Math.max(3 * config.text.width, config.text.mlp);
+    this.maxTexts = Math.max(1, Math.min(opts.maxTexts ?? 64, Math.floor(maxBind / perText)));
+    const perPair = 4 * this.tokens * Math.max(config.embed, config.align.ff);
+    this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
+    this.tokenizer = opts.tokenizer;
+  }
+
+  /** Uploads the weights (validated ones: parseCaanWeights / loadCaanWeights). */
+  static create(ctx: GpuContext, config: CaanConfig, tensors: ReadonlyMap<string, HostTensor>, opts: CaanModelOptions = {}): CaanModel {
+    const store = new WeightStore(ctx.device);
+    const projections = new Set<string>(PROJECTIONS);
+    for (const [name, t] of tensors) {
+      // The training-only parts of the alignment never reach the GPU.
+      if (/^align\.(sk_txt|txt_sk|im_txt|txt_im|text_anchor|rn_text)\./.test(name)) continue;
+      if (projections.has(name)) store.upload(transposedName(name), transpose2d(t));
+      else store.upload(name, t);
+    }
+    return new CaanModel(ctx, config, store, opts);
+  }
+
+  private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
+    let ex = this.executors.get(key);
+    if (!ex) {
+      const g = new Graph({ software: this.ctx.software });
+      build(g);
+      ex = Executor.create(this.ctx, g, this.store);
+      ex.catch(() => this.executors.delete(key));
+      this.executors.set(key, ex);
+    }
+    return ex;
+  }
+
+  /** Runs one image tower on n images [n,3,S,S] (normalised to [-1,1], as ZSE's preprocessing). */
+  async encode(side: ImageSide, images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<CaanEncodeResult> {
+    const S = this.imageSize, E = this.config.embed;
+    const px = 3 * S * S;
+    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`);
+    const emb = new Float32Array(n * E);
+    const tokens = o.tokens ? new Float32Array(n * this.tokens * E) : undefined;
+    for (let i = 0; i < n; i += this.maxBatch) {
+      const b = Math.min(this.maxBatch, n - i);
+      const ex = await this.executor(`${side}:${b}`, (g) => buildImageTowerGraph(g, this.config, side, b));
+      const out = await ex.run({ image: images.subarray(i * px, (i + b) * px) }, o.tokens ? ['emb', 'proj'] : ['emb']);
+      emb.set(out.emb!, i * E);
+      if (tokens) tokens.set(out.proj!, i * this.tokens * E);
+      o.onBatch?.(i + b);
+    }
+    return { emb, tokens };
+  }
+
+  encodeSketches(images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<CaanEncodeResult> {
+    return this.encode('sketch', images, n, o);
+  }
+
+  encodePhotos(images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<CaanEncodeResult> {
+    return this.encode('photo', images, n, o);
+  }
+
+  /** Every intermediate of one image tower for one batch (parity tests, explanations). */
+  async debugEncode(side: ImageSide, images: Float32Array, n: number): Promise<Record<string, Float32Array>> {
+    const ex = await this.executor(`${side}-debug:${n}`, (g) => buildImageTowerGraph(g, this.config, side, n, { debug: true }));
+    return ex.run({ image: images });
+  }
+
+  /** Tokenizes with CLIP's BPE (SOT ... EOT, the model's context) and embeds the texts. */
+  async encodeTexts(texts: readonly string[], tokenizer: ClipTokenizer | undefined = this.tokenizer): Promise<CaanTextResult> {
+    if (!tokenizer) {
+      throw new SketchError('BAD_ARGUMENT', 'encodeTexts needs the CLIP tokenizer, and none was given',
+        'pass { tokenizer } to CaanModel.create (Node: await loadClipTokenizer(); browser: ClipTokenizer.fromBytes of bpe_simple_vocab_16e6.txt.gz)');
+    }
+    const ids = tokenizer.tokenize(texts, this.config.text.context);
+    return this.encodeTokenIds(ids.data, texts.length, this.config.text.context);
+  }
+
+  /**
+   * Embeds n token rows [n, rowLength] (CLIP ids: SOT, ..., EOT, zero padding). Pooling takes each row's first
+   * largest id (CLIP's argmax: EOT is the largest). Because of the causal mask, only the tokens up to the batch's
+   * longest EOT are run.
+   */
+  async encodeTokenIds(ids: ArrayLike<number>, n: number, rowLength: number): Promise<CaanTextResult> {
+    const { vocab, context, width: W } = this.config.text;
+    const E = this.config.embed;
+    if (ids.length !== n * rowLength) throw new SketchError('BAD_ARGUMENT', `expected ${n} token rows of ${rowLength}, got ${ids.length} ids`);
+    const eot = new Int32Array(n);
+    for (let r = 0; r < n; r++) {
+      let best = 0;
+      for (let t = 0; t < rowLength; t++) {
+        const id = ids[r * rowLength + t]!;
+        if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+          throw new SketchError('BAD_ARGUMENT', `token id ${id} at row ${r}, position ${t} is outside the vocabulary (0..${vocab - 1})`, 'tokenize with the CLIP tokenizer (ClipTokenizer.tokenize)');
+        }
+        if (id > ids[r * rowLength + best]!) best = t;
+      }
+      if (best >= context) {
+        throw new SketchError('BAD_ARGUMENT', `text ${r} is ${best + 1} tokens long, more than the model's context of ${context}`, 'shorten the text, or tokenize with truncate');
+      }
+      eot[r] = best;
+    }
+    const emb = new Float32Array(n * E);
+    const features = new Float32Array(n * W);
+    for (let i = 0; i < n; i += this.maxTexts) {
+      const b = Math.min(this.maxTexts, n - i);
+      let longest = 0;
+      for (let r = i; r < i + b; r++) longest = Math.max(longest, eot[r]! + 1);
+      const L = Math.min(context, Math.ceil(longest / TEXT_LENGTH_STEP) * TEXT_LENGTH_STEP);
+      const u = new Uint32Array(b * L);
+      const rowsAt = new Uint32Array(b);
+      for (let r = 0; r < b; r++) {
+        for (let t = 0; t < Math.min(L, rowLength); t++) u[r * L + t] = ids[(i + r) * rowLength + t]!;
+        rowsAt[r] = r * L + eot[i + r]!;
+      }
+      const ex = await this.executor(`text:${b}:${L}`, (g) => buildTextGraph(g, this.config, b, L));
+      const out = await ex.run({ ids: u, eotRows: rowsAt }, ['emb', 'features']);
+      emb.set(out.emb!, i * E);
+      features.set(out.features!, i * W);
+    }
+    return { emb, features };
+  }
+
+  /** Every intermediate of the text tower on n rows of exactly L ids (parity tests); eot: each row's EOT position. */
+  async debugText(ids: Uint32Array, n: number, L: number, eot: ArrayLike<number>): Promise<Record<string, Float32Array>> {
+    const rowsAt = Uint32Array.from({ length: n }, (_, r) => r * L + eot[r]!);
+    const ex = await this.executor(`text-debug:${n}:${L}`, (g) => buildTextGraph(g, this.config, n, L, { debug: true }));
+    return ex.run({ ids, eotRows: rowsAt });
+  }
+
+  /**
+   * Local relation scores for sketch-photo pairs, given the projected tokens (encode with { tokens: true }) of ns
+   * sketches and np photos. `pairs` is a flat [P,2] table of (sketch, photo) indices; one score per pair.
+   */
+  async relation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Float32Array> {
+    const row = this.tokens * this.config.embed;
+    if (sketchTokens.length !== ns * row || photoTokens.length !== np * row) {
+      throw new SketchError('BAD_ARGUMENT', `relation needs [n, ${this.tokens}, ${this.config.embed}] projected tokens per side (encode with { tokens: true })`);
+    }
+    const P = pairs.length / 2;
+    const scores = new Float32Array(P);
+    const take = (src: Float32Array, idx: number[]) => {
+      const out = new Float32Array(idx.length * row);
+      idx.forEach((s, k) => out.set(src.subarray(s * row, (s + 1) * row), k * row));
+      return out;
+    };
+    for (let p0 = 0; p0 < P; p0 += this.maxPairs) {
+      const chunk = pairs.subarray(2 * p0, 2 * Math.min(P, p0 + this.maxPairs));
+      const pc = chunk.length / 2;
+      const skIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k]!))];
+      const imIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k + 1]!))];
+      const skPos = new Map(skIdx.map((v, k) => [v, k]));
+      const imPos = new Map(imIdx.map((v, k) => [v, k]));
+      const local = new Uint32Array(2 * pc);
+      for (let k = 0; k < pc; k++) {
+        const s = chunk[2 * k]!, j = chunk[2 * k + 1]!;
+        if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`);
+        local[2 * k] = skPos.get(s)!;
+        local[2 * k + 1] = imPos.get(j)!;
+      }
+      const ex = await this.executor(`rn:${skIdx.length}:${imIdx.length}:${pc}`, (g) => buildRelationGraph(g, this.config, skIdx.length, imIdx.length, pc));
+      const out = await ex.run({ sketchTokens: take(sketchTokens, skIdx), photoTokens: take(photoTokens, imIdx), pairs: local }, ['score']);
+      scores.set(out.score!, p0);
+    }
+    return scores;
+  }
+
+  /** Every intermediate of the relation graph for one set of pairs (parity tests, explanations). */
+  async debugRelation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Record<string, Float32Array>> {
+    const P = pairs.length / 2;
+    const ex = await this.executor(`rn-debug:${ns}:${np}:${P}`, (g) => buildRelationGraph(g, this.config, ns, np, P, { debug: true }));
+    return ex.run({ sketchTokens, photoTokens, pairs });
+  }
+
+  /** Global scores: the [na, nb] cosine matrix between two sets of embeddings (any of the three towers), on the GPU. */
+  async cosine(a: Float32Array, na: number, b: Float32Array, nb: number): Promise<Float32Array> {
+    const E = this.config.embed;
+    const ex = await this.executor(`cos:${na}:${nb}`, (g) => {
+      g.output('cos', cosineMatrix(g, g.input('a', [na, E]), g.input('b', [nb, E]), na, nb, E));
+    });
+    return (await ex.run({ a, b })).cos!;
+  }
+
+  async destroy(): Promise<void> {
+    for (const ex of this.executors.values()) (await ex.catch(() => null))?.destroy();
+    this.executors.clear();
+    this.store.destroy();
+  }
+}
+
+/** [r, c] -> [c, r] as f32. */
+function transpose2d(t: HostTensor): HostTensor {
+  const [r, c] = t.shape as [number, number];
+  const x = toFloat32(t);
+  const y = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) y[j * r + i] = x[i * c + j]!;
+  return { dtype: 'f32', shape: [c, r], data: y };
+}

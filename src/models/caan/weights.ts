@@ -1,0 +1,166 @@
+/**
+ * CAAN weights: the tensor list of a config (docs/caan.md "Tensors"; the same list as tools/caan_ref.py
+ * expected_shapes), parsing a safetensors file (pure, browser-safe) and a validation naming every missing,
+ * unexpected, mis-shaped or non-float tensor.
+ */
+import { SketchError } from '../../errors.ts';
+import { readSafetensors } from '../../io/safetensors.ts';
+import type { HostTensor } from '../../io/tensor.ts';
+import { anchorGrid, CAAN_MODEL_NAME, META_CONFIG, META_MODEL, parseCaanConfig, type CaanConfig } from './config.ts';
+
+type Shapes = [string, number[]][];
+
+/** One image tower's tensors under `m` ("sketch" or "photo"): ZSE's SA names (zse-sbir.md §4) + `proj`. */
+function imageShapes(m: string, c: CaanConfig): Shapes {
+  const { width: d, grid: G, mlp, stem } = c.image;
+  const out: Shapes = [
+    [`${m}.pos_embedding`, [1, 1 + G * G, d]], [`${m}.cls`, [1, 1, d]], [`${m}.proj`, [d, c.embed]],
+    [`${m}.embedding.weight`, [d, 3, 16, 16]], [`${m}.embedding.bias`, [d]],
+  ];
+  if (stem.length) {
+    const ch = [3, ...stem];
+    [7, 3, 3].forEach((k, i) => out.push([`${m}.scale.seq.${2 * i}.weight`, [ch[i + 1]!, ch[i]!, k, k]]));
+    out.push([`${m}.scale.seq.6.weight`, [d, ch[3]!, 3, 3]]);
+  }
+  out.push([`${m}.transformer.encoder_norm.weight`, [d]], [`${m}.transformer.encoder_norm.bias`, [d]]);
+  for (let l = 0; l < c.image.depth; l++) {
+    const b = `${m}.transformer.layers.${l}.0.`;
+    out.push(
+      [`${b}layer_norm_input.weight`, [d]], [`${b}layer_norm_input.bias`, [d]],
+      [`${b}layer_norm_out.weight`, [d]], [`${b}layer_norm_out.bias`, [d]],
+      [`${b}attention.to_qkv.weight`, [3 * d, d]], [`${b}attention.to_qkv.bias`, [3 * d]],
+      [`${b}attention.to_out.0.weight`, [d, d]], [`${b}attention.to_out.0.bias`, [d]],
+      [`${b}mlp.net.0.weight`, [mlp, d]], [`${b}mlp.net.0.bias`, [mlp]],
+      [`${b}mlp.net.3.weight`, [d, mlp]], [`${b}mlp.net.3.bias`, [d]],
+    );
+  }
+  return out;
+}
+
+/** CLIP's text transformer names under `text.`. */
+function textShapes(c: CaanConfig): Shapes {
+  const { width: w, mlp, vocab, context } = c.text;
+  const out: Shapes = [
+    ['text.positional_embedding', [context, w]], ['text.text_projection', [w, c.embed]], ['text.token_embedding.weight', [vocab, w]],
+  ];
+  for (let l = 0; l < c.text.depth; l++) {
+    const b = `text.transformer.resblocks.${l}.`;
+    out.push(
+      [`${b}attn.in_proj_weight`, [3 * w, w]], [`${b}attn.in_proj_bias`, [3 * w]],
+      [`${b}attn.out_proj.weight`, [w, w]], [`${b}attn.out_proj.bias`, [w]],
+      [`${b}ln_1.weight`, [w]], [`${b}ln_1.bias`, [w]],
+      [`${b}mlp.c_fc.weight`, [mlp, w]], [`${b}mlp.c_fc.bias`, [mlp]],
+      [`${b}mlp.c_proj.weight`, [w, mlp]], [`${b}mlp.c_proj.bias`, [w]],
+      [`${b}ln_2.weight`, [w]], [`${b}ln_2.bias`, [w]],
+    );
+  }
+  out.push(['text.ln_final.weight', [w]], ['text.ln_final.bias', [w]]);
+  return out;
+}
+
+/** The cross-attention layers, `<updated>_<attended>`: sk_im and im_sk re-rank; the text ones serve training. */
+export const CAAN_CA_LAYERS = ['sk_im', 'im_sk', 'sk_txt', 'txt_sk', 'im_txt', 'txt_im'] as const;
+
+function alignShapes(c: CaanConfig): Shapes {
+  const E = c.embed, { ff, anchorDim: C, rnHidden, rnTextHidden: ht } = c.align;
+  const out: Shapes = [];
+  for (const n of CAAN_CA_LAYERS) {
+    const p = `align.${n}.`;
+    for (let i = 0; i < 4; i++) out.push([`${p}self_attn.linears.${i}.weight`, [E, E]], [`${p}self_attn.linears.${i}.bias`, [E]]);
+    out.push(
+      [`${p}feed_forward.w_1.weight`, [ff, E]], [`${p}feed_forward.w_1.bias`, [ff]],
+      [`${p}feed_forward.w_2.weight`, [E, ff]], [`${p}feed_forward.w_2.bias`, [E]],
+      [`${p}sublayer.0.norm.a`, [E]], [`${p}sublayer.0.norm.b`, [E]], [`${p}sublayer.1.norm.a`, [E]], [`${p}sublayer.1.norm.b`, [E]],
+    );
+  }
+  const A = anchorGrid(c) ** 2;
+  const [h0, h1] = rnHidden as [number, number];
+  out.push(
+    ['align.anchor.weight', [C, E, 2, 2]], ['align.anchor.bias', [C]],
+    ['align.text_anchor.weight', [C, E]], ['align.text_anchor.bias', [C]],
+    ['align.rn.rn.0.weight', [h0, A * A]], ['align.rn.rn.0.bias', [h0]],
+    ['align.rn.rn.3.weight', [h1, h0]], ['align.rn.rn.3.bias', [h1]],
+    ['align.rn.rn.6.weight', [1, h1]], ['align.rn.rn.6.bias', [1]],
+    ['align.rn_text.0.weight', [ht, A]], ['align.rn_text.0.bias', [ht]],
+    ['align.rn_text.3.weight', [1, ht]], ['align.rn_text.3.bias', [1]],
+  );
+  return out;
+}
+
+/** Every tensor of a CAAN model with its shape (569 at full size, tools/caan_ref.py checks the same list). */
+export function caanTensorShapes(c: CaanConfig): Map<string, number[]> {
+  return new Map([...imageShapes('sketch', c), ...imageShapes('photo', c), ...textShapes(c), ...alignShapes(c)]);
+}
+
+export interface CaanWeightsReport {
+  missing: string[];
+  unexpected: string[];
+  misshaped: { key: string; expected: number[]; actual: number[] }[];
+  wrongDtype: { key: string; dtype: string }[];
+}
+
+const FLOAT_DTYPES = new Set(['f32', 'f16', 'bf16', 'f64']);
+
+export function validateCaanWeights(tensors: ReadonlyMap<string, HostTensor>, c: CaanConfig): CaanWeightsReport {
+  const expected = caanTensorShapes(c);
+  const r: CaanWeightsReport = { missing: [], unexpected: [], misshaped: [], wrongDtype: [] };
+  for (const [key, shape] of expected) {
+    const t = tensors.get(key);
+    if (!t) r.missing.push(key);
+    else if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) r.misshaped.push({ key, expected: shape, actual: [...t.shape] });
+    else if (!FLOAT_DTYPES.has(t.dtype)) r.wrongDtype.push({ key, dtype: t.dtype });
+  }
+  for (const key of tensors.keys()) if (!expected.has(key)) r.unexpected.push(key);
+  return r;
+}
+
+function formatReport(r: CaanWeightsReport, tensors: ReadonlyMap<string, HostTensor>, limit = 20): string {
+  const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
+  const lines = [
+    ...r.missing.map((k) => `  missing     ${k}`),
+    ...r.misshaped.map((m) => `  mis-shaped  ${m.key}: expected ${shape(m.expected)}, found ${shape(m.actual)}`),
+    ...r.unexpected.map((k) => `  unexpected  ${k} ${shape(tensors.get(k)?.shape ?? [])}`),
+    ...r.wrongDtype.map((w) => `  wrong dtype ${w.key}: ${w.dtype}, expected a float type`),
+  ];
+  return lines.length <= limit ? lines.join('\n') : [...lines.slice(0, limit), `  … and ${lines.length - limit} more`].join('\n');
+}
+
+export interface LoadedCaanWeights {
+  config: CaanConfig;
+  tensors: Map<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+/** True when safetensors metadata names the model CAAN. */
+export const isCaanMetadata = (metadata: Record<string, string>): boolean => metadata[META_MODEL] === CAAN_MODEL_NAME;
+
+/** CAAN weights from the bytes of a .safetensors file (`fileName` names it in messages). */
+export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaanWeights {
+  const file = readSafetensors(bytes, fileName);
+  const metadata = { ...file.metadata };
+  if (!isCaanMetadata(metadata)) {
+    throw new SketchError('BAD_WEIGHTS',
+      `${fileName} is not a CAAN weights file: its metadata ${META_MODEL} is ${JSON.stringify(metadata[META_MODEL] ?? null)}, not "${CAAN_MODEL_NAME}"`,
+      metadata[META_MODEL] === 'zse-sbir' || [...file.tensors.keys()].some((k) => k.startsWith('sa.model.'))
+        ? 'these look like ZSE-SBIR weights: load them with loadWeights / ZseModel'
+        : 'write CAAN weights with tools/caan_ref.py (metadata sketchgpu.model = "caan" and sketchgpu.config)');
+  }
+  const raw = metadata[META_CONFIG];
+  if (!raw) throw new SketchError('BAD_WEIGHTS', `${fileName} has no ${META_CONFIG} metadata; CAAN sizes are not read off shapes`, 'add the config JSON (tools/caan_ref.py CaanConfig.to_json)');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new SketchError('BAD_WEIGHTS', `${fileName}: metadata ${META_CONFIG} is not valid JSON`, 'write it again with tools/caan_ref.py');
+  }
+  const config = parseCaanConfig(json, `${fileName} ${META_CONFIG}`);
+  const report = validateCaanWeights(file.tensors, config);
+  const n = report.missing.length + report.unexpected.length + report.misshaped.length + report.wrongDtype.length;
+  if (n > 0) {
+    throw new SketchError('BAD_WEIGHTS',
+      `${fileName} does not match the CAAN layout of its config (image width ${config.image.width}, depth ${config.image.depth}, grid ${config.image.grid}; ` +
+      `text width ${config.text.width}, depth ${config.text.depth}; embed ${config.embed}): ${n} problem(s)\n${formatReport(report, file.tensors)}`,
+      'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/caan_ref.py');
+  }
+  return { config, tensors: file.tensors, metadata };
+}

@@ -1,0 +1,156 @@
+// CAAN engine vs. the PyTorch reference (tools/caan_ref.py in float64 from the same F16 weights and inputs; fixture
+// from tools/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower and the
+// sketch-photo relation. The text-image alignment layers are training-only and not in the engine.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadCaanWeights } from '../src/io/weights.ts';
+import { parseCaanWeights } from '../src/models/caan/weights.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
+import { CaanModel } from '../src/models/caan/model.ts';
+import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
+import { isSketchError } from '../src/errors.ts';
+import { FIXTURES } from './paths.ts';
+import { assertClose, gpu, maxAbsDiff } from './util.ts';
+
+// Tolerances. The reference is float64, the engine fp32 with other summation orders. Activations are O(1) after
+// each LayerNorm and every stage sums at most a few hundred products, so fp32 rounding is ~1e-6 and grows mildly
+// through the blocks: 1e-4 absolute + 1e-4 relative (as the ZSE parity test) is an order above the measured error
+// (SKETCHGPU_VERBOSE=1 prints it) and far below what a wrong mask, activation or pooling row does (>1e-2).
+const TOL = 1e-4;
+const verbose = !!process.env.SKETCHGPU_VERBOSE;
+const DIR = resolve(FIXTURES, 'caan');
+const WEIGHTS = resolve(DIR, 'tiny.weights.safetensors');
+
+const t = suite('CAAN parity tiny');
+const exp = readSafetensors(readFileSync(resolve(DIR, 'tiny.expected.safetensors'))).tensors;
+const summary = JSON.parse(readFileSync(resolve(DIR, 'tiny.expected.json'), 'utf8')) as { texts: string[] };
+const get = (k: string) => {
+  const v = exp.get(k);
+  if (!v) throw new Error(`fixture has no ${k}`);
+  return toFloat32(v);
+};
+const worst: Record<string, number> = {};
+const cmp = (got: Float32Array | undefined, key: string, tol = TOL) => {
+  if (!got) throw new Error(`engine produced no output for ${key}`);
+  worst[key] = maxAbsDiff(got, get(key));
+  if (verbose) console.log(`    ${key}: max |diff| ${worst[key]!.toExponential(2)}`);
+  assertClose(got, get(key), tol, tol, key);
+};
+const ns = exp.get('sketch.input')!.shape[0]!;
+const np = exp.get('photo.input')!.shape[0]!;
+const ids = exp.get('text.ids')!;
+const [nt, ctx] = ids.shape as [number, number];
+const eot = Array.from(exp.get('text.eot')!.data as Int32Array);
+let model: CaanModel;
+let sk: Record<string, Float32Array>;
+let im: Record<string, Float32Array>;
+
+t.before(async () => {
+  const w = await loadCaanWeights(WEIGHTS);
+  model = CaanModel.create(await gpu(), w.config, w.tensors, { tokenizer: await loadClipTokenizer() });
+  sk = await model.debugEncode('sketch', get('sketch.input'), ns);
+  im = await model.debugEncode('photo', get('photo.input'), np);
+});
+t.after(async () => {
+  if (verbose) console.log('    max |diff| overall', Math.max(...Object.values(worst)).toExponential(2));
+  await model.destroy();
+});
+
+t('image towers: tokens, blocks, final norm, projected tokens, embeddings (separate weights)', () => {
+  for (const [m, out] of [['sketch', sk], ['photo', im]] as const) {
+    cmp(out.tokens, `${m}.tokens`);
+    for (let l = 0; l < model.config.image.depth; l++) cmp(out[`layer${l}`], `${m}.layer${l}`);
+    cmp(out.ln, `${m}.ln`);
+    cmp(out.proj, `${m}.proj`);
+    cmp(out.emb, `${m}.emb`);
+  }
+});
+
+t('image towers: the batched path and the cosine op', async () => {
+  const s = await model.encodeSketches(get('sketch.input'), ns, { tokens: true });
+  assert.is(maxAbsDiff(s.emb, sk.emb!), 0, 'encodeSketches() and debugEncode() differ');
+  assert.is(maxAbsDiff(s.tokens!, sk.proj!), 0);
+  const p = await model.encodePhotos(get('photo.input'), np);
+  cmp(await model.cosine(s.emb, ns, p.emb, np), 'sim.sketch_photo');
+});
+
+t('text tower over the full context: embedding, causal blocks, ln_final, EOT features, embedding', async () => {
+  const u = Uint32Array.from(ids.data as Int32Array);
+  const out = await model.debugText(u, nt, ctx, eot);
+  cmp(out.tokens, 'text.tokens');
+  for (let l = 0; l < model.config.text.depth; l++) cmp(out[`layer${l}`], `text.layer${l}`);
+  cmp(out.ln, 'text.ln');
+  cmp(out.features, 'text.eot_features');
+  cmp(out.emb, 'text.emb');
+});
+
+t('text tower from strings: the real tokenizer, sequences cut at the longest EOT; text-image cosines', async () => {
+  const r = await model.encodeTexts(summary.texts);
+  cmp(r.features, 'text.eot_features');
+  cmp(r.emb, 'text.emb');
+  // the fixture's ids are what the TS tokenizer gives
+  const tok = model.tokenizer!.tokenize(summary.texts, ctx);
+  assert.equal(Array.from(tok.data), Array.from(ids.data as Int32Array));
+  const p = await model.encodePhotos(get('photo.input'), np);
+  cmp(await model.cosine(r.emb, nt, p.emb, np), 'sim.text_photo');
+  cmp(await model.cosine(r.emb, nt, sk.emb!, ns), 'sim.text_sketch');
+});
+
+t('sketch-photo relation: cross-attention, anchors, cosine matrix, RN score for every pair', async () => {
+  const pairs = new Uint32Array(2 * ns * np);
+  for (let s = 0; s < ns; s++) for (let j = 0; j < np; j++) pairs.set([s, j], 2 * (s * np + j));
+  const r = await model.debugRelation(sk.proj!, ns, im.proj!, np, pairs);
+  cmp(r['ca.sketch'], 'pair.ca.sketch');
+  cmp(r['ca.photo'], 'pair.ca.photo');
+  cmp(r['anchors.sketch'], 'pair.anchors.sketch');
+  cmp(r['anchors.photo'], 'pair.anchors.photo');
+  cmp(r.cos, 'pair.cos');
+  cmp(r.score, 'rn.score');
+  // the chunked production path, pairs reversed, two pairs per forward
+  const rev = new Uint32Array(pairs.length);
+  for (let p = 0; p < ns * np; p++) rev.set(pairs.subarray(2 * (ns * np - 1 - p), 2 * (ns * np - p)), 2 * p);
+  const small = CaanModel.create(model.ctx, model.config, (await loadCaanWeights(WEIGHTS)).tensors, { maxPairs: 2 });
+  try {
+    const scores = await small.relation(sk.proj!, ns, im.proj!, np, rev);
+    assertClose(scores.slice().reverse(), r.score!, 1e-6, 0, 'relation() vs debugRelation()');
+  } finally {
+    await small.destroy();
+  }
+});
+
+t('token ids outside the vocabulary or past the context are refused with a message', async () => {
+  const bad = Int32Array.from(ids.data as Int32Array);
+  bad[3] = 49408;
+  await model.encodeTokenIds(bad, nt, ctx).then(() => assert.unreachable('accepted id 49408'), (e) => assert.match(String(e), /outside the vocabulary/));
+  const long = new Int32Array(ctx + 3).fill(400);
+  long[ctx + 1] = 49407;
+  await model.encodeTokenIds(long, 1, ctx + 3).then(() => assert.unreachable('accepted a text past the context'), (e) => assert.match(String(e), /more than the model's context/));
+});
+
+t('weights: a missing and a mis-shaped tensor are named; ZSE weights and a missing config are told apart', () => {
+  const file = readSafetensors(readFileSync(WEIGHTS));
+  const tensors = new Map<string, HostTensor>(file.tensors);
+  tensors.delete('photo.proj');
+  const ln = tensors.get('text.ln_final.weight')!;
+  tensors.set('text.ln_final.weight', { ...ln, shape: [ln.shape[0]! / 2, 2] });
+  const expectError = (bytes: Uint8Array, re: RegExp) => {
+    try {
+      parseCaanWeights(bytes, 'x.safetensors');
+    } catch (e) {
+      assert.ok(isSketchError(e), String(e));
+      assert.match(String((e as Error).message), re);
+      return;
+    }
+    assert.unreachable('accepted bad weights');
+  };
+  expectError(writeSafetensors(tensors, file.metadata), /missing {5}photo\.proj[\s\S]*mis-shaped {2}text\.ln_final\.weight: expected \[16\], found \[8, 2\]/);
+  expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.model': 'zse-sbir' }), /not a CAAN weights file/);
+  const { ['sketchgpu.config']: _drop, ...noConfig } = file.metadata;
+  expectError(writeSafetensors(file.tensors, noConfig), /has no sketchgpu\.config/);
+  expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.config': file.metadata['sketchgpu.config']!.replace('"heads": 2', '"heads": 3') }), /text\.width 16 is not divisible by text\.heads 3/);
+});
+
+t.run();
