@@ -2,7 +2,8 @@
 // end (SA img/s at several batch sizes, CA+RN pairs/s, index build img/s, query latency), with PyTorch as a peer
 // in the same run. Prints a table, or JSON with --json. Usage: npm run bench [-- --json] [--model vitb|small]
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeGpu } from '../src/gpu/node.ts';
@@ -14,13 +15,15 @@ import { conv2d } from '../src/graph/ops/conv2d.ts';
 import { gemm } from '../src/graph/ops/gemm.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { topk } from '../src/graph/ops/topk.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
 import type { HostTensor } from '../src/io/tensor.ts';
 import { ZSE_VIT_B16, type ZseConfig } from '../src/models/zse/config.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
-import { zseTensorShapes } from '../src/models/zse/weights.ts';
+import { META_CA_HEADS, META_SA_HEADS } from '../src/models/zse/weights.ts';
 import { listDataset } from '../src/retrieval/eval.ts';
 import { encodeFiles } from '../src/retrieval/files.ts';
 import { GallerySearch } from '../src/retrieval/search.ts';
+import { randomTensor, randomWeights, rnd, SMALL, uniform } from './common.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -35,35 +38,14 @@ if (args.help) {
   --model <m>       vitb (ViT-B/16, the default on hardware adapters) or small (the default on software adapters)
   --iters <n>       timed iterations per measurement (default 20 on hardware, 3 on software)
   --only <what>     kernels | e2e
-  --no-peers        skip PyTorch`);
+  --no-peers        skip the peers (PyTorch, ONNX Runtime WebGPU)`);
   process.exit(0);
 }
 
-/** A small config for CPU drivers: same code paths, minutes instead of hours. */
-const SMALL: ZseConfig = { dim: 192, depth: 4, saHeads: 3, mlpDim: 768, grid: 7, imageSize: 112, stemChannels: [16, 32, 64], caHeads: 4, caFF: 256, anchorDim: 64, anchorGrid: 3, rnHidden: [27, 9], hasHead: true };
+/** Ops that would make a "WebGPU" number a CPU one if ORT ran them on its CPU EP. */
+const HEAVY_OPS = /^(MatMul|Gemm|Conv|Softmax|LayerNormalization|ReduceMean|Sqrt|Pow|Erf|Relu|Sigmoid|Gelu|Transpose|ReduceL2|Attention|MultiHeadAttention)$/;
 /** Peak fp32 FLOP/s by adapter name, where known (dense, boost clock). */
 const PEAKS: [RegExp, number][] = [[/H100/i, 67e12], [/H200/i, 67e12]];
-
-function randomTensor(shape: number[], seed: number): HostTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const fanIn = shape.length > 1 ? n / shape[0]! : 1;
-  const s = 1 / Math.sqrt(fanIn);
-  const data = new Float32Array(n);
-  let x = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    data[i] = ((x / 2 ** 32) * 2 - 1) * s;
-  }
-  if (shape.length === 1) data.fill(shape[0]! > 0 ? 1 : 0).forEach((_, i) => { data[i] = 1 + 0.01 * ((i % 7) - 3); });
-  return { dtype: 'f32', shape, data };
-}
-
-function randomWeights(cfg: ZseConfig): Map<string, HostTensor> {
-  const m = new Map<string, HostTensor>();
-  let seed = 1;
-  for (const [k, shape] of zseTensorShapes(cfg)) m.set(k, randomTensor(shape, seed++));
-  return m;
-}
 
 const ctx = await nodeGpu({ profile: true });
 const software = /llvmpipe|swiftshader|lavapipe|software/i.test(ctx.adapterName);
@@ -112,7 +94,6 @@ async function benchKernel(name: string, shape: string, build: (g: Graph, w: Wei
 }
 
 const D = cfg.dim, T = 1 + cfg.grid ** 2, S = cfg.imageSize;
-const rnd = (n: number, seed: number) => randomTensor([n], seed).data as Float32Array;
 const up = (w: WeightStore, name: string, shape: number[], seed: number) => w.upload(name, randomTensor(shape, seed));
 
 if (args.only !== 'e2e') {
@@ -161,11 +142,14 @@ if (args.only !== 'e2e') {
 }
 
 const e2e: Record<string, unknown> = {};
+let weights: Map<string, HostTensor> | undefined;
+const batches = software ? [1, 8] : [1, 32, 128];
+/** The ORT peer's parity data: the e2e run's own inputs and outputs. */
+let parityData: Map<string, HostTensor> | undefined;
 if (args.only !== 'kernels') {
   log(`\nend to end (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, random weights, wall time incl. upload and read-back)`);
-  const weights = randomWeights(cfg);
+  weights = randomWeights(cfg);
   const model = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64 });
-  const batches = software ? [1, 8] : [1, 32, 128];
   const sa: Record<string, { ms: number; img_per_s: number }> = {};
   for (const B of batches) {
     if (B > model.maxBatch) continue;
@@ -176,11 +160,20 @@ if (args.only !== 'kernels') {
   }
   e2e.sa = sa;
   const ns = 8, np = 8, P = ns * np;
-  const sk = await model.encode(rnd(ns * 3 * S * S, 30), ns, { tokens: true });
+  // Image-like inputs with real variation (rnd's 1-D values repeat every 7), so the peers' parity check means something.
+  const skImages = uniform(ns * 3 * S * S, 30);
+  const sk = await model.encode(skImages, ns, { tokens: true });
   const pairs = new Uint32Array(2 * P);
   for (let i = 0; i < P; i++) { pairs[2 * i] = i % ns; pairs[2 * i + 1] = Math.floor(i / ns); }
   const cached = { sketch: await model.projections(sk.tokens!, ns, 'sketch'), photo: await model.projections(sk.tokens!, np, 'photo') };
   const rnMs = await timeRun(() => model.relation(sk.tokens!, ns, sk.tokens!, np, pairs, cached));
+  const scores = await model.relation(sk.tokens!, ns, sk.tokens!, np, pairs, cached);
+  parityData = new Map<string, HostTensor>([
+    ['images', { dtype: 'f32', shape: [ns, 3, S, S], data: skImages }],
+    ['tokens', { dtype: 'f32', shape: [ns, T, D], data: sk.tokens! }],
+    ['score', { dtype: 'f32', shape: [P], data: scores }],
+    ['cos', { dtype: 'f32', shape: [P, cfg.anchorGrid ** 4], data: (await model.debugRelation(sk.tokens!, ns, sk.tokens!, np, pairs)).cos! }],
+  ]);
   const rnMsUncached = await timeRun(() => model.relation(sk.tokens!, ns, sk.tokens!, np, pairs));
   e2e.ca_rn = { pairs: P, ms: rnMs, pairs_per_s: (1000 * P) / rnMs, note: 'per-image CA projections cached (zse-sbir.md §13)', uncached_pairs_per_s: (1000 * P) / rnMsUncached };
   log(`  CA+RN ${P} pairs  ${rnMs.toFixed(2).padStart(10)} ms  ${((1000 * P) / rnMs).toFixed(1).padStart(8)} pairs/s (projections cached; ${((1000 * P) / rnMsUncached).toFixed(1)} pairs/s without)`);
@@ -209,12 +202,25 @@ if (args.only !== 'kernels') {
 
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
-if (!args['no-peers'] && args.only !== 'kernels') {
-  const py = '/usr/bin/python3';
-  const cfgArg = cfg === SMALL ? 'small' : 'vitb';
-  const r = spawnSync(py, [join(ROOT, 'tools', 'bench_torch.py'), '--model', cfgArg, '--iters', String(iters), '--batches', (software ? [1, 8] : [1, 32, 128]).join(',')], { encoding: 'utf8' });
+const py = '/usr/bin/python3';
+const modelName = cfg === SMALL ? 'small' : 'vitb';
+const onnxDir = join(ROOT, '.cache', 'onnx');
+const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
+/** The bench's weights as a safetensors file, so both peers load exactly the numbers sketchgpu ran. */
+function writeBenchWeights(): { path: string; sha256: string } {
+  mkdirSync(onnxDir, { recursive: true });
+  const bytes = writeSafetensors(weights!, { [META_SA_HEADS]: String(cfg.saHeads), [META_CA_HEADS]: String(cfg.caHeads) });
+  const path = join(onnxDir, `bench-${modelName}.weights.safetensors`);
+  writeFileSync(path, bytes);
+  return { path, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+const benchWeights = !args['no-peers'] && args.only !== 'kernels' && weights ? writeBenchWeights() : undefined;
+weights = undefined;
+
+if (benchWeights) {
+  const r = spawnSync(py, [join(ROOT, 'tools', 'bench_torch.py'), '--model', modelName, '--weights', benchWeights.path, '--iters', String(iters), '--batches', batches.join(',')], { encoding: 'utf8' });
   if (r.status === 0) {
-    peers = { pytorch: JSON.parse(r.stdout.trim().split('\n').pop()!) };
+    peers = { pytorch: JSON.parse(lastLine(r.stdout)) };
     const pt = (peers.pytorch as { sa: Record<string, { img_per_s: number }>; ca_rn: { pairs_per_s: number } });
     const sa = e2e.sa as Record<string, { img_per_s: number }>;
     for (const k of Object.keys(sa)) if (pt.sa[k]) ratios[`sa_${k}_vs_pytorch`] = sa[k]!.img_per_s / pt.sa[k]!.img_per_s;
@@ -226,12 +232,113 @@ if (!args['no-peers'] && args.only !== 'kernels') {
     peers = { pytorch: { error: (r.stderr || r.error?.message || '').trim().split('\n').pop() } };
     log(`\nPyTorch peer skipped: ${(peers.pytorch as { error: string }).error}`);
   }
+  const ort = ortPeer(benchWeights);
+  peers = { ...peers, onnxruntime_webgpu: ort };
+  if ('error' in ort) log(`\nONNX Runtime WebGPU peer skipped: ${ort.error}`);
+  else {
+    const sa = e2e.sa as Record<string, { img_per_s: number }>;
+    const ca = e2e.ca_rn as { pairs_per_s: number; uncached_pairs_per_s: number };
+    const p = ort.parity;
+    log(`\nONNX Runtime WebGPU (${ort.runtime}, EP ${ort.ep}, adapter: ${ort.adapter}) in the same run:`);
+    log(`  on ORT's CPU EP (shape arithmetic): ${Object.entries(ort.cpu_ep_nodes).map(([g, ops]) => `${g} ${Object.values(ops).reduce((x, y) => x + y, 0)} nodes (${Object.keys(ops).join(' ')})`).join('; ') || 'none'}`);
+    log(`  parity on ${p.images} images / ${p.pairs} pairs: SA cls max|diff| ${p.sa_cls_max_abs_diff.toExponential(2)} (max |cls| ${p.sa_cls_max_abs.toFixed(2)}), ` +
+      `RN input (anchor cosines) max|diff| ${p.rn_input_max_abs_diff.toExponential(2)} (${p.rn_input_range.map((v) => v.toFixed(3)).join('..')}), ` +
+      `RN score max|diff| ${p.rn_score_max_abs_diff.toExponential(2)} (scores ${p.rn_score_range.map((v) => v.toFixed(5)).join('..')}): ${ort.parity_ok ? 'ok' : `OVER TOLERANCE (${ort.tolerance}); ratios withheld`}`);
+    if (ort.parity_ok) {
+      for (const k of Object.keys(sa)) if (ort.sa[k]) ratios[`sa_${k}_vs_ort_webgpu`] = sa[k]!.img_per_s / ort.sa[k]!.img_per_s;
+      ratios.ca_rn_vs_ort_webgpu = ca.pairs_per_s / ort.ca_rn.pairs_per_s;
+      ratios.ca_rn_uncached_vs_ort_webgpu = ca.uncached_pairs_per_s / ort.ca_rn.pairs_per_s;
+    }
+    for (const [k, v] of Object.entries(ort.sa)) log(`  SA ${k.padEnd(10)} ${v.ms.toFixed(2).padStart(10)} ms ${v.img_per_s.toFixed(1).padStart(8)} img/s   sketchgpu/ORT ${ratios[`sa_${k}_vs_ort_webgpu`]?.toFixed(2) ?? '-'}x`);
+    log(`  CA+RN ${ort.ca_rn.pairs} pairs ${ort.ca_rn.ms.toFixed(2).padStart(10)} ms ${ort.ca_rn.pairs_per_s.toFixed(1).padStart(8)} pairs/s sketchgpu/ORT ${ratios.ca_rn_vs_ort_webgpu?.toFixed(2) ?? '-'}x (${ratios.ca_rn_uncached_vs_ort_webgpu?.toFixed(2) ?? '-'}x without our projection cache)`);
+  }
+}
+
+interface OrtResult {
+  runtime: string; ep: string; adapter: string; vulkan_icds_loaded: string[]; gl_loaded: boolean; onnx: { sa: string; pair: string; opset: number; exported_by: string };
+  parity: { sa_cls_max_abs_diff: number; sa_cls_max_abs: number; sa_tokens_max_abs_diff: number; sa_tokens_max_abs: number; rn_score_max_abs_diff: number; rn_score_range: number[]; rn_input_max_abs_diff: number; rn_input_range: number[]; images: number; pairs: number };
+  cpu_ep_nodes: Record<string, Record<string, number>>; parity_ok: boolean; tolerance: string;
+  sa: Record<string, { ms: number; img_per_s: number }>; ca_rn: { pairs: number; ms: number; pairs_per_s: number; note: string };
+}
+/**
+ * ONNX Runtime's WebGPU EP on the same model and weights: tools/export_onnx.py writes the two graphs (cached in
+ * .cache/onnx by the weights' and the exporter's hash), bench/ort_peer.ts runs them in a child process.
+ */
+function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: string } {
+  const exporter = join(ROOT, 'tools', 'export_onnx.py');
+  const stampPath = join(onnxDir, `${modelName}.stamp.json`);
+  const key = createHash('sha256').update(w.sha256).update(readFileSync(exporter)).digest('hex');
+  let onnx: OrtResult['onnx'] | undefined;
+  try {
+    const st = JSON.parse(readFileSync(stampPath, 'utf8')) as { key: string; onnx: OrtResult['onnx'] };
+    if (st.key === key && existsSync(st.onnx.sa) && existsSync(st.onnx.pair)) onnx = st.onnx;
+  } catch { /* no stamp yet */ }
+  if (!onnx) {
+    log('\nexporting the bench model to ONNX (tools/export_onnx.py) ...');
+    const r = spawnSync(py, [exporter, w.path, '--out', onnxDir, '--name', modelName], { encoding: 'utf8' });
+    if (r.status !== 0) return { error: `ONNX export failed: ${lastLine(r.stderr || r.error?.message || '')}` };
+    const o = JSON.parse(lastLine(r.stdout)) as { sa: string; pair: string; opset: number; torch: string };
+    onnx = { sa: o.sa, pair: o.pair, opset: o.opset, exported_by: `torch ${o.torch}` };
+    writeFileSync(stampPath, JSON.stringify({ key, onnx }));
+  }
+  if (!parityData) return { error: 'no e2e outputs to check parity against' };
+  const parityPath = join(onnxDir, `parity-${modelName}.safetensors`);
+  writeFileSync(parityPath, writeSafetensors(parityData));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ort_peer.ts'), '--sa', onnx.sa, '--pair', onnx.pair, '--parity', parityPath,
+    '--image-size', String(S), '--iters', String(iters), '--batches', batches.join(','), '--pairs', String((e2e.ca_rn as { pairs: number }).pairs)], { encoding: 'utf8', cwd: ROOT });
+  let out: Omit<OrtResult, 'onnx' | 'parity_ok' | 'tolerance' | 'cpu_ep_nodes'> | { error: string };
+  try {
+    out = JSON.parse(lastLine(r.stdout));
+  } catch {
+    return { error: `bench/ort_peer.ts exited with ${r.status ?? r.signal}: ${lastLine(r.stderr || r.error?.message || '')}` };
+  }
+  if ('error' in out) return out;
+  const cpu = cpuPlacement(r.stderr);
+  const heavy = Object.entries(cpu).flatMap(([g, ops]) => Object.keys(ops).filter((op) => HEAVY_OPS.test(op)).map((op) => `${g}: ${op}`));
+  if (heavy.length) return { error: `ORT placed compute ops on its CPU EP (${heavy.join(', ')}); not a WebGPU measurement` };
+  // fp32 on both sides, different reduction orders: relative to the output's scale.
+  const p = out.parity;
+  const tol = { cls: 1e-3, cos: 1e-4, score: 1e-4 };
+  const parity_ok = p.sa_cls_max_abs_diff <= tol.cls * Math.max(1, p.sa_cls_max_abs) && p.rn_input_max_abs_diff <= tol.cos && p.rn_score_max_abs_diff <= tol.score;
+  return { ...out, onnx, cpu_ep_nodes: cpu, parity_ok, tolerance: `SA cls ${tol.cls} x max(1, max|cls|), RN input ${tol.cos}, RN score ${tol.score}` };
+}
+
+/** Per ONNX graph, the op types (with counts) ORT's verbose node-placement log puts on the CPU EP. */
+function cpuPlacement(stderr: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  let graph = '', onCpu = false;
+  for (const line of stderr.split('\n')) {
+    const g = /^ORT-PEER-PLACEMENT (.*)$/.exec(line);
+    if (g) { graph = g[1] === 'end' ? '' : g[1]!.replace(/^.*\//, ''); onCpu = false; continue; }
+    if (!graph) continue;
+    if (/Node\(s\) placed on \[/.test(line)) { onCpu = /\[CPUExecutionProvider\]/.test(line); continue; }
+    const n = onCpu ? /VerifyEachNodeIsAssignedToAnEp\] {3}(\w+) \(/.exec(line) : null;
+    if (n) (out[graph] ??= {})[n[1]!] = (out[graph]?.[n[1]!] ?? 0) + 1;
+  }
+  return out;
 }
 
 const result = { adapter: ctx.adapterName, features: ctx.features, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, kernels, end_to_end: e2e, peers, ratios };
 if (args.json) console.log(JSON.stringify(result));
 else {
   console.log(`\nadapter: ${ctx.adapterName}`);
-  console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
+  if (kernels.length) console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
+  if (e2e.sa) {
+    // End to end against the peers: per row sketchgpu's ms and rate, then each peer's and the ratio sketchgpu/peer.
+    type Rate = { ms: number; img_per_s?: number; pairs_per_s?: number };
+    type Peer = { sa: Record<string, Rate>; ca_rn: Rate } | { error: string } | undefined;
+    const pt = peers?.pytorch as Peer, ort = peers?.onnxruntime_webgpu as (Peer & { parity_ok?: boolean });
+    const rate = (r?: Rate) => r ? Number((r.img_per_s ?? r.pairs_per_s!).toFixed(1)) : '-';
+    const fx = (v?: number, d = 2) => v === undefined ? '-' : Number(v.toFixed(d));
+    const rowsOut = Object.entries(e2e.sa as Record<string, Rate>).map(([k, v]) => {
+      const p = pt && 'sa' in pt ? pt.sa[k] : undefined, o = ort && 'sa' in ort ? ort.sa[k] : undefined;
+      return { case: `SA ${k}`, 'sketchgpu ms': fx(v.ms), 'sketchgpu /s': rate(v), 'PyTorch ms': fx(p?.ms), 'x PyTorch': fx(ratios[`sa_${k}_vs_pytorch`]), 'ORT WebGPU ms': fx(o?.ms), 'ORT /s': rate(o), 'x ORT': fx(ratios[`sa_${k}_vs_ort_webgpu`]) };
+    });
+    const ca = e2e.ca_rn as Rate & { pairs: number };
+    rowsOut.push({ case: `CA+RN ${ca.pairs} pairs`, 'sketchgpu ms': fx(ca.ms), 'sketchgpu /s': rate(ca), 'PyTorch ms': fx(pt && 'ca_rn' in pt ? pt.ca_rn.ms : undefined), 'x PyTorch': fx(ratios.ca_rn_vs_pytorch),
+      'ORT WebGPU ms': fx(ort && 'ca_rn' in ort ? ort.ca_rn.ms : undefined), 'ORT /s': rate(ort && 'ca_rn' in ort ? ort.ca_rn : undefined), 'x ORT': fx(ratios.ca_rn_vs_ort_webgpu) });
+    console.log('end to end (/s: img/s for SA, pairs/s for CA+RN; x: sketchgpu/peer, >1 = sketchgpu faster)');
+    console.table(rowsOut);
+  }
 }
 ctx.destroy();

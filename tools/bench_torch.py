@@ -1,5 +1,6 @@
 """PyTorch peer for bench/run.ts: the same ZSE-SBIR configs (tools/zse_ref.py), SA img/s per batch size and CA+RN
-pairs/s, on CUDA when present (fp32, TF32 off) else the CPU. Prints one JSON line."""
+pairs/s, on CUDA when present (fp32, TF32 off) else the CPU. With --weights (bench/run.ts passes the safetensors
+file of its own random weights) it runs exactly the numbers sketchgpu ran. Prints one JSON line."""
 import argparse, json, time, sys, os
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
@@ -9,6 +10,7 @@ p = argparse.ArgumentParser(description=__doc__)
 p.add_argument('--model', choices=['vitb', 'small'], default='small')
 p.add_argument('--iters', type=int, default=3)
 p.add_argument('--batches', default='1,8')
+p.add_argument('--weights', help='safetensors weights (config read off the shapes); default: seeded random, --model config')
 a = p.parse_args()
 dev = 'cuda' if torch.cuda.is_available() else 'cpu'
 if dev == 'cuda':
@@ -16,7 +18,16 @@ if dev == 'cuda':
     torch.backends.cudnn.allow_tf32 = False
 cfg = ZseConfig.full() if a.model == 'vitb' else ZseConfig(dim=192, depth=4, sa_heads=3, mlp_dim=768, grid=7, stem=(16, 32, 64), ca_heads=4, ca_ff=256, anchor_dim=64, rn_hidden=(27, 9), name='small')
 torch.manual_seed(0)
-m = Model(cfg).to(dev).eval()
+if a.weights:
+    from safetensors_min import load_file  # noqa: E402
+    from export_onnx import config_from  # noqa: E402
+    tensors, meta = load_file(a.weights)
+    cfg = config_from(tensors, meta)
+    m = Model(cfg)
+    m.load_state_dict({k: torch.from_numpy(tensors[k]) if k in tensors else v for k, v in m.state_dict().items()})
+    m = m.to(dev).eval()
+else:
+    m = Model(cfg).to(dev).eval()
 S = cfg.image_size
 
 
