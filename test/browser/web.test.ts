@@ -91,7 +91,7 @@ const timings: string[] = [];
 
 if (skipReason) {
   for (const name of ['page loads', 'queryImage vs CLI', 'mouse drawing vs CLI', 'undo and clear', 'why this match', 'open image', 'device loss',
-    'folder pick', 'no WebGPU', 'missing limit', 'offline']) T.skip(name, () => undefined);
+    'folder pick', 'no WebGPU', 'missing limit', 'offline', 'shipped weights']) T.skip(name, () => undefined);
 } else {
   T.before(async () => {
     server = await startServer({ port: 0 });
@@ -382,6 +382,43 @@ if (skipReason) {
     await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('#results img')).every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30_000 });
     await screenshot(page, 'web-9-offline');
     assert.equal(main.errors, [], `console errors: ${main.errors.join('\n')}`);
+  });
+
+  T('with no weights parameter the page loads the shipped trained weights (112 px) and equals the CLI with them', async () => {
+    // The default a newcomer gets: weights/zse-sketchy104-small.safetensors, not the random test model.
+    const shipped = resolve(REPO_ROOT, 'weights', 'zse-sketchy104-small.safetensors');
+    const photos = join(tmp, 'photo-shipped');
+    const paths = samplePhotos(photos, 1);
+    const index = join(tmp, 'sample-shipped.sgi');
+    await cli(['index', photos, '-o', index, '--weights', shipped, '--json']);
+    // Its own server and browser: the offline test has closed the suite's server.
+    const srv: Server = await startServer({ port: 0 });
+    const s = await openSession();
+    try {
+      await s.page.goto(`${srv.url}?perclass=1&cache=0`);
+      await s.page.evaluate(() => window.sketchgpuDemo.ready);
+      const ix = await s.page.evaluate(() => window.sketchgpuDemo.indexTimings);
+      assert.is(ix?.photos, paths.length);
+      const label = await s.page.textContent('#weights-info') ?? '';
+      assert.match(label, /zse-sketchy104-small\.safetensors/);
+      assert.match(label, /112 px, with RN head/);
+      assert.not.ok(await s.page.isVisible('#note'), 'the random-weights note must not show for the trained weights');
+      for (const cls of ['cow', 'pear']) {
+        const f = readdirSync(join(SAMPLE, 'sketch', cls))[0]!;
+        const hits: Hit[] = await s.page.evaluate((u) => window.sketchgpuDemo.queryImage(u, 10), `sample/sketch/${cls}/${f}`);
+        const ref = await cliQuery(join(SAMPLE, 'sketch', cls, f), index, 10);
+        const d = assertSameHits(hits, ref, `shipped weights, sketch ${cls}`);
+        timings.push(`shipped 112 px weights, queryImage (${cls}) vs CLI: max |score diff| ${d.toExponential(2)}, same order: ${hits.every((h, i) => h.path === ref[i]!.path)}`);
+      }
+      await s.page.click('#samples button.try[data-sketch^="cow/"]');
+      await s.page.waitForFunction(() => (window.sketchgpuDemo.lastResults?.length ?? 0) > 0 && !window.sketchgpuDemo.busy, null, { timeout: 120_000 });
+      await s.page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('#results img')).every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30_000 });
+      await screenshot(s.page, 'web-10-shipped-weights');
+      assert.equal(s.errors, [], `console errors: ${s.errors.join('\n')}`);
+    } finally {
+      await s.close();
+      await srv.close();
+    }
   });
 }
 
