@@ -20,10 +20,19 @@ const S = Number(a['image-size']), iters = Number(a.iters ?? 3), P = Number(a.pa
 const batches = (a.batches ?? '1,8').split(',').map(Number);
 const done = (o: object) => { console.log(JSON.stringify(o)); process.exit(0); };
 
-type Ort = typeof import('onnxruntime-node');
+// The little of onnxruntime-node's API used here, typed locally so the type check passes without the optional package.
+interface OrtTensor { data: unknown }
+interface OrtSession { run(feeds: Record<string, OrtTensor>, fetches?: string[]): Promise<Record<string, OrtTensor | undefined>>; release(): Promise<void> }
+interface Ort {
+  env: { versions: { node?: string } };
+  listSupportedBackends?(): { name: string; bundled: boolean }[];
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
+  InferenceSession: { create(path: string, options: object): Promise<OrtSession> };
+}
+const ORT_MODULE = 'onnxruntime-node';
 let ort: Ort;
 try {
-  ort = await import('onnxruntime-node');
+  ort = (await import(ORT_MODULE)) as Ort;
 } catch (e) {
   done({ error: `onnxruntime-node is not installed (${(e as Error).message.split('\n')[0]}); it is an optionalDependency: npm install` });
 }
@@ -36,7 +45,7 @@ if (!backends.some((b) => b.name === 'webgpu' && b.bundled)) {
 // float work must be on WebGPU. The node placement is only logged: first one verbose, untimed creation of each
 // session, whose stderr the parent reads (bench/run.ts: cpuPlacement), then the timed sessions with quiet logs.
 const opts = { executionProviders: [{ name: 'webgpu' as const }], graphOptimizationLevel: 'all' as const };
-let sa: import('onnxruntime-node').InferenceSession, pair: import('onnxruntime-node').InferenceSession;
+let sa: OrtSession, pair: OrtSession;
 try {
   for (const path of [a.sa!, a.pair!]) {
     console.error(`ORT-PEER-PLACEMENT ${path}`);
