@@ -10,6 +10,7 @@ export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextR
 export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';
 export { parseCaanWeights, caanTensorShapes, type LoadedCaanWeights } from './models/caan/weights.ts';
 export { ClipTokenizer } from './text/clip-tokenizer.ts';
+export { detectModelKind, type ModelKind } from './models/kind.ts';
 export { parseWeights, type LoadedWeights, type WeightsOptions } from './io/weights-parse.ts';
 export { weightsHash } from './web-hash.ts';
 export { decodeImage, type DecodedImage } from './io/image.ts';
@@ -17,10 +18,13 @@ export { preprocessPhoto, preprocessSketch } from './preprocess/index.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
 export { readSafetensors, writeSafetensors } from './io/safetensors.ts';
 export { GallerySearch, type SearchHit } from './retrieval/search.ts';
-export { evaluateScores, rankRow, vocAp, precisionAt, type Metrics } from './retrieval/metrics.ts';
+export { evaluateScores, perQueryMetrics, rankRow, vocAp, precisionAt, type Metrics, type PerQueryMetrics } from './retrieval/metrics.ts';
 export {
-  parseIndex, serializeIndex, checkIndexModel, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
+  parseIndex, serializeIndex, checkIndexModel, identityDim, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
 } from './retrieval/index-format.ts';
+export {
+  asRetrievalModel, ZseRetrieval, CaanRetrieval, composeQueries, classPrompt, CLASS_PROMPT_TEMPLATE, type RetrievalModel, type AnyModel, type RelationSide,
+} from './retrieval/model.ts';
 export { indexPhotos, modelIdentity, imageFromRgba, GALLERY_IMAGE_EXT, type PhotoSource, type IndexPhotosOptions } from './web-gallery.ts';
 export { checkAdapterLimits, type LimitProblem } from './web-limits.ts';
 export { explainPair, strongestLinks, patchHeat, bestMatches, type PairExplanation } from './explain/correspondence.ts';

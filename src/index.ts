@@ -4,7 +4,8 @@ export { createGpuContext, type GpuContext, type GpuOptions } from './gpu/device
 export { nodeGpu } from './gpu/node.ts';
 export { ZseModel, type ZseModelOptions } from './models/zse/model.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
-export { loadWeights, convertCheckpoint, parseWeights, loadCaanWeights } from './io/weights.ts';
+export { loadWeights, convertCheckpoint, parseWeights, loadCaanWeights, loadModelWeights, type LoadedModelWeights } from './io/weights.ts';
+export { detectModelKind, type ModelKind } from './models/kind.ts';
 export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextResult, type ImageSide } from './models/caan/model.ts';
 export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';
 export { parseCaanWeights, caanTensorShapes, type LoadedCaanWeights } from './models/caan/weights.ts';
@@ -17,12 +18,17 @@ export { readNpy, writeNpy } from './io/npy.ts';
 export { readSafetensors, writeSafetensors } from './io/safetensors.ts';
 export { weightsHash } from './io/weights.ts';
 export { GallerySearch, type SearchHit } from './retrieval/search.ts';
-export { evaluateScores, rankRow, vocAp, precisionAt, type Metrics } from './retrieval/metrics.ts';
+export { evaluateScores, perQueryMetrics, rankRow, vocAp, precisionAt, type Metrics, type PerQueryMetrics } from './retrieval/metrics.ts';
 export {
-  parseIndex, serializeIndex, checkIndexModel, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
+  parseIndex, serializeIndex, checkIndexModel, identityDim, INDEX_FORMAT, type GalleryIndex, type ModelIdentity,
 } from './retrieval/index-format.ts';
+export {
+  asRetrievalModel, ZseRetrieval, CaanRetrieval, composeQueries, classPrompt, CLASS_PROMPT_TEMPLATE, type RetrievalModel, type AnyModel, type RelationSide,
+} from './retrieval/model.ts';
 export { buildIndex, type BuildIndexOptions, type BuildIndexResult } from './retrieval/indexer.ts';
-export { runQuery, type QueryOptions, type QueryRun, type QueryResult, type QueryHit } from './retrieval/query.ts';
-export { runEval, listDataset, type EvalMode, type EvalResult } from './retrieval/eval.ts';
+export {
+  runQuery, runTextQuery, type QueryOptions, type QueryRun, type QueryResult, type QueryHit, type TextQueryOptions, type TextQueryRun, type TextQueryResult,
+} from './retrieval/query.ts';
+export { runEval, listDataset, EVAL_MODES, type EvalMode, type EvalResult, type ClassMetrics } from './retrieval/eval.ts';
 export { explainPair, strongestLinks, patchHeat, bestMatches, type PairExplanation } from './explain/correspondence.ts';
 export { renderExplanation, type Rgba, type ExplainViews } from './explain/render.ts';

@@ -5,12 +5,12 @@ import { SketchError, isSketchError } from '../errors.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
-import { convertCheckpoint, loadWeights } from '../io/weights.ts';
-import { ZseModel } from '../models/zse/model.ts';
+import { convertCheckpoint } from '../io/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
-import { addRetrievalCommands } from './retrieval.ts';
+import { addRetrievalCommands, modelOption } from './retrieval.ts';
+import { openModel as openAnyModel } from './model.ts';
 import { addExplainCommand } from './explain.ts';
 import { addDescribeCommand } from './describe.ts';
 
@@ -20,17 +20,11 @@ const int = (name: string) => (v: string) => {
   return n;
 };
 
-async function openModel(weights: string, o: { saHeads?: number; caHeads?: number; adapter?: string }) {
-  const w = await loadWeights(weights, { saHeads: o.saHeads, caHeads: o.caHeads });
-  const ctx = await nodeGpu({ adapter: o.adapter });
-  return { model: ZseModel.create(ctx, w.config, w.tensors), ctx, weights: w };
-}
-
 const rowsOf = (a: Float32Array, n: number) => Array.from({ length: n }, (_, i) => Array.from(a.subarray((i * a.length) / n, ((i + 1) * a.length) / n)));
 
 export function buildCli(): Command {
   const program = new Command('sketchgpu')
-    .description('WebGPU inference for zero-shot sketch-based image retrieval (ZSE-SBIR).')
+    .description('WebGPU inference for zero-shot sketch-based image retrieval (ZSE-SBIR and CAAN).')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
   const common = (c: Command) =>
@@ -86,42 +80,55 @@ export function buildCli(): Command {
     });
 
   common(program.command('embed')
-    .description('L2-normalised SA cls embeddings ("Ours-Ret"), one per input')
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
-    .addOption(new Option('--modality <m>', 'sketch or photo').choices(['sketch', 'photo']).makeOptionMandatory())
+    .description('L2-normalised global embeddings, one per input: ZSE-SBIR\'s SA cls token ("Ours-Ret"); CAAN\'s sketch, photo or text tower')
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .addOption(modelOption())
+    .addOption(new Option('--modality <m>', 'sketch, photo, or text (CAAN: each input is a text)').choices(['sketch', 'photo', 'text']).makeOptionMandatory())
     .option('--json', 'print {"embeddings": [[...], ...]}')
-    .argument('<input...>', 'PNG/JPEG files or .npy float32 [3,S,S] / [N,3,S,S]'))
+    .argument('<input...>', 'PNG/JPEG files or .npy float32 [3,S,S] / [N,3,S,S]; with --modality text, the texts'))
     .action(async (inputs: string[], o) => {
-      const { model, ctx } = await openModel(o.weights, o);
-      const x = await loadInputs(inputs, parseModality(o.modality), model.config.imageSize);
-      const { emb } = await model.encode(x.data, x.n);
-      const rows = rowsOf(emb, x.n);
-      if (o.json) console.log(JSON.stringify({ embeddings: rows }));
-      else rows.forEach((r, i) => console.log(`${x.names[i]}\t${r.slice(0, 4).map((v) => v.toFixed(4)).join(' ')} … (${r.length}-d)`));
-      await model.destroy();
-      ctx.destroy();
+      const { model, ctx } = await openAnyModel(o.weights, o);
+      try {
+        let emb: Float32Array, names: string[];
+        if (o.modality === 'text') {
+          emb = await model.encodeTexts(inputs);
+          names = inputs.map((t) => JSON.stringify(t));
+        } else {
+          const x = await loadInputs(inputs, parseModality(o.modality), model.imageSize);
+          emb = (await model.embed(x.data, x.n, parseModality(o.modality))).emb;
+          names = x.names;
+        }
+        const rows = rowsOf(emb, names.length);
+        if (o.json) console.log(JSON.stringify({ embeddings: rows }));
+        else rows.forEach((r, i) => console.log(`${names[i]}\t${r.slice(0, 4).map((v) => v.toFixed(4)).join(' ')} … (${r.length}-d)`));
+      } finally {
+        await model.destroy();
+        ctx.destroy();
+      }
     });
 
   common(program.command('score')
     .description('score sketches against photos: cosine of embeddings (ret) or relation-network score (rn)')
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .addOption(modelOption())
     .addOption(new Option('--mode <mode>', 'ret or rn').choices(['ret', 'rn']).default('ret'))
     .requiredOption('--sketch <input...>', 'sketch PNG/JPEG files or .npy')
     .requiredOption('--photo <input...>', 'photo PNG/JPEG files or .npy')
     .option('--json', 'print {"scores": [[...], ...]}: a row per sketch, a column per photo'))
     .action(async (o) => {
-      const { model, ctx } = await openModel(o.weights, o);
-      const S = model.config.imageSize;
+      const { model, ctx } = await openAnyModel(o.weights, o);
+      const S = model.imageSize;
       const sk = await loadInputs(o.sketch, 'sketch', S);
       const im = await loadInputs(o.photo, 'photo', S);
       const rn = o.mode === 'rn';
-      const es = await model.encode(sk.data, sk.n, { tokens: rn });
-      const ei = await model.encode(im.data, im.n, { tokens: rn });
+      const es = await model.embed(sk.data, sk.n, 'sketch', { tokens: rn });
+      const ei = await model.embed(im.data, im.n, 'photo', { tokens: rn });
       const scores = new Float32Array(sk.n * im.n);
       if (rn) {
         const pairs = new Uint32Array(2 * sk.n * im.n);
         for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
-        scores.set(await model.relation(es.tokens!, sk.n, ei.tokens!, im.n, pairs));
+        const sides = [await model.relationSide(es.tokens!, sk.n, 'sketch', false), await model.relationSide(ei.tokens!, im.n, 'photo', false)] as const;
+        scores.set(await model.relation(sides[0], sides[1], pairs));
       } else {
         scores.set(await model.cosine(es.emb, sk.n, ei.emb, im.n));
       }

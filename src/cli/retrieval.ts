@@ -1,30 +1,30 @@
-/** The retrieval commands: index, query, eval. */
+/** The retrieval commands: index, query, eval, for ZSE-SBIR and CAAN weights (detected from the file). */
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { SketchError } from '../errors.ts';
-import { nodeGpu } from '../gpu/node.ts';
 import { writeNpy } from '../io/npy.ts';
-import { loadWeights, weightsHash } from '../io/weights.ts';
-import { ZseModel } from '../models/zse/model.ts';
-import { listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
+import { MODEL_CHOICES, MODEL_LABEL } from '../models/kind.ts';
+import { EVAL_MODES, listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { checkIndexModel, parseIndex, type ModelIdentity } from '../retrieval/index-format.ts';
+import { checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
-import { runQuery } from '../retrieval/query.ts';
+import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
+import { runQuery, runTextQuery } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
+import { openModel as openWeights } from './model.ts';
 import { progressBar } from './progress.ts';
 
-type Common = { adapter?: string; saHeads?: number; caHeads?: number };
+/** --model zse|caan: which model the weights must hold (default: whatever the file holds). */
+export const modelOption = () => new Option('--model <m>', 'the model the weights must hold (default: detected from the file: CAAN when its metadata says sketchgpu.model = "caan", else ZSE-SBIR)').choices([...MODEL_CHOICES]);
 
-async function openWeights(path: string, o: Common) {
-  const w = await loadWeights(path, { saHeads: o.saHeads, caHeads: o.caHeads });
-  const identity: ModelIdentity = { family: 'zse-sbir', weights_sha256: weightsHash(w.tensors), config: w.config };
-  const ctx = await nodeGpu({ adapter: o.adapter });
-  const model = ZseModel.create(ctx, w.config, w.tensors);
-  return { model, ctx, identity };
-}
+const textWeight = (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new SketchError('BAD_ARGUMENT', `--text-weight must be a number in [0, 1], not "${v}"`);
+  return n;
+};
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 function readIndexFile(path: string) {
   let bytes: Uint8Array;
@@ -49,9 +49,10 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .description('embed a photo collection once into an index file for sketch queries (resumable: rerun the same command after an interruption)')
     .argument('<photos>', 'a folder of photos (searched recursively for .png/.jpg/.jpeg) or a text file listing image paths')
     .requiredOption('-o, --out <file>', 'the index file to write (format: docs/index-format.md)')
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .addOption(modelOption())
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
-    .option('--rn-cache', 'also store each photo\'s SA tokens, so RN re-ranking needs no photo SA at query time (larger file)')
+    .option('--rn-cache', 'also store each photo\'s tokens (ZSE-SBIR: SA tokens and CA projections; CAAN: projected tokens), so RN re-ranking needs no photo encoding at query time (larger file)')
     .option('--batch <n>', 'images per GPU forward (default: as many as fit, up to 32)', posInt('--batch'))
     .option('--update', 'add new photos to an existing index made with the same weights')
     .option('--force', 'overwrite an existing index')
@@ -99,28 +100,67 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     });
 
   common(program.command('query')
-    .description('find the photos of an index that best match each sketch (cosine top-k on the GPU, optional RN re-rank)')
-    .argument('<sketch...>', 'sketch images (PNG/JPEG)')
+    .description('find the photos of an index that best match each sketch (cosine top-k on the GPU, optional RN re-rank); with CAAN also text queries and sketch+text queries')
+    .argument('[sketch...]', 'sketch images (PNG/JPEG); none for a text-only query')
     .requiredOption('--index <file>', 'an index made by `sketchgpu index`')
     .option('--weights <file>', 'weights (default: the file the index was built with); must be the same weights')
-    .option('-k, --k <n>', 'results per sketch', posInt('-k'), 10)
-    .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist').choices(['rn']))
+    .addOption(modelOption())
+    .option('--text <text>', 'a text query (CAAN; repeatable). Alone: text -> photo, one result list per --text. With sketches: a composed sketch+text query, one --text for all sketches or one per sketch', collect, [])
+    .option('--text-weight <w>', 'the text\'s weight w in a composed query: normalise((1 - w)·sketch + w·text) of the unit embeddings (default 0.5)', textWeight)
+    .option('-k, --k <n>', 'results per query', posInt('-k'), 10)
+    .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist with the sketch-photo relation (needs a sketch)').choices(['rn']))
     .option('--rerank-k <n>', 'shortlist size for the re-rank', posInt('--rerank-k'), 100)
     .option('--json', 'print JSON')
-    .option('--html <file>', 'write an HTML sheet with each sketch and its results as thumbnails'))
+    .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails'))
     .action(async (sketches: string[], o) => {
+      const texts: string[] = o.text;
+      if (sketches.length === 0 && texts.length === 0) {
+        throw new SketchError('BAD_ARGUMENT', 'nothing to search for: give sketch images, --text "<text>", or both', 'e.g. sketchgpu query sketch.png --index photos.sgi, or sketchgpu query --text "a giraffe" --index photos.sgi');
+      }
+      if (o.textWeight !== undefined && (texts.length === 0 || sketches.length === 0)) {
+        throw new SketchError('BAD_ARGUMENT', '--text-weight weighs the text in a composed sketch+text query, and this query is not one', 'Pass both sketches and --text, or drop --text-weight.');
+      }
+      if (texts.length && !sketches.length && o.rerank) {
+        throw new SketchError('BAD_ARGUMENT', '--rerank rn scores sketch-photo pairs, and a text-only query has no sketch', 'Drop --rerank for text queries (they rank by cosine), or add a sketch.');
+      }
       const index = readIndexFile(o.index);
+      if (texts.length && index.model.family !== 'caan') {
+        throw new SketchError('BAD_ARGUMENT', `text queries need a model with a text tower, and ${o.index} was built with ${MODEL_LABEL[index.model.family]} weights, which have none`,
+          'Build an index with CAAN weights (sketchgpu index <photos> -o <file> --weights <caan weights>) and query that.');
+      }
       const weightsPath = o.weights ?? index.weightsPath;
       if (!weightsPath) throw new SketchError('BAD_ARGUMENT', 'the index does not name its weights', 'Pass --weights <file>.');
       if (!o.weights && !existsSync(weightsPath)) {
         throw new SketchError('IO', `the index was built with ${weightsPath}, which no longer exists`, 'Pass the same weights with --weights <file>.');
       }
       if (o.k > GallerySearch.MAX_K || o.rerankK > GallerySearch.MAX_K) throw new SketchError('BAD_ARGUMENT', `-k and --rerank-k are at most ${GallerySearch.MAX_K}`);
-      const { model, ctx, identity } = await openWeights(weightsPath, o);
+      const { model, ctx, identity, kind } = await openWeights(weightsPath, o);
       try {
-        checkIndexModel(index, identity.weights_sha256, o.index, weightsPath);
-        const run = await runQuery({ model, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK });
-        const mode = o.rerank ? `cosine top ${Math.min(o.rerankK, index.paths.length)}, re-ranked by the relation network` : 'cosine similarity';
+        checkIndexModel(index, identity.weights_sha256, o.index, weightsPath, kind);
+        if (!sketches.length) {
+          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k });
+          if (o.html) {
+            await writeFile(o.html, renderResultSheet({
+              title: `sketchgpu query: ${texts.length} text${texts.length > 1 ? 's' : ''}, ${index.paths.length} photos`,
+              subtitle: `text -> photo cosine similarity; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
+              results: run.results, rerank: false,
+            }));
+          }
+          if (o.json) console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: 'text', ...run }));
+          else {
+            for (const r of run.results) {
+              console.log(JSON.stringify(r.text));
+              for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}  ${h.path}`);
+            }
+            console.log(`\ntext -> photo cosine similarity; embed ${run.timings_ms.embed.toFixed(0)} ms, search ${run.timings_ms.search.toFixed(0)} ms on ${ctx.adapterName}`);
+            if (o.html) console.log(`wrote ${o.html}`);
+          }
+          return;
+        }
+        const textWeightUsed = texts.length ? (o.textWeight ?? 0.5) : undefined;
+        const { queryEmbeddings: _q, ...run } = await runQuery({ model, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK, texts, textWeight: textWeightUsed });
+        const composed = texts.length ? `sketch+text queries (text weight ${textWeightUsed}), ` : '';
+        const mode = composed + (o.rerank ? `cosine top ${Math.min(o.rerankK, index.paths.length)}, re-ranked by the relation network` : 'cosine similarity');
         if (o.html) {
           await writeFile(o.html, renderResultSheet({
             title: `sketchgpu query: ${sketches.length} sketch${sketches.length > 1 ? 'es' : ''}, ${index.paths.length} photos`,
@@ -129,10 +169,11 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           }));
         }
         if (o.json) {
-          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...run }));
+          const extra = texts.length ? { query: 'sketch+text', text_weight: textWeightUsed } : {};
+          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run }));
         } else {
           for (const r of run.results) {
-            console.log(`${r.sketch}`);
+            console.log(r.text === undefined ? `${r.sketch}` : `${r.sketch} + ${JSON.stringify(r.text)}`);
             for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
           }
           const t = run.timings_ms;
@@ -148,22 +189,25 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
   common(program.command('eval')
     .description('zero-shot retrieval metrics (mAP@all, mAP@200, P@100, P@200) exactly as the reference computes them')
     .requiredOption('--data <root>', 'a folder with sketch/<class>/ and photo/<class>/ (e.g. ../shared/data/sketchy/unseen21-256)')
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth)')
-    .addOption(new Option('--mode <mode>', 'ret: SA cosine; rn: relation network on every pair; ret+rn: RN re-rank of the cosine top K').choices(['ret', 'rn', 'ret+rn']).default('ret'))
+    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .addOption(modelOption())
+    .addOption(new Option('--mode <mode>', `ret: sketch -> photo cosine; rn: relation network on every pair; ret+rn: RN re-rank of the cosine top K; text (CAAN): one query per class, "${CLASS_PROMPT_TEMPLATE}" (_ and - as spaces) -> photo cosine, with per-class metrics; sketch+text (CAAN): each sketch composed with its own class's prompt (uses the ground-truth class: an upper-bound-style diagnostic)`).choices([...EVAL_MODES]).default('ret'))
     .option('--rerank-k <n>', 'K for ret+rn', posInt('--rerank-k'), 100)
+    .option('--text-weight <w>', 'sketch+text: the text\'s weight w, normalise((1 - w)·sketch + w·text) (default 0.5)', textWeight)
     .option('--json', 'print JSON')
-    .option('--dump-scores <file>', 'write the sketch x photo score matrix (float32 .npy, higher = more similar)'))
+    .option('--dump-scores <file>', 'write the query x photo score matrix (float32 .npy, higher = more similar; queries are classes in text mode)'))
     .action(async (o) => {
       const data = listDataset(o.data);
-      const { model, ctx, identity } = await openWeights(o.weights, o);
+      const { model, ctx, identity, kind } = await openWeights(o.weights, o);
       const bar = progressBar('eval', 'items');
       let stage = '';
       try {
-        if (o.mode !== 'ret' && !model.hasHead) {
+        if ((o.mode === 'rn' || o.mode === 'ret+rn') && !model.hasRelation) {
           throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so only --mode ret is possible', 'Use weights with the CA and RN tensors for rn modes.');
         }
+        if (o.textWeight !== undefined && o.mode !== 'sketch+text') throw new SketchError('BAD_ARGUMENT', '--text-weight applies to --mode sketch+text only');
         const r = await runEval(model, data, o.mode as EvalMode, {
-          rerankK: o.rerankK,
+          rerankK: o.rerankK, textWeight: o.textWeight,
           onProgress: (p) => {
             if (p.stage !== stage) {
               bar.stop();
@@ -175,10 +219,14 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           },
         });
         bar.stop();
-        if (o.dumpScores) await writeFile(o.dumpScores, writeNpy({ dtype: 'f32', shape: [r.n_sketches, r.n_photos], data: r.scores }));
+        if (o.dumpScores) await writeFile(o.dumpScores, writeNpy({ dtype: 'f32', shape: [r.n_queries, r.n_photos], data: r.scores }));
+        const textMode = r.mode === 'text' || r.mode === 'sketch+text';
         const out = {
           map_all: round(r.map_all), map_200: round(r.map_200), precision_100: round(r.precision_100), precision_200: round(r.precision_200),
-          mode: r.mode, ...(r.rerank_k ? { rerank_k: r.rerank_k } : {}), n_sketches: r.n_sketches, n_photos: r.n_photos, n_classes: r.n_classes,
+          mode: r.mode, ...(r.rerank_k ? { rerank_k: r.rerank_k } : {}),
+          ...(textMode ? { model: kind, prompt_template: CLASS_PROMPT_TEMPLATE, n_queries: r.n_queries } : {}),
+          ...(r.text_weight !== undefined ? { text_weight: r.text_weight } : {}),
+          n_sketches: r.n_sketches, n_photos: r.n_photos, n_classes: r.n_classes,
           queries_scored: r.queries_scored, rn_pairs: r.rn_pairs,
           timings_s: Object.fromEntries(Object.entries(r.timings_s).map(([k, v]) => [k, round(v, 3)])),
           images_per_s: round((r.n_sketches + r.n_photos) / r.timings_s.embed, 2),
@@ -186,13 +234,22 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           weights: o.weights, weights_sha256: identity.weights_sha256, data: o.data, adapter: ctx.adapterName,
           ties: 'broken by the lower photo index (sorted relative path)',
           ...(o.dumpScores ? { scores_file: o.dumpScores } : {}),
+          ...(r.per_class ? {
+            per_class: r.per_class.map((c) => ({ ...c, ap_all: round(c.ap_all), ap_200: round(c.ap_200), p_100: round(c.p_100), p_200: round(c.p_200) })),
+          } : {}),
         };
         if (o.json) console.log(JSON.stringify(out));
         else {
-          console.log(`${o.mode} on ${o.data}: ${r.n_sketches} sketches x ${r.n_photos} photos, ${r.n_classes} classes (${basename(o.weights)}, ${ctx.adapterName})`);
+          const queries = r.mode === 'text' ? `${r.n_queries} class texts ("${CLASS_PROMPT_TEMPLATE}")` : `${r.n_sketches} sketches${r.mode === 'sketch+text' ? ` + their class texts (weight ${r.text_weight})` : ''}`;
+          console.log(`${o.mode} on ${o.data}: ${queries} x ${r.n_photos} photos, ${r.n_classes} classes (${basename(o.weights)}, ${ctx.adapterName})`);
           console.log(`  mAP@all ${out.map_all?.toFixed(4)}   mAP@200 ${out.map_200?.toFixed(4)}   P@100 ${out.precision_100?.toFixed(4)}   P@200 ${out.precision_200?.toFixed(4)}`);
           console.log(`  time: embed ${r.timings_s.embed.toFixed(1)} s (${out.images_per_s} img/s), score ${r.timings_s.score.toFixed(1)} s${r.rn_pairs ? ` (${r.rn_pairs} RN pairs, ${out.rn_pairs_per_s} pairs/s)` : ''}, metrics ${r.timings_s.metrics.toFixed(2)} s`);
-          if (o.dumpScores) console.log(`  wrote ${o.dumpScores}: float32 [${r.n_sketches}, ${r.n_photos}]`);
+          if (r.per_class) {
+            console.log('  per class:           AP@all  AP@200   P@100   P@200  photos');
+            const f = (x: number) => (Number.isNaN(x) ? '     -' : x.toFixed(4)).padStart(7);
+            for (const c of r.per_class) console.log(`    ${c.class.slice(0, 18).padEnd(18)} ${f(c.ap_all)} ${f(c.ap_200)} ${f(c.p_100)} ${f(c.p_200)} ${String(c.n_photos).padStart(7)}`);
+          }
+          if (o.dumpScores) console.log(`  wrote ${o.dumpScores}: float32 [${r.n_queries}, ${r.n_photos}]`);
         }
       } finally {
         bar.stop();

@@ -7,6 +7,7 @@ import { tensorBytes, writeSafetensors } from './safetensors.ts';
 import { DTYPE_BYTES, f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
 import { parseWeights, type ConvertReport, type LoadedWeights, type WeightsOptions } from './weights-parse.ts';
 import { parseCaanWeights, type LoadedCaanWeights } from '../models/caan/weights.ts';
+import { checkModelKind, detectModelKind, type ModelKind } from '../models/kind.ts';
 
 // Node side of weight loading: files, conversion, hashing. The parsing itself (weights-parse.ts) is pure
 // and also runs in the browser.
@@ -30,6 +31,23 @@ export async function loadWeights(path: string, opts: WeightsOptions = {}): Prom
 /** Reads and validates CAAN weights from a .safetensors file (docs/caan.md). */
 export async function loadCaanWeights(path: string): Promise<LoadedCaanWeights> {
   return parseCaanWeights(await readBytes(path), basename(path));
+}
+
+export type LoadedModelWeights =
+  | { kind: 'zse-sbir'; weights: LoadedWeights }
+  | { kind: 'caan'; weights: LoadedCaanWeights };
+
+/**
+ * Reads either model's weights, detecting which from the file (`sketchgpu.model` = "caan" metadata, else ZSE-SBIR);
+ * `model` (the CLI's --model) must then agree, or the error names both.
+ */
+export async function loadModelWeights(path: string, opts: WeightsOptions & { model?: ModelKind } = {}): Promise<LoadedModelWeights> {
+  const bytes = await readBytes(path);
+  const kind = detectModelKind(bytes);
+  checkModelKind(kind, opts.model, basename(path));
+  return kind === 'caan'
+    ? { kind, weights: parseCaanWeights(bytes, basename(path)) }
+    : { kind, weights: parseWeights(bytes, basename(path), opts) };
 }
 
 /** A tensor as f32 or f16 (f16 rounded to nearest-even, as torch's .half()). */

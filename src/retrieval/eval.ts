@@ -1,18 +1,24 @@
 /**
  * Node-only: the zero-shot benchmark on a folder laid out as `<root>/sketch/<class>/*` and `<root>/photo/<class>/*`.
  * Sketches and photos are each taken in sorted relative-path order; a photo is relevant to a sketch when their
- * class folders match.
+ * class folders match. Text queries (CAAN) are one per class, "a photo of a <class>" (classPrompt).
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SketchError } from '../errors.ts';
-import type { ZseModel } from '../models/zse/model.ts';
 import { encodeFiles } from './files.ts';
 import { IMAGE_EXT } from './gallery.ts';
-import { evaluateScores, rankRow, type Metrics } from './metrics.ts';
+import { evaluateScores, perQueryMetrics, rankRow, type Metrics } from './metrics.ts';
+import { asRetrievalModel, classPrompt, composeQueries, noTextTower, type AnyModel } from './model.ts';
 import { relationScores } from './rerank.ts';
 
-export type EvalMode = 'ret' | 'rn' | 'ret+rn';
+/**
+ * ret: sketch -> photo cosine; rn: the relation score of every pair; ret+rn: the relation re-rank of the cosine top K;
+ * text: one text query per class -> photo cosine (CAAN); sketch+text: each sketch composed with its own class's
+ * prompt (CAAN; it uses the ground-truth class, so it is an upper-bound-style diagnostic, not a zero-shot protocol).
+ */
+export type EvalMode = 'ret' | 'rn' | 'ret+rn' | 'text' | 'sketch+text';
+export const EVAL_MODES: readonly EvalMode[] = ['ret', 'rn', 'ret+rn', 'text', 'sketch+text'];
 /** In ret+rn mode, pairs outside a sketch's top K keep cosine - RERANK_OFFSET: below every RN score (in (0, 1)). */
 export const RERANK_OFFSET = 3;
 
@@ -48,37 +54,71 @@ export function listDataset(root: string): Dataset {
 
 export interface EvalProgress { stage: string; done: number; total: number }
 
+/** One class's metrics as a text query (text mode). */
+export interface ClassMetrics {
+  class: string;
+  prompt: string;
+  /** Photos of the class (relevant items). */
+  n_photos: number;
+  ap_all: number;
+  ap_200: number;
+  p_100: number;
+  p_200: number;
+}
+
 export interface EvalResult extends Metrics {
   mode: EvalMode;
   rerank_k?: number;
+  /** sketch+text: the text's weight in each composed query. */
+  text_weight?: number;
+  /** text: each class's prompt and metrics, in class order. */
+  per_class?: ClassMetrics[];
+  /** Queries: sketches, or classes in text mode. */
+  n_queries: number;
+  /** Sketches encoded (0 in text mode). */
   n_sketches: number;
   n_photos: number;
   n_classes: number;
   /** RN pairs scored. */
   rn_pairs: number;
   timings_s: { embed: number; score: number; metrics: number; total: number };
-  /** [n_sketches, n_photos], higher = more similar. */
+  /** [n_queries, n_photos], higher = more similar. */
   scores: Float32Array;
 }
 
-export async function runEval(model: ZseModel, data: Dataset, mode: EvalMode, o: { rerankK?: number; onProgress?: (p: EvalProgress) => void } = {}): Promise<EvalResult> {
+export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode, o: { rerankK?: number; textWeight?: number; onProgress?: (p: EvalProgress) => void } = {}): Promise<EvalResult> {
+  const model = asRetrievalModel(anyModel);
+  if (!EVAL_MODES.includes(mode)) throw new SketchError('BAD_ARGUMENT', `unknown eval mode "${mode}"`, `Use one of ${EVAL_MODES.join(', ')}.`);
+  const textMode = mode === 'text' || mode === 'sketch+text';
+  if (textMode && model.textContext === undefined) noTextTower();
   const t0 = performance.now();
   const ns = data.sketches.files.length, np = data.photos.files.length;
-  const needTokens = mode !== 'ret';
+  const needTokens = mode === 'rn' || mode === 'ret+rn';
+  const tower = model.kind === 'zse-sbir' ? 'SA' : 'tower';
   const prog = (stage: string, total: number) => (done: number) => o.onProgress?.({ stage, done, total });
-  const sk = await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog('sketch SA', ns) });
-  const im = await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog('photo SA', np) });
+  const prompts = data.classes.map(classPrompt);
+  const sk = mode === 'text' ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
+  const im = await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
+  const te = textMode ? await model.encodeTexts(prompts) : null;
   const t1 = performance.now();
   let scores: Float32Array;
   let rnPairs = 0;
   const rerankK = Math.min(o.rerankK ?? 100, np);
-  if (mode === 'rn') {
+  const textWeight = o.textWeight ?? 0.5;
+  let queryLabels = data.sketches.labels;
+  if (mode === 'text') {
+    scores = await model.cosine(te!, data.classes.length, im.emb, np);
+    queryLabels = Int32Array.from(data.classes, (_, c) => c);
+  } else if (mode === 'sketch+text') {
+    const q = composeQueries(sk!.emb, ns, te!, (i) => data.sketches.labels[i]!, textWeight, model.dim);
+    scores = await model.cosine(q, ns, im.emb, np);
+  } else if (mode === 'rn') {
     const pairs = new Uint32Array(2 * ns * np);
     for (let s = 0; s < ns; s++) for (let j = 0; j < np; j++) { pairs[2 * (s * np + j)] = s; pairs[2 * (s * np + j) + 1] = j; }
     rnPairs = ns * np;
-    scores = await relationScores(model, sk.tokens!, ns, im.tokens!, np, pairs, prog('RN pairs', rnPairs));
+    scores = await relationScores(model, sk!.tokens!, ns, im.tokens!, np, pairs, prog('RN pairs', rnPairs));
   } else {
-    scores = await model.cosine(sk.emb, ns, im.emb, np);
+    scores = await model.cosine(sk!.emb, ns, im.emb, np);
     if (mode === 'ret+rn') {
       const pairs = new Uint32Array(2 * ns * rerankK);
       for (let s = 0; s < ns; s++) {
@@ -86,17 +126,27 @@ export async function runEval(model: ZseModel, data: Dataset, mode: EvalMode, o:
         for (let t = 0; t < rerankK; t++) { pairs[2 * (s * rerankK + t)] = s; pairs[2 * (s * rerankK + t) + 1] = order[t]!; }
       }
       rnPairs = ns * rerankK;
-      const rn = await relationScores(model, sk.tokens!, ns, im.tokens!, np, pairs, prog('RN re-rank pairs', rnPairs));
+      const rn = await relationScores(model, sk!.tokens!, ns, im.tokens!, np, pairs, prog('RN re-rank pairs', rnPairs));
       for (let i = 0; i < scores.length; i++) scores[i] = scores[i]! - RERANK_OFFSET;
       for (let p = 0; p < rnPairs; p++) scores[pairs[2 * p]! * np + pairs[2 * p + 1]!] = rn[p]!;
     }
   }
   const t2 = performance.now();
-  const m = evaluateScores(scores, data.sketches.labels, data.photos.labels);
+  const m = evaluateScores(scores, queryLabels, data.photos.labels);
+  let perClass: ClassMetrics[] | undefined;
+  if (mode === 'text') {
+    const pq = perQueryMetrics(scores, queryLabels, data.photos.labels);
+    const count = new Int32Array(data.classes.length);
+    for (const l of data.photos.labels) count[l]!++;
+    perClass = data.classes.map((c, i) => ({
+      class: c, prompt: prompts[i]!, n_photos: count[i]!, ap_all: pq.ap_all[i]!, ap_200: pq.ap_200[i]!, p_100: pq.p_100[i]!, p_200: pq.p_200[i]!,
+    }));
+  }
   const t3 = performance.now();
   return {
-    mode, ...(mode === 'ret+rn' ? { rerank_k: rerankK } : {}), ...m,
-    n_sketches: ns, n_photos: np, n_classes: data.classes.length, rn_pairs: rnPairs,
+    mode, ...(mode === 'ret+rn' ? { rerank_k: rerankK } : {}), ...(mode === 'sketch+text' ? { text_weight: textWeight } : {}), ...m,
+    ...(perClass ? { per_class: perClass } : {}),
+    n_queries: queryLabels.length, n_sketches: sk ? ns : 0, n_photos: np, n_classes: data.classes.length, rn_pairs: rnPairs,
     timings_s: { embed: (t1 - t0) / 1000, score: (t2 - t1) / 1000, metrics: (t3 - t2) / 1000, total: (t3 - t0) / 1000 },
     scores,
   };

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
-import type { ZseModel } from '../models/zse/model.ts';
 import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { asRetrievalModel, type AnyModel } from './model.ts';
 
 export type Modality = 'sketch' | 'photo';
 
@@ -25,10 +25,12 @@ export async function loadModelInput(file: string, modality: Modality, size: num
 }
 
 /**
- * SA embeddings (and tokens when asked) of image files, in order. Any unreadable file is an error naming it.
+ * Global embeddings (and tokens when asked) of image files, in order, through the modality's tower. Any unreadable
+ * file is an error naming it.
  */
-export async function encodeFiles(model: ZseModel, files: string[], modality: Modality, o: { tokens?: boolean; onProgress?: (done: number) => void } = {}): Promise<{ emb: Float32Array; tokens?: Float32Array }> {
-  const { dim: D, imageSize: S } = model.config;
+export async function encodeFiles(anyModel: AnyModel, files: string[], modality: Modality, o: { tokens?: boolean; onProgress?: (done: number) => void } = {}): Promise<{ emb: Float32Array; tokens?: Float32Array }> {
+  const model = asRetrievalModel(anyModel);
+  const { dim: D, imageSize: S } = model;
   const px = 3 * S * S;
   const row = model.tokens * D;
   const B = model.maxBatch;
@@ -44,7 +46,7 @@ export async function encodeFiles(model: ZseModel, files: string[], modality: Mo
   for (let i = 0; i < files.length; i += B) {
     const data = await next!;
     const n = data.length / px;
-    const run = model.encode(data, n, { tokens: o.tokens });
+    const run = model.embed(data, n, modality, { tokens: o.tokens });
     next = i + B < files.length ? prepare(i + B) : null;
     next?.catch(() => undefined); // surfaced when awaited
     const r = await run;

@@ -1,7 +1,7 @@
 /** Node-only: a self-contained HTML result sheet (images inlined as data URIs, so the file can be moved or mailed). */
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { QueryResult } from './query.ts';
+import type { QueryHit } from './query.ts';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -19,10 +19,19 @@ function imageSrc(file: string): string {
   }
 }
 
-export function renderResultSheet(o: { title: string; subtitle: string; results: QueryResult[]; rerank: boolean }): string {
+/** One query of the sheet: a sketch, a text, or both (a composed query). */
+export interface SheetRow { sketch?: string; text?: string; hits: QueryHit[] }
+
+function queryFigure(r: SheetRow): string {
+  if (r.sketch === undefined) return `<figure class="query"><div class="text">${esc(r.text ?? '')}</div><figcaption>text query</figcaption></figure>`;
+  const caption = esc(basename(r.sketch)) + (r.text === undefined ? '' : `<br>+ <q>${esc(r.text)}</q>`);
+  return `<figure class="query"><img src="${imageSrc(r.sketch)}" alt="sketch"><figcaption>${caption}</figcaption></figure>`;
+}
+
+export function renderResultSheet(o: { title: string; subtitle: string; results: SheetRow[]; rerank: boolean }): string {
   const rows = o.results.map((r) => `
 <section>
-  <figure class="query"><img src="${imageSrc(r.sketch)}" alt="sketch"><figcaption>${esc(basename(r.sketch))}</figcaption></figure>
+  ${queryFigure(r)}
   <div class="hits">${r.hits.map((h) => `
     <figure><img src="${imageSrc(h.file)}" alt="${esc(h.path)}" loading="lazy">
       <figcaption><b>#${h.rank}</b> ${h.score.toFixed(4)}${o.rerank ? ` <span class="aux">cos ${h.cosine.toFixed(4)}</span>` : ''}<br><span class="path">${esc(h.path)}</span></figcaption></figure>`).join('')}
@@ -35,7 +44,7 @@ body{font:14px system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 4px}p.sub{color:#666;margin:0 0 20px}
 section{display:flex;gap:16px;align-items:flex-start;background:#fff;border:1px solid #ddd;border-radius:8px;padding:12px;margin-bottom:16px}
 figure{margin:0;width:132px}figure img{width:128px;height:128px;object-fit:cover;border:1px solid #ccc;border-radius:4px;background:#fff}
-figure.query img{border:2px solid #2563eb}.hits{display:flex;flex-wrap:wrap;gap:10px}
+figure.query img{border:2px solid #2563eb}figure.query .text{width:112px;height:112px;padding:8px;border:2px solid #2563eb;border-radius:4px;background:#fff;font-size:15px;overflow:hidden}.hits{display:flex;flex-wrap:wrap;gap:10px}
 figcaption{font-size:12px;line-height:1.3;word-break:break-all}.aux,.path{color:#777}
 </style></head><body>
 <h1>${esc(o.title)}</h1><p class="sub">${esc(o.subtitle)}</p>${rows}

@@ -2,18 +2,20 @@
  * The gallery index file (format 1): a safetensors file, so any safetensors reader can open it.
  *
  * Tensors
- * - `embeddings` [N, D] F32 or F16: each photo's L2-normalised SA cls embedding (what `embed` prints).
+ * - `embeddings` [N, D] F32 or F16: each photo's L2-normalised global embedding (what `embed` prints): ZSE-SBIR's SA
+ *   cls token, CAAN's projected photo-tower cls token.
  * - `paths` [bytes] U8: the photos' paths relative to the root, UTF-8, '/'-separated, joined by '\n', in row order
  *   (sorted by relative path).
  * - `tokens` [N, T, D] F32 or F16, optional (`index --rn-cache`): each photo's SA output tokens, the input of the
  *   cross-attention, and `proj.q2`, `proj.v2`, `proj.k1` [N, T, D]: the photo's CA input projections (layer2's
  *   linears.0 and .2, layer1's linears.1; ../shared/docs/zse-sbir.md §13). With them an RN re-rank runs neither
- *   photo SA nor photo projections at query time.
+ *   photo SA nor photo projections at query time. For CAAN `tokens` are the photo tower's projected tokens
+ *   [N, T, E] (the relation's input) and there are no `proj.*` tensors.
  *
  * Metadata (all strings)
  * - `sketchgpu.index`: "1", the format version.
- * - `sketchgpu.index.model`: JSON {family: "zse-sbir", weights_sha256, config}: the identity of the weights that
- *   made it; queries with other weights are refused.
+ * - `sketchgpu.index.model`: JSON {family: "zse-sbir" | "caan", weights_sha256, config}: the model and the identity
+ *   of the weights that made it; queries with another model or other weights are refused.
  * - `sketchgpu.index.weights`: the weights file used (absolute path), the default for `query`.
  * - `sketchgpu.index.root`: the absolute directory the paths are relative to.
  * - `sketchgpu.index.skipped`: JSON [[path, reason], ...] of images that could not be read.
@@ -22,15 +24,19 @@
 import { SketchError } from '../errors.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { f16ToF32, f32ToF16, type HostTensor } from '../io/tensor.ts';
+import type { CaanConfig } from '../models/caan/config.ts';
+import { MODEL_LABEL } from '../models/kind.ts';
 import type { ZseConfig } from '../models/zse/config.ts';
 
 export const INDEX_FORMAT = '1';
 
-export interface ModelIdentity {
-  family: 'zse-sbir';
-  weights_sha256: string;
-  config: ZseConfig;
-}
+/** The model that made an index: its family (the model kind) and the hash and config of its weights. */
+export type ModelIdentity =
+  | { family: 'zse-sbir'; weights_sha256: string; config: ZseConfig }
+  | { family: 'caan'; weights_sha256: string; config: CaanConfig };
+
+/** The embedding width an identity implies. */
+export const identityDim = (m: ModelIdentity): number => (m.family === 'caan' ? m.config.embed : m.config.dim);
 
 export interface GalleryIndex {
   model: ModelIdentity;
@@ -42,7 +48,7 @@ export interface GalleryIndex {
   dtype: 'f32' | 'f16';
   /** [N, D] f32 (converted from f16 on load when stored so). */
   embeddings: Float32Array;
-  /** [N, T, D] SA tokens when cached. */
+  /** [N, T, D] tokens when cached (ZSE: SA output; CAAN: projected photo-tower tokens). */
   tokens?: Float32Array;
   /** [N, T, D] each: the photos' CA projections when cached (with tokens). */
   projections?: { q: Float32Array; v: Float32Array; k: Float32Array };
@@ -116,7 +122,10 @@ export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
   } catch {
     throw notIndex('its model metadata is not valid JSON');
   }
-  if (model?.config?.dim !== D) throw notIndex(`its embeddings are ${D}-d but its model says ${model?.config?.dim}`);
+  const family = (model as { family?: unknown } | null)?.family;
+  if (family !== 'zse-sbir' && family !== 'caan') throw notIndex(`its model family ${JSON.stringify(family)} is neither "zse-sbir" nor "caan"`);
+  const modelDim = model.config ? identityDim(model) : undefined;
+  if (modelDim !== D) throw notIndex(`its embeddings are ${D}-d but its model says ${modelDim}`);
   const tok = st.tensors.get('tokens');
   if (tok && (tok.shape.length !== 3 || tok.shape[0] !== N || tok.shape[2] !== D)) throw notIndex(`its tokens are [${tok.shape}], not [${N}, T, ${D}]`);
   const pq = st.tensors.get('proj.q2'), pv = st.tensors.get('proj.v2'), pk = st.tensors.get('proj.k1');
@@ -128,11 +137,18 @@ export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
   };
 }
 
-/** Refuse an index made with other weights, naming both. */
-export function checkIndexModel(ix: GalleryIndex, weightsSha: string, indexName: string, weightsName: string): void {
+/**
+ * Refuse an index made with another model (when `family` is given) or other weights, naming both.
+ */
+export function checkIndexModel(ix: GalleryIndex, weightsSha: string, indexName: string, weightsName: string, family?: ModelIdentity['family']): void {
+  if (family && ix.model.family !== family) {
+    throw new SketchError('INDEX_MISMATCH',
+      `${indexName} was built with ${MODEL_LABEL[ix.model.family]} weights (from ${ix.weightsPath || 'an unknown file'}), but ${weightsName} holds ${MODEL_LABEL[family]} weights: the two models' embeddings are not comparable.`,
+      `Query with the weights the index was built with, or rebuild the index: sketchgpu index <photos> -o ${indexName} --weights ${weightsName}`);
+  }
   if (ix.model.weights_sha256 !== weightsSha) {
     throw new SketchError('INDEX_MISMATCH',
-      `${indexName} was built with other weights (sha256 ${ix.model.weights_sha256.slice(0, 12)}…, ${ix.model.config.dim}-d, from ${ix.weightsPath || 'an unknown file'}) than ${weightsName} (sha256 ${weightsSha.slice(0, 12)}…): their embeddings are not comparable.`,
+      `${indexName} was built with other weights (sha256 ${ix.model.weights_sha256.slice(0, 12)}…, ${identityDim(ix.model)}-d, from ${ix.weightsPath || 'an unknown file'}) than ${weightsName} (sha256 ${weightsSha.slice(0, 12)}…): their embeddings are not comparable.`,
       `Query with the weights the index was built with, or rebuild the index: sketchgpu index <photos> -o ${indexName} --weights ${weightsName}`);
   }
 }

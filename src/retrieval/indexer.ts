@@ -7,31 +7,32 @@
  * is refused rather than mixed in. The finished index is written to a temporary file and renamed into place.
  *
  * Journal records: u32 magic 'SGIJ', u32 path bytes, u32 status (0 embedded, 1 unreadable), u32 payload bytes,
- * the UTF-8 path, then the payload: D f32 embedding values (+ with --rn-cache 4*T*D f32: tokens, then the
- * projections q2, v2, k1) or a UTF-8 reason.
+ * the UTF-8 path, then the payload: D f32 embedding values (+ with --rn-cache, ZSE-SBIR: 4*T*D f32: tokens, then the
+ * projections q2, v2, k1; CAAN: T*D f32 projected tokens) or a UTF-8 reason.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
-import type { ZseModel } from '../models/zse/model.ts';
 import { preprocessPhoto } from '../preprocess/index.ts';
 import { galleryPath, listGallery } from './gallery.ts';
 import { parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
+import { asRetrievalModel, type AnyModel } from './model.ts';
 
 const MAGIC = 0x4a494753; // 'SGIJ'
 const JOURNAL_HEAD = 'SKETCHGPU-INDEX-JOURNAL 1\n';
 
 export interface BuildIndexOptions {
-  model: ZseModel;
+  /** ZseModel, CaanModel or a RetrievalModel adapter; `identity` must be its identity (RetrievalModel.identity). */
+  model: AnyModel;
   identity: ModelIdentity;
   weightsPath: string;
   /** Folder of photos or a list file. */
   input: string;
   out: string;
   dtype?: 'f32' | 'f16';
-  /** Also store each photo's SA tokens (for RN re-ranking without photo SA at query time). */
+  /** Also store each photo's tokens (and ZSE's CA projections) for RN re-ranking without photo encoding at query time. */
   rnCache?: boolean;
   /** Images per GPU forward (default: the model's maxBatch). */
   batch?: number;
@@ -57,7 +58,7 @@ export interface BuildIndexResult {
   seconds: number;
 }
 
-/** tokens: T*D SA tokens then the three projections (q2, v2, k1), 4*T*D in all, when cached. */
+/** tokens: T*D tokens then the model's per-image relation planes (ZSE: q2, v2, k1, 4*T*D in all), when cached. */
 interface Entry { emb: Float32Array; tokens?: Float32Array }
 
 function readJournal(file: string, identity: string, D: number, rowTokens: number) {
@@ -113,11 +114,14 @@ async function loadPhoto(file: string, size: number): Promise<Float32Array> {
 
 export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult> {
   const t0 = performance.now();
-  const { model } = o;
-  const cfg = model.config;
-  const D = cfg.dim, S = cfg.imageSize, px = 3 * S * S;
+  const model = asRetrievalModel(o.model);
+  if (o.identity.family !== model.kind) {
+    throw new SketchError('BAD_ARGUMENT', `the identity says ${o.identity.family} weights, the model is ${model.kind}`, 'Pass model.identity(weightsHash(tensors)).');
+  }
+  const D = model.dim, S = model.imageSize, px = 3 * S * S;
   const row = model.tokens * D;
-  const rowTokens = o.rnCache ? 4 * row : 0; // tokens + 3 projections
+  const planes = model.relationPlanes;
+  const rowTokens = o.rnCache ? (1 + planes) * row : 0; // tokens + the relation planes (ZSE: 3 projections)
   const dtype = o.dtype ?? 'f32';
   const list = listGallery(o.input);
   const journal = `${o.out}.partial`;
@@ -133,13 +137,13 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
       throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
     }
     const T = old.tokens ? old.tokens.length / old.paths.length / D : 0;
-    if (!o.rnCache || (T === model.tokens && old.projections)) {
+    if (!o.rnCache || (T === model.tokens && (planes === 0 || old.projections))) {
       old.paths.forEach((p, i) => {
         let tokens: Float32Array | undefined;
         if (o.rnCache) {
           tokens = new Float32Array(rowTokens);
-          const pr = old.projections!;
-          [old.tokens!, pr.q, pr.v, pr.k].forEach((src, s) => tokens!.set(src.subarray(i * row, (i + 1) * row), s * row));
+          const pr = old.projections;
+          [old.tokens!, ...(planes && pr ? [pr.q, pr.v, pr.k] : [])].forEach((src, s) => tokens!.set(src.subarray(i * row, (i + 1) * row), s * row));
         }
         done.set(p, { emb: old.embeddings.slice(i * D, (i + 1) * D), tokens });
       });
@@ -184,16 +188,16 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
     let next = todo.length ? prepare(todo.slice(0, B)) : null;
     for (let i = 0; i < todo.length; i += B) {
       const cur = await next!;
-      const run = cur.ok.length ? model.encode(cur.data, cur.ok.length, { tokens: !!o.rnCache }) : Promise.resolve(null);
+      const run = cur.ok.length ? model.embed(cur.data, cur.ok.length, 'photo', { tokens: !!o.rnCache }) : Promise.resolve(null);
       next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
       const r = await run;
-      const proj = r && o.rnCache ? await model.projections(r.tokens!, cur.ok.length, 'photo') : null;
+      const side = r && o.rnCache ? await model.relationSide(r.tokens!, cur.ok.length, 'photo', true) : null;
       const chunks: Buffer[] = [];
       cur.ok.forEach((p, k) => {
         const payload = new Float32Array(D + rowTokens);
         payload.set(r!.emb.subarray(k * D, (k + 1) * D));
-        if (proj) {
-          [r!.tokens!, proj.q, proj.v, proj.k].forEach((src, s) => payload.set(src.subarray(k * row, (k + 1) * row), D + s * row));
+        if (side) {
+          [side.tokens, ...(side.planes ?? [])].forEach((src, s) => payload.set(src.subarray(k * row, (k + 1) * row), D + s * row));
         }
         done.set(p, { emb: payload.subarray(0, D), tokens: rowTokens ? payload.subarray(D) : undefined });
         chunks.push(record(p, 0, new Uint8Array(payload.buffer)));
@@ -226,12 +230,12 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
   const embeddings = new Float32Array(paths.length * D);
   const n = paths.length;
   const tokens = rowTokens ? new Float32Array(n * row) : undefined;
-  const projections = rowTokens ? { q: new Float32Array(n * row), v: new Float32Array(n * row), k: new Float32Array(n * row) } : undefined;
+  const projections = rowTokens && planes ? { q: new Float32Array(n * row), v: new Float32Array(n * row), k: new Float32Array(n * row) } : undefined;
   paths.forEach((p, i) => {
     const e = done.get(p)!;
     embeddings.set(e.emb, i * D);
-    if (tokens && projections) {
-      [tokens, projections.q, projections.v, projections.k].forEach((dst, s) => dst.set(e.tokens!.subarray(s * row, (s + 1) * row), i * row));
+    if (tokens) {
+      [tokens, ...(projections ? [projections.q, projections.v, projections.k] : [])].forEach((dst, s) => dst.set(e.tokens!.subarray(s * row, (s + 1) * row), i * row));
     }
   });
   const ix: GalleryIndex = {

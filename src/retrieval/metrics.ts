@@ -75,10 +75,27 @@ function nanMean(xs: number[]): number {
   return ok.length === 0 ? Number.NaN : ok.reduce((a, b) => a + b, 0) / ok.length;
 }
 
+/** Each query's AP@all, AP@200, P@100 and P@200 (NaN for a query without relevant items). */
+export interface PerQueryMetrics {
+  ap_all: number[];
+  ap_200: number[];
+  p_100: number[];
+  p_200: number[];
+}
+
 /**
  * The four metrics for a [queries, gallery] score matrix (row-major, higher = more similar) and class labels.
  */
 export function evaluateScores(scores: ArrayLike<number>, queryLabels: ArrayLike<number>, galleryLabels: ArrayLike<number>): Metrics {
+  const { ap_all: aps, ap_200: ap200, p_100: p100, p_200: p200 } = perQueryMetrics(scores, queryLabels, galleryLabels);
+  return {
+    map_all: nanMean(aps), map_200: nanMean(ap200), precision_100: nanMean(p100), precision_200: nanMean(p200),
+    queries_scored: aps.filter((x) => !Number.isNaN(x)).length,
+  };
+}
+
+/** The metrics of each query of a [queries, gallery] score matrix (evaluateScores averages them). */
+export function perQueryMetrics(scores: ArrayLike<number>, queryLabels: ArrayLike<number>, galleryLabels: ArrayLike<number>): PerQueryMetrics {
   const nq = queryLabels.length;
   const ng = galleryLabels.length;
   if (scores.length !== nq * ng) throw new RangeError(`scores hold ${scores.length} values, not ${nq} x ${ng}`);
@@ -94,8 +111,5 @@ export function evaluateScores(scores: ArrayLike<number>, queryLabels: ArrayLike
     p100.push(precisionAt(rel, 100));
     p200.push(precisionAt(rel, 200));
   }
-  return {
-    map_all: nanMean(aps), map_200: nanMean(ap200), precision_100: nanMean(p100), precision_200: nanMean(p200),
-    queries_scored: aps.filter((x) => !Number.isNaN(x)).length,
-  };
+  return { ap_all: aps, ap_200: ap200, p_100: p100, p_200: p200 };
 }

@@ -1,10 +1,13 @@
-/** Node-only: sketch queries against a gallery index, with an optional relation-network re-rank. */
+/**
+ * Node-only: queries against a gallery index — sketches (optionally composed with a text, CAAN) with an optional
+ * relation-network re-rank, and text queries (CAAN) — by cosine top-k on the GPU.
+ */
 import { SketchError } from '../errors.ts';
-import type { ImageProjections, ZseModel } from '../models/zse/model.ts';
 import { encodeFiles } from './files.ts';
 import { galleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
-import { GallerySearch } from './search.ts';
+import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide } from './model.ts';
+import { GallerySearch, type SearchHit } from './search.ts';
 
 export interface QueryHit {
   rank: number;
@@ -19,45 +22,125 @@ export interface QueryHit {
 
 export interface QueryResult {
   sketch: string;
+  /** The text the sketch was composed with (sketch+text queries). */
+  text?: string;
+  hits: QueryHit[];
+}
+
+export interface TextQueryResult {
+  text: string;
   hits: QueryHit[];
 }
 
 export interface QueryOptions {
-  model: ZseModel;
+  /** ZseModel, CaanModel or a RetrievalModel adapter. */
+  model: AnyModel;
   index: GalleryIndex;
   sketches: string[];
   k: number;
   rerank?: 'rn';
   rerankK?: number;
+  /**
+   * Texts to compose with the sketches (CAAN): one for every sketch, or one per sketch in order. Each query is then
+   * normalise((1 - textWeight)·sketch + textWeight·text) of the unit embeddings (composeQueries).
+   */
+  texts?: string[];
+  /** Weight of the text in a composed query, in [0, 1] (default 0.5). */
+  textWeight?: number;
   onStage?: (stage: string) => void;
 }
 
 export interface QueryRun {
   results: QueryResult[];
   timings_ms: { embed: number; search: number; rerank: number; total: number };
-  /** [sketches, D] the sketches' SA embeddings. */
+  /** [sketches, D] the sketches' global embeddings. */
   sketchEmbeddings: Float32Array;
-  /** Where the re-rank got the photos' SA tokens. */
+  /** [sketches, D] the composed embeddings searched with (sketch+text queries only). */
+  queryEmbeddings?: Float32Array;
+  /** Where the re-rank got the photos' tokens. */
   rerank_tokens?: 'index cache' | 'recomputed from the photo files';
 }
 
-export async function runQuery(o: QueryOptions): Promise<QueryRun> {
-  const { model, index } = o;
-  const t0 = performance.now();
-  const D = model.config.dim;
-  const rerank = o.rerank === 'rn';
-  const K = rerank ? Math.max(o.k, o.rerankK ?? 100) : o.k;
-  o.onStage?.('embedding sketches');
-  const sk = await encodeFiles(model, o.sketches, 'sketch', { tokens: rerank });
-  const t1 = performance.now();
-  o.onStage?.('searching');
-  const search = GallerySearch.create(model.ctx, index.embeddings, index.paths.length, D);
-  let shortlist;
+export interface TextQueryOptions {
+  /** A model with a text tower (CAAN). */
+  model: AnyModel;
+  index: GalleryIndex;
+  texts: string[];
+  k: number;
+  onStage?: (stage: string) => void;
+}
+
+export interface TextQueryRun {
+  results: TextQueryResult[];
+  timings_ms: { embed: number; search: number; total: number };
+  /** [texts, D] the texts' embeddings. */
+  textEmbeddings: Float32Array;
+}
+
+/** The K best index rows for each query embedding. */
+async function searchIndex(model: { ctx: GallerySearch['ctx'] }, index: GalleryIndex, queries: Float32Array, nq: number, K: number): Promise<SearchHit[][]> {
+  const search = GallerySearch.create(model.ctx, index.embeddings, index.paths.length, index.dim);
   try {
-    shortlist = await search.search(sk.emb, o.sketches.length, Math.min(K, GallerySearch.MAX_K));
+    return await search.search(queries, nq, Math.min(K, GallerySearch.MAX_K));
   } finally {
     search.destroy();
   }
+}
+
+function checkDim(modelDim: number, index: GalleryIndex): void {
+  if (modelDim !== index.dim) {
+    throw new SketchError('INDEX_MISMATCH', `the index holds ${index.dim}-d embeddings, the model makes ${modelDim}-d ones`, 'Query with the weights the index was built with.');
+  }
+}
+
+/** Text -> photo: each text's embedding (CAAN's text tower) against the index by cosine. */
+export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
+  const model = asRetrievalModel(o.model);
+  const { index } = o;
+  checkDim(model.dim, index);
+  if (o.texts.length === 0) throw new SketchError('BAD_ARGUMENT', 'no text to search for', 'Pass --text "<what to find>".');
+  const t0 = performance.now();
+  o.onStage?.('embedding texts');
+  const emb = await model.encodeTexts(o.texts);
+  const t1 = performance.now();
+  o.onStage?.('searching');
+  const shortlist = await searchIndex(model, index, emb, o.texts.length, o.k);
+  const t2 = performance.now();
+  return {
+    results: shortlist.map((hits, i) => ({
+      text: o.texts[i]!,
+      hits: hits.map((h, r) => ({ rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!), score: h.score, cosine: h.score })),
+    })),
+    textEmbeddings: emb,
+    timings_ms: { embed: t1 - t0, search: t2 - t1, total: t2 - t0 },
+  };
+}
+
+export async function runQuery(o: QueryOptions): Promise<QueryRun> {
+  const model = asRetrievalModel(o.model);
+  const { index } = o;
+  const t0 = performance.now();
+  const D = model.dim;
+  const rerank = o.rerank === 'rn';
+  const K = rerank ? Math.max(o.k, o.rerankK ?? 100) : o.k;
+  const texts = o.texts ?? [];
+  const ns = o.sketches.length;
+  if (texts.length > 1 && texts.length !== ns) {
+    throw new SketchError('BAD_ARGUMENT', `${texts.length} texts for ${ns} sketch${ns > 1 ? 'es' : ''}: a composed query takes one text for all sketches, or one per sketch`,
+      'Pass --text once, or once per sketch (in the same order).');
+  }
+  if (texts.length) checkDim(model.dim, index);
+  o.onStage?.('embedding sketches');
+  const sk = await encodeFiles(model, o.sketches, 'sketch', { tokens: rerank });
+  let queries = sk.emb;
+  if (texts.length) {
+    o.onStage?.('embedding texts');
+    const te = await model.encodeTexts(texts);
+    queries = composeQueries(sk.emb, ns, te, (i) => (texts.length === 1 ? 0 : i), o.textWeight ?? 0.5, D);
+  }
+  const t1 = performance.now();
+  o.onStage?.('searching');
+  const shortlist = await searchIndex(model, index, queries, ns, K);
   const t2 = performance.now();
   let rnScores: Map<string, number> | undefined;
   let tokensFrom: QueryRun['rerank_tokens'];
@@ -66,36 +149,37 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     const unique = [...new Set(shortlist.flatMap((h) => h.map((x) => x.index)))].sort((a, b) => a - b);
     const pos = new Map(unique.map((g, i) => [g, i]));
     const row = model.tokens * D;
-    let imTokens: Float32Array;
-    let imProj: ImageProjections;
+    let im: RelationSide;
     const pick = (src: Float32Array) => {
       const out = new Float32Array(unique.length * row);
       unique.forEach((g, i) => out.set(src.subarray(g * row, (g + 1) * row), i * row));
       return out;
     };
-    if (index.tokens && index.projections) {
+    const precompute = model.relationPlanes > 0;
+    if (index.tokens && (index.projections || !precompute)) {
       if (index.tokens.length / index.paths.length !== row) {
         throw new SketchError('BAD_INDEX', `the index caches ${index.tokens.length / index.paths.length / D} tokens per photo, the model makes ${model.tokens}`, 'Rebuild the index with these weights.');
       }
-      imTokens = pick(index.tokens);
-      imProj = { side: 'photo', q: pick(index.projections.q), v: pick(index.projections.v), k: pick(index.projections.k) };
+      const pr = index.projections;
+      im = { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) };
       tokensFrom = 'index cache';
     } else {
       const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
+      let imTokens: Float32Array;
       try {
         imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
       } catch (e) {
         throw new SketchError('IO', `the RN re-rank needs the shortlisted photos, and one cannot be read: ${(e as Error).message}`,
           'The index holds no cached tokens; rebuild it with `sketchgpu index --rn-cache`, or restore the photos.');
       }
-      imProj = await model.projections(imTokens, unique.length, 'photo');
+      im = await model.relationSide(imTokens, unique.length, 'photo', precompute);
       tokensFrom = 'recomputed from the photo files';
     }
-    // Each image's CA projections once, not once per pair (zse-sbir.md §13).
-    const skProj = await model.projections(sk.tokens!, o.sketches.length, 'sketch');
+    // Each image's per-image relation planes once, not once per pair (ZSE's CA projections, zse-sbir.md §13).
+    const skSide = await model.relationSide(sk.tokens!, ns, 'sketch', precompute);
     const pairs: number[] = [];
     shortlist.forEach((hits, s) => hits.forEach((h) => pairs.push(s, pos.get(h.index)!)));
-    const scores = await model.relation(sk.tokens!, o.sketches.length, imTokens, unique.length, Uint32Array.from(pairs), { sketch: skProj, photo: imProj });
+    const scores = await model.relation(skSide, im, Uint32Array.from(pairs));
     rnScores = new Map();
     let p = 0;
     shortlist.forEach((hits, s) => hits.forEach((h) => rnScores!.set(`${s}:${h.index}`, scores[p++]!)));
@@ -106,6 +190,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     if (rerank) list = list.sort((a, b) => b.rn! - a.rn! || a.index - b.index);
     return {
       sketch: o.sketches[s]!,
+      ...(texts.length ? { text: texts[texts.length === 1 ? 0 : s]! } : {}),
       hits: list.slice(0, o.k).map((h, r) => ({
         rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
         score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
@@ -115,6 +200,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   return {
     results,
     sketchEmbeddings: sk.emb,
+    ...(texts.length ? { queryEmbeddings: queries } : {}),
     timings_ms: { embed: t1 - t0, search: t2 - t1, rerank: t3 - t2, total: t3 - t0 },
     ...(tokensFrom ? { rerank_tokens: tokensFrom } : {}),
   };

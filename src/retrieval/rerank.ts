@@ -1,6 +1,6 @@
-import type { ImageProjections, ZseModel } from '../models/zse/model.ts';
+import { asRetrievalModel, type AnyModel } from './model.ts';
 
-/** Host memory allowed for caching every image's CA projections (3 x T x D floats per image). */
+/** Host memory allowed for caching every image's per-image relation planes (ZSE: CA projections, 3 x T x D floats per image). */
 const PROJECTION_CACHE_BYTES = 1 << 30;
 
 /**
@@ -10,9 +10,10 @@ const PROJECTION_CACHE_BYTES = 1 << 30;
  * projections). Returns the scores in the input order.
  */
 export async function relationScores(
-  model: ZseModel, skTokens: Float32Array, ns: number, imTokens: Float32Array, np: number,
+  anyModel: AnyModel, skTokens: Float32Array, ns: number, imTokens: Float32Array, np: number,
   pairs: Uint32Array, onProgress?: (done: number) => void,
 ): Promise<Float32Array> {
+  const model = asRetrievalModel(anyModel);
   const P = pairs.length / 2;
   const chunk = model.maxPairs;
   // Block side for sketches: about sqrt(chunk) sketches per chunk.
@@ -25,13 +26,12 @@ export async function relationScores(
   order.forEach((src, i) => { sorted[2 * i] = pairs[2 * src]!; sorted[2 * i + 1] = pairs[2 * src + 1]!; });
   const out = new Float32Array(P);
   const step = chunk * 16;
-  let cached: { sketch: ImageProjections; photo: ImageProjections } | undefined;
-  if (3 * (ns + np) * model.tokens * model.config.dim * 4 <= PROJECTION_CACHE_BYTES) {
-    cached = { sketch: await model.projections(skTokens, ns, 'sketch'), photo: await model.projections(imTokens, np, 'photo') };
-  }
+  const precompute = model.relationPlanes > 0 && model.relationPlanes * (ns + np) * model.tokens * model.dim * 4 <= PROJECTION_CACHE_BYTES;
+  const sk = await model.relationSide(skTokens, ns, 'sketch', precompute);
+  const im = await model.relationSide(imTokens, np, 'photo', precompute);
   for (let p0 = 0; p0 < P; p0 += step) {
     const part = sorted.subarray(2 * p0, 2 * Math.min(P, p0 + step));
-    const s = await model.relation(skTokens, ns, imTokens, np, part, cached);
+    const s = await model.relation(sk, im, part);
     for (let i = 0; i < s.length; i++) out[order[p0 + i]!] = s[i]!;
     onProgress?.(Math.min(P, p0 + step));
   }

@@ -1,0 +1,36 @@
+/** Opening weights for the CLI: either model, detected from the file, as the retrieval interface. */
+import { nodeGpu } from '../gpu/node.ts';
+import { loadModelWeights, weightsHash } from '../io/weights.ts';
+import { CaanModel } from '../models/caan/model.ts';
+import { parseModelChoice, type ModelKind } from '../models/kind.ts';
+import { ZseModel } from '../models/zse/model.ts';
+import type { ModelIdentity } from '../retrieval/index-format.ts';
+import { CaanRetrieval, ZseRetrieval, type RetrievalModel } from '../retrieval/model.ts';
+import { loadClipTokenizer } from '../text/clip-vocab-node.ts';
+
+export interface ModelOptions {
+  adapter?: string;
+  saHeads?: number;
+  caHeads?: number;
+  /** --model zse|caan: must match the weights. */
+  model?: string;
+}
+
+export interface OpenedModel {
+  model: RetrievalModel;
+  ctx: RetrievalModel['ctx'];
+  identity: ModelIdentity;
+  kind: ModelKind;
+}
+
+/** Loads and validates the weights (ZSE-SBIR or CAAN, from the file; checked against --model) and uploads them. */
+export async function openModel(path: string, o: ModelOptions): Promise<OpenedModel> {
+  const w = await loadModelWeights(path, { saHeads: o.saHeads, caHeads: o.caHeads, model: o.model ? parseModelChoice(o.model) : undefined });
+  const sha = weightsHash(w.weights.tensors);
+  const ctx = await nodeGpu({ adapter: o.adapter });
+  const model: RetrievalModel = w.kind === 'caan'
+    // The CLIP vocabulary is read only when a text comes.
+    ? new CaanRetrieval(CaanModel.create(ctx, w.weights.config, w.weights.tensors), () => loadClipTokenizer())
+    : new ZseRetrieval(ZseModel.create(ctx, w.weights.config, w.weights.tensors));
+  return { model, ctx, identity: model.identity(sha), kind: w.kind };
+}
