@@ -103,7 +103,7 @@ export class ZseRetrieval implements RetrievalModel {
     const cached = sk.planes && im.planes ? { sketch: proj(sk), photo: proj(im) } : undefined;
     return this.model.relation(sk.tokens, sk.n, im.tokens, im.n, pairs, cached);
   }
-  encodeTexts(): Promise<Float32Array> {
+  async encodeTexts(_texts: readonly string[]): Promise<Float32Array> {
     return noTextTower();
   }
   identity(weightsSha256: string): ModelIdentity {
