@@ -24,7 +24,7 @@ const textWeight = (v: string) => {
   if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new SketchError('BAD_ARGUMENT', `--text-weight must be a number in [0, 1], not "${v}"`);
   return n;
 };
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 function readIndexFile(path: string) {
   let bytes: Uint8Array;
@@ -105,7 +105,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .requiredOption('--index <file>', 'an index made by `sketchgpu index`')
     .option('--weights <file>', 'weights (default: the file the index was built with); must be the same weights')
     .addOption(modelOption())
-    .option('--text <text>', 'a text query (CAAN; repeatable). Alone: text -> photo, one result list per --text. With sketches: a composed sketch+text query, one --text for all sketches or one per sketch', collect, [])
+    .option('--text <text>', 'a text query (CAAN; repeatable). Alone: text -> photo, one result list per --text. With sketches: a composed sketch+text query, one --text for all sketches or one per sketch', collect)
     .option('--text-weight <w>', 'the text\'s weight w in a composed query: normalise((1 - w)·sketch + w·text) of the unit embeddings (default 0.5)', textWeight)
     .option('-k, --k <n>', 'results per query', posInt('-k'), 10)
     .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist with the sketch-photo relation (needs a sketch)').choices(['rn']))
@@ -113,7 +113,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--json', 'print JSON')
     .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails'))
     .action(async (sketches: string[], o) => {
-      const texts: string[] = o.text;
+      const texts: string[] = o.text ?? [];
       if (sketches.length === 0 && texts.length === 0) {
         throw new SketchError('BAD_ARGUMENT', 'nothing to search for: give sketch images, --text "<text>", or both', 'e.g. sketchgpu query sketch.png --index photos.sgi, or sketchgpu query --text "a giraffe" --index photos.sgi');
       }
