@@ -11,10 +11,11 @@
 import { SketchError, isSketchError } from './errors.ts';
 import { decodeImage, type DecodedImage } from './io/image.ts';
 import type { HostTensor } from './io/tensor.ts';
+import type { CaanConfig } from './models/caan/config.ts';
 import type { ZseConfig } from './models/zse/config.ts';
-import type { ZseModel } from './models/zse/model.ts';
 import { preprocessPhoto } from './preprocess/index.ts';
 import type { GalleryIndex, ModelIdentity } from './retrieval/index-format.ts';
+import { asRetrievalModel, type AnyModel } from './retrieval/model.ts';
 import { weightsHash } from './web-hash.ts';
 
 /** Image files in a gallery: .png, .jpg, .jpeg (as `sketchgpu index` picks them). */
@@ -46,19 +47,25 @@ export interface IndexPhotosOptions {
   signal?: AbortSignal;
 }
 
-/** The identity of a model for index metadata: the same SHA-256 that Node's `weightsHash` computes. */
-export function modelIdentity(tensors: ReadonlyMap<string, HostTensor>, config: ZseConfig): ModelIdentity {
-  return { family: 'zse-sbir', weights_sha256: weightsHash(tensors), config };
+/**
+ * The identity of a model for index metadata: the same SHA-256 that Node's `weightsHash` computes, and the family of
+ * the config (a CAAN config has `image` and `text` sections, a ZSE-SBIR one has neither).
+ */
+export function modelIdentity(tensors: ReadonlyMap<string, HostTensor>, config: ZseConfig | CaanConfig): ModelIdentity {
+  const weights_sha256 = weightsHash(tensors);
+  return 'image' in config ? { family: 'caan', weights_sha256, config } : { family: 'zse-sbir', weights_sha256, config };
 }
 
 const yieldToUi = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /**
- * Embed a gallery of photos into a `GalleryIndex` (f32, no token cache). Unreadable images are skipped and listed in
- * `skipped` with the reason, as the CLI does; an empty result is an EMPTY_GALLERY error.
+ * Embed a gallery of photos into a `GalleryIndex` (f32, no token cache) with the model's photo encoder (ZSE-SBIR's
+ * one encoder, CAAN's photo tower). Unreadable images are skipped and listed in `skipped` with the reason, as the CLI
+ * does; an empty result is an EMPTY_GALLERY error.
  */
-export async function indexPhotos(model: ZseModel, photos: PhotoSource[], o: IndexPhotosOptions): Promise<GalleryIndex> {
-  const { dim: D, imageSize: S } = model.config;
+export async function indexPhotos(anyModel: AnyModel, photos: PhotoSource[], o: IndexPhotosOptions): Promise<GalleryIndex> {
+  const model = asRetrievalModel(anyModel);
+  const { dim: D, imageSize: S } = model;
   const px = 3 * S * S;
   const byPath = new Map(photos.map((p) => [p.path, p]));
   const paths = [...byPath.keys()].sort();
@@ -90,7 +97,7 @@ export async function indexPhotos(model: ZseModel, photos: PhotoSource[], o: Ind
   for (let i = 0; i < todo.length; i += B) {
     o.signal?.throwIfAborted();
     const cur = await next!;
-    const enc = cur.ok.length ? run(() => model.encode(cur.data, cur.ok.length)) : Promise.resolve(null);
+    const enc = cur.ok.length ? run(() => model.embed(cur.data, cur.ok.length, 'photo')) : Promise.resolve(null);
     next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
     next?.catch(() => undefined); // surfaced when awaited
     let r;

@@ -9,6 +9,8 @@ import {
   formatZseReport, inferZseConfig, isCleanReport, META_CA_HEADS, META_SA_HEADS, normalizeZseKeys,
   validateZseWeights,
 } from '../models/zse/weights.ts';
+import { parseCaanWeights, type LoadedCaanWeights } from '../models/caan/weights.ts';
+import { checkModelKind, detectModelKind, type ModelKind } from '../models/kind.ts';
 import { identifyFile, isHostTensor, readTorchCheckpoint } from './checkpoint.ts';
 import { readSafetensors } from './safetensors.ts';
 import { type HostTensor } from './tensor.ts';
@@ -146,4 +148,21 @@ export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsO
       'partial export cannot run');
   }
   return { config, tensors, metadata, format, dropped };
+}
+
+export type LoadedModelWeights =
+  | { kind: 'zse-sbir'; weights: LoadedWeights }
+  | { kind: 'caan'; weights: LoadedCaanWeights };
+
+/**
+ * Either model's weights from the bytes of a file, detecting which from its content (`sketchgpu.model` = "caan"
+ * metadata, else ZSE-SBIR); `model` (the CLI's --model) must then agree, or the error names both. The browser's
+ * counterpart of loadModelWeights (src/io/weights.ts).
+ */
+export function parseModelWeights(bytes: Uint8Array, fileName: string, opts: WeightsOptions & { model?: ModelKind } = {}): LoadedModelWeights {
+  const kind = detectModelKind(bytes);
+  checkModelKind(kind, opts.model, fileName);
+  return kind === 'caan'
+    ? { kind, weights: parseCaanWeights(bytes, fileName) }
+    : { kind, weights: parseWeights(bytes, fileName, opts) };
 }

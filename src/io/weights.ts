@@ -5,9 +5,9 @@ import { SketchError } from '../errors.ts';
 import { META_CA_HEADS, META_CONFIG, META_SA_HEADS } from '../models/zse/weights.ts';
 import { tensorBytes, writeSafetensors } from './safetensors.ts';
 import { DTYPE_BYTES, f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
-import { parseWeights, type ConvertReport, type LoadedWeights, type WeightsOptions } from './weights-parse.ts';
+import { parseModelWeights, parseWeights, type ConvertReport, type LoadedModelWeights, type LoadedWeights, type WeightsOptions } from './weights-parse.ts';
 import { parseCaanWeights, type LoadedCaanWeights } from '../models/caan/weights.ts';
-import { checkModelKind, detectModelKind, type ModelKind } from '../models/kind.ts';
+import type { ModelKind } from '../models/kind.ts';
 
 // Node side of weight loading: files, conversion, hashing. The parsing itself (weights-parse.ts) is pure
 // and also runs in the browser.
@@ -33,21 +33,12 @@ export async function loadCaanWeights(path: string): Promise<LoadedCaanWeights> 
   return parseCaanWeights(await readBytes(path), basename(path));
 }
 
-export type LoadedModelWeights =
-  | { kind: 'zse-sbir'; weights: LoadedWeights }
-  | { kind: 'caan'; weights: LoadedCaanWeights };
-
 /**
  * Reads either model's weights, detecting which from the file (`sketchgpu.model` = "caan" metadata, else ZSE-SBIR);
  * `model` (the CLI's --model) must then agree, or the error names both.
  */
 export async function loadModelWeights(path: string, opts: WeightsOptions & { model?: ModelKind } = {}): Promise<LoadedModelWeights> {
-  const bytes = await readBytes(path);
-  const kind = detectModelKind(bytes);
-  checkModelKind(kind, opts.model, basename(path));
-  return kind === 'caan'
-    ? { kind, weights: parseCaanWeights(bytes, basename(path)) }
-    : { kind, weights: parseWeights(bytes, basename(path), opts) };
+  return parseModelWeights(await readBytes(path), basename(path), opts);
 }
 
 /** A tensor as f32 or f16 (f16 rounded to nearest-even, as torch's .half()). */
