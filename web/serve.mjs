@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `npm run web`: serves the sketch-and-search page (web/), its bundle (dist/), the weights (weights/) and the test
-// model (test/fixtures/zse/) read-only over HTTP with node:http, building the bundles first when they are missing
-// or older than their sources. Also a library: `startServer({ port })` (the browser tests use it).
+// `npm run web`: serves the sketch-and-search page (web/), its bundle (dist/), the weights (weights/), the test
+// models (test/fixtures/zse/, test/fixtures/caan/) and the CLIP BPE vocabulary for CAAN's text tower (/clip/, read
+// from where the CLI reads it: SKETCHGPU_CLIP_VOCAB, else <SKETCHGPU_SHARED or ../shared>/data/clip/) read-only over
+// HTTP with node:http, building the bundles first when they are missing or older than their sources. Also a
+// library: `startServer({ port })` (the browser tests use it).
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -18,7 +20,20 @@ const MOUNTS = [
   ['/dist/', 'dist'],
   ['/weights/', 'weights'],
   ['/test/fixtures/zse/', 'test/fixtures/zse'],
+  ['/test/fixtures/caan/', 'test/fixtures/caan'],
 ];
+
+/**
+ * OpenAI CLIP's BPE vocabulary (clip/bpe_simple_vocab_16e6.txt.gz, 1.36 MB), which CAAN's text tower tokenizes with.
+ * It is not in the repository: served from the file the CLI reads (src/text/clip-vocab-node.ts), as this one URL.
+ */
+export const CLIP_VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+export const CLIP_VOCAB_URL = `/clip/${CLIP_VOCAB_FILE}`;
+export function clipVocabPath(root = ROOT) {
+  if (process.env.SKETCHGPU_CLIP_VOCAB) return resolve(process.env.SKETCHGPU_CLIP_VOCAB);
+  const shared = process.env.SKETCHGPU_SHARED ? resolve(process.env.SKETCHGPU_SHARED) : resolve(root, '..', 'shared');
+  return resolve(shared, 'data', 'clip', CLIP_VOCAB_FILE);
+}
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -35,6 +50,8 @@ const TYPES = {
   '.svg': 'image/svg+xml',
   '.ico': 'image/x-icon',
   '.wasm': 'application/wasm',
+  '.gz': 'application/gzip',
+  '.safetensors': 'application/octet-stream',
 };
 
 const HELP = `Usage: npm run web -- [options]    (or: node web/serve.mjs [options])
@@ -43,9 +60,12 @@ Serves the sketchgpu page: draw a sketch, and the sample gallery (or a folder of
 your GPU with WebGPU, in the browser. Open the printed URL in Chrome or Edge 113+ (or a browser with WebGPU on).
 
 Serves read-only: web/ (the page and the sample gallery), dist/ (the bundles, built first when missing or stale),
-weights/ and test/fixtures/zse/ (weights). The page uses ${TRAINED_WEIGHTS}
+weights/, test/fixtures/zse/ and test/fixtures/caan/ (weights), and at /clip/${CLIP_VOCAB_FILE} the CLIP
+vocabulary for CAAN's text queries (from SKETCHGPU_CLIP_VOCAB, else <SKETCHGPU_SHARED or ../shared>/data/clip/, as
+the CLI reads it). The model (ZSE-SBIR or CAAN) is detected from the weights. The page uses ${TRAINED_WEIGHTS}
 when it exists, else the random test model ${TEST_WEIGHTS}
-(it then says that results are chance-level). Page options: ?weights=<url>, ?perclass=<n>, ?k=<n>.
+(it then says that results are chance-level). Page options: ?weights=<url>, ?perclass=<n>, ?k=<n>,
+?vocab=<url> (the CLIP vocabulary, for CAAN).
 
 Options:
   --port <n>    port to listen on (default 8080; 0 picks a free one)
@@ -104,11 +124,16 @@ function handler(root) {
     if (pathname.includes('\0') || pathname.split('/').some((s) => s === '..' || (s.startsWith('.') && s.length > 0))) {
       return send(res, 404, 'not found\n');
     }
-    const mount = MOUNTS.find(([prefix]) => pathname.startsWith(prefix));
-    if (!mount) return send(res, 404, 'not found\n');
-    const base = resolve(root, mount[1]);
-    let file = resolve(base, '.' + sep + pathname.slice(mount[0].length));
-    if (file !== base && !file.startsWith(base + sep)) return send(res, 404, 'not found\n');
+    let file;
+    if (pathname === CLIP_VOCAB_URL) {
+      file = clipVocabPath(root);
+    } else {
+      const mount = MOUNTS.find(([prefix]) => pathname.startsWith(prefix));
+      if (!mount) return send(res, 404, 'not found\n');
+      const base = resolve(root, mount[1]);
+      file = resolve(base, '.' + sep + pathname.slice(mount[0].length));
+      if (file !== base && !file.startsWith(base + sep)) return send(res, 404, 'not found\n');
+    }
     let st;
     try {
       st = statSync(file);
@@ -196,7 +221,9 @@ async function cli(argv) {
   const c = config(ROOT);
   console.log(`sketchgpu web: ${s.url}`);
   console.log(`weights: ${c.weights.slice(3)}${c.random ? ` (random test weights: ${TRAINED_WEIGHTS} is missing)` : ''}`);
-  console.log('serving web/, dist/, weights/ and test/fixtures/zse/ read-only; Ctrl-C stops');
+  const vocab = clipVocabPath();
+  console.log(`CLIP vocabulary (CAAN text queries): ${existsSync(vocab) ? vocab : `${vocab} is missing; set SKETCHGPU_CLIP_VOCAB`}`);
+  console.log('serving web/, dist/, weights/, test/fixtures/{zse,caan}/ and /clip/ read-only; Ctrl-C stops');
   const stop = () => s.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
