@@ -1,17 +1,21 @@
 /**
  * The sketch-and-search page (issue 5): draw (or drop an image), and the sample gallery (or a folder you pick) is
  * searched as you draw, on your GPU through WebGPU, with the same engine, preprocessing and index format as the CLI.
+ * The model, ZSE-SBIR or CAAN, is detected from the weights (issue 8). With CAAN the gallery is indexed by its photo
+ * tower and drawings go through its sketch tower; a text box (CAAN's text tower) searches by text, or with a drawing
+ * composes sketch and text as the CLI's `query --text --text-weight` does.
  *
  * Query parameters: weights=<url> (default: the trained weights when served, else the random test model),
+ * vocab=<url> (CLIP's bpe_simple_vocab_16e6.txt.gz for CAAN's text tower; default ../clip/…, served by web/serve.mjs),
  * perclass=<n> (index only the first n photos of each sample class), k=<n> results (default 12),
  * debounce=<ms> (default 300), cache=0 (do not reuse a gallery index stored in the browser), sw=0 (no service worker).
  *
  * Automation (tests): window.sketchgpuDemo, see `SketchgpuDemo` below.
  */
 import {
-  decodeImage, GALLERY_IMAGE_EXT, indexPhotos, isSketchError, modelIdentity, parseIndex, parseWeights, preprocessPhoto,
-  preprocessSketch, serializeIndex, SketchError, type DecodedImage, type GalleryIndex, type LoadedWeights,
-  type ModelIdentity, type PhotoSource,
+  ClipTokenizer, composeQueries, decodeImage, GALLERY_IMAGE_EXT, indexPhotos, isSketchError, MODEL_LABEL, modelIdentity,
+  parseIndex, parseModelWeights, preprocessPhoto, preprocessSketch, serializeIndex, SketchError, ZseRetrieval,
+  type DecodedImage, type GalleryIndex, type LoadedModelWeights, type ModelIdentity, type ModelKind, type PhotoSource,
   explainPair, renderExplanation, type Rgba,
 } from '../src/browser.ts';
 import { Engine } from './engine.ts';
@@ -31,10 +35,23 @@ const PER_CLASS = params.has('perclass') ? intParam('perclass', 4, 1, 1_000_000)
 const USE_INDEX_CACHE = params.get('cache') !== '0';
 const SHELL_CACHE = 'sketchgpu-web-v1';
 const INDEX_CACHE = 'sketchgpu-index-v1';
+const VOCAB_URL = params.get('vocab') || '../clip/bpe_simple_vocab_16e6.txt.gz';
+/** The default text weight of a composed sketch+text query: the CLI's --text-weight default (src/retrieval/query.ts). */
+const DEFAULT_TEXT_WEIGHT = 0.5;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const el = {
   adapter: $('adapter'),
+  tag: $('tag'),
+  model: $('model'),
+  textPanel: $('text-panel'),
+  text: $<HTMLInputElement>('text-query'),
+  textSearch: $<HTMLButtonElement>('text-search'),
+  textTokens: $('text-tokens'),
+  textWeight: $<HTMLInputElement>('text-weight'),
+  textWeightOut: $('text-weight-value'),
+  textMessage: $('text-message'),
+  queryInfo: $('query-info'),
   banner: $('banner'),
   note: $('note'),
   status: $('status'),
@@ -123,6 +140,21 @@ interface Hit {
   score: number;
 }
 
+/** CLIP's tokenizer for CAAN's text tower: its vocabulary fetched once, on the first need (kept across devices). */
+let tokenizerP: Promise<ClipTokenizer> | null = null;
+function clipTokenizer(): Promise<ClipTokenizer> {
+  if (!tokenizerP) {
+    tokenizerP = ClipTokenizer.fromUrl(new URL(VOCAB_URL, location.href)).catch((e) => {
+      tokenizerP = null; // try again on the next text
+      const t = errorText(e);
+      throw new SketchError('IO', `text queries need CLIP's vocabulary, and it could not be loaded: ${t.title}`,
+        'Serve the page with `npm run web` (it serves ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz, or the file ' +
+        'SKETCHGPU_CLIP_VOCAB names), or pass ?vocab=<url of bpe_simple_vocab_16e6.txt.gz>.');
+    });
+  }
+  return tokenizerP;
+}
+
 const engine = new Engine({
   onLost: (info) => {
     banner('warn', `The GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}). Recreating it…`,
@@ -133,19 +165,21 @@ const engine = new Engine({
     banner('ok', `Recovered: a new GPU device on ${ctx.adapterName}.`, 'The weights and the gallery were uploaded again.', 8000);
     showAdapter();
     status('Ready.');
-    if (!pad.isEmpty()) schedule(0);
+    if (!pad.isEmpty() || currentText() !== null) schedule(0);
   },
   onRecoverFailed: (e) => {
     const t = errorText(e);
     banner('error', `The GPU device was lost and could not be recreated: ${t.title}`, t.hint ?? 'Reload the page.');
     status('No GPU device.');
   },
-});
+}, clipTokenizer);
 
 let gallery: Gallery | null = null;
 let galleryReady: Promise<Gallery>;
 let identity: ModelIdentity | null = null;
 let weightsUrl = '';
+/** What the loaded weights are: the model, its input size and its text context (undefined: no text tower). */
+let modelInfo: { kind: ModelKind; imageSize: number; textContext: number | undefined } | null = null;
 let lastSketchInput: Float32Array | null = null;
 let galleryJob = 0;
 
@@ -200,7 +234,7 @@ async function pickWeights(): Promise<{ url: string; random: boolean }> {
   return { url: '../test/fixtures/zse/tiny224.weights.safetensors', random: true };
 }
 
-async function loadWeights(): Promise<LoadedWeights> {
+async function loadWeights(): Promise<LoadedModelWeights> {
   const pick = await pickWeights();
   weightsUrl = pick.url;
   const name = decodeURIComponent(new URL(pick.url, location.href).pathname.split('/').pop() || pick.url);
@@ -213,15 +247,43 @@ async function loadWeights(): Promise<LoadedWeights> {
     status(`Loading weights ${name}: ${(got / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB…`);
   });
   el.progress.hidden = true;
-  const w = parseWeights(bytes, name);
-  const c = w.config;
-  el.weights.textContent = `weights: ${name} (${(bytes.length / 1e6).toFixed(1)} MB, D=${c.dim}, depth ${c.depth}, ` +
-    `${c.imageSize} px, ${c.hasHead ? 'with' : 'no'} RN head) loaded in ${secs(performance.now() - t0)}`;
+  const w = parseModelWeights(bytes, name);
+  const mb = (bytes.length / 1e6).toFixed(1);
+  if (w.kind === 'caan') {
+    const c = w.weights.config;
+    modelInfo = { kind: w.kind, imageSize: 16 * c.image.grid, textContext: c.text.context };
+    el.weights.textContent = `weights: ${name} (${mb} MB, CAAN: image towers width ${c.image.width}, depth ${c.image.depth}, ` +
+      `${16 * c.image.grid} px; text tower width ${c.text.width}, depth ${c.text.depth}, context ${c.text.context}; embed ${c.embed}) ` +
+      `loaded in ${secs(performance.now() - t0)}`;
+  } else {
+    const c = w.weights.config;
+    modelInfo = { kind: w.kind, imageSize: c.imageSize, textContext: undefined };
+    el.weights.textContent = `weights: ${name} (${mb} MB, D=${c.dim}, depth ${c.depth}, ` +
+      `${c.imageSize} px, ${c.hasHead ? 'with' : 'no'} RN head) loaded in ${secs(performance.now() - t0)}`;
+  }
+  showModel();
   if (pick.random) {
     el.note.hidden = false;
     el.note.textContent = 'random test weights: results are chance-level';
   }
   return w;
+}
+
+/** Which model the page runs (header), and the text box when the model has a text tower. */
+function showModel(): void {
+  const m = modelInfo!;
+  document.body.dataset.model = m.kind;
+  if (m.kind === 'caan') {
+    el.model.textContent = 'Model: CAAN (sketch, photo and text towers)';
+    el.model.title = 'Detected from the weights: safetensors metadata sketchgpu.model = "caan"';
+    el.tag.textContent = 'Draw something, or describe it; photos of it are found on your GPU (WebGPU), with a zero-shot ' +
+      'sketch-based retrieval model with a text tower (CAAN).';
+  } else {
+    el.model.textContent = 'Model: ZSE-SBIR';
+    el.model.title = 'Detected from the weights (no sketchgpu.model = "caan" metadata)';
+  }
+  el.textPanel.hidden = m.textContext === undefined;
+  el.text.disabled = m.textContext === undefined;
 }
 
 /** The bundled sample gallery's file lists (made by web/build.mjs). */
@@ -253,7 +315,8 @@ async function cachedIndex(key: string): Promise<GalleryIndex | null> {
     const r = await (await caches.open(INDEX_CACHE)).match(key);
     if (!r) return null;
     const ix = parseIndex(new Uint8Array(await r.arrayBuffer()), 'cached index');
-    return ix.model.weights_sha256 === identity!.weights_sha256 ? ix : null;
+    // Keyed by the weights' hash, and checked again: an index of other weights (or of the other model) is never used.
+    return ix.model.weights_sha256 === identity!.weights_sha256 && ix.model.family === identity!.family ? ix : null;
   } catch {
     return null;
   }
@@ -279,7 +342,7 @@ async function useGallery(name: string, photos: PhotoSource[], urlOf: (p: string
   el.progress.hidden = false;
   el.progress.value = 0;
   el.progress.max = photos.length;
-  const key = `${location.origin}/__sketchgpu-index/${identity!.weights_sha256.slice(0, 24)}/${await hashText(cacheKeyText)}`;
+  const key = `${location.origin}/__sketchgpu-index/${identity!.family}/${identity!.weights_sha256.slice(0, 24)}/${await hashText(cacheKeyText)}`;
   const t0 = performance.now();
   let ix = await cachedIndex(key);
   let how: string;
@@ -306,7 +369,7 @@ async function useGallery(name: string, photos: PhotoSource[], urlOf: (p: string
   engine.setGallery(ix);
   el.progress.hidden = true;
   el.indexStatus.textContent = how;
-  indexTimings = { photos: ix.paths.length, ms: performance.now() - t0, cached: how.includes('cache') };
+  indexTimings = { photos: ix.paths.length, ms: performance.now() - t0, cached: how.includes('cache'), family: ix.model.family, weightsSha256: ix.model.weights_sha256 };
   const g: Gallery = {
     name, index: ix, url: urlOf,
     load: (p) => photos.find((x) => x.path === p)!.load(),
@@ -314,7 +377,15 @@ async function useGallery(name: string, photos: PhotoSource[], urlOf: (p: string
   gallery = g;
   return g;
 }
-let indexTimings: { photos: number; ms: number; cached: boolean } | null = null;
+let indexTimings: IndexTimings | null = null;
+interface IndexTimings {
+  photos: number;
+  ms: number;
+  cached: boolean;
+  /** The model family and weights hash recorded in the gallery index in use. */
+  family: ModelIdentity['family'];
+  weightsSha256: string;
+}
 
 async function useSampleGallery(manifest: { photos: string[] }): Promise<Gallery> {
   const paths = perClass(manifest.photos, PER_CLASS);
@@ -352,7 +423,7 @@ function switchGallery(start: () => Promise<Gallery>): void {
   const p = start();
   galleryReady = p;
   p.then(() => {
-    if (!pad.isEmpty()) schedule(0);
+    if (!pad.isEmpty() || currentText() !== null) schedule(0);
   }, (e) => {
     if (e instanceof DOMException && e.name === 'AbortError') return;
     const t = errorText(e);
@@ -367,12 +438,50 @@ function switchGallery(start: () => Promise<Gallery>): void {
 
 interface QueryTimings { preprocess: number; embed: number; search: number; total: number }
 
-/** Embed one preprocessed sketch and search the gallery: cosine top-k on the GPU. */
-async function search(x: Float32Array, k: number): Promise<{ hits: Hit[]; embed: number; search: number }> {
+/** One query: a preprocessed sketch, a text (CAAN), or both composed with the text's weight. */
+interface Query {
+  sketch: Float32Array | null;
+  text: string | null;
+  /** The weight of the text in a composed query, in [0, 1] (composeQueries, as `query --text-weight`). */
+  textWeight: number;
+}
+
+/**
+ * Why a text cannot be searched for, as the CLI refuses it (CaanRetrieval.encodeTexts): empty, or longer than the
+ * text context (the count includes the start and end tokens). Null when it can.
+ */
+async function textProblem(text: string): Promise<string | null> {
+  if (modelInfo?.textContext === undefined) {
+    return `${MODEL_LABEL[modelInfo?.kind ?? 'zse-sbir']} has no text tower: text queries need CAAN weights.`;
+  }
+  if (text.trim() === '') return 'The text is empty: type what to find, e.g. "a giraffe".';
+  const n = (await clipTokenizer()).encode(text).length + 2;
+  const limit = modelInfo.textContext;
+  if (n > limit) {
+    return `The text is ${n} tokens long (with the start and end tokens); the model's text context holds ${limit}. ` +
+      `Shorten it by ${n - limit} token${n - limit > 1 ? 's' : ''}.`;
+  }
+  return null;
+}
+
+/**
+ * Embed a query and search the gallery: cosine top-k on the GPU. A sketch goes through the sketch encoder (ZSE-SBIR's
+ * encoder, CAAN's sketch tower), a text through CAAN's text tower; both: normalise((1 - w)·s + w·t), the CLI's
+ * composition (composeQueries).
+ */
+async function search(q: Query, k: number): Promise<{ hits: Hit[]; embed: number; search: number }> {
   const g = await galleryReady;
+  if (q.text !== null) {
+    const problem = await textProblem(q.text);
+    if (problem) throw new SketchError('BAD_ARGUMENT', problem);
+  }
   return engine.retrying(async () => {
     const t0 = performance.now();
-    const { emb } = await engine.exclusive(() => engine.requireModel().encode(x, 1));
+    const m = engine.requireModel();
+    const s = q.sketch ? (await engine.exclusive(() => m.embed(q.sketch!, 1, 'sketch'))).emb : null;
+    const t = q.text !== null ? await engine.exclusive(() => m.encodeTexts([q.text!])) : null;
+    const emb = s && t ? composeQueries(s, 1, t, () => 0, q.textWeight, m.dim) : (s ?? t);
+    if (!emb) throw new SketchError('BAD_ARGUMENT', 'nothing to search for', 'Draw something or type a text.');
     const t1 = performance.now();
     const found = await engine.exclusive(() => engine.search!.search(emb, 1, Math.min(k, g.index.paths.length)));
     const t2 = performance.now();
@@ -381,7 +490,39 @@ async function search(x: Float32Array, k: number): Promise<{ hits: Hit[]; embed:
 }
 
 function sketchInputOf(img: DecodedImage): Float32Array {
-  return preprocessSketch(img, engine.weights!.config.imageSize);
+  return preprocessSketch(img, modelInfo!.imageSize);
+}
+
+/** The text box's text when the model has a text tower and the box holds more than white space, else null. */
+function currentText(): string | null {
+  if (modelInfo?.textContext === undefined) return null;
+  return el.text.value.trim() === '' ? null : el.text.value;
+}
+
+const textWeight = (): number => Number(el.textWeight.value);
+
+function textMessage(text: string): void {
+  el.textMessage.textContent = text;
+  el.textMessage.hidden = text === '';
+}
+
+/** The live token count under the text box ("5 / 77 tokens"), once the vocabulary is there. */
+async function showTokenCount(): Promise<void> {
+  const limit = modelInfo?.textContext;
+  if (limit === undefined) return;
+  const v = el.text.value;
+  if (v.trim() === '') {
+    el.textTokens.textContent = '';
+    return;
+  }
+  try {
+    const n = (await clipTokenizer()).encode(v).length + 2;
+    if (el.text.value !== v) return;
+    el.textTokens.textContent = `${n} / ${limit} tokens`;
+    el.textTokens.classList.toggle('over', n > limit);
+  } catch {
+    el.textTokens.textContent = '';
+  }
 }
 
 let queryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -418,51 +559,80 @@ async function fire(): Promise<void> {
   }
 }
 
+/** The query of the pad and the text box (CAAN), as they are now: searched and shown. */
 async function queryPad(): Promise<void> {
   if (!engine.weights) return;
-  if (pad.isEmpty()) {
+  const text = currentText();
+  if (pad.isEmpty() && text === null) {
     showResults(null, null);
     return;
   }
   const t0 = performance.now();
-  let x: Float32Array;
+  let x: Float32Array | null = null;
   const file = pad.file;
-  const source = file ? file.name : 'drawing';
-  try {
-    x = sketchInputOf(file ? decodeImage(file.bytes, file.name) : pad.pixels());
-  } catch (e) {
-    if (isSketchError(e) && e.code === 'EMPTY_SKETCH') {
+  let source = pad.isEmpty() ? 'text' : file ? file.name : 'drawing';
+  if (!pad.isEmpty()) {
+    try {
+      x = sketchInputOf(file ? decodeImage(file.bytes, file.name) : pad.pixels());
+    } catch (e) {
+      if (!(isSketchError(e) && e.code === 'EMPTY_SKETCH')) throw e;
+      if (text === null) {
+        showResults(null, null);
+        el.resultsHint.textContent = 'No ink yet: strokes must be dark on white.';
+        return;
+      }
+      source = 'text';
+    }
+  }
+  if (text !== null) {
+    const problem = await textProblem(text);
+    textMessage(problem ?? '');
+    if (problem) {
       showResults(null, null);
-      el.resultsHint.textContent = 'No ink yet: strokes must be dark on white.';
+      el.resultsHint.textContent = problem;
       return;
     }
-    throw e;
   }
   const t1 = performance.now();
   if (!gallery) el.resultsHint.textContent = 'Waiting for the gallery index…';
-  const r = await search(x, K);
+  const q: Query = { sketch: x, text, textWeight: textWeight() };
+  const r = await search(q, K);
   const timings = { preprocess: t1 - t0, embed: r.embed, search: r.search, total: performance.now() - t0 };
   lastSketchInput = x;
-  demo.lastQuery = { source, timings, generation: engine.generation };
+  demo.lastQuery = {
+    source, timings, generation: engine.generation,
+    ...(text !== null ? { text, ...(x ? { textWeight: q.textWeight } : {}) } : {}),
+  };
   demo.lastResults = r.hits;
   demo.resultsVersion++;
-  showResults(r.hits, timings);
+  showResults(r.hits, timings, q);
 }
 
-function showResults(hits: Hit[] | null, t: QueryTimings | null): void {
+function describeQuery(q: Query): string {
+  const quoted = (t: string) => `"${t.length > 60 ? `${t.slice(0, 57)}…` : t}"`;
+  if (q.sketch && q.text !== null) return `sketch + text ${quoted(q.text)}, text weight ${q.textWeight.toFixed(2)}: cosine of the composed query`;
+  if (q.text !== null) return `text ${quoted(q.text)}: cosine with the text tower's embedding`;
+  return modelInfo?.kind === 'caan' ? 'sketch: cosine of the sketch tower\'s embedding' : 'sketch: cosine';
+}
+
+function showResults(hits: Hit[] | null, t: QueryTimings | null, q?: Query): void {
   el.results.replaceChildren();
   el.resultsHint.hidden = !!hits;
-  el.resultsHint.textContent = 'Draw something (or try a sample sketch): results update as you draw.';
+  el.resultsHint.textContent = modelInfo?.textContext !== undefined
+    ? 'Draw something (or try a sample sketch), or type a text: results update as you go.'
+    : 'Draw something (or try a sample sketch): results update as you draw.';
   el.timings.textContent = t
     ? `preprocess ${ms(t.preprocess)} · embed ${ms(t.embed)} · search ${ms(t.search)} · total ${ms(t.total)}`
     : '';
+  el.queryInfo.textContent = hits && q && modelInfo?.kind === 'caan' ? `query: ${describeQuery(q)}` : '';
   if (!hits || !gallery) return;
   const g = gallery;
+  const explainable = !!q?.sketch;
   hits.forEach((h, i) => {
     const li = document.createElement('li');
     li.tabIndex = 0;
     li.dataset.path = h.path;
-    li.title = `${h.path}: cosine ${h.score.toFixed(6)} (click: why this match)`;
+    li.title = `${h.path}: cosine ${h.score.toFixed(6)}${explainable ? ' (click: why this match)' : ''}`;
     const img = document.createElement('img');
     img.src = g.url(h.path);
     img.alt = h.path;
@@ -525,13 +695,15 @@ function showExplanation(v: ReturnType<typeof renderExplanation>, anchors: numbe
 /**
  * "Why this match": the sketch and the photo as the model sees them, their cosine, and with the RN head the
  * relation-network score and the explanation views of src/explain (cross-attention links, heat maps, patch
- * replacement, anchor cosines), the same as `sketchgpu explain`.
+ * replacement, anchor cosines), the same as `sketchgpu explain`. Those views read ZSE-SBIR's cross-attention; for
+ * CAAN the page shows its relation score (sk_im/im_sk cross-attention, anchors, RN: what `query --rerank rn`
+ * re-ranks by) with a note that the views are ZSE-SBIR's.
  */
 async function explain(h: Hit): Promise<void> {
   const g = gallery;
   const x = lastSketchInput;
   if (!g || !x) return;
-  const S = engine.weights!.config.imageSize;
+  const S = modelInfo!.imageSize;
   el.explain.hidden = false;
   el.explainPath.textContent = h.path;
   el.explainScores.textContent = `cosine ${h.score.toFixed(6)}…`;
@@ -539,11 +711,30 @@ async function explain(h: Hit): Promise<void> {
   const photo = preprocessPhoto(decodeImage(await g.load(h.path), h.path.split('/').pop()), S);
   drawInput(el.explainPhoto, photo, S);
   el.explain.scrollIntoView({ block: 'nearest' });
-  const parts = [`cosine ${h.score.toFixed(6)}`];
+  const composed = demo.lastQuery?.text !== undefined;
+  const parts = [`${composed ? 'sketch+text cosine' : 'cosine'} ${h.score.toFixed(6)}`];
   el.explainSlot.replaceChildren();
-  if (engine.weights!.config.hasHead) {
+  if (modelInfo!.kind === 'caan') {
     const t0 = performance.now();
-    const e = await engine.retrying(() => engine.exclusive(() => explainPair(engine.requireModel(), x, photo)));
+    const rn = await engine.retrying(() => engine.exclusive(async () => {
+      const m = engine.requireModel();
+      const sk = await m.embed(x, 1, 'sketch', { tokens: true });
+      const im = await m.embed(photo, 1, 'photo', { tokens: true });
+      const side = (tokens: Float32Array, which: 'sketch' | 'photo') => m.relationSide(tokens, 1, which, false);
+      return (await m.relation(await side(sk.tokens!, 'sketch'), await side(im.tokens!, 'photo'), Uint32Array.of(0, 0)))[0]!;
+    }));
+    parts.push(`CAAN relation score ${rn.toFixed(6)} (${ms(performance.now() - t0)})`);
+    const note = document.createElement('p');
+    note.className = 'explain-note';
+    note.textContent = 'The relation score is CAAN\'s local sketch-photo score (sketch-photo cross-attention, anchor ' +
+      'cosines, relation network), the score `sketchgpu query --rerank rn` re-ranks by' +
+      (composed ? '; it scores the drawing alone, the text plays no part in it' : '') +
+      '. The correspondence views (cross-attention links, heat maps, patch replacement) are drawn for ZSE-SBIR weights only.';
+    el.explainSlot.append(note);
+    demo.lastExplain = { path: h.path, cosine: h.score, rn };
+  } else if (engine.weights!.kind === 'zse-sbir' && engine.weights!.weights.config.hasHead) {
+    const t0 = performance.now();
+    const e = await engine.retrying(() => engine.exclusive(() => explainPair((engine.requireModel() as ZseRetrieval).model, x, photo)));
     parts.push(`relation-network score ${e.rn.toFixed(6)} (${ms(performance.now() - t0)})`);
     showExplanation(renderExplanation(e, x, photo, 12), e.anchorGrid ** 2);
     demo.lastExplain = { path: h.path, cosine: h.score, rn: e.rn };
@@ -560,12 +751,20 @@ async function explain(h: Hit): Promise<void> {
 interface SketchgpuDemo {
   /** Resolves when the weights are on the GPU and the gallery is indexed; rejects with the page's error. */
   ready: Promise<void>;
-  /** Fetch an image, treat it as a sketch (decode + preprocessSketch), search the gallery: paths relative to its root. */
-  queryImage(url: string, k?: number): Promise<Hit[]>;
+  /**
+   * Fetch an image, treat it as a sketch (decode + preprocessSketch), search the gallery: paths relative to its root.
+   * With `text` (CAAN) the query is composed with it: normalise((1 - textWeight)·sketch + textWeight·text), textWeight
+   * 0.5 by default, as `sketchgpu query <sketch> --text <text> [--text-weight w]`.
+   */
+  queryImage(url: string, k?: number, o?: { text?: string; textWeight?: number }): Promise<Hit[]>;
+  /** Search the gallery by a text (CAAN's text tower), as `sketchgpu query --text <text>`; rejects with the page's message. */
+  queryText(text: string, k?: number): Promise<Hit[]>;
+  /** The loaded model, its text context (null: no text tower) and the default text weight. */
+  model: { kind: ModelKind; label: string; textContext: number | null; defaultTextWeight: number } | null;
   /** The results shown for the pad, and a counter bumped with each new result list. */
   lastResults: Hit[] | null;
   resultsVersion: number;
-  lastQuery: { source: string; timings: QueryTimings; generation: number } | null;
+  lastQuery: { source: string; text?: string; textWeight?: number; timings: QueryTimings; generation: number } | null;
   lastExplain: { path: string; cosine: number; rn: number | null } | null;
   /** The pad as a PNG data URL (the pixels a drawn query uses). */
   exportDrawingPng(): string;
@@ -577,8 +776,8 @@ interface SketchgpuDemo {
   padInput(): number[];
   /** Destroy the GPU device (as a driver reset would); resolves once the page has recovered. */
   loseDevice(): Promise<void>;
-  /** Photos indexed and how long it took (ms), or null while indexing. */
-  indexTimings: { photos: number; ms: number; cached: boolean } | null;
+  /** Photos indexed, how long it took (ms), whether from the browser's cache, the index's model; null while indexing. */
+  indexTimings: IndexTimings | null;
   adapter: string;
   /** Resolves when the page, bundle, weights and sample are in the offline cache. */
   offlineReady: Promise<boolean>;
@@ -589,11 +788,19 @@ let resolveOffline: (v: boolean) => void = () => undefined;
 
 const demo: SketchgpuDemo = {
   ready: null as unknown as Promise<void>,
-  async queryImage(url: string, k = 10) {
+  async queryImage(url: string, k = 10, o: { text?: string; textWeight?: number } = {}) {
     await demo.ready;
     const bytes = await fetchBytes(url);
     const name = decodeURIComponent(new URL(url, location.href).pathname.split('/').pop() || 'image');
-    return (await search(sketchInputOf(decodeImage(bytes, name)), k)).hits;
+    const q: Query = { sketch: sketchInputOf(decodeImage(bytes, name)), text: o.text ?? null, textWeight: o.textWeight ?? DEFAULT_TEXT_WEIGHT };
+    return (await search(q, k)).hits;
+  },
+  async queryText(text: string, k = 10) {
+    await demo.ready;
+    return (await search({ sketch: null, text, textWeight: 1 }, k)).hits;
+  },
+  get model() {
+    return modelInfo && { kind: modelInfo.kind, label: MODEL_LABEL[modelInfo.kind], textContext: modelInfo.textContext ?? null, defaultTextWeight: DEFAULT_TEXT_WEIGHT };
   },
   lastResults: null,
   resultsVersion: 0,
@@ -677,6 +884,38 @@ el.folder.addEventListener('change', () => {
 });
 el.explainClose.addEventListener('click', () => (el.explain.hidden = true));
 
+// The text box (CAAN): results follow the text as it is typed (debounced); Enter or Search runs it at once and says
+// so when it is empty. The weight slider composes it with a drawing.
+const setTextWeight = () => {
+  el.textWeightOut.textContent = textWeight().toFixed(2);
+};
+el.textWeight.value = String(DEFAULT_TEXT_WEIGHT);
+setTextWeight();
+el.textWeight.addEventListener('input', () => {
+  setTextWeight();
+  if (!pad.isEmpty() && currentText() !== null) schedule(DEBOUNCE_MS);
+});
+el.text.addEventListener('input', () => {
+  textMessage('');
+  void showTokenCount();
+  schedule(DEBOUNCE_MS);
+});
+const submitText = () => {
+  if (el.text.value.trim() === '') {
+    textMessage('The text is empty: type what to find, e.g. "a giraffe".');
+    if (pad.isEmpty()) showResults(null, null);
+    return;
+  }
+  schedule(0);
+};
+el.text.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') {
+    e.preventDefault();
+    submitText();
+  }
+});
+el.textSearch.addEventListener('click', submitText);
+
 function showSamples(sketches: string[]): void {
   el.samples.replaceChildren();
   for (const p of sketches) {
@@ -718,6 +957,8 @@ async function registerOffline(manifest: { photos: string[]; sketches: string[] 
       ...manifest.photos.map((p) => `sample/photo/${enc(p)}`),
       ...manifest.sketches.map((p) => `sample/sketch/${enc(p)}`),
     ]);
+    // CAAN's text box offline too, when the vocabulary is served (without it only the text queries are missing).
+    if (modelInfo?.textContext !== undefined) await cache.add(VOCAB_URL).catch(() => undefined);
     el.offline.textContent = 'available offline';
     resolveOffline(true);
   } catch (e) {
@@ -733,7 +974,11 @@ async function main(): Promise<void> {
   const [w, manifest] = await Promise.all([loadWeights(), sampleManifest()]);
   showSamples(manifest.sketches);
   engine.setWeights(w);
-  identity = modelIdentity(w.tensors, w.config);
+  identity = modelIdentity(w.weights.tensors, w.weights.config);
+  if (modelInfo!.textContext !== undefined) {
+    // Fetch the vocabulary while the gallery is indexed; a failure is said in the text box (and again on use).
+    clipTokenizer().then(() => showTokenCount(), (e) => textMessage(errorText(e).title));
+  }
   status('Indexing the gallery…');
   switchGallery(() => useSampleGallery(manifest));
   el.useSample.addEventListener('click', () => switchGallery(() => useSampleGallery(manifest)));

@@ -1,11 +1,12 @@
 /**
- * The page's GPU session: one device, the model and the gallery's search on it, GPU work serialized (an executor's
+ * The page's GPU session: one device, the model (ZSE-SBIR or CAAN, as the retrieval interface of
+ * src/retrieval/model.ts) and the gallery's search on it, GPU work serialized (an executor's
  * buffers are reused by every run, so two runs must not overlap), and recovery from a lost device: a new device is
  * created, the weights and the gallery embeddings (kept on the host) are uploaded again, and the callers retry.
  */
 import {
-  browserGpu, checkAdapterLimits, GallerySearch, SketchError, ZseModel, type GalleryIndex, type GpuContext,
-  type LoadedWeights,
+  browserGpu, CaanModel, CaanRetrieval, checkAdapterLimits, GallerySearch, SketchError, ZseModel, ZseRetrieval,
+  type ClipTokenizer, type GalleryIndex, type GpuContext, type LoadedModelWeights, type RetrievalModel,
 } from '../src/browser.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -18,17 +19,18 @@ export interface EngineEvents {
 
 export class Engine {
   ctx!: GpuContext;
-  model: ZseModel | null = null;
+  model: RetrievalModel | null = null;
   search: GallerySearch | null = null;
   gallery: GalleryIndex | null = null;
-  weights: LoadedWeights | null = null;
+  weights: LoadedModelWeights | null = null;
   /** Incremented by each recovery. */
   generation = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private recovering: Promise<void> | null = null;
   private closed = false;
 
-  constructor(readonly events: EngineEvents = {}) {}
+  /** `tokenizer`: how CAAN gets the CLIP tokenizer when a text comes (fetched once by the page, kept across devices). */
+  constructor(readonly events: EngineEvents = {}, private readonly tokenizer?: () => Promise<ClipTokenizer>) {}
 
   /** A device (throws NO_ADAPTER with a clear message when the browser has no WebGPU). */
   async openDevice(): Promise<GpuContext> {
@@ -40,13 +42,13 @@ export class Engine {
   }
 
   /** Upload the weights (and the gallery, when there is one) to the current device. */
-  setWeights(w: LoadedWeights): void {
+  setWeights(w: LoadedModelWeights): void {
     this.weights = w;
     this.setup(w);
   }
 
-  private setup(w: LoadedWeights): void {
-    const problems = checkAdapterLimits(this.ctx.adapter.limits, w.config);
+  private setup(w: LoadedModelWeights): void {
+    const problems = checkAdapterLimits(this.ctx.adapter.limits, w.weights.config);
     if (problems.length) {
       this.closed = true; // no recovery for this one: a new device on the same adapter has the same limits
       this.ctx.destroy();
@@ -55,7 +57,9 @@ export class Engine {
         problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ') + '.',
         'Try another browser or GPU, or update the GPU driver.');
     }
-    this.model = ZseModel.create(this.ctx, w.config, w.tensors);
+    this.model = w.kind === 'caan'
+      ? new CaanRetrieval(CaanModel.create(this.ctx, w.weights.config, w.weights.tensors), this.tokenizer)
+      : new ZseRetrieval(ZseModel.create(this.ctx, w.weights.config, w.weights.tensors));
     if (this.gallery) this.search = GallerySearch.create(this.ctx, this.gallery.embeddings, this.gallery.paths.length, this.gallery.dim);
   }
 
@@ -123,7 +127,7 @@ export class Engine {
     }
   }
 
-  requireModel(): ZseModel {
+  requireModel(): RetrievalModel {
     if (!this.model) throw new SketchError('DEVICE_LOST', 'The GPU device is being recreated.', 'Try again in a moment.');
     return this.model;
   }
