@@ -113,6 +113,16 @@ class CaanConfig:
                                                        rn_text_hidden=16), name='small')
 
     @staticmethod
+    def demo():
+        """The shipped demo model (tools/train_caan.py: 3,000 steps in ~50 min on one CPU core): image towers as the ZSE demo model
+        (128/5/4/512, 112 px, stem 16-32-64), a 4-block 128-wide text tower with CLIP's 77 positions, embed 128,
+        RN widths as ZSE's small (A^1.5, A) = (27, 9) for A = 9 anchors."""
+        return CaanConfig(image=ImageConfig(width=128, depth=5, heads=4, mlp=512, grid=7, stem=(16, 32, 64)),
+                          text=TextConfig(width=128, depth=4, heads=4, mlp=512),
+                          embed=128, align=AlignConfig(heads=4, ff=256, anchor_dim=64, rn_hidden=(27, 9),
+                                                       rn_text_hidden=9), name='demo')
+
+    @staticmethod
     def tiny():
         """Test fixture: 112 px, widths 32 / 16 / 32 (image / text / embed), the real CLIP vocab and context."""
         return CaanConfig(image=ImageConfig(width=32, depth=2, heads=4, mlp=64, grid=7, stem=(8, 16, 24)),
