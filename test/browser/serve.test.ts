@@ -11,7 +11,7 @@ import { Sha256, weightsHash as webHash } from '../../src/web-hash.ts';
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../paths.ts';
 // @ts-expect-error: plain JS module without types
-import { startServer, TRAINED_WEIGHTS, TEST_WEIGHTS } from '../../web/serve.mjs';
+import { startServer, TRAINED_WEIGHTS, TEST_WEIGHTS, CLIP_VOCAB_URL, clipVocabPath } from '../../web/serve.mjs';
 
 const T = suite('web server');
 let srv: { port: number; url: string; close(): Promise<void> };
@@ -65,6 +65,25 @@ T('the page\'s default weights: the trained ones when present, else the random t
   const trained = existsSync(resolve(REPO_ROOT, TRAINED_WEIGHTS));
   assert.equal(c, { weights: `../${trained ? TRAINED_WEIGHTS : TEST_WEIGHTS}`, random: !trained });
   assert.is((await get('/web/' + c.weights)).status, 200);
+});
+
+T('serves the CAAN test model and the CLIP vocabulary (from where the CLI reads it) for CAAN in the page', async () => {
+  const w = await get('/test/fixtures/caan/tiny.weights.safetensors', 'HEAD');
+  assert.is(w.status, 200);
+  assert.is(Number(w.headers['content-length']), readFileSync(resolve(REPO_ROOT, 'test/fixtures/caan/tiny.weights.safetensors')).length);
+  assert.is(CLIP_VOCAB_URL, '/clip/bpe_simple_vocab_16e6.txt.gz');
+  const vocab = clipVocabPath();
+  const v = await get(CLIP_VOCAB_URL);
+  if (existsSync(vocab)) {
+    assert.is(v.status, 200);
+    assert.is(v.headers['content-type'], 'application/gzip');
+    assert.ok(v.body.equals(readFileSync(vocab)), 'the vocabulary file as it is');
+  } else {
+    assert.is(v.status, 404);
+  }
+  for (const p of ['/clip/', '/clip/other.txt.gz', '/clip/../package.json', '/clip/%2e%2e/package.json', '/test/fixtures/caan/../../run.sh']) {
+    assert.is((await get(p)).status, 404, p);
+  }
 });
 
 T('refuses writes, paths outside its folders, traversal and hidden files', async () => {
