@@ -24,6 +24,11 @@ Deviations from the official recipe, because this trains from scratch on 2,350 +
   cosines then lose their small differences);
 - model selection on 10 held-out *seen* classes (never the unseen ones): best mean of ret and rn mAP@all.
 
+Opt-in experiments (off by default, so the defaults reproduce the shipped weights; what each did is in
+weights/README.md, "Later attempts"): --stem-init full, --pair-frac (positive photo = the sketch's own source photo),
+--ret-loss (cross-modal supervised contrastive on the SA cls), --inst-loss (instance InfoNCE on the SA cls),
+--proxy-loss (cosine-classifier cross-entropy on the SA cls), --tri-loss / --rn-loss (the official weights 2 / 4).
+
 Data: ../shared/data/sketchy/all125-128/{photo,sketch}/<class>/ for the 104 classes not in
 ../shared/data/splits/test_class_sketchy21.txt, preprocessed exactly as the engine does at the model's input size
 (tools/eval_zse.py). The unseen classes are never read here, except by --final-eval after training.
@@ -64,7 +69,7 @@ def build_config(a):
                              rn_hidden=rn_hidden, name='sketchy104-small')
 
 
-def init_weights_(model):
+def init_weights_(model, stem_init='half'):
     for name, m in model.named_modules():
         if name.startswith('rn.'):
             continue                                                # RN MLP: PyTorch's default init, as the official
@@ -72,7 +77,12 @@ def init_weights_(model):
             nn.init.trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Conv2d):
-            if name.startswith('sa.model.scale'):
+            if name.startswith('sa.model.scale') and stem_init == 'full':
+                # He init on fan-in: the stem's output has about the patch conv's scale (std ~0.5 on our inputs),
+                # so the token average is not dominated by the linear patch conv
+                last = name.endswith('.6')
+                nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='linear' if last else 'relu')
+            elif name.startswith('sa.model.scale'):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             else:
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -83,9 +93,10 @@ def init_weights_(model):
             nn.init.zeros_(m.bias)
     nn.init.trunc_normal_(model.sa.model.pos_embedding, std=0.02)
     nn.init.trunc_normal_(model.sa.model.cls, std=0.02)
-    # the last scale conv feeds the token average; keep its output on the patch conv's scale
-    with torch.no_grad():
-        model.sa.model.scale.seq[6].weight.mul_(0.5)
+    if stem_init == 'half':
+        # the first shipped run's init: fan-out He, last conv halved (stem output std ~0.06, 8x below the patch conv)
+        with torch.no_grad():
+            model.sa.model.scale.seq[6].weight.mul_(0.5)
     return model
 
 
@@ -161,13 +172,22 @@ def augment(x, gen, sketch, p=0.85):
 # ----------------------------------------------------------------------------------------------------------------
 class TripletSampler:
     """Official TrainSet-style groups, deterministic from a numpy RandomState: per group a class c and another
-    class c2; sk and sk_neg are two sketches of c, im a photo of c, im_neg a photo of c2."""
+    class c2; sk and sk_neg are two sketches of c, im a photo of c, im_neg a photo of c2. With pair_frac > 0, that
+    fraction of groups takes sk among the sketches whose source photo is in the set (Sketchy sketches are drawn from
+    a photo: `<photo>-<n>.png`) and im = that photo (still a photo of c, so the official losses are unchanged)."""
 
-    def __init__(self, sk_label, im_label, seed):
+    def __init__(self, sk_label, im_label, seed, sk_files=None, im_files=None, pair_frac=0.0):
         self.rng = np.random.RandomState(seed)
         self.ncls = int(sk_label.max()) + 1
         self.sk_by = [np.where(sk_label == c)[0] for c in range(self.ncls)]
         self.im_by = [np.where(im_label == c)[0] for c in range(self.ncls)]
+        self.pair_frac = pair_frac
+        self.src = np.full(len(sk_label), -1, dtype=np.int64)       # sketch index -> its source photo index
+        if sk_files is not None and im_files is not None:
+            where = {Path(str(f)).stem: i for i, f in enumerate(im_files)}
+            for i, f in enumerate(sk_files):
+                self.src[i] = where.get(Path(str(f)).stem.rsplit('-', 1)[0], -1)
+        self.paired_by = [idx[self.src[idx] >= 0] for idx in self.sk_by]
 
     def sample(self, b):
         r = self.rng
@@ -177,7 +197,40 @@ class TripletSampler:
         skn = np.array([r.choice(self.sk_by[k]) for k in c])
         im = np.array([r.choice(self.im_by[k]) for k in c])
         imn = np.array([r.choice(self.im_by[k]) for k in c2])
+        if self.pair_frac > 0:
+            for g in np.where(r.rand(b) < self.pair_frac)[0]:
+                if len(self.paired_by[c[g]]):
+                    sk[g] = r.choice(self.paired_by[c[g]])
+                    im[g] = self.src[sk[g]]
         return sk, skn, im, imn
+
+
+def cross_modal_supcon(z_sk, y_sk, z_im, y_im, temp):
+    """Supervised contrastive loss across modalities on L2-normalised SA cls embeddings (the ret embedding): each
+    sketch against every photo of the batch, positives = the photos of its class, and symmetrically each photo
+    against every sketch. Mean over anchors of -mean_{pos} log softmax."""
+    def one(a, ya, b, yb):
+        logits = a @ b.t() / temp
+        logp = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        pos = (ya[:, None] == yb[None, :]).float()
+        return -((logp * pos).sum(1) / pos.sum(1).clamp(min=1)).mean()
+    return 0.5 * (one(z_sk, y_sk, z_im, y_im) + one(z_im, y_im, z_sk, y_sk))
+
+
+def instance_nce(z_sk, src_sk, z_im, id_im, temp):
+    """InfoNCE between each sketch and its own source photo among the batch's photos (and each such photo against
+    the batch's sketches): the instance-level signal of Sketchy's paired sketches. Rows without their photo in the
+    batch are left out."""
+    pos = (src_sk[:, None] == id_im[None, :]) & (src_sk[:, None] >= 0)
+    logits = z_sk @ z_im.t() / temp
+    terms = []
+    for lg, ps in ((logits, pos), (logits.t(), pos.t())):
+        rows = ps.any(1)
+        if rows.any():
+            lg, ps = lg[rows], ps[rows].float()
+            logp = lg - torch.logsumexp(lg, dim=1, keepdim=True)
+            terms.append(-((logp * ps).sum(1) / ps.sum(1)).mean())
+    return sum(terms) / len(terms) if terms else torch.zeros(())
 
 
 def save_official(model, path, epoch, map_all, p100, extra=None):
@@ -221,6 +274,23 @@ def main():
     ap.add_argument('--sa-dropout', type=float, default=0.0,
                     help='dropout in SA (official 0.1; 0 saves time, augmentation regularises instead)')
     ap.add_argument('--bf16', type=int, default=1, help='bfloat16 autocast: 0 off, 1 SA only (CA/RN float32), 2 everywhere')
+    ap.add_argument('--stem-init', choices=['full', 'half'], default='half',
+                    help="conv-stem init: 'half' (the shipped run's: He fan-out, last conv halved, stem output ~8x below "
+                         "the patch conv) or 'full' (He fan-in: the stem's output on the patch conv's scale)")
+    ap.add_argument('--ret-loss', type=float, default=0.0,
+                    help='weight of a cross-modal supervised-contrastive loss on the SA cls (the ret embedding); 0 = off '
+                         '(the official losses only)')
+    ap.add_argument('--proxy-loss', type=float, default=0.0,
+                    help='weight of a cosine-classifier (normalised softmax, one learned proxy per training class, '
+                         'shared by both modalities) cross-entropy on the SA cls; 0 = off')
+    ap.add_argument('--proxy-scale', type=float, default=16.0, help='logit scale of --proxy-loss')
+    ap.add_argument('--tri-loss', type=float, default=2.0, help='weight of the CA-cls triplet loss (official 2)')
+    ap.add_argument('--rn-loss', type=float, default=4.0, help='weight of the RN MSE loss (official 4)')
+    ap.add_argument('--pair-frac', type=float, default=0.0,
+                    help='fraction of triplet groups whose positive photo is the sketch\'s own source photo')
+    ap.add_argument('--inst-loss', type=float, default=0.0,
+                    help='weight of an instance-level InfoNCE (sketch vs its source photo) on the SA cls; 0 = off')
+    ap.add_argument('--ret-temp', type=float, default=0.1, help='temperature of --ret-loss')
     ap.add_argument('--val-classes', type=int, default=10)
     ap.add_argument('--split-seed', type=int, default=0)
     ap.add_argument('--val-every', type=int, default=100, help='steps; 0: no validation (probe)')
@@ -259,15 +329,21 @@ def main():
     sk_all = ev.to_input(tr['sketch'])
     im_all = ev.to_input(tr['photo'])
 
-    model = init_weights_(zse_ref.Model(cfg))
+    model = init_weights_(zse_ref.Model(cfg), a.stem_init)
     for m in model.sa.modules():
         if isinstance(m, nn.Dropout):
             m.p = a.sa_dropout
     n_keys, n_params, n_used = zse_ref.check_state_dict(model)
     used_params = sum(v.numel() for k, v in model.state_dict().items() if not k.startswith(zse_ref.DEAD_PREFIX))
     print(f'model: {n_keys} keys, {n_params:,} params ({used_params:,} used at inference)', flush=True)
-    opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.9, 0.999))
-    sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed)
+    ncls = int(tr['sketch_label'].max()) + 1
+    proxies = nn.Parameter(torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02)
+    groups = param_groups(model, a.wd)
+    groups[1]['params'].append(proxies)                             # training-only, not in the checkpoint
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999))
+    sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed, tr['sketch_files'], tr['photo_files'],
+                             a.pair_frac)
+    print(f'paired sketches (source photo in the set): {int((sampler.src >= 0).sum())} of {len(sampler.src)}', flush=True)
     gen = torch.Generator().manual_seed(a.seed)
     triplet = nn.TripletMarginLoss(margin=1.0, p=2)
     start, best, history = 0, {'score': -1.0}, []
@@ -279,6 +355,9 @@ def main():
         gen.set_state(st['gen'])
         torch.set_rng_state(st['torch_rng'])
         start, best, t_offset = st['step'], st['best'], st['elapsed']
+        if 'proxies' in st:
+            with torch.no_grad():
+                proxies.copy_(st['proxies'])
         print(f'resumed at step {start}', flush=True)
 
     # rn on every 5th val sketch (5 per class) x all 250 val photos, to keep validation cheap on 2 cores
@@ -295,13 +374,14 @@ def main():
     def checkpoint(step):
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step, 'best': best,
+                    'proxies': proxies.detach().clone(),
                     'elapsed': time.time() - t_start + t_offset, 'args': vars(a)}, out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
     model.train()
     b = a.batch
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)])   # clamp(target, 0.01, 0.99)
-    acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'n': 0}
+    acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
     t_last = time.time()
     for step in range(start, a.steps):
         lr = lr_at(step, a)
@@ -318,7 +398,28 @@ def main():
         cls_fea, score = cls_fea.float(), score.float().view(-1)
         l_tri = triplet(cls_fea[0:b], cls_fea[2 * b:3 * b], cls_fea[3 * b:])
         l_mse = F.mse_loss(score, target)
-        loss = 2 * l_tri + 4 * l_mse
+        loss = a.tri_loss * l_tri + a.rn_loss * l_mse
+        l_ret = torch.zeros(())
+        if a.ret_loss > 0:
+            cls = F.normalize(sa[:, 0], dim=1)
+            y_sk = torch.from_numpy(tr['sketch_label'][np.concatenate([i_sk, i_skn])]).long()
+            y_im = torch.from_numpy(tr['photo_label'][np.concatenate([i_im, i_imn])]).long()
+            l_ret = cross_modal_supcon(cls[:2 * b], y_sk, cls[2 * b:], y_im, a.ret_temp)
+            loss = loss + a.ret_loss * l_ret
+        l_proxy = torch.zeros(())
+        if a.proxy_loss > 0:
+            cls = F.normalize(sa[:, 0], dim=1)
+            y = torch.from_numpy(np.concatenate([tr['sketch_label'][np.concatenate([i_sk, i_skn])],
+                                                 tr['photo_label'][np.concatenate([i_im, i_imn])]])).long()
+            l_proxy = F.cross_entropy(a.proxy_scale * cls @ F.normalize(proxies, dim=1).t(), y)
+            loss = loss + a.proxy_loss * l_proxy
+        l_inst = torch.zeros(())
+        if a.inst_loss > 0:
+            cls = F.normalize(sa[:, 0], dim=1)
+            src_sk = torch.from_numpy(sampler.src[np.concatenate([i_sk, i_skn])])
+            id_im = torch.from_numpy(np.concatenate([i_im, i_imn]))
+            l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
+            loss = loss + a.inst_loss * l_inst
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip) if a.clip > 0 else torch.tensor(0.0)
@@ -326,6 +427,9 @@ def main():
         acc['loss'] += loss.item()
         acc['tri'] += l_tri.item()
         acc['mse'] += l_mse.item()
+        acc['ret'] += l_ret.item()
+        acc['inst'] += float(l_inst)
+        acc['proxy'] += float(l_proxy)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -333,8 +437,9 @@ def main():
             t_last = time.time()
             n = acc['n']
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
+                 'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'grad_norm': float(gn), 'steps_per_s': n / dt})
-            acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'n': 0}
+            acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
         over = a.max_minutes and (time.time() - t_start + t_offset) > 60 * a.max_minutes
         if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over):
             r, sc = validate(s1)
