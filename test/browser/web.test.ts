@@ -9,77 +9,33 @@
 // written to .cache/screenshots/.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { readNpy } from '../../src/io/npy.ts';
 import { REPO_ROOT } from '../paths.ts';
-import { browserUnavailable, openSession, screenshot, type Session } from './harness.ts';
+import { assertSameHits, browserUnavailable, cli, openSession, SAMPLE, samplePhotos, screenshot, type Hit, type Session } from './harness.ts';
 // @ts-expect-error: plain JS module without types
 import { startServer } from '../../web/serve.mjs';
 
-type Hit = { path: string; score: number };
 type Server = { url: string; close(): Promise<void> };
 
-const run = promisify(execFile);
-const BIN = resolve(REPO_ROOT, 'bin', 'sketchgpu.js');
 const WEIGHTS_REL = 'test/fixtures/zse/tiny224.weights.safetensors';
 const WEIGHTS = resolve(REPO_ROOT, WEIGHTS_REL);
 const PER_CLASS = Number(process.env.SKETCHGPU_BROWSER_PERCLASS ?? 2);
-const SAMPLE = resolve(REPO_ROOT, 'web', 'sample');
 const TOL = 1e-4;
 const PAGE_QUERY = `?weights=../${WEIGHTS_REL}&perclass=${PER_CLASS}`;
 
 const skipReason = browserUnavailable();
 if (skipReason) console.log(`\nbrowser tests SKIPPED: ${skipReason}\n`);
 
-async function cli(args: string[]): Promise<string> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, maxBuffer: 64 << 20, timeout: 600_000 });
-    return r.stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`sketchgpu ${args.join(' ')} failed: ${err.stderr || err.message}`);
-  }
-}
 
 async function cliQuery(sketch: string, index: string, k: number): Promise<Hit[]> {
   const out = JSON.parse(await cli(['query', sketch, '--index', index, '-k', String(k), '--json']));
   return out.results[0].hits.map((h: Hit) => ({ path: h.path, score: h.score }));
 }
 
-/** Copy the first n photos of each class of the sample gallery (sorted as the CLI sorts them) to dir. */
-function samplePhotos(dir: string, n: number): string[] {
-  const paths: string[] = [];
-  for (const cls of readdirSync(join(SAMPLE, 'photo')).sort()) {
-    for (const f of readdirSync(join(SAMPLE, 'photo', cls)).filter((x) => /\.(png|jpe?g)$/i.test(x)).sort().slice(0, n)) {
-      mkdirSync(join(dir, cls), { recursive: true });
-      copyFileSync(join(SAMPLE, 'photo', cls, f), join(dir, cls, f));
-      paths.push(`${cls}/${f}`);
-    }
-  }
-  return paths;
-}
 
-/** Same ranking and scores within TOL; positions may differ only between scores within TOL of each other (ties). */
-function assertSameHits(page: Hit[], ref: Hit[], what: string): number {
-  assert.is(page.length, ref.length, `${what}: ${page.length} results, the CLI gave ${ref.length}`);
-  let maxDiff = 0;
-  page.forEach((h, i) => {
-    const d = Math.abs(h.score - ref[i]!.score);
-    maxDiff = Math.max(maxDiff, d);
-    assert.ok(d <= TOL, `${what}: rank ${i + 1} score ${h.score} vs CLI ${ref[i]!.score}`);
-    if (h.path !== ref[i]!.path) {
-      const j = ref.findIndex((r) => r.path === h.path);
-      const other = j >= 0 ? ref[j]!.score : ref[ref.length - 1]!.score;
-      assert.ok(Math.abs(other - h.score) <= TOL,
-        `${what}: rank ${i + 1} is ${h.path} (${h.score}) in the page but ${ref[i]!.path} (${ref[i]!.score}) in the CLI, not a tie`);
-    }
-  });
-  return maxDiff;
-}
 
 const T = suite('browser');
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-web-'));
