@@ -1,4 +1,5 @@
 import { SketchError } from '../../errors.ts';
+import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { WeightStore } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
@@ -196,29 +197,11 @@ export class CaanModel {
     if (sketchTokens.length !== ns * row || photoTokens.length !== np * row) {
       throw new SketchError('BAD_ARGUMENT', `relation needs [n, ${this.tokens}, ${this.config.embed}] projected tokens per side (encode with { tokens: true })`);
     }
-    const P = pairs.length / 2;
-    const scores = new Float32Array(P);
-    const take = (src: Float32Array, idx: number[]) => {
-      const out = new Float32Array(idx.length * row);
-      idx.forEach((s, k) => out.set(src.subarray(s * row, (s + 1) * row), k * row));
-      return out;
-    };
-    for (let p0 = 0; p0 < P; p0 += this.maxPairs) {
-      const chunk = pairs.subarray(2 * p0, 2 * Math.min(P, p0 + this.maxPairs));
-      const pc = chunk.length / 2;
-      const skIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k]!))];
-      const imIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k + 1]!))];
-      const skPos = new Map(skIdx.map((v, k) => [v, k]));
-      const imPos = new Map(imIdx.map((v, k) => [v, k]));
-      const local = new Uint32Array(2 * pc);
-      for (let k = 0; k < pc; k++) {
-        const s = chunk[2 * k]!, j = chunk[2 * k + 1]!;
-        if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`);
-        local[2 * k] = skPos.get(s)!;
-        local[2 * k + 1] = imPos.get(j)!;
-      }
-      const ex = await this.executor(`rn:${skIdx.length}:${imIdx.length}:${pc}`, (g) => buildRelationGraph(g, this.config, skIdx.length, imIdx.length, pc));
-      const out = await ex.run({ sketchTokens: take(sketchTokens, skIdx), photoTokens: take(photoTokens, imIdx), pairs: local }, ['score']);
+    const scores = new Float32Array(pairs.length / 2);
+    for (const { p0, sketches, photos, local } of pairChunks(pairs, ns, np, this.maxPairs)) {
+      const pc = local.length / 2;
+      const ex = await this.executor(`rn:${sketches.length}:${photos.length}:${pc}`, (g) => buildRelationGraph(g, this.config, sketches.length, photos.length, pc));
+      const out = await ex.run({ sketchTokens: takeRows(sketchTokens, sketches, row), photoTokens: takeRows(photoTokens, photos, row), pairs: local }, ['score']);
       scores.set(out.score!, p0);
     }
     return scores;

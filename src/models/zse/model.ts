@@ -1,4 +1,5 @@
 import { SketchError } from '../../errors.ts';
+import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { WeightStore } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
@@ -133,28 +134,11 @@ export class ZseModel {
   ): Promise<Float32Array> {
     this.requireHead();
     const row = this.tokens * this.config.dim;
-    const P = pairs.length / 2;
-    const scores = new Float32Array(P);
-    const take = (src: Float32Array, idx: number[]) => {
-      const out = new Float32Array(idx.length * row);
-      idx.forEach((s, k) => out.set(src.subarray(s * row, (s + 1) * row), k * row));
-      return out;
-    };
-    for (let p0 = 0; p0 < P; p0 += this.maxPairs) {
-      const chunk = pairs.subarray(2 * p0, 2 * Math.min(P, p0 + this.maxPairs));
-      const pc = chunk.length / 2;
-      // Only the images this chunk uses travel to the GPU, re-indexed.
-      const skIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k]!))];
-      const imIdx = [...new Set(Array.from({ length: pc }, (_, k) => chunk[2 * k + 1]!))];
-      const skPos = new Map(skIdx.map((v, k) => [v, k]));
-      const imPos = new Map(imIdx.map((v, k) => [v, k]));
-      const local = new Uint32Array(2 * pc);
-      for (let k = 0; k < pc; k++) {
-        const s = chunk[2 * k]!, j = chunk[2 * k + 1]!;
-        if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`);
-        local[2 * k] = skPos.get(s)!;
-        local[2 * k + 1] = imPos.get(j)!;
-      }
+    const scores = new Float32Array(pairs.length / 2);
+    // Only the images a chunk uses travel to the GPU, re-indexed.
+    for (const { p0, sketches: skIdx, photos: imIdx, local } of pairChunks(pairs, ns, np, this.maxPairs)) {
+      const pc = local.length / 2;
+      const take = (src: Float32Array, idx: number[]) => takeRows(src, idx, row);
       const inputs: Record<string, Float32Array | Uint32Array> = { sketchTokens: take(sketchTokens, skIdx), photoTokens: take(photoTokens, imIdx), pairs: local };
       if (cached) {
         Object.assign(inputs, {
