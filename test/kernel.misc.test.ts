@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows, tokenEmbedding } from '../src/graph/ops/elementwise.ts';
+import { anchorBestCosine, anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows, tokenEmbedding } from '../src/graph/ops/elementwise.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {
@@ -64,6 +64,32 @@ test('anchor cosine: sketch-anchor-major, zero norm gives 0 not NaN', async () =
   }
   assertClose(out.s!, ref, 1e-6, 1e-6, 'cosine');
   assert.is(out.s![1 * A + 3], 0);
+});
+
+test('best cosine per row: max over the other side\'s rows, odd sizes, zero norm gives 0', async () => {
+  const P = 3, A = 5, B = 7, C = 9;
+  const x = rand(P * A * C, 70), y = rand(P * B * C, 71);
+  x.fill(0, (1 * A + 2) * C, (1 * A + 3) * C); // pair 1, row 2 all zeros: every cosine 0, so the max is 0
+  for (let j = 0; j < B; j++) for (let c = 0; c < C; c++) y[(2 * B + j) * C + c] = -Math.abs(y[(2 * B + j) * C + c]!); // pair 2: mostly negative cosines
+  for (let c = 0; c < C; c++) x[(2 * A + 0) * C + c] = Math.abs(x[(2 * A + 0) * C + c]!);
+  const out = await runGraph((g) => { g.output('m', anchorBestCosine(g, g.input('x', [P, A, C]), g.input('y', [P, B, C]), P, A, B, C)); }, { x, y });
+  const ref = new Float64Array(P * A);
+  for (let p = 0; p < P; p++) for (let i = 0; i < A; i++) {
+    let best = -Infinity;
+    for (let j = 0; j < B; j++) {
+      let dot = 0, na = 0, nb = 0;
+      for (let c = 0; c < C; c++) {
+        const u = x[(p * A + i) * C + c]!, v = y[(p * B + j) * C + c]!;
+        dot += u * v; na += u * u; nb += v * v;
+      }
+      const s = dot / Math.sqrt(na) / Math.sqrt(nb);
+      best = Math.max(best, Number.isNaN(s) ? 0 : s);
+    }
+    ref[p * A + i] = best;
+  }
+  assertClose(out.m!, ref, 1e-6, 1e-6, 'best cosine');
+  assert.is(out.m![1 * A + 2], 0);
+  assert.ok(out.m![2 * A] < 0, 'a row whose every cosine is negative keeps its (negative) max');
 });
 
 test('gather rows by an index table column', async () => {

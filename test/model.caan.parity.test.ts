@@ -1,6 +1,6 @@
 // CAAN engine vs. the PyTorch reference (tools/caan_ref.py in float64 from the same F16 weights and inputs; fixture
-// from tools/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower and the
-// sketch-photo relation. The text-image alignment layers are training-only and not in the engine.
+// from tools/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower, the
+// sketch-photo relation and the text-image (text<->sketch, text<->photo) local alignment.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -118,6 +118,45 @@ t('sketch-photo relation: cross-attention, anchors, cosine matrix, RN score for 
     assertClose(scores.slice().reverse(), r.score!, 1e-6, 0, 'relation() vs debugRelation()');
   } finally {
     await small.destroy();
+  }
+});
+
+t('text-image alignment: cross-attention both ways, best word per anchor, score for every text x image pair', async () => {
+  const r = await model.encodeTexts(summary.texts, undefined, { tokens: true });
+  const E = model.config.embed, T = model.tokens, A = get('text_photo.best').length / (nt * np);
+  assert.equal(r.tokens!.map((x) => x.length / E), eot.map((e) => e + 1), 'one token row per position up to EOT');
+  for (const [side, m, n, tok] of [['photo', 'text_photo', np, im.proj!], ['sketch', 'text_sketch', ns, sk.proj!]] as const) {
+    const caImage = get(`${m}.ca.image`), caText = get(`${m}.ca.text`), best = get(`${m}.best`), score = get(`${m}.score`);
+    for (let ti = 0; ti < nt; ti++) {
+      const L = eot[ti]! + 1;
+      const pairs = new Uint32Array(2 * n);
+      for (let j = 0; j < n; j++) pairs.set([0, j], 2 * j);
+      const d = await model.debugTextRelation(side, r.tokens![ti]!, 1, L, tok, n, pairs);
+      const rows = (x: Float32Array, perPair: number, keep: number) => {
+        const out = new Float32Array(n * keep * E);
+        for (let j = 0; j < n; j++) out.set(x.subarray((ti * n + j) * perPair * E, ((ti * n + j) * perPair + keep) * E), j * keep * E);
+        return out;
+      };
+      const at = (key: string, got: Float32Array | undefined, want: Float32Array) => {
+        worst[key] = Math.max(worst[key] ?? 0, maxAbsDiff(got!, want));
+        assertClose(got!, want, TOL, TOL, `${key} (text ${ti})`);
+      };
+      at(`${m}.ca.image`, d['ca.image'], rows(caImage, T, T));
+      at(`${m}.ca.text`, d['ca.text'], rows(caText, ctx, L)); // the reference's rows past EOT are never used
+      at(`${m}.best`, d.best, best.slice(ti * n * A, (ti + 1) * n * A));
+      at(`${m}.score`, d.score, score.slice(ti * n, (ti + 1) * n));
+      // the chunked production path: images in reverse order, one repeated, two pairs per forward
+      const small = CaanModel.create(model.ctx, model.config, (await loadCaanWeights(WEIGHTS)).tensors, { maxPairs: 2 });
+      try {
+        const images = Uint32Array.from([...Array.from({ length: n }, (_, j) => n - 1 - j), 0]);
+        const got = await small.textRelation(side, r.tokens![ti]!, tok, n, images);
+        assertClose(got, Array.from(images, (j) => d.score![j]!), 1e-6, 0, 'textRelation() vs debugTextRelation()');
+        await small.textRelation(side, r.tokens![ti]!, tok, n, Uint32Array.of(n)).then(() => assert.unreachable('accepted an image index past n'), (e) => assert.match(String(e), /out of range/));
+      } finally {
+        await small.destroy();
+      }
+    }
+    if (verbose) console.log(`    ${m}: scores ${Array.from(score, (v) => v.toFixed(4)).join(' ')}`);
   }
 });
 

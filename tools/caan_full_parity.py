@@ -14,6 +14,8 @@ Writes into DIR:
                                   text.ids [2,77] (I32, tools/clip_tokenizer_ref.py), text.eot (I32),
                                   text.eot_features [2,512], text.emb [2,512], sim.text_photo, sim.text_sketch
                                   pair.anchors.sketch [n*n,49,512], pair.cos [n*n,49,49], rn.score [n,n] (p = s*n + j)
+                                  text_photo.best / text_sketch.best [2*n,49] (each anchor's best word, p = t*n + j),
+                                  text_photo.score / text_sketch.score [2,n] (local text-image alignment scores)
                                 metadata: the stamp and the texts (JSON)
   stamp.json                    {version, seed, n}; when it and both files exist and match, nothing is regenerated.
 
@@ -38,7 +40,7 @@ import zse_ref as Z  # noqa: E402
 from clip_tokenizer_ref import ClipTokenizer  # noqa: E402
 from safetensors_min import save_file, load_file  # noqa: E402
 
-VERSION = 1
+VERSION = 2
 DEFAULT_SEED = 2024
 TEXTS = ['a giraffe',
          'a tall animal with a very long neck, a spotted coat, small horns on its head and long thin legs']
@@ -134,6 +136,22 @@ def main():
         t_pairs = time.time()
         print(f'[caan-full] towers + text {t_towers - t_init:.1f}s; CA+RN for {n * n} pairs '
               f'{t_pairs - t_towers:.1f}s; RN gains {[round(g, 3) for g in gains]}', flush=True)
+        # text-image local alignment, every text x image pair of each side (the reference's key mask on padding)
+        ttok = x @ model.text.text_projection                          # [Nt, L, E], as Caan.encode_text
+        valid = torch.arange(ids.size(1))[None, :] <= eot[:, None]
+        nt = ids.size(0)
+
+        def text_one(job):
+            which, m, t = job
+            return model.align.text_pair(tok[m], ttok[t:t + 1].expand(n, -1, -1), valid[t:t + 1].expand(n, -1), which)
+        text_jobs = [(w, m, t) for w, m in (('im', 'photo'), ('sk', 'sketch')) for t in range(nt)]
+        text_res = list(pool.map(text_one, text_jobs))
+        local = {}
+        for m in ('photo', 'sketch'):
+            parts = [r for (w, mm, t), r in zip(text_jobs, text_res) if mm == m]
+            local[f'text_{m}.best'] = torch.cat([r['best'] for r in parts])
+            local[f'text_{m}.score'] = torch.stack([r['score'] for r in parts])
+        print(f'[caan-full] text-image alignment for {len(text_jobs) * n} pairs {time.time() - t_pairs:.1f}s', flush=True)
 
         exp = {
             'sketch.input': sk, 'photo.input': im,
@@ -142,7 +160,7 @@ def main():
             'sim.sketch_photo': emb['sketch'] @ emb['photo'].t(),
             'text.eot_features': feat, 'text.emb': t_emb,
             'sim.text_photo': t_emb @ emb['photo'].t(), 'sim.text_sketch': t_emb @ emb['sketch'].t(),
-            'pair.anchors.sketch': pr['anchors.sketch'], 'pair.cos': pr['cos'], 'rn.score': score,
+            'pair.anchors.sketch': pr['anchors.sketch'], 'pair.cos': pr['cos'], 'rn.score': score, **local,
         }
         exp = {k: (v if isinstance(v, np.ndarray) else v.numpy()).astype(np.float32) for k, v in exp.items()}
         exp['text.ids'] = ids.numpy().astype(np.int32)
@@ -159,6 +177,8 @@ def main():
         save_file(exp, os.path.join(a.out, FILES[1]), meta)
         with open(sp, 'w') as f:
             json.dump(stamp, f)
+    print(f'[caan-full] text_photo.score {np.round(exp["text_photo.score"].astype(float), 4).ravel().tolist()}; '
+          f'text_sketch.score {np.round(exp["text_sketch.score"].astype(float), 4).ravel().tolist()}')
     print(f'[caan-full] text lengths {[int(e) + 1 for e in eot]}; rn.score {np.round(exp["rn.score"].astype(float), 4).ravel().tolist()}; '
           f'sim.sketch_photo {np.round(exp["sim.sketch_photo"].astype(float), 4).ravel().tolist()}')
     print(f'[caan-full] done in {time.time() - t0:.1f}s -> {a.out} '

@@ -46,7 +46,7 @@ metrics (eval_zse.calculate: mAP@all, mAP@200, P@100, P@200), text->photo with "
 descriptions were never trained on). The checkpoint with the best sketch->photo mAP@all is kept (--select).
 
 Outputs in --out: log.jsonl, last.pt (resumable: --resume), best.pt, NAME.safetensors (fp16, every tensor incl.
-the training-only alignment ones, which the engine's loader requires and then skips; metadata sketchgpu.model =
+the text-image alignment ones, which the engine uses for text re-ranking; metadata sketchgpu.model =
 "caan", sketchgpu.config), NAME.check.safetensors (4 sketches, 4 photos, 4 token rows and PyTorch's embeddings from
 the fp16 weights, for tools/check_caan_engine.ts), summary.json. --final-eval then measures the unseen 21 classes
 (../shared/data/sketchy/unseen21-256, read only there): sketch->photo mAP@all/mAP@200/P@100/P@200 and text->photo
@@ -276,8 +276,8 @@ def evaluate(model, data, classes, tok, descriptions=None):
 # Engine weights and the engine check
 # ----------------------------------------------------------------------------------------------------------------
 def write_engine_weights(model, path):
-    """fp16 safetensors with every tensor (the engine's loader requires the training-only ones too, and skips them
-    at upload) and the engine's metadata."""
+    """fp16 safetensors with every tensor (the engine's loader requires all of them; the text-image alignment ones
+    serve its text re-rank) and the engine's metadata."""
     sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     meta = C.metadata(model.cfg)
     tmp = str(path) + '.tmp'

@@ -108,7 +108,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--text <text>', 'a text query (CAAN; repeatable). Alone: text -> photo, one result list per --text. With sketches: a composed sketch+text query, one --text for all sketches or one per sketch', collect)
     .option('--text-weight <w>', 'the text\'s weight w in a composed query: normalise((1 - w)·sketch + w·text) of the unit embeddings (default 0.5)', textWeight)
     .option('-k, --k <n>', 'results per query', posInt('-k'), 10)
-    .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist with the sketch-photo relation (needs a sketch)').choices(['rn']))
+    .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist with a local relation score: the sketch-photo relation for sketch (and sketch+text) queries; the text-photo alignment score for text-only queries (CAAN)').choices(['rn']))
     .option('--rerank-k <n>', 'shortlist size for the re-rank', posInt('--rerank-k'), 100)
     .option('--json', 'print JSON')
     .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails'))
@@ -119,9 +119,6 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       }
       if (o.textWeight !== undefined && (texts.length === 0 || sketches.length === 0)) {
         throw new SketchError('BAD_ARGUMENT', '--text-weight weighs the text in a composed sketch+text query, and this query is not one', 'Pass both sketches and --text, or drop --text-weight.');
-      }
-      if (texts.length && !sketches.length && o.rerank) {
-        throw new SketchError('BAD_ARGUMENT', '--rerank rn scores sketch-photo pairs, and a text-only query has no sketch', 'Drop --rerank for text queries (they rank by cosine), or add a sketch.');
       }
       const index = readIndexFile(o.index);
       if (texts.length && index.model.family !== 'caan') {
@@ -138,21 +135,23 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       try {
         checkIndexModel(index, identity.weights_sha256, o.index, weightsPath, kind);
         if (!sketches.length) {
-          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k });
+          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k, rerank: o.rerank, rerankK: o.rerankK });
+          const how = o.rerank ? `text -> photo cosine top ${Math.min(o.rerankK, index.paths.length)}, re-ranked by the local text-photo alignment score` : 'text -> photo cosine similarity';
           if (o.html) {
             await writeFile(o.html, renderResultSheet({
               title: `sketchgpu query: ${texts.length} text${texts.length > 1 ? 's' : ''}, ${index.paths.length} photos`,
-              subtitle: `text -> photo cosine similarity; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
-              results: run.results, rerank: false,
+              subtitle: `${how}; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
+              results: run.results, rerank: !!o.rerank,
             }));
           }
-          if (o.json) console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: 'text', ...run }));
+          if (o.json) console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'text+rn' : 'text', ...run }));
           else {
             for (const r of run.results) {
               console.log(JSON.stringify(r.text));
-              for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}  ${h.path}`);
+              for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
             }
-            console.log(`\ntext -> photo cosine similarity; embed ${run.timings_ms.embed.toFixed(0)} ms, search ${run.timings_ms.search.toFixed(0)} ms on ${ctx.adapterName}`);
+            const t = run.timings_ms;
+            console.log(`\n${how}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
             if (o.html) console.log(`wrote ${o.html}`);
           }
           return;
@@ -191,8 +190,8 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .requiredOption('--data <root>', 'a folder with sketch/<class>/ and photo/<class>/ (e.g. ../shared/data/sketchy/unseen21-256)')
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
     .addOption(modelOption())
-    .addOption(new Option('--mode <mode>', `ret: sketch -> photo cosine; rn: relation network on every pair; ret+rn: RN re-rank of the cosine top K; text (CAAN): one query per class, "${CLASS_PROMPT_TEMPLATE}" (_ and - as spaces) -> photo cosine, with per-class metrics; sketch+text (CAAN): each sketch composed with its own class's prompt (uses the ground-truth class: an upper-bound-style diagnostic)`).choices([...EVAL_MODES]).default('ret'))
-    .option('--rerank-k <n>', 'K for ret+rn', posInt('--rerank-k'), 100)
+    .addOption(new Option('--mode <mode>', `ret: sketch -> photo cosine; rn: relation network on every pair; ret+rn: RN re-rank of the cosine top K; text (CAAN): one query per class, "${CLASS_PROMPT_TEMPLATE}" (_ and - as spaces) -> photo cosine, with per-class metrics; text+rn (CAAN): the text queries' cosine top K re-ranked by the local text-photo alignment score; sketch+text (CAAN): each sketch composed with its own class's prompt (uses the ground-truth class: an upper-bound-style diagnostic)`).choices([...EVAL_MODES]).default('ret'))
+    .option('--rerank-k <n>', 'K for ret+rn and text+rn', posInt('--rerank-k'), 100)
     .option('--text-weight <w>', 'sketch+text: the text\'s weight w, normalise((1 - w)·sketch + w·text) (default 0.5)', textWeight)
     .option('--json', 'print JSON')
     .option('--dump-scores <file>', 'write the query x photo score matrix (float32 .npy, higher = more similar; queries are classes in text mode)'))
@@ -220,7 +219,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         });
         bar.stop();
         if (o.dumpScores) await writeFile(o.dumpScores, writeNpy({ dtype: 'f32', shape: [r.n_queries, r.n_photos], data: r.scores }));
-        const textMode = r.mode === 'text' || r.mode === 'sketch+text';
+        const textMode = r.mode === 'text' || r.mode === 'text+rn' || r.mode === 'sketch+text';
         const out = {
           map_all: round(r.map_all), map_200: round(r.map_200), precision_100: round(r.precision_100), precision_200: round(r.precision_200),
           mode: r.mode, ...(r.rerank_k ? { rerank_k: r.rerank_k } : {}),
@@ -240,10 +239,10 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         };
         if (o.json) console.log(JSON.stringify(out));
         else {
-          const queries = r.mode === 'text' ? `${r.n_queries} class texts ("${CLASS_PROMPT_TEMPLATE}")` : `${r.n_sketches} sketches${r.mode === 'sketch+text' ? ` + their class texts (weight ${r.text_weight})` : ''}`;
+          const queries = r.mode === 'text' || r.mode === 'text+rn' ? `${r.n_queries} class texts ("${CLASS_PROMPT_TEMPLATE}")` : `${r.n_sketches} sketches${r.mode === 'sketch+text' ? ` + their class texts (weight ${r.text_weight})` : ''}`;
           console.log(`${o.mode} on ${o.data}: ${queries} x ${r.n_photos} photos, ${r.n_classes} classes (${basename(o.weights)}, ${ctx.adapterName})`);
           console.log(`  mAP@all ${out.map_all?.toFixed(4)}   mAP@200 ${out.map_200?.toFixed(4)}   P@100 ${out.precision_100?.toFixed(4)}   P@200 ${out.precision_200?.toFixed(4)}`);
-          console.log(`  time: embed ${r.timings_s.embed.toFixed(1)} s (${out.images_per_s} img/s), score ${r.timings_s.score.toFixed(1)} s${r.rn_pairs ? ` (${r.rn_pairs} RN pairs, ${out.rn_pairs_per_s} pairs/s)` : ''}, metrics ${r.timings_s.metrics.toFixed(2)} s`);
+          console.log(`  time: embed ${r.timings_s.embed.toFixed(1)} s (${out.images_per_s} img/s), score ${r.timings_s.score.toFixed(1)} s${r.rn_pairs ? ` (${r.rn_pairs} ${r.mode === 'text+rn' ? 'text-photo' : 'RN'} pairs, ${out.rn_pairs_per_s} pairs/s)` : ''}, metrics ${r.timings_s.metrics.toFixed(2)} s`);
           if (r.per_class) {
             console.log('  per class:           AP@all  AP@200   P@100   P@200  photos');
             const f = (x: number) => (Number.isNaN(x) ? '     -' : x.toFixed(4)).padStart(7);

@@ -14,12 +14,13 @@ import { relationScores } from './rerank.ts';
 
 /**
  * ret: sketch -> photo cosine; rn: the relation score of every pair; ret+rn: the relation re-rank of the cosine top K;
- * text: one text query per class -> photo cosine (CAAN); sketch+text: each sketch composed with its own class's
- * prompt (CAAN; it uses the ground-truth class, so it is an upper-bound-style diagnostic, not a zero-shot protocol).
+ * text: one text query per class -> photo cosine (CAAN); text+rn: the text queries' cosine top K re-ranked by the
+ * local text-photo alignment score (CAAN); sketch+text: each sketch composed with its own class's prompt (CAAN; it
+ * uses the ground-truth class, so it is an upper-bound-style diagnostic, not a zero-shot protocol).
  */
-export type EvalMode = 'ret' | 'rn' | 'ret+rn' | 'text' | 'sketch+text';
-export const EVAL_MODES: readonly EvalMode[] = ['ret', 'rn', 'ret+rn', 'text', 'sketch+text'];
-/** In ret+rn mode, pairs outside a sketch's top K keep cosine - RERANK_OFFSET: below every RN score (in (0, 1)). */
+export type EvalMode = 'ret' | 'rn' | 'ret+rn' | 'text' | 'text+rn' | 'sketch+text';
+export const EVAL_MODES: readonly EvalMode[] = ['ret', 'rn', 'ret+rn', 'text', 'text+rn', 'sketch+text'];
+/** In ret+rn and text+rn modes, pairs outside a query's top K keep cosine - RERANK_OFFSET: below every relation score (in (0, 1)). */
 export const RERANK_OFFSET = 3;
 
 export interface Dataset {
@@ -71,7 +72,7 @@ export interface EvalResult extends Metrics {
   rerank_k?: number;
   /** sketch+text: the text's weight in each composed query. */
   text_weight?: number;
-  /** text: each class's prompt and metrics, in class order. */
+  /** text, text+rn: each class's prompt and metrics, in class order. */
   per_class?: ClassMetrics[];
   /** Queries: sketches, or classes in text mode. */
   n_queries: number;
@@ -89,15 +90,16 @@ export interface EvalResult extends Metrics {
 export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode, o: { rerankK?: number; textWeight?: number; onProgress?: (p: EvalProgress) => void } = {}): Promise<EvalResult> {
   const model = asRetrievalModel(anyModel);
   if (!EVAL_MODES.includes(mode)) throw new SketchError('BAD_ARGUMENT', `unknown eval mode "${mode}"`, `Use one of ${EVAL_MODES.join(', ')}.`);
-  const textMode = mode === 'text' || mode === 'sketch+text';
+  const textQueries = mode === 'text' || mode === 'text+rn';
+  const textMode = textQueries || mode === 'sketch+text';
   if (textMode && model.textContext === undefined) noTextTower();
   const t0 = performance.now();
   const ns = data.sketches.files.length, np = data.photos.files.length;
-  const needTokens = mode === 'rn' || mode === 'ret+rn';
+  const needTokens = mode === 'rn' || mode === 'ret+rn' || mode === 'text+rn';
   const tower = model.kind === 'zse-sbir' ? 'SA' : 'tower';
   const prog = (stage: string, total: number) => (done: number) => o.onProgress?.({ stage, done, total });
   const prompts = data.classes.map(classPrompt);
-  const sk = mode === 'text' ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
+  const sk = textQueries ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
   const im = await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
   const te = textMode ? await model.encodeTexts(prompts) : null;
   const t1 = performance.now();
@@ -106,9 +108,22 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   const rerankK = Math.min(o.rerankK ?? 100, np);
   const textWeight = o.textWeight ?? 0.5;
   let queryLabels = data.sketches.labels;
-  if (mode === 'text') {
-    scores = await model.cosine(te!, data.classes.length, im.emb, np);
+  if (textQueries) {
+    const nc = data.classes.length;
+    scores = await model.cosine(te!, nc, im.emb, np);
     queryLabels = Int32Array.from(data.classes, (_, c) => c);
+    if (mode === 'text+rn') {
+      rnPairs = nc * rerankK;
+      const local = prog('text-photo re-rank pairs', rnPairs);
+      const top = Array.from({ length: nc }, (_, c) => rankRow(scores.subarray(c * np, (c + 1) * np)).slice(0, rerankK));
+      const rel: Float32Array[] = [];
+      for (let c = 0; c < nc; c++) {
+        rel.push(await model.textRelation(prompts[c]!, 'photo', im.tokens!, np, Uint32Array.from(top[c]!)));
+        local((c + 1) * rerankK);
+      }
+      for (let i = 0; i < scores.length; i++) scores[i] = scores[i]! - RERANK_OFFSET;
+      for (let c = 0; c < nc; c++) top[c]!.forEach((j, t) => { scores[c * np + j] = rel[c]![t]!; });
+    }
   } else if (mode === 'sketch+text') {
     const q = composeQueries(sk!.emb, ns, te!, (i) => data.sketches.labels[i]!, textWeight, model.dim);
     scores = await model.cosine(q, ns, im.emb, np);
@@ -134,7 +149,7 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   const t2 = performance.now();
   const m = evaluateScores(scores, queryLabels, data.photos.labels);
   let perClass: ClassMetrics[] | undefined;
-  if (mode === 'text') {
+  if (textQueries) {
     const pq = perQueryMetrics(scores, queryLabels, data.photos.labels);
     const count = new Int32Array(data.classes.length);
     for (const l of data.photos.labels) count[l]!++;
@@ -144,7 +159,7 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   }
   const t3 = performance.now();
   return {
-    mode, ...(mode === 'ret+rn' ? { rerank_k: rerankK } : {}), ...(mode === 'sketch+text' ? { text_weight: textWeight } : {}), ...m,
+    mode, ...(mode === 'ret+rn' || mode === 'text+rn' ? { rerank_k: rerankK } : {}), ...(mode === 'sketch+text' ? { text_weight: textWeight } : {}), ...m,
     ...(perClass ? { per_class: perClass } : {}),
     n_queries: queryLabels.length, n_sketches: sk ? ns : 0, n_photos: np, n_classes: data.classes.length, rn_pairs: rnPairs,
     timings_s: { embed: (t1 - t0) / 1000, score: (t2 - t1) / 1000, metrics: (t3 - t2) / 1000, total: (t3 - t0) / 1000 },

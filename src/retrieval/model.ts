@@ -55,6 +55,11 @@ export interface RetrievalModel {
   relation(sketch: RelationSide, photo: RelationSide, pairs: Uint32Array): Promise<Float32Array>;
   /** Text embeddings [n, dim] (CAAN); throws a clear error for a model without a text tower, an empty or a too-long text. */
   encodeTexts(texts: readonly string[]): Promise<Float32Array>;
+  /**
+   * Local text-image alignment scores (CAAN): one text against the listed images (indices into n images' tokens
+   * of one side); one score per listed image. Throws the encodeTexts errors for a model without a text tower.
+   */
+  textRelation(text: string, side: ImageModality, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array>;
   /** The identity recorded in an index (index-format.ts). */
   identity(weightsSha256: string): ModelIdentity;
   destroy(): Promise<void>;
@@ -106,6 +111,9 @@ export class ZseRetrieval implements RetrievalModel {
   async encodeTexts(_texts: readonly string[]): Promise<Float32Array> {
     return noTextTower();
   }
+  async textRelation(): Promise<Float32Array> {
+    return noTextTower();
+  }
   identity(weightsSha256: string): ModelIdentity {
     return { family: 'zse-sbir', weights_sha256: weightsSha256, config: this.model.config };
   }
@@ -141,9 +149,10 @@ export class CaanRetrieval implements RetrievalModel {
   relation(sk: RelationSide, im: RelationSide, pairs: Uint32Array) {
     return this.model.relation(sk.tokens, sk.n, im.tokens, im.n, pairs);
   }
-  async encodeTexts(texts: readonly string[]): Promise<Float32Array> {
+  /** The tokenizer, after checking that every text is non-empty and fits the context (clear errors). */
+  private async checkedTokenizer(texts: readonly string[]): Promise<ClipTokenizer | undefined> {
     const tok = await (this.tokenizerP ??= this.tokenizer ? this.tokenizer() : Promise.resolve(this.model.tokenizer!));
-    if (!tok) return this.model.encodeTexts(texts).then((r) => r.emb); // its own "no tokenizer" error
+    if (!tok) return undefined;
     const context = this.model.config.text.context;
     texts.forEach((t, i) => {
       const which = texts.length > 1 ? `text ${i + 1} of ${texts.length}` : 'the text';
@@ -155,7 +164,15 @@ export class CaanRetrieval implements RetrievalModel {
           `Shorten it by ${n - context} token${n - context > 1 ? 's' : ''} (a word is usually one or two).`);
       }
     });
-    return (await this.model.encodeTexts(texts, tok)).emb;
+    return tok;
+  }
+  async encodeTexts(texts: readonly string[]): Promise<Float32Array> {
+    // without a tokenizer, the model's own "no tokenizer" error
+    return (await this.model.encodeTexts(texts, await this.checkedTokenizer(texts))).emb;
+  }
+  async textRelation(text: string, side: ImageModality, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array> {
+    const r = await this.model.encodeTexts([text], await this.checkedTokenizer([text]), { tokens: true });
+    return this.model.textRelation(side, r.tokens![0]!, tokens, n, images);
   }
   identity(weightsSha256: string): ModelIdentity {
     return { family: 'caan', weights_sha256: weightsSha256, config: this.model.config };

@@ -6,7 +6,7 @@ import { SketchError } from '../errors.ts';
 import { encodeFiles } from './files.ts';
 import { galleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
-import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide } from './model.ts';
+import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide, type RetrievalModel } from './model.ts';
 import { GallerySearch, type SearchHit } from './search.ts';
 
 export interface QueryHit {
@@ -67,12 +67,17 @@ export interface TextQueryOptions {
   index: GalleryIndex;
   texts: string[];
   k: number;
+  /** Re-rank each text's cosine top rerankK (default 100) by the local text-photo alignment score (CAAN). */
+  rerank?: 'rn';
+  rerankK?: number;
   onStage?: (stage: string) => void;
 }
 
 export interface TextQueryRun {
   results: TextQueryResult[];
-  timings_ms: { embed: number; search: number; total: number };
+  timings_ms: { embed: number; search: number; rerank: number; total: number };
+  /** Where the re-rank got the photos' tokens. */
+  rerank_tokens?: QueryRun['rerank_tokens'];
   /** [texts, D] the texts' embeddings. */
   textEmbeddings: Float32Array;
 }
@@ -93,27 +98,84 @@ function checkDim(modelDim: number, index: GalleryIndex): void {
   }
 }
 
-/** Text -> photo: each text's embedding (CAAN's text tower) against the index by cosine. */
+/**
+ * Text -> photo: each text's embedding (CAAN's text tower) against the index by cosine; with rerank 'rn', each
+ * text's top rerankK re-ranked by the local text-photo alignment score (cross-attention both ways, best word per
+ * anchor, docs/caan.md).
+ */
 export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
   const model = asRetrievalModel(o.model);
   const { index } = o;
   checkDim(model.dim, index);
   if (o.texts.length === 0) throw new SketchError('BAD_ARGUMENT', 'no text to search for', 'Pass --text "<what to find>".');
+  const rerank = o.rerank === 'rn';
+  const K = rerank ? Math.max(o.k, o.rerankK ?? 100) : o.k;
   const t0 = performance.now();
   o.onStage?.('embedding texts');
   const emb = await model.encodeTexts(o.texts);
   const t1 = performance.now();
   o.onStage?.('searching');
-  const shortlist = await searchIndex(model, index, emb, o.texts.length, o.k);
+  const shortlist = await searchIndex(model, index, emb, o.texts.length, K);
   const t2 = performance.now();
+  let local: Float32Array[] | undefined;
+  let tokensFrom: QueryRun['rerank_tokens'];
+  if (rerank) {
+    o.onStage?.('re-ranking');
+    const unique = [...new Set(shortlist.flatMap((h) => h.map((x) => x.index)))].sort((a, b) => a - b);
+    const pos = new Map(unique.map((g, i) => [g, i]));
+    const { side: im, from } = await shortlistPhotos(model, index, unique, false, 'the text re-rank');
+    tokensFrom = from;
+    local = [];
+    for (let t = 0; t < o.texts.length; t++) {
+      local.push(await model.textRelation(o.texts[t]!, 'photo', im.tokens, im.n, Uint32Array.from(shortlist[t]!, (h) => pos.get(h.index)!)));
+    }
+  }
+  const t3 = performance.now();
   return {
-    results: shortlist.map((hits, i) => ({
-      text: o.texts[i]!,
-      hits: hits.map((h, r) => ({ rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!), score: h.score, cosine: h.score })),
-    })),
+    results: shortlist.map((hits, i) => {
+      let list = hits.map((h, r) => ({ index: h.index, cosine: h.score, rn: local?.[i]![r] }));
+      if (rerank) list = list.sort((a, b) => b.rn! - a.rn! || a.index - b.index);
+      return {
+        text: o.texts[i]!,
+        hits: list.slice(0, o.k).map((h, r) => ({
+          rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
+          score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
+        })),
+      };
+    }),
     textEmbeddings: emb,
-    timings_ms: { embed: t1 - t0, search: t2 - t1, total: t2 - t0 },
+    timings_ms: { embed: t1 - t0, search: t2 - t1, rerank: t3 - t2, total: t3 - t0 },
+    ...(tokensFrom ? { rerank_tokens: tokensFrom } : {}),
   };
+}
+
+/**
+ * The relation side of the shortlisted index rows `unique` (ascending): their tokens (and per-image planes when
+ * `precompute`) from the index's cache when it has them, else recomputed from the photo files.
+ */
+async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, unique: number[], precompute: boolean, what: string): Promise<{ side: RelationSide; from: NonNullable<QueryRun['rerank_tokens']> }> {
+  const row = model.tokens * model.dim;
+  const pick = (src: Float32Array) => {
+    const out = new Float32Array(unique.length * row);
+    unique.forEach((g, i) => out.set(src.subarray(g * row, (g + 1) * row), i * row));
+    return out;
+  };
+  if (index.tokens && (index.projections || !precompute)) {
+    if (index.tokens.length / index.paths.length !== row) {
+      throw new SketchError('BAD_INDEX', `the index caches ${index.tokens.length / index.paths.length / model.dim} tokens per photo, the model makes ${model.tokens}`, 'Rebuild the index with these weights.');
+    }
+    const pr = index.projections;
+    return { side: { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) }, from: 'index cache' };
+  }
+  const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
+  let imTokens: Float32Array;
+  try {
+    imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
+  } catch (e) {
+    throw new SketchError('IO', `${what} needs the shortlisted photos, and one cannot be read: ${(e as Error).message}`,
+      'The index holds no cached tokens; rebuild it with `sketchgpu index --rn-cache`, or restore the photos.');
+  }
+  return { side: await model.relationSide(imTokens, unique.length, 'photo', precompute), from: 'recomputed from the photo files' };
 }
 
 export async function runQuery(o: QueryOptions): Promise<QueryRun> {
@@ -148,33 +210,9 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     o.onStage?.('re-ranking');
     const unique = [...new Set(shortlist.flatMap((h) => h.map((x) => x.index)))].sort((a, b) => a - b);
     const pos = new Map(unique.map((g, i) => [g, i]));
-    const row = model.tokens * D;
-    let im: RelationSide;
-    const pick = (src: Float32Array) => {
-      const out = new Float32Array(unique.length * row);
-      unique.forEach((g, i) => out.set(src.subarray(g * row, (g + 1) * row), i * row));
-      return out;
-    };
     const precompute = model.relationPlanes > 0;
-    if (index.tokens && (index.projections || !precompute)) {
-      if (index.tokens.length / index.paths.length !== row) {
-        throw new SketchError('BAD_INDEX', `the index caches ${index.tokens.length / index.paths.length / D} tokens per photo, the model makes ${model.tokens}`, 'Rebuild the index with these weights.');
-      }
-      const pr = index.projections;
-      im = { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) };
-      tokensFrom = 'index cache';
-    } else {
-      const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
-      let imTokens: Float32Array;
-      try {
-        imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
-      } catch (e) {
-        throw new SketchError('IO', `the RN re-rank needs the shortlisted photos, and one cannot be read: ${(e as Error).message}`,
-          'The index holds no cached tokens; rebuild it with `sketchgpu index --rn-cache`, or restore the photos.');
-      }
-      im = await model.relationSide(imTokens, unique.length, 'photo', precompute);
-      tokensFrom = 'recomputed from the photo files';
-    }
+    const { side: im, from } = await shortlistPhotos(model, index, unique, precompute, 'the RN re-rank');
+    tokensFrom = from;
     // Each image's per-image relation planes once, not once per pair (ZSE's CA projections, zse-sbir.md §13).
     const skSide = await model.relationSide(sk.tokens!, ns, 'sketch', precompute);
     const pairs: number[] = [];

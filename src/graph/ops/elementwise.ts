@@ -5,12 +5,13 @@ import gatherSrc from '../../../shaders/gather.wgsl';
 import tokenEmbedSrc from '../../../shaders/token_embed.wgsl';
 import type { Graph } from '../graph.ts';
 import { gemm } from './gemm.ts';
-import { grid1d, type Kernel } from '../kernel.ts';
+import { grid1d, type Kernel, type Params } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
 export const TOKENS: Kernel = { name: 'tokens', wgsl: tokensSrc };
 export const L2NORM: Kernel = { name: 'l2norm', wgsl: l2Src };
 export const ANCHOR_COSINE: Kernel = { name: 'anchor_cosine', wgsl: cosSrc };
+export const ANCHOR_BEST_COSINE: Kernel = { name: 'anchor_cosine', wgsl: cosSrc, entry: 'best' };
 export const GATHER: Kernel = { name: 'gather', wgsl: gatherSrc };
 export const TOKEN_EMBED: Kernel = { name: 'token_embed', wgsl: tokenEmbedSrc };
 
@@ -31,9 +32,21 @@ export function l2normRows(g: Graph, x: Tensor, rows: number, D: number, o: { ld
 /** Per-pair anchor cosine matrices [P, A*A] (sketch-anchor-major). */
 export function anchorCosine(g: Graph, sk: Tensor, im: Tensor, P: number, A: number, C: number): Tensor {
   const out = g.intermediate('anchor_cosine', [P, A * A]);
-  g.push({ label: 'anchor_cosine', kernel: ANCHOR_COSINE, reads: [sk, im], writes: [out], params: [['P', 'u32', P], ['A', 'u32', A], ['C', 'u32', C]], dispatch: grid1d(Math.ceil((P * A * A) / 64)), flops: 6 * P * A * A * C });
+  g.push({ label: 'anchor_cosine', kernel: ANCHOR_COSINE, reads: [sk, im], writes: [out], params: cosParams(P, A, A, C), dispatch: grid1d(Math.ceil((P * A * A) / 64)), flops: 6 * P * A * A * C });
   return out;
 }
+
+/**
+ * For each pair p and row i of x [P, A, C], the largest cosine with any row of y [P, B, C] (the same no-eps,
+ * NaN -> 0 cosine as anchorCosine): out [P, A]. CAAN's local text-image score: each anchor's best word.
+ */
+export function anchorBestCosine(g: Graph, x: Tensor, y: Tensor, P: number, A: number, B: number, C: number, label = 'best_cosine'): Tensor {
+  const out = g.intermediate(label, [P, A]);
+  g.push({ label, kernel: ANCHOR_BEST_COSINE, reads: [x, y], writes: [out], params: cosParams(P, A, B, C), dispatch: grid1d(Math.ceil((P * A) / 64)), flops: 6 * P * A * B * C });
+  return out;
+}
+
+const cosParams = (P: number, A: number, B: number, C: number): Params => [['P', 'u32', P], ['A', 'u32', A], ['B', 'u32', B], ['C', 'u32', C]];
 
 /**
  * Token embedding + learned positions for u32 ids [N, L]: out[n, t] = table[ids[n, t]] + pos[t], [N, L, D]

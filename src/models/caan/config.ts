@@ -38,7 +38,7 @@ export interface CaanAlignConfig {
   anchorDim: number;
   /** Sketch-photo relation network widths after the A*A cosine input (then 1). */
   rnHidden: number[];
-  /** Image-text relation network width after its A input (then 1); training only. */
+  /** Image-text relation network width after its A input (then 1). */
   rnTextHidden: number;
 }
 

@@ -9,7 +9,7 @@ import { gemm, linear } from '../../graph/ops/gemm.ts';
 import { conv2d, tokensLayout } from '../../graph/ops/conv2d.ts';
 import { layerNorm } from '../../graph/ops/layernorm.ts';
 import { attention, rows } from '../../graph/ops/attention.ts';
-import { anchorCosine, gatherRows, l2normRows, tokenEmbedding } from '../../graph/ops/elementwise.ts';
+import { anchorBestCosine, anchorCosine, gatherRows, l2normRows, tokenEmbedding } from '../../graph/ops/elementwise.ts';
 import { vitEncoder } from '../zse/graph.ts';
 import { anchorGrid, imageSize, imageTokens, type CaanConfig } from './config.ts';
 
@@ -20,6 +20,8 @@ export const PROJECTIONS = ['sketch.proj', 'photo.proj', 'text.text_projection']
 export interface CaanGraphOptions {
   /** Also expose per-stage tensors (parity tests). */
   debug?: boolean;
+  /** Text graph: also output `proj` [B,L,E], every token through text_projection (the text-image alignment's input). */
+  tokens?: boolean;
 }
 
 /**
@@ -42,7 +44,7 @@ export function buildImageTowerGraph(g: Graph, c: CaanConfig, side: 'sketch' | '
  * the absolute row b*L + (EOT position) of each sequence (the host takes the argmax of the ids, CLIP's pooling).
  * Pre-LN blocks with a causal mask (so the rows up to EOT do not depend on what follows, and L can stop at the
  * batch's longest sequence), QuickGELU MLP, ln_final. Outputs `features` [B,width] (ln_final at EOT) and `emb`
- * [B,E] (its projection, L2-normalised). Debug: `tokens`, `layer<l>`, `ln`.
+ * [B,E] (its projection, L2-normalised); with `tokens`, `proj` [B,L,E]. Debug: `tokens`, `layer<l>`, `ln`.
  */
 export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o: CaanGraphOptions = {}): void {
   const { width: W, heads, vocab, context } = c.text;
@@ -67,8 +69,46 @@ export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o:
   const ln = layerNorm(g, x, g.weight('text.ln_final.weight', [W]), g.weight('text.ln_final.bias', [W]), { kind: 'torch', eps: 1e-5, label: 'ln_final' });
   if (o.debug) g.output('ln', ln);
   const feat = g.output('features', gatherRows(g, ln, eot, { P: B, rowSize: W, rowsIn: B * L, stride: 1, col: 0, label: 'eot' }));
-  const proj = gemm(g, feat, g.weight(transposedName('text.text_projection'), [c.embed, W]), { M: B, N: c.embed, K: W, label: 'text_projection' });
+  const P = g.weight(transposedName('text.text_projection'), [c.embed, W]);
+  const proj = gemm(g, feat, P, { M: B, N: c.embed, K: W, label: 'text_projection' });
   g.output('emb', l2normRows(g, proj, B, c.embed, { label: 'emb' }));
+  if (o.tokens) g.output('proj', gemm(g, ln, P, { M: B * L, N: c.embed, K: W, out: g.intermediate('proj', [B, L, c.embed]), label: 'token_projection' }));
+}
+
+/** One side of a cross-attention layer's pairs: n sequences of T rows, picked per pair by column `col` of `pairs`. */
+interface PairSide { x: Tensor; n: number; T: number; col: 0 | 1 }
+
+/**
+ * One alignment layer `align.<name>` for P pairs: the `own` sequence (queries) updated from the `other` (keys,
+ * values); x' = LN(x + CA(x, y)), out = LN(x' + FFN(x')) with ZSE's CA norm (unbiased std + 1e-6) and a ReLU FFN.
+ * The q/k/v projections run once per sequence and are gathered per pair. No key mask: callers pass only real keys
+ * (a text's tokens up to its EOT), which is what the reference's mask leaves.
+ */
+function crossLayer(g: Graph, c: CaanConfig, name: string, pairs: Tensor, P: number, own: PairSide, other: PairSide): Tensor {
+  const E = c.embed, p = `align.${name}`;
+  const pick = (x: Tensor, s: PairSide, label: string) => gatherRows(g, x, pairs, { P, rowSize: s.T * E, rowsIn: s.n, stride: 2, col: s.col, label });
+  const q = pick(linear(g, own.x, `${p}.self_attn.linears.0`, E, { label: `${name}.q` }), own, `${name}.q.pairs`);
+  const k = pick(linear(g, other.x, `${p}.self_attn.linears.1`, E, { label: `${name}.k` }), other, `${name}.k.pairs`);
+  const v = pick(linear(g, other.x, `${p}.self_attn.linears.2`, E, { label: `${name}.v` }), other, `${name}.v.pairs`);
+  const x0 = pick(own.x, own, `${name}.x.pairs`);
+  const dk = E / c.align.heads;
+  const a = attention(g, q, k, v, { B: P, heads: c.align.heads, Tq: own.T, Tk: other.T, headDim: dk, q: rows(own.T, E), k: rows(other.T, E), v: rows(other.T, E), divisor: Math.sqrt(dk), label: `${name}.attn` });
+  const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: x0, label: `${name}.out` });
+  const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [E]), g.weight(`${p}.sublayer.0.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm0` });
+  const f = linear(g, x1, `${p}.feed_forward.w_1`, c.align.ff, { act: 'relu', label: `${name}.w1` });
+  const r2 = linear(g, f, `${p}.feed_forward.w_2`, E, { residual: x1, label: `${name}.w2` });
+  return layerNorm(g, r2, g.weight(`${p}.sublayer.1.norm.a`, [E]), g.weight(`${p}.sublayer.1.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm1` });
+}
+
+/** ZSE's anchor conv (2x2 stride 2 on the raw [G*G, E] -> [E, G, G] view of the non-cls rows, quirk 9): [P, A, C]. */
+function anchors(g: Graph, c: CaanConfig, x: Tensor, P: number, label: string): Tensor {
+  const E = c.embed, G = c.image.grid, T = imageTokens(c);
+  const AG = anchorGrid(c), A = AG * AG, C = c.align.anchorDim;
+  return conv2d(g, x, g.weight('align.anchor.weight', [C, E, 2, 2]), {
+    N: P, Ci: E, H: G, W: G, Co: C, kernel: 2, stride: 2, pad: 0, bias: g.weight('align.anchor.bias', [C]),
+    inLayout: { offset: E, sN: T * E, sC: G * G, sY: G, sX: 1 },
+    out: g.intermediate(label, [P, A, C]), outLayout: tokensLayout(C, A, AG, AG), label,
+  });
 }
 
 /**
@@ -80,39 +120,16 @@ export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o:
  * Output `score` [P,1]; debug: `ca.sketch`, `ca.photo`, `anchors.sketch`, `anchors.photo`, `cos`.
  */
 export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: number, P: number, o: CaanGraphOptions = {}): void {
-  const E = c.embed, G = c.image.grid, T = imageTokens(c), row = T * E;
-  const sk = g.input('sketchTokens', [Ns, T, E]);
-  const im = g.input('photoTokens', [Np, T, E]);
+  const E = c.embed, T = imageTokens(c);
+  const sk: PairSide = { x: g.input('sketchTokens', [Ns, T, E]), n: Ns, T, col: 0 };
+  const im: PairSide = { x: g.input('photoTokens', [Np, T, E]), n: Np, T, col: 1 };
   const pairs = g.input('pairs', [P, 2], 'u32');
-  const pick = (x: Tensor, n: number, col: 0 | 1, label: string) => gatherRows(g, x, pairs, { P, rowSize: row, rowsIn: n, stride: 2, col, label });
-  const layer = (name: 'sk_im' | 'im_sk', own: Tensor, ownN: number, ownCol: 0 | 1, other: Tensor, otherN: number, otherCol: 0 | 1): Tensor => {
-    const p = `align.${name}`;
-    const q = pick(linear(g, own, `${p}.self_attn.linears.0`, E, { label: `${name}.q` }), ownN, ownCol, `${name}.q.pairs`);
-    const k = pick(linear(g, other, `${p}.self_attn.linears.1`, E, { label: `${name}.k` }), otherN, otherCol, `${name}.k.pairs`);
-    const v = pick(linear(g, other, `${p}.self_attn.linears.2`, E, { label: `${name}.v` }), otherN, otherCol, `${name}.v.pairs`);
-    const x0 = pick(own, ownN, ownCol, `${name}.x.pairs`);
-    const dk = E / c.align.heads;
-    const a = attention(g, q, k, v, { B: P, heads: c.align.heads, Tq: T, Tk: T, headDim: dk, q: rows(T, E), k: rows(T, E), v: rows(T, E), divisor: Math.sqrt(dk), label: `${name}.attn` });
-    const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: x0, label: `${name}.out` });
-    const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [E]), g.weight(`${p}.sublayer.0.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm0` });
-    const f = linear(g, x1, `${p}.feed_forward.w_1`, c.align.ff, { act: 'relu', label: `${name}.w1` });
-    const r2 = linear(g, f, `${p}.feed_forward.w_2`, E, { residual: x1, label: `${name}.w2` });
-    return layerNorm(g, r2, g.weight(`${p}.sublayer.1.norm.a`, [E]), g.weight(`${p}.sublayer.1.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm1` });
-  };
-  const caSk = layer('sk_im', sk, Ns, 0, im, Np, 1);
-  const caIm = layer('im_sk', im, Np, 1, sk, Ns, 0);
-
-  const AG = anchorGrid(c), A = AG * AG, C = c.align.anchorDim;
-  const cw = g.weight('align.anchor.weight', [C, E, 2, 2]);
-  const cb = g.weight('align.anchor.bias', [C]);
-  const anchors = (x: Tensor, label: string) => conv2d(g, x, cw, {
-    N: P, Ci: E, H: G, W: G, Co: C, kernel: 2, stride: 2, pad: 0, bias: cb,
-    inLayout: { offset: E, sN: row, sC: G * G, sY: G, sX: 1 },
-    out: g.intermediate(label, [P, A, C]), outLayout: tokensLayout(C, A, AG, AG), label,
-  });
-  const anSk = anchors(caSk, 'anchors.sketch');
-  const anIm = anchors(caIm, 'anchors.photo');
-  const cos = anchorCosine(g, anSk, anIm, P, A, C);
+  const caSk = crossLayer(g, c, 'sk_im', pairs, P, sk, im);
+  const caIm = crossLayer(g, c, 'im_sk', pairs, P, im, sk);
+  const anSk = anchors(g, c, caSk, P, 'anchors.sketch');
+  const anIm = anchors(g, c, caIm, P, 'anchors.photo');
+  const A = anchorGrid(c) ** 2;
+  const cos = anchorCosine(g, anSk, anIm, P, A, c.align.anchorDim);
   let h = cos;
   c.align.rnHidden.forEach((w, i) => {
     h = linear(g, h, `align.rn.rn.${3 * i}`, w, { act: 'relu', label: `rn${i}` });
@@ -124,5 +141,35 @@ export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: numb
     g.output('anchors.sketch', anSk);
     g.output('anchors.photo', anIm);
     g.output('cos', cos);
+  }
+}
+
+/**
+ * Text-image local alignment (docs/caan.md "Alignment") for P pairs of Nt texts and Ni images of one side
+ * (`which`: 'sk' sketches, 'im' photos): inputs `textTokens` [Nt,L,E] (projected text tokens, every text exactly L
+ * tokens long, SOT..EOT: the caller groups texts by length, so no key is padding and no mask is needed),
+ * `imageTokens` [Ni,T,E] (projected tower tokens) and `pairs` [P,2] of (text, image) indices.
+ * align.<which>_txt updates the image tokens from the words, align.txt_<which> the words from the image, both from
+ * the tower outputs. The image's anchors (the anchor conv as in the sketch-photo relation) meet the words through
+ * align.text_anchor; each anchor keeps its best word's cosine, and align.rn_text maps the A best cosines to a
+ * sigmoid score. Output `score` [P,1]; debug: `ca.image`, `ca.text`, `best` [P,A].
+ */
+export function buildTextRelationGraph(g: Graph, c: CaanConfig, which: 'sk' | 'im', Nt: number, L: number, Ni: number, P: number, o: CaanGraphOptions = {}): void {
+  const E = c.embed, T = imageTokens(c);
+  const txt: PairSide = { x: g.input('textTokens', [Nt, L, E]), n: Nt, T: L, col: 0 };
+  const img: PairSide = { x: g.input('imageTokens', [Ni, T, E]), n: Ni, T, col: 1 };
+  const pairs = g.input('pairs', [P, 2], 'u32');
+  const caImg = crossLayer(g, c, `${which}_txt`, pairs, P, img, txt);
+  const caTxt = crossLayer(g, c, `txt_${which}`, pairs, P, txt, img);
+  const A = anchorGrid(c) ** 2, C = c.align.anchorDim;
+  const an = anchors(g, c, caImg, P, 'anchors');
+  const words = linear(g, caTxt, 'align.text_anchor', C, { label: 'text_anchor' });
+  const best = anchorBestCosine(g, an, words, P, A, L, C, 'best');
+  const h = linear(g, best, 'align.rn_text.0', c.align.rnTextHidden, { act: 'relu', label: 'rn_text0' });
+  g.output('score', linear(g, h, 'align.rn_text.3', 1, { act: 'sigmoid', label: 'rn_text_out' }));
+  if (o.debug) {
+    g.output('ca.image', caImg);
+    g.output('ca.text', caTxt);
+    g.output('best', best);
   }
 }

@@ -8,14 +8,14 @@ import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 import { toFloat32, type HostTensor } from '../../io/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
 import { imageSize, imageTokens, type CaanConfig } from './config.ts';
-import { buildImageTowerGraph, buildRelationGraph, buildTextGraph, PROJECTIONS, transposedName } from './graph.ts';
+import { buildImageTowerGraph, buildRelationGraph, buildTextGraph, buildTextRelationGraph, PROJECTIONS, transposedName } from './graph.ts';
 
 export interface CaanModelOptions {
   /** Images per tower forward (default: as many as fit, at most 32). */
   maxBatch?: number;
   /** Texts per text forward (default: as many as fit, at most 64). */
   maxTexts?: number;
-  /** Sketch-photo pairs per relation forward (default: as many as fit, at most 64). */
+  /** Sketch-photo and text-image pairs per relation forward (default: as many as fit, at most 64). */
   maxPairs?: number;
   /** The CLIP tokenizer for encodeTexts (in Node: loadClipTokenizer() from src/text/clip-vocab-node.ts). */
   tokenizer?: ClipTokenizer;
@@ -35,7 +35,15 @@ export interface CaanTextResult {
   emb: Float32Array;
   /** [N, width] ln_final at each sequence's EOT token (before text_projection). */
   features: Float32Array;
+  /**
+   * When asked for: per text, its projected tokens SOT..EOT ([L_i, E], L_i = EOT position + 1): the input of
+   * text-image relation scores. The tokens after EOT (padding) are not part of it, as the reference's key mask.
+   */
+  tokens?: Float32Array[];
 }
+
+/** One text's projected tokens for text-image relation scores (CaanTextResult.tokens[i]). */
+export type TextTokens = Float32Array;
 
 /** Token sequences are run up to the batch's longest, rounded up to this (fewer graph shapes, same result). */
 const TEXT_LENGTH_STEP = 8;
@@ -64,7 +72,7 @@ export class CaanModel {
     this.maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 32, Math.floor(maxBind / perImage)));
     const perText = 4 * config.text.context * Math.max(3 * config.text.width, config.text.mlp);
     this.maxTexts = Math.max(1, Math.min(opts.maxTexts ?? 64, Math.floor(maxBind / perText)));
-    const perPair = 4 * this.tokens * Math.max(config.embed, config.align.ff);
+    const perPair = 4 * Math.max(this.tokens, config.text.context) * Math.max(config.embed, config.align.ff);
     this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
     this.tokenizer = opts.tokenizer;
   }
@@ -74,8 +82,6 @@ export class CaanModel {
     const store = new WeightStore(ctx.device);
     const projections = new Set<string>(PROJECTIONS);
     for (const [name, t] of tensors) {
-      // The training-only parts of the alignment never reach the GPU.
-      if (/^align\.(sk_txt|txt_sk|im_txt|txt_im|text_anchor|rn_text)\./.test(name)) continue;
       if (projections.has(name)) store.upload(transposedName(name), transpose2d(t));
       else store.upload(name, t);
     }
@@ -127,21 +133,21 @@ export class CaanModel {
   }
 
   /** Tokenizes with CLIP's BPE (SOT ... EOT, the model's context) and embeds the texts. */
-  async encodeTexts(texts: readonly string[], tokenizer: ClipTokenizer | undefined = this.tokenizer): Promise<CaanTextResult> {
+  async encodeTexts(texts: readonly string[], tokenizer: ClipTokenizer | undefined = this.tokenizer, o: { tokens?: boolean } = {}): Promise<CaanTextResult> {
     if (!tokenizer) {
       throw new SketchError('BAD_ARGUMENT', 'encodeTexts needs the CLIP tokenizer, and none was given',
         'pass { tokenizer } to CaanModel.create (Node: await loadClipTokenizer(); browser: ClipTokenizer.fromBytes of bpe_simple_vocab_16e6.txt.gz)');
     }
     const ids = tokenizer.tokenize(texts, this.config.text.context);
-    return this.encodeTokenIds(ids.data, texts.length, this.config.text.context);
+    return this.encodeTokenIds(ids.data, texts.length, this.config.text.context, o);
   }
 
   /**
    * Embeds n token rows [n, rowLength] (CLIP ids: SOT, ..., EOT, zero padding). Pooling takes each row's first
    * largest id (CLIP's argmax: EOT is the largest). Because of the causal mask, only the tokens up to the batch's
-   * longest EOT are run.
+   * longest EOT are run. `tokens`: also return each text's projected tokens up to its EOT.
    */
-  async encodeTokenIds(ids: ArrayLike<number>, n: number, rowLength: number): Promise<CaanTextResult> {
+  async encodeTokenIds(ids: ArrayLike<number>, n: number, rowLength: number, o: { tokens?: boolean } = {}): Promise<CaanTextResult> {
     const { vocab, context, width: W } = this.config.text;
     const E = this.config.embed;
     if (ids.length !== n * rowLength) throw new SketchError('BAD_ARGUMENT', `expected ${n} token rows of ${rowLength}, got ${ids.length} ids`);
@@ -162,6 +168,7 @@ export class CaanModel {
     }
     const emb = new Float32Array(n * E);
     const features = new Float32Array(n * W);
+    const tokens: Float32Array[] | undefined = o.tokens ? [] : undefined;
     for (let i = 0; i < n; i += this.maxTexts) {
       const b = Math.min(this.maxTexts, n - i);
       let longest = 0;
@@ -173,12 +180,14 @@ export class CaanModel {
         for (let t = 0; t < Math.min(L, rowLength); t++) u[r * L + t] = ids[(i + r) * rowLength + t]!;
         rowsAt[r] = r * L + eot[i + r]!;
       }
-      const ex = await this.executor(`text:${b}:${L}`, (g) => buildTextGraph(g, this.config, b, L));
-      const out = await ex.run({ ids: u, eotRows: rowsAt }, ['emb', 'features']);
+      const key = `text${o.tokens ? '+tokens' : ''}:${b}:${L}`;
+      const ex = await this.executor(key, (g) => buildTextGraph(g, this.config, b, L, { tokens: o.tokens }));
+      const out = await ex.run({ ids: u, eotRows: rowsAt }, o.tokens ? ['emb', 'features', 'proj'] : ['emb', 'features']);
       emb.set(out.emb!, i * E);
       features.set(out.features!, i * W);
+      for (let r = 0; r < b && tokens; r++) tokens.push(out.proj!.slice(r * L * E, (r * L + eot[i + r]! + 1) * E));
     }
-    return { emb, features };
+    return { emb, features, ...(tokens ? { tokens } : {}) };
   }
 
   /** Every intermediate of the text tower on n rows of exactly L ids (parity tests); eot: each row's EOT position. */
@@ -212,6 +221,41 @@ export class CaanModel {
     const P = pairs.length / 2;
     const ex = await this.executor(`rn-debug:${ns}:${np}:${P}`, (g) => buildRelationGraph(g, this.config, ns, np, P, { debug: true }));
     return ex.run({ sketchTokens, photoTokens, pairs });
+  }
+
+  /**
+   * Local text-image alignment scores (docs/caan.md): one text (its projected tokens from encodeTexts with
+   * { tokens: true }) against the images `images` (indices into n images' projected tokens of one side, encode
+   * with { tokens: true }); one sigmoid score per listed image.
+   */
+  async textRelation(side: ImageSide, text: TextTokens, imageTokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array> {
+    const E = this.config.embed, row = this.tokens * E;
+    const L = text.length / E;
+    if (!Number.isInteger(L) || L < 2 || L > this.config.text.context) {
+      throw new SketchError('BAD_ARGUMENT', `textRelation needs one text's projected tokens [L, ${E}] with 2 <= L <= ${this.config.text.context} (encodeTexts with { tokens: true }), got ${text.length} values`);
+    }
+    if (imageTokens.length !== n * row) throw new SketchError('BAD_ARGUMENT', `textRelation needs [n, ${this.tokens}, ${E}] projected tokens per image (encode with { tokens: true })`);
+    const bad = images.findIndex((j) => j >= n);
+    if (bad >= 0) throw new SketchError('BAD_ARGUMENT', `image index ${images[bad]} is out of range (${n} images)`);
+    const pairs = new Uint32Array(2 * images.length);
+    images.forEach((j, k) => { pairs[2 * k + 1] = j; });
+    const which = side === 'sketch' ? 'sk' : 'im';
+    const scores = new Float32Array(images.length);
+    for (const { p0, photos, local } of pairChunks(pairs, 1, n, this.maxPairs)) {
+      const pc = local.length / 2;
+      const ex = await this.executor(`trn:${which}:${L}:${photos.length}:${pc}`, (g) => buildTextRelationGraph(g, this.config, which, 1, L, photos.length, pc));
+      const out = await ex.run({ textTokens: text, imageTokens: takeRows(imageTokens, photos, row), pairs: local }, ['score']);
+      scores.set(out.score!, p0);
+    }
+    return scores;
+  }
+
+  /** Every intermediate of the text-image relation graph for nt texts of exactly L tokens (parity tests). */
+  async debugTextRelation(side: ImageSide, textTokens: Float32Array, nt: number, L: number, imageTokens: Float32Array, ni: number, pairs: Uint32Array): Promise<Record<string, Float32Array>> {
+    const which = side === 'sketch' ? 'sk' : 'im';
+    const P = pairs.length / 2;
+    const ex = await this.executor(`trn-debug:${which}:${nt}:${L}:${ni}:${P}`, (g) => buildTextRelationGraph(g, this.config, which, nt, L, ni, P, { debug: true }));
+    return ex.run({ textTokens, imageTokens, pairs });
   }
 
   /** Global scores: the [na, nb] cosine matrix between two sets of embeddings (any of the three towers), on the GPU. */
