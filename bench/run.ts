@@ -88,7 +88,7 @@ async function benchKernel(name: string, shape: string, build: (g: Graph, w: Wei
   }
   const gflops = flops / ms / 1e6;
   kernels.push({ name, shape, ms, gflops, ...(peak ? { peak_fraction: (gflops * 1e9) / peak } : {}), timing });
-  log(`  ${name.padEnd(22)} ${shape.padEnd(28)} ${ms.toFixed(3).padStart(9)} ms ${gflops.toFixed(1).padStart(8)} GFLOP/s`);
+  log(`  ${name.padEnd(28)} ${shape.padEnd(28)} ${ms.toFixed(3).padStart(9)} ms ${gflops.toFixed(1).padStart(8)} GFLOP/s`);
   ex.destroy();
   store.destroy();
 }
@@ -98,15 +98,20 @@ const up = (w: WeightStore, name: string, shape: number[], seed: number) => w.up
 
 if (args.only !== 'e2e') {
   log(`kernels (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, ${ctx.features.timestamp ? 'GPU timestamps' : 'wall time per dispatch: this adapter has no timestamp queries'})`);
-  const M = T; // one image's tokens
-  for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
-    await benchKernel(label, `${M}x${N}x${K}`, (g, w) => {
-      up(w, 'w', [N, K], 3);
-      up(w, 'b', [N], 4);
-      const a = g.input('a', [M, K]);
-      const res = label.includes('res') ? g.input('r', [M, N]) : null;
-      g.output('y', gemm(g, a, g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), act: label.includes('gelu') ? 'gelu' : 'none', residual: res ?? undefined }));
-    }, label.includes('res') ? { a: rnd(M * K, 5), r: rnd(M * N, 6) } : { a: rnd(M * K, 5) });
+  // Each GEMM shape with each kernel variant (side by side: the default picks among them by adapter and shape),
+  // for one image's tokens and, on hardware adapters, a batch of 128 images.
+  for (const M of ctx.software ? [T] : [T, 128 * T]) {
+    for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
+      for (const variant of ['tiled', 'vec4', 'rowdot'] as const) {
+        await benchKernel(`${label} [${variant}]`, `${M}x${N}x${K}`, (g, w) => {
+          up(w, 'w', [N, K], 3);
+          up(w, 'b', [N], 4);
+          const a = g.input('a', [M, K]);
+          const res = label.includes('res') ? g.input('r', [M, N]) : null;
+          g.output('y', gemm(g, a, g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), act: label.includes('gelu') ? 'gelu' : 'none', residual: res ?? undefined, variant }));
+        }, label.includes('res') ? { a: rnd(M * K, 5), r: rnd(M * N, 6) } : { a: rnd(M * K, 5) });
+      }
+    }
   }
   const dh = D / cfg.saHeads;
   await benchKernel('attention SA', `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {

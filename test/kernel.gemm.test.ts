@@ -39,9 +39,25 @@ for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36
   });
 }
 
+// The vec4 register-tiled variant (GPUs): 128x128 tiles, K in stages of 16; the same alignment rule as rowdot.
+// Shapes cross the tile (M, N > 128, not multiples of it) and the K stage (K not a multiple of 16).
+for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [130, 257, 36, 'gelu'], [129, 131, 100, 'sigmoid'], [3, 201, 20, 'none'], [200, 29, 52, 'quickgelu']] as const) {
+  test(`gemm vec4 ${M}x${N}x${K} bias ${act}`, async () => {
+    const A = rand(M * K, 31), B = rand(N * K, 32), bias = rand(N, 33);
+    const out = await runGraph(
+      (g) => {
+        g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), act, variant: 'vec4' }));
+      },
+      { a: A },
+      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
+    );
+    assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
+  });
+}
+
 // QuickGELU (CLIP's text MLP) over pre-activations out to ±150: exp(-1.702v) overflows to inf below v ≈ -52 and the
 // result must come out as (-)0 like torch's, not NaN; values are checked relative to their size.
-for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
   const M = 17, N = 23, K = 12;
   const A = rand(M * K, 21), B = rand(N * K, 22);
   const out = await runGraph((g) => {
@@ -53,8 +69,8 @@ for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} quickg
   if (!pre.some((v) => v > 50) || !pre.some((v) => v < -60)) throw new Error('the test does not reach the overflow range');
 });
 
-for (const variant of ['tiled', 'rowdot'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
-  const M = 9, N = 11, K = variant === 'rowdot' ? 20 : 19, lda = variant === 'rowdot' ? 24 : 23, ldc = 15;
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
+  const M = 9, N = 11, K = variant !== 'tiled' ? 20 : 19, lda = variant !== 'tiled' ? 24 : 23, ldc = 15;
   const A = rand(M * lda + 4, 4), B = rand(N * K, 5), R = rand(M * N, 6);
   const out = await runGraph(
     (g) => {

@@ -1,5 +1,6 @@
 import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
+import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
@@ -8,6 +9,18 @@ import type { Tensor } from '../tensor.ts';
 export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + source };
 /** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
 export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + rowdotSource };
+/** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
+export const GEMM_VEC4: Kernel = { name: 'gemm_vec4', wgsl: epilogue + vec4Source };
+
+export type GemmVariant = 'tiled' | 'rowdot' | 'vec4';
+const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
+const KERNEL: Record<GemmVariant, Kernel> = { tiled: GEMM, rowdot: GEMM_ROWDOT, vec4: GEMM_VEC4 };
+/**
+ * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
+ * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
+ * GPU: `npm run bench` times both variants on each GEMM shape so that the threshold can be set from measurements.
+ */
+export const VEC4_MIN_TILES = 96;
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
 export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid' | 'quickgelu';
@@ -30,8 +43,11 @@ export interface GemmOptions {
   rOffset?: number;
   /** Write into this tensor instead of a new one (e.g. a strided slice of a larger buffer). */
   out?: Tensor;
-  /** Force a kernel (tests); by default rowdot on software adapters when the layout allows it, else tiled. */
-  variant?: 'tiled' | 'rowdot';
+  /**
+   * Force a kernel (tests, bench). Default: on software adapters rowdot when the layout allows it; on hardware
+   * vec4 when the layout allows it and the output has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
+   */
+  variant?: GemmVariant;
   label?: string;
 }
 
@@ -41,12 +57,12 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
   const lda = o.lda ?? K, ldb = o.ldb ?? K;
   const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
-  const variant = o.variant ?? (g.target.software && aligned ? 'rowdot' : 'tiled');
-  if (variant === 'rowdot' && !aligned) throw new Error('gemm rowdot needs K, lda, ldb and the A offset to be multiples of 4');
-  const tile = variant === 'rowdot' ? 32 : 64;
+  const variant = o.variant ?? defaultVariant(!!g.target.software, aligned, M, N);
+  if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
+  const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: variant === 'rowdot' ? GEMM_ROWDOT : GEMM,
+    kernel: KERNEL[variant],
     reads: [a, b, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [
@@ -60,6 +76,12 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
     flops: 2 * M * N * K,
   });
   return out;
+}
+
+function defaultVariant(software: boolean, aligned: boolean, M: number, N: number): GemmVariant {
+  if (!aligned) return 'tiled';
+  if (software) return 'rowdot';
+  return Math.ceil(M / 128) * Math.ceil(N / 128) >= VEC4_MIN_TILES ? 'vec4' : 'tiled';
 }
 
 /**
