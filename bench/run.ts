@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeGpu } from '../src/gpu/node.ts';
+import { GemmAutotune } from '../src/graph/autotune.ts';
 import { WeightStore } from '../src/gpu/weights.ts';
 import { Executor } from '../src/graph/executor.ts';
 import { Graph } from '../src/graph/graph.ts';
@@ -323,7 +324,9 @@ function cpuPlacement(stderr: string): Record<string, Record<string, number>> {
   return out;
 }
 
-const result = { adapter: ctx.adapterName, features: ctx.features, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, kernels, end_to_end: e2e, peers, ratios };
+// The GEMM kernel the autotuner picked for each shape the e2e graphs used (hardware adapters; off on CPU drivers).
+const autotune = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner.entries() : null;
+const result = { adapter: ctx.adapterName, features: ctx.features, autotune, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, kernels, end_to_end: e2e, peers, ratios };
 if (args.json) console.log(JSON.stringify(result));
 else {
   console.log(`\nadapter: ${ctx.adapterName}`);

@@ -1,3 +1,5 @@
+import { GemmAutotune } from '../graph/autotune.ts';
+import { autotuneFile } from '../graph/autotune-node.ts';
 import { Command, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -39,12 +41,15 @@ export function buildCli(): Command {
     .action(async (o) => {
       const ctx = await nodeGpu({ adapter: o.adapter });
       const l = ctx.device.limits;
-      const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize };
+      const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
+      const autotune = tuned ? { file: autotuneFile(), gemm_shapes_measured: Object.keys(tuned.entries()).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
+      const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, autotune };
       if (o.json) console.log(JSON.stringify(info));
       else {
         console.log(`adapter   ${info.adapter}`);
         console.log(`features  ${Object.entries(info.features).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
         console.log(`max binding ${(info.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${info.maxComputeWorkgroupStorageSize} B`);
+        console.log(`autotune  ${typeof autotune === 'string' ? autotune : `on: ${autotune.gemm_shapes_measured} GEMM shapes measured so far, in ${autotune.file}`}`);
       }
       ctx.destroy();
     });

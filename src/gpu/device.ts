@@ -8,6 +8,13 @@ export interface GpuFeatures {
   timestamp: boolean;
 }
 
+/** What a GpuContext holds of the autotuner (the class lives in src/graph/autotune.ts). */
+export interface GemmTuner {
+  pick(shape: { M: number; N: number; K: number; aligned: boolean }): string | undefined;
+  /** Measures the shapes not yet known; true when it learned anything. */
+  tune(shapes: readonly { M: number; N: number; K: number; aligned: boolean }[]): Promise<boolean>;
+}
+
 export interface GpuContext {
   /** The entry point the device came from. Held for the device's lifetime: see docs/dawn-node.md. */
   gpu: GPU;
@@ -18,6 +25,11 @@ export interface GpuContext {
   /** A CPU implementation (lavapipe, SwiftShader): kernels without workgroup memory are picked where they exist. */
   software: boolean;
   features: GpuFeatures;
+  /**
+   * Measured kernel choices for this adapter (src/graph/autotune.ts), when autotuning is on: models build their
+   * graphs through buildGraph(), which measures the GEMM shapes it has not seen yet and then uses the picks.
+   */
+  gemmTuner?: GemmTuner;
   /** Resolves when the device is lost (destroyed or a driver failure). */
   lost: Promise<GPUDeviceLostInfo>;
   isLost: () => boolean;

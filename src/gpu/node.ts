@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGpuContext, type GpuContext, type GpuOptions } from './device.ts';
+import { attachNodeAutotune } from '../graph/autotune-node.ts';
 
 const NO_ADAPTER_HINT =
   'sketchgpu needs a Vulkan driver. With a GPU: install its vendor driver (NVIDIA, AMD, Intel). ' +
@@ -29,7 +30,9 @@ const instances = new Set<GPU>();
 
 /** A device through dawn.node. One per process and option set (Dawn instances are heavy). */
 export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promise<GpuContext> {
-  const o = { ...opts, adapter: opts.adapter ?? process.env.SKETCHGPU_ADAPTER ?? undefined };
+  // Autotuning (src/graph/autotune-node.ts) times kernels with GPU timestamps where the adapter has them.
+  const tuning = !['0', 'off'].includes(process.env.SKETCHGPU_AUTOTUNE ?? '');
+  const o = { ...opts, adapter: opts.adapter ?? process.env.SKETCHGPU_ADAPTER ?? undefined, profile: opts.profile || tuning };
   const key = JSON.stringify(o);
   if (cached && cached.key === key) return cached.ctx;
   // lavapipe warns on every start without a valid runtime dir.
@@ -47,6 +50,7 @@ export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promi
     const gpu = create(dawnFlags(o));
     instances.add(gpu);
     const c = await createGpuContext(gpu, o, NO_ADAPTER_HINT);
+    attachNodeAutotune(c);
     c.lost.then(() => {
       if (cached?.ctx === ctx) cached = undefined;
     });

@@ -1,5 +1,5 @@
 import { Tensor, type GpuDType } from './tensor.ts';
-import type { OpNode } from './kernel.ts';
+import type { GemmShape, OpNode } from './kernel.ts';
 
 /**
  * A model's forward as data: tensors and the ops between them, in execution order.
@@ -9,6 +9,8 @@ import type { OpNode } from './kernel.ts';
 export interface GraphTarget {
   /** A CPU driver: prefer kernels without workgroup memory and barriers. */
   software?: boolean;
+  /** A measured GEMM kernel choice for this adapter (src/graph/autotune.ts); undefined: the built-in rule. */
+  gemm?: (shape: GemmShape) => string | undefined;
 }
 
 export class Graph {

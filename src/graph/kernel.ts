@@ -26,6 +26,16 @@ export interface OpNode {
   dispatch: [number, number, number];
   /** Work estimate for the profiler (multiply-adds count as 2). */
   flops?: number;
+  /** GEMM nodes: the problem, for the autotuner (src/graph/autotune.ts). */
+  gemm?: GemmShape;
+}
+
+/** A GEMM problem as the kernel choice sees it: sizes, and whether K, the row strides and A's offset are vec4-aligned. */
+export interface GemmShape {
+  M: number;
+  N: number;
+  K: number;
+  aligned: boolean;
 }
 
 /** Workgroup counts for n workgroups in one dimension, folded into y past the 65535 limit. */

@@ -3,7 +3,7 @@ import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
 import type { Graph } from '../graph.ts';
-import type { Kernel } from '../kernel.ts';
+import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
 export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + source };
@@ -13,6 +13,9 @@ export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + rowdo
 export const GEMM_VEC4: Kernel = { name: 'gemm_vec4', wgsl: epilogue + vec4Source };
 
 export type GemmVariant = 'tiled' | 'rowdot' | 'vec4';
+export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
+/** The variants a problem's layout allows: rowdot and vec4 read A and B as vec4 along K. */
+export const gemmVariantsFor = (aligned: boolean): GemmVariant[] => (aligned ? [...GEMM_VARIANTS] : ['tiled']);
 const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
 const KERNEL: Record<GemmVariant, Kernel> = { tiled: GEMM, rowdot: GEMM_ROWDOT, vec4: GEMM_VEC4 };
 /**
@@ -44,8 +47,9 @@ export interface GemmOptions {
   /** Write into this tensor instead of a new one (e.g. a strided slice of a larger buffer). */
   out?: Tensor;
   /**
-   * Force a kernel (tests, bench). Default: on software adapters rowdot when the layout allows it; on hardware
-   * vec4 when the layout allows it and the output has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
+   * Force a kernel (tests, bench). Default: the graph target's measured choice (autotune) when it has one; else on
+   * software adapters rowdot when the layout allows it; on hardware vec4 when the layout allows it and the output
+   * has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
    */
   variant?: GemmVariant;
   label?: string;
@@ -57,7 +61,9 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
   const lda = o.lda ?? K, ldb = o.ldb ?? K;
   const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
-  const variant = o.variant ?? defaultVariant(!!g.target.software, aligned, M, N);
+  const shape: GemmShape = { M, N, K, aligned };
+  const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
+  const variant = o.variant ?? (tuned && gemmVariantsFor(aligned).includes(tuned) ? tuned : defaultVariant(!!g.target.software, aligned, M, N));
   if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
   const tile = TILE[variant];
   g.push({
@@ -74,6 +80,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
     ],
     dispatch: [Math.ceil(N / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * N * K,
+    gemm: shape,
   });
   return out;
 }

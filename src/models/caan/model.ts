@@ -3,7 +3,8 @@ import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { WeightStore } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
-import { Graph } from '../../graph/graph.ts';
+import type { Graph } from '../../graph/graph.ts';
+import { buildGraph } from '../../graph/autotune.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 import { toFloat32, type HostTensor } from '../../io/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
@@ -91,9 +92,7 @@ export class CaanModel {
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
     let ex = this.executors.get(key);
     if (!ex) {
-      const g = new Graph({ software: this.ctx.software });
-      build(g);
-      ex = Executor.create(this.ctx, g, this.store);
+      ex = buildGraph(this.ctx, build).then((g) => Executor.create(this.ctx, g, this.store));
       ex.catch(() => this.executors.delete(key));
       this.executors.set(key, ex);
     }

@@ -1,0 +1,116 @@
+// The GEMM autotuner (src/graph/autotune.ts): it measures each variant a shape allows, keeps the fastest, stores
+// the table per adapter and kernel version, and model graphs built through buildGraph use its picks (with results
+// unchanged beyond rounding). Timing values are not asserted (the machine is shared); what was measured and used is.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { buildGraph, GemmAutotune, gemmShapes, shapeKey } from '../src/graph/autotune.ts';
+import { autotuneWanted, fileTuneStore } from '../src/graph/autotune-node.ts';
+import { GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
+import type { GemmShape } from '../src/graph/kernel.ts';
+import type { GemmTuner } from '../src/gpu/device.ts';
+import { loadWeights } from '../src/io/weights.ts';
+import { readSafetensors } from '../src/io/safetensors.ts';
+import { toFloat32 } from '../src/io/tensor.ts';
+import { ZseModel } from '../src/models/zse/model.ts';
+import { FIXTURES } from './paths.ts';
+import { assertClose, gpu, maxAbsDiff } from './util.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-autotune-'));
+const aligned: GemmShape = { M: 37, N: 45, K: 32, aligned: true };
+const odd: GemmShape = { M: 9, N: 11, K: 7, aligned: false };
+
+test('measures every allowed variant once, keeps the fastest, and a second tuner reads the stored table', async () => {
+  const ctx = await gpu();
+  const file = join(tmp, 'a.json');
+  const seen: string[] = [];
+  const t1 = new GemmAutotune(ctx, fileTuneStore(file), { repeats: 1, onMeasure: (s) => seen.push(shapeKey(s)) });
+  assert.is(t1.pick(aligned), undefined);
+  assert.is(await t1.tune([aligned, odd, aligned]), true);
+  assert.equal(seen, ['37x45x32', '9x11x7/unaligned'], 'each shape measured once');
+  const ra = t1.entries()['37x45x32']!, ro = t1.entries()['9x11x7/unaligned']!;
+  assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'tiled', 'vec4']);
+  assert.equal(Object.keys(ro.ms), ['tiled'], 'an unaligned layout allows only the scalar tiled kernel');
+  const fastest = (Object.entries(ra.ms) as [GemmVariant, number][]).sort((x, y) => x[1] - y[1])[0]![0];
+  assert.is(ra.variant, fastest);
+  assert.is(t1.pick(aligned), fastest);
+  assert.is(ra.timing, ctx.features.timestamp ? 'gpu-timestamps' : 'wall');
+  const saved = JSON.parse(readFileSync(file, 'utf8'));
+  assert.ok(saved.adapters[t1.key], 'stored under the adapter + kernel-hash key');
+  assert.match(t1.key, ctx.adapterName);
+
+  const t2 = new GemmAutotune(ctx, fileTuneStore(file));
+  assert.is(t2.pick(aligned), fastest);
+  assert.is(await t2.tune([aligned, odd]), false);
+  assert.is(t2.measured, 0);
+});
+
+test('a corrupt or foreign store file is ignored and rewritten', async () => {
+  const ctx = await gpu();
+  const file = join(tmp, 'bad.json');
+  writeFileSync(file, '{"version": 1, "adapters": ');
+  const t = new GemmAutotune(ctx, fileTuneStore(file), { repeats: 1 });
+  assert.is(t.pick(odd), undefined);
+  await t.tune([odd]);
+  assert.is(JSON.parse(readFileSync(file, 'utf8')).adapters[t.key]['9x11x7/unaligned'].variant, 'tiled');
+  writeFileSync(file, JSON.stringify({ version: 99, adapters: { [t.key]: { '9x11x7/unaligned': { variant: 'vec4', ms: {}, timing: 'wall' } } } }));
+  assert.is(new GemmAutotune(ctx, fileTuneStore(file)).pick(odd), undefined, 'another file version is not read');
+});
+
+test('buildGraph: measures what a graph needs, then rebuilds it with the picks', async () => {
+  const ctx = await gpu();
+  const asked: GemmShape[] = [];
+  const tuner: GemmTuner = { pick: (s) => (s.aligned ? 'vec4' : undefined), tune: async (shapes) => { asked.push(...shapes); return true; } };
+  const build = (g: Parameters<Parameters<typeof buildGraph>[1]>[0]) => {
+    const a = g.input('a', [aligned.M, aligned.K]);
+    g.output('c', gemm(g, a, g.weight('w', [aligned.N, aligned.K]), aligned));
+    g.output('d', gemm(g, g.input('b', [odd.M, odd.K]), g.weight('v', [odd.N, odd.K]), odd));
+  };
+  const plain = await buildGraph(ctx, build);
+  assert.equal(plain.nodes.map((n) => n.kernel.name), [GEMM_ROWDOT.name, 'gemm'], 'no tuner: the built-in rule (lavapipe: rowdot where aligned)');
+  const tuned = await buildGraph({ ...ctx, gemmTuner: tuner }, build);
+  assert.equal(asked.map(shapeKey), ['37x45x32', '9x11x7/unaligned']);
+  assert.equal(gemmShapes(tuned).map(shapeKey), asked.map(shapeKey));
+  assert.equal(tuned.nodes.map((n) => n.kernel.name), [GEMM_VEC4.name, 'gemm'], 'the pick where the layout allows it');
+});
+
+test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the same embeddings', async () => {
+  const ctx = await gpu();
+  const w = await loadWeights(resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors'));
+  const exp = readSafetensors(readFileSync(resolve(FIXTURES, 'zse', 'tiny64.expected.safetensors'))).tensors;
+  const x = toFloat32(exp.get('sketch.input')!);
+  const n = exp.get('sketch.input')!.shape[0]!;
+  const picks = new Map<string, GemmVariant>();
+  const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot'];
+  const tuner: GemmTuner = {
+    pick: (s) => picks.get(shapeKey(s)),
+    tune: async (shapes) => {
+      let fresh = false;
+      for (const s of shapes) if (!picks.has(shapeKey(s))) { picks.set(shapeKey(s), s.aligned ? order[picks.size % 3]! : 'tiled'); fresh = true; }
+      return fresh;
+    },
+  };
+  const base = ZseModel.create(ctx, w.config, w.tensors);
+  const tuned = ZseModel.create({ ...ctx, gemmTuner: tuner }, w.config, w.tensors);
+  try {
+    const a = await base.encode(x, n);
+    const b = await tuned.encode(x, n);
+    assert.ok(picks.size >= 3, `the SA graph's GEMM shapes went through the tuner (${picks.size})`);
+    assert.ok([...picks.values()].includes('vec4') && [...picks.values()].includes('tiled'));
+    assertClose(b.emb, a.emb, 1e-5, 0, 'embeddings');
+  } finally {
+    await base.destroy();
+    await tuned.destroy();
+  }
+});
+
+test('autotuneWanted: on for hardware adapters unless SKETCHGPU_AUTOTUNE=0; forced with =1', () => {
+  assert.is(autotuneWanted({ software: false }, undefined), true);
+  assert.is(autotuneWanted({ software: true }, undefined), false);
+  assert.is(autotuneWanted({ software: true }, '1'), true);
+  assert.is(autotuneWanted({ software: false }, '0'), false);
+});
+
+test.run();
