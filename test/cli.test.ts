@@ -2,7 +2,6 @@
 // with a clear message: exit code 2, "error: ..." and "hint: ...", no stack trace.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,24 +10,11 @@ import { readSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32 } from '../src/io/tensor.ts';
 import { readNpy, writeNpy } from '../src/io/npy.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
+import { assertCleanError, cli } from './cli-util.ts';
 import { assertClose } from './util.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-cli-'));
-const BIN = resolve(REPO_ROOT, 'bin', 'sketchgpu.js');
 const W224 = resolve(FIXTURES, 'zse', 'tiny224.weights.safetensors');
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => !l.startsWith('Warning:') && !l.startsWith('    at CheckVkSuccessImpl')).join('\n') };
-}
-
-function assertCleanError(r: ReturnType<typeof cli>, code: RegExp) {
-  assert.is(r.code, 2, `expected exit 2, got ${r.code}: ${r.err}`);
-  assert.match(r.err, /^error: /m);
-  assert.match(r.err, /^hint: /m);
-  assert.match(r.err, code);
-  assert.not.match(r.err, /\n\s+at .*\.(ts|js):\d+/, 'a stack trace was printed');
-}
 
 const exp = readSafetensors(readFileSync(resolve(FIXTURES, 'zse', 'tiny224.expected.safetensors'))).tensors;
 const sketches = toFloat32(exp.get('sketch.input')!);

@@ -4,11 +4,9 @@
 // text / sketch+text / rn modes against scores and metrics computed here independently, and the refusals.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PNG } from 'pngjs';
 import { isSketchError } from '../src/errors.ts';
 import { readNpy } from '../src/io/npy.ts';
 import { loadCaanWeights, loadModelWeights, loadWeights, weightsHash } from '../src/io/weights.ts';
@@ -21,48 +19,12 @@ import { buildIndex } from '../src/retrieval/indexer.ts';
 import { CaanRetrieval, ZseRetrieval } from '../src/retrieval/model.ts';
 import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
+import { assertCleanError, cli, json, png } from './cli-util.ts';
 import { assertClose, gpu, rand } from './util.ts';
 
-const BIN = resolve(REPO_ROOT, 'bin', 'sketchgpu.js');
 const WC = resolve(FIXTURES, 'caan', 'tiny.weights.safetensors');
 const WZ = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-caan-retrieval-'));
-
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => !l.startsWith('Warning:')).join('\n') };
-}
-function json(args: string[]) {
-  const r = cli(args);
-  assert.is(r.code, 0, `${args.join(' ')}: ${r.err}`);
-  return JSON.parse(r.out);
-}
-function assertCleanError(r: ReturnType<typeof cli>, msg: RegExp) {
-  assert.is(r.code, 2, `expected exit 2, got ${r.code}: ${r.err}`);
-  assert.match(r.err, /^error: /m);
-  assert.match(r.err, /^hint: /m);
-  assert.match(r.err, msg);
-  assert.not.match(r.err, /\n\s+at .*\.(ts|js):\d+/, 'a stack trace was printed');
-}
-
-/** A deterministic synthetic image: coloured shapes ("photo") or black strokes on white ("sketch"). */
-function png(file: string, w: number, h: number, seed: number, kind: 'photo' | 'sketch') {
-  const img = new PNG({ width: w, height: h });
-  const r = rand(16, seed, 0, 1);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = 4 * (y * w + x);
-    let v: number[];
-    if (kind === 'photo') {
-      const inside = (x - r[0]! * w) ** 2 + (y - r[1]! * h) ** 2 < (r[2]! * w) ** 2;
-      v = inside ? [255 * r[3]!, 255 * r[4]!, 255 * r[5]!] : [255 * r[6]!, 128 * r[7]! + 64 * (x / w), 255 * r[8]! * (y / h)];
-    } else {
-      const onLine = Math.abs((y - h / 2) - (r[9]! - 0.5) * 2 * (x - w / 2)) < 2 || Math.abs(x - r[10]! * w) < 2;
-      v = onLine && x > 8 && y > 8 && x < w - 8 && y < h - 8 ? [0, 0, 0] : [255, 255, 255];
-    }
-    img.data[i] = v[0]!; img.data[i + 1] = v[1]!; img.data[i + 2] = v[2]!; img.data[i + 3] = 255;
-  }
-  writeFileSync(file, PNG.sync.write(img));
-}
 
 // A data root (sketch/<class>, photo/<class>) whose photo folder is also the gallery. Class names with _ and - check
 // the prompt template.

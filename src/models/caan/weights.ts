@@ -3,6 +3,7 @@
  * expected_shapes), parsing a safetensors file (pure, browser-safe) and a validation naming every missing,
  * unexpected, mis-shaped or non-float tensor.
  */
+import { checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
 import { SketchError } from '../../errors.ts';
 import { readSafetensors } from '../../io/safetensors.ts';
 import type { HostTensor } from '../../io/tensor.ts';
@@ -92,37 +93,10 @@ export function caanTensorShapes(c: CaanConfig): Map<string, number[]> {
   return new Map([...imageShapes('sketch', c), ...imageShapes('photo', c), ...textShapes(c), ...alignShapes(c)]);
 }
 
-export interface CaanWeightsReport {
-  missing: string[];
-  unexpected: string[];
-  misshaped: { key: string; expected: number[]; actual: number[] }[];
-  wrongDtype: { key: string; dtype: string }[];
-}
-
-const FLOAT_DTYPES = new Set(['f32', 'f16', 'bf16', 'f64']);
+export type CaanWeightsReport = TensorReport;
 
 export function validateCaanWeights(tensors: ReadonlyMap<string, HostTensor>, c: CaanConfig): CaanWeightsReport {
-  const expected = caanTensorShapes(c);
-  const r: CaanWeightsReport = { missing: [], unexpected: [], misshaped: [], wrongDtype: [] };
-  for (const [key, shape] of expected) {
-    const t = tensors.get(key);
-    if (!t) r.missing.push(key);
-    else if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) r.misshaped.push({ key, expected: shape, actual: [...t.shape] });
-    else if (!FLOAT_DTYPES.has(t.dtype)) r.wrongDtype.push({ key, dtype: t.dtype });
-  }
-  for (const key of tensors.keys()) if (!expected.has(key)) r.unexpected.push(key);
-  return r;
-}
-
-function formatReport(r: CaanWeightsReport, tensors: ReadonlyMap<string, HostTensor>, limit = 20): string {
-  const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
-  const lines = [
-    ...r.missing.map((k) => `  missing     ${k}`),
-    ...r.misshaped.map((m) => `  mis-shaped  ${m.key}: expected ${shape(m.expected)}, found ${shape(m.actual)}`),
-    ...r.unexpected.map((k) => `  unexpected  ${k} ${shape(tensors.get(k)?.shape ?? [])}`),
-    ...r.wrongDtype.map((w) => `  wrong dtype ${w.key}: ${w.dtype}, expected a float type`),
-  ];
-  return lines.length <= limit ? lines.join('\n') : [...lines.slice(0, limit), `  … and ${lines.length - limit} more`].join('\n');
+  return checkTensors(tensors, caanTensorShapes(c));
 }
 
 export interface LoadedCaanWeights {
@@ -155,11 +129,11 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
   }
   const config = parseCaanConfig(json, `${fileName} ${META_CONFIG}`);
   const report = validateCaanWeights(file.tensors, config);
-  const n = report.missing.length + report.unexpected.length + report.misshaped.length + report.wrongDtype.length;
+  const n = problemCount(report);
   if (n > 0) {
     throw new SketchError('BAD_WEIGHTS',
       `${fileName} does not match the CAAN layout of its config (image width ${config.image.width}, depth ${config.image.depth}, grid ${config.image.grid}; ` +
-      `text width ${config.text.width}, depth ${config.text.depth}; embed ${config.embed}): ${n} problem(s)\n${formatReport(report, file.tensors)}`,
+      `text width ${config.text.width}, depth ${config.text.depth}; embed ${config.embed}): ${n} problem(s)\n${formatTensorReport(report, file.tensors)}`,
       'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/caan_ref.py');
   }
   return { config, tensors: file.tensors, metadata };

@@ -2,6 +2,7 @@
  * The ZSE-SBIR state dict: its key names and shapes for a given config (../shared/docs/zse-sbir.md §4), the config
  * read back off the shapes, and a validation that names every missing, unexpected or mis-shaped tensor.
  */
+import { checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
 import { SketchError } from '../../errors.ts';
 import { numel, type HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
@@ -248,43 +249,12 @@ export function inferZseConfig(
 }
 
 // ---- validation -------------------------------------------------------------------------------------------------
-export interface ZseWeightsReport {
-  missing: string[];
-  unexpected: string[];
-  misshaped: { key: string; expected: number[]; actual: number[] }[];
-  /** Tensors of a non-float dtype (the model reads f32, f16, bf16 or f64 only). */
-  wrongDtype: { key: string; dtype: string }[];
-}
-
-const FLOAT_DTYPES = new Set(['f32', 'f16', 'bf16', 'f64']);
+export type ZseWeightsReport = TensorReport;
 
 /** Compares the tensors with the config's full key/shape list (§4); dead-clone keys are ignored, not unexpected. */
 export function validateZseWeights(tensors: ReadonlyMap<string, HostTensor>, config: ZseConfig): ZseWeightsReport {
-  const expected = zseTensorShapes(config);
-  const report: ZseWeightsReport = { missing: [], unexpected: [], misshaped: [], wrongDtype: [] };
-  for (const [key, shape] of expected) {
-    const t = tensors.get(key);
-    if (!t) report.missing.push(key);
-    else if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
-      report.misshaped.push({ key, expected: shape, actual: [...t.shape] });
-    } else if (!FLOAT_DTYPES.has(t.dtype)) report.wrongDtype.push({ key, dtype: t.dtype });
-  }
-  for (const key of tensors.keys()) if (!expected.has(key) && !isDeadKey(key)) report.unexpected.push(key);
-  return report;
+  return checkTensors(tensors, zseTensorShapes(config), isDeadKey);
 }
 
-export const isCleanReport = (r: ZseWeightsReport): boolean =>
-  r.missing.length + r.unexpected.length + r.misshaped.length + r.wrongDtype.length === 0;
-
-/** One line per problem, at most `limit` lines, then a count of the rest. */
-export function formatZseReport(r: ZseWeightsReport, tensors: ReadonlyMap<string, HostTensor>, limit = 20): string {
-  const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
-  const lines = [
-    ...r.missing.map((k) => `  missing     ${k}`),
-    ...r.misshaped.map((m) => `  mis-shaped  ${m.key}: expected ${shape(m.expected)}, found ${shape(m.actual)}`),
-    ...r.unexpected.map((k) => `  unexpected  ${k} ${shape(tensors.get(k)?.shape ?? [])}`),
-    ...r.wrongDtype.map((w) => `  wrong dtype ${w.key}: ${w.dtype}, expected a float type`),
-  ];
-  if (lines.length <= limit) return lines.join('\n');
-  return [...lines.slice(0, limit), `  … and ${lines.length - limit} more`].join('\n');
-}
+export const isCleanReport = (r: ZseWeightsReport): boolean => problemCount(r) === 0;
+export const formatZseReport = formatTensorReport;
