@@ -299,6 +299,9 @@ def main():
     ap.add_argument('--max-minutes', type=float, default=0,
                     help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
     ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    ap.add_argument('--stop-at', type=int, default=0,
+                    help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
+                         'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
@@ -441,7 +444,8 @@ def main():
                  'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
         over = a.max_minutes and (time.time() - t_start + t_offset) > 60 * a.max_minutes
-        if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over):
+        stop = a.stop_at and s1 >= a.stop_at
+        if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over or stop):
             r, sc = validate(s1)
             if sc > best['score']:
                 best = {'score': sc, 'step': s1, 'val': r}
@@ -449,8 +453,8 @@ def main():
                               {'selected_by': 'mean of val ret/rn mAP@all', 'val': r})
             checkpoint(s1)
             t_last = time.time()
-        if over:
-            log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached'})
+        if over or stop:
+            log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached' if over else f'--stop-at {a.stop_at}'})
             break
 
     elapsed = time.time() - t_start + t_offset
