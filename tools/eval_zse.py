@@ -223,10 +223,11 @@ def chance_metrics(sk_label, im_label, draws=200, seed=0):
 # ----------------------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def sa_features(model, u8, batch=64):
-    """SA outputs [N,T,D] (float32) of uint8 images."""
+    """SA outputs [N,T,D] (float32, on the model's device) of uint8 images."""
+    dev = next(model.parameters()).device
     outs = []
     for i in range(0, len(u8), batch):
-        outs.append(model.sa(to_input(u8[i:i + batch])).float())
+        outs.append(model.sa(to_input(u8[i:i + batch]).to(dev)).float())
     return torch.cat(outs)
 
 
@@ -256,11 +257,12 @@ def rn_scores(model, sa_sk, sa_im, chunk_pairs=2048):
     q1, v1, k2 = lin1[0](sa_sk), lin1[2](sa_sk), lin2[1](sa_sk)     # per sketch
     k1, q2, v2 = lin1[1](sa_im), lin2[0](sa_im), lin2[2](sa_im)     # per photo
     ns, np_ = sa_sk.size(0), sa_im.size(0)
-    out = torch.empty(ns, np_)
+    dev = sa_sk.device
+    out = torch.empty(ns, np_, device=dev)
     per = max(1, chunk_pairs // np_)
-    jj = torch.arange(np_)
+    jj = torch.arange(np_, device=dev)
     for s0 in range(0, ns, per):
-        ss = torch.arange(s0, min(ns, s0 + per))
+        ss = torch.arange(s0, min(ns, s0 + per), device=dev)
         si = ss.repeat_interleave(np_)
         ji = jj.repeat(len(ss))
         a1 = _mha_cached(l1.self_attn, q1[si], k1[ji], v1[si])
@@ -287,11 +289,11 @@ def evaluate(model, data, modes=('ret', 'rn'), log=None):
     if 'ret' in modes:
         es = F.normalize(sa_sk[:, 0], p=2, dim=1, eps=1e-12)
         ei = F.normalize(sa_im[:, 0], p=2, dim=1, eps=1e-12)
-        res['ret'] = calculate((1.0 - es @ ei.t()).numpy(), class_same)
+        res['ret'] = calculate((1.0 - es @ ei.t()).cpu().numpy(), class_same)
     if 'rn' in modes:
         t1 = time.time()
         sc = rn_scores(model, sa_sk, sa_im)
-        res['rn'] = calculate((-sc).numpy(), class_same)
+        res['rn'] = calculate((-sc).cpu().numpy(), class_same)
         res['rn_seconds'] = round(time.time() - t1, 1)
     model.train(was)
     return res

@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Train a small ZSE-SBIR from scratch on the 104 seen Sketchy classes (CPU), in the official checkpoint format.
+"""Train a small ZSE-SBIR from scratch on the 104 seen Sketchy classes, in the official checkpoint format. CPU by
+default where no GPU is visible; CUDA when torch sees one (--device), with the same sampling and augmentation
+random numbers (drawn on the CPU generator either way).
 
 Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV):
 
@@ -127,7 +129,7 @@ def augment(x, gen, sketch, p=0.85):
     (+-10 deg photos, +-15 deg sketches), shear (+-0.1); photo brightness/contrast/saturation jitter.
     Sketches are padded with white (+1), photos with their border."""
     n = x.size(0)
-    U = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    U = lambda *s: torch.rand(*s, generator=gen).to(x.device)  # noqa: E731  (CPU stream on any device)
     on = (U(n) < p).float()
     scale = 0.6 + 0.4 * U(n)
     logr = (U(n) * 2 - 1) * math.log(4 / 3)
@@ -237,7 +239,7 @@ def save_official(model, path, epoch, map_all, p100, extra=None):
     """Like zse_ref.save_official_pth (the official save_checkpoint layout), with real numbers."""
     sd = model.state_dict()
     meta = sd._metadata
-    sd = type(sd)((k, v.detach().float().contiguous().clone()) for k, v in sd.items())
+    sd = type(sd)((k, v.detach().float().cpu().contiguous().clone()) for k, v in sd.items())
     sd._metadata = meta
     ck = {'model': sd, 'epoch': int(epoch), 'map_all': np.float64(map_all), 'precision_100': np.float64(p100),
           'config': {'sa_heads': model.cfg.sa_heads, 'ca_heads': model.cfg.ca_heads}}
@@ -296,6 +298,8 @@ def main():
     ap.add_argument('--val-every', type=int, default=100, help='steps; 0: no validation (probe)')
     ap.add_argument('--log-every', type=int, default=10)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                    help='auto: CUDA when torch sees a GPU, else the CPU')
     ap.add_argument('--max-minutes', type=float, default=0,
                     help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
     ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
@@ -332,7 +336,8 @@ def main():
     sk_all = ev.to_input(tr['sketch'])
     im_all = ev.to_input(tr['photo'])
 
-    model = init_weights_(zse_ref.Model(cfg), a.stem_init)
+    dev = torch.device('cuda' if a.device == 'cuda' or (a.device == 'auto' and torch.cuda.is_available()) else 'cpu')
+    model = init_weights_(zse_ref.Model(cfg), a.stem_init).to(dev)          # initialised on the CPU: same values
     for m in model.sa.modules():
         if isinstance(m, nn.Dropout):
             m.p = a.sa_dropout
@@ -340,7 +345,7 @@ def main():
     used_params = sum(v.numel() for k, v in model.state_dict().items() if not k.startswith(zse_ref.DEAD_PREFIX))
     print(f'model: {n_keys} keys, {n_params:,} params ({used_params:,} used at inference)', flush=True)
     ncls = int(tr['sketch_label'].max()) + 1
-    proxies = nn.Parameter(torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02)
+    proxies = nn.Parameter((torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02).to(dev))
     groups = param_groups(model, a.wd)
     groups[1]['params'].append(proxies)                             # training-only, not in the checkpoint
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999))
@@ -383,7 +388,8 @@ def main():
 
     model.train()
     b = a.batch
-    target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)])   # clamp(target, 0.01, 0.99)
+    target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
+    print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
     t_last = time.time()
     for step in range(start, a.steps):
@@ -391,12 +397,12 @@ def main():
         for g in opt.param_groups:
             g['lr'] = lr
         i_sk, i_skn, i_im, i_imn = sampler.sample(b)
-        sk = augment(sk_all[np.concatenate([i_sk, i_skn])], gen, sketch=True, p=a.aug_p)
-        im = augment(im_all[np.concatenate([i_im, i_imn])], gen, sketch=False, p=a.aug_p)
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bool(a.bf16)):
+        sk = augment(sk_all[np.concatenate([i_sk, i_skn])].to(dev), gen, sketch=True, p=a.aug_p)
+        im = augment(im_all[np.concatenate([i_im, i_imn])].to(dev), gen, sketch=False, p=a.aug_p)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
             sa = model.sa(torch.cat([sk, im]))
         sa = sa.float()
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16 >= 2):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16 >= 2):
             cls_fea, score = model(sa[:2 * b], sa[2 * b:])       # CA pairs sk[i] with im[i]: b pos, then b neg
         cls_fea, score = cls_fea.float(), score.float().view(-1)
         l_tri = triplet(cls_fea[0:b], cls_fea[2 * b:3 * b], cls_fea[3 * b:])
@@ -405,22 +411,22 @@ def main():
         l_ret = torch.zeros(())
         if a.ret_loss > 0:
             cls = F.normalize(sa[:, 0], dim=1)
-            y_sk = torch.from_numpy(tr['sketch_label'][np.concatenate([i_sk, i_skn])]).long()
-            y_im = torch.from_numpy(tr['photo_label'][np.concatenate([i_im, i_imn])]).long()
+            y_sk = torch.from_numpy(tr['sketch_label'][np.concatenate([i_sk, i_skn])]).long().to(dev)
+            y_im = torch.from_numpy(tr['photo_label'][np.concatenate([i_im, i_imn])]).long().to(dev)
             l_ret = cross_modal_supcon(cls[:2 * b], y_sk, cls[2 * b:], y_im, a.ret_temp)
             loss = loss + a.ret_loss * l_ret
         l_proxy = torch.zeros(())
         if a.proxy_loss > 0:
             cls = F.normalize(sa[:, 0], dim=1)
             y = torch.from_numpy(np.concatenate([tr['sketch_label'][np.concatenate([i_sk, i_skn])],
-                                                 tr['photo_label'][np.concatenate([i_im, i_imn])]])).long()
+                                                 tr['photo_label'][np.concatenate([i_im, i_imn])]])).long().to(dev)
             l_proxy = F.cross_entropy(a.proxy_scale * cls @ F.normalize(proxies, dim=1).t(), y)
             loss = loss + a.proxy_loss * l_proxy
         l_inst = torch.zeros(())
         if a.inst_loss > 0:
             cls = F.normalize(sa[:, 0], dim=1)
-            src_sk = torch.from_numpy(sampler.src[np.concatenate([i_sk, i_skn])])
-            id_im = torch.from_numpy(np.concatenate([i_im, i_imn]))
+            src_sk = torch.from_numpy(sampler.src[np.concatenate([i_sk, i_skn])]).to(dev)
+            id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
         opt.zero_grad(set_to_none=True)
