@@ -208,7 +208,8 @@ if (args.only !== 'kernels') {
 
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
-const py = '/usr/bin/python3';
+/** The PyTorch peer's interpreter: SKETCHGPU_PYTHON (e.g. a CUDA torch's python3 on a GPU machine), else Debian's. */
+const py = process.env.SKETCHGPU_PYTHON ?? '/usr/bin/python3';
 const modelName = cfg === SMALL ? 'small' : 'vitb';
 const onnxDir = join(ROOT, '.cache', 'onnx');
 const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU checks, as one prepared command on a machine lent through the device tool (tools/device/pack.sh packs
+# what it needs; without the pack, or where Node exists, it runs from the sources: here, on lavapipe, a dry run). Writes everything under $OUT (or out/device):
+#   info.json      the adapter sketchgpu sees and its features
+#   tests.log      the kernel, ZSE-SBIR parity and autotune tests on that adapter (CAAN's need the CLIP vocabulary
+#                  from ../shared, which does not travel)
+#   bench.json     npm run bench --json (ViT-B/16 on hardware: kernels incl. every GEMM variant, SA batch 1/32/128,
+#                  CA+RN pairs/s, index and query), with the PyTorch peer where python3 has torch
+#   autotune.json  the GEMM kernel picks the autotuner measured
+# SKETCHGPU_DEVICE_STEPS (default "info tests bench") picks steps; SKETCHGPU_BENCH_ARGS adds bench options.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-out/device}"
+mkdir -p "$OUT"
+if [ -f .node/pack.tar.xz ] && { ! command -v node >/dev/null || [ -n "${SKETCHGPU_DEVICE_CARRIED:-}" ]; }; then   # the device machine: carried Node, bundles, loader
+  mkdir -p /tmp/sg && xz -dc .node/pack.tar.xz | tar -xf - -C /tmp/sg
+  export PATH="/tmp/sg:$PATH" NODE_PATH=/tmp/sg/node_modules
+  ln -sfn /tmp/sg/node_modules node_modules
+  tar -xf /tmp/sg/bundles.tar
+  for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+  ldconfig 2>/dev/null || true
+  nv=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -f "$nv" ] && export VK_DRIVER_FILES="$nv"
+fi
+export SKETCHGPU_AUTOTUNE_FILE="$OUT/autotune.json" XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+# The PyTorch peer: the python3 on PATH when it has torch (CUDA on the GPU machine), else Debian's.
+command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null && export SKETCHGPU_PYTHON="${SKETCHGPU_PYTHON:-$(command -v python3)}"
+node --version || { echo "no node: run tools/device/pack.sh here and carry .node"; exit 1; }
+steps="${SKETCHGPU_DEVICE_STEPS:-info tests bench}"
+rc=0
+for s in $steps; do
+  echo "== $s ($(date -u +%T))"
+  case "$s" in
+    info)  cli=bin/sketchgpu.js; [ -f bin/sketchgpu.device.mjs ] && cli=bin/sketchgpu.device.mjs
+           node "$cli" info --json | tee "$OUT/info.json" || rc=1 ;;
+    tests) # the bundles from tools/device/pack.sh where they are, else the TypeScript sources through tsx
+           : > "$OUT/tests.log"
+           if ls test/*.test.device.mjs >/dev/null 2>&1; then
+             for f in test/*.test.device.mjs; do node "$f" >> "$OUT/tests.log" 2>&1 || rc=1; done
+           else
+             node --import tsx --import ./test/hooks.mjs node_modules/uvu/bin.js test \
+               '(kernel\..*|model\.zse\.parity|graph\..*)\.test\.ts$' > "$OUT/tests.log" 2>&1 || rc=1
+           fi
+           grep -aE "Total|Passed|Skipped|FAIL" "$OUT/tests.log" | sed 's/\x1b\[[0-9;]*m//g' | head -40 ;;
+    bench) bench=(node --import tsx --import ./test/hooks.mjs bench/run.ts)
+           [ -f bench/run.device.mjs ] && bench=(node bench/run.device.mjs)
+           # shellcheck disable=SC2086
+           "${bench[@]}" --json ${SKETCHGPU_BENCH_ARGS:-} > "$OUT/bench.json" 2> "$OUT/bench.err" || rc=1
+           tail -c 600 "$OUT/bench.json"; echo ;;
+    *) echo "unknown step $s"; rc=1 ;;
+  esac
+done
+echo "== done ($(date -u +%T)), rc $rc"
+exit $rc
