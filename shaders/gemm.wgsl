@@ -1,4 +1,4 @@
-// (activate() and erf_ come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
@@ -40,10 +40,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let k = e % TK;
       let gk = k0 + k;
       var a = 0.0;
-      if (row0 + r < p.M && gk < p.K) { a = A[p.aOff + (row0 + r) * p.lda + gk]; }
+      if (row0 + r < p.M && gk < p.K) { a = op1(A[p.aOff + (row0 + r) * p.lda + gk]); }
       As[k * TM + r] = a;
       var b = 0.0;
-      if (col0 + r < p.N && gk < p.K) { b = B[(col0 + r) * p.ldb + gk]; }
+      if (col0 + r < p.N && gk < p.K) { b = op1(B[(col0 + r) * p.ldb + gk]); }
       Bs[k * TN + r] = b;
     }
     workgroupBarrier();

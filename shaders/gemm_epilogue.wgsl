@@ -1,4 +1,26 @@
-// GEMM epilogue activations, shared by gemm.wgsl and gemm_rowdot.wgsl (prepended by ops/gemm.ts).
+// GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts).
+
+// The f16 precision option: every A and B element is rounded to binary16 as it is loaded, while products and sums
+// stay f32, which is what a tensor-core GEMM with f16 inputs and f32 accumulation computes. Off: loads unchanged.
+// Rounding is done on the bits (round to nearest, ties to even; binary16 subnormals below 2^-14 to multiples of
+// 2^-24; past the binary16 range the value is left as it is): a pack2x16float/unpack2x16float round trip leaves the
+// rounding direction to the implementation, and a CPU driver folded it away as an identity.
+override F16_OPERANDS: bool = false;
+fn round_f16(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 6.103515625e-5) { return round(x * 16777216.0) / 16777216.0; }
+  let u = bitcast<u32>(x);
+  return bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u);
+}
+fn op1(x: f32) -> f32 {
+  if (F16_OPERANDS) { return round_f16(x); }
+  return x;
+}
+fn op4(v: vec4<f32>) -> vec4<f32> {
+  if (F16_OPERANDS) { return vec4<f32>(round_f16(v.x), round_f16(v.y), round_f16(v.z), round_f16(v.w)); }
+  return v;
+}
+
 const ACT_RELU = 1u;
 const ACT_GELU = 2u;
 const ACT_SIGMOID = 3u;

@@ -1,4 +1,4 @@
-// (activate() and erf_ come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R, the same contract as gemm.wgsl, for adapters where workgroup memory and
 // barriers are expensive (CPU drivers such as lavapipe and SwiftShader): no workgroup memory at all. Both A [M,K]
 // and B [N,K] are read along K as vec4 (K, lda, ldb and aOff must be multiples of 4; the host checks), each
@@ -36,12 +36,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   var acc: array<vec4<f32>, 4>; // acc[i][j] = C[m0+i, n0+j]
   for (var k = 0u; k < K4; k++) {
-    let b0 = B[b[0] + k];
-    let b1 = B[b[1] + k];
-    let b2 = B[b[2] + k];
-    let b3 = B[b[3] + k];
+    let b0 = op4(B[b[0] + k]);
+    let b1 = op4(B[b[1] + k]);
+    let b2 = op4(B[b[2] + k]);
+    let b3 = op4(B[b[3] + k]);
     for (var i = 0u; i < 4u; i++) {
-      let av = A[a[i] + k];
+      let av = op4(A[a[i] + k]);
       acc[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
     }
   }

@@ -1,4 +1,4 @@
-// (activate() and erf_ come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R, register-tiled for GPUs, with vec4 loads and vec4 FMAs.
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
@@ -56,7 +56,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var e = 0u; e < 4u; e++) {
       let m = 4u * rg + e;
       if (m < lim && kq < K4) {
-        if (isB) { x[e] = B[(col0 + m) * ldb4 + kq]; } else { x[e] = A[aOff4 + (row0 + m) * lda4 + kq]; }
+        if (isB) { x[e] = op4(B[(col0 + m) * ldb4 + kq]); } else { x[e] = op4(A[aOff4 + (row0 + m) * lda4 + kq]); }
       } else {
         x[e] = vec4<f32>(0.0);
       }

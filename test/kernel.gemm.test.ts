@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { gemm } from '../src/graph/ops/gemm.ts';
 import { gemmRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
@@ -89,6 +90,55 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
   const got = new Float32Array(M * N);
   for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) got[m * N + n] = out.c![2 + m * ldc + n]!;
   assertClose(got, ref, TOL, TOL, 'C');
+});
+
+// The f16 precision option: A and B elements are rounded to binary16 on load, products and sums stay f32.
+/** The spacing of binary16 values around x (subnormals below 2^-14). */
+const f16Step = (x: number) => 2 ** (Math.max(Math.floor(Math.log2(Math.abs(x) || 2 ** -24)), -14) - 10);
+const isF16 = (x: number) => Math.abs(x) <= 65504 && Number.isInteger(x / f16Step(x));
+/** Round to the nearest binary16 value, ties to the even one, written with plain arithmetic. */
+function nearestF16(x: number): number {
+  const step = f16Step(x);
+  const q = x / step, lo = Math.floor(q);
+  const r = q - lo === 0.5 ? (lo % 2 === 0 ? lo : lo + 1) : Math.round(q);
+  return r * step;
+}
+
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: A·I returns A rounded to the nearest binary16 (ties to even)`, async () => {
+  const M = 13, K = 12;
+  const A = rand(M * K, 41, -3, 3);
+  A.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, 0], 0); // ties both ways, subnormals, max, 0
+  const I = new Float32Array(K * K);
+  for (let k = 0; k < K; k++) I[k * K + k] = 1;
+  const out = await runGraph((g) => {
+    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('i', [K, K]), { M, N: K, K, variant, precision: 'f16' }));
+  }, { a: A }, { i: { shape: [K, K], data: I } });
+  let changed = 0;
+  out.c!.forEach((c, i) => {
+    const a = A[i]!;
+    if (!isF16(c)) throw new Error(`${c} (from ${a}) is not a binary16 value`);
+    if (c !== nearestF16(a)) throw new Error(`${a} rounded to ${c}, not to the nearest binary16 value ${nearestF16(a)}`);
+    if (c !== a) changed++;
+  });
+  assert.ok(changed > M * K / 2, `only ${changed} of ${M * K} values were rounded`);
+});
+
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: within the binary16 rounding bound of the exact product`, async () => {
+  const M = 37, N = 45, K = 64;
+  const A = rand(M * K, 42), B = rand(N * K, 43), bias = rand(N, 44);
+  const out = await runGraph((g) => {
+    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), variant, precision: 'f16' }));
+  }, { a: A }, { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } });
+  const ref = gemmRef(A, B, M, N, K, { bias });
+  let far = 0;
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+    let bound = 1e-5;
+    for (let k = 0; k < K; k++) bound += Math.abs(A[m * K + k]! * B[n * K + k]!) * 2 * 2 ** -10; // one step each side
+    const d = Math.abs(out.c![m * N + n]! - ref[m * N + n]!);
+    if (d > bound) throw new Error(`C[${m},${n}] off by ${d}, bound ${bound}`);
+    if (d > 1e-4) far++;
+  }
+  assert.ok(far > 0, 'no entry differs from the f32 product: the rounding is not active');
 });
 
 test.run();

@@ -11,7 +11,7 @@ import { convertCheckpoint } from '../io/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
-import { addRetrievalCommands, modelOption } from './retrieval.ts';
+import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.ts';
 import { openModel as openAnyModel } from './model.ts';
 import { addExplainCommand } from './explain.ts';
 import { addDescribeCommand } from './describe.ts';
@@ -88,6 +88,7 @@ export function buildCli(): Command {
     .description('L2-normalised global embeddings, one per input: ZSE-SBIR\'s SA cls token ("Ours-Ret"); CAAN\'s sketch, photo or text tower')
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
     .addOption(modelOption())
+    .addOption(precisionOption())
     .addOption(new Option('--modality <m>', 'sketch, photo, or text (CAAN: each input is a text)').choices(['sketch', 'photo', 'text']).makeOptionMandatory())
     .option('--json', 'print {"embeddings": [[...], ...]}')
     .argument('<input...>', 'PNG/JPEG files or .npy float32 [3,S,S] / [N,3,S,S]; with --modality text, the texts'))
@@ -116,6 +117,7 @@ export function buildCli(): Command {
     .description('score sketches against photos: cosine of embeddings (ret) or relation-network score (rn)')
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
     .addOption(modelOption())
+    .addOption(precisionOption())
     .addOption(new Option('--mode <mode>', 'ret or rn').choices(['ret', 'rn']).default('ret'))
     .requiredOption('--sketch <input...>', 'sketch PNG/JPEG files or .npy')
     .requiredOption('--photo <input...>', 'photo PNG/JPEG files or .npy')

@@ -14,6 +14,8 @@ export interface ModelOptions {
   caHeads?: number;
   /** --model zse|caan: must match the weights. */
   model?: string;
+  /** --precision f32|f16 (GEMM operands). */
+  precision?: string;
 }
 
 export interface OpenedModel {
@@ -28,9 +30,10 @@ export async function openModel(path: string, o: ModelOptions): Promise<OpenedMo
   const w = await loadModelWeights(path, { saHeads: o.saHeads, caHeads: o.caHeads, model: o.model ? parseModelChoice(o.model) : undefined });
   const sha = weightsHash(w.weights.tensors);
   const ctx = await nodeGpu({ adapter: o.adapter });
+  const precision = o.precision === 'f16' ? 'f16' : 'f32';
   const model: RetrievalModel = w.kind === 'caan'
     // The CLIP vocabulary is read only when a text comes.
-    ? new CaanRetrieval(CaanModel.create(ctx, w.weights.config, w.weights.tensors), () => loadClipTokenizer())
-    : new ZseRetrieval(ZseModel.create(ctx, w.weights.config, w.weights.tensors));
+    ? new CaanRetrieval(CaanModel.create(ctx, w.weights.config, w.weights.tensors, { precision }), () => loadClipTokenizer())
+    : new ZseRetrieval(ZseModel.create(ctx, w.weights.config, w.weights.tensors, { precision }));
   return { model, ctx, identity: model.identity(sha), kind: w.kind };
 }

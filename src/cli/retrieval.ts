@@ -17,6 +17,7 @@ import { openModel as openWeights } from './model.ts';
 import { progressBar } from './progress.ts';
 
 /** --model zse|caan: which model the weights must hold (default: whatever the file holds). */
+export const precisionOption = () => new Option('--precision <p>', 'f16: every GEMM (the Linear layers) takes binary16-rounded operands and accumulates in f32, as f16 tensor-core GEMMs do; attention, norms and convolutions stay f32 (docs/performance.md: accuracy on unseen-21)').choices(['f32', 'f16']).default('f32');
 export const modelOption = () => new Option('--model <m>', 'the model the weights must hold (default: detected from the file: CAAN when its metadata says sketchgpu.model = "caan", else ZSE-SBIR)').choices([...MODEL_CHOICES]);
 
 const textWeight = (v: string) => {
@@ -190,6 +191,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .requiredOption('--data <root>', 'a folder with sketch/<class>/ and photo/<class>/ (e.g. ../shared/data/sketchy/unseen21-256)')
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
     .addOption(modelOption())
+    .addOption(precisionOption())
     .addOption(new Option('--mode <mode>', `ret: sketch -> photo cosine; rn: relation network on every pair; ret+rn: RN re-rank of the cosine top K; text (CAAN): one query per class, "${CLASS_PROMPT_TEMPLATE}" (_ and - as spaces) -> photo cosine, with per-class metrics; text+rn (CAAN): the text queries' cosine top K re-ranked by the local text-photo alignment score; sketch+text (CAAN): each sketch composed with its own class's prompt (uses the ground-truth class: an upper-bound-style diagnostic)`).choices([...EVAL_MODES]).default('ret'))
     .option('--rerank-k <n>', 'K for ret+rn and text+rn', posInt('--rerank-k'), 100)
     .option('--text-weight <w>', 'sketch+text: the text\'s weight w, normalise((1 - w)·sketch + w·text) (default 0.5)', textWeight)
@@ -222,7 +224,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         const textMode = r.mode === 'text' || r.mode === 'text+rn' || r.mode === 'sketch+text';
         const out = {
           map_all: round(r.map_all), map_200: round(r.map_200), precision_100: round(r.precision_100), precision_200: round(r.precision_200),
-          mode: r.mode, ...(r.rerank_k ? { rerank_k: r.rerank_k } : {}),
+          mode: r.mode, precision: o.precision, ...(r.rerank_k ? { rerank_k: r.rerank_k } : {}),
           ...(textMode ? { model: kind, prompt_template: CLASS_PROMPT_TEMPLATE, n_queries: r.n_queries } : {}),
           ...(r.text_weight !== undefined ? { text_weight: r.text_weight } : {}),
           n_sketches: r.n_sketches, n_photos: r.n_photos, n_classes: r.n_classes,

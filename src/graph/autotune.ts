@@ -10,7 +10,7 @@
 import type { GemmTuner, GpuContext } from '../gpu/device.ts';
 import { WeightStore } from '../gpu/weights.ts';
 import { Executor } from './executor.ts';
-import { Graph } from './graph.ts';
+import { Graph, type Precision } from './graph.ts';
 import type { GemmShape } from './kernel.ts';
 import { GEMM, GEMM_ROWDOT, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
 
@@ -122,10 +122,10 @@ export function gemmShapes(g: Graph): GemmShape[] {
  * Builds a model graph for this context. With a tuner, the GEMM problems it has not measured yet are timed first
  * and the graph is rebuilt with the measured choices (build must be repeatable).
  */
-export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void): Promise<Graph> {
+export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void, o: { precision?: Precision } = {}): Promise<Graph> {
   const tuner = ctx.gemmTuner;
   const make = () => {
-    const g = new Graph({ software: ctx.software, ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
+    const g = new Graph({ software: ctx.software, precision: o.precision ?? 'f32', ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
     build(g);
     return g;
   };

@@ -11,7 +11,14 @@ export interface GraphTarget {
   software?: boolean;
   /** A measured GEMM kernel choice for this adapter (src/graph/autotune.ts); undefined: the built-in rule. */
   gemm?: (shape: GemmShape) => string | undefined;
+  /**
+   * 'f16': the model's GEMMs (every Linear, conv-free projection) take their operands rounded to binary16 and
+   * accumulate in f32, as f16 tensor-core GEMMs do; the rest stays f32. Default 'f32'.
+   */
+  precision?: Precision;
 }
+
+export type Precision = 'f32' | 'f16';
 
 export class Graph {
   readonly tensors: Tensor[] = [];

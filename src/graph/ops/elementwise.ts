@@ -72,5 +72,5 @@ export function gatherRows(g: Graph, x: Tensor, index: Tensor, o: { P: number; r
 export function cosineMatrix(g: Graph, a: Tensor, b: Tensor, Na: number, Nb: number, D: number): Tensor {
   const an = l2normRows(g, a, Na, D, { label: 'cos.a' });
   const bn = l2normRows(g, b, Nb, D, { label: 'cos.b' });
-  return gemm(g, an, bn, { M: Na, N: Nb, K: D, label: 'cosine' });
+  return gemm(g, an, bn, { M: Na, N: Nb, K: D, label: 'cosine', precision: 'f32' }); // ranking scores stay exact
 }

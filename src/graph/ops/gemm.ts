@@ -2,7 +2,7 @@ import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
-import type { Graph } from '../graph.ts';
+import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -18,6 +18,9 @@ export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4']
 export const gemmVariantsFor = (aligned: boolean): GemmVariant[] => (aligned ? [...GEMM_VARIANTS] : ['tiled']);
 const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
 const KERNEL: Record<GemmVariant, Kernel> = { tiled: GEMM, rowdot: GEMM_ROWDOT, vec4: GEMM_VEC4 };
+/** The same kernels with f16 operand rounding on (the F16_OPERANDS override of gemm_epilogue.wgsl). */
+const f16 = (k: Kernel): Kernel => ({ ...k, constants: { F16_OPERANDS: 1 } });
+const F16_KERNEL: Record<GemmVariant, Kernel> = { tiled: f16(GEMM), rowdot: f16(GEMM_ROWDOT), vec4: f16(GEMM_VEC4) };
 /**
  * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
  * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
@@ -52,6 +55,8 @@ export interface GemmOptions {
    * has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
    */
   variant?: GemmVariant;
+  /** Operand precision; default the graph target's (graph.ts Precision). 'f32' pins a GEMM that must stay exact. */
+  precision?: Precision;
   label?: string;
 }
 
@@ -68,7 +73,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: KERNEL[variant],
+    kernel: (o.precision ?? g.target.precision) === 'f16' ? F16_KERNEL[variant] : KERNEL[variant],
     reads: [a, b, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [

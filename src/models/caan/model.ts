@@ -3,7 +3,7 @@ import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { WeightStore } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
-import type { Graph } from '../../graph/graph.ts';
+import type { Graph, Precision } from '../../graph/graph.ts';
 import { buildGraph } from '../../graph/autotune.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 import { toFloat32, type HostTensor } from '../../io/tensor.ts';
@@ -18,6 +18,8 @@ export interface CaanModelOptions {
   maxTexts?: number;
   /** Sketch-photo and text-image pairs per relation forward (default: as many as fit, at most 64). */
   maxPairs?: number;
+  /** 'f16': GEMM operands rounded to binary16, f32 accumulation (graph.ts Precision). Default 'f32'. */
+  precision?: Precision;
   /** The CLIP tokenizer for encodeTexts (in Node: loadClipTokenizer() from src/text/clip-vocab-node.ts). */
   tokenizer?: ClipTokenizer;
 }
@@ -62,6 +64,8 @@ export class CaanModel {
   readonly maxTexts: number;
   readonly maxPairs: number;
   readonly tokenizer: ClipTokenizer | undefined;
+  /** GEMM operand precision of every graph this model builds. */
+  readonly precision: Precision;
 
   private constructor(readonly ctx: GpuContext, readonly config: CaanConfig, private readonly store: WeightStore, opts: CaanModelOptions) {
     const { width: D, mlp, stem } = config.image;
@@ -76,6 +80,7 @@ export class CaanModel {
     const perPair = 4 * Math.max(this.tokens, config.text.context) * Math.max(config.embed, config.align.ff);
     this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
     this.tokenizer = opts.tokenizer;
+    this.precision = opts.precision ?? 'f32';
   }
 
   /** Uploads the weights (validated ones: parseCaanWeights / loadCaanWeights). */
@@ -92,7 +97,7 @@ export class CaanModel {
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
     let ex = this.executors.get(key);
     if (!ex) {
-      ex = buildGraph(this.ctx, build).then((g) => Executor.create(this.ctx, g, this.store));
+      ex = buildGraph(this.ctx, build, { precision: this.precision }).then((g) => Executor.create(this.ctx, g, this.store));
       ex.catch(() => this.executors.delete(key));
       this.executors.set(key, ex);
     }

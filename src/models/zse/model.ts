@@ -3,7 +3,7 @@ import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { WeightStore } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
-import type { Graph } from '../../graph/graph.ts';
+import type { Graph, Precision } from '../../graph/graph.ts';
 import { buildGraph } from '../../graph/autotune.ts';
 import type { HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
@@ -15,6 +15,8 @@ export interface ZseModelOptions {
   maxBatch?: number;
   /** Sketch-photo pairs per CA+RN forward (default: as many as fit, at most 64). */
   maxPairs?: number;
+  /** 'f16': GEMM operands rounded to binary16, f32 accumulation (graph.ts Precision). Default 'f32'. */
+  precision?: Precision;
 }
 
 /**
@@ -44,6 +46,8 @@ export class ZseModel {
   readonly tokens: number;
   readonly maxBatch: number;
   readonly maxPairs: number;
+  /** GEMM operand precision of every graph this model builds. */
+  readonly precision: Precision;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -52,6 +56,7 @@ export class ZseModel {
     opts: ZseModelOptions,
   ) {
     const { dim: D, grid: G, imageSize: S, mlpDim } = config;
+    this.precision = opts.precision ?? 'f32';
     this.tokens = 1 + G * G;
     const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
     // The largest single activation decides how many images fit one binding.
@@ -74,7 +79,7 @@ export class ZseModel {
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
     let ex = this.executors.get(key);
     if (!ex) {
-      ex = buildGraph(this.ctx, build).then((g) => Executor.create(this.ctx, g, this.store));
+      ex = buildGraph(this.ctx, build, { precision: this.precision }).then((g) => Executor.create(this.ctx, g, this.store));
       ex.catch(() => this.executors.delete(key));
       this.executors.set(key, ex);
     }
