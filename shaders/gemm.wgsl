@@ -5,13 +5,7 @@
 // A 64x64 output tile per workgroup, 4x4 per thread, K in steps of 16 through workgroup memory.
 // Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
 
-struct Params {
-  M: u32, N: u32, K: u32,
-  lda: u32, ldb: u32, ldc: u32, ldr: u32,
-  aOff: u32, cOff: u32, rOff: u32,
-  hasBias: u32, hasRes: u32, act: u32,
-  alpha: f32,
-}
+// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;

@@ -1,4 +1,12 @@
-// GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts).
+// GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts), and their
+// common uniform block: the fields of ops/gemm.ts's params, in order.
+struct Params {
+  M: u32, N: u32, K: u32,
+  lda: u32, ldb: u32, ldc: u32, ldr: u32,
+  aOff: u32, cOff: u32, rOff: u32,
+  hasBias: u32, hasRes: u32, act: u32,
+  alpha: f32,
+}
 
 // The f16 precision option: every A and B element is rounded to binary16 as it is loaded, while products and sums
 // stay f32, which is what a tensor-core GEMM with f16 inputs and f32 accumulation computes. Off: loads unchanged.

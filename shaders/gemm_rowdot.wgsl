@@ -5,13 +5,7 @@
 // invocation keeps a 4x4 block of C in registers: 8 vec4 loads feed 16 vec4 FMAs per step of 4 along K.
 // Rows and columns past M or N are clamped on load and skipped on store, so any M and N work.
 
-struct Params {
-  M: u32, N: u32, K: u32,
-  lda: u32, ldb: u32, ldc: u32, ldr: u32,
-  aOff: u32, cOff: u32, rOff: u32,
-  hasBias: u32, hasRes: u32, act: u32,
-  alpha: f32,
-}
+// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;

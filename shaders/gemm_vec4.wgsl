@@ -10,13 +10,7 @@
 // two vec4 of A and two of B and does 32 vec4 FMAs: 4 loads per 32 FMAs, against 8 per 16 in gemm.wgsl.
 // Loads past M, N or K read zeros; stores past M or N are skipped.
 
-struct Params {
-  M: u32, N: u32, K: u32,
-  lda: u32, ldb: u32, ldc: u32, ldr: u32,
-  aOff: u32, cOff: u32, rOff: u32,
-  hasBias: u32, hasRes: u32, act: u32,
-  alpha: f32,
-}
+// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
