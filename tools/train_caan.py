@@ -71,7 +71,8 @@ sys.path.insert(0, str(TOOLS))
 import caan_ref as C  # noqa: E402
 import zse_ref as Z  # noqa: E402
 import eval_zse as ev  # noqa: E402
-from train_zse import augment, TripletSampler  # noqa: E402
+from train_zse import augment, lr_at, TripletSampler  # noqa: E402
+import train_zse as Z_train  # noqa: E402
 from clip_tokenizer_ref import ClipTokenizer  # noqa: E402
 from safetensors_min import save_file, load_file  # noqa: E402
 
@@ -167,20 +168,7 @@ def init_weights_(model):
 
 
 def param_groups(model, wd):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if p.dim() <= 1 or n.endswith(('pos_embedding', '.cls', 'positional_embedding', 'token_embedding.weight')):
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [{'params': decay, 'weight_decay': wd}, {'params': no_decay, 'weight_decay': 0.0}]
-
-
-def lr_at(step, a):
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    t = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return Z_train.param_groups(model, wd, ('pos_embedding', '.cls', 'positional_embedding', 'token_embedding.weight'))
 
 
 # ----------------------------------------------------------------------------------------------------------------

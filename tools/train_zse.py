@@ -102,12 +102,14 @@ def init_weights_(model, stem_init='half'):
     return model
 
 
-def param_groups(model, wd):
+def param_groups(model, wd, no_decay_suffixes=('pos_embedding', '.cls')):
+    """AdamW groups: weight decay on matrices only, not on biases, norms or the named embeddings; ZSE's dead CA
+    clone (never used in forward, §4.2) left out. train_caan.py uses it with its own suffixes."""
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         if n.startswith(zse_ref.DEAD_PREFIX):
-            continue                                                # never used in forward (§4.2)
-        if p.dim() <= 1 or n.endswith(('pos_embedding', '.cls')):
+            continue
+        if p.dim() <= 1 or n.endswith(tuple(no_decay_suffixes)):
             no_decay.append(p)
         else:
             decay.append(p)
@@ -115,10 +117,11 @@ def param_groups(model, wd):
 
 
 def lr_at(step, a):
+    """Linear warmup over a.warmup steps to a.lr, then cosine to a.min_lr at a.steps (shared with train_caan.py)."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     t = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
+    return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 # ----------------------------------------------------------------------------------------------------------------
