@@ -39,6 +39,7 @@ import caan_ref as C  # noqa: E402
 import zse_ref as Z  # noqa: E402
 from clip_tokenizer_ref import ClipTokenizer  # noqa: E402
 from safetensors_min import save_file, load_file  # noqa: E402
+import full_parity  # noqa: E402
 
 VERSION = 2
 DEFAULT_SEED = 2024
@@ -55,16 +56,7 @@ def stamp_of(seed, n, preset):
 
 
 def up_to_date(out, stamp):
-    if not all(os.path.exists(os.path.join(out, f)) for f in FILES + ('stamp.json',)):
-        return False
-    try:
-        with open(os.path.join(out, 'stamp.json')) as f:
-            if json.load(f) != stamp:
-                return False
-        _, meta = load_file(os.path.join(out, 'expected.safetensors'))
-        return meta.get('sketchgpu.stamp') == json.dumps(stamp, sort_keys=True)
-    except Exception:
-        return False
+    return full_parity.up_to_date(out, stamp, FILES)
 
 
 def main():

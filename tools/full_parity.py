@@ -37,9 +37,11 @@ def stamp_of(seed, n):
     return {'version': VERSION, 'seed': seed, 'n': n}
 
 
-def up_to_date(out, stamp):
+def up_to_date(out, stamp, files=FILES):
+    """True when out holds `files`, stamp.json equal to `stamp`, and expected.safetensors stamped the same
+    (tools/caan_full_parity.py uses it too)."""
     p = os.path.join(out, 'stamp.json')
-    if not all(os.path.exists(os.path.join(out, f)) for f in FILES + ('stamp.json',)):
+    if not all(os.path.exists(os.path.join(out, f)) for f in tuple(files) + ('stamp.json',)):
         return False
     try:
         with open(p) as f:

@@ -101,7 +101,9 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   const prompts = data.classes.map(classPrompt);
   const sk = textQueries ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
   const im = await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
-  const te = textMode ? await model.encodeTexts(prompts) : null;
+  // text+rn also needs each prompt's projected tokens: one text-tower pass gives both.
+  const textEnc = mode === 'text+rn' ? await model.encodeTextTokens(prompts) : null;
+  const te = textEnc ? textEnc.emb : textMode ? await model.encodeTexts(prompts) : null;
   const t1 = performance.now();
   let scores: Float32Array;
   let rnPairs = 0;
@@ -118,7 +120,7 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
       const top = Array.from({ length: nc }, (_, c) => rankRow(scores.subarray(c * np, (c + 1) * np)).slice(0, rerankK));
       const rel: Float32Array[] = [];
       for (let c = 0; c < nc; c++) {
-        rel.push(await model.textRelation(prompts[c]!, 'photo', im.tokens!, np, Uint32Array.from(top[c]!)));
+        rel.push(await model.textRelation('photo', textEnc!.tokens[c]!, im.tokens!, np, Uint32Array.from(top[c]!)));
         local((c + 1) * rerankK);
       }
       for (let i = 0; i < scores.length; i++) scores[i] = scores[i]! - RERANK_OFFSET;

@@ -55,11 +55,13 @@ export interface RetrievalModel {
   relation(sketch: RelationSide, photo: RelationSide, pairs: Uint32Array): Promise<Float32Array>;
   /** Text embeddings [n, dim] (CAAN); throws a clear error for a model without a text tower, an empty or a too-long text. */
   encodeTexts(texts: readonly string[]): Promise<Float32Array>;
+  /** Text embeddings [n, dim] and each text's projected tokens (the input of textRelation); the encodeTexts errors. */
+  encodeTextTokens(texts: readonly string[]): Promise<{ emb: Float32Array; tokens: Float32Array[] }>;
   /**
-   * Local text-image alignment scores (CAAN): one text against the listed images (indices into n images' tokens
-   * of one side); one score per listed image. Throws the encodeTexts errors for a model without a text tower.
+   * Local text-image alignment scores (CAAN): one text's projected tokens (encodeTextTokens) against the listed
+   * images (indices into n images' tokens of one side); one score per listed image.
    */
-  textRelation(text: string, side: ImageModality, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array>;
+  textRelation(side: ImageModality, text: Float32Array, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array>;
   /** The identity recorded in an index (index-format.ts). */
   identity(weightsSha256: string): ModelIdentity;
   destroy(): Promise<void>;
@@ -109,6 +111,9 @@ export class ZseRetrieval implements RetrievalModel {
     return this.model.relation(sk.tokens, sk.n, im.tokens, im.n, pairs, cached);
   }
   async encodeTexts(_texts: readonly string[]): Promise<Float32Array> {
+    return noTextTower();
+  }
+  async encodeTextTokens(): Promise<{ emb: Float32Array; tokens: Float32Array[] }> {
     return noTextTower();
   }
   async textRelation(): Promise<Float32Array> {
@@ -170,9 +175,12 @@ export class CaanRetrieval implements RetrievalModel {
     // without a tokenizer, the model's own "no tokenizer" error
     return (await this.model.encodeTexts(texts, await this.checkedTokenizer(texts))).emb;
   }
-  async textRelation(text: string, side: ImageModality, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array> {
-    const r = await this.model.encodeTexts([text], await this.checkedTokenizer([text]), { tokens: true });
-    return this.model.textRelation(side, r.tokens![0]!, tokens, n, images);
+  async encodeTextTokens(texts: readonly string[]): Promise<{ emb: Float32Array; tokens: Float32Array[] }> {
+    const r = await this.model.encodeTexts(texts, await this.checkedTokenizer(texts), { tokens: true });
+    return { emb: r.emb, tokens: r.tokens! };
+  }
+  textRelation(side: ImageModality, text: Float32Array, tokens: Float32Array, n: number, images: Uint32Array): Promise<Float32Array> {
+    return this.model.textRelation(side, text, tokens, n, images);
   }
   identity(weightsSha256: string): ModelIdentity {
     return { family: 'caan', weights_sha256: weightsSha256, config: this.model.config };

@@ -112,7 +112,9 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
   const K = rerank ? Math.max(o.k, o.rerankK ?? 100) : o.k;
   const t0 = performance.now();
   o.onStage?.('embedding texts');
-  const emb = await model.encodeTexts(o.texts);
+  // The re-rank needs each text's projected tokens too: one text-tower pass gives both.
+  const enc = rerank ? await model.encodeTextTokens(o.texts) : { emb: await model.encodeTexts(o.texts), tokens: [] };
+  const emb = enc.emb;
   const t1 = performance.now();
   o.onStage?.('searching');
   const shortlist = await searchIndex(model, index, emb, o.texts.length, K);
@@ -127,7 +129,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
     tokensFrom = from;
     local = [];
     for (let t = 0; t < o.texts.length; t++) {
-      local.push(await model.textRelation(o.texts[t]!, 'photo', im.tokens, im.n, Uint32Array.from(shortlist[t]!, (h) => pos.get(h.index)!)));
+      local.push(await model.textRelation('photo', enc.tokens[t]!, im.tokens, im.n, Uint32Array.from(shortlist[t]!, (h) => pos.get(h.index)!)));
     }
   }
   const t3 = performance.now();

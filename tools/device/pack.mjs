@@ -9,11 +9,8 @@ import { dirname, resolve } from 'node:path';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tests = readdirSync(resolve(root, 'test')).filter((f) => /^(kernel\..*|model\.zse\.parity|graph\..*)\.test\.ts$/.test(f));
 const entryPoints = Object.fromEntries([...tests.map((f) => [`test/${f.replace(/\.ts$/, '.device')}`, `test/${f}`]), ['bench/run.device', 'bench/run.ts']]);
-await build({
+const common = {
   absWorkingDir: root,
-  entryPoints,
-  outdir: '.',
-  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -23,20 +20,13 @@ await build({
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints, outdir: '.', outExtension: { '.js': '.mjs' } });
 // The CLI with its dependencies inside (bin/sketchgpu.js imports dist/node/cli.js, which keeps npm packages external).
 await build({
-  absWorkingDir: root,
+  ...common,
   stdin: { contents: "import { main } from './src/cli/main.ts';\nprocess.exitCode = await main(process.argv);\n", resolveDir: root, loader: 'ts', sourcefile: 'device-cli.ts' },
   outfile: 'bin/sketchgpu.device.mjs',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external: ['webgpu', 'onnxruntime-node'],
-  loader: { '.wgsl': 'text' },
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  logLevel: 'warning',
 });
 console.log('bin/sketchgpu.device.mjs');
 console.log(Object.keys(entryPoints).map((e) => `${e}.mjs`).join('\n'));
