@@ -30,7 +30,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: {
     json: { type: 'boolean' }, model: { type: 'string' }, iters: { type: 'string' }, 'no-peers': { type: 'boolean' },
-    only: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    only: { type: 'string' }, precision: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (args.help) {
@@ -39,6 +39,8 @@ if (args.help) {
   --model <m>       vitb (ViT-B/16, the default on hardware adapters) or small (the default on software adapters)
   --iters <n>       timed iterations per measurement (default 20 on hardware, 3 on software)
   --only <what>     kernels | e2e
+  --precision <p>   both (default): end-to-end SA and CA+RN also with the f16 option (GEMM weights stored as
+                    binary16, operands rounded, f32 accumulation), beside f32; f32: f32 only
   --no-peers        skip the peers (PyTorch, ONNX Runtime WebGPU)`);
   process.exit(0);
 }
@@ -148,6 +150,11 @@ if (args.only !== 'e2e') {
 }
 
 const e2e: Record<string, unknown> = {};
+if (args.precision !== undefined && args.precision !== 'f32' && args.precision !== 'both') {
+  console.error(`--precision ${args.precision}: use f32 or both`);
+  process.exit(2);
+}
+const withF16 = args.precision !== 'f32';
 let weights: Map<string, HostTensor> | undefined;
 const batches = software ? [1, 8] : [1, 32, 128];
 /** The ORT peer's parity data: the e2e run's own inputs and outputs. */
@@ -156,15 +163,18 @@ if (args.only !== 'kernels') {
   log(`\nend to end (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, random weights, wall time incl. upload and read-back)`);
   weights = randomWeights(cfg);
   const model = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64 });
-  const sa: Record<string, { ms: number; img_per_s: number }> = {};
-  for (const B of batches) {
-    if (B > model.maxBatch) continue;
-    const x = rnd(B * 3 * S * S, 20 + B);
-    const ms = await timeRun(() => model.encode(x, B), B >= 32 ? Math.max(1, Math.ceil(iters / 4)) : iters);
-    sa[`batch_${B}`] = { ms, img_per_s: (1000 * B) / ms };
-    log(`  SA batch ${String(B).padEnd(4)} ${ms.toFixed(2).padStart(10)} ms  ${((1000 * B) / ms).toFixed(1).padStart(8)} img/s`);
-  }
-  e2e.sa = sa;
+  const timeSa = async (m: ZseModel, tag: string) => {
+    const sa: Record<string, { ms: number; img_per_s: number }> = {};
+    for (const B of batches) {
+      if (B > m.maxBatch) continue;
+      const x = rnd(B * 3 * S * S, 20 + B);
+      const ms = await timeRun(() => m.encode(x, B), B >= 32 ? Math.max(1, Math.ceil(iters / 4)) : iters);
+      sa[`batch_${B}`] = { ms, img_per_s: (1000 * B) / ms };
+      log(`  SA${tag} batch ${String(B).padEnd(4)} ${ms.toFixed(2).padStart(10)} ms  ${((1000 * B) / ms).toFixed(1).padStart(8)} img/s`);
+    }
+    return sa;
+  };
+  e2e.sa = await timeSa(model, '');
   const ns = 8, np = 8, P = ns * np;
   // Image-like inputs with real variation (rnd's 1-D values repeat every 7), so the peers' parity check means something.
   const skImages = uniform(ns * 3 * S * S, 30);
@@ -183,6 +193,29 @@ if (args.only !== 'kernels') {
   const rnMsUncached = await timeRun(() => model.relation(sk.tokens!, ns, sk.tokens!, np, pairs));
   e2e.ca_rn = { pairs: P, ms: rnMs, pairs_per_s: (1000 * P) / rnMs, note: 'per-image CA projections cached (zse-sbir.md §13)', uncached_pairs_per_s: (1000 * P) / rnMsUncached };
   log(`  CA+RN ${P} pairs  ${rnMs.toFixed(2).padStart(10)} ms  ${((1000 * P) / rnMs).toFixed(1).padStart(8)} pairs/s (projections cached; ${((1000 * P) / rnMsUncached).toFixed(1)} pairs/s without)`);
+  e2e.weight_mib = { f32: model.weightBytes / 2 ** 20 };
+  if (withF16) {
+    // The f16 option on the same weights and inputs: GEMM weights stored as binary16, operands rounded, f32 sums.
+    const m16 = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64, precision: 'f16' });
+    (e2e.weight_mib as Record<string, number>).f16 = m16.weightBytes / 2 ** 20;
+    e2e.sa_f16 = await timeSa(m16, ' f16');
+    const sk16 = await m16.encode(skImages, ns, { tokens: true });
+    const cached16 = { sketch: await m16.projections(sk16.tokens!, ns, 'sketch'), photo: await m16.projections(sk16.tokens!, np, 'photo') };
+    const ms16 = await timeRun(() => m16.relation(sk16.tokens!, ns, sk16.tokens!, np, pairs, cached16));
+    const scores16 = await m16.relation(sk16.tokens!, ns, sk16.tokens!, np, pairs, cached16);
+    let cos = 1;
+    for (let i = 0; i < ns; i++) {
+      let c = 0;
+      for (let d = 0; d < D; d++) c += sk.emb[i * D + d]! * sk16.emb[i * D + d]!;
+      cos = Math.min(cos, c);
+    }
+    const scoreDiff = scores.reduce((m, v, i) => Math.max(m, Math.abs(v - scores16[i]!)), 0);
+    e2e.ca_rn_f16 = { pairs: P, ms: ms16, pairs_per_s: (1000 * P) / ms16 };
+    e2e.f16_accuracy = { min_cls_cosine_to_f32: cos, rn_score_max_abs_diff: scoreDiff };
+    log(`  CA+RN f16 ${P} pairs ${ms16.toFixed(2).padStart(10)} ms  ${((1000 * P) / ms16).toFixed(1).padStart(8)} pairs/s (projections cached)`);
+    log(`  f16 vs f32 on these inputs: min cls cosine ${cos.toFixed(7)}, RN score max |diff| ${scoreDiff.toExponential(2)}; weights on the GPU ${(model.weightBytes / 2 ** 20).toFixed(1)} -> ${(m16.weightBytes / 2 ** 20).toFixed(1)} MiB`);
+    await m16.destroy();
+  }
   const sample = join(ROOT, 'web', 'sample', 'photo');
   if (existsSync(sample)) {
     const files = listDataset(join(ROOT, 'web', 'sample')).photos.files.slice(0, software ? 16 : 84);
@@ -232,9 +265,16 @@ if (benchWeights) {
     const sa = e2e.sa as Record<string, { img_per_s: number }>;
     for (const k of Object.keys(sa)) if (pt.sa[k]) ratios[`sa_${k}_vs_pytorch`] = sa[k]!.img_per_s / pt.sa[k]!.img_per_s;
     ratios.ca_rn_vs_pytorch = (e2e.ca_rn as { pairs_per_s: number }).pairs_per_s / pt.ca_rn.pairs_per_s;
+    // f16 beside PyTorch fp16 (CUDA only): sketchgpu's f16 option against the model cast to half.
+    const pt16 = peers.pytorch as { sa_f16?: Record<string, { img_per_s: number }>; ca_rn_f16?: { pairs_per_s: number } };
+    const sa16 = e2e.sa_f16 as Record<string, { img_per_s: number }> | undefined;
+    if (sa16 && pt16.sa_f16) for (const k of Object.keys(sa16)) if (pt16.sa_f16[k]) ratios[`sa_${k}_f16_vs_pytorch_fp16`] = sa16[k]!.img_per_s / pt16.sa_f16[k]!.img_per_s;
+    if (e2e.ca_rn_f16 && pt16.ca_rn_f16) ratios.ca_rn_f16_vs_pytorch_fp16 = (e2e.ca_rn_f16 as { pairs_per_s: number }).pairs_per_s / pt16.ca_rn_f16.pairs_per_s;
     log(`\nPyTorch (${(pt as unknown as { device: string }).device}) in the same run:`);
     for (const [k, v] of Object.entries(pt.sa)) log(`  SA ${k.padEnd(10)} ${v.img_per_s.toFixed(1).padStart(8)} img/s   sketchgpu/PyTorch ${ratios[`sa_${k}_vs_pytorch`]?.toFixed(2) ?? '-'}x`);
     log(`  CA+RN          ${pt.ca_rn.pairs_per_s.toFixed(1).padStart(8)} pairs/s sketchgpu/PyTorch ${ratios.ca_rn_vs_pytorch.toFixed(2)}x`);
+    for (const [k, v] of Object.entries(pt16.sa_f16 ?? {})) log(`  SA ${k} fp16 ${v.img_per_s.toFixed(1).padStart(8)} img/s   sketchgpu f16/PyTorch fp16 ${ratios[`sa_${k}_f16_vs_pytorch_fp16`]?.toFixed(2) ?? '-'}x`);
+    if (pt16.ca_rn_f16) log(`  CA+RN fp16     ${pt16.ca_rn_f16.pairs_per_s.toFixed(1).padStart(8)} pairs/s sketchgpu f16/PyTorch fp16 ${ratios.ca_rn_f16_vs_pytorch_fp16?.toFixed(2) ?? '-'}x`);
   } else {
     peers = { pytorch: { error: (r.stderr || r.error?.message || '').trim().split('\n').pop() } };
     log(`\nPyTorch peer skipped: ${(peers.pytorch as { error: string }).error}`);
@@ -346,7 +386,14 @@ else {
     const ca = e2e.ca_rn as Rate & { pairs: number };
     rowsOut.push({ case: `CA+RN ${ca.pairs} pairs`, 'sketchgpu ms': fx(ca.ms), 'sketchgpu /s': rate(ca), 'PyTorch ms': fx(pt && 'ca_rn' in pt ? pt.ca_rn.ms : undefined), 'x PyTorch': fx(ratios.ca_rn_vs_pytorch),
       'ORT WebGPU ms': fx(ort && 'ca_rn' in ort ? ort.ca_rn.ms : undefined), 'ORT /s': rate(ort && 'ca_rn' in ort ? ort.ca_rn : undefined), 'x ORT': fx(ratios.ca_rn_vs_ort_webgpu) });
-    console.log('end to end (/s: img/s for SA, pairs/s for CA+RN; x: sketchgpu/peer, >1 = sketchgpu faster)');
+    type Pt16 = { sa_f16?: Record<string, Rate>; ca_rn_f16?: Rate };
+    const p16 = (pt && 'sa' in pt ? pt : {}) as Pt16;
+    for (const [k, v] of Object.entries((e2e.sa_f16 ?? {}) as Record<string, Rate>)) {
+      rowsOut.push({ case: `SA ${k} f16`, 'sketchgpu ms': fx(v.ms), 'sketchgpu /s': rate(v), 'PyTorch ms': fx(p16.sa_f16?.[k]?.ms), 'x PyTorch': fx(ratios[`sa_${k}_f16_vs_pytorch_fp16`]), 'ORT WebGPU ms': '-', 'ORT /s': '-', 'x ORT': '-' });
+    }
+    const c16 = e2e.ca_rn_f16 as (Rate & { pairs: number }) | undefined;
+    if (c16) rowsOut.push({ case: `CA+RN ${c16.pairs} pairs f16`, 'sketchgpu ms': fx(c16.ms), 'sketchgpu /s': rate(c16), 'PyTorch ms': fx(p16.ca_rn_f16?.ms), 'x PyTorch': fx(ratios.ca_rn_f16_vs_pytorch_fp16), 'ORT WebGPU ms': '-', 'ORT /s': '-', 'x ORT': '-' });
+    console.log('end to end (/s: img/s for SA, pairs/s for CA+RN; x: sketchgpu/peer, >1 = sketchgpu faster; f16 rows against PyTorch fp16, CUDA only)');
     console.table(rowsOut);
   }
 }

@@ -8,7 +8,7 @@
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       if (row0 + r < p.M && gk < p.K) { a = op1(A[p.aOff + (row0 + r) * p.lda + gk]); }
       As[k * TM + r] = a;
       var b = 0.0;
-      if (col0 + r < p.N && gk < p.K) { b = op1(B[(col0 + r) * p.ldb + gk]); }
+      if (col0 + r < p.N && gk < p.K) { b = loadB((col0 + r) * p.ldb + gk); }
       Bs[k * TN + r] = b;
     }
     workgroupBarrier();

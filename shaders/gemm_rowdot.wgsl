@@ -8,7 +8,7 @@
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -30,10 +30,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   var acc: array<vec4<f32>, 4>; // acc[i][j] = C[m0+i, n0+j]
   for (var k = 0u; k < K4; k++) {
-    let b0 = op4(B[b[0] + k]);
-    let b1 = op4(B[b[1] + k]);
-    let b2 = op4(B[b[2] + k]);
-    let b3 = op4(B[b[3] + k]);
+    let b0 = loadB4(b[0] + k);
+    let b1 = loadB4(b[1] + k);
+    let b2 = loadB4(b[2] + k);
+    let b3 = loadB4(b[3] + k);
     for (var i = 0u; i < 4u; i++) {
       let av = op4(A[a[i] + k]);
       acc[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));

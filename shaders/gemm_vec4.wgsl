@@ -13,7 +13,7 @@
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -50,7 +50,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var e = 0u; e < 4u; e++) {
       let m = 4u * rg + e;
       if (m < lim && kq < K4) {
-        if (isB) { x[e] = op4(B[(col0 + m) * ldb4 + kq]); } else { x[e] = op4(A[aOff4 + (row0 + m) * lda4 + kq]); }
+        if (isB) { x[e] = loadB4((col0 + m) * ldb4 + kq); } else { x[e] = op4(A[aOff4 + (row0 + m) * lda4 + kq]); }
       } else {
         x[e] = vec4<f32>(0.0);
       }

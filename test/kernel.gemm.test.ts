@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gemm } from '../src/graph/ops/gemm.ts';
+import { Graph } from '../src/graph/graph.ts';
+import { packF16 } from '../src/gpu/weights.ts';
 import { gemmRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
@@ -139,6 +141,48 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
     if (d > 1e-4) far++;
   }
   assert.ok(far > 0, 'no entry differs from the f32 product: the rounding is not active');
+});
+
+// With the f16 option a weight B is stored as binary16 (two per u32 word, rounded on upload) and read through
+// unpack2x16float. It must give exactly what the f32-stored B with rounding on load gives (B as a graph input stays
+// f32): the same values in the same summation order. Odd N·K (a half-filled last word), a row stride past K, and
+// values that round both ways, to subnormals and to the largest binary16 are included.
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored weights equal f32-stored weights rounded on load`, async () => {
+  const M = 19, N = 131, K = 36, ldb = 40;
+  const A = rand(M * K, 51), bias = rand(N, 53);
+  const B = rand(N * ldb, 52, -2, 2);
+  B.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, -0.0001], 0);
+  const build = (asWeight: boolean) => (g: Graph) => {
+    const b = asWeight ? g.weight('b', [N, ldb]) : g.input('b', [N, ldb]);
+    g.output('c', gemm(g, g.input('a', [M, K]), b, { M, N, K, ldb, bias: g.weight('bias', [N]), act: 'gelu', variant, precision: 'f16' }));
+  };
+  const w = { b: { shape: [N, ldb], data: B }, bias: { shape: [N], data: bias } };
+  const stored = await runGraph(build(true), { a: A }, w);
+  const rounded = await runGraph(build(false), { a: A, b: B }, { bias: w.bias });
+  let worst = 0;
+  stored.c!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - rounded.c![i]!))));
+  assert.is(worst, 0, `f16-stored and rounded-on-load results differ by up to ${worst}`);
+});
+
+test('the f16 option binds a GEMM weight in its binary16 form and other readers in f32', () => {
+  const g = new Graph({ precision: 'f16' });
+  const x = g.input('x', [3, 8]);
+  const w = g.weight('w', [5, 8]);
+  gemm(g, x, w, { M: 3, N: 5, K: 8 });
+  gemm(g, x, g.weight('v', [8, 8]), { M: 3, N: 8, K: 8, precision: 'f32' });
+  const read = g.weightDtypes();
+  assert.equal([...read.get('w')!], ['f16']);
+  assert.equal([...read.get('v')!], ['f32']);
+  const g32 = new Graph();
+  gemm(g32, g32.input('x', [3, 8]), g32.weight('w', [5, 8]), { M: 3, N: 5, K: 8 });
+  assert.equal([...g32.weightDtypes().get('w')!], ['f32']);
+});
+
+test('packF16 keeps binary16 data as it is and rounds f32 to nearest even', () => {
+  const bits = new Uint16Array([0x3c00, 0x8001, 0x7bff]);
+  assert.equal([...packF16({ dtype: 'f16', shape: [3], data: bits })], [0x3c00, 0x8001, 0x7bff, 0]);
+  const f = new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -24, 65504]);
+  assert.equal([...packF16({ dtype: 'f32', shape: [4], data: f })], [0x3c00, 0x3c02, 0x0001, 0x7bff]);
 });
 
 test.run();

@@ -11,12 +11,28 @@ import { toFloat32 } from '../src/io/tensor.ts';
 import { CaanModel } from '../src/models/caan/model.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
 import { FIXTURES } from './paths.ts';
+import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
 import { gpu, maxAbsDiff } from './util.ts';
 import { cli, json } from './cli-util.ts';
 import { writeNpy } from '../src/io/npy.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/**
+ * Bytes the f16 option saves: every Linear weight (the 2D tensors, but CLIP's token and positional embeddings,
+ * which are gathered and added) is stored once as binary16 instead of f32; buffers are whole 16-byte blocks.
+ */
+function linearBytesSaved(tensors: ReadonlyMap<string, { shape: number[] }>): number {
+  const r16 = (b: number) => Math.max(16, Math.ceil(b / 16) * 16);
+  let saved = 0;
+  for (const [name, t] of tensors) {
+    if (t.shape.length !== 2 || /embedding/.test(name)) continue;
+    const n = t.shape[0]! * t.shape[1]!;
+    saved += r16(4 * n) - r16(2 * n);
+  }
+  return saved;
+}
 
 /** min over rows of the cosine between rows of a and b (unit rows). */
 function minRowCosine(a: Float32Array, b: Float32Array, D: number): number {
@@ -49,6 +65,11 @@ test('ZSE-SBIR tiny: f16 GEMM operands move the embeddings and RN scores slightl
     const ra = await a.relation(ea.tokens!, n, pa.tokens!, m, pairs);
     const rb = await b.relation(eb.tokens!, n, pb.tokens!, m, pairs);
     assert.ok(maxAbsDiff(ra, rb) > 0 && maxAbsDiff(ra, rb) < 1e-2, `RN scores moved by ${maxAbsDiff(ra, rb)}`);
+    // the cached-projection path (its own graphs) runs on the f16-stored weights too, and agrees with the uncached one
+    const [sk, ph] = [await b.projections(eb.tokens!, n, 'sketch'), await b.projections(pb.tokens!, m, 'photo')];
+    assert.ok(maxAbsDiff(await b.relation(eb.tokens!, n, pb.tokens!, m, pairs, { sketch: sk, photo: ph }), rb) < 1e-5);
+    // GEMM weights are stored only as binary16
+    assert.is(a.weightBytes - b.weightBytes, linearBytesSaved(w.tensors));
     // ranking cosines stay f32: the same embeddings give the same scores through either model
     assert.is(maxAbsDiff(await a.cosine(ea.emb, n, pa.emb, m), await b.cosine(ea.emb, n, pa.emb, m)), 0);
   } finally {
@@ -62,13 +83,29 @@ test('CAAN tiny: f16 GEMM operands in the towers, cosine >= 0.999', async () => 
   const w = await loadCaanWeights(resolve(FIXTURES, 'caan', 'tiny.weights.safetensors'));
   const exp = readSafetensors(readFileSync(resolve(FIXTURES, 'caan', 'tiny.expected.safetensors'))).tensors;
   const x = toFloat32(exp.get('photo.input')!), n = exp.get('photo.input')!.shape[0]!;
-  const a = CaanModel.create(ctx, w.config, w.tensors);
-  const b = CaanModel.create(ctx, w.config, w.tensors, { precision: 'f16' });
+  const tokenizer = await loadClipTokenizer();
+  const a = CaanModel.create(ctx, w.config, w.tensors, { tokenizer });
+  const b = CaanModel.create(ctx, w.config, w.tensors, { precision: 'f16', tokenizer });
   try {
-    const [ea, eb] = [await a.encodePhotos(x, n), await b.encodePhotos(x, n)];
+    const [ea, eb] = [await a.encodePhotos(x, n, { tokens: true }), await b.encodePhotos(x, n, { tokens: true })];
     assert.ok(maxAbsDiff(ea.emb, eb.emb) > 1e-6, 'f16 changed nothing');
     const c = minRowCosine(ea.emb, eb.emb, w.config.embed);
     assert.ok(c >= 0.999, `min cosine ${c}`);
+    // every other kind of graph runs on the f16-stored weights and stays close: sketch tower, text tower, relations
+    const s = toFloat32(exp.get('sketch.input')!), ns = exp.get('sketch.input')!.shape[0]!;
+    const [sa, sb] = [await a.encodeSketches(s, ns, { tokens: true }), await b.encodeSketches(s, ns, { tokens: true })];
+    assert.ok(minRowCosine(sa.emb, sb.emb, w.config.embed) >= 0.999);
+    const texts = ['a drawing of a cat', 'an umbrella'];
+    const [ta, tb] = [await a.encodeTexts(texts, undefined, { tokens: true }), await b.encodeTexts(texts, undefined, { tokens: true })];
+    assert.ok(minRowCosine(ta.emb, tb.emb, w.config.embed) >= 0.999);
+    const pairs = Uint32Array.of(0, 0, 1, 1);
+    assert.ok(maxAbsDiff(await a.relation(sa.tokens!, ns, ea.tokens!, n, pairs), await b.relation(sb.tokens!, ns, eb.tokens!, n, pairs)) < 1e-2);
+    for (const [side, xa, xb, ni] of [['sketch', sa.tokens!, sb.tokens!, ns], ['photo', ea.tokens!, eb.tokens!, n]] as const) {
+      const images = Uint32Array.of(0, ni - 1);
+      const [ra, rb] = [await a.textRelation(side, ta.tokens![0]!, xa, ni, images), await b.textRelation(side, tb.tokens![0]!, xb, ni, images)];
+      assert.ok(maxAbsDiff(ra, rb) < 1e-2, `${side} text relation moved by ${maxAbsDiff(ra, rb)}`);
+    }
+    assert.is(a.weightBytes - b.weightBytes, linearBytesSaved(w.tensors));
   } finally {
     await a.destroy();
     await b.destroy();

@@ -1,6 +1,6 @@
 import { nodeGpu } from '../src/gpu/node.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
-import { WeightStore } from '../src/gpu/weights.ts';
+import { WeightStore, type WeightFormat } from '../src/gpu/weights.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { Executor, type HostArray } from '../src/graph/executor.ts';
 
@@ -62,7 +62,11 @@ export async function runGraph(
   const g = new Graph();
   build(g);
   const store = new WeightStore(ctx.device);
-  for (const [name, w] of Object.entries(weights)) store.upload(name, { dtype: 'f32', shape: w.shape, data: w.data });
+  const read = g.weightDtypes(); // the formats the graph's ops read (f16: GEMM weights of the f16 option)
+  for (const [name, w] of Object.entries(weights)) {
+    const formats = [...(read.get(name) ?? ['f32'])].filter((d) => d !== 'u32') as WeightFormat[];
+    store.upload(name, { dtype: 'f32', shape: w.shape, data: w.data }, formats);
+  }
   const ex = await Executor.create(ctx, g, store);
   try {
     return await ex.run(inputs);

@@ -1,5 +1,6 @@
 """PyTorch peer for bench/run.ts: the same ZSE-SBIR configs (tools/zse_ref.py), SA img/s per batch size and CA+RN
-pairs/s, on CUDA when present (fp32, TF32 off) else the CPU. With --weights (bench/run.ts passes the safetensors
+pairs/s, on CUDA when present (fp32, TF32 off; and fp16, the model cast with .half(), as sa_f16 / ca_rn_f16) else
+the CPU (fp32 only: torch 1.13 has no fp16 matmuls on the CPU). With --weights (bench/run.ts passes the safetensors
 file of its own random weights) it runs exactly the numbers sketchgpu ran. Prints one JSON line."""
 import argparse, json, time, sys, os
 import torch
@@ -56,4 +57,14 @@ with torch.no_grad():
     im = tok.repeat(8, 1, 1)
     s = timeit(lambda: m(sk, im), a.iters)
     out['ca_rn'] = {'pairs': 64, 'ms': s * 1e3, 'pairs_per_s': 64 / s}
+    if dev == 'cuda':
+        h = m.half()
+        out['sa_f16'] = {}
+        for B in [int(b) for b in a.batches.split(',')]:
+            x = (torch.rand(B, 3, S, S, device=dev) * 2 - 1).half()
+            s = timeit(lambda: h.sa(x), a.iters if B < 32 else max(1, a.iters // 4))
+            out['sa_f16'][f'batch_{B}'] = {'ms': s * 1e3, 'img_per_s': B / s}
+        sk16, im16 = sk.half(), im.half()
+        s = timeit(lambda: h(sk16, im16), a.iters)
+        out['ca_rn_f16'] = {'pairs': 64, 'ms': s * 1e3, 'pairs_per_s': 64 / s}
 print(json.dumps(out))

@@ -12,7 +12,7 @@ import { WeightStore } from '../gpu/weights.ts';
 import { Executor } from './executor.ts';
 import { Graph, type Precision } from './graph.ts';
 import type { GemmShape } from './kernel.ts';
-import { GEMM, GEMM_ROWDOT, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
+import { GEMM, GEMM_B16_LOADER, GEMM_ROWDOT, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
 
 export interface TuneRecord {
   variant: GemmVariant;
@@ -28,12 +28,12 @@ export interface TuneStore {
   save(key: string, table: TuneTable): void;
 }
 
-export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}`;
+export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}${s.b16 ? '/b16' : ''}`;
 
 /** FNV-1a of the GEMM kernels' sources: a kernel edit invalidates what was measured with the old one. */
 function kernelHash(): string {
   let h = 0x811c9dc5;
-  for (const src of [GEMM.wgsl, GEMM_ROWDOT.wgsl, GEMM_VEC4.wgsl]) {
+  for (const src of [GEMM.wgsl, GEMM_ROWDOT.wgsl, GEMM_VEC4.wgsl, GEMM_B16_LOADER]) {
     for (let i = 0; i < src.length; i++) h = Math.imul(h ^ src.charCodeAt(i), 0x01000193) >>> 0;
   }
   return h.toString(16).padStart(8, '0');
@@ -80,8 +80,8 @@ export class GemmAutotune implements GemmTuner {
     const a = new Float32Array(M * K).map((_, i) => Math.sin(i) * 0.5);
     for (const variant of gemmVariantsFor(s.aligned)) {
       const store = new WeightStore(this.ctx.device);
-      store.upload('w', { dtype: 'f32', shape: [N, K], data: new Float32Array(N * K).map((_, i) => Math.cos(i) * 0.5) });
-      const g = new Graph({ software: this.ctx.software });
+      store.upload('w', { dtype: 'f32', shape: [N, K], data: new Float32Array(N * K).map((_, i) => Math.cos(i) * 0.5) }, [s.b16 ? 'f16' : 'f32']);
+      const g = new Graph({ software: this.ctx.software, precision: s.b16 ? 'f16' : 'f32' });
       g.output('c', gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, variant }));
       const ex = await Executor.create(this.ctx, g, store);
       try {

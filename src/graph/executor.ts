@@ -68,6 +68,8 @@ export class Executor {
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    // Weights are bound in the format their readers ask for; a weight tensor no op reads binds nothing.
+    const read = new Set(this.graph.nodes.flatMap((n) => n.reads.filter((t) => t !== null).map((t) => t.id)));
     const slotBuffers = this.plan.slots.map((s) => this.buffer(s.bytes, storage, `slot${s.index}`));
     for (const t of this.graph.tensors) {
       if (t.kind === 'intermediate') {
@@ -79,9 +81,13 @@ export class Executor {
         const b = this.buffer(t.bytes, storage, `const:${t.name}`);
         device.queue.writeBuffer(b, 0, t.data!.buffer, t.data!.byteOffset, t.data!.byteLength);
         this.buffers.set(t.id, b);
-      } else {
-        if (!this.weights.has(t.name)) throw new SketchError('BAD_WEIGHTS', `The model needs the tensor "${t.name}", which the weights do not have.`, 'Convert the checkpoint again with `sketchgpu convert`.');
-        this.buffers.set(t.id, this.weights.get(t.name));
+      } else if (read.has(t.id)) {
+        const format = t.dtype === 'f16' ? 'f16' : 'f32';
+        if (!this.weights.has(t.name, format)) {
+          if (this.weights.shapes.has(t.name)) throw new Error(`internal: weight ${t.name} is needed as ${format} but was uploaded only in another format (see weightFormats)`);
+          throw new SketchError('BAD_WEIGHTS', `The model needs the tensor "${t.name}", which the weights do not have.`, 'Convert the checkpoint again with `sketchgpu convert`.');
+        }
+        this.buffers.set(t.id, this.weights.get(t.name, format));
       }
     }
     const dummy = this.buffer(16, storage, 'absent');

@@ -33,14 +33,17 @@ export class Graph {
     return this.add(new Tensor(this.nextId++, shape, 'input', name, dtype));
   }
 
-  /** A parameter, bound by name to a buffer of the weight store at execution. */
-  weight(name: string, shape: readonly number[]): Tensor {
-    const existing = this.tensors.find((t) => t.kind === 'weight' && t.name === name);
+  /**
+   * A parameter, bound by name to a buffer of the weight store at execution; 'f16' binds the store's binary16
+   * copy of it (the f16 option's GEMM weights).
+   */
+  weight(name: string, shape: readonly number[], dtype: 'f32' | 'f16' = 'f32'): Tensor {
+    const existing = this.tensors.find((t) => t.kind === 'weight' && t.name === name && t.dtype === dtype);
     if (existing) {
       if (existing.shape.join() !== shape.join()) throw new Error(`weight ${name} used with shapes ${existing.shape} and ${shape}`);
       return existing;
     }
-    return this.add(new Tensor(this.nextId++, shape, 'weight', name));
+    return this.add(new Tensor(this.nextId++, shape, 'weight', name, dtype));
   }
 
   constant(name: string, shape: readonly number[], data: Float32Array | Uint32Array): Tensor {
@@ -49,6 +52,20 @@ export class Graph {
 
   intermediate(name: string, shape: readonly number[], dtype: GpuDType = 'f32'): Tensor {
     return this.add(new Tensor(this.nextId++, shape, 'intermediate', name, dtype));
+  }
+
+  /** The formats in which the graph's ops read each weight (a weight read in neither form is not listed). */
+  weightDtypes(): Map<string, Set<GpuDType>> {
+    const m = new Map<string, Set<GpuDType>>();
+    for (const n of this.nodes) {
+      for (const t of n.reads) {
+        if (t?.kind !== 'weight') continue;
+        let s = m.get(t.name);
+        if (!s) m.set(t.name, (s = new Set()));
+        s.add(t.dtype);
+      }
+    }
+    return m;
   }
 
   push(node: OpNode): void {

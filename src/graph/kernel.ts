@@ -36,6 +36,8 @@ export interface GemmShape {
   N: number;
   K: number;
   aligned: boolean;
+  /** B is a weight stored as binary16 (the f16 option). */
+  b16?: boolean;
 }
 
 /** Workgroup counts for n workgroups in one dimension, folded into y past the 65535 limit. */

@@ -1,6 +1,7 @@
 /** A tensor in a graph: a shape and a role; its GPU buffer is given by the planner. */
 export type TensorKind = 'input' | 'weight' | 'const' | 'intermediate';
-export type GpuDType = 'f32' | 'u32';
+/** 'f16': binary16 values packed two per u32 word (element 2j in the low half); weights of the f16 option. */
+export type GpuDType = 'f32' | 'u32' | 'f16';
 
 export class Tensor {
   constructor(
@@ -21,7 +22,7 @@ export class Tensor {
 
   /** Bytes, rounded up to 16 so every binding is a whole number of vec4s. */
   get bytes(): number {
-    return Math.max(16, Math.ceil((this.size * 4) / 16) * 16);
+    return Math.max(16, Math.ceil((this.size * (this.dtype === 'f16' ? 2 : 4)) / 16) * 16);
   }
 
   toString(): string {

@@ -2,25 +2,36 @@ import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
+import bF32 from '../../../shaders/gemm_b_f32.wgsl';
+import bF16 from '../../../shaders/gemm_b_f16.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + source };
+export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + bF32 + source };
 /** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
-export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + rowdotSource };
+export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + bF32 + rowdotSource };
 /** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
-export const GEMM_VEC4: Kernel = { name: 'gemm_vec4', wgsl: epilogue + vec4Source };
+export const GEMM_VEC4: Kernel = { name: 'gemm_vec4', wgsl: epilogue + bF32 + vec4Source };
+
+/** The B loader of the f16-stored weights (in no kernel above; the autotune hashes it with them). */
+export const GEMM_B16_LOADER = bF16;
 
 export type GemmVariant = 'tiled' | 'rowdot' | 'vec4';
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
 /** The variants a problem's layout allows: rowdot and vec4 read A and B as vec4 along K. */
 export const gemmVariantsFor = (aligned: boolean): GemmVariant[] => (aligned ? [...GEMM_VARIANTS] : ['tiled']);
 const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
-const KERNEL: Record<GemmVariant, Kernel> = { tiled: GEMM, rowdot: GEMM_ROWDOT, vec4: GEMM_VEC4 };
-/** The same kernels with f16 operand rounding on (the F16_OPERANDS override of gemm_epilogue.wgsl). */
-const f16 = (k: Kernel): Kernel => ({ ...k, constants: { F16_OPERANDS: 1 } });
-const F16_KERNEL: Record<GemmVariant, Kernel> = { tiled: f16(GEMM), rowdot: f16(GEMM_ROWDOT), vec4: f16(GEMM_VEC4) };
+const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source] };
+/**
+ * A variant's kernel: f32 operands; or with the f16 precision option A rounded to binary16 on load (the
+ * F16_OPERANDS override of gemm_epilogue.wgsl) and B either rounded on load (f32-stored) or stored as binary16.
+ */
+function kernelFor(variant: GemmVariant, precision: Precision, bDtype: 'f32' | 'f16'): Kernel {
+  const [name, body] = BODY[variant];
+  if (bDtype === 'f16') return { name: `${name}/b16`, wgsl: epilogue + bF16 + body, constants: { F16_OPERANDS: 1 } };
+  return { name, wgsl: epilogue + bF32 + body, ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}) };
+}
 /**
  * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
  * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
@@ -55,7 +66,10 @@ export interface GemmOptions {
    * has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
    */
   variant?: GemmVariant;
-  /** Operand precision; default the graph target's (graph.ts Precision). 'f32' pins a GEMM that must stay exact. */
+  /**
+   * Operand precision; default the graph target's (graph.ts Precision). 'f32' pins a GEMM that must stay exact.
+   * With 'f16' a weight B (a graph weight read whole from its start) is bound in its binary16 form.
+   */
   precision?: Precision;
   label?: string;
 }
@@ -64,17 +78,21 @@ export interface GemmOptions {
 export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const { M, N, K } = o;
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
+  const precision = o.precision ?? g.target.precision ?? 'f32';
+  // The f16 option reads weights from their binary16 copy: half the bytes, the same rounded values.
+  const bw = precision === 'f16' && b.kind === 'weight' && b.dtype === 'f32' ? g.weight(b.name, b.shape, 'f16') : b;
   const lda = o.lda ?? K, ldb = o.ldb ?? K;
   const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
-  const shape: GemmShape = { M, N, K, aligned };
+  const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}) };
   const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
   const variant = o.variant ?? (tuned && gemmVariantsFor(aligned).includes(tuned) ? tuned : defaultVariant(!!g.target.software, aligned, M, N));
   if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
+  if (bw.dtype === 'u32') throw new Error(`gemm: B ${bw} is not a float tensor`);
   const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: (o.precision ?? g.target.precision) === 'f16' ? F16_KERNEL[variant] : KERNEL[variant],
-    reads: [a, b, o.bias ?? null, o.residual ?? null],
+    kernel: kernelFor(variant, precision, bw.dtype),
+    reads: [a, bw, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [
       ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K],

@@ -1,7 +1,7 @@
 import { SketchError } from '../../errors.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { WeightStore } from '../../gpu/weights.ts';
+import { WeightStore, weightFormats } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
 import { buildGraph } from '../../graph/autotune.ts';
@@ -87,11 +87,28 @@ export class CaanModel {
   static create(ctx: GpuContext, config: CaanConfig, tensors: ReadonlyMap<string, HostTensor>, opts: CaanModelOptions = {}): CaanModel {
     const store = new WeightStore(ctx.device);
     const projections = new Set<string>(PROJECTIONS);
+    const formats = opts.precision === 'f16' ? weightFormats(CaanModel.graphKinds(config)) : undefined;
     for (const [name, t] of tensors) {
-      if (projections.has(name)) store.upload(transposedName(name), transpose2d(t));
-      else store.upload(name, t);
+      if (projections.has(name)) store.upload(transposedName(name), transpose2d(t), formats?.get(transposedName(name)));
+      else store.upload(name, t, formats?.get(name));
     }
     return new CaanModel(ctx, config, store, opts);
+  }
+
+  /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */
+  private static graphKinds(config: CaanConfig): ((g: Graph) => void)[] {
+    const L = Math.min(2, config.text.context);
+    const kinds: ((g: Graph) => void)[] = [
+      (g) => buildImageTowerGraph(g, config, 'sketch', 1), (g) => buildImageTowerGraph(g, config, 'photo', 1),
+      (g) => buildTextGraph(g, config, 1, L, { tokens: true }), (g) => buildRelationGraph(g, config, 1, 1, 1),
+      (g) => buildTextRelationGraph(g, config, 'sk', 1, L, 1, 1), (g) => buildTextRelationGraph(g, config, 'im', 1, L, 1, 1),
+    ];
+    return kinds;
+  }
+
+  /** Bytes of weights on the GPU (about half with the f16 option, whose GEMM weights are stored as binary16). */
+  get weightBytes(): number {
+    return this.store.bytes;
   }
 
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {

@@ -1,7 +1,7 @@
 import { SketchError } from '../../errors.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { WeightStore } from '../../gpu/weights.ts';
+import { WeightStore, weightFormats } from '../../gpu/weights.ts';
 import { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
 import { buildGraph } from '../../graph/autotune.ts';
@@ -68,8 +68,24 @@ export class ZseModel {
 
   static create(ctx: GpuContext, config: ZseConfig, tensors: ReadonlyMap<string, HostTensor>, opts: ZseModelOptions = {}): ZseModel {
     const store = new WeightStore(ctx.device);
-    for (const [name, t] of tensors) store.upload(name, t);
+    const formats = opts.precision === 'f16' ? weightFormats(ZseModel.graphKinds(config)) : undefined;
+    for (const [name, t] of tensors) store.upload(name, t, formats?.get(name));
     return new ZseModel(ctx, config, store, opts);
+  }
+
+  /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */
+  private static graphKinds(config: ZseConfig): ((g: Graph) => void)[] {
+    const kinds: ((g: Graph) => void)[] = [(g) => buildSaGraph(g, config, 1)];
+    if (config.hasHead) {
+      kinds.push((g) => buildProjectionGraph(g, config, 1, 'sketch'), (g) => buildProjectionGraph(g, config, 1, 'photo'));
+      for (const cachedProjections of [false, true]) kinds.push((g) => buildPairGraph(g, config, 1, 1, 1, { cachedProjections }));
+    }
+    return kinds;
+  }
+
+  /** Bytes of weights on the GPU (about half with the f16 option, whose GEMM weights are stored as binary16). */
+  get weightBytes(): number {
+    return this.store.bytes;
   }
 
   get hasHead(): boolean {
