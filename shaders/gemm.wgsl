@@ -7,11 +7,10 @@
 
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
+// (A and B, bindings 0 and 1, with their loaders loadA / loadB, and C, binding 4, with storeC, are prepended:
+// gemm_operand_*.wgsl, gemm_store_f32.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 const TM = 64u;
@@ -34,7 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let k = e % TK;
       let gk = k0 + k;
       var a = 0.0;
-      if (row0 + r < p.M && gk < p.K) { a = op1(A[p.aOff + (row0 + r) * p.lda + gk]); }
+      if (row0 + r < p.M && gk < p.K) { a = loadA(p.aOff + (row0 + r) * p.lda + gk); }
       As[k * TM + r] = a;
       var b = 0.0;
       if (col0 + r < p.N && gk < p.K) { b = loadB((col0 + r) * p.ldb + gk); }
@@ -64,7 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       if (p.hasBias != 0u) { v += bias[c]; }
       v = activate(v, p.act);
       if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
-      C[p.cOff + r * p.ldc + c] = v;
+      storeC(p.cOff + r * p.ldc + c, v);
     }
   }
 }

@@ -20,6 +20,18 @@ fn round_f16(x: f32) -> f32 {
   let u = bitcast<u32>(x);
   return bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u);
 }
+// The binary16 bits of x rounded as round_f16 does (what unpack2x16float turns back into round_f16(x)); past the
+// binary16 range inf, NaN stays NaN.
+fn f16bits(x: f32) -> u32 {
+  let y = round_f16(x);
+  let u = bitcast<u32>(y);
+  let s = (u >> 16u) & 0x8000u;
+  let a = abs(y);
+  if (a != a) { return 0x7e00u; }
+  if (a > 65504.0) { return s | 0x7c00u; }
+  if (a < 6.103515625e-5) { return s | u32(a * 16777216.0); }
+  return s | ((((u >> 23u) & 0xffu) - 112u) << 10u) | ((u >> 13u) & 0x3ffu);
+}
 fn op1(x: f32) -> f32 {
   if (F16_OPERANDS) { return round_f16(x); }
   return x;

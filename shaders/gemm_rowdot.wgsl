@@ -7,11 +7,10 @@
 
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
+// (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
+// gemm_operand_*.wgsl, gemm_store_*.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 
@@ -35,21 +34,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let b2 = loadB4(b[2] + k);
     let b3 = loadB4(b[3] + k);
     for (var i = 0u; i < 4u; i++) {
-      let av = op4(A[a[i] + k]);
+      let av = loadA4(a[i] + k);
       acc[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
     }
   }
+  let n = min(4u, p.N - n0);
   for (var i = 0u; i < 4u; i++) {
     let r = m0 + i;
     if (r >= p.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    var v4 = vec4<f32>(0.0);
+    for (var j = 0u; j < n; j++) {
       let c = n0 + j;
-      if (c >= p.N) { break; }
       var v = p.alpha * acc[i][j];
       if (p.hasBias != 0u) { v += bias[c]; }
       v = activate(v, p.act);
       if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
-      C[p.cOff + r * p.ldc + c] = v;
+      v4[j] = v;
     }
+    storeC4(p.cOff + r * p.ldc + n0, v4, n);
   }
 }

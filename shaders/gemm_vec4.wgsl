@@ -12,11 +12,10 @@
 
 // (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
 
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-// (B, binding 1, and its loaders loadB / loadB4 are in gemm_b_f32.wgsl or gemm_b_f16.wgsl, prepended.)
+// (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
+// gemm_operand_*.wgsl, gemm_store_*.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 const T = 128u;  // tile rows and columns
@@ -50,7 +49,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var e = 0u; e < 4u; e++) {
       let m = 4u * rg + e;
       if (m < lim && kq < K4) {
-        if (isB) { x[e] = loadB4((col0 + m) * ldb4 + kq); } else { x[e] = op4(A[aOff4 + (row0 + m) * lda4 + kq]); }
+        if (isB) { x[e] = loadB4((col0 + m) * ldb4 + kq); } else { x[e] = loadA4(aOff4 + (row0 + m) * lda4 + kq); }
       } else {
         x[e] = vec4<f32>(0.0);
       }
@@ -79,16 +78,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let r = row0 + select(4u * lid.y + ri, 64u + 4u * lid.y + ri - 4u, ri >= 4u);
     if (r >= p.M) { continue; }
     for (var h = 0u; h < 2u; h++) {
-      let v4 = acc[2u * ri + h];
-      for (var j = 0u; j < 4u; j++) {
-        let c = col0 + 64u * h + 4u * lid.x + j;
-        if (c >= p.N) { continue; }
-        var v = p.alpha * v4[j];
+      let c0 = col0 + 64u * h + 4u * lid.x;
+      if (c0 >= p.N) { continue; }
+      let n = min(4u, p.N - c0);
+      let a4 = acc[2u * ri + h];
+      var v4 = vec4<f32>(0.0);
+      for (var j = 0u; j < n; j++) {
+        let c = c0 + j;
+        var v = p.alpha * a4[j];
         if (p.hasBias != 0u) { v += bias[c]; }
         v = activate(v, p.act);
         if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
-        C[p.cOff + r * p.ldc + c] = v;
+        v4[j] = v;
       }
+      storeC4(p.cOff + r * p.ldc + c0, v4, n);
     }
   }
 }

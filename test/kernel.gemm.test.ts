@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gemm } from '../src/graph/ops/gemm.ts';
 import { Graph } from '../src/graph/graph.ts';
+import type { Tensor } from '../src/graph/tensor.ts';
 import { packF16 } from '../src/gpu/weights.ts';
 import { gemmRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
@@ -162,6 +163,50 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
   let worst = 0;
   stored.c!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - rounded.c![i]!))));
   assert.is(worst, 0, `f16-stored and rounded-on-load results differ by up to ${worst}`);
+});
+
+// With the f16 option an MLP's hidden activation (only the next GEMM reads it) may be stored as binary16 by the
+// GEMM that writes it (storeC4 of gemm_store_f16.wgsl: round to nearest even, then the bits) and read back through
+// unpack2x16float: exactly what the f32-stored hidden with rounding on load gives. M and the hidden width cross
+// the tiles; the tiled kernel (one-element stores) keeps an f32 hidden.
+for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {
+  const M = 131, K = 20, H = 140, N = 13;
+  const X = rand(M * K, 61, -2, 2), W1 = rand(H * K, 62), W2 = rand(N * H, 63), b1 = rand(H, 64);
+  const w = { w1: { shape: [H, K], data: W1 }, b1: { shape: [H], data: b1 }, w2: { shape: [N, H], data: W2 } };
+  let hidden: Tensor | undefined;
+  const build = (half: boolean) => (g: Graph) => {
+    const h = gemm(g, g.input('x', [M, K]), g.weight('w1', [H, K]), { M, N: H, K, bias: g.weight('b1', [H]), act: 'gelu', half, variant, precision: 'f16' });
+    if (half) hidden = h;
+    g.output('y', gemm(g, h, g.weight('w2', [N, H]), { M, N, K: H, variant, precision: 'f16' }));
+  };
+  const a = await runGraph(build(true), { x: X }, w);
+  assert.is(hidden!.dtype, variant === 'tiled' ? 'f32' : 'f16');
+  const b = await runGraph(build(false), { x: X }, w);
+  let worst = 0;
+  a.y!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b.y![i]!))));
+  assert.is(worst, 0, `f16-stored and rounded-on-load hidden differ by up to ${worst}`);
+});
+
+for (const variant of ['rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored output: A·I·I returns A rounded to the nearest binary16`, async () => {
+  const M = 9, K = 12;
+  const A = rand(M * K, 65, -3, 3);
+  A.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, 0, -(2 ** -25), 2 ** -14 - 2 ** -25], 0);
+  const I = new Float32Array(K * K);
+  for (let k = 0; k < K; k++) I[k * K + k] = 1;
+  const out = await runGraph((g) => {
+    const h = gemm(g, g.input('a', [M, K]), g.weight('i', [K, K]), { M, N: K, K, variant, half: true, precision: 'f16' });
+    assert.is(h.dtype, 'f16');
+    g.output('c', gemm(g, h, g.weight('i', [K, K]), { M, N: K, K, variant, precision: 'f16' }));
+  }, { a: A }, { i: { shape: [K, K], data: I } });
+  out.c!.forEach((c, i) => {
+    if (c !== nearestF16(A[i]!)) throw new Error(`${A[i]} came back as ${c}, not as ${nearestF16(A[i]!)}`);
+  });
+});
+
+test('a binary16 tensor cannot be a graph output', () => {
+  const g = new Graph({ precision: 'f16' });
+  const h = gemm(g, g.input('x', [3, 8]), g.weight('w', [8, 8]), { M: 3, N: 8, K: 8, variant: 'rowdot', half: true });
+  assert.throws(() => g.output('h', h), /binary16/);
 });
 
 test('the f16 option binds a GEMM weight in its binary16 form and other readers in f32', () => {

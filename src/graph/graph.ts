@@ -76,6 +76,7 @@ export class Graph {
   /** Mark a tensor as a result: it is kept to the end of the forward and can be read back. */
   output(name: string, t: Tensor): Tensor {
     if (t.kind !== 'intermediate') throw new Error(`output ${name} must be computed by the graph`);
+    if (t.dtype === 'f16') throw new Error(`output ${name}: ${t} is stored as binary16 pairs, which are not read back`);
     this.outputs.set(name, t);
     return t;
   }

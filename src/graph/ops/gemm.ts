@@ -2,36 +2,49 @@ import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
-import bF32 from '../../../shaders/gemm_b_f32.wgsl';
-import bF16 from '../../../shaders/gemm_b_f16.wgsl';
+import operandF32 from '../../../shaders/gemm_operand_f32.wgsl';
+import operandF16 from '../../../shaders/gemm_operand_f16.wgsl';
+import storeF32 from '../../../shaders/gemm_store_f32.wgsl';
+import storeF16 from '../../../shaders/gemm_store_f16.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-export const GEMM: Kernel = { name: 'gemm', wgsl: epilogue + bF32 + source };
-/** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
-export const GEMM_ROWDOT: Kernel = { name: 'gemm_rowdot', wgsl: epilogue + bF32 + rowdotSource };
-/** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
-export const GEMM_VEC4: Kernel = { name: 'gemm_vec4', wgsl: epilogue + bF32 + vec4Source };
+type Float = 'f32' | 'f16';
+/** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
+const operand = (name: 'A' | 'B', dtype: Float) =>
+  (dtype === 'f16' ? operandF16 : operandF32).replaceAll('X_BINDING', name === 'A' ? '0' : '1').replaceAll('loadX', `load${name}`).replace(/\bX\b/g, name);
+const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source] };
 
-/** The B loader of the f16-stored weights (in no kernel above; the autotune hashes it with them). */
-export const GEMM_B16_LOADER = bF16;
+/**
+ * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
+ * rounded to binary16 on load (the F16_OPERANDS override of gemm_epilogue.wgsl) when stored as f32, and read as
+ * they are when stored as binary16 (weights, GEMM-written hidden activations); C may be stored as binary16.
+ */
+export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}): Kernel {
+  const [name, body] = BODY[variant];
+  const { a = 'f32', b = 'f32', c = 'f32' } = io;
+  const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : ''].join('');
+  return {
+    name: tag ? `${name}/${tag}` : name,
+    wgsl: epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
+    ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}),
+  };
+}
+
+export const GEMM: Kernel = gemmKernel('tiled', 'f32');
+/** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
+export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
+/** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
+export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
+/** The binary16 storage snippets (in no kernel above; the autotune hashes them with them). */
+export const GEMM_F16_IO = operandF16 + storeF16;
 
 export type GemmVariant = 'tiled' | 'rowdot' | 'vec4';
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
 /** The variants a problem's layout allows: rowdot and vec4 read A and B as vec4 along K. */
 export const gemmVariantsFor = (aligned: boolean): GemmVariant[] => (aligned ? [...GEMM_VARIANTS] : ['tiled']);
 const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
-const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source] };
-/**
- * A variant's kernel: f32 operands; or with the f16 precision option A rounded to binary16 on load (the
- * F16_OPERANDS override of gemm_epilogue.wgsl) and B either rounded on load (f32-stored) or stored as binary16.
- */
-function kernelFor(variant: GemmVariant, precision: Precision, bDtype: 'f32' | 'f16'): Kernel {
-  const [name, body] = BODY[variant];
-  if (bDtype === 'f16') return { name: `${name}/b16`, wgsl: epilogue + bF16 + body, constants: { F16_OPERANDS: 1 } };
-  return { name, wgsl: epilogue + bF32 + body, ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}) };
-}
 /**
  * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
  * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
@@ -71,32 +84,41 @@ export interface GemmOptions {
    * With 'f16' a weight B (a graph weight read whole from its start) is bound in its binary16 form.
    */
   precision?: Precision;
+  /**
+   * Under the f16 option, store C as binary16 when the kernel can (not the tiled one; N, ldc and the C offset
+   * multiples of 4; no `out`): for a hidden activation that only GEMMs read, which round it to binary16 anyway.
+   */
+  half?: boolean;
+  /** Shape of the new output tensor (default [M, N]). */
+  outShape?: readonly number[];
   label?: string;
 }
 
 /** C = act(alpha · A·Bᵀ + bias) + residual, with B in PyTorch's [out, in] Linear layout. */
 export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const { M, N, K } = o;
-  const out = o.out ?? g.intermediate(o.label ?? 'gemm', [M, N]);
   const precision = o.precision ?? g.target.precision ?? 'f32';
   // The f16 option reads weights from their binary16 copy: half the bytes, the same rounded values.
   const bw = precision === 'f16' && b.kind === 'weight' && b.dtype === 'f32' ? g.weight(b.name, b.shape, 'f16') : b;
-  const lda = o.lda ?? K, ldb = o.ldb ?? K;
+  const lda = o.lda ?? K, ldb = o.ldb ?? K, ldc = o.ldc ?? N;
   const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
   const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}) };
   const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
   const variant = o.variant ?? (tuned && gemmVariantsFor(aligned).includes(tuned) ? tuned : defaultVariant(!!g.target.software, aligned, M, N));
   if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
-  if (bw.dtype === 'u32') throw new Error(`gemm: B ${bw} is not a float tensor`);
+  if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
+  const c16 = !!o.half && precision === 'f16' && !o.out && variant !== 'tiled' && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
+  const out = o.out ?? g.intermediate(o.label ?? 'gemm', o.outShape ?? [M, N], c16 ? 'f16' : 'f32');
+  if (out.dtype !== 'f32' && !c16) throw new Error(`gemm: output ${out} must be f32`);
   const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: kernelFor(variant, precision, bw.dtype),
+    kernel: gemmKernel(variant, precision, { a: a.dtype, b: bw.dtype, c: out.dtype as Float }),
     reads: [a, bw, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [
       ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K],
-      ['lda', 'u32', o.lda ?? K], ['ldb', 'u32', o.ldb ?? K], ['ldc', 'u32', o.ldc ?? N], ['ldr', 'u32', o.ldr ?? N],
+      ['lda', 'u32', o.lda ?? K], ['ldb', 'u32', o.ldb ?? K], ['ldc', 'u32', ldc], ['ldr', 'u32', o.ldr ?? N],
       ['aOff', 'u32', o.aOffset ?? 0], ['cOff', 'u32', o.cOffset ?? 0], ['rOff', 'u32', o.rOffset ?? 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
       ['alpha', 'f32', o.alpha ?? 1],
@@ -118,11 +140,13 @@ function defaultVariant(software: boolean, aligned: boolean, M: number, N: numbe
  * y = act(x Wᵀ + b) (+ residual) over the last axis of x, as torch.nn.Linear. Weight names are resolved in the
  * graph's weight store; `${prefix}.weight` is [out, in].
  */
-export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; label?: string } = {}): Tensor {
+export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; half?: boolean; label?: string } = {}): Tensor {
   const K = x.shape[x.shape.length - 1]!;
   const M = x.size / K;
   const w = g.weight(`${prefix}.weight`, [outFeatures, K]);
   const b = o.bias === false ? null : g.weight(`${prefix}.bias`, [outFeatures]);
-  const out = g.intermediate(o.label ?? prefix, [...x.shape.slice(0, -1), outFeatures]);
-  return gemm(g, x, w, { M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', out, label: o.label ?? prefix });
+  return gemm(g, x, w, {
+    M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', half: o.half,
+    outShape: [...x.shape.slice(0, -1), outFeatures], label: o.label ?? prefix,
+  });
 }

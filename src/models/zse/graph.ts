@@ -85,7 +85,7 @@ export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: 
     });
     t = linear(g, att, `${p}.attention.to_out.0`, D, { residual: t, label: `L${l}.out` });
     const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_out` });
-    const m = linear(g, ln2, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', label: `L${l}.fc1` });
+    const m = linear(g, ln2, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', half: true, label: `L${l}.fc1` });
     t = linear(g, m, `${p}.mlp.net.3`, D, { residual: t, label: `L${l}.fc2` });
     if (o.debug) g.output(`layer${l}`, t);
   }
@@ -166,7 +166,7 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
     const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), label: `${layer}.attn` });
     const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: x0, label: `${layer}.out` });
     const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [D]), g.weight(`${p}.sublayer.0.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm0` });
-    const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', label: `${layer}.w1` });
+    const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', half: true, label: `${layer}.w1` });
     const r2 = linear(g, f, `${p}.feed_forward.w_2`, D, { residual: x1, label: `${layer}.w2` });
     return layerNorm(g, r2, g.weight(`${p}.sublayer.1.norm.a`, [D]), g.weight(`${p}.sublayer.1.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm1` });
   };
