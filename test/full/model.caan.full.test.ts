@@ -8,8 +8,7 @@
 // SKETCHGPU_CAAN_FULL_DIR points it at another generator output (e.g. a --preset tiny smoke run).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadCaanWeights } from '../../src/io/weights.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
@@ -17,6 +16,7 @@ import { toFloat32, type HostTensor } from '../../src/io/tensor.ts';
 import { CaanModel } from '../../src/models/caan/model.ts';
 import { loadClipTokenizer } from '../../src/text/clip-vocab-node.ts';
 import { REPO_ROOT } from '../paths.ts';
+import { ensureFixtures, mb, secs } from './fixtures.ts';
 import { assertClose, gpu, maxAbsDiff } from '../util.ts';
 
 // Tolerances (the reference is float64 from the same F32 weights and inputs; the engine is fp32 with its own
@@ -29,14 +29,11 @@ import { assertClose, gpu, maxAbsDiff } from '../util.ts';
 // 3.7e-6 / 9.8e-6 for the projected tokens / EOT features / anchors (|ref| up to ~5, so ~2e-6 relative): the
 // bounds leave 10x-700x headroom, no wider tolerance is needed at full size, and a wrong stage moves things >1e-2.
 const TOL = 1e-4;
-const PYTHON = '/usr/bin/python3';
 const DIR = process.env.SKETCHGPU_CAAN_FULL_DIR ? resolve(process.env.SKETCHGPU_CAAN_FULL_DIR) : resolve(REPO_ROOT, '.cache', 'caan-full');
 const WEIGHTS = resolve(DIR, 'caan-full-random.safetensors');
 const FILES = ['caan-full-random.safetensors', 'expected.safetensors', 'stamp.json'];
 
 const t = suite('CAAN full-size parity (ViT-B/16 towers + CLIP ViT-B text tower, F32 weights)');
-const secs = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
-const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const log = (s: string) => console.log(`    [caan-full] ${s}`);
 
 let exp: Map<string, HostTensor>;
@@ -60,30 +57,8 @@ const cmp = (got: Float32Array | undefined, key: string, rtol = 0) => {
   assertClose(got, get(key), TOL, rtol, key);
 };
 
-function ensureFixtures(): void {
-  const have = FILES.every((f) => existsSync(resolve(DIR, f)));
-  const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    if (have) {
-      log(`python generation: ${PYTHON} with torch is not available; using the files in ${DIR} as they are (they may be stale)`);
-      return;
-    }
-    throw new Error(
-      `the full-size CAAN fixtures are missing and ${PYTHON} cannot make them: ` +
-      `${probe.error ? probe.error.message : (probe.stderr.trim().split('\n').pop() ?? `exit ${probe.status}`)}.\n` +
-      `Install Debian's torch and numpy for it: apt-get install python3-torch python3-numpy\n` +
-      `then run: ${PYTHON} tools/caan_full_parity.py --out .cache/caan-full`);
-  }
-  // The generator does nothing when DIR's stamp matches its version, seed and n; else it regenerates.
-  const t0 = performance.now();
-  log(`python generation: ${PYTHON} tools/caan_full_parity.py --out ${DIR} (a few minutes unless up to date)`);
-  const r = spawnSync(PYTHON, ['tools/caan_full_parity.py', '--out', DIR], { cwd: REPO_ROOT, stdio: 'inherit' });
-  if (r.error || r.status !== 0) throw new Error(`tools/caan_full_parity.py failed (${r.error?.message ?? `exit ${r.status}`})`);
-  log(`python generation: ${secs(t0)}`);
-}
-
 t.before(() => {
-  ensureFixtures();
+  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/caan_full_parity.py', what: 'full-size CAAN', log });
   const e = readSafetensors(readFileSync(resolve(DIR, 'expected.safetensors')), 'expected.safetensors');
   exp = e.tensors;
   meta = e.metadata;

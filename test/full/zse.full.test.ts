@@ -2,13 +2,12 @@
 //   node --import tsx --import ./test/hooks.mjs test/full/zse.full.test.ts
 // tools/full_parity.py writes seeded random weights in the official checkpoint format (~409 MB .pth), n sketches
 // and n photos, and the float64 reference (embeddings, ret cosine, RN scores for all n×n pairs) into .cache/zse-full
-// (git-ignored, regenerated only when missing or stale). The engine loads the .pth through its own checkpoint
+// (git-ignored; the generator runs each time and regenerates only when its stamp is missing or stale). The engine loads the .pth through its own checkpoint
 // reader, runs SA and CA+RN, and must match the reference to 1e-4 absolute. On lavapipe (software Vulkan) this
 // takes minutes: an SA image is ~37 GFLOP.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadWeights, type LoadedWeights } from '../../src/io/weights.ts';
 import { readNpy } from '../../src/io/npy.ts';
@@ -17,18 +16,16 @@ import { toFloat32 } from '../../src/io/tensor.ts';
 import { ZseModel } from '../../src/models/zse/model.ts';
 import { ZSE_VIT_B16 } from '../../src/models/zse/config.ts';
 import { REPO_ROOT } from '../paths.ts';
+import { ensureFixtures, mb, secs } from './fixtures.ts';
 import { assertClose, gpu, maxAbsDiff } from '../util.ts';
 
 // Embeddings are unit vectors and RN scores sigmoids: the 1e-4 bound is absolute, as in the tiny-config test.
 const TOL = 1e-4;
-const PYTHON = '/usr/bin/python3';
 const DIR = resolve(REPO_ROOT, '.cache', 'zse-full');
 const PTH = resolve(DIR, 'zse-full-random.pth');
 const FILES = ['zse-full-random.pth', 'inputs.npy', 'expected.safetensors', 'stamp.json'];
 
 const t = suite('ZSE-SBIR full-size parity (ViT-B/16, official .pth)');
-const secs = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
-const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const log = (s: string) => console.log(`    [full] ${s}`);
 
 let n = 0;
@@ -39,28 +36,8 @@ let model: ZseModel | undefined;
 let sk: { emb: Float32Array; tokens: Float32Array };
 let im: { emb: Float32Array; tokens: Float32Array };
 
-function ensureFixtures(): void {
-  if (FILES.every((f) => existsSync(resolve(DIR, f)))) {
-    log(`python generation: cached in ${DIR} (delete it, or run tools/full_parity.py --force, to regenerate)`);
-    return;
-  }
-  const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    throw new Error(
-      `the full-size fixtures are missing and ${PYTHON} cannot make them: ` +
-      `${probe.error ? probe.error.message : (probe.stderr.trim().split('\n').pop() ?? `exit ${probe.status}`)}.\n` +
-      `Install Debian's torch and numpy for it: apt-get install python3-torch python3-numpy\n` +
-      `then run: ${PYTHON} tools/full_parity.py --out .cache/zse-full`);
-  }
-  const t0 = performance.now();
-  log(`python generation: ${PYTHON} tools/full_parity.py --out .cache/zse-full (a few minutes)`);
-  const r = spawnSync(PYTHON, ['tools/full_parity.py', '--out', DIR], { cwd: REPO_ROOT, stdio: 'inherit' });
-  if (r.error || r.status !== 0) throw new Error(`tools/full_parity.py failed (${r.error?.message ?? `exit ${r.status}`})`);
-  log(`python generation: ${secs(t0)}`);
-}
-
 t.before(() => {
-  ensureFixtures();
+  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/full_parity.py', what: 'full-size ZSE-SBIR', log });
   const x = readNpy(readFileSync(resolve(DIR, 'inputs.npy')), 'inputs.npy');
   assert.equal(x.shape.slice(1), [3, 224, 224], 'inputs.npy shape');
   n = x.shape[0]! / 2;
