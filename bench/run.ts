@@ -13,7 +13,8 @@ import { Executor } from '../src/graph/executor.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { attention, rows } from '../src/graph/ops/attention.ts';
 import { conv2d } from '../src/graph/ops/conv2d.ts';
-import { gemm } from '../src/graph/ops/gemm.ts';
+import { gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
+import { probeSubgroupMatrixGemm } from '../src/graph/smat.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { topk } from '../src/graph/ops/topk.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
@@ -49,12 +50,17 @@ if (args.help) {
 const HEAVY_OPS = /^(MatMul|Gemm|Conv|Softmax|LayerNormalization|ReduceMean|Sqrt|Pow|Erf|Relu|Sigmoid|Gelu|Transpose|ReduceL2|Attention|MultiHeadAttention)$/;
 /** Peak fp32 FLOP/s by adapter name, where known (dense, boost clock). */
 const PEAKS: [RegExp, number][] = [[/H100/i, 67e12], [/H200/i, 67e12]];
+const PEAKS_F16: [RegExp, number][] = [[/H100/i, 989e12], [/H200/i, 989e12]];
 
 const ctx = await nodeGpu({ profile: true });
 const software = /llvmpipe|swiftshader|lavapipe|software/i.test(ctx.adapterName);
 const cfg = (args.model ?? (software ? 'small' : 'vitb')) === 'vitb' ? ZSE_VIT_B16 : SMALL;
 const iters = Number(args.iters ?? (software ? 3 : 20));
 const peak = PEAKS.find(([re]) => re.test(ctx.adapterName))?.[1];
+/** Peak dense fp16 tensor-core FLOP/s (f32 accumulation), for the f16 rows. */
+const peakF16 = PEAKS_F16.find(([re]) => re.test(ctx.adapterName))?.[1];
+/** Whether the subgroup-matrix f16 GEMM runs here, and why not. */
+const smatCheck = await probeSubgroupMatrixGemm(ctx);
 const log = (s: string) => { if (!args.json) console.error(s); };
 
 async function timeRun(fn: () => Promise<unknown>, n = iters, warm = 1): Promise<number> {
@@ -67,9 +73,9 @@ async function timeRun(fn: () => Promise<unknown>, n = iters, warm = 1): Promise
 interface KernelRow { name: string; shape: string; ms: number; gflops: number; peak_fraction?: number; timing: 'gpu-timestamps' | 'wall' }
 const kernels: KernelRow[] = [];
 
-async function benchKernel(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>) {
+async function benchKernel(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>, o: { f16?: boolean } = {}) {
   const store = new WeightStore(ctx.device);
-  const g = new Graph({ software: ctx.software });
+  const g = new Graph({ software: ctx.software, ...(o.f16 ? { precision: 'f16' as const, smat: smatCheck?.ok } : {}) });
   build(g, store);
   const ex = await Executor.create(ctx, g, store);
   const flops = g.nodes.reduce((a, n) => a + (n.flops ?? 0), 0);
@@ -90,7 +96,8 @@ async function benchKernel(name: string, shape: string, build: (g: Graph, w: Wei
     timing = 'wall';
   }
   const gflops = flops / ms / 1e6;
-  kernels.push({ name, shape, ms, gflops, ...(peak ? { peak_fraction: (gflops * 1e9) / peak } : {}), timing });
+  const rowPeak = o.f16 ? peakF16 : peak;
+  kernels.push({ name, shape, ms, gflops, ...(rowPeak ? { peak_fraction: (gflops * 1e9) / rowPeak } : {}), timing });
   log(`  ${name.padEnd(28)} ${shape.padEnd(28)} ${ms.toFixed(3).padStart(9)} ms ${gflops.toFixed(1).padStart(8)} GFLOP/s`);
   ex.destroy();
   store.destroy();
@@ -105,14 +112,17 @@ if (args.only !== 'e2e') {
   // for one image's tokens and, on hardware adapters, a batch of 128 images.
   for (const M of ctx.software ? [T] : [T, 128 * T]) {
     for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
-      for (const variant of ['tiled', 'vec4', 'rowdot'] as const) {
-        await benchKernel(`${label} [${variant}]`, `${M}x${N}x${K}`, (g, w) => {
-          up(w, 'w', [N, K], 3);
+      // f32 with each kernel, then the f16 option (binary16 weights) with the GPU kernels: vec4, and smat where
+      // the subgroup-matrix kernel passed its check on this device (src/graph/smat.ts).
+      const runs: [GemmVariant, boolean][] = [['tiled', false], ['vec4', false], ['rowdot', false], ['vec4', true], ...(smatCheck?.ok ? [['smat', true] as [GemmVariant, boolean]] : [])];
+      for (const [variant, f16] of runs) {
+        await benchKernel(`${label} [${variant}${f16 ? ' f16' : ''}]`, `${M}x${N}x${K}`, (g, w) => {
+          w.upload('w', randomTensor([N, K], 3), [f16 ? 'f16' : 'f32']);
           up(w, 'b', [N], 4);
           const a = g.input('a', [M, K]);
           const res = label.includes('res') ? g.input('r', [M, N]) : null;
           g.output('y', gemm(g, a, g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), act: label.includes('gelu') ? 'gelu' : 'none', residual: res ?? undefined, variant }));
-        }, label.includes('res') ? { a: rnd(M * K, 5), r: rnd(M * N, 6) } : { a: rnd(M * K, 5) });
+        }, label.includes('res') ? { a: rnd(M * K, 5), r: rnd(M * N, 6) } : { a: rnd(M * K, 5) }, { f16 });
       }
     }
   }
@@ -367,7 +377,7 @@ function cpuPlacement(stderr: string): Record<string, Record<string, number>> {
 
 // The GEMM kernel the autotuner picked for each shape the e2e graphs used (hardware adapters; off on CPU drivers).
 const autotune = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner.entries() : null;
-const result = { adapter: ctx.adapterName, features: ctx.features, autotune, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, kernels, end_to_end: e2e, peers, ratios };
+const result = { adapter: ctx.adapterName, features: ctx.features, subgroup_matrix_gemm: smatCheck, autotune, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, peak_flops_f16: peakF16 ?? null, kernels, end_to_end: e2e, peers, ratios };
 if (args.json) console.log(JSON.stringify(result));
 else {
   console.log(`\nadapter: ${ctx.adapterName}`);

@@ -1,5 +1,6 @@
 import { GemmAutotune } from '../graph/autotune.ts';
 import { autotuneFile } from '../graph/autotune-node.ts';
+import { probeSubgroupMatrixGemm } from '../graph/smat.ts';
 import { Command, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -43,13 +44,16 @@ export function buildCli(): Command {
       const l = ctx.device.limits;
       const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
       const autotune = tuned ? { file: autotuneFile(), gemm_shapes_measured: Object.keys(tuned.entries()).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
-      const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, autotune };
+      // The tensor-core GEMM of --precision f16: used only where it passes its check on this device.
+      const smat = await probeSubgroupMatrixGemm(ctx);
+      const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, autotune, subgroup_matrix_gemm: smat };
       if (o.json) console.log(JSON.stringify(info));
       else {
         console.log(`adapter   ${info.adapter}`);
         console.log(`features  ${Object.entries(info.features).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
         console.log(`max binding ${(info.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${info.maxComputeWorkgroupStorageSize} B`);
         console.log(`autotune  ${typeof autotune === 'string' ? autotune : `on: ${autotune.gemm_shapes_measured} GEMM shapes measured so far, in ${autotune.file}`}`);
+        console.log(`f16 GEMM  ${smat.ok ? 'subgroup matrices (tensor cores)' : 'portable kernels'}: ${smat.reason}`);
       }
       ctx.destroy();
     });

@@ -11,6 +11,7 @@ import type { GemmTuner, GpuContext } from '../gpu/device.ts';
 import { WeightStore } from '../gpu/weights.ts';
 import { Executor } from './executor.ts';
 import { Graph, type Precision } from './graph.ts';
+import { probeSubgroupMatrixGemm } from './smat.ts';
 import type { GemmShape } from './kernel.ts';
 import { GEMM, GEMM_F16_IO, GEMM_ROWDOT, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
 
@@ -28,7 +29,7 @@ export interface TuneStore {
   save(key: string, table: TuneTable): void;
 }
 
-export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}${s.b16 ? '/b16' : ''}`;
+export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}${s.b16 ? '/b16' : ''}${s.smat ? '/smat' : ''}`;
 
 /** FNV-1a of the GEMM kernels' sources: a kernel edit invalidates what was measured with the old one. */
 function kernelHash(): string {
@@ -78,10 +79,10 @@ export class GemmAutotune implements GemmTuner {
     const ms: Partial<Record<GemmVariant, number>> = {};
     const timing = this.ctx.features.timestamp ? 'gpu-timestamps' : 'wall';
     const a = new Float32Array(M * K).map((_, i) => Math.sin(i) * 0.5);
-    for (const variant of gemmVariantsFor(s.aligned)) {
+    for (const variant of gemmVariantsFor(s.aligned, !!s.smat)) {
       const store = new WeightStore(this.ctx.device);
       store.upload('w', { dtype: 'f32', shape: [N, K], data: new Float32Array(N * K).map((_, i) => Math.cos(i) * 0.5) }, [s.b16 ? 'f16' : 'f32']);
-      const g = new Graph({ software: this.ctx.software, precision: s.b16 ? 'f16' : 'f32' });
+      const g = new Graph({ software: this.ctx.software, precision: s.b16 || s.smat ? 'f16' : 'f32', smat: !!s.smat });
       g.output('c', gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, variant }));
       const ex = await Executor.create(this.ctx, g, store);
       try {
@@ -124,8 +125,11 @@ export function gemmShapes(g: Graph): GemmShape[] {
  */
 export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void, o: { precision?: Precision } = {}): Promise<Graph> {
   const tuner = ctx.gemmTuner;
+  const precision = o.precision ?? 'f32';
+  // Tensor cores for the f16 option where the adapter has subgroup matrices and the kernel checks out on it.
+  const smat = precision === 'f16' && (await probeSubgroupMatrixGemm(ctx)).ok;
   const make = () => {
-    const g = new Graph({ software: ctx.software, precision: o.precision ?? 'f32', ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
+    const g = new Graph({ software: ctx.software, precision, smat, ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
     build(g);
     return g;
   };

@@ -17,6 +17,8 @@ export interface GraphTarget {
    * activations that only GEMMs read may be stored so (ops/gemm.ts `half`). The rest stays f32. Default 'f32'.
    */
   precision?: Precision;
+  /** The subgroup-matrix f16 GEMM compiled and passed its check on this device (src/graph/smat.ts). */
+  smat?: boolean;
 }
 
 export type Precision = 'f32' | 'f16';

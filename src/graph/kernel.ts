@@ -38,6 +38,8 @@ export interface GemmShape {
   aligned: boolean;
   /** B is a weight stored as binary16 (the f16 option). */
   b16?: boolean;
+  /** The subgroup-matrix kernel may run it (f16 option, on a device where src/graph/smat.ts passed it). */
+  smat?: boolean;
 }
 
 /** Workgroup counts for n workgroups in one dimension, folded into y past the 65535 limit. */

@@ -6,6 +6,7 @@ import operandF32 from '../../../shaders/gemm_operand_f32.wgsl';
 import operandF16 from '../../../shaders/gemm_operand_f16.wgsl';
 import storeF32 from '../../../shaders/gemm_store_f32.wgsl';
 import storeF16 from '../../../shaders/gemm_store_f16.wgsl';
+import smatSource from '../../../shaders/gemm_smat.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
@@ -14,7 +15,9 @@ type Float = 'f32' | 'f16';
 /** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
 const operand = (name: 'A' | 'B', dtype: Float) =>
   (dtype === 'f16' ? operandF16 : operandF32).replaceAll('X_BINDING', name === 'A' ? '0' : '1').replaceAll('loadX', `load${name}`).replace(/\bX\b/g, name);
-const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source] };
+const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source], smat: ['gemm_smat', smatSource] };
+/** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
+const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
 
 /**
  * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
@@ -23,11 +26,12 @@ const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], r
  */
 export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}): Kernel {
   const [name, body] = BODY[variant];
+  if (variant === 'smat' && precision !== 'f16') throw new Error('gemm smat computes on binary16 operands: it needs the f16 precision option');
   const { a = 'f32', b = 'f32', c = 'f32' } = io;
   const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : ''].join('');
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
     ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}),
   };
 }
@@ -37,14 +41,16 @@ export const GEMM: Kernel = gemmKernel('tiled', 'f32');
 export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
 /** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
 export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
-/** The binary16 storage snippets (in no kernel above; the autotune hashes them with them). */
-export const GEMM_F16_IO = operandF16 + storeF16;
+/** The binary16 storage snippets and the subgroup-matrix body (in no kernel above; the autotune hashes them too). */
+export const GEMM_F16_IO = operandF16 + storeF16 + smatSource;
 
-export type GemmVariant = 'tiled' | 'rowdot' | 'vec4';
+/** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
+export type GemmVariant = 'tiled' | 'rowdot' | 'vec4' | 'smat';
+/** The variants every adapter can run. */
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
-/** The variants a problem's layout allows: rowdot and vec4 read A and B as vec4 along K. */
-export const gemmVariantsFor = (aligned: boolean): GemmVariant[] => (aligned ? [...GEMM_VARIANTS] : ['tiled']);
-const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128 };
+/** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
+export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : ['tiled']);
+const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128, smat: 64 };
 /**
  * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
  * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
@@ -74,9 +80,10 @@ export interface GemmOptions {
   /** Write into this tensor instead of a new one (e.g. a strided slice of a larger buffer). */
   out?: Tensor;
   /**
-   * Force a kernel (tests, bench). Default: the graph target's measured choice (autotune) when it has one; else on
-   * software adapters rowdot when the layout allows it; on hardware vec4 when the layout allows it and the output
-   * has at least VEC4_MIN_TILES 128x128 tiles; else tiled.
+   * Force a kernel (tests, bench). Default: the graph target's measured choice (autotune) when it has one; else
+   * smat under the f16 option where the target allows it and the layout too; else on software adapters rowdot when
+   * the layout allows it; on hardware vec4 when the layout allows it and the output has at least VEC4_MIN_TILES
+   * 128x128 tiles; else tiled.
    */
   variant?: GemmVariant;
   /**
@@ -102,9 +109,11 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const bw = precision === 'f16' && b.kind === 'weight' && b.dtype === 'f32' ? g.weight(b.name, b.shape, 'f16') : b;
   const lda = o.lda ?? K, ldb = o.ldb ?? K, ldc = o.ldc ?? N;
   const aligned = K % 4 === 0 && lda % 4 === 0 && ldb % 4 === 0 && (o.aOffset ?? 0) % 4 === 0;
-  const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}) };
+  // The subgroup-matrix kernel: f16 option, vec4 layout, and only where it passed its check on this device.
+  const smat = !!g.target.smat && precision === 'f16' && aligned;
+  const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}), ...(smat ? { smat: true } : {}) };
   const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
-  const variant = o.variant ?? (tuned && gemmVariantsFor(aligned).includes(tuned) ? tuned : defaultVariant(!!g.target.software, aligned, M, N));
+  const variant = o.variant ?? (tuned && gemmVariantsFor(aligned, smat).includes(tuned) ? tuned : smat ? 'smat' : defaultVariant(!!g.target.software, aligned, M, N));
   if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
   if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
   const c16 = !!o.half && precision === 'f16' && !o.out && variant !== 'tiled' && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
