@@ -1,10 +1,9 @@
 import { SketchError } from '../../errors.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { WeightStore, weightFormats } from '../../gpu/weights.ts';
-import { Executor } from '../../graph/executor.ts';
+import { ModelRuntime } from '../runtime.ts';
+import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import { buildGraph } from '../../graph/autotune.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';
 import { toFloat32, type HostTensor } from '../../io/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
@@ -57,7 +56,6 @@ const TEXT_LENGTH_STEP = 8;
  * once; one planned executor per batch shape, reused. The same shape of API as ZseModel where the concept matches.
  */
 export class CaanModel {
-  private readonly executors = new Map<string, Promise<Executor>>();
   readonly tokens: number;
   readonly imageSize: number;
   readonly maxBatch: number;
@@ -67,7 +65,7 @@ export class CaanModel {
   /** GEMM operand precision of every graph this model builds. */
   readonly precision: Precision;
 
-  private constructor(readonly ctx: GpuContext, readonly config: CaanConfig, private readonly store: WeightStore, opts: CaanModelOptions) {
+  private constructor(readonly ctx: GpuContext, readonly config: CaanConfig, private readonly runtime: ModelRuntime, opts: CaanModelOptions) {
     const { width: D, mlp, stem } = config.image;
     this.tokens = imageTokens(config);
     this.imageSize = imageSize(config);
@@ -80,19 +78,17 @@ export class CaanModel {
     const perPair = 4 * Math.max(this.tokens, config.text.context) * Math.max(config.embed, config.align.ff);
     this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
     this.tokenizer = opts.tokenizer;
-    this.precision = opts.precision ?? 'f32';
+    this.precision = runtime.precision;
   }
 
   /** Uploads the weights (validated ones: parseCaanWeights / loadCaanWeights). */
   static create(ctx: GpuContext, config: CaanConfig, tensors: ReadonlyMap<string, HostTensor>, opts: CaanModelOptions = {}): CaanModel {
-    const store = new WeightStore(ctx.device);
     const projections = new Set<string>(PROJECTIONS);
-    const formats = opts.precision === 'f16' ? weightFormats(CaanModel.graphKinds(config)) : undefined;
-    for (const [name, t] of tensors) {
-      if (projections.has(name)) store.upload(transposedName(name), transpose2d(t), formats?.get(transposedName(name)));
-      else store.upload(name, t, formats?.get(name));
-    }
-    return new CaanModel(ctx, config, store, opts);
+    // CLIP's projections are stored [in, out]: uploaded transposed, as Linear weights (graph.ts).
+    const uploads = function* (): Generator<[string, HostTensor]> {
+      for (const [name, t] of tensors) yield projections.has(name) ? [transposedName(name), transpose2d(t)] : [name, t];
+    };
+    return new CaanModel(ctx, config, ModelRuntime.create(ctx, uploads(), opts.precision ?? 'f32', () => CaanModel.graphKinds(config)), opts);
   }
 
   /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */
@@ -108,17 +104,11 @@ export class CaanModel {
 
   /** Bytes of weights on the GPU (about half with the f16 option, whose GEMM weights are stored as binary16). */
   get weightBytes(): number {
-    return this.store.bytes;
+    return this.runtime.weightBytes;
   }
 
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
-    let ex = this.executors.get(key);
-    if (!ex) {
-      ex = buildGraph(this.ctx, build, { precision: this.precision }).then((g) => Executor.create(this.ctx, g, this.store));
-      ex.catch(() => this.executors.delete(key));
-      this.executors.set(key, ex);
-    }
-    return ex;
+    return this.runtime.executor(key, build);
   }
 
   /** Runs one image tower on n images [n,3,S,S] (normalised to [-1,1], as ZSE's preprocessing). */
@@ -288,10 +278,8 @@ export class CaanModel {
     return (await ex.run({ a, b })).cos!;
   }
 
-  async destroy(): Promise<void> {
-    for (const ex of this.executors.values()) (await ex.catch(() => null))?.destroy();
-    this.executors.clear();
-    this.store.destroy();
+  destroy(): Promise<void> {
+    return this.runtime.destroy();
   }
 }
 

@@ -1,10 +1,9 @@
 import { SketchError } from '../../errors.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { WeightStore, weightFormats } from '../../gpu/weights.ts';
-import { Executor } from '../../graph/executor.ts';
+import { ModelRuntime } from '../runtime.ts';
+import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import { buildGraph } from '../../graph/autotune.ts';
 import type { HostTensor } from '../../io/tensor.ts';
 import type { ZseConfig } from './config.ts';
 import { buildPairGraph, buildProjectionGraph, buildSaGraph } from './graph.ts';
@@ -42,7 +41,6 @@ export interface EncodeResult {
  * Dims come from the weights, so test-size and ViT-B/16 models run through the same code.
  */
 export class ZseModel {
-  private readonly executors = new Map<string, Promise<Executor>>();
   readonly tokens: number;
   readonly maxBatch: number;
   readonly maxPairs: number;
@@ -52,11 +50,11 @@ export class ZseModel {
   private constructor(
     readonly ctx: GpuContext,
     readonly config: ZseConfig,
-    private readonly store: WeightStore,
+    private readonly runtime: ModelRuntime,
     opts: ZseModelOptions,
   ) {
     const { dim: D, grid: G, imageSize: S, mlpDim } = config;
-    this.precision = opts.precision ?? 'f32';
+    this.precision = runtime.precision;
     this.tokens = 1 + G * G;
     const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
     // The largest single activation decides how many images fit one binding.
@@ -67,10 +65,7 @@ export class ZseModel {
   }
 
   static create(ctx: GpuContext, config: ZseConfig, tensors: ReadonlyMap<string, HostTensor>, opts: ZseModelOptions = {}): ZseModel {
-    const store = new WeightStore(ctx.device);
-    const formats = opts.precision === 'f16' ? weightFormats(ZseModel.graphKinds(config)) : undefined;
-    for (const [name, t] of tensors) store.upload(name, t, formats?.get(name));
-    return new ZseModel(ctx, config, store, opts);
+    return new ZseModel(ctx, config, ModelRuntime.create(ctx, tensors, opts.precision ?? 'f32', () => ZseModel.graphKinds(config)), opts);
   }
 
   /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */
@@ -85,7 +80,7 @@ export class ZseModel {
 
   /** Bytes of weights on the GPU (about half with the f16 option, whose GEMM weights are stored as binary16). */
   get weightBytes(): number {
-    return this.store.bytes;
+    return this.runtime.weightBytes;
   }
 
   get hasHead(): boolean {
@@ -93,13 +88,7 @@ export class ZseModel {
   }
 
   private executor(key: string, build: (g: Graph) => void): Promise<Executor> {
-    let ex = this.executors.get(key);
-    if (!ex) {
-      ex = buildGraph(this.ctx, build, { precision: this.precision }).then((g) => Executor.create(this.ctx, g, this.store));
-      ex.catch(() => this.executors.delete(key));
-      this.executors.set(key, ex);
-    }
-    return ex;
+    return this.runtime.executor(key, build);
   }
 
   /** Run the SA encoder on n images [n,3,S,S] (normalised to [-1,1]). */
@@ -197,9 +186,7 @@ export class ZseModel {
     }
   }
 
-  async destroy(): Promise<void> {
-    for (const ex of this.executors.values()) (await ex.catch(() => null))?.destroy();
-    this.executors.clear();
-    this.store.destroy();
+  destroy(): Promise<void> {
+    return this.runtime.destroy();
   }
 }
