@@ -335,30 +335,15 @@ def main():
     ap.add_argument('--val-every', type=int, default=250, help='steps; 0: no validation')
     ap.add_argument('--select', choices=['sketch', 'sketch+text'], default='sketch',
                     help="model selection: val sketch->photo mAP@all, or its mean with text(desc)->photo mAP@all")
-    ap.add_argument('--log-every', type=int, default=10)
     ap.add_argument('--threads', type=int, default=1,
                     help='torch threads; 1 measured ~1.0 step/s on the shared 2-core machine, 2 under other load '
                          'fell below 0.1 step/s (OpenMP waits); 2 only on an idle machine')
-    ap.add_argument('--max-minutes', type=float, default=0,
-                    help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
-    ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    Z_train.add_run_args(ap)
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected weights on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    np.random.seed(a.seed)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / 'log.jsonl', 'a' if a.resume else 'w')
-    t_start, t_offset = time.time(), 0.0
-
-    def log(rec):
-        rec = {'t': round(time.time() - t_start + t_offset, 1), **rec}
-        logf.write(json.dumps(rec) + '\n')
-        logf.flush()
-        print(json.dumps(rec), flush=True)
+    out, log = Z_train.start_run(a)
 
     cfg = getattr(C.CaanConfig, a.preset)()
     S = cfg.image.image_size
@@ -369,7 +354,7 @@ def main():
     tr = ev.load_split(ev.ALL128, train_cls, S, cache_name=f'train{a.val_classes}s{a.split_seed}')
     va = ev.load_split(ev.ALL128, val_cls, S, cache_name=f'val{a.val_classes}s{a.split_seed}') if val_cls else None
     print(f'data: train {len(tr["sketch"])} sketches + {len(tr["photo"])} photos'
-          + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({time.time() - t_start:.1f} s)',
+          + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({log.elapsed():.1f} s)',
           flush=True)
     sk_all, im_all = ev.to_input(tr['sketch']), ev.to_input(tr['photo'])
 
@@ -394,7 +379,7 @@ def main():
         texts.rng.set_state(st['texts'])
         gen.set_state(st['gen'])
         torch.set_rng_state(st['torch_rng'])
-        start, best, t_offset = st['step'], st['best'], st['elapsed']
+        start, best, log.offset = st['step'], st['best'], st['elapsed']
         print(f'resumed at step {start}', flush=True)
 
     def validate(step):
@@ -408,7 +393,7 @@ def main():
     def checkpoint(step):
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'texts': texts.rng.get_state(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(),
-                    'step': step, 'best': best, 'elapsed': time.time() - t_start + t_offset, 'args': vars(a)},
+                    'step': step, 'best': best, 'elapsed': log.elapsed(), 'args': vars(a)},
                    out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
@@ -458,7 +443,7 @@ def main():
             log({'step': s1, 'lr': lr, **{k: acc[k] / n_acc for k in keys}, 'grad_norm': float(gn),
                  'steps_per_s': n_acc / dt, 'cpu_s_per_step': dc / n_acc})
             acc, n_acc = {k: 0.0 for k in keys}, 0
-        over = a.max_minutes and (time.time() - t_start + t_offset) > 60 * a.max_minutes
+        over = a.max_minutes and (log.elapsed()) > 60 * a.max_minutes
         if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over):
             r, sc = validate(s1)
             if sc > best['score']:
@@ -473,7 +458,7 @@ def main():
             log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached'})
             break
 
-    elapsed = time.time() - t_start + t_offset
+    elapsed = log.elapsed()
     if va is not None and best.get('step') and (out / 'best.pt').exists():
         model.load_state_dict(torch.load(out / 'best.pt', map_location='cpu')['model'])
     model.eval()

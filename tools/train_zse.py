@@ -253,6 +253,42 @@ def save_official(model, path, epoch, map_all, p100, extra=None):
     os.replace(tmp, path)
 
 
+class RunLog:
+    """A training run's clock and its JSON-lines log, OUT/log.jsonl (appended to when resuming). `offset` is the
+    time the earlier runs of a resumed chain spent; log(rec) prints and writes rec stamped with the elapsed time."""
+
+    def __init__(self, out, resume):
+        self.f = open(out / 'log.jsonl', 'a' if resume else 'w')
+        self.start, self.offset = time.time(), 0.0
+
+    def elapsed(self):
+        return time.time() - self.start + self.offset
+
+    def __call__(self, rec):
+        rec = {'t': round(self.elapsed(), 1), **rec}
+        self.f.write(json.dumps(rec) + '\n')
+        self.f.flush()
+        print(json.dumps(rec), flush=True)
+
+
+def add_run_args(ap):
+    """The options of a run's length and bookkeeping that train_zse.py and train_caan.py share."""
+    ap.add_argument('--log-every', type=int, default=10)
+    ap.add_argument('--max-minutes', type=float, default=0,
+                    help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
+    ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+
+
+def start_run(a):
+    """Threads and seeds from the arguments, the output folder, and the run's log (RunLog)."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, RunLog(out, a.resume)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=str(REPO / '.cache' / 'train'))
@@ -299,13 +335,10 @@ def main():
     ap.add_argument('--val-classes', type=int, default=10)
     ap.add_argument('--split-seed', type=int, default=0)
     ap.add_argument('--val-every', type=int, default=100, help='steps; 0: no validation (probe)')
-    ap.add_argument('--log-every', type=int, default=10)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                     help='auto: CUDA when torch sees a GPU, else the CPU')
-    ap.add_argument('--max-minutes', type=float, default=0,
-                    help='safety stop: end training (keeping the best checkpoint) after this many minutes; 0 = off')
-    ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    add_run_args(ap)
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
@@ -313,20 +346,7 @@ def main():
                     help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    np.random.seed(a.seed)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / 'log.jsonl', 'a' if a.resume else 'w')
-
-    def log(rec):
-        rec = {'t': round(time.time() - t_start + t_offset, 1), **rec}
-        logf.write(json.dumps(rec) + '\n')
-        logf.flush()
-        print(json.dumps(rec), flush=True)
-
-    t_start, t_offset = time.time(), 0.0
+    out, log = start_run(a)
     cfg = build_config(a)
     train_cls, val_cls = ev.split_seen(a.val_classes, a.split_seed)
     print(f'config {json.dumps(cfg.to_json())}\ntrain classes {len(train_cls)}, val classes {val_cls}', flush=True)
@@ -334,7 +354,7 @@ def main():
     va = ev.load_split(ev.ALL128, val_cls, a.size, cache_name=f'val{a.val_classes}s{a.split_seed}') if val_cls \
         else None
     print(f'data: train {len(tr["sketch"])} sketches + {len(tr["photo"])} photos'
-          + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({time.time() - t_start:.1f} s)',
+          + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({log.elapsed():.1f} s)',
           flush=True)
     sk_all = ev.to_input(tr['sketch'])
     im_all = ev.to_input(tr['photo'])
@@ -365,7 +385,7 @@ def main():
         sampler.rng.set_state(st['sampler'])
         gen.set_state(st['gen'])
         torch.set_rng_state(st['torch_rng'])
-        start, best, t_offset = st['step'], st['best'], st['elapsed']
+        start, best, log.offset = st['step'], st['best'], st['elapsed']
         if 'proxies' in st:
             with torch.no_grad():
                 proxies.copy_(st['proxies'])
@@ -386,7 +406,7 @@ def main():
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step, 'best': best,
                     'proxies': proxies.detach().clone(),
-                    'elapsed': time.time() - t_start + t_offset, 'args': vars(a)}, out / 'last.pt.tmp')
+                    'elapsed': log.elapsed(), 'args': vars(a)}, out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
     model.train()
@@ -452,7 +472,7 @@ def main():
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
-        over = a.max_minutes and (time.time() - t_start + t_offset) > 60 * a.max_minutes
+        over = a.max_minutes and (log.elapsed()) > 60 * a.max_minutes
         stop = a.stop_at and s1 >= a.stop_at
         if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over or stop):
             r, sc = validate(s1)
@@ -466,7 +486,7 @@ def main():
             log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached' if over else f'--stop-at {a.stop_at}'})
             break
 
-    elapsed = time.time() - t_start + t_offset
+    elapsed = log.elapsed()
     save_official(model, out / 'last.pth', s1, 0.0, 0.0)
     final = out / f'{a.name}.pth'
     if va is not None and best.get('step'):
