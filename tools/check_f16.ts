@@ -72,13 +72,19 @@ function compare(r: 'f16' | 'f32_tiled') {
   }
   const s = scores(emb[r]!);
   let setChanged = 0, orderChanged = 0;
+  const margins: number[] = [];
   for (let i = 0; i < ns; i++) {
-    const a = Array.from(rankRow(s32.subarray(i * np, (i + 1) * np)).slice(0, 10));
+    const row = s32.subarray(i * np, (i + 1) * np);
+    const ranked = rankRow(row);
+    const a = Array.from(ranked.slice(0, 10));
     const b = Array.from(rankRow(s.subarray(i * np, (i + 1) * np)).slice(0, 10));
     if (a.join() !== b.join()) orderChanged++;
-    if ([...a].sort().join() !== [...b].sort().join()) setChanged++;
+    if ([...a].sort().join() !== [...b].sort().join()) {
+      setChanged++;
+      margins.push(row[ranked[9]!]! - row[ranked[10]!]!); // the f32 gap between the 10th and 11th photo
+    }
   }
-  return { images: n, min_cosine: minCos, mean_cosine: sumCos / n, top10_set_changed: setChanged, top10_order_changed: orderChanged, map_all: evaluateScores(s, data.sketches.labels, data.photos.labels).map_all };
+  return { images: n, min_cosine: minCos, mean_cosine: sumCos / n, top10_set_changed: setChanged, top10_order_changed: orderChanged, top10_set_changed_f32_margins: margins, map_all: evaluateScores(s, data.sketches.labels, data.photos.labels).map_all };
 }
 Object.assign(out, { sketches: ns, map_all_f32: evaluateScores(s32, data.sketches.labels, data.photos.labels).map_all, f16: compare('f16'), f32_tiled: compare('f32_tiled') });
 console.log(JSON.stringify(out));
