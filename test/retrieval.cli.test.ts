@@ -52,6 +52,20 @@ test('index: embeds every readable photo in sorted path order, skips the corrupt
   assert.not.ok(existsSync(`${out}.partial`), 'journal removed');
 });
 
+test('index and query --precision f16: the f16 option\'s embeddings (as embed gives them), close to f32', () => {
+  const out = join(tmp, 'g16.sgi');
+  const s = json(['index', gallery, '-o', out, '--weights', W64, '--precision', 'f16', '--json']);
+  assert.is(s.precision, 'f16');
+  const ix = parseIndex(readFileSync(out), out), ix32 = parseIndex(readFileSync(join(tmp, 'g.sgi')), 'g.sgi');
+  const e = json(['embed', '--weights', W64, '--modality', 'photo', '--precision', 'f16', '--json', ...photoFiles]).embeddings as number[][];
+  assertClose(ix.embeddings, e.flat(), 1e-6, 0, 'f16 index embeddings vs embed --precision f16');
+  const d = Math.max(...Array.from(ix.embeddings, (v, i) => Math.abs(v - ix32.embeddings[i]!)));
+  assert.ok(d > 0 && d < 1e-2, `f16 vs f32 index embeddings differ by ${d}`);
+  const q16 = json(['query', sk1, '--index', out, '--precision', 'f16', '-k', '3', '--json']);
+  const q32 = json(['query', sk1, '--index', join(tmp, 'g.sgi'), '-k', '3', '--json']);
+  assertClose(q16.results[0].hits.map((h: { score: number }) => h.score), q32.results[0].hits.map((h: { score: number }) => h.score), 1e-2, 0, 'scores');
+});
+
 test('query: GPU top-k equals the host ranking of the cosines; --html writes a sheet', () => {
   const out = join(tmp, 'g.sgi');
   const q = json(['query', sk1, sk2, '--index', out, '-k', '4', '--json', '--html', join(tmp, 'sheet.html')]);

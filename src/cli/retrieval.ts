@@ -55,6 +55,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
     .option('--rn-cache', 'also store each photo\'s tokens (ZSE-SBIR: SA tokens and CA projections; CAAN: projected tokens), so RN re-ranking needs no photo encoding at query time (larger file)')
     .option('--batch <n>', 'images per GPU forward (default: as many as fit, up to 32)', posInt('--batch'))
+    .addOption(precisionOption())
     .option('--update', 'add new photos to an existing index made with the same weights')
     .option('--force', 'overwrite an existing index')
     .option('--json', 'print a JSON summary'))
@@ -82,7 +83,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         bar.stop();
         const summary = {
           index: r.out, complete: r.complete, photos: r.total, embedded_now: r.embedded, resumed: r.resumed,
-          skipped: r.skipped.length, seconds: round(r.seconds, 2), images_per_s: round(r.embedded / r.seconds, 2), adapter: ctx.adapterName,
+          skipped: r.skipped.length, seconds: round(r.seconds, 2), images_per_s: round(r.embedded / r.seconds, 2), adapter: ctx.adapterName, precision: o.precision,
         };
         if (o.json) console.log(JSON.stringify({ ...summary, skipped_files: r.skipped }));
         else if (r.complete) {
@@ -111,6 +112,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('-k, --k <n>', 'results per query', posInt('-k'), 10)
     .addOption(new Option('--rerank <how>', 're-rank the cosine shortlist with a local relation score: the sketch-photo relation for sketch (and sketch+text) queries; the text-photo alignment score for text-only queries (CAAN)').choices(['rn']))
     .option('--rerank-k <n>', 'shortlist size for the re-rank', posInt('--rerank-k'), 100)
+    .addOption(precisionOption())
     .option('--json', 'print JSON')
     .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails'))
     .action(async (sketches: string[], o) => {
