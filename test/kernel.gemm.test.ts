@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gemm } from '../src/graph/ops/gemm.ts';
+import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { Graph } from '../src/graph/graph.ts';
 import type { Tensor } from '../src/graph/tensor.ts';
 import { packF16 } from '../src/gpu/weights.ts';
@@ -203,10 +204,12 @@ for (const variant of ['rowdot', 'vec4'] as const) test(`gemm ${variant} f16-sto
   });
 });
 
-test('a binary16 tensor cannot be a graph output', () => {
+test('a binary16 tensor cannot be a graph output, nor read by an op other than a GEMM', () => {
   const g = new Graph({ precision: 'f16' });
   const h = gemm(g, g.input('x', [3, 8]), g.weight('w', [8, 8]), { M: 3, N: 8, K: 8, variant: 'rowdot', half: true });
   assert.throws(() => g.output('h', h), /binary16/);
+  assert.throws(() => layerNorm(g, h, g.weight('g', [8]), g.weight('b', [8]), { kind: 'torch', eps: 1e-5 }), /only GEMMs read/);
+  gemm(g, h, g.weight('w', [8, 8]), { M: 3, N: 8, K: 8, variant: 'rowdot' }); // a GEMM may
 });
 
 test('the f16 option binds a GEMM weight in its binary16 form and other readers in f32', () => {

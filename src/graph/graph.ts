@@ -73,6 +73,8 @@ export class Graph {
 
   push(node: OpNode): void {
     for (const t of node.reads) if (t && !this.tensors.includes(t)) throw new Error(`${node.label}: reads a tensor of another graph`);
+    // Binary16 tensors (packed pairs) are read only by the GEMM kernels, through their f16 operand loaders.
+    for (const t of node.reads) if (t?.dtype === 'f16' && !node.gemm) throw new Error(`${node.label}: reads ${t}, stored as binary16, which only GEMMs read`);
     this.nodes.push(node);
   }
 
