@@ -1,4 +1,5 @@
-// GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts), and their
+// GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts, after
+// f16.wgsl), and their
 // common uniform block: the fields of ops/gemm.ts's params, in order.
 struct Params {
   M: u32, N: u32, K: u32,
@@ -8,30 +9,10 @@ struct Params {
   alpha: f32,
 }
 
-// The f16 precision option: every A and B element is rounded to binary16 as it is loaded, while products and sums
-// stay f32, which is what a tensor-core GEMM with f16 inputs and f32 accumulation computes. Off: loads unchanged.
-// Rounding is done on the bits (round to nearest, ties to even; binary16 subnormals below 2^-14 to multiples of
-// 2^-24; past the binary16 range the value is left as it is): a pack2x16float/unpack2x16float round trip leaves the
-// rounding direction to the implementation, and a CPU driver folded it away as an identity.
+// The f16 precision option: every A and B element is rounded to binary16 (round_f16 of f16.wgsl, prepended) as it
+// is loaded, while products and sums stay f32, which is what a tensor-core GEMM with f16 inputs and f32
+// accumulation computes. Off: loads unchanged.
 override F16_OPERANDS: bool = false;
-fn round_f16(x: f32) -> f32 {
-  let a = abs(x);
-  if (a < 6.103515625e-5) { return round(x * 16777216.0) / 16777216.0; }
-  let u = bitcast<u32>(x);
-  return bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u);
-}
-// The binary16 bits of x rounded as round_f16 does (what unpack2x16float turns back into round_f16(x)); past the
-// binary16 range inf, NaN stays NaN.
-fn f16bits(x: f32) -> u32 {
-  let y = round_f16(x);
-  let u = bitcast<u32>(y);
-  let s = (u >> 16u) & 0x8000u;
-  let a = abs(y);
-  if (a != a) { return 0x7e00u; }
-  if (a > 65504.0) { return s | 0x7c00u; }
-  if (a < 6.103515625e-5) { return s | u32(a * 16777216.0); }
-  return s | ((((u >> 23u) & 0xffu) - 112u) << 10u) | ((u >> 13u) & 0x3ffu);
-}
 fn op1(x: f32) -> f32 {
   if (F16_OPERANDS) { return round_f16(x); }
   return x;

@@ -5,5 +5,5 @@
 // do not take this output.
 @group(0) @binding(4) var<storage, read_write> C: array<vec2<u32>>;
 fn storeC4(i: u32, v: vec4<f32>, n: u32) {
-  C[i >> 2u] = vec2<u32>(f16bits(v.x) | (f16bits(v.y) << 16u), f16bits(v.z) | (f16bits(v.w) << 16u));
+  C[i >> 2u] = pack4h(v);
 }

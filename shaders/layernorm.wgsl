@@ -4,8 +4,9 @@
 // take neighbouring rows. Two conventions (zse-sbir.md §11.2-3):
 //   kind 0, nn.LayerNorm:     y = (x - mean) / sqrt(var_biased + eps) * g + b      (SA, eps 1e-5)
 //   kind 1, ZSE's CA norm:    y = g * (x - mean) / (std_unbiased + eps) + b        (CA, eps 1e-6 on the std)
-// Entry point `rows4` reads and writes vec4s (D, ldx and ldy multiples of 4, every model shape); `rows1` is the
-// same on f32 for any D. Both accumulate in four partial sums.
+// Entry point `rows4` reads and writes vec4s (D, ldx and ldy multiples of 4, every model shape); `rows4h` stores
+// binary16 instead (f16.wgsl is prepended); `rows1` is the same on f32 for any D. All accumulate in four partial
+// sums.
 
 struct Params { rows: u32, D: u32, ldx: u32, ldy: u32, kind: u32, eps: f32 }
 
@@ -17,12 +18,32 @@ struct Params { rows: u32, D: u32, ldx: u32, ldy: u32, kind: u32, eps: f32 }
 @group(0) @binding(1) var<storage, read> G4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Y4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> Yh: array<vec2<u32>>; // binary16, 4 per element (rows4h)
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG = 64u;
 
 fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
+}
+
+// A row's mean and its scale: 1/sqrt(var_biased + eps) (kind 0) or std_unbiased + eps (kind 1), two passes.
+fn rowStats4(xb: u32, n: u32) -> vec2<f32> {
+  var s = vec4<f32>(0.0);
+  for (var c = 0u; c < n; c++) { s += X4[xb + c]; }
+  let mean = hsum(s) / f32(p.D);
+  var ss = vec4<f32>(0.0);
+  for (var c = 0u; c < n; c++) {
+    let d = X4[xb + c] - mean;
+    ss = fma(d, d, ss);
+  }
+  if (p.kind == 0u) { return vec2<f32>(mean, 1.0 / sqrt(hsum(ss) / f32(p.D) + p.eps)); }
+  return vec2<f32>(mean, sqrt(hsum(ss) / f32(p.D - 1u)) + p.eps);
+}
+// Four outputs of a row, each convention with its own order of operations (as the reference rounds).
+fn normed4(xb: u32, c: u32, st: vec2<f32>) -> vec4<f32> {
+  if (p.kind == 0u) { return (X4[xb + c] - st.x) * st.y * G4[c] + B4[c]; }
+  return G4[c] * (X4[xb + c] - st.x) / st.y + B4[c];
 }
 
 @compute @workgroup_size(WG)
@@ -32,22 +53,23 @@ fn rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (row >= p.rows) { return; }
   let n = p.D / 4u;
   let xb = row * (p.ldx / 4u);
-  var s = vec4<f32>(0.0);
-  for (var c = 0u; c < n; c++) { s += X4[xb + c]; }
-  let mean = hsum(s) / f32(p.D);
-  var ss = vec4<f32>(0.0);
-  for (var c = 0u; c < n; c++) {
-    let d = X4[xb + c] - mean;
-    ss = fma(d, d, ss);
-  }
+  let st = rowStats4(xb, n);
   let yb = row * (p.ldy / 4u);
-  if (p.kind == 0u) {
-    let inv = 1.0 / sqrt(hsum(ss) / f32(p.D) + p.eps);
-    for (var c = 0u; c < n; c++) { Y4[yb + c] = (X4[xb + c] - mean) * inv * G4[c] + B4[c]; }
-  } else {
-    let den = sqrt(hsum(ss) / f32(p.D - 1u)) + p.eps;
-    for (var c = 0u; c < n; c++) { Y4[yb + c] = G4[c] * (X4[xb + c] - mean) / den + B4[c]; }
-  }
+  for (var c = 0u; c < n; c++) { Y4[yb + c] = normed4(xb, c, st); }
+}
+
+// rows4 with the output stored as binary16 (pack4h of f16.wgsl): the f16 option's input of a GEMM, which would
+// round it to binary16 on load anyway.
+@compute @workgroup_size(WG)
+fn rows4h(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+  let row = (wg.x + wg.y * nwg.x) * WG + li;
+  if (row >= p.rows) { return; }
+  let n = p.D / 4u;
+  let xb = row * (p.ldx / 4u);
+  let st = rowStats4(xb, n);
+  let yb = row * (p.ldy / 4u);
+  for (var c = 0u; c < n; c++) { Yh[yb + c] = pack4h(normed4(xb, c, st)); }
 }
 
 @compute @workgroup_size(WG)

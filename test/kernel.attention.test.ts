@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { attention, rows, type SeqLayout } from '../src/graph/ops/attention.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { attentionRef } from './ref.ts';
-import { assertClose, maxAbsDiff, rand, runGraph } from './util.ts';
+import { asF16, assertClose, eye, maxAbsDiff, rand, readBackF16, runGraph } from './util.ts';
 
 // Softmax-weighted averages of values in [-1,1]: results O(1), fp32 online softmax error ~1e-6.
 const TOL = 3e-6;
@@ -99,6 +99,33 @@ test('attention over a single key returns its value row exactly', async () => {
     g.output('a', attention(g, qi, ki, vi, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(1, 4), k: rows(1, 4), v: rows(1, 4), divisor: 2 }));
   }, { q, k, v });
   assert.equal(Array.from(out.a!), Array.from(v));
+});
+
+// The f16 option's binary16 output of the flash kernel: exactly its f32 output rounded to binary16 (causal and not,
+// query rows off the workgroup); the generic kernel (unaligned layouts) keeps f32.
+for (const [B, H, T, dh, causal] of [[2, 3, 37, 8, false], [1, 2, 77, 16, true]] as const) test(`attention ${B}x${H}x${T}x${dh}${causal ? ' causal' : ''}: binary16 output is the f32 output rounded`, async () => {
+  const D = H * dh;
+  const X = rand(B * T * 3 * D, 91);
+  const att = (g: Graph, half: boolean) => {
+    const x = g.input('x', [B, T, 3 * D]);
+    return attention(g, x, x, x, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), causal, half });
+  };
+  const f32 = await runGraph((g) => { g.output('o', att(g, false)); }, { x: X }, {}, { precision: 'f16' });
+  const h = await runGraph((g) => {
+    const o = att(g, true);
+    assert.is(o.dtype, 'f16');
+    g.output('o', readBackF16(g, o, B * T, D));
+  }, { x: X }, { eye: eye(D) }, { precision: 'f16' });
+  assert.equal(Array.from(h.o!), Array.from(asF16(f32.o!)));
+});
+
+test('attention half: the generic kernel (a head dim off vec4) and graphs without the f16 option keep f32', () => {
+  const g = new Graph({ precision: 'f16' });
+  const x = g.input('x', [1, 5, 15]);
+  assert.is(attention(g, x, x, x, { B: 1, heads: 1, Tq: 5, Tk: 5, headDim: 5, q: rows(5, 15, 0), k: rows(5, 15, 5), v: rows(5, 15, 10), half: true }).dtype, 'f32');
+  const g32 = new Graph();
+  const y = g32.input('y', [1, 5, 24]);
+  assert.is(attention(g32, y, y, y, { B: 1, heads: 1, Tq: 5, Tk: 5, headDim: 8, q: rows(5, 24, 0), k: rows(5, 24, 8), v: rows(5, 24, 16), half: true }).dtype, 'f32');
 });
 
 test.run();

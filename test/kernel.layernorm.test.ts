@@ -1,7 +1,9 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Graph } from '../src/graph/graph.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { layerNormRef } from './ref.ts';
-import { assertClose, rand, runGraph } from './util.ts';
+import { asF16, assertClose, eye, rand, readBackF16, runGraph } from './util.ts';
 
 // Outputs are O(1); a two-pass fp32 norm is accurate to a few ulps: 2e-6 absolute.
 // Row counts off the 64-row workgroup (the model's 197 tokens times odd batches), widths on the vec4 path (D a
@@ -45,6 +47,24 @@ test('the two layer norms differ as the reference says', async () => {
   assertClose(out.t!, a, 2e-6, 0, 'torch');
   assertClose(out.c!, b, 2e-6, 0, 'ca');
   if (Math.abs(a[0]! - b[0]!) < 1e-3) throw new Error('test inputs do not separate the two norms');
+});
+
+// The f16 option's binary16 output (entry rows4h): exactly the f32 output rounded to nearest binary16, both
+// conventions, rows not a multiple of the 64-row workgroup; and only under the f16 option.
+for (const kind of ['torch', 'ca'] as const) test(`layernorm ${kind}: binary16 output is the f32 output rounded to binary16`, async () => {
+  const rowsN = 67, D = 24, eps = kind === 'torch' ? 1e-5 : 1e-6;
+  const X = rand(rowsN * D, 81, -3, 3), G = rand(D, 82), Bv = rand(D, 83);
+  const w = { g: { shape: [D], data: G }, b: { shape: [D], data: Bv }, eye: eye(D) };
+  const ln = (g: Graph, half: boolean) => layerNorm(g, g.input('x', [rowsN, D]), g.weight('g', [D]), g.weight('b', [D]), { kind, eps, half });
+  const f32 = await runGraph((g) => { g.output('y', ln(g, false)); }, { x: X }, w, { precision: 'f16' });
+  const h = await runGraph((g) => {
+    const y = ln(g, true);
+    assert.is(y.dtype, 'f16');
+    g.output('y', readBackF16(g, y, rowsN, D));
+  }, { x: X }, w, { precision: 'f16' });
+  assert.equal(Array.from(h.y!), Array.from(asF16(f32.y!)));
+  const g32 = new Graph();
+  assert.is(ln(g32, true).dtype, 'f32', 'half without the f16 option');
 });
 
 test.run();

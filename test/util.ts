@@ -1,8 +1,11 @@
 import { nodeGpu } from '../src/gpu/node.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
 import { WeightStore, type WeightFormat } from '../src/gpu/weights.ts';
-import { Graph } from '../src/graph/graph.ts';
+import { Graph, type GraphTarget } from '../src/graph/graph.ts';
 import { Executor, type HostArray } from '../src/graph/executor.ts';
+import { gemm } from '../src/graph/ops/gemm.ts';
+import type { Tensor } from '../src/graph/tensor.ts';
+import { f16ToF32, f32ToF16 } from '../src/io/tensor.ts';
 
 let ctxP: Promise<GpuContext> | undefined;
 /** One device for the whole test process (dawn.node instances are heavy). */
@@ -57,9 +60,10 @@ export async function runGraph(
   build: (g: Graph) => void,
   inputs: Record<string, HostArray>,
   weights: Record<string, { shape: number[]; data: Float32Array }> = {},
+  target: GraphTarget = {},
 ): Promise<Record<string, Float32Array>> {
   const ctx = await gpu();
-  const g = new Graph();
+  const g = new Graph(target);
   build(g);
   const store = new WeightStore(ctx.device);
   const read = g.weightDtypes(); // the formats the graph's ops read (f16: GEMM weights of the f16 option)
@@ -75,3 +79,19 @@ export async function runGraph(
     store.destroy();
   }
 }
+
+/**
+ * Reads a binary16-stored [M, K] tensor of an f16-option graph back as f32: through a GEMM with the identity, which
+ * returns its values exactly (one product by 1 and zeros per output). The caller passes `eye(K)` as weight 'eye'.
+ */
+export function readBackF16(g: Graph, t: Tensor, M: number, K: number): Tensor {
+  if (t.dtype !== 'f16') throw new Error(`${t} is not stored as binary16`);
+  return gemm(g, t, g.weight('eye', [K, K]), { M, N: K, K, precision: 'f16', label: 'read back' });
+}
+export function eye(K: number): { shape: number[]; data: Float32Array } {
+  const data = new Float32Array(K * K);
+  for (let k = 0; k < K; k++) data[k * K + k] = 1;
+  return { shape: [K, K], data };
+}
+/** Round to binary16 (nearest, ties to even) and back: what a binary16-stored value holds. */
+export const asF16 = (a: Float32Array): Float32Array => a.map((v) => f16ToF32(f32ToF16(v)));

@@ -17,7 +17,7 @@ import { openModel as openWeights } from './model.ts';
 import { progressBar } from './progress.ts';
 
 /** --model zse|caan: which model the weights must hold (default: whatever the file holds). */
-export const precisionOption = () => new Option('--precision <p>', 'f16: every GEMM (the Linear layers) takes binary16-rounded operands and accumulates in f32, as f16 tensor-core GEMMs do, with Linear weights and MLP hidden activations stored as binary16 (about half the GPU memory for weights); attention, norms and convolutions stay f32 (docs/performance.md: accuracy on unseen-21)').choices(['f32', 'f16']).default('f32');
+export const precisionOption = () => new Option('--precision <p>', 'f16: every GEMM (the Linear layers) takes binary16-rounded operands and accumulates in f32, as f16 tensor-core GEMMs do, with Linear weights and the activations GEMMs read stored as binary16 (about half the GPU memory for weights); attention, norms and convolutions compute in f32 (docs/performance.md: accuracy on unseen-21)').choices(['f32', 'f16']).default('f32');
 export const modelOption = () => new Option('--model <m>', 'the model the weights must hold (default: detected from the file: CAAN when its metadata says sketchgpu.model = "caan", else ZSE-SBIR)').choices([...MODEL_CHOICES]);
 
 const textWeight = (v: string) => {

@@ -13,8 +13,8 @@ export interface GraphTarget {
   gemm?: (shape: GemmShape) => string | undefined;
   /**
    * 'f16': the model's GEMMs (every Linear, conv-free projection) take their operands rounded to binary16 and
-   * accumulate in f32, as f16 tensor-core GEMMs do; their weights are bound in binary16 form, and hidden
-   * activations that only GEMMs read may be stored so (ops/gemm.ts `half`). The rest stays f32. Default 'f32'.
+   * accumulate in f32, as f16 tensor-core GEMMs do; their weights are bound in binary16 form, and activations
+   * that only GEMMs read may be stored so (`half` of gemm, layerNorm, attention). The rest stays f32. Default 'f32'.
    */
   precision?: Precision;
   /** The subgroup-matrix f16 GEMM compiled and passed its check on this device (src/graph/smat.ts). */

@@ -1,5 +1,6 @@
 import source from '../../../shaders/attention.wgsl';
 import genericSource from '../../../shaders/attention_generic.wgsl';
+import f16 from '../../../shaders/f16.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
@@ -30,6 +31,11 @@ export interface AttentionOptions {
    * own program (the non-causal source is unchanged); each invocation also stops at its last row's bound.
    */
   causal?: boolean;
+  /**
+   * Under the f16 option (graph precision 'f16') store the output as binary16 where the flash kernel runs, for an
+   * output that only GEMMs read (the output projection, which rounds it to binary16 on load anyway).
+   */
+  half?: boolean;
   label?: string;
 }
 
@@ -60,8 +66,11 @@ export function flashShape(headDim: number, Tq: number): { R: number; WG: number
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** The flash kernel's WGSL for one head dim, R rows per invocation and WG invocations per workgroup. */
-export function flashSource(headDim: number, R: number, WG: number, causal = false): string {
+/**
+ * The flash kernel's WGSL for one head dim, R rows per invocation and WG invocations per workgroup; `half` stores
+ * the output as binary16 (pack4h of f16.wgsl).
+ */
+export function flashSource(headDim: number, R: number, WG: number, causal = false, half = false): string {
   if (headDim % 4 !== 0) throw new Error('flash attention: head dim must be a multiple of 4');
   const rows = range(R), cols = range(headDim / 4);
   const pro: string[] = [];
@@ -90,12 +99,13 @@ export function flashSource(headDim: number, R: number, WG: number, causal = fal
   const epi: string[] = [];
   for (const r of rows) {
     epi.push(`  if (i${r} < p.Tq) {`, `    let ob = oRow + i${r} * oSR;`);
-    for (const c of cols) epi.push(`    O[ob + ${c}u] = a${r}_${c} / l${r};`);
+    for (const c of cols) epi.push(half ? `    O[ob + ${c}u] = pack4h(a${r}_${c} / l${r});` : `    O[ob + ${c}u] = a${r}_${c} / l${r};`);
     epi.push('  }');
   }
   // Causal: keys past this invocation's last row (clamped to Tq) mask every row of it, so the loop ends there.
   const end = causal ? `min(p.Tk, min(iBase + ${(R - 1) * WG}u, p.Tq - 1u) + 1u)` : 'p.Tk';
-  return source.replace('@R@', String(R)).replace('@WG@', String(WG)).replace('@KEYS_END@', end)
+  const src = half ? f16 + source.replace('var<storage, read_write> O: array<vec4<f32>>;', 'var<storage, read_write> O: array<vec2<u32>>; // binary16') : source;
+  return src.replace('@R@', String(R)).replace('@WG@', String(WG)).replace('@KEYS_END@', end)
     .replace('@PROLOGUE@', pro.join('\n')).replace('@STEP@', step.join('\n')).replace('@EPILOGUE@', epi.join('\n'));
 }
 
@@ -104,15 +114,16 @@ const flashKernels = new Map<string, Kernel>();
 
 /**
  * The program for a head dim and layout, and the query rows one workgroup covers: the flash kernel when the
- * layout is vec4-aligned and dh <= 128 (one program per (dh, R, WG), cached), else the generic one.
+ * layout is vec4-aligned and dh <= 128 (one program per (dh, R, WG, causal, half), cached), else the generic one.
+ * `half` (binary16 output) is honoured by the flash kernel only: `half` in the result says whether it is.
  */
-export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false): { kernel: Kernel; rowsPerGroup: number } {
-  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC, rowsPerGroup: 64 };
+export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false, half = false): { kernel: Kernel; rowsPerGroup: number; half: boolean } {
+  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC, rowsPerGroup: 64, half: false };
   const { R, WG } = flashShape(headDim, Tq);
-  const key = `${headDim}/${R}/${WG}${causal ? '/causal' : ''}`;
+  const key = `${headDim}/${R}/${WG}${causal ? '/causal' : ''}${half ? '/h' : ''}`;
   let kernel = flashKernels.get(key);
-  if (!kernel) flashKernels.set(key, (kernel = { name: causal ? 'attention_causal' : 'attention', wgsl: flashSource(headDim, R, WG, causal) }));
-  return { kernel, rowsPerGroup: R * WG };
+  if (!kernel) flashKernels.set(key, (kernel = { name: `${causal ? 'attention_causal' : 'attention'}${half ? '/h' : ''}`, wgsl: flashSource(headDim, R, WG, causal, half) }));
+  return { kernel, rowsPerGroup: R * WG, half };
 }
 
 /** softmax(Q Kᵀ · scale) V per head; output [B, Tq, heads*headDim]. */
@@ -124,8 +135,8 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
   const aligned = [headDim, o.q.offset, o.q.batchStride, o.q.rowStride, o.k.offset, o.k.batchStride, o.k.rowStride,
     o.v.offset, o.v.batchStride, o.v.rowStride, D].every((x) => x % 4 === 0);
   if (o.causal && Tq !== Tk) throw new Error(`attention: a causal mask needs as many queries as keys, not ${Tq} and ${Tk}`);
-  const { kernel, rowsPerGroup } = attentionKernel(headDim, Tq, aligned, !!o.causal);
-  const out = g.intermediate(o.label ?? 'attention', [B, Tq, D]);
+  const { kernel, rowsPerGroup, half } = attentionKernel(headDim, Tq, aligned, !!o.causal, !!o.half && g.target.precision === 'f16');
+  const out = g.intermediate(o.label ?? 'attention', [B, Tq, D], half ? 'f16' : 'f32');
   const div = o.divisor !== undefined;
   g.push({
     label: o.label ?? 'attention',

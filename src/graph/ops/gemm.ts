@@ -2,6 +2,7 @@ import source from '../../../shaders/gemm.wgsl';
 import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm_vec4.wgsl';
 import epilogue from '../../../shaders/gemm_epilogue.wgsl';
+import f16 from '../../../shaders/f16.wgsl';
 import operandF32 from '../../../shaders/gemm_operand_f32.wgsl';
 import operandF16 from '../../../shaders/gemm_operand_f16.wgsl';
 import storeF32 from '../../../shaders/gemm_store_f32.wgsl';
@@ -31,7 +32,7 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : ''].join('');
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
     ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}),
   };
 }
@@ -42,7 +43,7 @@ export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
 /** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
 export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
 /** The binary16 storage snippets and the subgroup-matrix body (in no kernel above; the autotune hashes them too). */
-export const GEMM_F16_IO = operandF16 + storeF16 + smatSource;
+export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource;
 
 /** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
 export type GemmVariant = 'tiled' | 'rowdot' | 'vec4' | 'smat';

@@ -1,23 +1,31 @@
-import source from '../../../shaders/layernorm.wgsl';
+import layernorm from '../../../shaders/layernorm.wgsl';
+import f16 from '../../../shaders/f16.wgsl';
 import type { Graph } from '../graph.ts';
 import { grid1d, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 
-/** One invocation per row, vec4 loads (D a multiple of 4) or f32. */
+const source = f16 + layernorm;
+/** One invocation per row, vec4 loads (D a multiple of 4) or f32; LAYERNORM_F16 stores binary16. */
 export const LAYERNORM: Kernel = { name: 'layernorm', wgsl: source, entry: 'rows4' };
+export const LAYERNORM_F16: Kernel = { name: 'layernorm/h', wgsl: source, entry: 'rows4h' };
 export const LAYERNORM_F32: Kernel = { name: 'layernorm', wgsl: source, entry: 'rows1' };
 const ROWS_PER_GROUP = 64;
 
 /** 'torch': nn.LayerNorm (biased variance, eps inside the sqrt). 'ca': ZSE's CA LayerNorm (unbiased std + eps). */
 export type NormKind = 'torch' | 'ca';
 
-export function layerNorm(g: Graph, x: Tensor, gamma: Tensor, beta: Tensor, o: { kind: NormKind; eps: number; label?: string }): Tensor {
+/**
+ * `half`: under the f16 option (graph precision 'f16') store the output as binary16 when D is a multiple of 4, for
+ * an output that only GEMMs read (they round it to binary16 on load anyway, so results do not change).
+ */
+export function layerNorm(g: Graph, x: Tensor, gamma: Tensor, beta: Tensor, o: { kind: NormKind; eps: number; half?: boolean; label?: string }): Tensor {
   const D = x.shape[x.shape.length - 1]!;
   const rows = x.size / D;
-  const out = g.intermediate(o.label ?? 'layernorm', x.shape);
+  const half = !!o.half && g.target.precision === 'f16' && D % 4 === 0;
+  const out = g.intermediate(o.label ?? 'layernorm', x.shape, half ? 'f16' : 'f32');
   g.push({
     label: o.label ?? 'layernorm',
-    kernel: D % 4 === 0 ? LAYERNORM : LAYERNORM_F32,
+    kernel: half ? LAYERNORM_F16 : D % 4 === 0 ? LAYERNORM : LAYERNORM_F32,
     reads: [x, gamma, beta],
     writes: [out],
     params: [['rows', 'u32', rows], ['D', 'u32', D], ['ldx', 'u32', D], ['ldy', 'u32', D], ['kind', 'u32', o.kind === 'torch' ? 0 : 1], ['eps', 'f32', o.eps]],

@@ -56,12 +56,12 @@ export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o:
   const dh = W / heads;
   for (let l = 0; l < c.text.depth; l++) {
     const p = `text.transformer.resblocks.${l}`;
-    const h = layerNorm(g, x, g.weight(`${p}.ln_1.weight`, [W]), g.weight(`${p}.ln_1.bias`, [W]), { kind: 'torch', eps: 1e-5, label: `T${l}.ln_1` });
+    const h = layerNorm(g, x, g.weight(`${p}.ln_1.weight`, [W]), g.weight(`${p}.ln_1.bias`, [W]), { kind: 'torch', eps: 1e-5, half: true, label: `T${l}.ln_1` });
     const qkv = gemm(g, h, g.weight(`${p}.attn.in_proj_weight`, [3 * W, W]), { M: B * L, N: 3 * W, K: W, bias: g.weight(`${p}.attn.in_proj_bias`, [3 * W]), out: g.intermediate(`T${l}.qkv`, [B, L, 3 * W]), label: `T${l}.qkv` });
     // nn.MultiheadAttention scales q by dh^-0.5 before the dot product; scaling the score instead differs by rounding.
-    const a = attention(g, qkv, qkv, qkv, { B, heads, Tq: L, Tk: L, headDim: dh, q: rows(L, 3 * W, 0), k: rows(L, 3 * W, W), v: rows(L, 3 * W, 2 * W), scale: Math.fround(dh ** -0.5), causal: true, label: `T${l}.attn` });
+    const a = attention(g, qkv, qkv, qkv, { B, heads, Tq: L, Tk: L, headDim: dh, q: rows(L, 3 * W, 0), k: rows(L, 3 * W, W), v: rows(L, 3 * W, 2 * W), scale: Math.fround(dh ** -0.5), causal: true, half: true, label: `T${l}.attn` });
     x = linear(g, a, `${p}.attn.out_proj`, W, { residual: x, label: `T${l}.out` });
-    const h2 = layerNorm(g, x, g.weight(`${p}.ln_2.weight`, [W]), g.weight(`${p}.ln_2.bias`, [W]), { kind: 'torch', eps: 1e-5, label: `T${l}.ln_2` });
+    const h2 = layerNorm(g, x, g.weight(`${p}.ln_2.weight`, [W]), g.weight(`${p}.ln_2.bias`, [W]), { kind: 'torch', eps: 1e-5, half: true, label: `T${l}.ln_2` });
     const m = linear(g, h2, `${p}.mlp.c_fc`, c.text.mlp, { act: 'quickgelu', half: true, label: `T${l}.c_fc` });
     x = linear(g, m, `${p}.mlp.c_proj`, W, { residual: x, label: `T${l}.c_proj` });
     if (o.debug) g.output(`layer${l}`, x);
@@ -92,7 +92,7 @@ function crossLayer(g: Graph, c: CaanConfig, name: string, pairs: Tensor, P: num
   const v = pick(linear(g, other.x, `${p}.self_attn.linears.2`, E, { label: `${name}.v` }), other, `${name}.v.pairs`);
   const x0 = pick(own.x, own, `${name}.x.pairs`);
   const dk = E / c.align.heads;
-  const a = attention(g, q, k, v, { B: P, heads: c.align.heads, Tq: own.T, Tk: other.T, headDim: dk, q: rows(own.T, E), k: rows(other.T, E), v: rows(other.T, E), divisor: Math.sqrt(dk), label: `${name}.attn` });
+  const a = attention(g, q, k, v, { B: P, heads: c.align.heads, Tq: own.T, Tk: other.T, headDim: dk, q: rows(own.T, E), k: rows(other.T, E), v: rows(other.T, E), divisor: Math.sqrt(dk), half: true, label: `${name}.attn` });
   const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: x0, label: `${name}.out` });
   const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [E]), g.weight(`${p}.sublayer.0.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm0` });
   const f = linear(g, x1, `${p}.feed_forward.w_1`, c.align.ff, { act: 'relu', half: true, label: `${name}.w1` });

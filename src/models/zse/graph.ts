@@ -78,13 +78,13 @@ export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: 
   const scale = Math.fround(dh ** -0.5);
   for (let l = 0; l < v.depth; l++) {
     const p = `${SA}.transformer.layers.${l}.0`;
-    const ln1 = layerNorm(g, t, g.weight(`${p}.layer_norm_input.weight`, [D]), g.weight(`${p}.layer_norm_input.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_in` });
+    const ln1 = layerNorm(g, t, g.weight(`${p}.layer_norm_input.weight`, [D]), g.weight(`${p}.layer_norm_input.bias`, [D]), { kind: 'torch', eps: 1e-5, half: true, label: `L${l}.ln_in` });
     const qkv = linear(g, ln1, `${p}.attention.to_qkv`, 3 * D, { label: `L${l}.qkv` });
     const att = attention(g, qkv, qkv, qkv, {
-      B, heads: v.heads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, label: `L${l}.attn`,
+      B, heads: v.heads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, half: true, label: `L${l}.attn`,
     });
     t = linear(g, att, `${p}.attention.to_out.0`, D, { residual: t, label: `L${l}.out` });
-    const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln_out` });
+    const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, half: true, label: `L${l}.ln_out` });
     const m = linear(g, ln2, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', half: true, label: `L${l}.fc1` });
     t = linear(g, m, `${p}.mlp.net.3`, D, { residual: t, label: `L${l}.fc2` });
     if (o.debug) g.output(`layer${l}`, t);
@@ -163,7 +163,7 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
     }
     const x0 = pick(own, ownN, ownCol, `${layer}.x.pairs`);
     const dk = D / cfg.caHeads;
-    const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), label: `${layer}.attn` });
+    const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), half: true, label: `${layer}.attn` });
     const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: x0, label: `${layer}.out` });
     const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [D]), g.weight(`${p}.sublayer.0.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm0` });
     const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', half: true, label: `${layer}.w1` });

@@ -14,7 +14,7 @@ export interface ZseModelOptions {
   maxBatch?: number;
   /** Sketch-photo pairs per CA+RN forward (default: as many as fit, at most 64). */
   maxPairs?: number;
-  /** 'f16': GEMM operands rounded to binary16, f32 accumulation; Linear weights and MLP hidden activations stored as binary16 (graph.ts Precision). Default 'f32'. */
+  /** 'f16': GEMM operands rounded to binary16, f32 accumulation; Linear weights and the activations GEMMs read stored as binary16 (graph.ts Precision). Default 'f32'. */
   precision?: Precision;
 }
 
