@@ -91,12 +91,12 @@ export class Sha256 {
 }
 
 /**
- * The identity of a set of weights, equal to Node's `weightsHash` (src/io/weights.ts): SHA-256 over
- * 'sketchgpu-weights-v1\n', then per sorted key a u32-LE length-prefixed JSON [key, dtype, shape, byteLength] and
- * the tensor's bytes.
+ * What both weights identities hash (`weightsHash` here and in src/io/weights.ts, with their own SHA-256): the tag
+ * 'sketchgpu-weights-v1\n', then per sorted key a u32-LE length-prefixed JSON [key, dtype, shape, byteLength] (so
+ * no two different maps serialize to the same stream) and the tensor's bytes. Independent of file format and key
+ * order; changes with any value or with the storage dtype.
  */
-export function weightsHash(tensors: ReadonlyMap<string, HostTensor>): string {
-  const h = new Sha256();
+export function hashWeightsInto(h: { update(d: string | Uint8Array): unknown }, tensors: ReadonlyMap<string, HostTensor>): void {
   const enc = new TextEncoder();
   h.update('sketchgpu-weights-v1\n');
   for (const key of [...tensors.keys()].sort()) {
@@ -109,5 +109,11 @@ export function weightsHash(tensors: ReadonlyMap<string, HostTensor>): string {
     h.update(head);
     h.update(tensorBytes(t));
   }
+}
+
+/** The identity of a set of weights in the browser, equal to Node's `weightsHash` (src/io/weights.ts). */
+export function weightsHash(tensors: ReadonlyMap<string, HostTensor>): string {
+  const h = new Sha256();
+  hashWeightsInto(h, tensors);
   return h.hex();
 }

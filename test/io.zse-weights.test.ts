@@ -8,6 +8,7 @@ import { readTorchCheckpoint } from '../src/io/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { f32ToF16, type HostTensor } from '../src/io/tensor.ts';
 import { convertCheckpoint, findStateDict, loadWeights, parseWeights, weightsHash } from '../src/io/weights.ts';
+import { weightsHash as webWeightsHash } from '../src/web-hash.ts';
 import { ZSE_VIT_B16, type ZseConfig } from '../src/models/zse/config.ts';
 import {
   DEAD_CA_PREFIX, inferZseConfig, normalizeZseKeys, validateZseWeights, zseParamCount, zseTensorShapes,
@@ -304,6 +305,8 @@ test('convertCheckpoint --fp16 rounds as torch .half() does', async () => {
   assert.is(weightsHash(converted.tensors), weightsHash(torchHalf.tensors));
   const fp32 = await loadWeights(fixture('zse_tiny.pth'), TINY_HEADS);
   assert.is.not(weightsHash(converted.tensors), weightsHash(fp32.tensors));
+  // The browser bundle's identity (its own SHA-256 over the same stream) is the same, f16 and f32 alike.
+  for (const w of [converted, fp32]) assert.is(webWeightsHash(w.tensors), weightsHash(w.tensors));
   // About half the fp32 size.
   const fp32Out = join(tmp, 'zse-fp32.safetensors');
   const r32 = await convertCheckpoint(fixture('zse_tiny.pth'), fp32Out, { fp16: false, ...TINY_HEADS });

@@ -3,8 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError } from '../errors.ts';
 import { META_CA_HEADS, META_CONFIG, META_SA_HEADS } from '../models/zse/weights.ts';
-import { tensorBytes, writeSafetensors } from './safetensors.ts';
-import { DTYPE_BYTES, f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
+import { writeSafetensors } from './safetensors.ts';
+import { hashWeightsInto } from '../web-hash.ts';
+import { f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
 import { parseModelWeights, parseWeights, type ConvertReport, type LoadedModelWeights, type LoadedWeights, type WeightsOptions } from './weights-parse.ts';
 import { parseCaanWeights, type LoadedCaanWeights } from '../models/caan/weights.ts';
 import type { ModelKind } from '../models/kind.ts';
@@ -95,23 +96,11 @@ export async function convertCheckpoint(
 }
 
 /**
- * A stable identity for a set of weights: SHA-256 over the sorted key names, each with its dtype, shape and bytes.
- * Independent of file format and key order; changes with any value or with the storage dtype.
+ * A stable identity for a set of weights: SHA-256 over the sorted key names, each with its dtype, shape and bytes
+ * (the stream of hashWeightsInto, which the browser bundle hashes with its own SHA-256 to the same value).
  */
 export function weightsHash(tensors: ReadonlyMap<string, HostTensor>): string {
   const h = createHash('sha256');
-  const enc = new TextEncoder();
-  h.update('sketchgpu-weights-v1\n');
-  for (const key of [...tensors.keys()].sort()) {
-    const t = tensors.get(key)!;
-    const byteLength = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    // Length-prefixed fields, so no two different maps can serialize to the same stream.
-    const head = enc.encode(JSON.stringify([key, t.dtype, t.shape, byteLength]));
-    const len = new Uint8Array(4);
-    new DataView(len.buffer).setUint32(0, head.length, true);
-    h.update(len);
-    h.update(head);
-    h.update(tensorBytes(t));
-  }
+  hashWeightsInto(h, tensors);
   return h.digest('hex');
 }
