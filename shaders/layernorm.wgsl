@@ -46,16 +46,22 @@ fn normed4(xb: u32, c: u32, st: vec2<f32>) -> vec4<f32> {
   return G4[c] * (X4[xb + c] - st.x) / st.y + B4[c];
 }
 
+// The row an invocation of rows4 / rows4h takes (neighbouring invocations, neighbouring rows), its vec4 offsets and
+// stats; ok is false past the last row.
+struct Row4 { ok: bool, xb: u32, yb: u32, st: vec2<f32> }
+fn row4(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> Row4 {
+  let row = (wg.x + wg.y * nwg.x) * WG + li;
+  if (row >= p.rows) { return Row4(false, 0u, 0u, vec2<f32>(0.0)); }
+  let xb = row * (p.ldx / 4u);
+  return Row4(true, xb, row * (p.ldy / 4u), rowStats4(xb, p.D / 4u));
+}
+
 @compute @workgroup_size(WG)
 fn rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-  let row = (wg.x + wg.y * nwg.x) * WG + li;
-  if (row >= p.rows) { return; }
-  let n = p.D / 4u;
-  let xb = row * (p.ldx / 4u);
-  let st = rowStats4(xb, n);
-  let yb = row * (p.ldy / 4u);
-  for (var c = 0u; c < n; c++) { Y4[yb + c] = normed4(xb, c, st); }
+  let r = row4(wg, nwg, li);
+  if (!r.ok) { return; }
+  for (var c = 0u; c < p.D / 4u; c++) { Y4[r.yb + c] = normed4(r.xb, c, r.st); }
 }
 
 // rows4 with the output stored as binary16 (pack4h of f16.wgsl): the f16 option's input of a GEMM, which would
@@ -63,13 +69,9 @@ fn rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn rows4h(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-  let row = (wg.x + wg.y * nwg.x) * WG + li;
-  if (row >= p.rows) { return; }
-  let n = p.D / 4u;
-  let xb = row * (p.ldx / 4u);
-  let st = rowStats4(xb, n);
-  let yb = row * (p.ldy / 4u);
-  for (var c = 0u; c < n; c++) { Yh[yb + c] = pack4h(normed4(xb, c, st)); }
+  let r = row4(wg, nwg, li);
+  if (!r.ok) { return; }
+  for (var c = 0u; c < p.D / 4u; c++) { Yh[r.yb + c] = pack4h(normed4(r.xb, c, r.st)); }
 }
 
 @compute @workgroup_size(WG)
