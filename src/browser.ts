@@ -5,6 +5,8 @@ export { SketchError, isSketchError, type ErrorCode } from './errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';
 export { ZseModel, type ZseModelOptions, type EncodeResult } from './models/zse/model.ts';
+export type { Precision } from './graph/graph.ts';
+export { probeSubgroupMatrixGemm, type SmatCheck } from './graph/smat.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
 export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextResult, type ImageSide } from './models/caan/model.ts';
 export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';

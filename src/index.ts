@@ -3,6 +3,8 @@ export { SketchError, isSketchError, type ErrorCode } from './errors.ts';
 export { createGpuContext, type GpuContext, type GpuOptions } from './gpu/device.ts';
 export { nodeGpu } from './gpu/node.ts';
 export { ZseModel, type ZseModelOptions } from './models/zse/model.ts';
+export type { Precision } from './graph/graph.ts';
+export { probeSubgroupMatrixGemm, type SmatCheck } from './graph/smat.ts';
 export { type ZseConfig, ZSE_VIT_B16 } from './models/zse/config.ts';
 export { loadWeights, convertCheckpoint, parseWeights, loadCaanWeights, loadModelWeights, type LoadedModelWeights } from './io/weights.ts';
 export { detectModelKind, type ModelKind } from './models/kind.ts';

@@ -33,6 +33,8 @@ const K = intParam('k', 12, 1, 100);
 const DEBOUNCE_MS = intParam('debounce', 300, 0, 10_000);
 const PER_CLASS = params.has('perclass') ? intParam('perclass', 4, 1, 1_000_000) : undefined;
 const USE_INDEX_CACHE = params.get('cache') !== '0';
+/** ?precision=f16: the CLI's --precision f16 (weights and GEMM inputs as binary16: about half the GPU memory). */
+const PRECISION = params.get('precision') === 'f16' ? 'f16' : 'f32';
 const SHELL_CACHE = 'sketchgpu-web-v1';
 const INDEX_CACHE = 'sketchgpu-index-v1';
 const VOCAB_URL = params.get('vocab') || '../clip/bpe_simple_vocab_16e6.txt.gz';
@@ -172,7 +174,7 @@ const engine = new Engine({
     banner('error', `The GPU device was lost and could not be recreated: ${t.title}`, t.hint ?? 'Reload the page.');
     status('No GPU device.');
   },
-}, clipTokenizer);
+}, clipTokenizer, PRECISION);
 
 let gallery: Gallery | null = null;
 let galleryReady: Promise<Gallery>;
@@ -185,9 +187,11 @@ let galleryJob = 0;
 
 function showAdapter(): void {
   const f = engine.ctx.features;
-  const feats = [f.f16 && 'shader-f16', f.subgroups && 'subgroups', f.timestamp && 'timestamps'].filter(Boolean).join(', ');
-  el.adapter.textContent = `GPU: ${engine.ctx.adapterName}${feats ? ` (${feats})` : ''}`;
-  el.adapter.title = 'The WebGPU adapter in use';
+  const feats = [f.f16 && 'shader-f16', f.subgroups && 'subgroups', f.subgroupMatrix && 'subgroup matrices', f.timestamp && 'timestamps'].filter(Boolean).join(', ');
+  el.adapter.textContent = `GPU: ${engine.ctx.adapterName}${feats ? ` (${feats})` : ''}${PRECISION === 'f16' ? ' · f16 precision' : ''}`;
+  el.adapter.title = PRECISION === 'f16'
+    ? 'The WebGPU adapter in use; ?precision=f16: weights and GEMM inputs stored as binary16, f32 accumulation'
+    : 'The WebGPU adapter in use';
 }
 
 async function fetchBytes(url: string, onProgress?: (got: number, total: number) => void): Promise<Uint8Array> {
@@ -342,7 +346,7 @@ async function useGallery(name: string, photos: PhotoSource[], urlOf: (p: string
   el.progress.hidden = false;
   el.progress.value = 0;
   el.progress.max = photos.length;
-  const key = `${location.origin}/__sketchgpu-index/${identity!.family}/${identity!.weights_sha256.slice(0, 24)}/${await hashText(cacheKeyText)}`;
+  const key = `${location.origin}/__sketchgpu-index/${identity!.family}/${identity!.weights_sha256.slice(0, 24)}${PRECISION === 'f16' ? '/f16' : ''}/${await hashText(cacheKeyText)}`;
   const t0 = performance.now();
   let ix = await cachedIndex(key);
   let how: string;
@@ -779,6 +783,8 @@ interface SketchgpuDemo {
   /** Photos indexed, how long it took (ms), whether from the browser's cache, the index's model; null while indexing. */
   indexTimings: IndexTimings | null;
   adapter: string;
+  /** The models' precision (?precision=f16, else f32). */
+  precision: 'f32' | 'f16';
   /** Resolves when the page, bundle, weights and sample are in the offline cache. */
   offlineReady: Promise<boolean>;
 }
@@ -819,6 +825,7 @@ const demo: SketchgpuDemo = {
   get adapter() {
     return engine.ctx?.adapterName ?? '';
   },
+  precision: PRECISION,
   offlineReady: new Promise<boolean>((r) => (resolveOffline = r)),
 };
 (window as unknown as { sketchgpuDemo: SketchgpuDemo }).sketchgpuDemo = demo;

@@ -6,7 +6,7 @@
  */
 import {
   browserGpu, CaanModel, CaanRetrieval, checkAdapterLimits, GallerySearch, SketchError, ZseModel, ZseRetrieval,
-  type ClipTokenizer, type GalleryIndex, type GpuContext, type LoadedModelWeights, type RetrievalModel,
+  type ClipTokenizer, type GalleryIndex, type GpuContext, type LoadedModelWeights, type Precision, type RetrievalModel,
 } from '../src/browser.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -29,8 +29,11 @@ export class Engine {
   private recovering: Promise<void> | null = null;
   private closed = false;
 
-  /** `tokenizer`: how CAAN gets the CLIP tokenizer when a text comes (fetched once by the page, kept across devices). */
-  constructor(readonly events: EngineEvents = {}, private readonly tokenizer?: () => Promise<ClipTokenizer>) {}
+  /**
+   * `tokenizer`: how CAAN gets the CLIP tokenizer when a text comes (fetched once by the page, kept across devices).
+   * `precision`: the models' (the CLI's --precision; 'f16' stores weights and GEMM inputs as binary16).
+   */
+  constructor(readonly events: EngineEvents = {}, private readonly tokenizer?: () => Promise<ClipTokenizer>, readonly precision: Precision = 'f32') {}
 
   /** A device (throws NO_ADAPTER with a clear message when the browser has no WebGPU). */
   async openDevice(): Promise<GpuContext> {
@@ -58,8 +61,8 @@ export class Engine {
         'Try another browser or GPU, or update the GPU driver.');
     }
     this.model = w.kind === 'caan'
-      ? new CaanRetrieval(CaanModel.create(this.ctx, w.weights.config, w.weights.tensors), this.tokenizer)
-      : new ZseRetrieval(ZseModel.create(this.ctx, w.weights.config, w.weights.tensors));
+      ? new CaanRetrieval(CaanModel.create(this.ctx, w.weights.config, w.weights.tensors, { precision: this.precision }), this.tokenizer)
+      : new ZseRetrieval(ZseModel.create(this.ctx, w.weights.config, w.weights.tensors, { precision: this.precision }));
     if (this.gallery) this.search = GallerySearch.create(this.ctx, this.gallery.embeddings, this.gallery.paths.length, this.gallery.dim);
   }
 

@@ -340,7 +340,7 @@ if (skipReason) {
     assert.equal(main.errors, [], `console errors: ${main.errors.join('\n')}`);
   });
 
-  T('with no weights parameter the page loads the shipped trained weights (112 px) and equals the CLI with them', async () => {
+  T('with no weights parameter the page loads the shipped trained weights (112 px) and equals the CLI with them, also with ?precision=f16', async () => {
     // The default a newcomer gets: weights/zse-sketchy104-small.safetensors, not the random test model.
     const shipped = resolve(REPO_ROOT, 'weights', 'zse-sketchy104-small.safetensors');
     const photos = join(tmp, 'photo-shipped');
@@ -370,6 +370,19 @@ if (skipReason) {
       await s.page.waitForFunction(() => (window.sketchgpuDemo.lastResults?.length ?? 0) > 0 && !window.sketchgpuDemo.busy, null, { timeout: 120_000 });
       await s.page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('#results img')).every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30_000 });
       await screenshot(s.page, 'web-10-shipped-weights');
+      assert.equal(s.errors, [], `console errors: ${s.errors.join('\n')}`);
+      // ?precision=f16 (the CLI's --precision f16): the page's f16 index and query equal the CLI's at f16.
+      const index16 = join(tmp, 'sample-shipped-f16.sgi');
+      await cli(['index', photos, '-o', index16, '--weights', shipped, '--precision', 'f16', '--json']);
+      await s.page.goto(`${srv.url}?perclass=1&cache=0&precision=f16`);
+      await s.page.evaluate(() => window.sketchgpuDemo.ready);
+      assert.is(await s.page.evaluate(() => window.sketchgpuDemo.precision), 'f16');
+      assert.match(await s.page.textContent('#adapter') ?? '', /f16 precision/);
+      const f = readdirSync(join(SAMPLE, 'sketch', 'cow'))[0]!;
+      const hits: Hit[] = await s.page.evaluate((u) => window.sketchgpuDemo.queryImage(u, 10), `sample/sketch/cow/${f}`);
+      const ref = JSON.parse(await cli(['query', join(SAMPLE, 'sketch', 'cow', f), '--index', index16, '--precision', 'f16', '-k', '10', '--json'])).results[0].hits as Hit[];
+      const d = assertSameHits(hits, ref, 'shipped weights at f16, sketch cow');
+      timings.push(`shipped weights, ?precision=f16 queryImage vs CLI --precision f16: max |score diff| ${d.toExponential(2)}`);
       assert.equal(s.errors, [], `console errors: ${s.errors.join('\n')}`);
     } finally {
       await s.close();
