@@ -409,6 +409,7 @@ declare global {
       loseDevice(): Promise<void>;
       indexTimings: { photos: number; ms: number; cached: boolean } | null;
       offlineReady: Promise<boolean>;
+      precision: 'f32' | 'f16';
     };
   }
 }
