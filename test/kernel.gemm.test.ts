@@ -29,35 +29,27 @@ for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33
   });
 }
 
-// The rowdot variant (CPU drivers) needs K, lda, ldb and the A offset in multiples of 4; M and N stay odd.
-for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none'], [33, 29, 48, 'quickgelu']] as const) {
-  test(`gemm rowdot ${M}x${N}x${K} bias ${act}`, async () => {
-    const A = rand(M * K, 11), B = rand(N * K, 12), bias = rand(N, 13);
-    const out = await runGraph(
-      (g) => {
-        g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), act, variant: 'rowdot' }));
-      },
-      { a: A },
-      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
-    );
-    assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
-  });
-}
-
-// The vec4 register-tiled variant (GPUs): 128x128 tiles, K in stages of 16; the same alignment rule as rowdot.
-// Shapes cross the tile (M, N > 128, not multiples of it) and the K stage (K not a multiple of 16).
-for (const [M, N, K, act] of [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [130, 257, 36, 'gelu'], [129, 131, 100, 'sigmoid'], [3, 201, 20, 'none'], [200, 29, 52, 'quickgelu']] as const) {
-  test(`gemm vec4 ${M}x${N}x${K} bias ${act}`, async () => {
-    const A = rand(M * K, 31), B = rand(N * K, 32), bias = rand(N, 33);
-    const out = await runGraph(
-      (g) => {
-        g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), act, variant: 'vec4' }));
-      },
-      { a: A },
-      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
-    );
-    assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
-  });
+// The vec4-loading variants need K, lda, ldb and the A offset in multiples of 4; M and N stay odd. rowdot (CPU
+// drivers): 32x32 tiles. vec4 (GPUs): 128x128 register tiles, K in stages of 16, so its shapes cross the tile (M,
+// N > 128, not multiples of it) and the K stage (K not a multiple of 16).
+const ALIGNED_CASES = {
+  rowdot: { seed: 11, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none'], [33, 29, 48, 'quickgelu']] },
+  vec4: { seed: 31, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [130, 257, 36, 'gelu'], [129, 131, 100, 'sigmoid'], [3, 201, 20, 'none'], [200, 29, 52, 'quickgelu']] },
+} as const;
+for (const [variant, { seed, shapes }] of Object.entries(ALIGNED_CASES) as [keyof typeof ALIGNED_CASES, (typeof ALIGNED_CASES)[keyof typeof ALIGNED_CASES]][]) {
+  for (const [M, N, K, act] of shapes) {
+    test(`gemm ${variant} ${M}x${N}x${K} bias ${act}`, async () => {
+      const A = rand(M * K, seed), B = rand(N * K, seed + 1), bias = rand(N, seed + 2);
+      const out = await runGraph(
+        (g) => {
+          g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), act, variant }));
+        },
+        { a: A },
+        { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
+      );
+      assertClose(out.c!, gemmRef(A, B, M, N, K, { bias, act }), TOL, TOL, 'C');
+    });
+  }
 }
 
 // QuickGELU (CLIP's text MLP) over pre-activations out to ±150: exp(-1.702v) overflows to inf below v ≈ -52 and the
