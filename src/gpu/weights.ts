@@ -1,4 +1,3 @@
-import { Graph } from '../graph/graph.ts';
 import type { HostTensor } from '../io/tensor.ts';
 import { f32ToF16, toFloat32 } from '../io/tensor.ts';
 
@@ -65,25 +64,4 @@ export class WeightStore {
     this.buffers.clear();
     this.bytes = 0;
   }
-}
-
-/**
- * The formats to upload each weight in with the f16 option, from one graph of each kind a model builds (built
- * here with precision f16, no GPU): a weight that only GEMMs read is kept only as binary16; one that other ops
- * read as well keeps its f32 copy too; a weight none of the graphs reads stays f32.
- */
-export function weightFormats(kinds: Iterable<(g: Graph) => void>): Map<string, WeightFormat[]> {
-  const seen = new Map<string, Set<string>>();
-  for (const build of kinds) {
-    const g = new Graph({ precision: 'f16' });
-    build(g);
-    for (const [name, dtypes] of g.weightDtypes()) {
-      let s = seen.get(name);
-      if (!s) seen.set(name, (s = new Set()));
-      for (const d of dtypes) s.add(d);
-    }
-  }
-  const out = new Map<string, WeightFormat[]>();
-  for (const [name, s] of seen) out.set(name, [...(s.has('f32') ? ['f32' as const] : []), ...(s.has('f16') ? ['f16' as const] : [])]);
-  return out;
 }

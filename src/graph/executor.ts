@@ -84,7 +84,7 @@ export class Executor {
       } else if (read.has(t.id)) {
         const format = t.dtype === 'f16' ? 'f16' : 'f32';
         if (!this.weights.has(t.name, format)) {
-          if (this.weights.shapes.has(t.name)) throw new Error(`internal: weight ${t.name} is needed as ${format} but was uploaded only in another format (see weightFormats)`);
+          if (this.weights.shapes.has(t.name)) throw new Error(`internal: weight ${t.name} is needed as ${format} but was uploaded only in another format (see weightFormats in src/models/runtime.ts)`);
           throw new SketchError('BAD_WEIGHTS', `The model needs the tensor "${t.name}", which the weights do not have.`, 'Convert the checkpoint again with `sketchgpu convert`.');
         }
         this.buffers.set(t.id, this.weights.get(t.name, format));

@@ -1,8 +1,8 @@
 import type { GpuContext } from '../gpu/device.ts';
-import { WeightStore, weightFormats } from '../gpu/weights.ts';
+import { WeightStore, type WeightFormat } from '../gpu/weights.ts';
 import { buildGraph } from '../graph/autotune.ts';
 import { Executor } from '../graph/executor.ts';
-import type { Graph, Precision } from '../graph/graph.ts';
+import { Graph, type Precision } from '../graph/graph.ts';
 import type { HostTensor } from '../io/tensor.ts';
 
 /**
@@ -45,4 +45,25 @@ export class ModelRuntime {
     this.executors.clear();
     this.store.destroy();
   }
+}
+
+/**
+ * The formats to upload each weight in with the f16 option, from one graph of each kind a model builds (built
+ * here with precision f16, no GPU): a weight that only GEMMs read is kept only as binary16; one that other ops
+ * read as well keeps its f32 copy too; a weight none of the graphs reads stays f32.
+ */
+function weightFormats(kinds: Iterable<(g: Graph) => void>): Map<string, WeightFormat[]> {
+  const seen = new Map<string, Set<string>>();
+  for (const build of kinds) {
+    const g = new Graph({ precision: 'f16' });
+    build(g);
+    for (const [name, dtypes] of g.weightDtypes()) {
+      let s = seen.get(name);
+      if (!s) seen.set(name, (s = new Set()));
+      for (const d of dtypes) s.add(d);
+    }
+  }
+  const out = new Map<string, WeightFormat[]>();
+  for (const [name, s] of seen) out.set(name, [...(s.has('f32') ? ['f32' as const] : []), ...(s.has('f16') ? ['f16' as const] : [])]);
+  return out;
 }
