@@ -18,6 +18,16 @@ if [ "${1:-}" != "--full" ] && [ -z "${SKETCHGPU_SKIP_BROWSER:-}" ] && [ ! -x "$
     echo "         Install it with: sudo apt-get install -y chromium   (Debian/Ubuntu; or set SKETCHGPU_CHROMIUM=<path>)"
   fi
 fi
+# The training-honesty test (test/training.honesty.test.ts) runs tools/splits.py, which needs numpy in Debian's Python.
+if [ "${1:-}" != "--full" ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing python3-numpy for the training-honesty test (apt-get install -y python3-numpy)..."
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-numpy; } >/tmp/sketchgpu-apt-numpy.log 2>&1 \
+      || echo "warning: apt-get install python3-numpy failed (see /tmp/sketchgpu-apt-numpy.log): two honesty tests will be skipped"
+  else
+    echo "warning: /usr/bin/python3 has no numpy, so two training-honesty tests will be SKIPPED (counted below)."
+  fi
+fi
 node tools/build.mjs || exit 1
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 

@@ -45,26 +45,8 @@ CACHE = REPO / '.cache' / 'train'
 # ----------------------------------------------------------------------------------------------------------------
 # Classes and splits
 # ----------------------------------------------------------------------------------------------------------------
-def unseen_classes():
-    return sorted(c.strip() for c in UNSEEN_LIST.read_text().splitlines() if c.strip())
-
-
-def seen_classes():
-    """The 104 seen classes: all125-128 minus the 21 unseen classes of test_class_sketchy21."""
-    unseen = set(unseen_classes())
-    allc = sorted(p.name for p in (ALL128 / 'photo').iterdir() if p.is_dir())
-    seen = [c for c in allc if c not in unseen]
-    assert len(allc) == 125 and len(seen) == 104, (len(allc), len(seen))
-    return seen
-
-
-def split_seen(val_classes, seed):
-    """Deterministic split of the 104 seen classes into (train, val); val_classes of them drawn with seed."""
-    seen = seen_classes()
-    rng = np.random.RandomState(seed)
-    val = sorted(rng.choice(seen, val_classes, replace=False).tolist()) if val_classes else []
-    train = [c for c in seen if c not in set(val)]
-    return train, val
+# The split lives in tools/splits.py (numpy only; the honesty test runs it); re-exported here for the tools' use.
+from splits import check_purpose, seen_classes, split_seen, unseen_classes  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -128,9 +110,11 @@ def to_input(u8):
     return (t.permute(0, 3, 1, 2).float().div(255) - 0.5) / 0.5
 
 
-def load_split(root, classes, size, cache_name=None):
+def load_split(root, classes, size, cache_name=None, *, purpose):
     """{'sketch','photo': uint8 [N,S,S,3], 'sketch_label','photo_label': int64 [N], 'sketch_files','photo_files'}.
-    Files in sorted order per class, classes in the given order; cached as .npz under .cache/train/."""
+    Files in sorted order per class, classes in the given order; cached as .npz under .cache/train/.
+    purpose: 'train', 'select', 'cache' or 'final-eval'; only 'final-eval' may read an unseen class (splits.py)."""
+    check_purpose(root, classes, purpose)
     if cache_name:
         cp = CACHE / f'data-{cache_name}-{size}.npz'
         if cp.exists():
@@ -399,10 +383,10 @@ def main():
         model, ck = load_pth(a.checkpoint)
         size = model.cfg.image_size
         if a.split == 'unseen21':
-            data = load_split(UNSEEN256, unseen_classes(), size, cache_name='unseen21')
+            data = load_split(UNSEEN256, unseen_classes(), size, cache_name='unseen21', purpose='final-eval')
         else:
             _, val = split_seen(a.val_classes, a.split_seed)
-            data = load_split(ALL128, val, size, cache_name=f'val{a.val_classes}s{a.split_seed}')
+            data = load_split(ALL128, val, size, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select')
         res = {'split': a.split, 'checkpoint': str(a.checkpoint), 'config': model.cfg.to_json()}
         res.update(evaluate(model, data, tuple(a.modes.split(','))))
     print(json.dumps(res, indent=1))

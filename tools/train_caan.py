@@ -351,8 +351,8 @@ def main():
     desc = json.loads(DESCRIPTIONS.read_text())
     tok = ClipTokenizer()
     print(f'config {json.dumps(cfg.to_json())}\ntrain classes {len(train_cls)}, val classes {val_cls}', flush=True)
-    tr = ev.load_split(ev.ALL128, train_cls, S, cache_name=f'train{a.val_classes}s{a.split_seed}')
-    va = ev.load_split(ev.ALL128, val_cls, S, cache_name=f'val{a.val_classes}s{a.split_seed}') if val_cls else None
+    tr = ev.load_split(ev.ALL128, train_cls, S, cache_name=f'train{a.val_classes}s{a.split_seed}', purpose='train')
+    va = ev.load_split(ev.ALL128, val_cls, S, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select') if val_cls else None
     print(f'data: train {len(tr["sketch"])} sketches + {len(tr["photo"])} photos'
           + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({log.elapsed():.1f} s)',
           flush=True)
@@ -474,7 +474,7 @@ def main():
     if a.final_eval:
         t0 = time.time()
         m16 = load_engine_weights(final, cfg)                       # what the engine gets: the fp16 weights
-        data = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), S, cache_name='unseen21')
+        data = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), S, cache_name='unseen21', purpose='final-eval')
         r = evaluate(m16, data, ev.unseen_classes(), tok)
         r['seconds'] = round(time.time() - t0, 1)
         summary['unseen21'] = r

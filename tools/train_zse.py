@@ -127,12 +127,10 @@ def lr_at(step, a):
 # ----------------------------------------------------------------------------------------------------------------
 # Augmentation on batches (torch, seeded generator)
 # ----------------------------------------------------------------------------------------------------------------
-def augment(x, gen, sketch, p=0.85):
-    """x: float [N,3,S,S] in [-1,1]. Random resized crop (scale 0.6..1, aspect 3/4..4/3), flip, rotation
-    (+-10 deg photos, +-15 deg sketches), shear (+-0.1); photo brightness/contrast/saturation jitter.
-    Sketches are padded with white (+1), photos with their border."""
-    n = x.size(0)
-    U = lambda *s: torch.rand(*s, generator=gen).to(x.device)  # noqa: E731  (CPU stream on any device)
+def augment_theta(n, gen, sketch, p=0.85, device='cpu'):
+    """The geometric half of `augment`: per image the affine map (output coords -> input coords, affine_grid's
+    normalised convention) and whether augmentation is on. Draws exactly augment's first random numbers."""
+    U = lambda *s: torch.rand(*s, generator=gen).to(device)  # noqa: E731  (CPU stream on any device)
     on = (U(n) < p).float()
     scale = 0.6 + 0.4 * U(n)
     logr = (U(n) * 2 - 1) * math.log(4 / 3)
@@ -156,6 +154,25 @@ def augment(x, gen, sketch, p=0.85):
     a21 = sw * flip * s
     a22 = sh * (shear * s + c)
     theta = torch.stack([torch.stack([a11, a12, tx], 1), torch.stack([a21, a22, ty], 1)], 1)
+    return theta, on
+
+
+def warp_map(fmap, theta, size=None):
+    """The augmentation's affine map applied to a feature map [N,C,h,w] (the teacher's, computed once on the
+    unaugmented picture): the distillation target of the augmented view. Border padding (the picture's border is
+    background: white for sketches). size: output (h, w), default the input's."""
+    h, w = size or fmap.shape[-2:]
+    grid = F.affine_grid(theta.to(fmap.dtype), [fmap.shape[0], fmap.shape[1], h, w], align_corners=False)
+    return F.grid_sample(fmap, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+
+def augment(x, gen, sketch, p=0.85, return_theta=False):
+    """x: float [N,3,S,S] in [-1,1]. Random resized crop (scale 0.6..1, aspect 3/4..4/3), flip, rotation
+    (+-10 deg photos, +-15 deg sketches), shear (+-0.1); photo brightness/contrast/saturation jitter.
+    Sketches are padded with white (+1), photos with their border. return_theta: also the affine maps."""
+    n = x.size(0)
+    U = lambda *s: torch.rand(*s, generator=gen).to(x.device)  # noqa: E731  (CPU stream on any device)
+    theta, on = augment_theta(n, gen, sketch, p, x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     if sketch:
         y = F.grid_sample(x - 1.0, grid, mode='bilinear', padding_mode='zeros', align_corners=False) + 1.0
@@ -171,7 +188,7 @@ def augment(x, gen, sketch, p=0.85):
         g = img.mean(dim=1, keepdim=True)
         img = (img - g) * sat + g
         y = img.clamp(0, 1) * 2 - 1
-    return y
+    return (y, theta) if return_theta else y
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,6 +253,69 @@ def instance_nce(z_sk, src_sk, z_im, id_im, temp):
             logp = lg - torch.logsumexp(lg, dim=1, keepdim=True)
             terms.append(-((logp * ps).sum(1) / ps.sum(1)).mean())
     return sum(terms) / len(terms) if terms else torch.zeros(())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Distillation from the teacher CNN (tools/teacher/: nsfwjs's ImageNet-trained InceptionV3, cached dense maps)
+# ----------------------------------------------------------------------------------------------------------------
+class Teacher:
+    """The cached teacher maps of the training images (seen classes only; the cache's own file list is checked
+    against the split) and the per-modality mean of their pooled features over the training rows."""
+
+    def __init__(self, a, tr, dev):
+        meta = json.loads(Path(a.teacher).with_suffix('.json').read_text())
+        if meta['done'] != meta['shape'][0]:
+            raise SystemExit(f'error: {a.teacher} is incomplete ({meta["done"]} of {meta["shape"][0]} rows)\n'
+                             'hint: run tools/teacher/features.py again (it resumes)')
+        unseen = set(ev.unseen_classes())
+        bad = [f for f in meta['files'] if f.split('/')[1] in unseen]
+        assert not bad, f'teacher cache holds unseen-class files: {bad[:3]}'
+        row = {f: i for i, f in enumerate(meta['files'])}
+        arr = np.load(a.teacher, mmap_mode='r')
+        self.dev = dev
+        self.maps = {}
+        for mod in ('sketch', 'photo'):
+            idx = np.array([row[str(f)] for f in tr[f'{mod}_files']])
+            self.maps[mod] = torch.from_numpy(np.ascontiguousarray(arr[np.sort(idx)]))[np.argsort(np.argsort(idx))]
+        self.dim = int(meta['shape'][1])
+        self.mean = {m: v.float().mean(dim=(0, 2, 3)).to(dev) for m, v in self.maps.items()}
+        print(f'teacher: {meta["model"]} {meta["layer"]} {tuple(meta["shape"][1:])}, train rows '
+              f'{len(self.maps["sketch"])} sketches + {len(self.maps["photo"])} photos', flush=True)
+
+    def targets(self, i_sk, th_sk, i_im, th_im, grid):
+        """For the augmented views: pooled targets [N,C] and grid-cell targets [N,grid*grid,C], modality mean
+        subtracted, sketches first (the order of the SA batch)."""
+        gs, cs = [], []
+        for mod, i, th in (('sketch', i_sk, th_sk), ('photo', i_im, th_im)):
+            t = self.maps[mod][torch.from_numpy(i)].to(self.dev).float()
+            w = warp_map(t, th) - self.mean[mod][None, :, None, None]
+            gs.append(w.mean(dim=(2, 3)))
+            cs.append(F.adaptive_avg_pool2d(w, grid).flatten(2).transpose(1, 2))
+        return torch.cat(gs), torch.cat(cs)
+
+
+def relational_kl(student, teacher, temp):
+    """KL(teacher || student) between the row softmaxes of the in-batch cosine matrices, the diagonal left out."""
+    s = F.normalize(student.float(), dim=1)
+    t = F.normalize(teacher.float(), dim=1)
+    eye = torch.eye(len(s), dtype=torch.bool, device=s.device)
+    ls = (s @ s.t() / temp).masked_fill(eye, -1e9).log_softmax(1)
+    lt = (t @ t.t() / temp).masked_fill(eye, -1e9).log_softmax(1)
+    return F.kl_div(ls, lt, log_target=True, reduction='batchmean')
+
+
+def init_from_(model, path):
+    """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is)."""
+    if str(path).endswith('.safetensors'):
+        from safetensors_min import load_file
+        sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(path)[0].items()}
+    else:
+        sd = torch.load(path, map_location='cpu')['model']
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
+    if missing or unexpected:
+        raise SystemExit(f'error: {path} does not fit the config: missing {missing[:4]}, unexpected {unexpected[:4]}')
+    print(f'initialised from {path}', flush=True)
 
 
 def save_official(model, path, epoch, map_all, p100, extra=None):
@@ -339,6 +419,19 @@ def main():
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                     help='auto: CUDA when torch sees a GPU, else the CPU')
     add_run_args(ap)
+    ap.add_argument('--teacher', default='',
+                    help='teacher feature cache (tools/teacher/features.py: .cache/teacher/feat-*.npy); enables the '
+                         '--distill-* losses')
+    ap.add_argument('--distill-global', type=float, default=0.0,
+                    help='weight: cosine regression of a projection of the SA cls onto the teacher map\'s pooled '
+                         'feature (modality mean subtracted) of the same augmented view')
+    ap.add_argument('--distill-tokens', type=float, default=0.0,
+                    help='weight: the same for each SA patch token and the teacher map cell it covers (pooled to the grid)')
+    ap.add_argument('--distill-rel', type=float, default=0.0,
+                    help='weight: similarity structure, KL(teacher || student) of row softmaxes of the in-batch cosine '
+                         'matrices (both modalities; teacher: mean-subtracted pooled features; student: SA cls)')
+    ap.add_argument('--distill-temp', type=float, default=0.1, help='temperature of --distill-rel')
+    ap.add_argument('--init', default='', help='start from these weights (official .pth or sketchgpu .safetensors)')
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
@@ -350,8 +443,8 @@ def main():
     cfg = build_config(a)
     train_cls, val_cls = ev.split_seen(a.val_classes, a.split_seed)
     print(f'config {json.dumps(cfg.to_json())}\ntrain classes {len(train_cls)}, val classes {val_cls}', flush=True)
-    tr = ev.load_split(ev.ALL128, train_cls, a.size, cache_name=f'train{a.val_classes}s{a.split_seed}')
-    va = ev.load_split(ev.ALL128, val_cls, a.size, cache_name=f'val{a.val_classes}s{a.split_seed}') if val_cls \
+    tr = ev.load_split(ev.ALL128, train_cls, a.size, cache_name=f'train{a.val_classes}s{a.split_seed}', purpose='train')
+    va = ev.load_split(ev.ALL128, val_cls, a.size, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select') if val_cls \
         else None
     print(f'data: train {len(tr["sketch"])} sketches + {len(tr["photo"])} photos'
           + (f', val {len(va["sketch"])} + {len(va["photo"])}' if va else '') + f' ({log.elapsed():.1f} s)',
@@ -369,8 +462,15 @@ def main():
     print(f'model: {n_keys} keys, {n_params:,} params ({used_params:,} used at inference)', flush=True)
     ncls = int(tr['sketch_label'].max()) + 1
     proxies = nn.Parameter((torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02).to(dev))
+    if a.init:
+        init_from_(model, a.init)
+    teacher = Teacher(a, tr, dev) if a.teacher else None
+    heads = nn.ModuleDict({'g': nn.Linear(cfg.dim, teacher.dim), 't': nn.Linear(cfg.dim, teacher.dim)}).to(dev) \
+        if teacher else nn.ModuleDict()                             # training-only projections, not in the checkpoint
     groups = param_groups(model, a.wd)
     groups[1]['params'].append(proxies)                             # training-only, not in the checkpoint
+    groups[0]['params'] += [p for n, p in heads.named_parameters() if n.endswith('weight')]
+    groups[1]['params'] += [p for n, p in heads.named_parameters() if n.endswith('bias')]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999))
     sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed, tr['sketch_files'], tr['photo_files'],
                              a.pair_frac)
@@ -389,6 +489,8 @@ def main():
         if 'proxies' in st:
             with torch.no_grad():
                 proxies.copy_(st['proxies'])
+        if 'heads' in st:
+            heads.load_state_dict(st['heads'])
         print(f'resumed at step {start}', flush=True)
 
     # rn on every 5th val sketch (5 per class) x all 250 val photos, to keep validation cheap on 2 cores
@@ -405,7 +507,7 @@ def main():
     def checkpoint(step):
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step, 'best': best,
-                    'proxies': proxies.detach().clone(),
+                    'proxies': proxies.detach().clone(), 'heads': heads.state_dict(),
                     'elapsed': log.elapsed(), 'args': vars(a)}, out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
@@ -413,15 +515,16 @@ def main():
     b = a.batch
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
-    acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
+    acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
+               'n': 0}
     t_last = time.time()
     for step in range(start, a.steps):
         lr = lr_at(step, a)
         for g in opt.param_groups:
             g['lr'] = lr
         i_sk, i_skn, i_im, i_imn = sampler.sample(b)
-        sk = augment(sk_all[np.concatenate([i_sk, i_skn])].to(dev), gen, sketch=True, p=a.aug_p)
-        im = augment(im_all[np.concatenate([i_im, i_imn])].to(dev), gen, sketch=False, p=a.aug_p)
+        sk, th_sk = augment(sk_all[np.concatenate([i_sk, i_skn])].to(dev), gen, sketch=True, p=a.aug_p, return_theta=True)
+        im, th_im = augment(im_all[np.concatenate([i_im, i_imn])].to(dev), gen, sketch=False, p=a.aug_p, return_theta=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
             sa = model.sa(torch.cat([sk, im]))
         sa = sa.float()
@@ -452,6 +555,14 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
+        l_dg = l_dt = l_dr = torch.zeros(())
+        if teacher is not None:
+            g, cells = teacher.targets(np.concatenate([i_sk, i_skn]), th_sk, np.concatenate([i_im, i_imn]), th_im,
+                                       cfg.grid)
+            l_dg = (1 - F.cosine_similarity(heads['g'](sa[:, 0]), g, dim=1)).mean()
+            l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
+            l_dr = relational_kl(sa[:, 0], g, a.distill_temp)
+            loss = loss + a.distill_global * l_dg + a.distill_tokens * l_dt + a.distill_rel * l_dr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip) if a.clip > 0 else torch.tensor(0.0)
@@ -462,6 +573,9 @@ def main():
         acc['ret'] += l_ret.item()
         acc['inst'] += float(l_inst)
         acc['proxy'] += float(l_proxy)
+        acc['dg'] += float(l_dg)
+        acc['dt'] += float(l_dt)
+        acc['dr'] += float(l_dr)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -470,8 +584,10 @@ def main():
             n = acc['n']
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
+                 'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
                  'grad_norm': float(gn), 'steps_per_s': n / dt})
-            acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'n': 0}
+            acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
+               'n': 0}
         over = a.max_minutes and (log.elapsed()) > 60 * a.max_minutes
         stop = a.stop_at and s1 >= a.stop_at
         if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over or stop):
@@ -502,7 +618,7 @@ def main():
     if a.final_eval:
         model.eval()
         t0 = time.time()
-        data = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), a.size, cache_name='unseen21')
+        data = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), a.size, cache_name='unseen21', purpose='final-eval')
         r = ev.evaluate(model, data, ('ret', 'rn'))
         r['seconds'] = round(time.time() - t0, 1)
         summary['unseen21'] = r
