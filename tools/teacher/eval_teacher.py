@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""The teacher alone as a retriever, the baseline the distilled students are compared with (issue 20's table):
+spatially averaged --layer features, L2-normalised, cosine ranking; 'centred' subtracts each modality's mean feature
+over the seen training images (from the feature cache, never from the evaluated images).
+
+    /usr/bin/python3 tools/teacher/eval_teacher.py --split val        # the 10 held-out seen classes (from the cache)
+    /usr/bin/python3 tools/teacher/eval_teacher.py --split unseen21   # a final measurement: runs the teacher (~10 min)
+
+Metrics: tools/eval_zse.py's (the engine's), sketch -> photo, and photo -> photo (P@10) for reference.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+import eval_zse as ev  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument('--cache', default='.cache/teacher/feat-inception_v3-mixed7-s128.npy')
+ap.add_argument('--split', choices=['val', 'unseen21'], default='val')
+ap.add_argument('--val-classes', type=int, default=10)
+ap.add_argument('--split-seed', type=int, default=0)
+ap.add_argument('--threads', type=int, default=2)
+ap.add_argument('--json', default='')
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+
+meta = json.load(open(a.cache[:-4] + '.json'))
+arr = np.load(a.cache, mmap_mode='r')
+train, val = ev.split_seen(a.val_classes, a.split_seed)
+trs = set(train)
+rows = [i for i, f in enumerate(meta['files']) if f.split('/')[1] in trs]
+mean = {}
+for mod in ('sketch', 'photo'):
+    r = [i for i in rows if meta['modality'][i] == mod]
+    mean[mod] = np.mean([arr[i].astype(np.float32).mean(axis=(1, 2)) for i in r], axis=0)
+
+if a.split == 'val':
+    vs = set(val)
+    ev.check_purpose(ev.ALL128, val, 'select')
+    feats, labels = {}, {}
+    for mod in ('sketch', 'photo'):
+        r = [i for i, f in enumerate(meta['files']) if f.split('/')[1] in vs and meta['modality'][i] == mod]
+        feats[mod] = np.stack([arr[i].astype(np.float32).mean(axis=(1, 2)) for i in r])
+        labels[mod] = np.array([val.index(meta['files'][i].split('/')[1]) for i in r])
+else:
+    from keras_torch import INPUT_SIZE, load_teacher
+    net = load_teacher(meta['model'])
+    d = ev.load_split(ev.UNSEEN256, ev.unseen_classes(), meta['size'], cache_name='unseen21', purpose='final-eval')
+    feats, labels = {}, {}
+    for mod in ('sketch', 'photo'):
+        out = []
+        for i in range(0, len(d[mod]), 16):
+            x = torch.from_numpy(np.ascontiguousarray(d[mod][i:i + 16])).permute(0, 3, 1, 2).float() / 255.0
+            x = F.interpolate(x, size=(INPUT_SIZE[meta['model']],) * 2, mode='bilinear', align_corners=True)
+            with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=meta['bf16']):
+                out.append(net(x, outputs=[meta['layer']])[meta['layer']].float().mean(dim=(2, 3)).numpy())
+            print(f'{mod} {i + len(x)}/{len(d[mod])}', file=sys.stderr, flush=True)
+        feats[mod] = np.concatenate(out)
+        labels[mod] = d[f'{mod}_label']
+
+res = {'split': a.split, 'teacher': f'{meta["model"]} {meta["layer"]}', 'preprocess_size': meta['size']}
+for centred in (False, True):
+    f = {m: feats[m] - (mean[m] if centred else 0) for m in feats}
+    f = {m: v / np.linalg.norm(v, axis=1, keepdims=True) for m, v in f.items()}
+    dist = -(f['sketch'] @ f['photo'].T)
+    same = (labels['sketch'][:, None] == labels['photo'][None, :]).astype(np.int64)
+    r = ev.calculate(dist, same)
+    pp = -(f['photo'] @ f['photo'].T)
+    np.fill_diagonal(pp, np.inf)
+    ppsame = (labels['photo'][:, None] == labels['photo'][None, :]).astype(np.int64)
+    r['photo_photo_p10'] = float(np.mean(np.take_along_axis(ppsame, pp.argsort(1)[:, :10], 1)))
+    res['centred' if centred else 'raw'] = r
+print(json.dumps(res, indent=1))
+if a.json:
+    open(a.json, 'w').write(json.dumps(res, indent=1) + '\n')
