@@ -71,7 +71,7 @@ sys.path.insert(0, str(TOOLS))
 import caan_ref as C  # noqa: E402
 import zse_ref as Z  # noqa: E402
 import eval_zse as ev  # noqa: E402
-from train_zse import augment, lr_at, TripletSampler  # noqa: E402
+from train_zse import augment, lr_at, relational_kl, Teacher, TripletSampler  # noqa: E402
 import train_zse as Z_train  # noqa: E402
 from clip_tokenizer_ref import ClipTokenizer  # noqa: E402
 from safetensors_min import save_file, load_file  # noqa: E402
@@ -182,7 +182,7 @@ class Mixed:
     def __init__(self, model, bf16):
         self.m, self.bf16 = model, bf16
         self.sketch, self.photo, self.text, self.align = model.sketch, model.photo, model.text, model.align
-        self.rec = []
+        self.rec, self.toks = [], []
 
     def _ac(self):
         return torch.autocast('cpu', dtype=torch.bfloat16, enabled=bool(self.bf16))
@@ -193,6 +193,7 @@ class Mixed:
         tok = tok.float()
         emb = C.normalize(tok[:, 0])
         self.rec.append(emb)
+        self.toks.append(tok)
         return tok, emb
 
     def encode_text(self, ids):
@@ -338,6 +339,12 @@ def main():
     ap.add_argument('--threads', type=int, default=1,
                     help='torch threads; 1 measured ~1.0 step/s on the shared 2-core machine, 2 under other load '
                          'fell below 0.1 step/s (OpenMP waits); 2 only on an idle machine')
+    ap.add_argument('--teacher', default='', help='teacher feature cache (as train_zse.py --teacher)')
+    ap.add_argument('--distill-global', type=float, default=0.0, help='as train_zse.py, on each image tower\'s cls')
+    ap.add_argument('--distill-tokens', type=float, default=0.0, help='as train_zse.py, on each image tower\'s patch tokens')
+    ap.add_argument('--distill-rel', type=float, default=0.0,
+                    help='as train_zse.py: similarity structure of the sketch and photo embeddings')
+    ap.add_argument('--distill-temp', type=float, default=0.1)
     Z_train.add_run_args(ap)
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected weights on unseen21-256 (the only unseen read)')
@@ -366,7 +373,14 @@ def main():
     n_keys, n_params = C.check_state_dict(model)
     print(f'model: {n_keys} tensors, {n_params:,} params '
           f'({model.text.token_embedding.weight.numel():,} of them the token table)', flush=True)
-    opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.9, 0.98))
+    teacher = Teacher(a, tr, torch.device('cpu')) if a.teacher else None
+    D = cfg.embed                                                   # the towers' projected token width
+    heads = nn.ModuleDict({'g': nn.Linear(D, teacher.dim), 't': nn.Linear(D, teacher.dim)}) if teacher \
+        else nn.ModuleDict()                                        # training-only projections, not in the weights
+    groups = param_groups(model, a.wd)
+    groups[0]['params'] += [p for n, p in heads.named_parameters() if n.endswith('weight')]
+    groups[1]['params'] += [p for n, p in heads.named_parameters() if n.endswith('bias')]
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
     sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed)
     texts = TextSampler(train_cls, desc, tok, cfg.text.context, a.seed + 1, a.name_p)
     gen = torch.Generator().manual_seed(a.seed)
@@ -380,6 +394,8 @@ def main():
         gen.set_state(st['gen'])
         torch.set_rng_state(st['torch_rng'])
         start, best, log.offset = st['step'], st['best'], st['elapsed']
+        if 'heads' in st:
+            heads.load_state_dict(st['heads'])
         print(f'resumed at step {start}', flush=True)
 
     def validate(step):
@@ -393,7 +409,7 @@ def main():
     def checkpoint(step):
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'texts': texts.rng.get_state(), 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(),
-                    'step': step, 'best': best, 'elapsed': log.elapsed(), 'args': vars(a)},
+                    'step': step, 'best': best, 'elapsed': log.elapsed(), 'args': vars(a), 'heads': heads.state_dict()},
                    out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
@@ -401,7 +417,8 @@ def main():
     mixed = Mixed(model, a.bf16)
     b = a.batch
     keys = ('global.sketch_photo', 'global.text_photo', 'global.text_sketch', 'local.sketch_photo',
-            'local.text_image', 'contrastive', 'total')
+            'local.text_image', 'contrastive', 'total') + \
+        (('distill.global', 'distill.tokens', 'distill.rel') if a.teacher else ())
     acc = {k: 0.0 for k in keys}
     n_acc, t_last, c_last, s1 = 0, time.time(), time.process_time(), start
     for step in range(start, a.steps):
@@ -412,9 +429,9 @@ def main():
         y = torch.from_numpy(tr['sketch_label'][i_sk]).long()
         y_neg = torch.from_numpy(tr['photo_label'][i_imn]).long()
         _, ids = texts.sample(y.numpy())
-        sk = augment(sk_all[i_sk], gen, sketch=True, p=a.aug_p)
-        im = augment(im_all[np.concatenate([i_im, i_imn])], gen, sketch=False, p=a.aug_p)
-        mixed.rec = []
+        sk, th_sk = augment(sk_all[i_sk], gen, sketch=True, p=a.aug_p, return_theta=True)
+        im, th_im = augment(im_all[np.concatenate([i_im, i_imn])], gen, sketch=False, p=a.aug_p, return_theta=True)
+        mixed.rec, mixed.toks = [], []
         terms = C.loss_terms(mixed, sk, im[:b], im[b:], ids, margin=a.margin)
         loss = terms['total']
         l_con = torch.zeros(())
@@ -425,6 +442,15 @@ def main():
                      + supcon(e_t, y, e_im, y_im, a.temp)) / 3
             loss = loss + a.contrastive * l_con
         terms['contrastive'] = l_con
+        if teacher is not None:
+            toks = torch.cat(mixed.toks[:3])                        # loss_terms' order: sk, im_pos, im_neg
+            grid = int(round(math.sqrt(toks.shape[1] - 1)))
+            g, cells = teacher.targets(i_sk, th_sk, np.concatenate([i_im, i_imn]), th_im, grid)
+            terms['distill.global'] = (1 - F.cosine_similarity(heads['g'](toks[:, 0]), g, dim=1)).mean()
+            terms['distill.tokens'] = (1 - F.cosine_similarity(heads['t'](toks[:, 1:]), cells, dim=2)).mean()
+            terms['distill.rel'] = relational_kl(toks[:, 0], g, a.distill_temp)
+            loss = loss + a.distill_global * terms['distill.global'] + a.distill_tokens * terms['distill.tokens'] \
+                + a.distill_rel * terms['distill.rel']
         terms['total'] = loss
         if not torch.isfinite(loss):
             log({'step': step + 1, 'error': 'non-finite loss', 'terms': {k: float(v) for k, v in terms.items()}})
