@@ -124,7 +124,7 @@ def check_warp(net, u8, tsize):
         g0 = gen.get_state()
         y = tz.augment(x, gen, sketch=sketch, p=1.0)
         gen.set_state(g0)
-        theta = tz.augment_theta(len(sel), gen, sketch=sketch, p=1.0)
+        theta, _ = tz.augment_theta(len(sel), gen, sketch=sketch, p=1.0)
         t_aug = run_teacher(net, F.interpolate((y + 1) / 2, size=(tsize, tsize), mode='bilinear', align_corners=True))
         t_map = run_teacher(net, to_teacher_input(u8[sel], tsize))
         warped = tz.warp_map(t_map, theta)
