@@ -37,6 +37,7 @@ export class Executor {
   private readonly owned: GPUBuffer[] = [];
   private readonly staging = new Map<string, GPUBuffer>();
   private prepared: Prepared[] = [];
+  private bindGroupsCreated = 0;
   private busy: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -103,6 +104,7 @@ export class Executor {
       node.writes.forEach((t, i) => entries.push({ binding: node.reads.length + i, resource: { buffer: this.buffers.get(t.id)! } }));
       entries.push({ binding: node.reads.length + node.writes.length, resource: { buffer: uniform } });
       const bindGroup = device.createBindGroup({ label: node.label, layout: pipeline.getBindGroupLayout(0), entries });
+      this.bindGroupsCreated++;
       return { node, pipeline, bindGroup };
     });
     const oom = await device.popErrorScope();
@@ -144,6 +146,19 @@ export class Executor {
       pass.dispatchWorkgroups(...p.node.dispatch);
     }
     pass.end();
+  }
+
+  /** Encode the forward and submit it: no uploads, no read-back (the host cost of a forward, bench/host.ts). */
+  submitForward(): void {
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'forward' });
+    this.encode(encoder);
+    this.ctx.device.queue.submit([encoder.finish()]);
+  }
+
+  /** What one forward's encoding does: dispatches, state changes, and the bind groups made so far and held. */
+  get stats(): { dispatches: number; setPipeline: number; setBindGroup: number; bindGroupsCreated: number; bindGroupsHeld: number } {
+    const n = this.prepared.length;
+    return { dispatches: n, setPipeline: n, setBindGroup: n, bindGroupsCreated: this.bindGroupsCreated, bindGroupsHeld: n };
   }
 
   /**
