@@ -20,6 +20,11 @@ export interface HostCost {
   encode_iters: number;
   /** The same plus queue.submit: ms per forward (median, minimum) of `submit_iters`, the GPU's work excluded. */
   encode_submit_ms: { median: number; min: number };
+  /**
+   * queue.submit alone, of those forwards: the host's part of a forward on the critical path when the command buffer
+   * was encoded ahead (Executor.run encodes the next forward while the GPU runs the current one).
+   */
+  submit_ms: { median: number; min: number };
   submit_iters: number;
   /** queue.writeBuffer of the forward's inputs (reported apart: an upload, not encoding). */
   upload_ms: { median: number; min: number };
@@ -49,14 +54,20 @@ export async function measureHost(ctx: GpuContext, ex: Executor, inputs: Record<
   ex.submitForward();
   await device.queue.onSubmittedWorkDone();
   const created0 = ex.stats.bindGroupsCreated;
-  const submit: number[] = [];
+  const encodeSubmit: number[] = [], submit: number[] = [];
   for (let i = 0; i < o.submitIters; i++) {
     o.gc?.();
     // On a CPU driver the "GPU" is this machine's cores: let its worker threads go idle before the timed span.
     await new Promise((r) => setTimeout(r, 20));
     const t0 = performance.now();
-    ex.submitForward();
-    submit.push(performance.now() - t0);
+    const enc = device.createCommandEncoder();
+    ex.encode(enc);
+    const cb = enc.finish();
+    const t1 = performance.now();
+    device.queue.submit([cb]);
+    const t2 = performance.now();
+    encodeSubmit.push(t2 - t0);
+    submit.push(t2 - t1);
     await device.queue.onSubmittedWorkDone();
   }
   const encode: number[] = [];
@@ -81,7 +92,8 @@ export async function measureHost(ctx: GpuContext, ex: Executor, inputs: Record<
     bind_groups_held: s.bindGroupsHeld,
     encode_ms: stats(encode),
     encode_iters: o.encodeIters,
-    encode_submit_ms: stats(submit),
+    encode_submit_ms: stats(encodeSubmit),
+    submit_ms: stats(submit),
     submit_iters: o.submitIters,
     upload_ms: stats(upload),
     input_bytes: ex.graph.tensors.filter((t) => t.kind === 'input').reduce((a, t) => a + t.bytes, 0),
