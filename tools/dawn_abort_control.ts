@@ -1,7 +1,7 @@
 // Positive control for docs/dawn-node.md: the bench's wall-timing loop (submit, await onSubmittedWorkDone) on the
 // 256-invocation vec4 GEMM, 8 submits per wait, a forced collection per round, with the GPU instance held (HOLD=1)
 // or referenced only inside the helper that made the device (HOLD=0, the cause). Run:
-//   HOLD=0 node --expose-gc --import tsx --import ./test/hooks.mjs tools/dawn_abort_control.ts
+//   HOLD=0 [ROUNDS=200] node --expose-gc --import tsx --import ./test/hooks.mjs tools/dawn_abort_control.ts
 import { create, globals } from 'webgpu';
 import { createGpuContext } from '../src/gpu/device.ts';
 import { WeightStore } from '../src/gpu/weights.ts';
@@ -26,7 +26,8 @@ const g = new Graph({ software: false });
 g.output('c', gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, variant: 'vec4' }));
 const ex = await Executor.create(ctx, g, store);
 ex.writeInputs({ a: new Float32Array(M * K).fill(1) });
-for (let i = 0; i < 200; i++) {
+const rounds = Number(process.env.ROUNDS ?? 200);
+for (let i = 0; i < rounds; i++) {
   gc();
   for (let j = 0; j < 8; j++) ex.submitForward();
   await ctx.device.queue.onSubmittedWorkDone();
