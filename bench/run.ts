@@ -21,17 +21,22 @@ import { writeSafetensors } from '../src/io/safetensors.ts';
 import type { HostTensor } from '../src/io/tensor.ts';
 import { ZSE_VIT_B16, type ZseConfig } from '../src/models/zse/config.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
+import { buildPairGraph, buildSaGraph } from '../src/models/zse/graph.ts';
+import { ModelRuntime } from '../src/models/runtime.ts';
 import { META_CA_HEADS, META_SA_HEADS } from '../src/models/zse/weights.ts';
 import { listDataset } from '../src/retrieval/eval.ts';
 import { encodeFiles } from '../src/retrieval/files.ts';
 import { GallerySearch } from '../src/retrieval/search.ts';
 import { randomTensor, randomWeights, rnd, SMALL, uniform } from './common.ts';
+import { measureHost, type HostCost } from './host.ts';
+import { costModel } from './cost.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: {
     json: { type: 'boolean' }, model: { type: 'string' }, iters: { type: 'string' }, 'no-peers': { type: 'boolean' },
     only: { type: 'string' }, precision: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    timing: { type: 'string' }, gc: { type: 'boolean' },
   },
 });
 if (args.help) {
@@ -39,7 +44,13 @@ if (args.help) {
   --json            print one JSON object (adapter, kernels, end_to_end, peers, ratios)
   --model <m>       vitb (ViT-B/16, the default on hardware adapters) or small (the default on software adapters)
   --iters <n>       timed iterations per measurement (default 20 on hardware, 3 on software)
-  --only <what>     kernels | e2e
+  --only <what>     a comma-separated list of sections (default all): kernels, e2e, host (the CPU cost of
+                    encoding and submitting one SA forward and one CA+RN batch, GPU work excluded), cost (the
+                    ViT-B/16 cost model: FLOPs and bytes per kernel, time at an H200's peaks; needs no GPU work)
+  --timing <t>      kernels section: gpu (timestamps where the adapter has them, the default) or wall (submit,
+                    then await queue.onSubmittedWorkDone, per run)
+  --gc              force a garbage collection between timed runs (run node with --expose-gc): a stress test
+                    for dawn.node's event loop (docs/dawn-node.md)
   --precision <p>   both (default): end-to-end SA and CA+RN also with the f16 option (GEMM weights stored as
                     binary16, operands rounded, f32 accumulation), beside f32; f32: f32 only
   --no-peers        skip the peers (PyTorch, ONNX Runtime WebGPU)`);
@@ -51,6 +62,15 @@ const HEAVY_OPS = /^(MatMul|Gemm|Conv|Softmax|LayerNormalization|ReduceMean|Sqrt
 /** Peak fp32 FLOP/s by adapter name, where known (dense, boost clock). */
 const PEAKS: [RegExp, number][] = [[/H100/i, 67e12], [/H200/i, 67e12]];
 const PEAKS_F16: [RegExp, number][] = [[/H100/i, 989e12], [/H200/i, 989e12]];
+
+const SECTIONS = ['kernels', 'e2e', 'host', 'cost'];
+const only = new Set(args.only ? args.only.split(',') : SECTIONS);
+for (const s of only) if (!SECTIONS.includes(s)) { console.error(`--only ${s}: use ${SECTIONS.join(', ')}`); process.exit(2); }
+if (args.timing !== undefined && args.timing !== 'gpu' && args.timing !== 'wall') { console.error(`--timing ${args.timing}: use gpu or wall`); process.exit(2); }
+const gcHook = (globalThis as { gc?: () => void }).gc;
+if (args.gc && !gcHook) { console.error('--gc needs node --expose-gc'); process.exit(2); }
+/** Called between timed runs with --gc (outside the timed spans). */
+const maybeGc = args.gc ? gcHook : undefined;
 
 const ctx = await nodeGpu({ profile: true });
 const software = /llvmpipe|swiftshader|lavapipe|software/i.test(ctx.adapterName);
@@ -65,6 +85,17 @@ const log = (s: string) => { if (!args.json) console.error(s); };
 
 async function timeRun(fn: () => Promise<unknown>, n = iters, warm = 1): Promise<number> {
   for (let i = 0; i < warm; i++) await fn();
+  if (maybeGc) {
+    // Each run timed alone, with a collection before it (outside the timed span).
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      maybeGc();
+      const t0 = performance.now();
+      await fn();
+      total += performance.now() - t0;
+    }
+    return total / n;
+  }
   const t0 = performance.now();
   for (let i = 0; i < n; i++) await fn();
   return (performance.now() - t0) / n;
@@ -81,16 +112,14 @@ async function benchKernel(name: string, shape: string, build: (g: Graph, w: Wei
   const flops = g.nodes.reduce((a, n) => a + (n.flops ?? 0), 0);
   let ms: number;
   let timing: KernelRow['timing'];
-  if (ctx.features.timestamp) {
+  if (ctx.features.timestamp && args.timing !== 'wall') {
     await ex.profile(inputs, 2);
     ms = (await ex.profile(inputs, iters)).reduce((a, t) => a + t.ms, 0);
     timing = 'gpu-timestamps';
   } else {
     ex.writeInputs(inputs);
     ms = await timeRun(async () => {
-      const enc = ctx.device.createCommandEncoder();
-      ex.encode(enc);
-      ctx.device.queue.submit([enc.finish()]);
+      ex.submitForward();
       await ctx.device.queue.onSubmittedWorkDone();
     });
     timing = 'wall';
@@ -106,8 +135,8 @@ async function benchKernel(name: string, shape: string, build: (g: Graph, w: Wei
 const D = cfg.dim, T = 1 + cfg.grid ** 2, S = cfg.imageSize;
 const up = (w: WeightStore, name: string, shape: number[], seed: number) => w.upload(name, randomTensor(shape, seed));
 
-if (args.only !== 'e2e') {
-  log(`kernels (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, ${ctx.features.timestamp ? 'GPU timestamps' : 'wall time per dispatch: this adapter has no timestamp queries'})`);
+if (only.has('kernels')) {
+  log(`kernels (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, ${ctx.features.timestamp && args.timing !== 'wall' ? 'GPU timestamps' : 'wall time per dispatch: this adapter has no timestamp queries'})`);
   // Each GEMM shape with each kernel variant (side by side: the default picks among them by adapter and shape),
   // for one image's tokens and, on hardware adapters, a batch of 128 images.
   for (const M of ctx.software ? [T] : [T, 128 * T]) {
@@ -169,7 +198,7 @@ let weights: Map<string, HostTensor> | undefined;
 const batches = software ? [1, 8] : [1, 32, 128];
 /** The ORT peer's parity data: the e2e run's own inputs and outputs. */
 let parityData: Map<string, HostTensor> | undefined;
-if (args.only !== 'kernels') {
+if (only.has('e2e')) {
   log(`\nend to end (${cfg === SMALL ? 'small config' : 'ViT-B/16'}, random weights, wall time incl. upload and read-back)`);
   weights = randomWeights(cfg);
   const model = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64 });
@@ -249,6 +278,60 @@ if (args.only !== 'kernels') {
   await model.destroy();
 }
 
+// Host cost per forward (bench/host.ts): the CPU time to encode and submit one SA forward (batch 1) and one CA+RN
+// batch (the e2e section's 8 sketches x 8 photos, 64 pairs, cached projections; on CPU drivers 2 x 4, 8 pairs: the
+// same dispatches, as every op of the pair graph is one dispatch whatever the pair count), the GPU's work excluded.
+const host: Record<string, unknown> = {};
+if (only.has('host')) {
+  const name = cfg === SMALL ? 'small config' : 'ViT-B/16';
+  log(`\nhost cost per forward (${name}, random weights: createCommandEncoder + pass + finish + queue.submit, GPU work excluded)`);
+  const w = randomWeights(cfg);
+  const [ns, np] = software ? [2, 4] : [8, 8], P = ns * np;
+  const pairs = new Uint32Array(2 * P).map((_, i) => (i % 2 === 0 ? (i / 2) % ns : Math.floor(i / 2 / ns)));
+  const tok = (n: number, seed: number) => rnd(n * T * D, seed);
+  const cases: [string, (g: Graph) => void, Record<string, Float32Array | Uint32Array>][] = [
+    ['sa_batch_1', (g) => buildSaGraph(g, cfg, 1), { image: rnd(3 * S * S, 50) }],
+    [`ca_rn_${P}_pairs`, (g) => buildPairGraph(g, cfg, ns, np, P, { cachedProjections: true }), {
+      sketchTokens: tok(ns, 51), photoTokens: tok(np, 52), pairs,
+      sketchQ1: tok(ns, 53), sketchV1: tok(ns, 54), sketchK2: tok(ns, 55), photoQ2: tok(np, 56), photoV2: tok(np, 57), photoK1: tok(np, 58),
+    }],
+  ];
+  for (const precision of withF16 ? ['f32', 'f16'] as const : ['f32'] as const) {
+    const rt = ModelRuntime.create(ctx, w, precision, () => cases.map(([, build]) => build));
+    for (const [key, build, inputs] of cases) {
+      const ex = await rt.executor(`${key}`, build);
+      const r = await measureHost(ctx, ex, inputs, { encodeIters: 200, submitIters: iters, gc: maybeGc });
+      host[`${key}${precision === 'f16' ? '_f16' : ''}`] = r;
+      log(`  ${(key + (precision === 'f16' ? ' f16' : '')).padEnd(20)} encode ${r.encode_ms.median.toFixed(3)} ms (min ${r.encode_ms.min.toFixed(3)}), encode+submit ${r.encode_submit_ms.median.toFixed(3)} ms (min ${r.encode_submit_ms.min.toFixed(3)}); ` +
+        `submit alone ${r.submit_ms.median.toFixed(3)} ms; ${r.dispatches} dispatches, ${r.set_pipeline} setPipeline, ${r.set_bind_group} setBindGroup, ${r.bind_groups_created_per_forward} bind groups created per forward; upload ${r.upload_ms.median.toFixed(3)} ms for ${(r.input_bytes / 1024).toFixed(0)} KiB`);
+    }
+    await rt.destroy();
+  }
+}
+
+// The ViT-B/16 cost model (bench/cost.ts): per kernel FLOPs and bytes from the graphs the engine builds, the time an
+// H200 needs at its peaks, beside the targets and (when the e2e section ran ViT-B/16 here) what this run measured.
+let cost: ReturnType<typeof costModel> | undefined;
+if (only.has('cost')) {
+  cost = costModel();
+  if (cfg === ZSE_VIT_B16 && e2e.sa) {
+    type R = { ms: number; img_per_s?: number; pairs_per_s?: number };
+    const m = (o: unknown, k?: string) => (k ? (o as Record<string, R> | undefined)?.[k] : (o as R | undefined));
+    const measured: Record<string, R | undefined> = {
+      sa_b1_f32: m(e2e.sa, 'batch_1'), sa_b128_f32: m(e2e.sa, 'batch_128'), sa_b1_f16: m(e2e.sa_f16, 'batch_1'), sa_b128_f16: m(e2e.sa_f16, 'batch_128'),
+      ca_rn_64_f32: m(e2e.ca_rn), ca_rn_64_f16: m(e2e.ca_rn_f16),
+    };
+    for (const [k, r] of Object.entries(measured)) {
+      const c = cost.cases[k] as (typeof cost.cases)[string] & { measured?: unknown };
+      if (c && r) c.measured = { adapter: ctx.adapterName, ms: r.ms, per_s: r.img_per_s ?? r.pairs_per_s, ideal_over_measured: c.ideal_ms / r.ms };
+    }
+  }
+  log(`\ncost model (ViT-B/16 graphs as built for a hardware adapter, ${cost.device.name} peaks: ${cost.device.source})`);
+  for (const [k, c] of Object.entries(cost.cases)) {
+    log(`  ${k.padEnd(14)} ${c.dispatches} dispatches, ${c.gflop.toFixed(1)} GFLOP, ${c.min_mb.toFixed(1)} MB min / ${c.pattern_mb.toFixed(1)} MB pattern: ${c.ideal_ms.toFixed(3)} ms ideal (${c.ideal_per_s.toFixed(0)} ${c.unit}/s), ${c.pattern_ms.toFixed(3)} ms with pattern bytes; flagged: ${c.flagged.map((f) => `${f.op} ${f.pattern_over_min.toFixed(1)}x`).join(', ') || 'none'}`);
+  }
+}
+
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
 /** The PyTorch peer's interpreter: SKETCHGPU_PYTHON (e.g. a CUDA torch's python3 on a GPU machine), else Debian's. */
@@ -264,7 +347,7 @@ function writeBenchWeights(): { path: string; sha256: string } {
   writeFileSync(path, bytes);
   return { path, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
-const benchWeights = !args['no-peers'] && args.only !== 'kernels' && weights ? writeBenchWeights() : undefined;
+const benchWeights = !args['no-peers'] && only.has('e2e') && weights ? writeBenchWeights() : undefined;
 weights = undefined;
 
 if (benchWeights) {
@@ -377,10 +460,31 @@ function cpuPlacement(stderr: string): Record<string, Record<string, number>> {
 
 // The GEMM kernel the autotuner picked for each shape the e2e graphs used (hardware adapters; off on CPU drivers).
 const autotune = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner.entries() : null;
-const result = { adapter: ctx.adapterName, features: ctx.features, subgroup_matrix_gemm: smatCheck, autotune, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, peak_flops_f16: peakF16 ?? null, kernels, end_to_end: e2e, peers, ratios };
+const result = { adapter: ctx.adapterName, features: ctx.features, subgroup_matrix_gemm: smatCheck, autotune, model: cfg === SMALL ? 'small' : 'vitb', config: cfg, iters, peak_flops: peak ?? null, peak_flops_f16: peakF16 ?? null, kernels, end_to_end: e2e, host, cost, peers, ratios };
 if (args.json) console.log(JSON.stringify(result));
 else {
   console.log(`\nadapter: ${ctx.adapterName}`);
+  if (Object.keys(host).length) {
+    console.log('host cost per forward (CPU ms, median of runs, GPU work excluded; submit = queue.submit of an encoded forward, what run() leaves on the critical path as it encodes ahead; upload = queue.writeBuffer of the inputs)');
+    console.table(Object.entries(host as Record<string, HostCost>).map(([k, r]) => ({ case: k, 'encode ms': Number(r.encode_ms.median.toFixed(4)), 'encode+submit ms': Number(r.encode_submit_ms.median.toFixed(4)), 'submit ms': Number(r.submit_ms.median.toFixed(4)),
+      dispatches: r.dispatches, setPipeline: r.set_pipeline, setBindGroup: r.set_bind_group, 'bind groups created/forward': r.bind_groups_created_per_forward, 'upload ms': Number(r.upload_ms.median.toFixed(4)) })));
+  }
+  if (cost) {
+    console.log(`cost model: ViT-B/16 as built for a hardware adapter, at ${cost.device.name} peaks (${cost.device.source}); ms per forward of the batch`);
+    console.table(Object.entries(cost.cases).map(([k, c]) => {
+      const t = c.target as { max_ms?: number; min_per_s?: number };
+      const meas = (c as { measured?: { ms: number; per_s?: number } }).measured;
+      return { case: k, dispatches: c.dispatches, GFLOP: Number(c.gflop.toFixed(2)), 'min MB': Number(c.min_mb.toFixed(1)), 'pattern MB': Number(c.pattern_mb.toFixed(1)),
+        'ideal ms': Number(c.ideal_ms.toFixed(4)), [`ideal /s`]: Math.round(c.ideal_per_s), 'pattern ms': Number(c.pattern_ms.toFixed(4)),
+        target: t.max_ms !== undefined ? `<= ${t.max_ms} ms` : `>= ${t.min_per_s} /s`, 'ideal meets': c.ideal_meets_target ? 'yes' : 'NO',
+        'measured ms': meas ? Number(meas.ms.toFixed(3)) : '-' };
+    }));
+    for (const [k, c] of Object.entries(cost.cases)) {
+      console.log(`cost model per op: ${k} (${c.what}; us per forward, summed over layers; pattern/min > 2 is flagged)`);
+      console.table(c.ops.map((o) => ({ op: o.op, kernel: o.kernel, n: o.count, GFLOP: Number(o.gflop.toFixed(3)), 'min MB': Number(o.min_mb.toFixed(2)), 'pattern MB': Number(o.pattern_mb.toFixed(2)),
+        'pattern/min': `${o.pattern_over_min.toFixed(1)}${o.pattern_over_min > 2 ? ' !' : ''}${o.modelled ? '' : ' (min only)'}`, 'ideal us': Number(o.ideal_us.toFixed(2)), 'pattern us': Number(o.pattern_us.toFixed(2)), bound: o.bound })));
+    }
+  }
   if (kernels.length) console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
   if (e2e.sa) {
     // End to end against the peers: per row sketchgpu's ms and rate, then each peer's and the ratio sketchgpu/peer.

@@ -23,6 +23,8 @@ export class WeightStore {
   private readonly buffers = new Map<string, GPUBuffer>();
   readonly shapes = new Map<string, readonly number[]>();
   bytes = 0;
+  /** Counts replacements and removals of buffers: executors remake their bind groups when it moved (executor.ts). */
+  generation = 0;
 
   constructor(readonly device: GPUDevice) {}
 
@@ -54,6 +56,7 @@ export class WeightStore {
   private drop(k: string): void {
     const b = this.buffers.get(k);
     if (!b) return;
+    this.generation++;
     this.bytes -= b.size;
     b.destroy();
     this.buffers.delete(k);
@@ -63,5 +66,6 @@ export class WeightStore {
     for (const b of this.buffers.values()) b.destroy();
     this.buffers.clear();
     this.bytes = 0;
+    this.generation++;
   }
 }

@@ -1,0 +1,87 @@
+// The cost model (src/graph/cost.ts) on graphs built here: FLOPs and bytes from the nodes the ops make, against
+// hand-computed values on odd shapes; no GPU.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { graphCost, groupByOp, H200, nodeCost, timeNode, type DevicePeaks } from '../src/graph/cost.ts';
+import { Graph } from '../src/graph/graph.ts';
+import { attention, rows } from '../src/graph/ops/attention.ts';
+import { gemm, linear } from '../src/graph/ops/gemm.ts';
+import { layerNorm } from '../src/graph/ops/layernorm.ts';
+import { ZSE_VIT_B16 } from '../src/models/zse/config.ts';
+import { buildSaGraph } from '../src/models/zse/graph.ts';
+
+test('GEMM: 2MNK FLOPs, minimum bytes in stored dtypes, panel re-reads per tile of the kernel', () => {
+  const M = 197, N = 70, K = 36;
+  const g = new Graph({ software: false });
+  gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), residual: g.input('r', [M, N]), variant: 'tiled' });
+  const c = nodeCost(g.nodes[0]!);
+  assert.is(c.flops, 2 * M * N * K);
+  assert.is(c.minBytes, 4 * (M * K + N * K + N + M * N + M * N));
+  // tiled: 64x64 tiles; A once per tile column (2), B and bias once per tile row (4), residual and C once.
+  assert.is(c.patternBytes, 4 * (M * K * 2 + N * K * 4 + N * 4 + M * N + M * N));
+  assert.is(c.peak, 'fp32');
+
+  // The f16 option on the subgroup-matrix kernel: binary16 weight (2 bytes), tensor-core peak.
+  const h = new Graph({ software: false, precision: 'f16', smat: true });
+  gemm(h, h.input('a', [M, K]), h.weight('w', [N, K]), { M, N, K });
+  const ch = nodeCost(h.nodes[0]!);
+  assert.is(h.nodes[0]!.kernel.name.split('/')[0], 'gemm_smat');
+  assert.is(ch.minBytes, 4 * M * K + 2 * N * K + 4 * M * N);
+  assert.is(ch.peak, 'fp16Tensor');
+  // f16 operands on the vec4 kernel still compute on the FP32 cores.
+  const v = new Graph({ software: false, precision: 'f16' });
+  gemm(v, v.input('a', [M, K]), v.weight('w', [N, K]), { M, N, K, variant: 'vec4' });
+  assert.is(nodeCost(v.nodes[0]!).peak, 'fp32');
+});
+
+test('flash attention: reads only the q/k/v columns once at minimum; keys and values once per workgroup in its pattern', () => {
+  const B = 2, H = 3, T = 37, dh = 8, D = H * dh;
+  const g = new Graph({ software: false });
+  const qkv = g.input('qkv', [B, T, 3 * D]);
+  attention(g, qkv, qkv, qkv, { B, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D) });
+  const n = g.nodes[0]!;
+  const c = nodeCost(n);
+  assert.is(c.flops, 4 * B * H * T * T * dh);
+  assert.is(c.minBytes, 4 * (3 * B * T * D + B * T * D));
+  const groups = n.dispatch[0] * n.dispatch[1] * n.dispatch[2];
+  assert.is(c.patternBytes, 4 * (B * T * D + groups * T * dh * 2 + B * T * D));
+  assert.ok(c.modelled);
+});
+
+test('roofline: the larger of compute and memory time; sums and groups over layers', () => {
+  const d: DevicePeaks = { name: 'test', fp32: 1e12, fp16Tensor: 8e12, bandwidth: 1e11, source: 'test' };
+  const g = new Graph({ software: false });
+  let x = g.input('x', [5, 12]);
+  for (let l = 0; l < 3; l++) {
+    x = layerNorm(g, x, g.weight(`g${l}`, [12]), g.weight(`b${l}`, [12]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln` });
+    x = linear(g, x, `fc${l}`, 12, { label: `L${l}.fc` });
+  }
+  const gc = graphCost(g, d);
+  assert.is(gc.dispatches, 6);
+  assert.is(gc.flops, 3 * 2 * 5 * 12 * 12);
+  const t = timeNode(nodeCost(g.nodes[1]!), d);
+  assert.is(t.idealS, Math.max(t.flops / d.fp32, t.minBytes / d.bandwidth));
+  assert.ok(Math.abs(gc.idealS - gc.nodes.reduce((a, n) => a + n.idealS, 0)) < 1e-18);
+  const ops = groupByOp(gc);
+  assert.equal(ops.map((o) => [o.op, o.count]), [['ln', 3], ['fc', 3]]);
+  // Layer norm: three sweeps over x (5x12 f32) and gamma/beta once per workgroup (1) in its pattern.
+  assert.is(ops[0]!.minBytes, 3 * 4 * (60 + 12 + 12 + 60));
+  assert.is(ops[0]!.patternBytes, 3 * 4 * (3 * 60 + 12 + 12 + 60));
+});
+
+test('ViT-B/16 SA at batch 1: ~37 GFLOP, and at least its f32 weights are moved; f16 moves fewer bytes', () => {
+  const cost = (precision: 'f32' | 'f16') => {
+    const g = new Graph({ software: false, precision, smat: precision === 'f16' });
+    buildSaGraph(g, ZSE_VIT_B16, 1);
+    return graphCost(g, H200);
+  };
+  const f32 = cost('f32'), f16 = cost('f16');
+  assert.ok(Math.abs(f32.flops / 1e9 - 37) < 0.5, `${f32.flops / 1e9} GFLOP`);
+  assert.is(f16.flops, f32.flops);
+  const blockWeights = 12 * 4 * (3 * 768 * 768 + 768 * 768 + 2 * 768 * 3072);
+  assert.ok(f32.minBytes > blockWeights, `${f32.minBytes} bytes`);
+  assert.ok(f16.minBytes < f32.minBytes - blockWeights / 2 + 1, 'binary16 GEMM weights halve their bytes');
+  assert.ok(f16.idealS < f32.idealS);
+});
+
+test.run();
