@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readNpy } from '../io/npy.ts';
+import { FILE_LIMITS, readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
 
 export type Modality = 'sketch' | 'photo';
 
 export function parseModality(v: string): Modality {
-  if (v !== 'sketch' && v !== 'photo') throw new SketchError('BAD_ARGUMENT', `--modality must be "sketch" or "photo", not "${v}"`);
+  if (v !== 'sketch' && v !== 'photo') throw new SketchError('BAD_ARGUMENT', `--modality must be "sketch" or "photo", not "${v}"`, 'Pass --modality sketch or --modality photo.');
   return v;
 }
 
@@ -21,13 +21,11 @@ export async function loadInputs(paths: string[], modality: Modality, size: numb
   const parts: Float32Array[] = [];
   const names: string[] = [];
   for (const path of paths) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(path);
-    } catch (e) {
-      throw new SketchError('IO', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Check the path.');
-    }
-    if (bytes.length >= 6 && bytes[0] === 0x93 && String.fromCharCode(...bytes.subarray(1, 6)) === 'NUMPY') {
+    // The larger of the two bounds first; an image is then held to its own (a .npy batch may be larger).
+    const bytes = await readBoundedFile(path, 'npy');
+    const isNpy = bytes.length >= 6 && bytes[0] === 0x93 && String.fromCharCode(...bytes.subarray(1, 6)) === 'NUMPY';
+    if (!isNpy && bytes.length > FILE_LIMITS.image) await readBoundedFile(path, 'image'); // refuses, naming the bound
+    if (isNpy) {
       const t = readNpy(bytes, basename(path));
       const shape = t.shape;
       const ok = t.dtype === 'f32' && ((shape.length === 3 && shape[0] === 3 && shape[1] === size && shape[2] === size) || (shape.length === 4 && shape[1] === 3 && shape[2] === size && shape[3] === size));

@@ -361,7 +361,8 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
   const byteorderFile = entry('byteorder');
   const byteorder = byteorderFile ? new TextDecoder().decode(byteorderFile).trim() : 'little';
   if (byteorder !== 'little' && byteorder !== 'big') {
-    throw new SketchError('NOT_A_CHECKPOINT', `${fileName}: unknown byte order "${byteorder}" in ${prefix}byteorder`);
+    throw new SketchError('NOT_A_CHECKPOINT', `${fileName}: unknown byte order "${byteorder}" in ${prefix}byteorder`,
+      'the archive is damaged or was not written by torch.save; save it again');
   }
 
   const storages = new Map<string, TorchStorage>();

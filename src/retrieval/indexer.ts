@@ -11,10 +11,10 @@
  * projections q2, v2, k1; CAAN: T*D f32 projected tokens) or a UTF-8 reason.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
+import { readBoundedFileSync, readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto } from '../preprocess/index.ts';
 import { galleryPath, listGallery } from './gallery.ts';
 import { parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
@@ -103,13 +103,7 @@ function record(path: string, status: number, payload: Uint8Array): Buffer {
 }
 
 async function loadPhoto(file: string, size: number): Promise<Float32Array> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new SketchError('IO', `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return preprocessPhoto(decodeImage(bytes, basename(file)), size);
+  return preprocessPhoto(decodeImage(await readBoundedFile(file, 'image'), basename(file)), size);
 }
 
 export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult> {
@@ -132,7 +126,7 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
     if (!o.update) {
       throw new SketchError('EXISTS', `${o.out} already exists.`, 'Use --update to add new photos to it, or --force to rebuild it from scratch.');
     }
-    const old = parseIndex(readFileSync(o.out), o.out);
+    const old = parseIndex(readBoundedFileSync(o.out, 'index'), o.out);
     if (old.model.weights_sha256 !== o.identity.weights_sha256) {
       throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
     }
