@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FIXTURES } from './paths.ts';
@@ -41,6 +41,18 @@ test('only regular files are read: a device, a FIFO and a directory are refused 
     assertCleanError(cli(['preprocess', '--modality', 'sketch', f, '-o', join(tmp, 'x.npy')]), what);
     assertCleanError(cli(['query', sketch, '--index', f]), what);
   }
+});
+
+
+test('a safetensors file with a bad header length gets a safetensors error, not "not a PyTorch checkpoint"', () => {
+  const good = readFileSync(W);
+  const bad = Buffer.from(good);
+  bad.writeBigUInt64LE(BigInt(good.length) * 4n, 0);
+  const f = join(tmp, 'badlen.safetensors');
+  writeFileSync(f, bad);
+  const r = cli(['embed', '--weights', f, '--modality', 'sketch', sketch]);
+  assertCleanError(r, /safetensors header length field says \d+ bytes/);
+  assert.not.match(r.err, /PyTorch/);
 });
 
 test.run();

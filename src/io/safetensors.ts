@@ -74,11 +74,11 @@ export function readSafetensors(bytes: Uint8Array, fileName = 'safetensors file'
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-    throw bad(`header length ${headerLen} exceeds the 100 MB limit of the format`);
+    throw bad(`the safetensors header length field says ${headerLen} bytes, past the format's 100 MB limit: the file is damaged`);
   }
   const n = Number(headerLen);
   if (8 + n > bytes.length) {
-    throw bad(`header length ${n} runs past the end of the file (${bytes.length} bytes): truncated?`,
+    throw bad(`the safetensors header length field says ${n} bytes, which runs past the end of the file (${bytes.length} bytes): truncated or damaged?`,
       'the file is truncated; download or convert it again');
   }
   let text: string;
