@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as zlib from 'node:zlib';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, cli, png } from './cli-util.ts';
 
@@ -53,6 +54,50 @@ test('a safetensors file with a bad header length gets a safetensors error, not 
   const r = cli(['embed', '--weights', f, '--modality', 'sketch', sketch]);
   assertCleanError(r, /safetensors header length field says \d+ bytes/);
   assert.not.match(r.err, /PyTorch/);
+});
+
+
+/** A PNG with only the IHDR of the given size and an empty IDAT: a few dozen bytes that claim a huge image. */
+function pngHeader(width: number, height: number, depth: number, colorType: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = depth;
+  ihdr[9] = colorType;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(16))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('images are bounded by decoded bytes (bit depth and channels included) and by each side, before decoding', () => {
+  const cases: [string, Buffer, RegExp][] = [
+    ['rgba16.png', pngHeader(13000, 13000, 16, 6), /13000x13000 pixels, 4 channels of 16 bits, decodes to 1289 MiB/],
+    ['gray16.png', pngHeader(8000, 8000, 16, 0), /decodes to 122 MiB|decodes to/],
+    ['long.png', pngHeader(1, 50_000_000, 8, 0), /1x50000000 pixels is larger than sketchgpu decodes \(at most 32768 pixels a side\)/],
+    // SOI, then a baseline SOF0 of 12000x12000 RGB: 412 MiB decoded.
+    ['huge.jpg', Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0x2e, 0xe0, 0x2e, 0xe0, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]), /12000x12000 pixels, 3 channels of 8 bits, decodes to 412 MiB/],
+  ];
+  for (const [name, bytes, msg] of cases) {
+    const f = join(tmp, name);
+    writeFileSync(f, bytes);
+    if (name === 'gray16.png') {
+      // 8000x8000 16-bit gray is 122 MiB decoded: within the bound, so it is read (and found to lack its data).
+      assertCleanError(cli(['preprocess', '--modality', 'photo', f, '-o', join(tmp, 'x.npy')]), /cut short|corrupt/);
+      continue;
+    }
+    const t0 = performance.now();
+    const r = cli(['preprocess', '--modality', 'photo', f, '-o', join(tmp, 'x.npy')]);
+    assertCleanError(r, msg);
+    assert.match(r.err, /hint: Downscale it first/);
+    assert.ok(performance.now() - t0 < 10_000);
+  }
 });
 
 test.run();
