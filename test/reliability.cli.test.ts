@@ -8,6 +8,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as zlib from 'node:zlib';
+import { writeNpy } from '../src/io/npy.ts';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, cli, png } from './cli-util.ts';
 
@@ -97,6 +100,42 @@ test('images are bounded by decoded bytes (bit depth and channels included) and 
     assertCleanError(r, msg);
     assert.match(r.err, /hint: Downscale it first/);
     assert.ok(performance.now() - t0 < 10_000);
+  }
+});
+
+
+/** tiny64's weights with `edit` applied to a copy of every tensor (as f32). */
+function editedWeights(name: string, edit: (key: string, x: Float32Array) => void): string {
+  const st = readSafetensors(readFileSync(W));
+  const out = new Map<string, HostTensor>();
+  for (const [k, t] of st.tensors) {
+    const x = Float32Array.from(toFloat32(t));
+    edit(k, x);
+    out.set(k, { dtype: 'f32', shape: t.shape, data: x });
+  }
+  const f = join(tmp, name);
+  writeFileSync(f, writeSafetensors(out, st.metadata));
+  return f;
+}
+
+test('NaN/Inf weights are refused on load, naming the tensor; all-zero weights give an error, not a zero "unit" vector', () => {
+  const nan = editedWeights('nan.safetensors', (k, x) => { if (k === 'sa.model.transformer.layers.0.0.mlp.net.0.weight') x[5] = NaN; });
+  assertCleanError(cli(['embed', '--weights', nan, '--modality', 'sketch', sketch]), /nan\.safetensors: tensor sa\.model\.transformer\.layers\.0\.0\.mlp\.net\.0\.weight holds NaN \(element 5 of/);
+  const inf = editedWeights('inf.safetensors', (k, x) => { if (k === 'sa.model.transformer.encoder_norm.weight') x[0] = -Infinity; });
+  assertCleanError(cli(['convert', inf, '-o', join(tmp, 'x.safetensors')]), /tensor sa\.model\.transformer\.encoder_norm\.weight holds -Infinity/);
+  const zero = editedWeights('zero.safetensors', (_k, x) => x.fill(0));
+  const r = cli(['embed', '--weights', zero, '--modality', 'sketch', '--json', sketch]);
+  assertCleanError(r, /the embedding of image 1 of 1 has norm 0/);
+  assert.is(r.out, '', 'nothing printed');
+});
+
+test('.npy inputs with NaN, Inf or values far outside [-1, 1] are refused', () => {
+  for (const [v, msg] of [[NaN, /holds NaN/], [Infinity, /holds Infinity/], [1e30, /holds 1\.0*\d*e\+30 .*far outside the \[-1, 1\]/], [255, /holds 255/]] as const) {
+    const x = new Float32Array(3 * 64 * 64).fill(0.5);
+    x[100] = v;
+    const f = join(tmp, `bad-${v}.npy`);
+    writeFileSync(f, writeNpy({ dtype: 'f32', shape: [3, 64, 64], data: x }));
+    assertCleanError(cli(['embed', '--weights', W, '--modality', 'sketch', f]), msg);
   }
 });
 

@@ -13,6 +13,26 @@ export function parseModality(v: string): Modality {
 }
 
 /**
+ * How far outside [-1, 1] a model input may stray: normalised pixels lie in [-1, 1] exactly (zse-sbir.md §5), so a
+ * value beyond this is not a preprocessed image but something else (raw 0-255 pixels, a wrong file, 1e30).
+ */
+export const INPUT_RANGE_SLACK = 0.01;
+
+/** Refuses a .npy input holding NaN, an infinity, or values far outside the normalised range, naming the first. */
+export function checkInputRange(x: Float32Array, name: string, px: number): void {
+  const lim = 1 + INPUT_RANGE_SLACK;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v >= -lim && v <= lim) continue; // false for NaN too
+    const where = `image ${Math.floor(i / px)}, element ${i % px}`;
+    throw new SketchError('BAD_NPY',
+      Number.isFinite(v) ? `${name} holds ${v} (${where}), far outside the [-1, 1] of a normalised image`
+        : `${name} holds ${v} (${where}); model inputs must be finite numbers`,
+      'Write model inputs with `sketchgpu preprocess`, or normalise pixels as (x / 255 - 0.5) / 0.5 before saving.');
+  }
+}
+
+/**
  * Model inputs from the command line: a PNG/JPEG file is decoded and preprocessed as the reference does
  * (zse-sbir.md §5); a .npy holds already-normalised float32 [3,S,S] or [N,3,S,S].
  */
@@ -33,6 +53,7 @@ export async function loadInputs(paths: string[], modality: Modality, size: numb
         throw new SketchError('BAD_NPY', `${basename(path)} holds ${t.dtype} [${shape.join(',')}], but the model takes float32 [3,${size},${size}] or [N,3,${size},${size}]`, `Write it with sketchgpu preprocess, or save float32 arrays normalised to [-1,1] of that shape.`);
       }
       const n = shape.length === 3 ? 1 : shape[0]!;
+      checkInputRange(t.data as Float32Array, basename(path), px);
       parts.push(t.data as Float32Array);
       for (let i = 0; i < n; i++) names.push(n === 1 ? path : `${path}[${i}]`);
     } else {

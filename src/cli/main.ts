@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
@@ -146,6 +147,7 @@ export function buildCli(): Command {
       } else {
         scores.set(await model.cosine(es.emb, sk.n, ei.emb, im.n));
       }
+      checkFiniteScores(scores, 'score');
       const rows = rowsOf(scores, sk.n);
       if (o.json) console.log(JSON.stringify({ scores: rows }));
       else {

@@ -3,6 +3,7 @@
  * relation-network re-rank, and text queries (CAAN) — by cosine top-k on the GPU.
  */
 import { SketchError } from '../errors.ts';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { encodeFiles } from './files.ts';
 import { galleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
@@ -133,6 +134,8 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
     }
   }
   const t3 = performance.now();
+  for (const hits of shortlist) checkFiniteScores(hits.map((h) => h.score), 'text query');
+  for (const l of local ?? []) checkFiniteScores(l, 'text query re-rank');
   return {
     results: shortlist.map((hits, i) => {
       let list = hits.map((h, r) => ({ index: h.index, cosine: h.score, rn: local?.[i]![r] }));
@@ -225,6 +228,8 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     shortlist.forEach((hits, s) => hits.forEach((h) => rnScores!.set(`${s}:${h.index}`, scores[p++]!)));
   }
   const t3 = performance.now();
+  for (const hits of shortlist) checkFiniteScores(hits.map((h) => h.score), 'query');
+  if (rnScores) checkFiniteScores([...rnScores.values()], 'query re-rank');
   const results = shortlist.map((hits, s) => {
     let list = hits.map((h) => ({ index: h.index, cosine: h.score, rn: rnScores?.get(`${s}:${h.index}`) }));
     if (rerank) list = list.sort((a, b) => b.rn! - a.rn! || a.index - b.index);

@@ -1,4 +1,5 @@
 import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
@@ -126,6 +127,7 @@ export class CaanModel {
       if (tokens) tokens.set(out.proj!, i * this.tokens * E);
       o.onBatch?.(i + b);
     }
+    checkUnitRows(emb, n, (r) => `image ${r + 1} of ${n}`);
     return { emb, tokens };
   }
 
@@ -198,6 +200,7 @@ export class CaanModel {
       features.set(out.features!, i * W);
       for (let r = 0; r < b && tokens; r++) tokens.push(out.proj!.slice(r * L * E, (r * L + eot[i + r]! + 1) * E));
     }
+    checkUnitRows(emb, n, (r) => `text ${r + 1} of ${n}`);
     return { emb, features, ...(tokens ? { tokens } : {}) };
   }
 

@@ -1,4 +1,5 @@
 import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
@@ -106,6 +107,7 @@ export class ZseModel {
       if (tokens) tokens.set(out.sa!, i * this.tokens * D);
       o.onBatch?.(i + b);
     }
+    checkUnitRows(emb, n, (r) => `image ${r + 1} of ${n}`);
     return { emb, tokens };
   }
 
