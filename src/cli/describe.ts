@@ -69,7 +69,7 @@ async function readText(path: string, what: string, hint: string): Promise<strin
   try {
     return new TextDecoder().decode(await readBoundedFile(path, 'text'));
   } catch (e) {
-    if (e instanceof SketchError && e.code === 'IO') throw new SketchError('IO', `${what}: ${e.message}`, hint, { cause: e });
+    if (e instanceof SketchError && e.code === 'IO') throw new SketchError('IO', `cannot read ${what} ${path} (${e.message})`, hint, { cause: e });
     throw e;
   }
 }

@@ -46,9 +46,9 @@ function whatIs(st: Stats): string {
 
 function openError(path: string, kind: FileKind, e: unknown): SketchError {
   const code = (e as NodeJS.ErrnoException).code;
-  const what = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'cannot be read (permission denied)'
-    : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (e as Error).message})`;
-  return new SketchError('IO', `${KIND_WORDS[kind]} ${path} ${what}`,
+  const what = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
+  return new SketchError('IO', `cannot read the ${KIND_WORDS[kind]} ${path}: ${what}${code ? ` (${code})` : ''}`,
     code === 'ENOENT' ? 'Check the path.' : `Give the path of a readable ${KIND_WORDS[kind]}.`, { cause: e });
 }
 

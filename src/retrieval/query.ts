@@ -5,7 +5,7 @@
 import { SketchError } from '../errors.ts';
 import { checkFiniteScores } from '../models/embedding-check.ts';
 import { encodeFiles } from './files.ts';
-import { galleryPath } from './gallery.ts';
+import { confinedGalleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
 import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide, type RetrievalModel } from './model.ts';
 import { GallerySearch, type SearchHit } from './search.ts';
@@ -143,7 +143,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
       return {
         text: o.texts[i]!,
         hits: list.slice(0, o.k).map((h, r) => ({
-          rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
+          rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!),
           score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
         })),
       };
@@ -172,7 +172,7 @@ async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, uniqu
     const pr = index.projections;
     return { side: { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) }, from: 'index cache' };
   }
-  const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
+  const files = unique.map((g) => confinedGalleryPath(index.root, index.paths[g]!));
   let imTokens: Float32Array;
   try {
     imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
@@ -237,7 +237,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
       sketch: o.sketches[s]!,
       ...(texts.length ? { text: texts[texts.length === 1 ? 0 : s]! } : {}),
       hits: list.slice(0, o.k).map((h, r) => ({
-        rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
+        rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!),
         score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
       })),
     };
