@@ -3,14 +3,16 @@
 // these tests are cheap.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as zlib from 'node:zlib';
 import { writeNpy } from '../src/io/npy.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
+import { parseIndex, serializeIndex } from '../src/retrieval/index-format.ts';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, cli, png } from './cli-util.ts';
 
@@ -137,6 +139,80 @@ test('.npy inputs with NaN, Inf or values far outside [-1, 1] are refused', () =
     writeFileSync(f, writeNpy({ dtype: 'f32', shape: [3, 64, 64], data: x }));
     assertCleanError(cli(['embed', '--weights', W, '--modality', 'sketch', f]), msg);
   }
+});
+
+
+// ---- the index: integrity, confinement, the lock --------------------------------------------------------------------
+const gallery = join(tmp, 'gallery');
+mkdirSync(join(gallery, 'cls'), { recursive: true });
+png(join(gallery, 'cls', 'p0.png'), 70, 60, 11, 'photo');
+png(join(gallery, 'cls', 'p1.png'), 70, 60, 12, 'photo');
+const indexFile = join(tmp, 'g.sgi');
+
+test('index builds; a flipped bit in it is refused by query, naming the file and the command that rebuilds it', () => {
+  const r = cli(['index', gallery, '-o', indexFile, '--weights', W, '--json']);
+  assert.is(r.code, 0, r.err);
+  const bytes = readFileSync(indexFile);
+  const bad = Buffer.from(bytes);
+  bad[bytes.length - 5] ^= 0x10; // inside the last tensor's data
+  const f = join(tmp, 'flipped.sgi');
+  writeFileSync(f, bad);
+  const q = cli(['query', sketch, '--index', f, '--json']);
+  assertCleanError(q, /flipped\.sgi is damaged: the CRC-32 of its \S+ tensor does not match/);
+  assert.match(q.err, /hint: .*sketchgpu index <photo dir> -o .*flipped\.sgi --weights <weights> --force/);
+});
+
+test('a crafted index whose photo escapes its root through a symlink is refused by query --html; absolute paths on open', () => {
+  const ix = parseIndex(readFileSync(indexFile), indexFile);
+  const root = join(tmp, 'crafted-root');
+  mkdirSync(root, { recursive: true });
+  symlinkSync('/etc/passwd', join(root, 'evil.png'));
+  png(join(root, 'ok.png'), 70, 60, 13, 'photo');
+  const crafted = join(tmp, 'crafted.sgi');
+  writeFileSync(crafted, serializeIndex({ ...ix, root, paths: ['evil.png', 'ok.png'] }));
+  const html = join(tmp, 'sheet.html');
+  const r = cli(['query', sketch, '--index', crafted, '--html', html]);
+  assertCleanError(r, /the photo "evil\.png" resolves \(through a symbolic link\) to \/etc\/passwd, outside the index's root/);
+  assert.not.ok(existsSync(html) && readFileSync(html, 'utf8').includes(Buffer.from(readFileSync('/etc/passwd')).toString('base64').slice(0, 40)));
+  for (const p of ['/etc/passwd', '../../../proc/self/environ']) {
+    writeFileSync(crafted, serializeIndex({ ...ix, root, paths: [p, 'ok.png'] }));
+    assertCleanError(cli(['query', sketch, '--index', crafted, '--html', html]), /not a relative image path inside its root/);
+  }
+});
+
+test('a second index run on the same output is refused while the first lives (lock naming its pid); a stale lock is taken over', () => {
+  const out = join(tmp, 'locked.sgi');
+  const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    writeFileSync(`${out}.lock`, `${holder.pid}\n`);
+    const r = cli(['index', gallery, '-o', out, '--weights', W]);
+    assertCleanError(r, new RegExp(`being built by another sketchgpu index run \\(pid ${holder.pid}, lock file .*locked\\.sgi\\.lock\\)`));
+    assert.not.ok(existsSync(out));
+  } finally {
+    holder.kill();
+  }
+  // A dead pid's lock: taken over, and removed when done.
+  const dead = spawnSync('true').pid!;
+  writeFileSync(`${out}.lock`, `${dead}\n`);
+  const r = cli(['index', gallery, '-o', out, '--weights', W]);
+  assert.is(r.code, 0, r.err);
+  assert.ok(existsSync(out));
+  assert.not.ok(existsSync(`${out}.lock`), 'lock released');
+});
+
+test('a sketch with transparent pixels gets a warning (alpha is dropped, as the reference does)', () => {
+  const img = new PNG({ width: 64, height: 64 });
+  for (let i = 0; i < 64 * 64; i++) {
+    const ink = i % 64 > 20 && i % 64 < 24;
+    img.data.set(ink ? [0, 0, 0, 255] : [0, 0, 0, 0], 4 * i); // a transparent black background
+  }
+  const f = join(tmp, 'transparent.png');
+  writeFileSync(f, PNG.sync.write(img));
+  const r = cli(['preprocess', '--modality', 'sketch', f, '-o', join(tmp, 't.npy')]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /warning: .*transparent\.png: 9\d\.\d% of the sketch's pixels are \(partly\) transparent; .*dropped.*-flatten/);
+  assert.not.match(cli(['preprocess', '--modality', 'sketch', sketch, '-o', join(tmp, 't.npy')]).err, /warning/);
+  assert.not.match(cli(['preprocess', '--modality', 'photo', f, '-o', join(tmp, 't.npy')]).err, /warning/);
 });
 
 test.run();

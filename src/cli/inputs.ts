@@ -3,7 +3,7 @@ import { SketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readNpy } from '../io/npy.ts';
 import { FILE_LIMITS, readBoundedFile } from '../io/read-file.ts';
-import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 
 export type Modality = 'sketch' | 'photo';
 
@@ -58,6 +58,8 @@ export async function loadInputs(paths: string[], modality: Modality, size: numb
       for (let i = 0; i < n; i++) names.push(n === 1 ? path : `${path}[${i}]`);
     } else {
       const img = decodeImage(bytes, basename(path));
+      const warning = modality === 'sketch' ? sketchAlphaWarning(img) : null;
+      if (warning) console.error(`warning: ${warning}`);
       parts.push(modality === 'sketch' ? preprocessSketch(img, size) : preprocessPhoto(img, size));
       names.push(path);
     }

@@ -10,7 +10,7 @@ import { nodeGpu } from '../gpu/node.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
 import { convertCheckpoint } from '../io/weights.ts';
-import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
 import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.ts';
@@ -87,6 +87,8 @@ export function buildCli(): Command {
     .option('--size <px>', 'output side (the model\'s image size)', int('--size'), 224)
     .action(async (image: string, o) => {
       const img = await loadImageFile(image);
+      const warning = o.modality === 'sketch' ? sketchAlphaWarning(img) : null;
+      if (warning) console.error(`warning: ${warning}`);
       const data = o.modality === 'sketch' ? preprocessSketch(img, o.size) : preprocessPhoto(img, o.size);
       await writeFile(o.out, writeNpy({ dtype: 'f32', shape: [3, o.size, o.size], data }));
       console.error(`wrote ${o.out}: float32 [3,${o.size},${o.size}]`);

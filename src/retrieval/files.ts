@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readBoundedFile } from '../io/read-file.ts';
-import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { asRetrievalModel, type AnyModel } from './model.ts';
 
 export type Modality = 'sketch' | 'photo';
@@ -12,6 +12,8 @@ export async function loadModelInput(file: string, modality: Modality, size: num
   const bytes = await readBoundedFile(file, 'image');
   try {
     const img = decodeImage(bytes, basename(file));
+    const warning = modality === 'sketch' ? sketchAlphaWarning(img) : null;
+    if (warning) console.error(`warning: ${warning}`);
     return modality === 'sketch' ? preprocessSketch(img, size) : preprocessPhoto(img, size);
   } catch (e) {
     if (isSketchError(e) && !e.message.includes(file)) throw new SketchError(e.code, `${file}: ${e.message}`, e.hint, { cause: e });
