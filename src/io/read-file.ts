@@ -18,13 +18,13 @@ export const GiB = 2 ** 30;
 /** Bounds per kind of file; each is far above any genuine file of that kind. */
 export const FILE_LIMITS = {
   /** A ViT-B/16 ZSE-SBIR checkpoint is about 0.4 GB; one with an optimizer state about 1.2 GB. */
-  weights: 3 * GiB,
+  weights: 2 * GiB,
   /** A 100-megapixel JPEG is some 50 MB; a PNG of the decoded-size bound (image.ts) compresses to less. */
   image: 256 * MiB,
-  /** A .npy batch of model inputs: 2,000 ViT-B inputs (3x224x224 float32). */
-  npy: 1.2 * GiB,
-  /** An index of a million photos at ViT-B width (3 GB f32); with --rn-cache smaller galleries. */
-  index: 4 * GiB,
+  /** A .npy batch of model inputs: 445 ViT-B inputs (3x224x224 float32); larger batches go in several files. */
+  npy: 256 * MiB,
+  /** An index of 650,000 photos at ViT-B width (f32; twice as many in f16); with --rn-cache far fewer. */
+  index: 2 * GiB,
   /** A list file of photo paths, a vocabulary, a description file. */
   text: 256 * MiB,
 } as const;
