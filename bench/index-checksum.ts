@@ -28,10 +28,18 @@ for (const dtype of ['f32', 'f16'] as const) {
     model: { family: 'zse-sbir', weights_sha256: 'ab'.repeat(32), config: { dim: D } as never }, weightsPath: '/w', root: '/photos',
     paths, dim: D, dtype, embeddings: emb, skipped: [], created: new Date().toISOString(),
   };
-  let bytes = new Uint8Array(0);
+  let bytes: Uint8Array = new Uint8Array(0);
   const tWrite = best(() => { bytes = serializeIndex(ix); });
   const tParse = best(() => parseIndex(bytes, 'bench.sgi'));
   const tRead = best(() => readSafetensors(bytes, 'bench.sgi'));
   const tCrc = best(() => crc32(bytes));
-  console.log(`${dtype}: N=${N} D=${D} file ${(bytes.length / 2 ** 20).toFixed(1)} MiB | serializeIndex ${tWrite.toFixed(0)} ms | parseIndex ${tParse.toFixed(0)} ms (of which safetensors parse ${tRead.toFixed(0)} ms) | CRC-32 of the whole file ${tCrc.toFixed(0)} ms (${(bytes.length / 2 ** 20 / (tCrc / 1000)).toFixed(0)} MiB/s)`);
+  // The unit-norm check parseIndex runs on the embeddings, alone.
+  const tNorm = best(() => {
+    for (let r = 0; r < N; r++) {
+      let n = 0;
+      for (let k = r * D; k < (r + 1) * D; k++) n += emb[k]! * emb[k]!;
+      if (!(Math.abs(Math.sqrt(n) - 1) < 1e-2)) throw new Error('not unit');
+    }
+  });
+  console.log(`${dtype}: N=${N} D=${D} file ${(bytes.length / 2 ** 20).toFixed(1)} MiB | serializeIndex ${tWrite.toFixed(0)} ms | parseIndex ${tParse.toFixed(0)} ms (of which safetensors parse ${tRead.toFixed(0)} ms) | CRC-32 of the whole file ${tCrc.toFixed(0)} ms (${(bytes.length / 2 ** 20 / (tCrc / 1000)).toFixed(0)} MiB/s) | unit-norm check ${tNorm.toFixed(0)} ms`);
 }

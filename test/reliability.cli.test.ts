@@ -84,7 +84,7 @@ function pngHeader(width: number, height: number, depth: number, colorType: numb
 test('images are bounded by decoded bytes (bit depth and channels included) and by each side, before decoding', () => {
   const cases: [string, Buffer, RegExp][] = [
     ['rgba16.png', pngHeader(13000, 13000, 16, 6), /13000x13000 pixels, 4 channels of 16 bits, decodes to 1289 MiB/],
-    ['gray16.png', pngHeader(8000, 8000, 16, 0), /decodes to 122 MiB|decodes to/],
+    ['gray16.png', pngHeader(6000, 6000, 16, 0), /unused/],
     ['long.png', pngHeader(1, 50_000_000, 8, 0), /1x50000000 pixels is larger than sketchgpu decodes \(at most 32768 pixels a side\)/],
     // SOI, then a baseline SOF0 of 12000x12000 RGB: 412 MiB decoded.
     ['huge.jpg', Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0x2e, 0xe0, 0x2e, 0xe0, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]), /12000x12000 pixels, 3 channels of 8 bits, decodes to 412 MiB/],
@@ -93,7 +93,7 @@ test('images are bounded by decoded bytes (bit depth and channels included) and 
     const f = join(tmp, name);
     writeFileSync(f, bytes);
     if (name === 'gray16.png') {
-      // 8000x8000 16-bit gray is 122 MiB decoded: within the bound, so it is read (and found to lack its data).
+      // 6000x6000 16-bit gray is 69 MiB decoded: within the bound, so it is read (and found to lack its data).
       assertCleanError(cli(['preprocess', '--modality', 'photo', f, '-o', join(tmp, 'x.npy')]), /cut short|corrupt/);
       continue;
     }

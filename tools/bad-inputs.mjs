@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Runs the CLI on the bad inputs of issue 15 under /usr/bin/time -v and prints a markdown table of each one's outcome,
 // exit code, wall time and peak RSS (docs/reliability.md). Every file is generated into a temp dir.
-// Usage: node --import tsx tools/bad-inputs.mjs [--keep]   (needs /usr/bin/time: apt-get install time; ImageMagick `convert`
-// for the two largest accepted images, skipped without it)
+// Usage: node --import tsx tools/bad-inputs.mjs [--keep]   (needs /usr/bin/time: apt-get install time)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -147,17 +146,59 @@ execFileSync(process.execPath, [BIN, 'index', f('gallery'), '-o', f('g.sgi'), '-
   writeFileSync(f('crafted-abs.sgi'), serializeIndex({ ...ix, paths: ['/etc/passwd', 'cls/p1.png'] }));
   writeFileSync(f('crafted-link.sgi'), serializeIndex({ ...ix, paths: ['cls/evil.png', 'cls/p1.png'] }));
 }
-const haveConvert = spawnSync('convert', ['-version']).status === 0;
-if (haveConvert) {
-  execFileSync('convert', ['-size', '6400x6400', 'gradient:red-blue', '-alpha', 'on', `PNG32:${f('big-rgba-6400.png')}`]);
-  execFileSync('convert', ['-size', '7000x7000', 'gradient:red-blue', '-interlace', 'Plane', '-quality', '90', f('big-7000-progressive.jpg')]);
+// The largest images accepted (96 MiB decoded): an RGB JPEG (jpeg-js writes 3 components), an RGBA PNG, a 16-bit RGB PNG.
+const { default: jpeg } = await import('jpeg-js');
+const big = [];
+for (const [name, w, h, kind] of [['jpeg-rgb-5800x5780.jpg', 5800, 5780, 'rgb'], ['png-rgba-5000x5000.png', 5000, 5000, 'rgba'], ['png-rgb16-4090x4090.png', 4090, 4090, 'rgb16']]) {
+  const px = (x, y) => [x & 255, y & 255, (x ^ y) & 255];
+  if (kind === 'rgb') {
+    const data = Buffer.alloc(w * h * 4);
+    for (let y = 0, i = 0; y < h; y++) for (let x = 0; x < w; x++, i += 4) { const [r, g, b] = px(x, y); data[i] = r; data[i + 1] = g; data[i + 2] = b; data[i + 3] = 255; }
+    writeFileSync(f(name), jpeg.encode({ data, width: w, height: h }, 85).data);
+  } else {
+    const img = new PNG({ width: w, height: h, ...(kind === 'rgb16' ? { bitDepth: 16, colorType: 2, inputColorType: 2, inputHasAlpha: false } : {}) });
+    if (kind === 'rgb16') {
+      const d = Buffer.alloc(w * h * 6);
+      for (let y = 0, i = 0; y < h; y++) for (let x = 0; x < w; x++, i += 6) { d.writeUInt16BE((x * 16) & 0xffff, i); d.writeUInt16BE((y * 16) & 0xffff, i + 2); d.writeUInt16BE(((x ^ y) * 16) & 0xffff, i + 4); }
+      img.data = d;
+    } else {
+      for (let y = 0, i = 0; y < h; y++) for (let x = 0; x < w; x++, i += 4) { const [r, g, b] = px(x, y); img.data[i] = r; img.data[i + 1] = g; img.data[i + 2] = b; img.data[i + 3] = 255; }
+    }
+    writeFileSync(f(name), PNG.sync.write(img, { deflateLevel: 1, ...(kind === 'rgb16' ? { bitDepth: 16, colorType: 2, inputColorType: 2, inputHasAlpha: false } : {}) }));
+  }
+  big.push(name);
 }
+/** A ZSE-SBIR checkpoint of tiny64's tensors, each its own storage, with `view(key)` = [size, stride] replacing some. */
+async function zseCheckpoint(view) {
+  const { readSafetensors } = await import(join(ROOT, 'src/io/safetensors.ts'));
+  const st = readSafetensors(readFileSync(W));
+  const p = new Pickle().raw(0x80, 2, 0x7d).str('model').raw(0x7d, 0x28);
+  const storages = {};
+  let i = 0;
+  for (const [k, t] of st.tensors) {
+    const key = String(i++);
+    const v = view(k);
+    if (v) {
+      storages[`data/${key}`] = new Uint8Array(4);
+      p.str(k).tensor(key, 1, v[0], v[1]);
+    } else {
+      const strides = t.shape.map((_, d) => t.shape.slice(d + 1).reduce((a, b) => a * b, 1));
+      storages[`data/${key}`] = new Uint8Array(Float32Array.from(t.data).buffer);
+      p.str(k).tensor(key, t.data.length, t.shape, strides);
+    }
+  }
+  return archive(p.raw(0x75, 0x73, 0x2e).bytes(), storages); // SETITEMS, SETITEM (root['model'] = ...), STOP
+}
+writeFileSync(f('zse-expand-huge.pth'), await zseCheckpoint((k) => (k === 'sa.model.pos_embedding' ? [[1, 65536, 65536], [0, 0, 0]] : null)));
+writeFileSync(f('zse-expand-bias.pth'), await zseCheckpoint((k) => (k === 'sa.model.transformer.encoder_norm.bias' ? [[24], [0]] : null)));
 
 // ---- the runs ----------------------------------------------------------------------------------------------------
 const runs = [
   ['a sketch (baseline: a good input)', ['embed', '--weights', W, '--modality', 'sketch', sketch]],
   ['`.pth`: stride-0 view of [32768, 32768] over a 1-element storage (4 GiB if expanded)', ['convert', f('stride0.pth'), '-o', f('o.safetensors')]],
   ['`.pth`: 2,000 stride-0 views of 1 GiB each', ['convert', f('stride0-2000.pth'), '-o', f('o.safetensors')]],
+  ['ZSE `.pth` whose pos_embedding is a stride-0 view of [1, 65536, 65536] (16 GiB)', ['convert', f('zse-expand-huge.pth'), '-o', f('o.safetensors')]],
+  ['ZSE `.pth` whose encoder_norm.bias is a stride-0 view of [24] (a small expand: processed)', ['convert', f('zse-expand-bias.pth'), '-o', f('o.safetensors')]],
   ['`.pth`: zip bomb, 150 deflated entries of 60 MiB zeros (9 GiB)', ['convert', f('zipbomb.pth'), '-o', f('o.safetensors')]],
   ['`.pth`: 64 changed tensor bytes (CRC-32)', ['embed', '--weights', f('crc.pth'), '--modality', 'sketch', sketch]],
   ['`--weights /dev/zero`', ['embed', '--weights', '/dev/zero', '--modality', 'sketch', sketch]],
@@ -168,10 +209,7 @@ const runs = [
   ['a FIFO as an image', ['preprocess', '--modality', 'photo', f('fifo.png'), '-o', f('o.npy')]],
   ['PNG header: 13000x13000, 16-bit RGBA', ['preprocess', '--modality', 'photo', f('rgba16-13000.png'), '-o', f('o.npy')]],
   ['PNG header: 1x50,000,000', ['preprocess', '--modality', 'sketch', f('gray-1x50M.png'), '-o', f('o.npy')]],
-  ...(haveConvert ? [
-    ['PNG 6400x6400 RGBA (156 MiB decoded, the largest class accepted)', ['preprocess', '--modality', 'photo', f('big-rgba-6400.png'), '-o', f('o.npy')]],
-    ['progressive JPEG 7000x7000 (140 MiB decoded)', ['preprocess', '--modality', 'photo', f('big-7000-progressive.jpg'), '-o', f('o.npy')]],
-  ] : []),
+  ...big.map((name) => [`${name} (at the 96 MiB decoded bound: accepted)`, ['preprocess', '--modality', 'photo', f(name), '-o', f('o.npy')]]),
   ['`.npy` input with a NaN', ['embed', '--weights', W, '--modality', 'sketch', f('nan.npy')]],
   ['`.npy` input with 1e30', ['embed', '--weights', W, '--modality', 'sketch', f('big.npy')]],
   ['index with one flipped bit', ['query', sketch, '--index', f('flipped.sgi')]],

@@ -1,8 +1,11 @@
 /**
- * CRC-32 (ISO-HDLC: zip, PNG, gzip), slicing-by-8. Pure TypeScript because the readers that check it (zip
- * checkpoints, index files) also run in the browser; fflate keeps its CRC internal and node:zlib's `crc32` exists
- * only in Node (the tests check this one against it).
+ * CRC-32 (ISO-HDLC: zip, PNG, gzip). In Node, node:zlib's native `crc32` (Node >= 20.15; about 8x faster); elsewhere
+ * (the browser, where the zip and index readers also run) this slicing-by-8 TypeScript one, which the tests check
+ * against node:zlib's. fflate keeps its own CRC internal.
  */
+type Crc32 = (bytes: Uint8Array, crc?: number) => number;
+const native: Crc32 | undefined = (globalThis as { process?: { getBuiltinModule?: (id: string) => { crc32?: Crc32 } | undefined } })
+  .process?.getBuiltinModule?.('node:zlib')?.crc32;
 const TABLES: Uint32Array = (() => {
   const t = new Uint32Array(8 * 256);
   for (let n = 0; n < 256; n++) {
@@ -22,6 +25,11 @@ const TABLES: Uint32Array = (() => {
 
 /** The CRC-32 of `bytes`, continuing from `crc` (the value of the bytes before them; 0 to start). */
 export function crc32(bytes: Uint8Array, crc = 0): number {
+  return native ? native(bytes, crc) : crc32Portable(bytes, crc);
+}
+
+/** The TypeScript CRC-32, whatever the platform (exported for the tests). */
+export function crc32Portable(bytes: Uint8Array, crc = 0): number {
   const t = TABLES;
   let c = ~crc >>> 0;
   let i = 0;

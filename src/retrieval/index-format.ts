@@ -87,13 +87,19 @@ export interface GalleryIndex {
   projections?: { q: Float32Array; v: Float32Array; k: Float32Array };
   skipped: [string, string][];
   created: string;
+  /** The file it was read from (parseIndex's `fileName`), for messages. */
+  file?: string;
 }
+
+/** Every binary16 value as float32, so a large f16 index converts by lookup (f16ToF32 per element is ~20x slower). */
+let F16_TABLE: Float32Array | undefined;
 
 function toF32(t: HostTensor): Float32Array {
   if (t.dtype === 'f32') return t.data as Float32Array;
   const h = t.data as Uint16Array;
+  const table = (F16_TABLE ??= Float32Array.from({ length: 65536 }, (_, i) => f16ToF32(i)));
   const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) out[i] = f16ToF32(h[i]!);
+  for (let i = 0; i < h.length; i++) out[i] = table[h[i]!]!;
   return out;
 }
 
@@ -206,6 +212,7 @@ export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
   return {
     model, weightsPath: m['sketchgpu.index.weights'] ?? '', root: m['sketchgpu.index.root'] ?? '', paths: list, dim: D,
     dtype: emb.dtype, embeddings, tokens: tok ? toF32(tok) : undefined, projections, skipped, created: m['sketchgpu.index.created'] ?? '',
+    file: fileName,
   };
 }
 

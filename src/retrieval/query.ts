@@ -143,7 +143,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
       return {
         text: o.texts[i]!,
         hits: list.slice(0, o.k).map((h, r) => ({
-          rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!),
+          rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!, index.file),
           score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
         })),
       };
@@ -172,7 +172,7 @@ async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, uniqu
     const pr = index.projections;
     return { side: { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) }, from: 'index cache' };
   }
-  const files = unique.map((g) => confinedGalleryPath(index.root, index.paths[g]!));
+  const files = unique.map((g) => confinedGalleryPath(index.root, index.paths[g]!, index.file));
   let imTokens: Float32Array;
   try {
     imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
@@ -237,7 +237,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
       sketch: o.sketches[s]!,
       ...(texts.length ? { text: texts[texts.length === 1 ? 0 : s]! } : {}),
       hits: list.slice(0, o.k).map((h, r) => ({
-        rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!),
+        rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!, index.file),
         score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
       })),
     };
