@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,7 +14,7 @@ import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
 import { parseIndex, serializeIndex } from '../src/retrieval/index-format.ts';
 import { FIXTURES } from './paths.ts';
-import { assertCleanError, cli, png } from './cli-util.ts';
+import { assertCleanError, BIN, cli, png } from './cli-util.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-reliability-'));
 const W = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
@@ -213,6 +213,27 @@ test('a sketch with transparent pixels gets a warning (alpha is dropped, as the 
   assert.match(r.err, /warning: .*transparent\.png: 9\d\.\d% of the sketch's pixels are \(partly\) transparent; .*dropped.*-flatten/);
   assert.not.match(cli(['preprocess', '--modality', 'sketch', sketch, '-o', join(tmp, 't.npy')]).err, /warning/);
   assert.not.match(cli(['preprocess', '--modality', 'photo', f, '-o', join(tmp, 't.npy')]).err, /warning/);
+});
+
+
+test('a large file that is plainly not weights or an index is refused from its first bytes, in little memory', () => {
+  const big = join(tmp, 'zeros.pth');
+  writeFileSync(big, '');
+  truncateSync(big, 600 * 2 ** 20); // sparse: 600 MiB of zeros, below the bounds
+  const time = existsSync('/usr/bin/time');
+  for (const [args, msg] of [[['embed', '--weights', big, '--modality', 'sketch', sketch], /zeros\.pth is not a PyTorch checkpoint: it is unrecognized binary data/],
+    [['query', sketch, '--index', big], /zeros\.pth is not a sketchgpu gallery index: it does not start as a safetensors file/]] as const) {
+    if (!time) {
+      assertCleanError(cli([...args]), msg);
+      continue;
+    }
+    const r = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, BIN, ...args], { encoding: 'utf8' });
+    assertCleanError({ code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => !l.startsWith('maxrss_kb=')).join('\n') }, msg);
+    const kb = Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1]);
+    assert.ok(kb < 300 * 1024, `peak RSS ${kb} KiB: the file was read whole`);
+  }
+  truncateSync(big, 800 * 2 ** 20);
+  assertCleanError(cli(['embed', '--weights', big, '--modality', 'sketch', sketch]), /zeros\.pth is 800\.0 MiB, more than any weights file sketchgpu reads \(768 MiB\)/);
 });
 
 test.run();

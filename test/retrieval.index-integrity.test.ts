@@ -2,7 +2,11 @@
 // refused with a rebuild hint, and photo paths confined to the index root (docs/reliability.md).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SketchError } from '../src/errors.ts';
+import { listGallery } from '../src/retrieval/gallery.ts';
 import { isConfinedRelativePath, parseIndex, serializeIndex, type GalleryIndex } from '../src/retrieval/index-format.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 
@@ -71,6 +75,22 @@ test('an index whose embeddings are not unit vectors (NaN, zero) is refused', ()
   const z = small();
   z.embeddings.fill(0, 0, 4);
   assert.match(refusal(() => parseIndex(serializeIndex(z), 'z.sgi')).message, /row 0\) has norm 0/);
+});
+
+
+test('a list file naming photos outside its folder gets the folder holding them all as root (no ".." path is indexed)', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-list-'));
+  mkdirSync(join(tmp, 'lists'));
+  mkdirSync(join(tmp, 'photos', 'x'), { recursive: true });
+  for (const p of ['photos/x/a.png', 'photos/b.jpg']) writeFileSync(join(tmp, p), '');
+  writeFileSync(join(tmp, 'lists', 'l.txt'), `../photos/x/a.png\n${join(tmp, 'photos', 'b.jpg')}\n`);
+  const g = listGallery(join(tmp, 'lists', 'l.txt'));
+  assert.is(g.root, tmp);
+  assert.equal(g.paths, ['photos/b.jpg', 'photos/x/a.png']);
+  assert.ok(g.paths.every(isConfinedRelativePath));
+  // Inside its own folder, the root stays the list's folder.
+  writeFileSync(join(tmp, 'photos', 'l2.txt'), 'x/a.png\nb.jpg\n');
+  assert.equal(listGallery(join(tmp, 'photos', 'l2.txt')), { root: join(tmp, 'photos'), paths: ['b.jpg', 'x/a.png'] });
 });
 
 test.run();

@@ -8,7 +8,7 @@ import { ZseModel } from '../models/zse/model.ts';
 import { RERANK_OFFSET } from '../retrieval/eval.ts';
 import { evaluateScores } from '../retrieval/metrics.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { INDEX_FORMAT, parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexHead, INDEX_FORMAT, parseIndex } from '../retrieval/index-format.ts';
 import { readBoundedFileSync } from '../io/read-file.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { runQuery } from '../retrieval/query.ts';
@@ -48,7 +48,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
       });
       bar.stop();
     }
-    const index = parseIndex(readBoundedFileSync(indexPath, 'index'), indexPath);
+    const index = parseIndex(readBoundedFileSync(indexPath, 'index', undefined, (h, size) => checkIndexHead(h, size, indexPath)), indexPath);
     const tIndex = performance.now() - t0;
     const sketches = readdirSync(join(SAMPLE, 'sketch')).sort().flatMap((c) => readdirSync(join(SAMPLE, 'sketch', c)).sort().map((f) => join(SAMPLE, 'sketch', c, f)));
     const k = o.k ?? 5;

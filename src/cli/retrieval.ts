@@ -9,7 +9,7 @@ import { readBoundedFileSync } from '../io/read-file.ts';
 import { MODEL_CHOICES, MODEL_LABEL } from '../models/kind.ts';
 import { EVAL_MODES, listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexHead, checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
@@ -29,7 +29,7 @@ const textWeight = (v: string) => {
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 function readIndexFile(path: string) {
-  return parseIndex(readBoundedFileSync(path, 'index'), path);
+  return parseIndex(readBoundedFileSync(path, 'index', undefined, (h, size) => checkIndexHead(h, size, path)), path);
 }
 
 const posInt = (name: string) => (v: string) => {

@@ -17,14 +17,17 @@ export const GiB = 2 ** 30;
 
 /** Bounds per kind of file; each is far above any genuine file of that kind. */
 export const FILE_LIMITS = {
-  /** A ViT-B/16 ZSE-SBIR checkpoint is about 0.4 GB; one with an optimizer state about 1.2 GB. */
-  weights: 2 * GiB,
+  /**
+   * The official ViT-B/16 ZSE-SBIR best_checkpoint.pth is 409 MB (../shared/docs/zse-sbir.md): room for it and more,
+   * while a bad file at the bound is still refused within 1 GiB of RSS.
+   */
+  weights: 768 * MiB,
   /** A 100-megapixel JPEG is some 50 MB; a PNG of the decoded-size bound (image.ts) compresses to less. */
   image: 256 * MiB,
   /** A .npy batch of model inputs: 445 ViT-B inputs (3x224x224 float32); larger batches go in several files. */
   npy: 256 * MiB,
-  /** An index of 650,000 photos at ViT-B width (f32; twice as many in f16); with --rn-cache far fewer. */
-  index: 2 * GiB,
+  /** An index of 260,000 photos at ViT-B width (f32; twice as many in f16); with --rn-cache far fewer. */
+  index: 768 * MiB,
   /** A list file of photo paths, a vocabulary, a description file. */
   text: 256 * MiB,
 } as const;
@@ -65,8 +68,13 @@ function checkStat(path: string, kind: FileKind, st: Stats, limit: number): void
 
 const FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
-/** Reads a whole regular file of at most `limit` bytes (default: the bound of its kind). */
-export async function readBoundedFile(path: string, kind: FileKind, limit: number = FILE_LIMITS[kind]): Promise<Uint8Array> {
+/**
+ * Reads a whole regular file of at most `limit` bytes (default: the bound of its kind). `checkHead`, when given,
+ * sees the first 4 KiB (and the file's size) before the rest is read, and throws to refuse the file there: a file
+ * that is plainly not of its kind costs nothing however large it is.
+ */
+export async function readBoundedFile(path: string, kind: FileKind, limit: number = FILE_LIMITS[kind],
+  checkHead?: (head: Uint8Array, size: number) => void): Promise<Uint8Array> {
   let fh;
   try {
     fh = await open(path, FLAGS);
@@ -76,6 +84,11 @@ export async function readBoundedFile(path: string, kind: FileKind, limit: numbe
   try {
     const st = await fh.stat();
     checkStat(path, kind, st, limit);
+    if (checkHead) {
+      const head = new Uint8Array(Math.min(4096, st.size));
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      checkHead(head.subarray(0, bytesRead), st.size);
+    }
     // Read exactly the size fstat gave: a file that grows meanwhile cannot push the read past the bound.
     const out = new Uint8Array(st.size);
     let at = 0;
@@ -94,7 +107,8 @@ export async function readBoundedFile(path: string, kind: FileKind, limit: numbe
 }
 
 /** The synchronous twin of readBoundedFile. */
-export function readBoundedFileSync(path: string, kind: FileKind, limit: number = FILE_LIMITS[kind]): Uint8Array {
+export function readBoundedFileSync(path: string, kind: FileKind, limit: number = FILE_LIMITS[kind],
+  checkHead?: (head: Uint8Array, size: number) => void): Uint8Array {
   let fd: number;
   try {
     fd = openSync(path, FLAGS);
@@ -104,6 +118,10 @@ export function readBoundedFileSync(path: string, kind: FileKind, limit: number 
   try {
     const st = fstatSync(fd);
     checkStat(path, kind, st, limit);
+    if (checkHead) {
+      const head = new Uint8Array(Math.min(4096, st.size));
+      checkHead(head.subarray(0, readSync(fd, head, 0, head.length, 0)), st.size);
+    }
     const out = new Uint8Array(st.size);
     let at = 0;
     while (at < out.length) {

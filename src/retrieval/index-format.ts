@@ -134,6 +134,19 @@ export function serializeIndex(ix: GalleryIndex): Uint8Array {
   return writeSafetensors(tensors, metadata);
 }
 
+/**
+ * Refuses, from its first bytes, a file that cannot be an index (not safetensors, or a header length past the
+ * file), so that a large file of anything else is not read whole first. parseIndex checks everything again.
+ */
+export function checkIndexHead(head: Uint8Array, size: number, fileName: string): void {
+  const ok = head.length >= 10 && head[8] === 0x7b && head[9] === 0x22 &&
+    new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true) <= BigInt(Math.max(0, size - 8));
+  if (!ok) {
+    throw new SketchError('BAD_INDEX', `${fileName} is not a sketchgpu gallery index: it does not start as a safetensors file with a header that fits in it.`,
+      `Build one with \`sketchgpu index <photo dir> -o <file> --weights <w>\`; if it was one, it is damaged: rebuild it: sketchgpu index <photo dir> -o ${fileName} --weights <weights> --force`);
+  }
+}
+
 export function parseIndex(bytes: Uint8Array, fileName: string): GalleryIndex {
   const rebuild = `Rebuild it: sketchgpu index <photo dir> -o ${fileName} --weights <weights> --force`;
   const notIndex = (why: string) => new SketchError('BAD_INDEX', `${fileName} is not a sketchgpu gallery index: ${why}.`, `Build one with \`sketchgpu index <photo dir> -o <file> --weights <w>\`; if it was one, it is damaged. ${rebuild}`);

@@ -17,7 +17,7 @@ import { decodeImage } from '../io/image.ts';
 import { readBoundedFileSync, readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto } from '../preprocess/index.ts';
 import { galleryPath, listGallery } from './gallery.ts';
-import { parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
+import { checkIndexHead, parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
 import { asRetrievalModel, type AnyModel } from './model.ts';
 
 const MAGIC = 0x4a494753; // 'SGIJ'
@@ -192,7 +192,7 @@ async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult>
     if (!o.update) {
       throw new SketchError('EXISTS', `${o.out} already exists.`, 'Use --update to add new photos to it, or --force to rebuild it from scratch.');
     }
-    const old = parseIndex(readBoundedFileSync(o.out, 'index'), o.out);
+    const old = parseIndex(readBoundedFileSync(o.out, 'index', undefined, (h, size) => checkIndexHead(h, size, o.out)), o.out);
     if (old.model.weights_sha256 !== o.identity.weights_sha256) {
       throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
     }
