@@ -216,8 +216,9 @@ const runs = [
   ['crafted index naming /etc/passwd', ['query', sketch, '--index', f('crafted-abs.sgi'), '--html', f('o.html')]],
   ['crafted index, photo symlinked to /etc/passwd', ['query', sketch, '--index', f('crafted-link.sgi'), '--html', f('o.html')]],
 ];
-console.log('| input | command | outcome | exit | wall s | peak RSS MiB |');
-console.log('|---|---|---|---|---|---|');
+// CPU seconds (user + system) alongside wall time: on a shared machine the wall time depends on the load.
+console.log('| input | command | outcome | exit | wall s | CPU s | peak RSS MiB |');
+console.log('|---|---|---|---|---|---|---|');
 for (const [what, args] of runs) {
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   const err = r.stderr ?? '';
@@ -225,8 +226,9 @@ for (const [what, args] of runs) {
   const wall = /Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+(?:\.\d+)?)$/m.exec(err);
   const secs = wall ? Number(wall[1] ?? 0) * 60 + Number(wall[2]) : NaN;
   const code = /Exit status: (\d+)/.exec(err)?.[1] ?? String(r.status);
+  const cpu = Number(/User time \(seconds\): ([\d.]+)/.exec(err)?.[1] ?? NaN) + Number(/System time \(seconds\): ([\d.]+)/.exec(err)?.[1] ?? NaN);
   const line = err.split('\n').find((l) => l.startsWith('error: ') || l.startsWith('warning: '));
   const outcome = (line ?? (code === '0' ? 'ok' : 'no error line')).replace(tmp, '<tmp>').replace(/\|/g, '\\|').slice(0, 150);
-  console.log(`| ${what} | \`${args[0]}\` | ${outcome} | ${code} | ${secs.toFixed(2)} | ${rss.toFixed(0)} |`);
+  console.log(`| ${what} | \`${args[0]}\` | ${outcome} | ${code} | ${secs.toFixed(2)} | ${cpu.toFixed(2)} | ${rss.toFixed(0)} |`);
 }
 if (!process.argv.includes('--keep')) rmSync(tmp, { recursive: true, force: true });
