@@ -2,7 +2,7 @@
 // refused with a rebuild hint, and photo paths confined to the index root (docs/reliability.md).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SketchError } from '../src/errors.ts';
@@ -88,6 +88,11 @@ test('a list file naming photos outside its folder gets the folder holding them 
   assert.is(g.root, tmp);
   assert.equal(g.paths, ['photos/b.jpg', 'photos/x/a.png']);
   assert.ok(g.paths.every(isConfinedRelativePath));
+  // A listed symlink to a photo outside the list's folder is indexed under the photo's real path.
+  mkdirSync(join(tmp, 'links'));
+  symlinkSync(join(tmp, 'photos', 'b.jpg'), join(tmp, 'links', 'b-link.jpg'));
+  writeFileSync(join(tmp, 'links', 'l.txt'), 'b-link.jpg\n');
+  assert.equal(listGallery(join(tmp, 'links', 'l.txt')), { root: tmp, paths: ['photos/b.jpg'] });
   // Inside its own folder, the root stays the list's folder.
   writeFileSync(join(tmp, 'photos', 'l2.txt'), 'x/a.png\nb.jpg\n');
   assert.equal(listGallery(join(tmp, 'photos', 'l2.txt')), { root: join(tmp, 'photos'), paths: ['b.jpg', 'x/a.png'] });

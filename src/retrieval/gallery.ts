@@ -51,7 +51,17 @@ export function listGallery(input: string): GalleryList {
     root = resolve(dirname(input));
     const text = new TextDecoder().decode(readBoundedFileSync(input, 'text'));
     if (text.includes('\0')) throw new SketchError('BAD_ARGUMENT', `${input} is not a folder or a text list of image paths (it is binary)`, 'Give a folder of photos or a text file listing them, one per line.');
-    files = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => (isAbsolute(l) ? l : resolve(root, l)));
+    // Real paths (symlinks resolved), as `query` resolves them inside the root: a listed symlink to a photo elsewhere
+    // is indexed under the photo's own path.
+    const real = (p: string) => {
+      try {
+        return realpathSync(p);
+      } catch {
+        return p; // missing: skipped as unreadable when indexed
+      }
+    };
+    root = real(root);
+    files = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => real(isAbsolute(l) ? l : resolve(root, l)));
     // Every indexed path must lie inside the root (an index with '..' paths is refused on open): when the list
     // names files outside its own folder, the root is the deepest folder holding them all.
     for (const f of files) while (f !== root && !f.startsWith(root.endsWith(sep) ? root : root + sep)) root = dirname(root);
