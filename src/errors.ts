@@ -18,12 +18,15 @@ export type ErrorCode =
   | 'EXISTS'
   | 'INTERRUPTED'
   | 'BAD_ARGUMENT'
-  | 'IO';
+  | 'IO'
+  | 'BUSY'
+  | 'NON_FINITE';
 
 export class SketchError extends Error {
   readonly code: ErrorCode;
-  readonly hint: string | undefined;
-  constructor(code: ErrorCode, message: string, hint?: string, options?: { cause?: unknown }) {
+  readonly hint: string;
+  /** `hint` is required: every refusal tells the user what to do next (docs/reliability.md). */
+  constructor(code: ErrorCode, message: string, hint: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SketchError';
     this.code = code;
@@ -34,3 +37,6 @@ export class SketchError extends Error {
 export function isSketchError(e: unknown): e is SketchError {
   return e instanceof SketchError;
 }
+
+/** The hint of an error that only a wrong call of the library API can cause (never user input through the CLI). */
+export const API_MISUSE_HINT = 'This is a programming error in the caller of the library API; see its documentation.';

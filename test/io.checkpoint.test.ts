@@ -312,4 +312,91 @@ test('anything else is named by its content', () => {
   assert.is(identifyFile(load('legacy.pth')).kind, 'torch-legacy');
 });
 
+
+// ---- issue 15: bounded resources and integrity ----------------------------------------------------------------------
+/** A pickled dict {name: tensor} of `n` stride-0 views of `size` over a 1-element storage (an expand). */
+function expandDict(n: number, size: number[]): Uint8Array {
+  const p = new Pickle().proto(2).raw(0x7d).mark(); // EMPTY_DICT, MARK
+  for (let i = 0; i < n; i++) p.str(`t${i}`).tensor('FloatStorage', '0', 1, 0, size, size.map(() => 0));
+  return p.raw(0x75).stop().bytes(); // SETITEMS
+}
+
+test('a stride-0 view over a 1-element storage is not expanded on load, and refused past the copy budget', () => {
+  const t0 = performance.now();
+  // 40 GB as an expand of one float: reading the checkpoint copies nothing; reading the tensor is refused before
+  // allocating (this test would need 40 GB otherwise).
+  const root = asMap(readTorchCheckpoint(archive(expandDict(1, [100_000, 100_000]), { 'data/0': f32bytes([7]) }), 'bomb.pth').root);
+  const t = root.get('t0') as HostTensor;
+  assert.ok(isHostTensor(t));
+  assert.equal(t.shape, [100_000, 100_000]);
+  throwsSketch(() => t.data, 'BAD_WEIGHTS', 'bomb.pth', 'stride', 'contiguous()');
+  // 2,000 such views of 1 GB each in one small file: still nothing copied.
+  const many = asMap(readTorchCheckpoint(archive(expandDict(2000, [16384, 16384]), { 'data/0': f32bytes([7]) }), 'many.pth').root);
+  assert.is(many.size, 2000);
+  assert.ok(performance.now() - t0 < 5000, 'cheap');
+  // A small expand (within the budget) still reads, with the right values.
+  const small = asMap(readTorchCheckpoint(archive(expandDict(1, [3, 2]), { 'data/0': f32bytes([7]) })).root).get('t0') as HostTensor;
+  assert.equal([...small.data as Float32Array], [7, 7, 7, 7, 7, 7]);
+});
+
+/** Sets every deflated central-directory entry's uncompressed size to `size` (a lying or bomb-like archive). */
+function patchOriginalSizes(zip: Uint8Array, size: number): Uint8Array {
+  const out = zip.slice();
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b + 46 <= out.length; b++) {
+    if (dv.getUint32(b, true) === 0x02014b50 && dv.getUint16(b + 10, true) === 8) dv.setUint32(b + 24, size, true);
+  }
+  return out;
+}
+
+test('zip bombs: the sum over entries is bounded relative to the file size and absolutely, before inflating', () => {
+  const pkl = new Pickle().proto(2).tensor('FloatStorage', '0', 1, 0, [1], [1]).stop().bytes();
+  // 150 deflated entries each declaring 60 MiB (9 GB in all), as the tester's 9.2 MB file.
+  const files: Zippable = { 'archive/data.pkl': [pkl, { level: 0 }], 'archive/data/0': [f32bytes([1]), { level: 0 }] };
+  for (let i = 0; i < 150; i++) files[`archive/data/x${i}`] = [new Uint8Array(1000), { level: 9 }];
+  const bomb = patchOriginalSizes(zipSync(files), 60 * 2 ** 20);
+  throwsSketch(() => readTorchCheckpoint(bomb, 'bomb.pth'), 'NOT_A_CHECKPOINT', 'bomb.pth', 'would inflate to', 'never writes');
+  // A genuine deflate bomb: 64 MiB of zeros deflate to ~64 KB, far past twice the file's size plus 16 MiB.
+  const real = zipSync({ 'archive/data.pkl': [pkl, { level: 0 }], 'archive/data/0': [new Uint8Array(64 * 2 ** 20), { level: 9 }] });
+  assert.ok(real.length < 1 << 20);
+  throwsSketch(() => readTorchCheckpoint(real, 'bomb.pth'), 'NOT_A_CHECKPOINT', 'would inflate to');
+});
+
+test('a deflated entry that inflates past its declared size is stopped mid-stream', () => {
+  const pkl = new Pickle().proto(2).tensor('FloatStorage', '0', 1, 0, [1], [1]).stop().bytes();
+  const zip = zipSync({ 'archive/data.pkl': [pkl, { level: 0 }], 'archive/data/0': [new Uint8Array(8 << 20), { level: 9 }] });
+  throwsSketch(() => readTorchCheckpoint(patchOriginalSizes(zip, 4), 'liar.pth'), 'NOT_A_CHECKPOINT', 'liar.pth', 'inflates past');
+});
+
+test('zip CRC-32: a checkpoint with changed tensor bytes is refused, naming the entry', () => {
+  const whole = load('zse_tiny.pth');
+  const files = unzipSync(whole);
+  const key = Object.keys(files).find((k) => /\/data\/\d+$/.test(k))!;
+  const zip = zipSync(Object.fromEntries(Object.entries(files).map(([n, b]) => [n, [b, { level: 0 }]])) as Zippable);
+  readTorchCheckpoint(zip, 'ok.pth');
+  // Change 64 bytes of one storage in place (the archive's structure is untouched).
+  const at = indexOf(zip, files[key]!.subarray(0, 64));
+  assert.ok(at > 0);
+  const bad = zip.slice();
+  for (let i = 0; i < 64; i++) bad[at + i] ^= 0x5a;
+  throwsSketch(() => readTorchCheckpoint(bad, 'flipped.pth'), 'NOT_A_CHECKPOINT', 'flipped.pth', key, 'CRC-32', 'fetch the file again');
+});
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let k = 0; k < needle.length; k++) if (hay[i + k] !== needle[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+test('CRC-32 matches node:zlib', async () => {
+  const { crc32Portable: crc32 } = await import('../src/io/crc32.ts');
+  const zlib = await import('node:zlib');
+  const b = new Uint8Array(100_003);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 2654435761) >>> 24;
+  for (const n of [0, 1, 7, 8, 9, 63, 1000, 100_003]) assert.is(crc32(b.subarray(0, n)), zlib.crc32(b.subarray(0, n)), `n=${n}`);
+  assert.is(crc32(b.subarray(500), crc32(b.subarray(0, 500))), zlib.crc32(b), 'continued');
+});
+
 test.run();

@@ -123,7 +123,7 @@ test('CLI: embed --precision f16 differs slightly from f32; an unknown precision
   const a = run('f32'), b = run('f16');
   assert.ok(maxAbsDiff(a, b) > 1e-6 && minRowCosine(a, b, 24) >= 0.999, "tiny64: D = 24");
   const r = cli(['embed', '--weights', W, '--modality', 'sketch', '--precision', 'f8', file]);
-  assert.is(r.code, 1, 'a usage error, as for every option commander checks');
+  assert.is(r.code, 2, 'a usage error, as for every option commander checks (exit 2 since issue 15)');
   assert.match(r.err, /argument 'f8' is invalid. Allowed choices are f32, f16/);
 });
 

@@ -477,7 +477,7 @@ async function search(q: Query, k: number): Promise<{ hits: Hit[]; embed: number
   const g = await galleryReady;
   if (q.text !== null) {
     const problem = await textProblem(q.text);
-    if (problem) throw new SketchError('BAD_ARGUMENT', problem);
+    if (problem) throw new SketchError('BAD_ARGUMENT', problem, 'Change the text and search again.');
   }
   return engine.retrying(async () => {
     const t0 = performance.now();

@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -110,8 +111,32 @@ function send(res, code, body, type = 'text/plain; charset=utf-8', extra = {}) {
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-function handler(root) {
+/**
+ * The Host header values this server answers (DNS rebinding: a page of evil.example whose name an attacker points at
+ * 127.0.0.1 reaches this server with `Host: evil.example`, and is refused). Loopback names always; the bound host;
+ * when bound to all interfaces, the machine's own addresses and hostname.
+ */
+function allowedHosts(boundHost) {
+  const ok = new Set(['localhost', '127.0.0.1', '::1', boundHost.toLowerCase().replace(/^\[|\]$/g, '')]);
+  if (boundHost === '0.0.0.0' || boundHost === '::') {
+    ok.add(hostname().toLowerCase());
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ok.add(a.address.toLowerCase());
+  }
+  return ok;
+}
+
+/** The host name of a Host header value ("[::1]:8080" -> "::1", "localhost:80" -> "localhost"), or null. */
+export function hostOf(header) {
+  if (typeof header !== 'string' || header === '') return null;
+  const m = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(header) ?? /^([^:\[\]]+)(?::\d+)?$/.exec(header);
+  return m ? m[1].toLowerCase().replace(/\.$/, '') : null;
+}
+
+function handler(root, boundHost = '127.0.0.1') {
+  const hosts = allowedHosts(boundHost);
   return (req, res) => {
+    const host = hostOf(req.headers.host);
+    if (host === null || !hosts.has(host)) return send(res, 403, `forbidden: this server answers only for ${[...hosts].join(', ')} (Host header ${JSON.stringify(req.headers.host ?? '')})\n`);
     let pathname;
     try {
       pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
@@ -158,7 +183,7 @@ function handler(root) {
 
 /** Start the server; resolves once it listens. `port: 0` picks a free port. */
 export function startServer({ port = 8080, host = '127.0.0.1', root = ROOT } = {}) {
-  const server = createServer(handler(root));
+  const server = createServer(handler(root, host));
   const sockets = new Set();
   let closed;
   server.on('connection', (s) => {

@@ -8,7 +8,8 @@ import { ZseModel } from '../models/zse/model.ts';
 import { RERANK_OFFSET } from '../retrieval/eval.ts';
 import { evaluateScores } from '../retrieval/metrics.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexHead, INDEX_FORMAT, parseIndex } from '../retrieval/index-format.ts';
+import { readBoundedFileSync } from '../io/read-file.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { runQuery } from '../retrieval/query.ts';
 import { progressBar } from './progress.ts';
@@ -37,7 +38,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     say(trained || o.weights ? `weights: ${relative(process.cwd(), weightsPath)}` : 'weights: the random-weight tiny test model (weights/zse-sketchy104-small.safetensors is missing), so results are chance-level');
     const cacheDir = join(ROOT, '.cache', 'demo');
     mkdirSync(cacheDir, { recursive: true });
-    const indexPath = join(cacheDir, `sample-${hash.slice(0, 16)}.sgi`);
+    const indexPath = join(cacheDir, `sample-${hash.slice(0, 16)}-v${INDEX_FORMAT}.sgi`);
     const t0 = performance.now();
     if (!existsSync(indexPath)) {
       const bar = progressBar('indexing the sample gallery', 'img');
@@ -47,7 +48,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
       });
       bar.stop();
     }
-    const index = parseIndex(readFileSync(indexPath), indexPath);
+    const index = parseIndex(readBoundedFileSync(indexPath, 'index', undefined, (h, size) => checkIndexHead(h, size, indexPath)), indexPath);
     const tIndex = performance.now() - t0;
     const sketches = readdirSync(join(SAMPLE, 'sketch')).sort().flatMap((c) => readdirSync(join(SAMPLE, 'sketch', c)).sort().map((f) => join(SAMPLE, 'sketch', c, f)));
     const k = o.k ?? 5;

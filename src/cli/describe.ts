@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SketchError } from '../errors.ts';
@@ -17,6 +17,7 @@ import {
   validateDescriptions, validatePrompts, type DescriptionsFile, type Prompt, type PromptSet,
 } from '../models/caan/descriptions.ts';
 import { progressBar } from './progress.ts';
+import { readBoundedFile } from '../io/read-file.ts';
 
 /** src/models/caan/data/prompts.json; src/cli/ and the bundle's dist/node/ are both two levels below the repository root. */
 export const DEFAULT_PROMPTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'models', 'caan', 'data', 'prompts.json');
@@ -66,9 +67,10 @@ const intOpt = (name: string, min: number) => (v: string) => {
 
 async function readText(path: string, what: string, hint: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return new TextDecoder().decode(await readBoundedFile(path, 'text'));
   } catch (e) {
-    throw new SketchError('IO', `cannot read ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, hint);
+    if (e instanceof SketchError && e.code === 'IO') throw new SketchError('IO', `cannot read ${what} ${path} (${e.message})`, hint, { cause: e });
+    throw e;
   }
 }
 

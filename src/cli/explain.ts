@@ -28,14 +28,14 @@ export function addExplainCommand(program: Command, common: (c: Command) => Comm
     .requiredOption('-o, --out <file>', 'out.png (one sheet) or out.html (the views with their numbers)')
     .option('--top <n>', 'correspondence lines to draw', (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new SketchError('BAD_ARGUMENT', `--top must be a positive integer, not "${v}"`);
+      if (!Number.isInteger(n) || n < 1) throw new SketchError('BAD_ARGUMENT', `--top must be a positive integer, not "${v}"`, 'e.g. --top 12.');
       return n;
     }, 12)
     .option('--parts <dir>', 'also write each view as its own PNG (links, heat maps, sketch-from-photo and photo-from-sketch patch replacement, anchor matrix)')
     .option('--json', 'print the scores and correspondences as JSON'))
     .action(async (sketch: string, photo: string, o) => {
       const ext = extname(o.out).toLowerCase();
-      if (ext !== '.png' && ext !== '.html') throw new SketchError('BAD_ARGUMENT', `-o must end in .png or .html, not "${o.out}"`);
+      if (ext !== '.png' && ext !== '.html') throw new SketchError('BAD_ARGUMENT', `-o must end in .png or .html, not "${o.out}"`, 'e.g. -o why.png (an image) or -o why.html (a page).');
       const w = await loadWeights(o.weights, { saHeads: o.saHeads, caHeads: o.caHeads });
       if (!w.config.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
       const S = w.config.imageSize;

@@ -1,15 +1,16 @@
 import { GemmAutotune } from '../graph/autotune.ts';
 import { autotuneFile } from '../graph/autotune-node.ts';
 import { probeSubgroupMatrixGemm } from '../graph/smat.ts';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { nodeGpu } from '../gpu/node.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
 import { convertCheckpoint } from '../io/weights.ts';
-import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
 import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.ts';
@@ -19,7 +20,7 @@ import { addDescribeCommand } from './describe.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`);
+  if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`, `e.g. ${name} 1.`);
   return n;
 };
 
@@ -29,7 +30,10 @@ export function buildCli(): Command {
   const program = new Command('sketchgpu')
     .description('WebGPU inference for zero-shot sketch-based image retrieval (ZSE-SBIR and CAAN).')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
+    // Usage errors are thrown (CommanderError) rather than exiting, so main() prints them as every other refusal:
+    // error: and hint: lines, exit code 2. Subcommands inherit both settings from here.
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
   const common = (c: Command) =>
     c.option('--adapter <name>', 'pick the GPU adapter whose name contains this (also SKETCHGPU_ADAPTER)')
       .option('--sa-heads <n>', 'SA heads when the weights do not say (default 12)', int('--sa-heads'))
@@ -83,6 +87,8 @@ export function buildCli(): Command {
     .option('--size <px>', 'output side (the model\'s image size)', int('--size'), 224)
     .action(async (image: string, o) => {
       const img = await loadImageFile(image);
+      const warning = o.modality === 'sketch' ? sketchAlphaWarning(img) : null;
+      if (warning) console.error(`warning: ${warning}`);
       const data = o.modality === 'sketch' ? preprocessSketch(img, o.size) : preprocessPhoto(img, o.size);
       await writeFile(o.out, writeNpy({ dtype: 'f32', shape: [3, o.size, o.size], data }));
       console.error(`wrote ${o.out}: float32 [3,${o.size},${o.size}]`);
@@ -143,6 +149,7 @@ export function buildCli(): Command {
       } else {
         scores.set(await model.cosine(es.emb, sk.n, ei.emb, im.n));
       }
+      checkFiniteScores(scores, 'score');
       const rows = rowsOf(scores, sk.n);
       if (o.json) console.log(JSON.stringify({ scores: rows }));
       else {
@@ -168,11 +175,27 @@ export function buildCli(): Command {
   return program;
 }
 
+/** The subcommand named on a command line, for the usage hint ("sketchgpu" when none is). */
+function commandOf(argv: string[], program: Command): string {
+  const names = new Set(program.commands.map((c) => c.name()));
+  const sub = argv.slice(2).find((a) => names.has(a));
+  return sub ? `sketchgpu ${sub}` : 'sketchgpu';
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const program = buildCli();
   try {
-    await buildCli().parseAsync(argv);
+    await program.parseAsync(argv);
     return 0;
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end through here too, with exit code 0.
+      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      // commander.help: a command with subcommands but none named; commander has printed the help.
+      console.error(`error: ${e.code === 'commander.help' ? 'no command given' : e.message.replace(/^error: /, '')}`);
+      console.error(`hint: run \`${commandOf(argv, program)} --help\` for the usage`);
+      return 2;
+    }
     if (isSketchError(e)) {
       console.error(`error: ${e.message}`);
       if (e.hint) console.error(`hint: ${e.hint}`);

@@ -1,14 +1,15 @@
 /** The retrieval commands: index, query, eval, for ZSE-SBIR and CAAN weights (detected from the file). */
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { SketchError } from '../errors.ts';
 import { writeNpy } from '../io/npy.ts';
+import { readBoundedFileSync } from '../io/read-file.ts';
 import { MODEL_CHOICES, MODEL_LABEL } from '../models/kind.ts';
 import { EVAL_MODES, listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexHead, checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
@@ -22,24 +23,18 @@ export const modelOption = () => new Option('--model <m>', 'the model the weight
 
 const textWeight = (v: string) => {
   const n = Number(v);
-  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new SketchError('BAD_ARGUMENT', `--text-weight must be a number in [0, 1], not "${v}"`);
+  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new SketchError('BAD_ARGUMENT', `--text-weight must be a number in [0, 1], not "${v}"`, 'e.g. --text-weight 0.5 (0: the sketch alone, 1: the text alone).');
   return n;
 };
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 function readIndexFile(path: string) {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new SketchError('IO', `cannot read the index ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'Build one with `sketchgpu index <photo dir> -o <file> --weights <w>`.');
-  }
-  return parseIndex(bytes, path);
+  return parseIndex(readBoundedFileSync(path, 'index', undefined, (h, size) => checkIndexHead(h, size, path)), path);
 }
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`);
+  if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`, `e.g. ${name} 10.`);
   return n;
 };
 
@@ -133,7 +128,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       if (!o.weights && !existsSync(weightsPath)) {
         throw new SketchError('IO', `the index was built with ${weightsPath}, which no longer exists`, 'Pass the same weights with --weights <file>.');
       }
-      if (o.k > GallerySearch.MAX_K || o.rerankK > GallerySearch.MAX_K) throw new SketchError('BAD_ARGUMENT', `-k and --rerank-k are at most ${GallerySearch.MAX_K}`);
+      if (o.k > GallerySearch.MAX_K || o.rerankK > GallerySearch.MAX_K) throw new SketchError('BAD_ARGUMENT', `-k and --rerank-k are at most ${GallerySearch.MAX_K}`, `Ask for at most ${GallerySearch.MAX_K} results.`);
       const { model, ctx, identity, kind } = await openWeights(weightsPath, o);
       try {
         checkIndexModel(index, identity.weights_sha256, o.index, weightsPath, kind);
@@ -208,7 +203,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         if ((o.mode === 'rn' || o.mode === 'ret+rn') && !model.hasRelation) {
           throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so only --mode ret is possible', 'Use weights with the CA and RN tensors for rn modes.');
         }
-        if (o.textWeight !== undefined && o.mode !== 'sketch+text') throw new SketchError('BAD_ARGUMENT', '--text-weight applies to --mode sketch+text only');
+        if (o.textWeight !== undefined && o.mode !== 'sketch+text') throw new SketchError('BAD_ARGUMENT', '--text-weight applies to --mode sketch+text only', 'Drop --text-weight, or use --mode sketch+text.');
         const r = await runEval(model, data, o.mode as EvalMode, {
           rerankK: o.rerankK, textWeight: o.textWeight,
           onProgress: (p) => {

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGpuContext, type GpuContext, type GpuOptions } from './device.ts';
+import { SketchError } from '../errors.ts';
+import { createGpuContext, describeAdapter, type GpuContext, type GpuOptions } from './device.ts';
 import { attachNodeAutotune } from '../graph/autotune-node.ts';
 
 const NO_ADAPTER_HINT =
@@ -61,6 +62,33 @@ export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promi
     return await ctx;
   } catch (e) {
     cached = undefined;
+    if (o.adapter && !(e instanceof SketchError)) throw await unknownAdapter(o.adapter, e);
     throw e;
   }
+}
+
+/**
+ * Dawn refuses an `adapter=` toggle that matches nothing with "no suitable backends found" and a list of the
+ * adapters it saw; the user gets that list as a refusal. Without a list, the adapters a plain instance offers.
+ */
+async function unknownAdapter(wanted: string, e: unknown): Promise<SketchError> {
+  const msg = (e as Error)?.message ?? String(e);
+  let names = [...msg.matchAll(/backend: '([^']*)', name: '([^']*)'/g)].map((m) => `${m[2]} (${m[1]})`);
+  if (names.length === 0) {
+    try {
+      const { create } = await import('webgpu');
+      const gpu = create(dawnFlags({}));
+      instances.add(gpu);
+      for (const powerPreference of ['high-performance', 'low-power'] as const) {
+        const a = await gpu.requestAdapter({ powerPreference });
+        if (a && !names.includes(describeAdapter(a))) names.push(describeAdapter(a));
+      }
+    } catch {
+      names = [];
+    }
+  }
+  return new SketchError('NO_ADAPTER',
+    `no GPU adapter matches "${wanted}" (--adapter / SKETCHGPU_ADAPTER); ${names.length ? `the adapters found: ${names.join('; ')}` : 'no adapter was found at all'}`,
+    names.length ? 'Pass a part of one of those names, or leave --adapter out to use the default adapter.' : NO_ADAPTER_HINT,
+    { cause: e });
 }

@@ -7,11 +7,11 @@
  * Tensors are pickled as `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)` with the storage a
  * persistent id `('storage', torch.FloatStorage, key, location, numel)`.
  */
-import { unzipSync } from 'fflate';
 import { SketchError } from '../errors.ts';
 import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from './tensor.ts';
 import { typedArrayFromBytes } from './safetensors.ts';
 import { describe, PyCallable, unpickle } from './pickle.ts';
+import { checkZipTotal, listZip, readZipEntry, ZipError, type ZipEntry } from './zip.ts';
 
 export interface TorchCheckpoint {
   /** The unpickled object: dicts are Maps, tensors HostTensors (see pickle.ts for the full mapping). */
@@ -25,6 +25,7 @@ export interface TorchCheckpoint {
 }
 
 export function isHostTensor(v: unknown): v is HostTensor {
+  if (v instanceof StridedView) return true; // without touching `data`, which would copy it
   if (typeof v !== 'object' || v === null) return false;
   const t = v as Partial<HostTensor>;
   return typeof t.dtype === 'string' && t.dtype in DTYPE_BYTES && Array.isArray(t.shape) && ArrayBuffer.isView(t.data);
@@ -49,10 +50,12 @@ const startsWith = (b: Uint8Array, sig: number[] | string, at = 0): boolean => {
 /** The pickled magic number the legacy (non-zip) torch.save writes first: LONG1 0x1950a86a20f9469cfc6c. */
 const LEGACY_MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
+/**
+ * A safetensors file starts with its header length, then the header's `{"`. The length is not checked here: a file
+ * whose length field is damaged is still a safetensors file, and readSafetensors says what is wrong with it.
+ */
 function looksLikeSafetensors(b: Uint8Array): boolean {
-  if (b.length < 10) return false;
-  const n = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
-  return n > 1n && n <= BigInt(b.length - 8) && b[8] === 0x7b; // '{'
+  return b.length >= 10 && b[8] === 0x7b && (b[9] === 0x22 || b[9] === 0x7d); // '{"' or '{}'
 }
 
 function textPreview(b: Uint8Array): string | null {
@@ -175,41 +178,66 @@ const TORCH_DTYPES: [string, DType][] = [
 const isIndexList = (v: unknown): v is number[] =>
   Array.isArray(v) && v.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0);
 
+/**
+ * Bytes that views other than a storage's plain prefix may copy, per checkpoint: as much as the storages hold, plus
+ * 64 MiB, at most 1 GiB. A genuine state dict's views (slices, transposes, tensors sharing a storage) copy at most
+ * what its storages hold; a crafted file of stride-0 views over a 1-element storage (an expand) would otherwise make
+ * gigabytes out of bytes.
+ */
+export const VIEW_COPY_SLACK = 64 * 2 ** 20;
+export const VIEW_COPY_MAX = 2 ** 30;
+
+/** The copy budget of one checkpoint, shared by its views. */
+class CopyBudget {
+  used = 0;
+  constructor(readonly limit: number, readonly fileName: string) {}
+  take(bytes: number, what: string): void {
+    if (this.used + bytes > this.limit) {
+      throw new SketchError('BAD_WEIGHTS',
+        `${this.fileName}: ${what} would copy ${bytes} bytes out of its storage, past the ${this.limit} bytes this checkpoint's views may copy in all (its storages hold ${Math.max(0, this.limit - VIEW_COPY_SLACK)} bytes)`,
+        'a genuine torch.save state dict never expands a storage so; if this file is genuine, save the tensors contiguous in Python: torch.save({k: v.contiguous().clone() for k, v in sd.items()}, path)');
+    }
+    this.used += bytes;
+  }
+}
+
+/**
+ * A tensor that is a strided view of a storage other than its plain prefix: a slice, a transpose, an expand with
+ * stride 0, a permute. Its shape is known at once; its elements are copied out in C order only when `data` is first
+ * read, against the checkpoint's CopyBudget. The weights reader reads `data` only for the tensors the model uses,
+ * after checking their shapes, so views under keys the model does not use (the dead CA clone, extra entries) are
+ * never copied at all.
+ */
+export class StridedView implements HostTensor {
+  private copied: TypedData | undefined;
+  constructor(
+    readonly dtype: DType,
+    readonly shape: number[],
+    private readonly storage: TorchStorage,
+    private readonly offset: number,
+    private readonly stride: number[],
+    private readonly budget: CopyBudget,
+  ) {}
+
+  get data(): TypedData {
+    if (!this.copied) {
+      const n = numel(this.shape);
+      this.budget.take(n * DTYPE_BYTES[this.dtype], `a tensor of shape [${this.shape}] (offset ${this.offset}, strides [${this.stride}]) over storage data/${this.storage.key} of ${this.storage.numel} elements`);
+      this.copied = copyStrided(this.storage.elements, this.dtype, this.offset, this.shape, this.stride);
+    }
+    return this.copied;
+  }
+}
+
 /** A typed array of `n` elements of `dtype`, zero-filled. */
 function allocate(dtype: DType, n: number): TypedData {
   return typedArrayFromBytes(dtype, new Uint8Array(n * DTYPE_BYTES[dtype]), 0, n);
 }
 
-/**
- * The tensor a (storage, offset, size, stride) view describes, in contiguous C order. A tensor that is exactly its
- * storage takes the storage's buffer; any other view (slices, transposes, expands with stride 0, permutes, tensors
- * sharing a storage) gets its own copy.
- */
-function materialize(storage: TorchStorage, offset: number, size: number[], stride: number[], fileName: string): HostTensor {
+function copyStrided(src: TypedData, dtype: DType, offset: number, size: number[], stride: number[]): TypedData {
   const n = numel(size);
   const rank = size.length;
-  if (n === 0) return { dtype: storage.dtype, shape: size, data: allocate(storage.dtype, 0) };
-  let last = offset;
-  for (let d = 0; d < rank; d++) last += (size[d]! - 1) * stride[d]!;
-  if (last >= storage.numel) {
-    throw new SketchError('NOT_A_CHECKPOINT',
-      `${fileName}: a tensor of shape [${size}] (offset ${offset}, strides [${stride}]) reaches element ${last} of storage data/${storage.key}, which holds ${storage.numel}`,
-      'the checkpoint is damaged; save it again');
-  }
-  const src = storage.elements;
-  let contiguous = true;
-  for (let d = rank - 1, expect = 1; d >= 0; d--) {
-    if (size[d] !== 1 && stride[d] !== expect) contiguous = false;
-    expect *= size[d]!;
-  }
-  if (contiguous) {
-    // A state_dict tensor usually is its whole storage: hand over the storage's own buffer (already a private,
-    // aligned copy out of the zip) rather than copying a 400 MB checkpoint a third time.
-    const whole = offset === 0 && n === storage.numel;
-    return { dtype: storage.dtype, shape: size, data: whole ? src : src.slice(offset, offset + n) as TypedData };
-  }
-
-  const out = allocate(storage.dtype, n) as unknown as { [i: number]: unknown };
+  const out = allocate(dtype, n) as unknown as { [i: number]: unknown };
   const from = src as unknown as { [i: number]: unknown };
   const inner = size[rank - 1]!;
   const innerStride = stride[rank - 1]!;
@@ -225,10 +253,36 @@ function materialize(storage: TorchStorage, offset: number, size: number[], stri
     }
     if (d < 0) break;
   }
-  return { dtype: storage.dtype, shape: size, data: out as unknown as TypedData };
+  return out as unknown as TypedData;
 }
 
-function torchGlobals(fileName: string): Map<string, unknown> {
+/**
+ * The tensor a (storage, offset, size, stride) view describes, in contiguous C order. A contiguous view (the whole
+ * storage, or a slice of it) is a view of the storage's elements, no copy; any other view is a StridedView, copied
+ * only when read.
+ */
+function materialize(storage: TorchStorage, offset: number, size: number[], stride: number[], fileName: string, budget: CopyBudget): HostTensor {
+  const n = numel(size);
+  const rank = size.length;
+  if (n === 0) return { dtype: storage.dtype, shape: size, data: allocate(storage.dtype, 0) };
+  let last = offset;
+  for (let d = 0; d < rank; d++) last += (size[d]! - 1) * stride[d]!;
+  if (last >= storage.numel) {
+    throw new SketchError('NOT_A_CHECKPOINT',
+      `${fileName}: a tensor of shape [${size}] (offset ${offset}, strides [${stride}]) reaches element ${last} of storage data/${storage.key}, which holds ${storage.numel}`,
+      'the checkpoint is damaged; save it again');
+  }
+  let contiguous = true;
+  for (let d = rank - 1, expect = 1; d >= 0; d--) {
+    if (size[d] !== 1 && stride[d] !== expect) contiguous = false;
+    expect *= size[d]!;
+  }
+  // A contiguous view lies inside its storage (checked above), so it is at most as large as the storage.
+  if (contiguous) return { dtype: storage.dtype, shape: size, data: storage.elements.subarray(offset, offset + n) as TypedData };
+  return new StridedView(storage.dtype, size, storage, offset, stride, budget);
+}
+
+function torchGlobals(fileName: string, budget: CopyBudget): Map<string, unknown> {
   const g = new Map<string, unknown>();
   const bad = (what: string) => new SketchError('NOT_A_CHECKPOINT', `${fileName}: ${what}`,
     'the checkpoint is damaged or was not written by torch.save; save it again');
@@ -255,7 +309,7 @@ function torchGlobals(fileName: string): Map<string, unknown> {
       throw bad(`a tensor has a bad view (offset ${describe(offset)}, size ${describe(size)}, stride ${describe(stride)})`);
     }
     if (dtype && dtype !== storage.dtype) storage = reinterpret(storage, dtype, bad);
-    return materialize(storage, offset, size, stride, fileName);
+    return materialize(storage, offset, size, stride, fileName, budget);
   };
   const fn = (name: string, f: (args: unknown[]) => unknown) => g.set(name, new PyCallable(name, f));
 
@@ -314,19 +368,26 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
 
   // List the entries first without extracting anything, to find the archive folder and to refuse a
   // decompression bomb before inflating it (torch writes every entry stored, uncompressed).
-  const entries = new Map<string, { size: number; originalSize: number; compression: number }>();
-  try {
-    unzipSync(bytes, {
-      filter: (f) => {
-        entries.set(f.name, { size: f.size, originalSize: f.originalSize, compression: f.compression });
-        return false;
-      },
-    });
-  } catch (e) {
-    throw new SketchError('NOT_A_CHECKPOINT',
+  const damaged = (e: unknown) => {
+    if (e instanceof ZipError && e.kind === 'bomb') {
+      return new SketchError('NOT_A_CHECKPOINT', `${fileName}: ${e.message}, which torch.save never writes`,
+        'the file is not a genuine torch.save checkpoint (a decompression bomb?); only load checkpoints from sources you trust', { cause: e });
+    }
+    if (e instanceof ZipError && e.kind === 'crc') {
+      return new SketchError('NOT_A_CHECKPOINT', `${fileName}: zip ${e.message}: the checkpoint's bytes were changed after it was written`,
+        'the download or copy is corrupt; fetch the file again and compare its checksum with the original', { cause: e });
+    }
+    return new SketchError('NOT_A_CHECKPOINT',
       `${fileName} starts like a zip archive (as torch.save writes) but is truncated or damaged: ${(e as Error).message}`,
       'the download or copy was cut short; fetch the file again and compare its size with the original', { cause: e });
+  };
+  let list: ZipEntry[];
+  try {
+    list = listZip(bytes);
+  } catch (e) {
+    throw damaged(e);
   }
+  const entries = new Map(list.map((e) => [e.name, e]));
   const names = [...entries.keys()];
   const pkl = names.filter((n) => /^([^/]+\/)?data\.pkl$/.test(n)).sort((a, b) => b.length - a.length)[0];
   const prefix = pkl === undefined ? '' : pkl.slice(0, -'data.pkl'.length);
@@ -340,28 +401,35 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
         : `${fileName} is a zip archive but not a PyTorch checkpoint: it has no data.pkl (entries: ${sample || 'none'})`,
       npz ? 'read its arrays with readNpy, or save the weights with torch.save' : 'pass the file that torch.save wrote');
   }
-  for (const [name, e] of entries) {
-    if (e.compression !== 0 && e.originalSize > 64 * Math.max(e.size, 1 << 20)) {
-      throw new SketchError('NOT_A_CHECKPOINT',
-        `${fileName}: zip entry ${name} claims to inflate from ${e.size} to ${e.originalSize} bytes, which torch.save never writes`,
-        'the file is not a genuine torch.save checkpoint');
-    }
-  }
-
-  let files: Record<string, Uint8Array>;
+  // The sum over all entries, bounded relative to the file's size and absolutely (zip.ts): no single entry need be
+  // large for many of them to add up to a bomb.
   try {
-    files = unzipSync(bytes, { filter: (f) => f.name.startsWith(prefix) && !f.name.endsWith('/') });
+    checkZipTotal(list, bytes.length);
   } catch (e) {
-    throw new SketchError('NOT_A_CHECKPOINT', `${fileName}: the zip archive is damaged: ${(e as Error).message}`,
-      'fetch the file again', { cause: e });
+    throw damaged(e);
   }
-  const entry = (name: string): Uint8Array | undefined =>
-    Object.prototype.hasOwnProperty.call(files, prefix + name) ? files[prefix + name] : undefined;
+  const files = new Map<string, Uint8Array>();
+  const entry = (name: string): Uint8Array | undefined => {
+    const full = prefix + name;
+    const cached = files.get(full);
+    if (cached) return cached;
+    const e = entries.get(full);
+    if (!e || full.endsWith('/')) return undefined;
+    let data: Uint8Array;
+    try {
+      data = readZipEntry(bytes, e);
+    } catch (err) {
+      throw damaged(err);
+    }
+    files.set(full, data);
+    return data;
+  };
 
   const byteorderFile = entry('byteorder');
   const byteorder = byteorderFile ? new TextDecoder().decode(byteorderFile).trim() : 'little';
   if (byteorder !== 'little' && byteorder !== 'big') {
-    throw new SketchError('NOT_A_CHECKPOINT', `${fileName}: unknown byte order "${byteorder}" in ${prefix}byteorder`);
+    throw new SketchError('NOT_A_CHECKPOINT', `${fileName}: unknown byte order "${byteorder}" in ${prefix}byteorder`,
+      'the archive is damaged or was not written by torch.save; save it again');
   }
 
   const storages = new Map<string, TorchStorage>();
@@ -397,6 +465,10 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
     return storage;
   };
 
-  const root = unpickle(entry('data.pkl')!, { fileName, persistentLoad, globals: torchGlobals(fileName) });
+  // Views may copy as much as the storages hold, plus some slack (VIEW_COPY_SLACK), never more than VIEW_COPY_MAX.
+  let storageBytes = 0;
+  for (const e of list) if (e.name.startsWith(`${prefix}data/`)) storageBytes += e.originalSize;
+  const budget = new CopyBudget(Math.min(VIEW_COPY_MAX, storageBytes + VIEW_COPY_SLACK), fileName);
+  const root = unpickle(entry('data.pkl')!, { fileName, persistentLoad, globals: torchGlobals(fileName, budget) });
   return { root, archiveName: prefix.replace(/\/$/, ''), locations: [...locations], storages: storages.size };
 }

@@ -29,11 +29,12 @@
  *
  * Pure TypeScript with no Node APIs, so it runs in the browser as well.
  */
+import { imageTooLarge } from './image-limits.ts';
 
 /** Thrown for anything the decoder cannot or will not decode; image.ts turns it into a SketchError. */
 export class JpegError extends Error {
-  readonly kind: 'corrupt' | 'truncated' | 'unsupported';
-  constructor(kind: 'corrupt' | 'truncated' | 'unsupported', message: string) {
+  readonly kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large';
+  constructor(kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large', message: string) {
     super(message);
     this.kind = kind;
   }
@@ -418,8 +419,10 @@ export function decodeJpeg(buf: Uint8Array): JpegImage {
           throw new JpegError('unsupported', `JPEG of ${width}x${height} pixels exceeds libjpeg's 65500-pixel limit`);
         }
         if (width * height > MAX_PIXELS) {
-          throw new JpegError('unsupported', `JPEG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
+          throw new JpegError('too-large', `JPEG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
         }
+        const tooLarge = imageTooLarge(width, height, nc, 8);
+        if (tooLarge) throw new JpegError('too-large', `JPEG: ${tooLarge}`);
         if (end - start !== 6 + 3 * nc) throw new JpegError('corrupt', 'bad SOF segment length');
         const comps: Component[] = [];
         for (let i = 0; i < nc; i++) {

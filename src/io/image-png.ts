@@ -11,10 +11,11 @@
  * refuses, so every file it accepts reads the same through both reference paths.
  */
 import { inflateSync } from 'fflate';
+import { imageTooLarge } from './image-limits.ts';
 
 export class PngError extends Error {
-  readonly kind: 'corrupt' | 'truncated' | 'unsupported';
-  constructor(kind: 'corrupt' | 'truncated' | 'unsupported', message: string) {
+  readonly kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large';
+  constructor(kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large', message: string) {
     super(message);
     this.kind = kind;
   }
@@ -111,7 +112,9 @@ export function decodePng(buf: Uint8Array, readExif: (tiff: Uint8Array) => numbe
         }
         if (buf[start + 10] !== 0 || buf[start + 11] !== 0) throw new PngError('unsupported', 'unknown PNG compression or filter method');
         if (buf[start + 12] > 1) throw new PngError('unsupported', 'unknown PNG interlace method');
-        if (width * height > MAX_PIXELS) throw new PngError('unsupported', `PNG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
+        if (width * height > MAX_PIXELS) throw new PngError('too-large', `PNG of ${width}x${height} pixels is too large (limit ${MAX_PIXELS} pixels)`);
+        const tooLarge = ct in CHANNELS ? imageTooLarge(width, height, CHANNELS[ct]!, depth) : null;
+        if (tooLarge) throw new PngError('too-large', `PNG: ${tooLarge}`);
         ihdr = { width, height, depth, ct, interlace: buf[start + 12] };
         break;
       }

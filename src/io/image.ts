@@ -156,6 +156,8 @@ function explain(name: string, format: string, e: JpegError | PngError): SketchE
         'The file is incomplete; download or copy it again, or re-export it.', e);
     case 'corrupt':
       return badImage(name, `corrupt ${format} file (${e.message})`, 'The file is damaged; re-export it as PNG or JPEG.', e);
+    case 'too-large':
+      return badImage(name, e.message, 'Downscale it first (the model sees 224 px), e.g. `convert in.png -resize 4096x4096 out.png` (ImageMagick).', e);
     default:
       return badImage(name, `unsupported kind of ${format} (${e.message})`, SUPPORTED_HINT, e);
   }

@@ -3,7 +3,7 @@
  * version byte pair, a header length (u16 in 1.0, u32 in 2.0/3.0), a Python dict literal
  * `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with spaces and '\n', then the raw data.
  */
-import { SketchError } from '../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../errors.ts';
 import { DTYPE_BYTES, numel, type DType, type HostTensor } from './tensor.ts';
 import { tensorBytes, typedArrayFromBytes } from './safetensors.ts';
 
@@ -90,7 +90,7 @@ function parsePyLiteral(src: string): PyLiteral {
 
 // ---- reading ----------------------------------------------------------------------------------------------------
 export function readNpy(bytes: Uint8Array, fileName = 'npy file'): HostTensor {
-  const bad = (what: string, hint?: string) => new SketchError('BAD_NPY', `${fileName}: ${what}`, hint);
+  const bad = (what: string, hint = 'Write it with `sketchgpu preprocess`, or numpy.save a float32 array of the model input shape.') => new SketchError('BAD_NPY', `${fileName}: ${what}`, hint);
   if (bytes.length < 10 || MAGIC.some((b, k) => bytes[k] !== b)) {
     throw bad('not a .npy file (it does not start with "\\x93NUMPY")', 'write it with numpy.save');
   }
@@ -167,7 +167,7 @@ export function writeNpy(t: HostTensor): Uint8Array {
   const expected = numel(t.shape) * DTYPE_BYTES[t.dtype];
   if (t.data.byteLength !== expected) {
     throw new SketchError('BAD_ARGUMENT',
-      `tensor is ${t.dtype} ${JSON.stringify(t.shape)} (${expected} bytes) but holds ${t.data.byteLength} bytes`);
+      `tensor is ${t.dtype} ${JSON.stringify(t.shape)} (${expected} bytes) but holds ${t.data.byteLength} bytes`, API_MISUSE_HINT);
   }
   const shape = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;

@@ -3,7 +3,7 @@
  * `{"__metadata__": {str: str}, name: {dtype, shape, data_offsets: [begin, end]}, ...}`, then the data buffer.
  * Offsets are relative to the start of the buffer; data is little-endian, C order.
  */
-import { SketchError } from '../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../errors.ts';
 import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from './tensor.ts';
 
 export interface SafetensorsFile {
@@ -74,11 +74,11 @@ export function readSafetensors(bytes: Uint8Array, fileName = 'safetensors file'
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-    throw bad(`header length ${headerLen} exceeds the 100 MB limit of the format`);
+    throw bad(`the safetensors header length field says ${headerLen} bytes, past the format's 100 MB limit: the file is damaged`);
   }
   const n = Number(headerLen);
   if (8 + n > bytes.length) {
-    throw bad(`header length ${n} runs past the end of the file (${bytes.length} bytes): truncated?`,
+    throw bad(`the safetensors header length field says ${n} bytes, which runs past the end of the file (${bytes.length} bytes): truncated or damaged?`,
       'the file is truncated; download or convert it again');
   }
   let text: string;
@@ -177,11 +177,11 @@ export function writeSafetensors(
     ? [...(tensors as ReadonlyMap<string, HostTensor>)]
     : Object.entries(tensors as Record<string, HostTensor>);
   for (const [name, t] of list) {
-    if (name === '__metadata__') throw new SketchError('BAD_ARGUMENT', 'a tensor cannot be named __metadata__ in a safetensors file');
+    if (name === '__metadata__') throw new SketchError('BAD_ARGUMENT', 'a tensor cannot be named __metadata__ in a safetensors file', 'Rename the tensor.');
     const expected = numel(t.shape) * DTYPE_BYTES[t.dtype];
     if (t.data.byteLength !== expected) {
       throw new SketchError('BAD_ARGUMENT',
-        `tensor "${name}" is ${t.dtype} ${JSON.stringify(t.shape)} (${expected} bytes) but holds ${t.data.byteLength} bytes`);
+        `tensor "${name}" is ${t.dtype} ${JSON.stringify(t.shape)} (${expected} bytes) but holds ${t.data.byteLength} bytes`, API_MISUSE_HINT);
     }
   }
   list.sort(([na, a], [nb, b]) => ST_RANK[b.dtype] - ST_RANK[a.dtype] || (na < nb ? -1 : na > nb ? 1 : 0));
@@ -192,7 +192,7 @@ export function writeSafetensors(
     const sorted: Record<string, string> = Object.create(null);
     for (const k of Object.keys(metadata).sort()) {
       const v = metadata[k];
-      if (typeof v !== 'string') throw new SketchError('BAD_ARGUMENT', `safetensors metadata "${k}" must be a string`);
+      if (typeof v !== 'string') throw new SketchError('BAD_ARGUMENT', `safetensors metadata "${k}" must be a string`, 'Convert the value to a string (e.g. JSON.stringify).');
       sorted[k] = v;
     }
     header['__metadata__'] = sorted;

@@ -14,6 +14,7 @@ import { checkModelKind, detectModelKind, type ModelKind } from '../models/kind.
 import { identifyFile, isHostTensor, readTorchCheckpoint } from './checkpoint.ts';
 import { readSafetensors } from './safetensors.ts';
 import { type HostTensor } from './tensor.ts';
+import { checkFiniteWeights } from './tensor-check.ts';
 
 export interface WeightsOptions {
   /** Head counts, overriding the file's metadata (they cannot be read off shapes). */
@@ -147,6 +148,7 @@ export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsO
       'convert the checkpoint again from the original best_checkpoint.pth; a state dict from another model or a ' +
       'partial export cannot run');
   }
+  checkFiniteWeights(tensors, fileName);
   return { config, tensors, metadata, format, dropped };
 }
 

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError } from '../errors.ts';
 import { META_CA_HEADS, META_CONFIG, META_SA_HEADS } from '../models/zse/weights.ts';
+import { identifyFile, notACheckpoint } from './checkpoint.ts';
+import { readBoundedFile } from './read-file.ts';
 import { writeSafetensors } from './safetensors.ts';
 import { hashWeightsInto } from '../web-hash.ts';
 import { f32ToF16, numel, toFloat32, type HostTensor } from './tensor.ts';
@@ -14,15 +16,11 @@ import type { ModelKind } from '../models/kind.ts';
 // and also runs in the browser.
 export * from './weights-parse.ts';
 
-async function readBytes(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SketchError('IO', code === 'ENOENT' ? `weights file ${path} does not exist` : `cannot read ${path}: ${(e as Error).message}`,
-      code === 'ENOENT' ? 'check the path' : undefined, { cause: e });
-  }
-}
+/** A weights file's bytes; a file that is neither a zip (torch.save) nor safetensors is refused from its first bytes. */
+const readBytes = (path: string): Promise<Uint8Array> => readBoundedFile(path, 'weights', undefined, (head) => {
+  const id = identifyFile(head);
+  if (id.kind !== 'zip' && id.kind !== 'safetensors') throw notACheckpoint(basename(path), id);
+});
 
 /** Reads, normalizes and validates ZSE-SBIR weights from a .safetensors file or a torch checkpoint. */
 export async function loadWeights(path: string, opts: WeightsOptions = {}): Promise<LoadedWeights> {

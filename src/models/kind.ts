@@ -17,7 +17,7 @@ export const MODEL_CHOICES = ['zse', 'caan'] as const;
 export function parseModelChoice(v: string): ModelKind {
   if (v === 'zse' || v === 'zse-sbir') return 'zse-sbir';
   if (v === 'caan') return 'caan';
-  throw new SketchError('BAD_ARGUMENT', `--model must be "zse" or "caan", not "${v}"`);
+  throw new SketchError('BAD_ARGUMENT', `--model must be "zse" or "caan", not "${v}"`, 'Pass --model zse or --model caan, or leave it out to detect the model from the weights.');
 }
 
 /** The `sketchgpu.model` metadata of a safetensors file, read from its header alone; null when absent or not safetensors. */

@@ -1,4 +1,4 @@
-import { SketchError } from '../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../errors.ts';
 
 /** One GPU chunk of (sketch, photo) pairs: the images it uses, and the pairs re-indexed into them. */
 export interface PairChunk {
@@ -27,7 +27,7 @@ export function* pairChunks(pairs: Uint32Array, ns: number, np: number, maxPairs
     const local = new Uint32Array(2 * pc);
     for (let k = 0; k < pc; k++) {
       const s = chunk[2 * k]!, j = chunk[2 * k + 1]!;
-      if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`);
+      if (s >= ns || j >= np) throw new SketchError('BAD_ARGUMENT', `pair (${s}, ${j}) is out of range (${ns} sketches, ${np} photos)`, API_MISUSE_HINT);
       local[2 * k] = skPos.get(s)!;
       local[2 * k + 1] = imPos.get(j)!;
     }

@@ -111,6 +111,24 @@ export function preprocessSketchUint8(img: DecodedImage, size = 224): Uint8Array
   return padToSquare(resizeByRatio(cropped, size)).data;
 }
 
+/**
+ * A warning for a sketch with transparent pixels, or null. The reference reads sketches with `cv2.imread`, which
+ * drops the alpha channel without compositing (opencv.ts), and sketchgpu reproduces it: a transparent background
+ * shows whatever colour its pixels hold, typically black, so the whole sketch reads as ink. Compositing over white
+ * would differ from the reference for every such file; the user is told instead (docs/reliability.md).
+ */
+export function sketchAlphaWarning(img: DecodedImage): string | null {
+  const cn = img.mode === 'RGBA' ? 4 : img.mode === 'LA' ? 2 : 0;
+  if (!cn) return null;
+  let transparent = 0;
+  for (let i = cn - 1; i < img.data.length; i += cn) if (img.data[i]! < 255) transparent++;
+  if (!transparent) return null;
+  const pct = (100 * transparent) / (img.width * img.height);
+  return `${img.name}: ${pct < 0.1 ? '<0.1' : pct.toFixed(1)}% of the sketch's pixels are (partly) transparent; as in the reference (cv2.imread), ` +
+    'the alpha channel is dropped, so transparent areas count with their hidden colour (often black, i.e. ink). ' +
+    'Flatten the sketch onto white first, e.g. `convert in.png -background white -flatten out.png` (ImageMagick).';
+}
+
 /** The model input: Float32Array [3, S, S] (CHW), values (x/255 - 0.5)/0.5: background +1, black ink -1. */
 export function preprocessSketch(img: DecodedImage, size = 224): Float32Array {
   return toNormalizedCHW(preprocessSketchUint8(img, size), size);

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { SketchError } from '../errors.ts';
 import { encodeFiles } from './files.ts';
 import { IMAGE_EXT } from './gallery.ts';
@@ -149,6 +150,7 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
     }
   }
   const t2 = performance.now();
+  checkFiniteScores(scores, 'eval');
   const m = evaluateScores(scores, queryLabels, data.photos.labels);
   let perClass: ClassMetrics[] | undefined;
   if (textQueries) {

@@ -1,22 +1,19 @@
 /** Node-only: encode image files in GPU batches, decoding the next batch while the GPU runs. */
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
-import { preprocessPhoto, preprocessSketch } from '../preprocess/index.ts';
+import { readBoundedFile } from '../io/read-file.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { asRetrievalModel, type AnyModel } from './model.ts';
 
 export type Modality = 'sketch' | 'photo';
 
 export async function loadModelInput(file: string, modality: Modality, size: number): Promise<Float32Array> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new SketchError('IO', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'Check the path.');
-  }
+  const bytes = await readBoundedFile(file, 'image');
   try {
     const img = decodeImage(bytes, basename(file));
+    const warning = modality === 'sketch' ? sketchAlphaWarning(img) : null;
+    if (warning) console.error(`warning: ${warning}`);
     return modality === 'sketch' ? preprocessSketch(img, size) : preprocessPhoto(img, size);
   } catch (e) {
     if (isSketchError(e) && !e.message.includes(file)) throw new SketchError(e.code, `${file}: ${e.message}`, e.hint, { cause: e });

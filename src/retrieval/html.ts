@@ -1,5 +1,6 @@
 /** Node-only: a self-contained HTML result sheet (images inlined as data URIs, so the file can be moved or mailed). */
-import { readFileSync, statSync } from 'node:fs';
+import { isSketchError } from '../errors.ts';
+import { readBoundedFileSync } from '../io/read-file.ts';
 import { basename } from 'node:path';
 import type { QueryHit } from './query.ts';
 
@@ -8,15 +9,20 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 /** Inline images up to this size; larger ones are linked by path. */
 const INLINE_MAX = 2 * 2 ** 20;
 
+/**
+ * A data URI of a PNG or JPEG file. Only a regular file whose content is a PNG or JPEG is inlined: whatever path a
+ * crafted index names (query.ts confines them to the index root), the sheet never carries another file's bytes.
+ */
 function imageSrc(file: string): string {
+  let b: Uint8Array;
   try {
-    if (statSync(file).size > INLINE_MAX) return `file://${encodeURI(file)}`;
-    const b = readFileSync(file);
-    const mime = b[0] === 0x89 && b[1] === 0x50 ? 'image/png' : 'image/jpeg';
-    return `data:${mime};base64,${b.toString('base64')}`;
-  } catch {
-    return '';
+    b = readBoundedFileSync(file, 'image', INLINE_MAX);
+  } catch (e) {
+    return isSketchError(e) && /MiB, more than/.test(e.message) ? `file://${encodeURI(file)}` : '';
   }
+  const mime = b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 ? 'image/png'
+    : b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff ? 'image/jpeg' : null;
+  return mime ? `data:${mime};base64,${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')}` : '';
 }
 
 /** One query of the sheet: a sketch, a text, or both (a composed query). */

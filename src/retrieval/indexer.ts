@@ -11,13 +11,13 @@
  * projections q2, v2, k1; CAAN: T*D f32 projected tokens) or a UTF-8 reason.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../errors.ts';
 import { decodeImage } from '../io/image.ts';
+import { readBoundedFileSync, readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto } from '../preprocess/index.ts';
 import { galleryPath, listGallery } from './gallery.ts';
-import { parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
+import { checkIndexHead, parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
 import { asRetrievalModel, type AnyModel } from './model.ts';
 
 const MAGIC = 0x4a494753; // 'SGIJ'
@@ -103,16 +103,76 @@ function record(path: string, status: number, payload: Uint8Array): Buffer {
 }
 
 async function loadPhoto(file: string, size: number): Promise<Float32Array> {
-  let bytes: Uint8Array;
+  return preprocessPhoto(decodeImage(await readBoundedFile(file, 'image'), basename(file)), size);
+}
+
+/** Whether a process of this pid exists (EPERM: it exists but belongs to another user). */
+function processAlive(pid: number): boolean {
   try {
-    bytes = await readFile(file);
+    process.kill(pid, 0);
+    return true;
   } catch (e) {
-    throw new SketchError('IO', `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-  return preprocessPhoto(decodeImage(bytes, basename(file)), size);
+}
+
+/**
+ * Takes `<out>.lock` (created exclusively, holding this process's pid) so that two `index` runs on one output do not
+ * interleave their journals and renames; a lock left by a process that no longer exists is taken over. Returns the
+ * release function.
+ */
+export function lockIndexOutput(out: string): () => void {
+  const lock = `${out}.lock`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx');
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          if (readFileSync(lock, 'utf8').trim() === String(process.pid)) unlinkSync(lock);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new SketchError('IO', `cannot create the lock file ${lock}: ${(e as Error).message}`, 'Check that the output folder exists and is writable.', { cause: e });
+      }
+    }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(lock, 'utf8').trim());
+    } catch {
+      continue; // released meanwhile: try again
+    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      throw new SketchError('BUSY', `${out} is being built by another sketchgpu index run (pid ${holder}, lock file ${lock})`,
+        `Wait for that run to finish (it can be resumed later with the same command); if no process ${holder} is running sketchgpu, delete ${lock}.`);
+    }
+    // A stale lock (its process is gone, or it is unreadable): take it over.
+    try {
+      unlinkSync(lock);
+    } catch {
+      // another run took it over first; the next attempt sees its lock
+    }
+  }
+  throw new SketchError('BUSY', `could not take the lock file ${lock}: other runs keep taking it`, 'Run one `sketchgpu index` per output file at a time.');
 }
 
 export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult> {
+  const release = lockIndexOutput(o.out);
+  try {
+    return await buildIndexLocked(o);
+  } finally {
+    release();
+  }
+}
+
+async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult> {
   const t0 = performance.now();
   const model = asRetrievalModel(o.model);
   if (o.identity.family !== model.kind) {
@@ -132,7 +192,7 @@ export async function buildIndex(o: BuildIndexOptions): Promise<BuildIndexResult
     if (!o.update) {
       throw new SketchError('EXISTS', `${o.out} already exists.`, 'Use --update to add new photos to it, or --force to rebuild it from scratch.');
     }
-    const old = parseIndex(readFileSync(o.out), o.out);
+    const old = parseIndex(readBoundedFileSync(o.out, 'index', undefined, (h, size) => checkIndexHead(h, size, o.out)), o.out);
     if (old.model.weights_sha256 !== o.identity.weights_sha256) {
       throw new SketchError('INDEX_MISMATCH', `${o.out} was built with other weights; --update cannot mix embeddings of two models.`, 'Use --force to rebuild it with these weights.');
     }

@@ -3,8 +3,9 @@
  * relation-network re-rank, and text queries (CAAN) — by cosine top-k on the GPU.
  */
 import { SketchError } from '../errors.ts';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { encodeFiles } from './files.ts';
-import { galleryPath } from './gallery.ts';
+import { confinedGalleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
 import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide, type RetrievalModel } from './model.ts';
 import { GallerySearch, type SearchHit } from './search.ts';
@@ -133,6 +134,8 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
     }
   }
   const t3 = performance.now();
+  for (const hits of shortlist) checkFiniteScores(hits.map((h) => h.score), 'text query');
+  for (const l of local ?? []) checkFiniteScores(l, 'text query re-rank');
   return {
     results: shortlist.map((hits, i) => {
       let list = hits.map((h, r) => ({ index: h.index, cosine: h.score, rn: local?.[i]![r] }));
@@ -140,7 +143,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
       return {
         text: o.texts[i]!,
         hits: list.slice(0, o.k).map((h, r) => ({
-          rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
+          rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!, index.file),
           score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
         })),
       };
@@ -169,7 +172,7 @@ async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, uniqu
     const pr = index.projections;
     return { side: { side: 'photo', n: unique.length, tokens: pick(index.tokens), ...(precompute && pr ? { planes: [pick(pr.q), pick(pr.v), pick(pr.k)] } : {}) }, from: 'index cache' };
   }
-  const files = unique.map((g) => galleryPath(index.root, index.paths[g]!));
+  const files = unique.map((g) => confinedGalleryPath(index.root, index.paths[g]!, index.file));
   let imTokens: Float32Array;
   try {
     imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
@@ -225,6 +228,8 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     shortlist.forEach((hits, s) => hits.forEach((h) => rnScores!.set(`${s}:${h.index}`, scores[p++]!)));
   }
   const t3 = performance.now();
+  for (const hits of shortlist) checkFiniteScores(hits.map((h) => h.score), 'query');
+  if (rnScores) checkFiniteScores([...rnScores.values()], 'query re-rank');
   const results = shortlist.map((hits, s) => {
     let list = hits.map((h) => ({ index: h.index, cosine: h.score, rn: rnScores?.get(`${s}:${h.index}`) }));
     if (rerank) list = list.sort((a, b) => b.rn! - a.rn! || a.index - b.index);
@@ -232,7 +237,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
       sketch: o.sketches[s]!,
       ...(texts.length ? { text: texts[texts.length === 1 ? 0 : s]! } : {}),
       hits: list.slice(0, o.k).map((h, r) => ({
-        rank: r + 1, path: index.paths[h.index]!, file: galleryPath(index.root, index.paths[h.index]!),
+        rank: r + 1, path: index.paths[h.index]!, file: confinedGalleryPath(index.root, index.paths[h.index]!, index.file),
         score: rerank ? h.rn! : h.cosine, cosine: h.cosine, ...(rerank ? { rn: h.rn } : {}),
       })),
     };

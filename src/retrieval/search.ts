@@ -65,7 +65,7 @@ export class GallerySearch {
 
   /** The k best gallery rows for each of nq query embeddings (normalised here), best first; ties to the lower row. */
   async search(queries: Float32Array, nq: number, k: number): Promise<SearchHit[][]> {
-    if (!Number.isInteger(k) || k < 1) throw new SketchError('BAD_ARGUMENT', `k must be a positive integer, not ${k}`);
+    if (!Number.isInteger(k) || k < 1) throw new SketchError('BAD_ARGUMENT', `k must be a positive integer, not ${k}`, 'Ask for at least one result.');
     if (k > TOPK_MAX) throw new SketchError('BAD_ARGUMENT', `k is at most ${TOPK_MAX} per query, not ${k}`, 'Ask for fewer results.');
     const kk = Math.min(k, this.n);
     const D = this.dim;

@@ -1,5 +1,5 @@
 /** Loads the CLIP tokenizer's vocabulary from disk in Node (the browser passes bytes to ClipTokenizer.fromBytes). */
-import { readFile } from 'node:fs/promises';
+import { readBoundedFile } from '../io/read-file.ts';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,12 +39,7 @@ async function build(path: string): Promise<ClipTokenizer> {
     throw new SketchError('IO', `the CLIP vocabulary ${path} does not exist`,
       `Set SKETCHGPU_CLIP_VOCAB to the path of ${CLIP_VOCAB_FILE} (it ships in OpenAI CLIP's repository, clip/${CLIP_VOCAB_FILE}), or SKETCHGPU_SHARED to the folder holding data/clip/.`);
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new SketchError('IO', `cannot read the CLIP vocabulary ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'Check the file\'s permissions.');
-  }
+  let bytes = await readBoundedFile(path, 'text');
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes); // native, faster than fflate for the 1.4 MB file

@@ -16,10 +16,10 @@ import { startServer, TRAINED_WEIGHTS, TEST_WEIGHTS, CLIP_VOCAB_URL, clipVocabPa
 const T = suite('web server');
 let srv: { port: number; url: string; close(): Promise<void> };
 
-function get(path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function get(path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((res, rej) => {
     // Raw paths (no URL normalisation), as a hostile client would send them.
-    const req = request({ host: '127.0.0.1', port: srv.port, path, method }, (r) => {
+    const req = request({ host: '127.0.0.1', port: srv.port, path, method, headers }, (r) => {
       const chunks: Buffer[] = [];
       r.on('data', (c) => chunks.push(c));
       r.on('end', () => res({ status: r.statusCode!, headers: r.headers, body: Buffer.concat(chunks) }));
@@ -94,6 +94,17 @@ T('refuses writes, paths outside its folders, traversal and hidden files', async
     '/test/fixtures/zse/../../run.sh', '/web/%00']) {
     const r = await get(p);
     assert.is(r.status, 404, `${p} gave ${r.status}`);
+  }
+});
+
+T('checks the Host header (DNS rebinding): only loopback names and the bound host are answered', async () => {
+  for (const host of ['evil.example', `evil.example:${srv.port}`, '127.0.0.1.evil.example', 'localhost.evil', '[::2]']) {
+    const r = await get('/web/', 'GET', { host });
+    assert.is(r.status, 403, host);
+    assert.match(r.body.toString(), /forbidden: this server answers only for/);
+  }
+  for (const host of [`localhost:${srv.port}`, `127.0.0.1:${srv.port}`, `[::1]:${srv.port}`, 'LOCALHOST', 'localhost.']) {
+    assert.is((await get('/web/', 'GET', { host })).status, 200, host);
   }
 });
 

@@ -1,4 +1,5 @@
-import { SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
@@ -115,7 +116,7 @@ export class CaanModel {
   async encode(side: ImageSide, images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<CaanEncodeResult> {
     const S = this.imageSize, E = this.config.embed;
     const px = 3 * S * S;
-    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`);
+    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`, API_MISUSE_HINT);
     const emb = new Float32Array(n * E);
     const tokens = o.tokens ? new Float32Array(n * this.tokens * E) : undefined;
     for (let i = 0; i < n; i += this.maxBatch) {
@@ -126,6 +127,7 @@ export class CaanModel {
       if (tokens) tokens.set(out.proj!, i * this.tokens * E);
       o.onBatch?.(i + b);
     }
+    checkUnitRows(emb, n, (r) => `image ${r + 1} of ${n}`);
     return { emb, tokens };
   }
 
@@ -161,7 +163,7 @@ export class CaanModel {
   async encodeTokenIds(ids: ArrayLike<number>, n: number, rowLength: number, o: { tokens?: boolean } = {}): Promise<CaanTextResult> {
     const { vocab, context, width: W } = this.config.text;
     const E = this.config.embed;
-    if (ids.length !== n * rowLength) throw new SketchError('BAD_ARGUMENT', `expected ${n} token rows of ${rowLength}, got ${ids.length} ids`);
+    if (ids.length !== n * rowLength) throw new SketchError('BAD_ARGUMENT', `expected ${n} token rows of ${rowLength}, got ${ids.length} ids`, API_MISUSE_HINT);
     const eot = new Int32Array(n);
     for (let r = 0; r < n; r++) {
       let best = 0;
@@ -198,6 +200,7 @@ export class CaanModel {
       features.set(out.features!, i * W);
       for (let r = 0; r < b && tokens; r++) tokens.push(out.proj!.slice(r * L * E, (r * L + eot[i + r]! + 1) * E));
     }
+    checkUnitRows(emb, n, (r) => `text ${r + 1} of ${n}`);
     return { emb, features, ...(tokens ? { tokens } : {}) };
   }
 
@@ -215,7 +218,7 @@ export class CaanModel {
   async relation(sketchTokens: Float32Array, ns: number, photoTokens: Float32Array, np: number, pairs: Uint32Array): Promise<Float32Array> {
     const row = this.tokens * this.config.embed;
     if (sketchTokens.length !== ns * row || photoTokens.length !== np * row) {
-      throw new SketchError('BAD_ARGUMENT', `relation needs [n, ${this.tokens}, ${this.config.embed}] projected tokens per side (encode with { tokens: true })`);
+      throw new SketchError('BAD_ARGUMENT', `relation needs [n, ${this.tokens}, ${this.config.embed}] projected tokens per side (encode with { tokens: true })`, API_MISUSE_HINT);
     }
     const scores = new Float32Array(pairs.length / 2);
     for (const { p0, sketches, photos, local } of pairChunks(pairs, ns, np, this.maxPairs)) {
@@ -243,11 +246,11 @@ export class CaanModel {
     const E = this.config.embed, row = this.tokens * E;
     const L = text.length / E;
     if (!Number.isInteger(L) || L < 2 || L > this.config.text.context) {
-      throw new SketchError('BAD_ARGUMENT', `textRelation needs one text's projected tokens [L, ${E}] with 2 <= L <= ${this.config.text.context} (encodeTexts with { tokens: true }), got ${text.length} values`);
+      throw new SketchError('BAD_ARGUMENT', `textRelation needs one text's projected tokens [L, ${E}] with 2 <= L <= ${this.config.text.context} (encodeTexts with { tokens: true }), got ${text.length} values`, API_MISUSE_HINT);
     }
-    if (imageTokens.length !== n * row) throw new SketchError('BAD_ARGUMENT', `textRelation needs [n, ${this.tokens}, ${E}] projected tokens per image (encode with { tokens: true })`);
+    if (imageTokens.length !== n * row) throw new SketchError('BAD_ARGUMENT', `textRelation needs [n, ${this.tokens}, ${E}] projected tokens per image (encode with { tokens: true })`, API_MISUSE_HINT);
     const bad = images.findIndex((j) => j >= n);
-    if (bad >= 0) throw new SketchError('BAD_ARGUMENT', `image index ${images[bad]} is out of range (${n} images)`);
+    if (bad >= 0) throw new SketchError('BAD_ARGUMENT', `image index ${images[bad]} is out of range (${n} images)`, API_MISUSE_HINT);
     const pairs = new Uint32Array(2 * images.length);
     images.forEach((j, k) => { pairs[2 * k + 1] = j; });
     const which = side === 'sketch' ? 'sk' : 'im';

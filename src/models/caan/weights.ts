@@ -3,7 +3,7 @@
  * expected_shapes), parsing a safetensors file (pure, browser-safe) and a validation naming every missing,
  * unexpected, mis-shaped or non-float tensor.
  */
-import { checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
+import { checkFiniteWeights, checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
 import { SketchError } from '../../errors.ts';
 import { readSafetensors } from '../../io/safetensors.ts';
 import type { HostTensor } from '../../io/tensor.ts';
@@ -136,5 +136,6 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
       `text width ${config.text.width}, depth ${config.text.depth}; embed ${config.embed}): ${n} problem(s)\n${formatTensorReport(report, file.tensors)}`,
       'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/caan_ref.py');
   }
+  checkFiniteWeights(file.tensors, fileName);
   return { config, tensors: file.tensors, metadata };
 }

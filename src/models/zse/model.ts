@@ -1,4 +1,5 @@
-import { SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
@@ -95,7 +96,7 @@ export class ZseModel {
   async encode(images: Float32Array, n: number, o: { tokens?: boolean; onBatch?: (done: number) => void } = {}): Promise<EncodeResult> {
     const { dim: D, imageSize: S } = this.config;
     const px = 3 * S * S;
-    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`);
+    if (images.length !== n * px) throw new SketchError('BAD_ARGUMENT', `expected ${n} images of 3x${S}x${S}, got ${images.length} values`, API_MISUSE_HINT);
     const emb = new Float32Array(n * D);
     const tokens = o.tokens ? new Float32Array(n * this.tokens * D) : undefined;
     for (let i = 0; i < n; i += this.maxBatch) {
@@ -106,6 +107,7 @@ export class ZseModel {
       if (tokens) tokens.set(out.sa!, i * this.tokens * D);
       o.onBatch?.(i + b);
     }
+    checkUnitRows(emb, n, (r) => `image ${r + 1} of ${n}`);
     return { emb, tokens };
   }
 
