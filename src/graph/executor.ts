@@ -182,7 +182,8 @@ export class Executor {
       let stale = false;
       for (const { binding, tensor } of p.weights) {
         const format = tensor.dtype === 'f16' ? 'f16' : 'f32';
-        if (!this.weights.has(tensor.name, format)) throw new SketchError('BAD_WEIGHTS', `The weight "${tensor.name}" was removed from the weight store while a planned graph still reads it.`);
+        if (!this.weights.has(tensor.name, format)) throw new SketchError('BAD_WEIGHTS', `The weight "${tensor.name}" was removed from the weight store while a planned graph still reads it.`,
+          'Keep the weights of a model loaded while its executors run, or build the executors again after reloading.');
         const now = this.weights.get(tensor.name, format);
         if (this.buffers.get(tensor.id) !== now) {
           this.buffers.set(tensor.id, now);
