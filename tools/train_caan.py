@@ -339,12 +339,7 @@ def main():
     ap.add_argument('--threads', type=int, default=1,
                     help='torch threads; 1 measured ~1.0 step/s on the shared 2-core machine, 2 under other load '
                          'fell below 0.1 step/s (OpenMP waits); 2 only on an idle machine')
-    ap.add_argument('--teacher', default='', help='teacher feature cache (as train_zse.py --teacher)')
-    ap.add_argument('--distill-global', type=float, default=0.0, help='as train_zse.py, on each image tower\'s cls')
-    ap.add_argument('--distill-tokens', type=float, default=0.0, help='as train_zse.py, on each image tower\'s patch tokens')
-    ap.add_argument('--distill-rel', type=float, default=0.0,
-                    help='as train_zse.py: similarity structure of the sketch and photo embeddings')
-    ap.add_argument('--distill-temp', type=float, default=0.1)
+    Z_train.add_distill_args(ap)
     Z_train.add_run_args(ap)
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected weights on unseen21-256 (the only unseen read)')

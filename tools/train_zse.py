@@ -359,6 +359,22 @@ def add_run_args(ap):
     ap.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
 
 
+def add_distill_args(ap):
+    """The distillation options that train_zse.py and train_caan.py share (the teacher cache and the three losses)."""
+    ap.add_argument('--teacher', default='',
+                    help='teacher feature cache (tools/teacher/features.py: .cache/teacher/feat-*.npy); enables the '
+                         '--distill-* losses')
+    ap.add_argument('--distill-global', type=float, default=0.0,
+                    help='weight: cosine regression of a projection of the cls (the SA cls; each image tower\'s in CAAN) '
+                         'onto the teacher map\'s pooled feature (modality mean subtracted) of the same augmented view')
+    ap.add_argument('--distill-tokens', type=float, default=0.0,
+                    help='weight: the same for each patch token and the teacher map cell it covers (pooled to the grid)')
+    ap.add_argument('--distill-rel', type=float, default=0.0,
+                    help='weight: similarity structure, KL(teacher || student) of row softmaxes of the in-batch cosine '
+                         'matrices (both modalities; teacher: mean-subtracted pooled features; student: the cls embeddings)')
+    ap.add_argument('--distill-temp', type=float, default=0.1, help='temperature of --distill-rel')
+
+
 def start_run(a):
     """Threads and seeds from the arguments, the output folder, and the run's log (RunLog)."""
     torch.set_num_threads(a.threads)
@@ -419,18 +435,7 @@ def main():
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
                     help='auto: CUDA when torch sees a GPU, else the CPU')
     add_run_args(ap)
-    ap.add_argument('--teacher', default='',
-                    help='teacher feature cache (tools/teacher/features.py: .cache/teacher/feat-*.npy); enables the '
-                         '--distill-* losses')
-    ap.add_argument('--distill-global', type=float, default=0.0,
-                    help='weight: cosine regression of a projection of the SA cls onto the teacher map\'s pooled '
-                         'feature (modality mean subtracted) of the same augmented view')
-    ap.add_argument('--distill-tokens', type=float, default=0.0,
-                    help='weight: the same for each SA patch token and the teacher map cell it covers (pooled to the grid)')
-    ap.add_argument('--distill-rel', type=float, default=0.0,
-                    help='weight: similarity structure, KL(teacher || student) of row softmaxes of the in-batch cosine '
-                         'matrices (both modalities; teacher: mean-subtracted pooled features; student: SA cls)')
-    ap.add_argument('--distill-temp', type=float, default=0.1, help='temperature of --distill-rel')
+    add_distill_args(ap)
     ap.add_argument('--val-rn', type=int, default=1,
                     help='1: select by the mean of val ret and rn mAP@all (rn on every 5th val sketch); 0: by ret alone '
                          '(validation several times cheaper on CPU)')
