@@ -424,13 +424,18 @@ function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: stri
   if (!parityData) return { error: 'no e2e outputs to check parity against' };
   const parityPath = join(onnxDir, `parity-${modelName}.safetensors`);
   writeFileSync(parityPath, writeSafetensors(parityData));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ort_peer.ts'), '--sa', onnx.sa, '--pair', onnx.pair, '--parity', parityPath,
+  // tools/device/pack.sh bundles the peer for machines without tsx.
+  const bundled = join(ROOT, 'bench', 'ort_peer.device.mjs');
+  const peer = existsSync(bundled) ? [bundled] : ['--import', 'tsx', join(ROOT, 'bench', 'ort_peer.ts')];
+  const r = spawnSync(process.execPath, [...peer, '--sa', onnx.sa, '--pair', onnx.pair, '--parity', parityPath,
     '--image-size', String(S), '--iters', String(iters), '--batches', batches.join(','), '--pairs', String((e2e.ca_rn as { pairs: number }).pairs)], { encoding: 'utf8', cwd: ROOT });
   let out: Omit<OrtResult, 'onnx' | 'parity_ok' | 'tolerance' | 'cpu_ep_nodes'> | { error: string };
   try {
     out = JSON.parse(lastLine(r.stdout));
   } catch {
-    return { error: `bench/ort_peer.ts exited with ${r.status ?? r.signal}: ${lastLine(r.stderr || r.error?.message || '')}` };
+    // The whole tail of its stderr: the first GPU run got only Node's version line from lastLine.
+    const tail = (r.stderr || r.error?.message || '').trim().split('\n').slice(-25).join('\n');
+    return { error: `bench/ort_peer.ts exited with ${r.status ?? r.signal}: ${tail}` };
   }
   if ('error' in out) return out;
   const cpu = cpuPlacement(r.stderr);

@@ -46,6 +46,44 @@ def timeit(fn, n):
     return (time.perf_counter() - t) / n
 
 
+def graphed(fn, *args):
+    """fn captured in a CUDA graph over static args; returns a replay callable."""
+    st = torch.cuda.Stream()
+    st.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(st):
+        for _ in range(3):
+            fn(*args)
+    torch.cuda.current_stream().wait_stream(st)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn(*args)
+    return g.replay
+
+
+def cuda_modes(model, batches, sk, im):
+    res = {}
+    n = max(a.iters, 20)
+    for prec in ['fp32', 'tf32', 'fp16']:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = prec == 'tf32'
+        mm = model.half() if prec == 'fp16' else model.float()
+        dt = torch.float16 if prec == 'fp16' else torch.float32
+        r = res[prec] = {}
+        for mode in ['eager', 'graph']:
+            rr = r[mode] = {'sa': {}}
+            for B in batches:
+                x = (torch.rand(B, 3, S, S, device=dev) * 2 - 1).to(dt)
+                f = graphed(mm.sa, x) if mode == 'graph' else (lambda: mm.sa(x))
+                t = timeit(f, n if B < 32 else max(3, n // 4))
+                rr['sa'][f'batch_{B}'] = {'ms': t * 1e3, 'img_per_s': B / t}
+            s16, i16 = sk.to(dt), im.to(dt)
+            f = graphed(mm, s16, i16) if mode == 'graph' else (lambda: mm(s16, i16))
+            t = timeit(f, n)
+            rr['ca_rn'] = {'pairs': sk.shape[0], 'ms': t * 1e3, 'pairs_per_s': sk.shape[0] / t}
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    model.float()
+    return res
+
+
 out = {'device': torch.cuda.get_device_name() if dev == 'cuda' else f'cpu ({torch.get_num_threads()} threads)', 'torch': torch.__version__, 'sa': {}}
 with torch.no_grad():
     for B in [int(b) for b in a.batches.split(',')]:
@@ -67,4 +105,11 @@ with torch.no_grad():
         sk16, im16 = sk.half(), im.half()
         s = timeit(lambda: h(sk16, im16), a.iters)
         out['ca_rn_f16'] = {'pairs': 64, 'ms': s * 1e3, 'pairs_per_s': 64 / s}
+    if dev == 'cuda':
+        # Every CUDA mode side by side: precision fp32 (TF32 off), tf32 (TF32 matmuls and convs), fp16 (.half());
+        # eager and CUDA-graph replay (static inputs, captured after warm-up on a side stream, as PyTorch documents).
+        try:
+            out['cuda'] = cuda_modes(m.float(), [int(b) for b in a.batches.split(',')], sk.float(), im.float())
+        except Exception as e:  # the plain rows above stay valid
+            out['cuda'] = {'error': f'{type(e).__name__}: {e}'}
 print(json.dumps(out))

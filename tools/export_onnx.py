@@ -12,6 +12,7 @@ Python package. Prints one JSON line (paths, config, torch version).
     /usr/bin/python3 tools/export_onnx.py WEIGHTS.safetensors --out .cache/onnx --name small
 """
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -87,15 +88,17 @@ def main():
     S, T, D = cfg.image_size, cfg.tokens, cfg.dim
     sa_path = os.path.join(a.out, f'sa-{a.name}.onnx')
     pair_path = os.path.join(a.out, f'pair-{a.name}.onnx')
+    # torch >= 2.9 exports through dynamo by default; the TorchScript exporter is the one these graphs were checked with.
+    legacy = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters else {}
     with torch.no_grad():
         torch.onnx.export(SaGraph(m), (torch.zeros(2, 3, S, S),), sa_path, opset_version=a.opset,
                           input_names=['image'], output_names=['tokens'],
-                          dynamic_axes={'image': {0: 'B'}, 'tokens': {0: 'B'}}, do_constant_folding=True)
+                          dynamic_axes={'image': {0: 'B'}, 'tokens': {0: 'B'}}, do_constant_folding=True, **legacy)
         tok = torch.randn(2, T, D)
         torch.onnx.export(PairGraph(m), (tok, tok.flip(0)), pair_path, opset_version=a.opset,
                           input_names=['sketch', 'photo'], output_names=['score', 'cos'],
                           dynamic_axes={'sketch': {0: 'P'}, 'photo': {0: 'P'}, 'score': {0: 'P'}, 'cos': {0: 'P'}},
-                          do_constant_folding=True)
+                          do_constant_folding=True, **legacy)
     print(json.dumps({'sa': sa_path, 'pair': pair_path, 'opset': a.opset, 'torch': torch.__version__,
                       'config': cfg.to_json()}))
 

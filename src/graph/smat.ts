@@ -68,7 +68,7 @@ async function check(ctx: GpuContext): Promise<SmatCheck> {
     }
     return { ok: true, reason: `checked on ${M}x${N}x${K}: max |diff| to the vec4 kernel ${maxDiff.toExponential(2)}`, maxDiff };
   } catch (e) {
-    return { ok: false, reason: `the kernel did not build or run: ${(e as Error).message.split('\n')[0]}` };
+    return { ok: false, reason: `the kernel did not build or run: ${(e as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' | ').slice(0, 2000)}` };
   } finally {
     store.destroy();
   }

@@ -18,13 +18,27 @@ tar -cf .node/stage/bundles.tar -T .node/stage/bundles.txt dist
 rm -f $(cat .node/stage/bundles.txt)
 (cd .node/stage && tar -cf - node node_modules bundles.tar) | xz -T0 -9e > .node/pack.tar.xz
 rm -rf .node/stage
-if ! ls .gl/*.deb >/dev/null 2>&1; then
+# The ONNX Runtime WebGPU peer (optional, ~12 MiB xz'd: onnxruntime-node's linux-x64 library and its JS) in .ort/,
+# carried only when the call can afford it: with the 21 MB CAAN demo weights in the tree it cannot, so run.sh's
+# bench needs none of them and a call that carries .ort moves them aside first (see docs/performance.md).
+rm -rf .ort
+if [ -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 ]; then
+  mkdir -p .ort
+  tar -cf - node_modules/onnxruntime-common/package.json node_modules/onnxruntime-common/dist \
+    node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/bin/napi-v6/linux/x64 \
+    | xz -T0 -6 > .ort/ort.tar.xz
+fi
+if ! ls .gl/libglx0_*.deb >/dev/null 2>&1; then  # the NVIDIA ICD needs libglvnd's GLX beside the loader
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   apt-get $o update -q >/dev/null
-  (cd .gl && apt-get $o download libvulkan1 >/dev/null 2>&1)
+  (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
 fi
-tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 carry=$(du -cb .node .gl | tail -1 | cut -f1)
 echo "carry .node + .gl: $((carry / 1048576)) MiB; with the tracked tree $(((tree + carry) / 1048576)) MiB of the 64 MiB a call may send"
+if [ -d .ort ]; then
+  ort=$(du -cb .ort | tail -1 | cut -f1); caan=$(du -cb weights/caan-*.safetensors 2>/dev/null | tail -1 | cut -f1)
+  echo "carry .ort too (the ONNX Runtime peer, $((ort / 1048576)) MiB): $(((tree + carry + ort - ${caan:-0}) / 1048576)) MiB with weights/caan-*.safetensors moved aside"
+fi
 [ $((tree + carry)) -lt $((64 * 1048576)) ] || { echo "too large for one device call"; exit 1; }

@@ -4,7 +4,7 @@
 #   info.json      the adapter sketchgpu sees and its features
 #   tests.log      the kernel, ZSE-SBIR parity and autotune tests on that adapter (CAAN's need the CLIP vocabulary
 #                  from ../shared, which does not travel)
-#   bench.json     npm run bench --json (ViT-B/16 on hardware: kernels incl. every GEMM variant, SA batch 1/32/128,
+#   bench.jsonl    npm run bench --json, one line per section (ViT-B/16 on hardware: kernels incl. every GEMM variant, SA batch 1/32/128,
 #                  CA+RN pairs/s, index and query), with the PyTorch peer where python3 has torch
 #   autotune.json  the GEMM kernel picks the autotuner measured
 # SKETCHGPU_DEVICE_STEPS (default "info tests bench") picks steps; SKETCHGPU_BENCH_ARGS adds bench options.
@@ -17,6 +17,7 @@ if [ -f .node/pack.tar.xz ] && { ! command -v node >/dev/null || [ -n "${SKETCHG
   export PATH="/tmp/sg:$PATH" NODE_PATH=/tmp/sg/node_modules
   ln -sfn /tmp/sg/node_modules node_modules
   tar -xf /tmp/sg/bundles.tar
+  if [ -f .ort/ort.tar.xz ]; then xz -dc .ort/ort.tar.xz | tar -xf - -C /tmp/sg; fi
   for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
   ldconfig 2>/dev/null || true
   nv=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -31,12 +32,13 @@ rc=0
 for s in $steps; do
   echo "== $s ($(date -u +%T))"
   case "$s" in
-    info)  cli=bin/sketchgpu.js; [ -f bin/sketchgpu.device.mjs ] && cli=bin/sketchgpu.device.mjs
+    info)  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.limit,temperature.gpu --format=csv > "$OUT/nvidia-smi.csv" 2>&1
+           cli=bin/sketchgpu.js; [ -f bin/sketchgpu.device.mjs ] && cli=bin/sketchgpu.device.mjs
            node "$cli" info --json | tee "$OUT/info.json" || rc=1 ;;
     tests) # the bundles from tools/device/pack.sh where they are, else the TypeScript sources through tsx
            : > "$OUT/tests.log"
            if ls test/*.test.device.mjs >/dev/null 2>&1; then
-             for f in test/*.test.device.mjs; do node "$f" >> "$OUT/tests.log" 2>&1 || rc=1; done
+             for f in test/*.test.device.mjs; do timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" node "$f" >> "$OUT/tests.log" 2>&1 || rc=1; done
            else
              node --import tsx --import ./test/hooks.mjs node_modules/uvu/bin.js test \
                '(kernel\..*|model\.zse\.parity|graph\..*)\.test\.ts$' > "$OUT/tests.log" 2>&1 || rc=1
@@ -44,9 +46,15 @@ for s in $steps; do
            grep -aE "Total|Passed|Skipped|FAIL" "$OUT/tests.log" | sed 's/\x1b\[[0-9;]*m//g' | head -40 ;;
     bench) bench=(node --import tsx --import ./test/hooks.mjs bench/run.ts)
            [ -f bench/run.device.mjs ] && bench=(node bench/run.device.mjs)
-           # shellcheck disable=SC2086
-           "${bench[@]}" --json ${SKETCHGPU_BENCH_ARGS:-} > "$OUT/bench.json" 2> "$OUT/bench.err" || rc=1
-           tail -c 600 "$OUT/bench.json"; echo ;;
+           # One process per section, each appending its JSON line, so a run cut short keeps what finished:
+           # e2e with the peers first, then the kernels, then host cost and the cost model.
+           : > "$OUT/bench.jsonl"; : > "$OUT/bench.err"
+           for sec in ${SKETCHGPU_BENCH_SECTIONS:-e2e kernels host,cost}; do
+             echo "   bench --only $sec ($(date -u +%T))"
+             # shellcheck disable=SC2086
+             timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" "${bench[@]}" --json --only "$sec" ${SKETCHGPU_BENCH_ARGS:-} >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err" || rc=1
+           done
+           tail -c 600 "$OUT/bench.jsonl"; echo ;;
     *) echo "unknown step $s"; rc=1 ;;
   esac
 done

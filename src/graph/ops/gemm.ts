@@ -52,12 +52,6 @@ export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4']
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
 export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : ['tiled']);
 const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128, smat: 64 };
-/**
- * Hardware adapters take the vec4 kernel when the layout allows it and it still yields this many 128x128 tiles
- * (fewer would leave most of a large GPU idle; the 64x64 kernel then runs 4x the workgroups). Not yet tuned on a
- * GPU: `npm run bench` times both variants on each GEMM shape so that the threshold can be set from measurements.
- */
-export const VEC4_MIN_TILES = 96;
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
 export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid' | 'quickgelu';
@@ -83,8 +77,8 @@ export interface GemmOptions {
   /**
    * Force a kernel (tests, bench). Default: the graph target's measured choice (autotune) when it has one; else
    * smat under the f16 option where the target allows it and the layout too; else on software adapters rowdot when
-   * the layout allows it; on hardware vec4 when the layout allows it and the output has at least VEC4_MIN_TILES
-   * 128x128 tiles; else tiled.
+   * the layout allows it; else tiled (on the H200, 2026-12-04, the autotuner found tiled fastest on 73 of the 74
+   * ViT-B/16 GEMM shapes and vec4 1.4-8x slower on every one: bench/results/2026-12-04-h200.json).
    */
   variant?: GemmVariant;
   /**
@@ -114,7 +108,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const smat = !!g.target.smat && precision === 'f16' && aligned;
   const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}), ...(smat ? { smat: true } : {}) };
   const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
-  const variant = o.variant ?? (tuned && gemmVariantsFor(aligned, smat).includes(tuned) ? tuned : smat ? 'smat' : defaultVariant(!!g.target.software, aligned, M, N));
+  const variant = o.variant ?? (tuned && gemmVariantsFor(aligned, smat).includes(tuned) ? tuned : smat ? 'smat' : defaultVariant(!!g.target.software, aligned));
   if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
   if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
   const c16 = !!o.half && precision === 'f16' && !o.out && variant !== 'tiled' && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
@@ -140,10 +134,8 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   return out;
 }
 
-function defaultVariant(software: boolean, aligned: boolean, M: number, N: number): GemmVariant {
-  if (!aligned) return 'tiled';
-  if (software) return 'rowdot';
-  return Math.ceil(M / 128) * Math.ceil(N / 128) >= VEC4_MIN_TILES ? 'vec4' : 'tiled';
+function defaultVariant(software: boolean, aligned: boolean): GemmVariant {
+  return software && aligned ? 'rowdot' : 'tiled';
 }
 
 /**
