@@ -135,7 +135,10 @@ def load_split(root, classes, size, cache_name=None, *, purpose):
         out[f'{mod}_files'] = np.array(files)
     if cache_name:
         CACHE.mkdir(parents=True, exist_ok=True)
-        np.savez(cp, **out)
+        tmp = cp.with_name(f'{cp.name}.{os.getpid()}.tmp')     # atomic: concurrent runs may share the cache
+        with open(tmp, 'wb') as f:
+            np.savez(f, **out)
+        os.replace(tmp, cp)
     return out
 
 

@@ -368,6 +368,8 @@ def main():
     n_keys, n_params = C.check_state_dict(model)
     print(f'model: {n_keys} tensors, {n_params:,} params '
           f'({model.text.token_embedding.weight.numel():,} of them the token table)', flush=True)
+    if a.teacher_net:
+        raise SystemExit('error: --teacher-net is implemented in train_zse.py only\nhint: use --teacher (the cache)')
     teacher = Teacher(a, tr, torch.device('cpu')) if a.teacher else None
     D = cfg.embed                                                   # the towers' projected token width
     heads = nn.ModuleDict({'g': nn.Linear(D, teacher.dim), 't': nn.Linear(D, teacher.dim)}) if teacher \

@@ -116,11 +116,14 @@ def param_groups(model, wd, no_decay_suffixes=('pos_embedding', '.cls')):
     return [{'params': decay, 'weight_decay': wd}, {'params': no_decay, 'weight_decay': 0.0}]
 
 
-def lr_at(step, a):
-    """Linear warmup over a.warmup steps to a.lr, then cosine to a.min_lr at a.steps (shared with train_caan.py)."""
+def lr_at(step, a, progress=None):
+    """Linear warmup over a.warmup steps to a.lr, then cosine to a.min_lr at a.steps (shared with train_caan.py).
+    progress: the fraction of a time budget spent (--time-budget); the cosine follows whichever is further along."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     t = (step - a.warmup) / max(1, a.steps - a.warmup)
+    if progress is not None:
+        t = max(t, progress)
     return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
@@ -294,6 +297,47 @@ class Teacher:
         return torch.cat(gs), torch.cat(cs)
 
 
+class LiveTeacher:
+    """The teacher run on each augmented view itself (--teacher-net DIR: its topology and weights, e.g. trimmed by
+    tools/teacher/trim.py): exact targets instead of the cache's warped maps, cheap on a GPU. Same targets as
+    Teacher.targets: pooled [N,C] and grid cells [N,grid*grid,C], the per-modality mean of the pooled feature over
+    the (unaugmented) training rows subtracted."""
+
+    def __init__(self, a, sk_all, im_all, dev):
+        sys.path.insert(0, str(Path(__file__).resolve().parent / 'teacher'))
+        from keras_torch import INPUT_SIZE, load_teacher
+        self.net = load_teacher(a.teacher_model, a.teacher_net).to(dev)
+        self.layer, self.size, self.dev = a.teacher_layer, INPUT_SIZE[a.teacher_model], dev
+        self.mean = {}
+        for mod, x in (('sketch', sk_all), ('photo', im_all)):
+            if a.teacher_mean_rows:                   # a strided subset (quick CPU smoke runs)
+                x = x[::max(1, len(x) // a.teacher_mean_rows)]
+            self.mean[mod] = torch.cat([self.maps(x[i:i + 128].to(dev)).mean(dim=(2, 3))
+                                        for i in range(0, len(x), 128)]).mean(0)
+        self.dim = int(self.mean['sketch'].numel())
+        print(f'teacher (live): {a.teacher_model} {self.layer}, {self.dim} channels, mean over '
+              f'{len(sk_all)} sketches + {len(im_all)} photos', flush=True)
+
+    @torch.no_grad()
+    def maps(self, x):
+        """Model inputs in [-1, 1] -> the teacher's layer map (its own input convention: [0, 1], bilinear with
+        aligned corners to its size)."""
+        t = F.interpolate(x.float() * 0.5 + 0.5, size=(self.size, self.size), mode='bilinear', align_corners=True)
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16):
+            return self.net(t, outputs=[self.layer])[self.layer].float()
+
+    def targets(self, views, n_sketch, grid):
+        m = self.maps(views)
+        m[:n_sketch] -= self.mean['sketch'][None, :, None, None]
+        m[n_sketch:] -= self.mean['photo'][None, :, None, None]
+        return m.mean(dim=(2, 3)), F.adaptive_avg_pool2d(m, grid).flatten(2).transpose(1, 2)
+
+
+def load_ckpt(path):
+    """torch.load of this script's own checkpoints (dicts with numbers and strings: not weights-only)."""
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
 def relational_kl(student, teacher, temp):
     """KL(teacher || student) between the row softmaxes of the in-batch cosine matrices, the diagonal left out."""
     s = F.normalize(student.float(), dim=1)
@@ -310,7 +354,7 @@ def init_from_(model, path):
         from safetensors_min import load_file
         sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(path)[0].items()}
     else:
-        sd = torch.load(path, map_location='cpu')['model']
+        sd = load_ckpt(path)['model']
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
     if missing or unexpected:
@@ -373,6 +417,13 @@ def add_distill_args(ap):
                     help='weight: similarity structure, KL(teacher || student) of row softmaxes of the in-batch cosine '
                          'matrices (both modalities; teacher: mean-subtracted pooled features; student: the cls embeddings)')
     ap.add_argument('--distill-temp', type=float, default=0.1, help='temperature of --distill-rel')
+    ap.add_argument('--teacher-net', default='',
+                    help='instead of --teacher\'s cache: run the teacher live on each augmented view (a GPU makes that '
+                         'cheap); DIR holds MODEL.topology.json + MODEL.safetensors (tools/teacher/trim.py)')
+    ap.add_argument('--teacher-model', default='inception_v3', help='with --teacher-net')
+    ap.add_argument('--teacher-layer', default='mixed7', help='with --teacher-net')
+    ap.add_argument('--teacher-mean-rows', type=int, default=0,
+                    help='with --teacher-net: the modality means over about this many rows each (0: all training rows)')
 
 
 def start_run(a):
@@ -439,6 +490,9 @@ def main():
     ap.add_argument('--val-rn', type=int, default=1,
                     help='1: select by the mean of val ret and rn mAP@all (rn on every 5th val sketch); 0: by ret alone '
                          '(validation several times cheaper on CPU)')
+    ap.add_argument('--time-budget', type=float, default=0,
+                    help='minutes of training steps (data loading excluded): the cosine schedule ends, and the run '
+                         'stops, when they are spent or at --steps, whichever comes first (for a lent GPU\'s fixed time)')
     ap.add_argument('--init', default='', help='start from these weights (official .pth or sketchgpu .safetensors)')
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
@@ -472,7 +526,7 @@ def main():
     proxies = nn.Parameter((torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02).to(dev))
     if a.init:
         init_from_(model, a.init)
-    teacher = Teacher(a, tr, dev) if a.teacher else None
+    teacher = LiveTeacher(a, sk_all, im_all, dev) if a.teacher_net else Teacher(a, tr, dev) if a.teacher else None
     heads = nn.ModuleDict({'g': nn.Linear(cfg.dim, teacher.dim), 't': nn.Linear(cfg.dim, teacher.dim)}).to(dev) \
         if teacher else nn.ModuleDict()                             # training-only projections, not in the checkpoint
     groups = param_groups(model, a.wd)
@@ -487,7 +541,7 @@ def main():
     triplet = nn.TripletMarginLoss(margin=1.0, p=2)
     start, best, history = 0, {'score': -1.0}, []
     if a.resume and (out / 'last.pt').exists():
-        st = torch.load(out / 'last.pt', map_location='cpu')
+        st = load_ckpt(out / 'last.pt')
         model.load_state_dict(st['model'])
         opt.load_state_dict(st['opt'])
         sampler.rng.set_state(st['sampler'])
@@ -528,9 +582,10 @@ def main():
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
                'n': 0}
-    t_last = time.time()
+    t_last = t_loop = time.time()
     for step in range(start, a.steps):
-        lr = lr_at(step, a)
+        spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
+        lr = lr_at(step, a, spent)
         for g in opt.param_groups:
             g['lr'] = lr
         i_sk, i_skn, i_im, i_imn = sampler.sample(b)
@@ -568,8 +623,11 @@ def main():
             loss = loss + a.inst_loss * l_inst
         l_dg = l_dt = l_dr = torch.zeros(())
         if teacher is not None:
-            g, cells = teacher.targets(np.concatenate([i_sk, i_skn]), th_sk, np.concatenate([i_im, i_imn]), th_im,
-                                       cfg.grid)
+            if isinstance(teacher, LiveTeacher):
+                g, cells = teacher.targets(torch.cat([sk, im]), len(sk), cfg.grid)
+            else:
+                g, cells = teacher.targets(np.concatenate([i_sk, i_skn]), th_sk, np.concatenate([i_im, i_imn]), th_im,
+                                           cfg.grid)
             l_dg = (1 - F.cosine_similarity(heads['g'](sa[:, 0]), g, dim=1)).mean()
             l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
             l_dr = relational_kl(sa[:, 0], g, a.distill_temp)
@@ -599,7 +657,8 @@ def main():
                  'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
                'n': 0}
-        over = a.max_minutes and (log.elapsed()) > 60 * a.max_minutes
+        over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
+            (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
         if va is not None and a.val_every and (s1 % a.val_every == 0 or s1 == a.steps or over or stop):
             r, sc = validate(s1)
@@ -611,18 +670,19 @@ def main():
             checkpoint(s1)
             t_last = time.time()
         if over or stop:
-            log({'step': s1, 'stopped': f'--max-minutes {a.max_minutes} reached' if over else f'--stop-at {a.stop_at}'})
+            log({'step': s1, 'stopped': (f'--time-budget {a.time_budget} spent' if a.time_budget and time.time() - t_loop > 60 * a.time_budget
+                                         else f'--max-minutes {a.max_minutes} reached') if over else f'--stop-at {a.stop_at}'})
             break
 
     elapsed = log.elapsed()
     save_official(model, out / 'last.pth', s1, 0.0, 0.0)
     final = out / f'{a.name}.pth'
     if va is not None and best.get('step'):
-        ck = torch.load(out / 'best.pth', map_location='cpu')
+        ck = load_ckpt(out / 'best.pth')
         torch.save(ck, final)
         model.load_state_dict(ck['model'])
     else:
-        torch.save(torch.load(out / 'last.pth', map_location='cpu'), final)
+        torch.save(load_ckpt(out / 'last.pth'), final)
     summary = {'args': vars(a), 'config': cfg.to_json(), 'params': n_params, 'params_used': used_params,
                'train_classes': train_cls, 'val_classes': val_cls, 'train_seconds': round(elapsed, 1),
                'best': best, 'final_checkpoint': str(final), 'torch': torch.__version__}

@@ -70,7 +70,7 @@ class KerasNet(torch.nn.Module):
         l, r = self._same_pad(k[1], s[1], x.shape[3])
         return F.pad(x, (l, r, t, b)) if (t or b or l or r) else x
 
-    def _apply(self, layer, xs):
+    def _layer(self, layer, xs):
         c, n, cls = layer['config'], layer['name'], layer['class_name']
         x = xs[0]
         if cls == 'Conv2D' or cls == 'DepthwiseConv2D':
@@ -146,7 +146,7 @@ class KerasNet(torch.nn.Module):
                 vals[layer['name']] = x
                 continue
             ins = [vals[i[0]] for i in layer['inbound_nodes'][0]]
-            vals[layer['name']] = self._apply(layer, ins)
+            vals[layer['name']] = self._layer(layer, ins)
             if want.issubset(vals.keys()):
                 break
         return {k: vals[k] for k in want} if outputs else vals[self.output_name]
