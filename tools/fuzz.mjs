@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { unzipSync } from 'fflate';
+import { glibcCompat } from './fuzz-glibc-compat.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = join(ROOT, '.cache', 'fuzz');
@@ -41,11 +42,13 @@ if (!existsSync(jazzer)) {
   console.error('error: @jazzer.js/core is not installed\nhint: run `npm install` (it is a dev dependency)');
   process.exit(2);
 }
-// Jazzer.js's prebuilt libFuzzer addon needs glibc >= 2.38 (Debian 13, Ubuntu 24.04); elsewhere the plain mutation
-// engine of tools/fuzz-mutate.cjs runs instead, and the table says which engine ran.
-const probe = spawnSync(process.execPath, ['-e', "require('@jazzer.js/fuzzer')"], { cwd: ROOT, encoding: 'utf8' });
-const engine = probe.status === 0 ? 'jazzer.js (libFuzzer, coverage-guided)' : 'mutation (not coverage-guided)';
-if (probe.status !== 0) {
+// Jazzer.js's prebuilt libFuzzer addon needs glibc >= 2.38 and GCC 13's libstdc++ for three symbols; on older
+// systems (Debian 12) tools/fuzz-glibc-compat.mjs supplies them through a shim, so the coverage-guided engine runs
+// there too. Where even that fails, the plain mutation engine of tools/fuzz-mutate.cjs runs, and the table says so.
+const compat = glibcCompat(ROOT, join(CACHE, 'glibc-compat'));
+const engine = compat ? `jazzer.js (libFuzzer, coverage-guided${compat.LD_PRELOAD ? '; glibc/libstdc++ shim, tools/fuzz-glibc-compat.mjs' : ''})` : 'mutation (not coverage-guided)';
+if (!compat) {
+  const probe = spawnSync(process.execPath, ['-e', "require('@jazzer.js/fuzzer')"], { cwd: ROOT, encoding: 'utf8' });
   console.error(`warning: Jazzer.js cannot load here (${(/Error: (.*)/.exec(probe.stderr)?.[1] ?? 'see node -e "require(\'@jazzer.js/fuzzer\')"').slice(0, 160)}); using the plain mutation engine (tools/fuzz-mutate.cjs)`);
 }
 
@@ -75,9 +78,9 @@ for (const name of targets) {
     }
   }
   const before = new Set(readdirSync(crashes));
-  const r = probe.status === 0
+  const r = compat
     ? spawnSync(jazzer, [bundle, corpus, '--sync', '--', `-max_total_time=${seconds}`, '-rss_limit_mb=1024', '-timeout=10',
-      '-max_len=1048576', `-artifact_prefix=${crashes}/`], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 })
+      '-max_len=1048576', `-artifact_prefix=${crashes}/`], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...compat } })
     : spawnSync(process.execPath, ['--max-old-space-size=1024', join(ROOT, 'tools', 'fuzz-mutate.cjs'), bundle, corpus, String(seconds), crashes],
       { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, timeout: (seconds + 60) * 1000 });
   const log = `${r.stdout}\n${r.stderr}`;
