@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import { isSketchError, SketchError } from '../src/errors.ts';
+import { isSketchError, SketchError } from '../src/core/errors.ts';
 import { decodeImage, type DecodedImage } from '../src/io/image.ts';
 import { loadImageFile } from '../src/io/image-file.ts';
 import { cvImreadRGB } from '../src/preprocess/opencv.ts';

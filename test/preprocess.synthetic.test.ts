@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { decodeImage } from '../src/io/image.ts';
 import {
   NORMALIZE_LUT, preprocessPhoto, preprocessPhotoUint8, preprocessSketch, preprocessSketchUint8,

@@ -7,12 +7,12 @@
 // compared with PyTorch's), and prints the cosine and max |diff| of each embedding against PyTorch's float32 ones
 // from the same fp16 weights. Exit code 1 when a cosine is below 0.9999 or the token ids differ.
 import { readFileSync } from 'node:fs';
-import { loadCaanWeights } from '../src/io/weights.ts';
+import { loadCaanWeights } from '../src/models/load-file.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32 } from '../src/io/tensor.ts';
+import { toFloat32 } from '../src/core/tensor.ts';
 import { CaanModel } from '../src/models/caan/model.ts';
 import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
-import { nodeGpu } from '../src/gpu/node.ts';
+import { nodeGpu } from '../src/graph/node-gpu.ts';
 
 const [weightsPath, checkPath] = process.argv.slice(2);
 if (!weightsPath || !checkPath) {

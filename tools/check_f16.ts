@@ -10,8 +10,8 @@
 // one (the same arithmetic in another summation order): near-ties in a ranking flip on any rounding change.
 // Exit code 1 when the min cosine is below 0.999 or a top-10 set changed.
 import { resolve } from 'node:path';
-import { nodeGpu } from '../src/gpu/node.ts';
-import { loadModelWeights } from '../src/io/weights.ts';
+import { nodeGpu } from '../src/graph/node-gpu.ts';
+import { loadModelWeights } from '../src/models/load-file.ts';
 import { CaanModel } from '../src/models/caan/model.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
 import { listDataset } from '../src/retrieval/eval.ts';

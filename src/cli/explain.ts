@@ -3,11 +3,11 @@ import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { PNG } from 'pngjs';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { explainPair } from '../explain/correspondence.ts';
 import { renderExplanation, type Rgba } from '../explain/render.ts';
-import { nodeGpu } from '../gpu/node.ts';
-import { loadWeights } from '../io/weights.ts';
+import { nodeGpu } from '../graph/node-gpu.ts';
+import { loadWeights } from '../models/load-file.ts';
 import { ZseModel } from '../models/zse/model.ts';
 import { loadModelInput } from '../retrieval/files.ts';
 

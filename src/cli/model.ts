@@ -1,8 +1,8 @@
 /** Opening weights for the CLI: either model, detected from the file, as the retrieval interface. */
-import { nodeGpu } from '../gpu/node.ts';
-import { loadModelWeights, weightsHash } from '../io/weights.ts';
+import { nodeGpu } from '../graph/node-gpu.ts';
+import { loadModelWeights, nodeWeightsHash as weightsHash } from '../models/load-file.ts';
 import { CaanModel } from '../models/caan/model.ts';
-import { parseModelChoice, type ModelKind } from '../models/kind.ts';
+import { parseModelChoice, type ModelKind } from '../models/load.ts';
 import { ZseModel } from '../models/zse/model.ts';
 import type { ModelIdentity } from '../retrieval/index-format.ts';
 import { CaanRetrieval, ZseRetrieval, type RetrievalModel } from '../retrieval/model.ts';

@@ -1,4 +1,11 @@
-import type { Kernel } from '../graph/kernel.ts';
+/** A compute program as the device compiles it: WGSL text, an entry point and its `override` constants. */
+export interface ShaderProgram {
+  name: string;
+  wgsl: string;
+  entry?: string;
+  /** Pipeline-overridable constants (`override` declarations in the WGSL). */
+  constants?: Record<string, number>;
+}
 
 /**
  * Compiled pipelines per device, keyed by program text, entry point, constants and binding shape, so that
@@ -8,7 +15,7 @@ import type { Kernel } from '../graph/kernel.ts';
 const caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 const moduleCaches = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
 
-export function getPipeline(device: GPUDevice, kernel: Kernel, nReads: number, nWrites: number): GPUComputePipeline {
+export function getPipeline(device: GPUDevice, kernel: ShaderProgram, nReads: number, nWrites: number): GPUComputePipeline {
   let cache = caches.get(device);
   if (!cache) caches.set(device, (cache = new Map()));
   const entry = kernel.entry ?? 'main';

@@ -7,7 +7,7 @@
  *
  * Pure TypeScript, no Node APIs: it runs in the browser. Reading files lives in image-file.ts.
  */
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { decodeJpeg, JpegError, readTiffOrientation } from './image-jpeg.ts';
 import { decodePng, isPng, PngError } from './image-png.ts';
 

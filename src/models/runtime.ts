@@ -3,7 +3,7 @@ import { WeightStore, type WeightFormat } from '../gpu/weights.ts';
 import { buildGraph } from '../graph/autotune.ts';
 import { Executor } from '../graph/executor.ts';
 import { Graph, type Precision } from '../graph/graph.ts';
-import type { HostTensor } from '../io/tensor.ts';
+import type { HostTensor } from '../core/tensor.ts';
 
 /**
  * A model's GPU side, shared by ZseModel and CaanModel: its weights, uploaded once, and one planned executor per

@@ -10,7 +10,7 @@ import { Graph } from '../graph/graph.ts';
 import { gemm } from '../graph/ops/gemm.ts';
 import { l2normRows } from '../graph/ops/elementwise.ts';
 import { topk, TOPK_MAX } from '../graph/ops/topk.ts';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 export interface SearchHit {
   /** Gallery row. */

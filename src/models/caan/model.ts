@@ -1,4 +1,4 @@
-import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../core/errors.ts';
 import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
@@ -6,7 +6,7 @@ import { ModelRuntime } from '../runtime.ts';
 import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';
-import { toFloat32, type HostTensor } from '../../io/tensor.ts';
+import { toFloat32, type HostTensor } from '../../core/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
 import { imageSize, imageTokens, type CaanConfig } from './config.ts';
 import { buildImageTowerGraph, buildRelationGraph, buildTextGraph, buildTextRelationGraph, PROJECTIONS, transposedName } from './graph.ts';

@@ -1,11 +1,11 @@
-import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../core/errors.ts';
 import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
 import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import type { HostTensor } from '../../io/tensor.ts';
+import type { HostTensor } from '../../core/tensor.ts';
 import type { ZseConfig } from './config.ts';
 import { buildPairGraph, buildProjectionGraph, buildSaGraph } from './graph.ts';
 import { cosineMatrix } from '../../graph/ops/elementwise.ts';

@@ -8,15 +8,15 @@
  * `preprocessPhoto`; sketches through `preprocessSketch`; rows are sorted by relative path (code-unit order) as
  * `sketchgpu index` sorts them, so ties in a search break the same way.
  */
-import { SketchError, isSketchError } from './errors.ts';
-import { decodeImage, type DecodedImage } from './io/image.ts';
-import type { HostTensor } from './io/tensor.ts';
-import type { CaanConfig } from './models/caan/config.ts';
-import type { ZseConfig } from './models/zse/config.ts';
-import { preprocessPhoto } from './preprocess/index.ts';
-import type { GalleryIndex, ModelIdentity } from './retrieval/index-format.ts';
-import { asRetrievalModel, type AnyModel } from './retrieval/model.ts';
-import { weightsHash } from './web-hash.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
+import { decodeImage, type DecodedImage } from '../io/image.ts';
+import type { HostTensor } from '../core/tensor.ts';
+import type { CaanConfig } from '../models/caan/config.ts';
+import type { ZseConfig } from '../models/zse/config.ts';
+import { preprocessPhoto } from '../preprocess/index.ts';
+import type { GalleryIndex, ModelIdentity } from './index-format.ts';
+import { asRetrievalModel, type AnyModel } from './model.ts';
+import { weightsHash } from '../io/weights-hash.ts';
 
 /** Image files in a gallery: .png, .jpg, .jpeg (as `sketchgpu index` picks them). */
 export const GALLERY_IMAGE_EXT = /\.(png|jpe?g)$/i;

@@ -1,11 +1,10 @@
 /**
- * Browser-safe weights identity: the same SHA-256 as `weightsHash` in src/io/weights.ts (which uses node:crypto),
- * computed by a small incremental SHA-256 in TypeScript so no buffer has to be copied whole (WebCrypto's digest
- * cannot stream). Used by the browser bundle for the `sketchgpu.index.model` identity of gallery indexes, so an
- * index built in the page and one built by the CLI with the same weights name the same weights.
+ * The identity of a set of weights (`sketchgpu.index.model` of gallery indexes): one function for Node and the page.
+ * Its SHA-256 is a small incremental one in TypeScript, so no buffer has to be copied whole (WebCrypto's digest
+ * cannot stream); Node passes node:crypto's (models/load-file.ts, faster on big weights), which gives the same value.
  */
-import { tensorBytes } from './io/safetensors.ts';
-import { DTYPE_BYTES, numel, type HostTensor } from './io/tensor.ts';
+import { tensorBytes } from './safetensors.ts';
+import { DTYPE_BYTES, numel, type HostTensor } from '../core/tensor.ts';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -90,13 +89,18 @@ export class Sha256 {
   }
 }
 
+/** An incremental hash: Sha256 here, or node:crypto's SHA-256 wrapped to this shape. */
+export interface Hasher {
+  update(d: string | Uint8Array): unknown;
+  hex(): string;
+}
+
 /**
- * What both weights identities hash (`weightsHash` here and in src/io/weights.ts, with their own SHA-256): the tag
- * 'sketchgpu-weights-v1\n', then per sorted key a u32-LE length-prefixed JSON [key, dtype, shape, byteLength] (so
- * no two different maps serialize to the same stream) and the tensor's bytes. Independent of file format and key
- * order; changes with any value or with the storage dtype.
+ * What the weights identity hashes: the tag 'sketchgpu-weights-v1\n', then per sorted key a u32-LE
+ * length-prefixed JSON [key, dtype, shape, byteLength] (so no two different maps serialize to the same stream) and
+ * the tensor's bytes. Independent of file format and key order; changes with any value or with the storage dtype.
  */
-export function hashWeightsInto(h: { update(d: string | Uint8Array): unknown }, tensors: ReadonlyMap<string, HostTensor>): void {
+export function hashWeightsInto(h: Pick<Hasher, 'update'>, tensors: ReadonlyMap<string, HostTensor>): void {
   const enc = new TextEncoder();
   h.update('sketchgpu-weights-v1\n');
   for (const key of [...tensors.keys()].sort()) {
@@ -111,9 +115,9 @@ export function hashWeightsInto(h: { update(d: string | Uint8Array): unknown }, 
   }
 }
 
-/** The identity of a set of weights in the browser, equal to Node's `weightsHash` (src/io/weights.ts). */
-export function weightsHash(tensors: ReadonlyMap<string, HostTensor>): string {
-  const h = new Sha256();
+/** A stable identity for a set of weights: SHA-256 (of `hasher`, by default the one above) over hashWeightsInto's stream. */
+export function weightsHash(tensors: ReadonlyMap<string, HostTensor>, hasher: () => Hasher = () => new Sha256()): string {
+  const h = hasher();
   hashWeightsInto(h, tensors);
   return h.hex();
 }

@@ -4,8 +4,8 @@
  * present); it does need the compute limits its WGSL kernels are written for, and storage bindings large enough
  * for one image's largest activation.
  */
-import { imageSize, imageTokens, type CaanConfig } from './models/caan/config.ts';
-import type { ZseConfig } from './models/zse/config.ts';
+import { imageSize, imageTokens, type CaanConfig } from './caan/config.ts';
+import type { ZseConfig } from './zse/config.ts';
 
 export interface LimitProblem {
   limit: string;
