@@ -27,12 +27,12 @@ const ENTRY_POINTS = ['index.ts', 'browser.ts'];
 
 const SPEC = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
 
-function sourceFiles(dir: string): string[] {
+function sourceFiles(dir: string, ext = '.ts'): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sourceFiles(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
+    if (e.isDirectory()) out.push(...sourceFiles(p, ext));
+    else if (e.name.endsWith(ext)) out.push(p);
   }
   return out;
 }
@@ -70,7 +70,7 @@ test('every import in src/ points down the layer map', () => {
       const to = moduleOf(d);
       if (to === null) {
         if (!d.startsWith('shaders/')) wrong.push(`${f} -> ${d} (outside src/ and shaders/)`);
-        else if (from !== 'graph') wrong.push(`${f} -> ${d} (only src/graph/ops reads WGSL)`);
+        else if (!f.startsWith('src/graph/ops/')) wrong.push(`${f} -> ${d} (only src/graph/ops reads WGSL)`);
         continue;
       }
       if (from === '' || to === from) continue;
@@ -79,6 +79,25 @@ test('every import in src/ points down the layer map', () => {
     }
   }
   assert.equal(wrong, [], `imports against the layer map:\n${wrong.join('\n')}`);
+});
+
+test('an op is one unit: src/graph/ops/<op>.ts reads shaders/<op>.wgsl or shaders/<op>/*.wgsl (and shaders/lib/), and every shader has its op', () => {
+  const wrong: string[] = [];
+  const used = new Set<string>();
+  for (const [f, deps] of graph) {
+    const op = /^src\/graph\/ops\/([\w-]+)\.ts$/.exec(f)?.[1];
+    for (const d of deps.filter((x) => x.endsWith('.wgsl'))) {
+      used.add(d);
+      if (op === undefined) continue; // reported by the layer test
+      if (d !== `shaders/${op}.wgsl` && !d.startsWith(`shaders/${op}/`) && !d.startsWith('shaders/lib/')) wrong.push(`${f} -> ${d}`);
+    }
+  }
+  const shaders = sourceFiles(resolve(REPO_ROOT, 'shaders'), '.wgsl').map((f) => relative(REPO_ROOT, f).split('\\').join('/'));
+  for (const s of shaders) {
+    if (!used.has(s)) wrong.push(`${s} is read by no op`);
+    if (/^\s*override\s/m.test(readFileSync(resolve(REPO_ROOT, s), 'utf8'))) wrong.push(`${s} declares an override: ops specialise WGSL through src/graph/wgsl.ts slots only`);
+  }
+  assert.equal(wrong, [], `ops and shaders out of pairs:\n${wrong.join('\n')}`);
 });
 
 test('no import cycles between files of src/', () => {

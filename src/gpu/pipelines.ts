@@ -1,14 +1,15 @@
-/** A compute program as the device compiles it: WGSL text, an entry point and its `override` constants. */
+/**
+ * A compute program as the device compiles it: complete WGSL text (specialised by src/graph/wgsl.ts before it gets
+ * here) and an entry point.
+ */
 export interface ShaderProgram {
   name: string;
   wgsl: string;
   entry?: string;
-  /** Pipeline-overridable constants (`override` declarations in the WGSL). */
-  constants?: Record<string, number>;
 }
 
 /**
- * Compiled pipelines per device, keyed by program text, entry point, constants and binding shape, so that
+ * Compiled pipelines per device, keyed by program text, entry point and binding shape, so that
  * every plan (each batch size of each model) shares them. Layouts are explicit: reads are read-only storage,
  * writes are storage, the last binding is the uniform block.
  */
@@ -19,8 +20,7 @@ export function getPipeline(device: GPUDevice, kernel: ShaderProgram, nReads: nu
   let cache = caches.get(device);
   if (!cache) caches.set(device, (cache = new Map()));
   const entry = kernel.entry ?? 'main';
-  const consts = kernel.constants ? Object.entries(kernel.constants).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
-  const key = `${kernel.name}\u0000${entry}\u0000${JSON.stringify(consts)}\u0000${nReads}/${nWrites}\u0000${kernel.wgsl}`;
+  const key = `${kernel.name}\u0000${entry}\u0000${nReads}/${nWrites}\u0000${kernel.wgsl}`;
   let p = cache.get(key);
   if (p) return p;
   let modules = moduleCaches.get(device);
@@ -38,7 +38,7 @@ export function getPipeline(device: GPUDevice, kernel: ShaderProgram, nReads: nu
   p = device.createComputePipeline({
     label: kernel.name,
     layout,
-    compute: { module, entryPoint: entry, ...(consts.length ? { constants: Object.fromEntries(consts) } : {}) },
+    compute: { module, entryPoint: entry },
   });
   cache.set(key, p);
   return p;

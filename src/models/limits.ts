@@ -6,25 +6,13 @@
  */
 import { imageSize, imageTokens, type CaanConfig } from './caan/config.ts';
 import type { ZseConfig } from './zse/config.ts';
+import { kernelLimits } from '../graph/limits.ts';
 
 export interface LimitProblem {
   limit: string;
   needed: number;
   has: number;
 }
-
-/** Workgroup sizes and shared memory of shaders/*.wgsl (the largest kernel of each kind). */
-const KERNEL_LIMITS: Record<string, number> = {
-  // topk.wgsl runs 256 invocations per workgroup, gemm.wgsl 16 x 16.
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupSizeX: 256,
-  maxComputeWorkgroupSizeY: 16,
-  // topk.wgsl keeps 2048 values and 2048 indices in workgroup memory; attention.wgsl 2 x 512 vec4.
-  maxComputeWorkgroupStorageSize: 16384,
-  // At most 5 storage buffers per kernel (gemm.wgsl, tokens.wgsl), plus a uniform block.
-  maxStorageBuffersPerShaderStage: 5,
-  maxUniformBuffersPerShaderStage: 1,
-};
 
 /**
  * The bytes of one image's largest activation (what ZseModel sizes its batches by); for CAAN the largest of one image
@@ -48,7 +36,7 @@ export function perImageBytes(config: ZseConfig | CaanConfig): number {
  */
 export function checkAdapterLimits(limits: GPUSupportedLimits | Record<string, number>, config?: ZseConfig | CaanConfig): LimitProblem[] {
   const get = (k: string) => Number((limits as unknown as Record<string, number>)[k] ?? 0);
-  const need: Record<string, number> = { ...KERNEL_LIMITS };
+  const need: Record<string, number> = { ...kernelLimits() };
   if (config) {
     const bytes = perImageBytes(config);
     need.maxStorageBufferBindingSize = bytes;

@@ -5,7 +5,7 @@ import type { GpuContext } from '../../gpu/device.ts';
 import { ModelRuntime } from '../runtime.ts';
 import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import { cosineMatrix } from '../../graph/ops/elementwise.ts';
+import { cosineMatrix } from '../../graph/ops/cosine.ts';
 import { toFloat32, type HostTensor } from '../../core/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
 import { imageSize, imageTokens, type CaanConfig } from './config.ts';

@@ -8,7 +8,7 @@ import type { Graph, Precision } from '../../graph/graph.ts';
 import type { HostTensor } from '../../core/tensor.ts';
 import type { ZseConfig } from './config.ts';
 import { buildPairGraph, buildProjectionGraph, buildSaGraph } from './graph.ts';
-import { cosineMatrix } from '../../graph/ops/elementwise.ts';
+import { cosineMatrix } from '../../graph/ops/cosine.ts';
 
 export interface ZseModelOptions {
   /** Images per SA forward (default: as many as fit, at most 32). */

@@ -1,4 +1,4 @@
-// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm/epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R, register-tiled for GPUs, with vec4 loads and vec4 FMAs.
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
@@ -7,13 +7,13 @@
 // A workgroup of 16x16 invocations computes a 128x128 tile of C; each invocation an 8x8 block held in 16 vec4
 // registers: rows {4ty..4ty+3, 64+4ty..64+4ty+3} x columns {4tx..4tx+3, 64+4tx..64+4tx+3}. K advances in steps of
 // 16 through workgroup memory, stored k-major ([16][128] per operand, as vec4 along M or N), so each k step reads
-// two vec4 of A and two of B and does 32 vec4 FMAs: 4 loads per 32 FMAs, against 8 per 16 in gemm.wgsl.
+// two vec4 of A and two of B and does 32 vec4 FMAs: 4 loads per 32 FMAs, against 8 per 16 in gemm/tiled.wgsl.
 // Loads past M, N or K read zeros; stores past M or N are skipped.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
-// gemm_operand_*.wgsl, gemm_store_*.wgsl.)
+// gemm/operand_*.wgsl, gemm/store_*.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;

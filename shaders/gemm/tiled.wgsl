@@ -1,14 +1,14 @@
-// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm/epilogue.wgsl, prepended by ops/gemm.ts.)
 // C = act(alpha * A · Bᵀ + bias) + R
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
 // A 64x64 output tile per workgroup, 4x4 per thread, K in steps of 16 through workgroup memory.
 // Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA / loadB, and C, binding 4, with storeC, are prepended:
-// gemm_operand_*.wgsl, gemm_store_f32.wgsl.)
+// gemm/operand_*.wgsl, gemm/store_f32.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;

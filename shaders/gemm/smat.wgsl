@@ -17,6 +17,8 @@
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
+const TILE = 64u; // rows and columns of C per workgroup
+
 var<workgroup> As: array<f16, 2048>; // [64 rows][32 k]
 var<workgroup> Bs: array<f16, 2048>; // [64 columns][32 k]
 var<workgroup> Cs: array<f32, 4096>; // [64][64]
@@ -27,8 +29,8 @@ alias Acc = subgroup_matrix_result<f32, 16, 16>;
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * 64u;
-  let col0 = wg.x * 64u;
+  let row0 = wg.y * TILE;
+  let col0 = wg.x * TILE;
   let K4 = p.K / 4u;
   let lda4 = p.lda / 4u;
   let ldb4 = p.ldb / 4u;

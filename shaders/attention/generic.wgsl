@@ -1,10 +1,10 @@
 // Multi-head scaled-dot-product attention for any layout and head dim up to 256: the fallback of the flash kernel
-// (attention.wgsl), which needs every offset, stride and the head dim to be multiples of 4 and dh <= 128. The
+// (attention/flash.wgsl), which needs every offset, stride and the head dim to be multiples of 4 and dh <= 128. The
 // model never takes this path; it keeps the op total. Same algorithm, plainly written: one invocation per (query
 // row, head, batch), its query and accumulator in private arrays, an online softmax over the keys one at a time
 // (running max and sum), no workgroup memory and no barrier. Loops run to a bound read from the uniforms, so
 // no compiler unrolls them (llvmpipe compiles this in well under a second).
-// Layouts, scaling and the causal mask as in attention.wgsl (zse-sbir.md §3.3, §11.5-6).
+// Layouts, scaling and the causal mask as in attention/flash.wgsl (zse-sbir.md §3.3, §11.5-6).
 
 struct Params {
   B: u32, H: u32, Tq: u32, Tk: u32, dh: u32,

@@ -1,24 +1,25 @@
-// (activate(), erf_ and the operand rounding op1/op4 come from gemm_epilogue.wgsl, prepended by ops/gemm.ts.)
-// C = act(alpha * A · Bᵀ + bias) + R, the same contract as gemm.wgsl, for adapters where workgroup memory and
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm/epilogue.wgsl, prepended by ops/gemm.ts.)
+// C = act(alpha * A · Bᵀ + bias) + R, the same contract as gemm/tiled.wgsl, for adapters where workgroup memory and
 // barriers are expensive (CPU drivers such as lavapipe and SwiftShader): no workgroup memory at all. Both A [M,K]
 // and B [N,K] are read along K as vec4 (K, lda, ldb and aOff must be multiples of 4; the host checks), each
 // invocation keeps a 4x4 block of C in registers: 8 vec4 loads feed 16 vec4 FMAs per step of 4 along K.
 // Rows and columns past M or N are clamped on load and skipped on store, so any M and N work.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm_epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
-// gemm_operand_*.wgsl, gemm_store_*.wgsl.)
+// gemm/operand_*.wgsl, gemm/store_*.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 
-// 8x8 invocations, each a 4x4 block: a 32x32 tile of C per workgroup.
+// 8x8 invocations, each a 4x4 block: a TILE x TILE tile of C per workgroup.
+const TILE = 32u;
 @compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let m0 = wg.y * 32u + lid.y * 4u;
-  let n0 = wg.x * 32u + lid.x * 4u;
+  let m0 = wg.y * TILE + lid.y * 4u;
+  let n0 = wg.x * TILE + lid.x * 4u;
   if (m0 >= p.M || n0 >= p.N) { return; }
   let K4 = p.K / 4u;
   var a: array<u32, 4>;

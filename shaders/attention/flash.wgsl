@@ -15,7 +15,7 @@
 // This file is a template: ops/attention.ts fills the @...@ slots for one head dim, writing the code over rows
 // and vec4 columns out in full with one named register each (q{r}_{c}, a{r}_{c}, m{r}, l{r}), so that registers
 // are never indexed (a GPU would put indexed arrays in local memory). The buffers are read as vec4: every
-// offset, stride and the head dim are multiples of 4 (attention_generic.wgsl takes the other cases).
+// offset, stride and the head dim are multiples of 4 (attention/generic.wgsl takes the other cases).
 //
 // Q, K, V and O are [B, T, *] buffers addressed by (offset, batch stride, row stride); head h reads the
 // features h*dh .. h*dh+dh-1 of a row. That covers SA's packed [q|k|v] rows (zse-sbir.md §11.6) and ZSE's
@@ -36,7 +36,7 @@ struct Params {
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> K: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> V: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> O: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> O: @OUTPUT@;
 @group(0) @binding(4) var<uniform> p: Params;
 
 const R = @R@u;   // query rows per invocation

@@ -1,5 +1,5 @@
 // GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts, after
-// f16.wgsl), and their
+// lib/f16.wgsl), and their
 // common uniform block: the fields of ops/gemm.ts's params, in order.
 struct Params {
   M: u32, N: u32, K: u32,
@@ -9,10 +9,10 @@ struct Params {
   alpha: f32,
 }
 
-// The f16 precision option: every A and B element is rounded to binary16 (round_f16 of f16.wgsl, prepended) as it
+// The f16 precision option: every A and B element is rounded to binary16 (round_f16 of lib/f16.wgsl, prepended) as it
 // is loaded, while products and sums stay f32, which is what a tensor-core GEMM with f16 inputs and f32
 // accumulation computes. Off: loads unchanged.
-override F16_OPERANDS: bool = false;
+const F16_OPERANDS = @F16_OPERANDS@; // filled by ops/gemm.ts: true under the f16 option
 fn op1(x: f32) -> f32 {
   if (F16_OPERANDS) { return round_f16(x); }
   return x;
