@@ -1,7 +1,7 @@
 /**
  * Fuzz targets for the readers of untrusted files (docs/reliability.md). Each takes arbitrary bytes and must either
  * return or throw a SketchError: any other exception (a RangeError, a TypeError, a stack overflow) is a bug that
- * would reach the user as "this is unexpected". The fuzzer (tools/fuzz.mjs, Jazzer.js) also holds every input to
+ * would reach the user as "this is unexpected". The fuzzer (tools/fuzz/fuzz.mjs, Jazzer.js) also holds every input to
  * 1 GiB of RSS and 10 s; test/fuzz.regression.test.ts replays the inputs kept in test/fixtures/fuzz/.
  */
 import { isSketchError } from '../src/core/errors.ts';

@@ -1,5 +1,5 @@
 // Image decoding (src/io/image.ts): pixels equal to what Pillow and cv2 (libjpeg-turbo 2.1, libpng 1.6) decode,
-// checked on tools/make_preprocess_fixtures.py's synthetic files and, when present, the shared Sketchy data;
+// checked on tools/fixtures/make_preprocess_fixtures.py's synthetic files and, when present, the shared Sketchy data;
 // broken and unsupported files give BAD_IMAGE errors that name the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

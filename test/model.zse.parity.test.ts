@@ -1,5 +1,5 @@
 // Engine vs. the PyTorch reference (tools/zse_ref.py, run in float64 from the same fp32 weights and inputs;
-// fixtures from tools/make_zse_fixtures.py) at every stage of the model, for two tiny configs.
+// fixtures from tools/fixtures/make_zse_fixtures.py) at every stage of the model, for two tiny configs.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';

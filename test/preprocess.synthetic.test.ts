@@ -1,4 +1,4 @@
-// Photo and sketch preprocessing (zse-sbir.md §5) on tools/make_preprocess_fixtures.py's synthetic edge cases:
+// Photo and sketch preprocessing (zse-sbir.md §5) on tools/fixtures/make_preprocess_fixtures.py's synthetic edge cases:
 // the uint8 HWC stage must equal the reference (Pillow resize+convert / cv2 crop+resize+pad) byte for byte at
 // every size, and the float stage must equal torch's ToTensor+Normalize bit for bit.
 import { test } from 'uvu';

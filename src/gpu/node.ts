@@ -7,7 +7,7 @@ import { createGpuContext, describeAdapter, type GpuContext, type GpuOptions } f
 
 const NO_ADAPTER_HINT =
   'sketchgpu needs a Vulkan driver. With a GPU: install its vendor driver (NVIDIA, AMD, Intel). ' +
-  'Without one (a server or CI): install Mesa lavapipe 25+ (Debian bookworm: `bash tools/ensure-vulkan.sh`, which ' +
+  'Without one (a server or CI): install Mesa lavapipe 25+ (Debian bookworm: `bash tools/setup/ensure-vulkan.sh`, which ' +
   'installs mesa-vulkan-drivers from bookworm-backports). Then check with `npx sketchgpu info`.';
 
 /**

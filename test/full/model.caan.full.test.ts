@@ -1,7 +1,7 @@
 // Opt-in full-size CAAN parity check (CaanConfig.full(): ViT-B/16 sketch and photo towers at 224 px, CLIP ViT-B's
 // text tower, 254,878,620 params): `npm run test:full`, or alone with
 //   XDG_RUNTIME_DIR=/tmp node --import tsx --import ./test/hooks.mjs node_modules/uvu/bin.js test/full caan
-// tools/caan_full_parity.py writes seeded random F32 weights (~1.02 GB safetensors), n sketches, n photos, two texts
+// tools/fixtures/caan_full_parity.py writes seeded random F32 weights (~1.02 GB safetensors), n sketches, n photos, two texts
 // of different lengths and the float64 reference (projected tokens, embeddings of both towers and the text tower,
 // cosines, anchors, the anchor cosine matrix and the RN score of all n×n pairs, each anchor's best word and the
 // local score of every text × image pair) into .cache/caan-full (git-ignored, regenerated only when missing or stale). The engine loads the weights through loadCaanWeights and must match.
@@ -58,7 +58,7 @@ const cmp = (got: Float32Array | undefined, key: string, rtol = 0) => {
 };
 
 t.before(() => {
-  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/caan_full_parity.py', what: 'full-size CAAN', log });
+  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/fixtures/caan_full_parity.py', what: 'full-size CAAN', log });
   const e = readSafetensors(readFileSync(resolve(DIR, 'expected.safetensors')), 'expected.safetensors');
   exp = e.tensors;
   meta = e.metadata;

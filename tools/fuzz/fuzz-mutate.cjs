@@ -1,8 +1,8 @@
-// The fallback engine of tools/fuzz.mjs where Jazzer.js cannot load (its prebuilt addon needs glibc >= 2.38): a
+// The fallback engine of tools/fuzz/fuzz.mjs where Jazzer.js cannot load (its prebuilt addon needs glibc >= 2.38): a
 // plain mutation fuzzer, NOT coverage-guided. Mutates the corpus files (bit flips, random bytes, chunk insert/delete/
 // duplicate, truncation, splices of two inputs) and runs the target on each; an input is kept as a crash when the
 // target throws anything (fuzz/targets.ts rethrows all but SketchError), takes over 10 s, or leaves RSS above 1 GiB.
-// Usage: node tools/fuzz-mutate.cjs <bundle.cjs> <corpus dir> <seconds> <crash dir>; prints {"executions", "crashes"}.
+// Usage: node tools/fuzz/fuzz-mutate.cjs <bundle.cjs> <corpus dir> <seconds> <crash dir>; prints {"executions", "crashes"}.
 const { createHash } = require('node:crypto');
 const { readdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');

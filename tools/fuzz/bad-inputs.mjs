@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the CLI on the bad inputs of issue 15 under /usr/bin/time -v and prints a markdown table of each one's outcome,
 // exit code, wall time and peak RSS (docs/reliability.md). Every file is generated into a temp dir.
-// Usage: node --import tsx tools/bad-inputs.mjs [--keep]   (needs /usr/bin/time: apt-get install time)
+// Usage: node --import tsx tools/fuzz/bad-inputs.mjs [--keep]   (needs /usr/bin/time: apt-get install time)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,7 @@ import * as zlib from 'node:zlib';
 import { unzipSync, zipSync } from 'fflate';
 import { PNG } from 'pngjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'sketchgpu.js');
 const W = join(ROOT, 'test/fixtures/zse/tiny64.weights.safetensors');
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-bad-'));

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { unzipSync } from 'fflate';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CACHE = join(ROOT, '.cache', 'fuzz');
 const F = (...p) => join(ROOT, 'test', 'fixtures', ...p);
 const files = (dir, re = /./) => (existsSync(dir) ? readdirSync(dir).filter((n) => re.test(n)).map((n) => join(dir, n)).filter((p) => statSync(p).isFile() && statSync(p).size < 1 << 20) : []);
@@ -42,11 +42,11 @@ if (!existsSync(jazzer)) {
   process.exit(2);
 }
 // Jazzer.js's prebuilt libFuzzer addon needs glibc >= 2.38 (Debian 13, Ubuntu 24.04); elsewhere the plain mutation
-// engine of tools/fuzz-mutate.cjs runs instead, and the table says which engine ran.
+// engine of tools/fuzz/fuzz-mutate.cjs runs instead, and the table says which engine ran.
 const probe = spawnSync(process.execPath, ['-e', "require('@jazzer.js/fuzzer')"], { cwd: ROOT, encoding: 'utf8' });
 const engine = probe.status === 0 ? 'jazzer.js (libFuzzer, coverage-guided)' : 'mutation (not coverage-guided)';
 if (probe.status !== 0) {
-  console.error(`warning: Jazzer.js cannot load here (${(/Error: (.*)/.exec(probe.stderr)?.[1] ?? 'see node -e "require(\'@jazzer.js/fuzzer\')"').slice(0, 160)}); using the plain mutation engine (tools/fuzz-mutate.cjs)`);
+  console.error(`warning: Jazzer.js cannot load here (${(/Error: (.*)/.exec(probe.stderr)?.[1] ?? 'see node -e "require(\'@jazzer.js/fuzzer\')"').slice(0, 160)}); using the plain mutation engine (tools/fuzz/fuzz-mutate.cjs)`);
 }
 
 let crashed = 0;
@@ -78,7 +78,7 @@ for (const name of targets) {
   const r = probe.status === 0
     ? spawnSync(jazzer, [bundle, corpus, '--sync', '--', `-max_total_time=${seconds}`, '-rss_limit_mb=1024', '-timeout=10',
       '-max_len=1048576', `-artifact_prefix=${crashes}/`], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 })
-    : spawnSync(process.execPath, ['--max-old-space-size=1024', join(ROOT, 'tools', 'fuzz-mutate.cjs'), bundle, corpus, String(seconds), crashes],
+    : spawnSync(process.execPath, ['--max-old-space-size=1024', join(ROOT, 'tools', 'fuzz', 'fuzz-mutate.cjs'), bundle, corpus, String(seconds), crashes],
       { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, timeout: (seconds + 60) * 1000 });
   const log = `${r.stdout}\n${r.stderr}`;
   const runs = /Done (\d+) runs in (\d+) second/.exec(log) ?? /#(\d+)\s+DONE/.exec(log) ?? /"executions":(\d+)/.exec(log);

@@ -1,22 +1,22 @@
 // Engine vs PyTorch on trained CAAN weights (tools/train_caan.py writes both files):
 //
-//   node --import tsx --import ./test/hooks.mjs tools/check_caan_engine.ts OUT/NAME.safetensors OUT/NAME.check.safetensors
+//   node --import tsx --import ./test/hooks.mjs tools/checks/check_caan_engine.ts OUT/NAME.safetensors OUT/NAME.check.safetensors
 //
 // Loads the weights with loadCaanWeights (the engine's validation of every tensor), embeds the check file's sketches,
 // photos (preprocessed inputs) and texts (the texts through the engine's own CLIP tokenizer, and its token ids
 // compared with PyTorch's), and prints the cosine and max |diff| of each embedding against PyTorch's float32 ones
 // from the same fp16 weights. Exit code 1 when a cosine is below 0.9999 or the token ids differ.
 import { readFileSync } from 'node:fs';
-import { loadCaanWeights } from '../src/models/load-file.ts';
-import { readSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32 } from '../src/core/tensor.ts';
-import { CaanModel } from '../src/models/caan/model.ts';
-import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
-import { nodeGpu } from '../src/graph/node-gpu.ts';
+import { loadCaanWeights } from '../../src/models/load-file.ts';
+import { readSafetensors } from '../../src/io/safetensors.ts';
+import { toFloat32 } from '../../src/core/tensor.ts';
+import { CaanModel } from '../../src/models/caan/model.ts';
+import { loadClipTokenizer } from '../../src/text/clip-vocab-node.ts';
+import { nodeGpu } from '../../src/graph/node-gpu.ts';
 
 const [weightsPath, checkPath] = process.argv.slice(2);
 if (!weightsPath || !checkPath) {
-  console.error('usage: tools/check_caan_engine.ts WEIGHTS.safetensors CHECK.safetensors');
+  console.error('usage: tools/checks/check_caan_engine.ts WEIGHTS.safetensors CHECK.safetensors');
   process.exit(2);
 }
 const w = await loadCaanWeights(weightsPath);

@@ -1,7 +1,7 @@
 // The f16 precision option's accuracy on a benchmark folder (the speed issue's bar: embeddings within cosine 0.999
 // of fp32, no top-10 result changed):
 //
-//   node --import tsx --import ./test/hooks.mjs tools/check_f16.ts WEIGHTS [DATA_ROOT]   (default ../shared/data/sketchy/unseen21-256)
+//   node --import tsx --import ./test/hooks.mjs tools/checks/check_f16.ts WEIGHTS [DATA_ROOT]   (default ../shared/data/sketchy/unseen21-256)
 //
 // Embeds every sketch and photo twice with the same weights, precision f32 and f16 (GEMM operands rounded to
 // binary16, f32 accumulation), and prints one JSON line: the min and mean cosine between each image's two
@@ -10,19 +10,19 @@
 // one (the same arithmetic in another summation order): near-ties in a ranking flip on any rounding change.
 // Exit code 1 when the min cosine is below 0.999 or a top-10 set changed.
 import { resolve } from 'node:path';
-import { nodeGpu } from '../src/graph/node-gpu.ts';
-import { loadModelWeights } from '../src/models/load-file.ts';
-import { CaanModel } from '../src/models/caan/model.ts';
-import { ZseModel } from '../src/models/zse/model.ts';
-import { listDataset } from '../src/retrieval/eval.ts';
-import { encodeFiles } from '../src/retrieval/files.ts';
-import { evaluateScores, rankRow } from '../src/retrieval/metrics.ts';
-import { asRetrievalModel, type RetrievalModel } from '../src/retrieval/model.ts';
-import type { GemmTuner } from '../src/gpu/device.ts';
+import { nodeGpu } from '../../src/graph/node-gpu.ts';
+import { loadModelWeights } from '../../src/models/load-file.ts';
+import { CaanModel } from '../../src/models/caan/model.ts';
+import { ZseModel } from '../../src/models/zse/model.ts';
+import { listDataset } from '../../src/retrieval/eval.ts';
+import { encodeFiles } from '../../src/retrieval/files.ts';
+import { evaluateScores, rankRow } from '../../src/retrieval/metrics.ts';
+import { asRetrievalModel, type RetrievalModel } from '../../src/retrieval/model.ts';
+import type { GemmTuner } from '../../src/gpu/device.ts';
 
-const [weightsPath, root = resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'sketchy', 'unseen21-256')] = process.argv.slice(2);
+const [weightsPath, root = resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'sketchy', 'unseen21-256')] = process.argv.slice(2);
 if (!weightsPath) {
-  console.error('usage: tools/check_f16.ts WEIGHTS [DATA_ROOT]');
+  console.error('usage: tools/checks/check_f16.ts WEIGHTS [DATA_ROOT]');
   process.exit(2);
 }
 const w = await loadModelWeights(weightsPath);

@@ -1,13 +1,13 @@
 // Positive control for docs/dawn-node.md: the bench's wall-timing loop (submit, await onSubmittedWorkDone) on the
 // 256-invocation vec4 GEMM, 8 submits per wait, a forced collection per round, with the GPU instance held (HOLD=1)
 // or referenced only inside the helper that made the device (HOLD=0, the cause). Run:
-//   HOLD=0 [ROUNDS=200] node --expose-gc --import tsx --import ./test/hooks.mjs tools/dawn_abort_control.ts
+//   HOLD=0 [ROUNDS=200] node --expose-gc --import tsx --import ./test/hooks.mjs tools/checks/dawn_abort_control.ts
 import { create, globals } from 'webgpu';
-import { createGpuContext } from '../src/gpu/device.ts';
-import { WeightStore } from '../src/gpu/weights.ts';
-import { Graph } from '../src/graph/graph.ts';
-import { Executor } from '../src/graph/executor.ts';
-import { gemm } from '../src/graph/ops/gemm.ts';
+import { createGpuContext } from '../../src/gpu/device.ts';
+import { WeightStore } from '../../src/gpu/weights.ts';
+import { Graph } from '../../src/graph/graph.ts';
+import { Executor } from '../../src/graph/executor.ts';
+import { gemm } from '../../src/graph/ops/gemm.ts';
 Object.assign(globalThis, globals);
 let held: unknown;
 async function device() {

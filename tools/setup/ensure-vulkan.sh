@@ -4,10 +4,10 @@
 # Mesa 22.3 lavapipe lacks a feature Dawn requires (../shared/docs/platform.md). The backports entry is
 # derived from the machine's existing Debian apt source (same mirror, same keyring); no host is named here.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
-probe() { node tools/probe-adapter.mjs 2>/dev/null; }
+probe() { node tools/setup/probe-adapter.mjs 2>/dev/null; }
 
 if name=$(probe); then
   echo "WebGPU adapter: $name"
