@@ -4,7 +4,10 @@
  * present); it does need the compute limits its WGSL kernels are written for, and storage bindings large enough
  * for one image's largest activation.
  */
-import { imageSize, imageTokens, type CaanConfig } from './caan/config.ts';
+import type { CaanConfig } from './caan/config.ts';
+import { CaanModel } from './caan/model.ts';
+import { unitBindingBytes } from './runtime.ts';
+import { ZseModel } from './zse/model.ts';
 import type { ZseConfig } from './zse/config.ts';
 import { kernelLimits } from '../graph/limits.ts';
 
@@ -15,19 +18,16 @@ export interface LimitProblem {
 }
 
 /**
- * The bytes of one image's largest activation (what ZseModel sizes its batches by); for CAAN the largest of one image
- * in a tower, one text and one sketch-photo pair (what CaanModel sizes its batches by).
+ * The bytes of one image's largest buffer (what ZseModel sizes its batches by); for CAAN the largest of one image in
+ * a tower, one text and one sketch-photo pair (what CaanModel sizes its batches by). Read from the plans of those
+ * graphs (models/runtime.ts unitBindingBytes), the same rule the models use.
  */
 export function perImageBytes(config: ZseConfig | CaanConfig): number {
   if ('image' in config) {
-    const { width: D, mlp, stem } = config.image;
-    const S = imageSize(config), T = imageTokens(config);
-    return 4 * Math.max(T * Math.max(3 * D, mlp), (stem[0] ?? 0) * (S / 2) ** 2, 3 * S * S,
-      config.text.context * Math.max(3 * config.text.width, config.text.mlp), T * Math.max(config.embed, config.align.ff));
+    const u = CaanModel.unitGraphs(config);
+    return unitBindingBytes([...u.image, ...u.text, ...u.pair]);
   }
-  const { dim: D, grid: G, imageSize: S, mlpDim } = config;
-  const tokens = 1 + G * G;
-  return 4 * Math.max(tokens * Math.max(3 * D, mlpDim), (config.stemChannels[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
+  return unitBindingBytes(ZseModel.unitGraphs(config).image);
 }
 
 /**
