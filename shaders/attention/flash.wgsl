@@ -12,8 +12,9 @@
 // for R query rows is what saves loads there, hence R.
 // Nothing diverges: rows past Tq compute a clamped copy and skip only the store.
 //
-// This file is a template: ops/attention.ts fills the @...@ slots for one head dim, writing the code over rows
-// and vec4 columns out in full with one named register each (q{r}_{c}, a{r}_{c}, m{r}, l{r}), so that registers
+// This file is a template: ops/attention.ts fills its slots (src/graph/wgsl.ts fillSlots) for one head dim:
+// OUTPUT (vec4 f32, or binary16 pairs with lib/f16.wgsl prepended), R, WG, KEYS_END, and PROLOGUE, STEP and
+// EPILOGUE, writing the code over rows and vec4 columns out in full with one named register each (q{r}_{c}, a{r}_{c}, m{r}, l{r}), so that registers
 // are never indexed (a GPU would put indexed arrays in local memory). The buffers are read as vec4: every
 // offset, stride and the head dim are multiples of 4 (attention/generic.wgsl takes the other cases).
 //
