@@ -16,7 +16,8 @@
 // OUTPUT (vec4 f32, or binary16 pairs with lib/f16.wgsl prepended), R, WG, KEYS_END, and PROLOGUE, STEP and
 // EPILOGUE, writing the code over rows and vec4 columns out in full with one named register each (q{r}_{c},
 // a{r}_{c}, m{r}, l{r}), so that registers are never indexed (a GPU would put indexed arrays in local memory). The
-// buffers are read as vec4: every offset, stride and the head dim are multiples of 4 (attention/generic.wgsl takes the other cases).
+// buffers are read as vec4: every offset, stride and the head dim are multiples of 4 (attention/generic.wgsl takes
+// the other cases).
 //
 // Q, K, V and O are [B, T, *] buffers addressed by (offset, batch stride, row stride); head h reads the
 // features h*dh .. h*dh+dh-1 of a row. That covers SA's packed [q|k|v] rows (zse-sbir.md §11.6) and ZSE's
