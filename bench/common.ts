@@ -1,5 +1,5 @@
 // Shared by bench/run.ts and bench/ort_peer.ts: the small config, the deterministic random tensors and weights.
-import type { HostTensor } from '../src/io/tensor.ts';
+import type { HostTensor } from '../src/core/tensor.ts';
 import type { ZseConfig } from '../src/models/zse/config.ts';
 import { zseTensorShapes } from '../src/models/zse/weights.ts';
 

@@ -1,16 +1,16 @@
 /**
  * Fuzz targets for the readers of untrusted files (docs/reliability.md). Each takes arbitrary bytes and must either
  * return or throw a SketchError: any other exception (a RangeError, a TypeError, a stack overflow) is a bug that
- * would reach the user as "this is unexpected". The fuzzer (tools/fuzz.mjs, Jazzer.js) also holds every input to
+ * would reach the user as "this is unexpected". The fuzzer (tools/fuzz/fuzz.mjs, Jazzer.js) also holds every input to
  * 1 GiB of RSS and 10 s; test/fuzz.regression.test.ts replays the inputs kept in test/fixtures/fuzz/.
  */
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { isHostTensor, readTorchCheckpoint } from '../src/io/checkpoint.ts';
 import { decodeImage } from '../src/io/image.ts';
 import { readNpy } from '../src/io/npy.ts';
 import { unpickle } from '../src/io/pickle.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
-import { parseWeights } from '../src/io/weights-parse.ts';
+import { parseWeights } from '../src/models/zse/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../src/preprocess/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 

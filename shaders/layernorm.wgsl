@@ -5,7 +5,7 @@
 //   kind 0, nn.LayerNorm:     y = (x - mean) / sqrt(var_biased + eps) * g + b      (SA, eps 1e-5)
 //   kind 1, ZSE's CA norm:    y = g * (x - mean) / (std_unbiased + eps) + b        (CA, eps 1e-6 on the std)
 // Entry point `rows4` reads and writes vec4s (D, ldx and ldy multiples of 4, every model shape); `rows4h` stores
-// binary16 instead (f16.wgsl is prepended); `rows1` is the same on f32 for any D. All accumulate in four partial
+// binary16 instead (lib/f16.wgsl is prepended); `rows1` is the same on f32 for any D. All accumulate in four partial
 // sums.
 
 struct Params { rows: u32, D: u32, ldx: u32, ldy: u32, kind: u32, eps: f32 }
@@ -64,7 +64,7 @@ fn rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var c = 0u; c < p.D / 4u; c++) { Y4[r.yb + c] = normed4(r.xb, c, r.st); }
 }
 
-// rows4 with the output stored as binary16 (pack4h of f16.wgsl): the f16 option's input of a GEMM, which would
+// rows4 with the output stored as binary16 (pack4h of lib/f16.wgsl): the f16 option's input of a GEMM, which would
 // round it to binary16 on load anyway.
 @compute @workgroup_size(WG)
 fn rows4h(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

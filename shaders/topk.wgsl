@@ -18,8 +18,8 @@ const WG = 256u;
 const LOWEST = -3.402823466e+38; // NaN and -inf are read as this
 const NO_INDEX = 0xffffffffu;
 
-var<workgroup> sv: array<f32, 2048>;
-var<workgroup> si: array<u32, 2048>;
+var<workgroup> sv: array<f32, CH>;
+var<workgroup> si: array<u32, CH>;
 
 // a ranks before b
 fn better(av: f32, ai: u32, bv: f32, bi: u32) -> bool {

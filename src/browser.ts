@@ -1,7 +1,7 @@
-// The library's public API in the browser: the same model, preprocessing, search, metrics and index format as in
-// Node (src/index.ts), without files. What touches the file system in Node has a bytes-in counterpart here:
+// The library's public API, listed once: everything here runs in the browser and in Node (src/index.ts re-exports
+// it and adds what needs files). What touches the file system in Node has a bytes-in counterpart here:
 // `parseWeights` for `loadWeights`, `indexPhotos` for `sketchgpu index`, `imageFromRgba` for canvas pixels.
-export { SketchError, isSketchError, type ErrorCode } from './errors.ts';
+export { SketchError, isSketchError, type ErrorCode } from './core/errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';
 export { ZseModel, type ZseModelOptions, type EncodeResult } from './models/zse/model.ts';
@@ -12,9 +12,9 @@ export { CaanModel, type CaanModelOptions, type CaanEncodeResult, type CaanTextR
 export { type CaanConfig, CAAN_FULL, parseCaanConfig } from './models/caan/config.ts';
 export { parseCaanWeights, caanTensorShapes, type LoadedCaanWeights } from './models/caan/weights.ts';
 export { ClipTokenizer, CLIP_CONTEXT_LENGTH } from './text/clip-tokenizer.ts';
-export { detectModelKind, MODEL_LABEL, type ModelKind } from './models/kind.ts';
-export { parseWeights, parseModelWeights, type LoadedWeights, type LoadedModelWeights, type WeightsOptions } from './io/weights-parse.ts';
-export { weightsHash } from './web-hash.ts';
+export { detectModelKind, MODEL_LABEL, parseModelWeights, type ModelKind, type LoadedModelWeights } from './models/load.ts';
+export { parseWeights, type LoadedWeights, type WeightsOptions } from './models/zse/weights.ts';
+export { weightsHash } from './io/weights-hash.ts';
 export { decodeImage, type DecodedImage } from './io/image.ts';
 export { preprocessPhoto, preprocessSketch } from './preprocess/index.ts';
 export { readNpy, writeNpy } from './io/npy.ts';
@@ -27,7 +27,7 @@ export {
 export {
   asRetrievalModel, ZseRetrieval, CaanRetrieval, composeQueries, classPrompt, CLASS_PROMPT_TEMPLATE, type RetrievalModel, type AnyModel, type RelationSide,
 } from './retrieval/model.ts';
-export { indexPhotos, modelIdentity, imageFromRgba, GALLERY_IMAGE_EXT, type PhotoSource, type IndexPhotosOptions } from './web-gallery.ts';
-export { checkAdapterLimits, type LimitProblem } from './web-limits.ts';
+export { indexPhotos, modelIdentity, imageFromRgba, GALLERY_IMAGE_EXT, type PhotoSource, type IndexPhotosOptions } from './retrieval/index-photos.ts';
+export { checkAdapterLimits, type LimitProblem } from './models/limits.ts';
 export { explainPair, strongestLinks, patchHeat, bestMatches, type PairExplanation } from './explain/correspondence.ts';
 export { renderExplanation, type Rgba, type ExplainViews } from './explain/render.ts';

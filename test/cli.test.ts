@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { readSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32 } from '../src/io/tensor.ts';
+import { toFloat32 } from '../src/core/tensor.ts';
 import { readNpy, writeNpy } from '../src/io/npy.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
 import { assertCleanError, cli } from './cli-util.ts';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { addDescribeCommand } from '../src/cli/describe.ts';
 import { isComplete, type DescriptionsFile } from '../src/models/caan/descriptions.ts';
 import { REPO_ROOT } from './paths.ts';

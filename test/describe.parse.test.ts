@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import {
   classDisplayName, isComplete, mergePhrases, parseAnswer, parseClassList, promptsCanonical, renderUserMessage,
   validateDescriptions, validatePrompts,

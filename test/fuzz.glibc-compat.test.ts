@@ -1,4 +1,4 @@
-// tools/fuzz-glibc-compat.mjs edits two tables of Jazzer.js's prebuilt addon (version needs and symbol versions)
+// tools/fuzz/fuzz-glibc-compat.mjs edits two tables of Jazzer.js's prebuilt addon (version needs and symbol versions)
 // so that it loads on Debian 12. Checked here on the installed addon's original bytes: exactly the three known
 // symbols are unversioned, and nothing but version-table bytes changes; a file that is not ELF64 is refused.
 import { test } from 'uvu';
@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 // @ts-expect-error a plain .mjs tool without types
-import { patchAddon } from '../tools/fuzz-glibc-compat.mjs';
+import { patchAddon } from '../tools/fuzz/fuzz-glibc-compat.mjs';
 
 const addon = resolve(import.meta.dirname, '..', 'node_modules', '@jazzer.js', 'fuzzer', 'prebuilds', 'fuzzer-linux-x64.node');
 const original = existsSync(`${addon}.orig`) ? `${addon}.orig` : addon;

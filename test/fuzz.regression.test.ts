@@ -1,4 +1,4 @@
-// Replays the inputs that fuzzing (npm run fuzz, tools/fuzz.mjs) found to crash a reader, kept in
+// Replays the inputs that fuzzing (npm run fuzz, tools/fuzz/fuzz.mjs) found to crash a reader, kept in
 // test/fixtures/fuzz/<target>/: each must now be read or refused with a SketchError (fuzz/targets.ts), within the
 // bounds of docs/reliability.md.
 import { test } from 'uvu';

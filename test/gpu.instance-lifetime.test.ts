@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from './paths.ts';
 
 const child = `
-import { nodeGpu } from './src/gpu/node.ts';
+import { nodeGpu } from './src/graph/node-gpu.ts';
 import { Graph } from './src/graph/graph.ts';
 import { WeightStore } from './src/gpu/weights.ts';
 import { Executor } from './src/graph/executor.ts';

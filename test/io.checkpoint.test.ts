@@ -3,11 +3,11 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { unzipSync, zipSync, type Zippable } from 'fflate';
-import { SketchError } from '../src/errors.ts';
+import { SketchError } from '../src/core/errors.ts';
 import { identifyFile, isHostTensor, readTorchCheckpoint } from '../src/io/checkpoint.ts';
 import { writeNpy } from '../src/io/npy.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
-import { bf16ToF32, f16ToF32, type HostTensor } from '../src/io/tensor.ts';
+import { bf16ToF32, f16ToF32, type HostTensor } from '../src/core/tensor.ts';
 import { FIXTURES } from './paths.ts';
 
 const DIR = resolve(FIXTURES, 'ckpt');

@@ -1,12 +1,12 @@
 // Image decoding (src/io/image.ts): pixels equal to what Pillow and cv2 (libjpeg-turbo 2.1, libpng 1.6) decode,
-// checked on tools/make_preprocess_fixtures.py's synthetic files and, when present, the shared Sketchy data;
+// checked on tools/fixtures/make_preprocess_fixtures.py's synthetic files and, when present, the shared Sketchy data;
 // broken and unsupported files give BAD_IMAGE errors that name the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import { isSketchError, SketchError } from '../src/errors.ts';
+import { isSketchError, SketchError } from '../src/core/errors.ts';
 import { decodeImage, type DecodedImage } from '../src/io/image.ts';
 import { loadImageFile } from '../src/io/image-file.ts';
 import { cvImreadRGB } from '../src/preprocess/opencv.ts';

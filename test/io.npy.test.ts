@@ -2,9 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { SketchError } from '../src/errors.ts';
+import { SketchError } from '../src/core/errors.ts';
 import { readNpy, writeNpy } from '../src/io/npy.ts';
-import { f16ToF32, f32ToF16, type HostTensor } from '../src/io/tensor.ts';
+import { f16ToF32, f32ToF16, type HostTensor } from '../src/core/tensor.ts';
 import { FIXTURES } from './paths.ts';
 
 const DIR = resolve(FIXTURES, 'ckpt');

@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SketchError } from '../src/errors.ts';
+import { SketchError } from '../src/core/errors.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
-import { DTYPE_BYTES, type DType, type HostTensor } from '../src/io/tensor.ts';
+import { DTYPE_BYTES, type DType, type HostTensor } from '../src/core/tensor.ts';
 
 function throwsSketch(fn: () => unknown, code: string, ...words: string[]): SketchError {
   try {

@@ -3,12 +3,14 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { SketchError } from '../src/errors.ts';
+import { SketchError } from '../src/core/errors.ts';
 import { readTorchCheckpoint } from '../src/io/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
-import { f32ToF16, type HostTensor } from '../src/io/tensor.ts';
-import { convertCheckpoint, findStateDict, loadWeights, parseWeights, weightsHash } from '../src/io/weights.ts';
-import { weightsHash as webWeightsHash } from '../src/web-hash.ts';
+import { f32ToF16, type HostTensor } from '../src/core/tensor.ts';
+import { convertCheckpoint, loadWeights, nodeWeightsHash as weightsHash } from '../src/models/load-file.ts';
+import { findStateDict } from '../src/io/checkpoint.ts';
+import { parseWeights } from '../src/models/zse/weights.ts';
+import { weightsHash as webWeightsHash } from '../src/io/weights-hash.ts';
 import { ZSE_VIT_B16, type ZseConfig } from '../src/models/zse/config.ts';
 import {
   DEAD_CA_PREFIX, inferZseConfig, normalizeZseKeys, validateZseWeights, zseParamCount, zseTensorShapes,

@@ -1,4 +1,4 @@
-// The subgroup-matrix (tensor-core) f16 GEMM, shaders/gemm_smat.wgsl. It runs only where the adapter offers
+// The subgroup-matrix (tensor-core) f16 GEMM, shaders/gemm/smat.wgsl. It runs only where the adapter offers
 // chromium-experimental-subgroup-matrix and src/graph/smat.ts's check passed; elsewhere (lavapipe, SwiftShader)
 // the f16 option must never pick it, and the kernel tests below are reported as skipped, not passed.
 import { test } from 'uvu';

@@ -159,7 +159,7 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
 });
 
 // With the f16 option an MLP's hidden activation (only the next GEMM reads it) may be stored as binary16 by the
-// GEMM that writes it (storeC4 of gemm_store_f16.wgsl: round to nearest even, then the bits) and read back through
+// GEMM that writes it (storeC4 of gemm/store_f16.wgsl: round to nearest even, then the bits) and read back through
 // unpack2x16float: exactly what the f32-stored hidden with rounding on load gives. M and the hidden width cross
 // the tiles; the tiled kernel (one-element stores) keeps an f32 hidden.
 for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {

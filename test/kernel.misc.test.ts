@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { anchorBestCosine, anchorCosine, assembleTokens, cosineMatrix, gatherRows, l2normRows, tokenEmbedding } from '../src/graph/ops/elementwise.ts';
+import { anchorBestCosine, anchorCosine, cosineMatrix } from '../src/graph/ops/cosine.ts';
+import { assembleTokens, tokenEmbedding } from '../src/graph/ops/embed.ts';
+import { gatherRows } from '../src/graph/ops/gather.ts';
+import { l2normRows } from '../src/graph/ops/l2norm.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 test('token assembly: (patch + stem)/2 + pos, cls + pos[0]', async () => {

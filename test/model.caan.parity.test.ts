@@ -1,17 +1,17 @@
 // CAAN engine vs. the PyTorch reference (tools/caan_ref.py in float64 from the same F16 weights and inputs; fixture
-// from tools/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower, the
+// from tools/fixtures/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower, the
 // sketch-photo relation and the text-image (text<->sketch, text<->photo) local alignment.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadCaanWeights } from '../src/io/weights.ts';
+import { loadCaanWeights } from '../src/models/load-file.ts';
 import { parseCaanWeights } from '../src/models/caan/weights.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
+import { toFloat32, type HostTensor } from '../src/core/tensor.ts';
 import { CaanModel } from '../src/models/caan/model.ts';
 import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { FIXTURES } from './paths.ts';
 import { assertClose, gpu, maxAbsDiff } from './util.ts';
 

@@ -1,12 +1,12 @@
 // Engine vs. the PyTorch reference (tools/zse_ref.py, run in float64 from the same fp32 weights and inputs;
-// fixtures from tools/make_zse_fixtures.py) at every stage of the model, for two tiny configs.
+// fixtures from tools/fixtures/make_zse_fixtures.py) at every stage of the model, for two tiny configs.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadWeights } from '../src/io/weights.ts';
+import { loadWeights } from '../src/models/load-file.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32 } from '../src/io/tensor.ts';
+import { toFloat32 } from '../src/core/tensor.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
 import { FIXTURES } from './paths.ts';
 import { assertClose, gpu, maxAbsDiff } from './util.ts';

@@ -1,4 +1,4 @@
-// Shared by the preprocessing and image-decoding tests: tools/make_preprocess_fixtures.py's expected.json.
+// Shared by the preprocessing and image-decoding tests: tools/fixtures/make_preprocess_fixtures.py's expected.json.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

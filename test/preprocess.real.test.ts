@@ -1,6 +1,6 @@
 // The reference preprocessing on the real Sketchy images in ../shared/data (read in place): every unseen21
 // photo and sketch at S=224, the first 5 per class at 112 and 64, and 10 classes of all125-128 at 224, against
-// the sha256 of the reference uint8 HWC arrays (tools/make_preprocess_fixtures.py). Skipped, and counted as
+// the sha256 of the reference uint8 HWC arrays (tools/fixtures/make_preprocess_fixtures.py). Skipped, and counted as
 // skipped, when the shared data folder is absent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,11 +1,11 @@
-// Photo and sketch preprocessing (zse-sbir.md §5) on tools/make_preprocess_fixtures.py's synthetic edge cases:
+// Photo and sketch preprocessing (zse-sbir.md §5) on tools/fixtures/make_preprocess_fixtures.py's synthetic edge cases:
 // the uint8 HWC stage must equal the reference (Pillow resize+convert / cv2 crop+resize+pad) byte for byte at
 // every size, and the float stage must equal torch's ToTensor+Normalize bit for bit.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { decodeImage } from '../src/io/image.ts';
 import {
   NORMALIZE_LUT, preprocessPhoto, preprocessPhotoUint8, preprocessSketch, preprocessSketchUint8,

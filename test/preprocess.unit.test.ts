@@ -2,7 +2,7 @@
 // the resize target, the floor-on-top/left padding with np.max, and argument checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { cropToInk, padToSquare, preprocessPhoto, ratioResizeTarget, resizeByRatio, type RGBImage } from '../src/preprocess/index.ts';
 import type { DecodedImage } from '../src/io/image.ts';
 

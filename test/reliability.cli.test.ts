@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import * as zlib from 'node:zlib';
 import { writeNpy } from '../src/io/npy.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
-import { toFloat32, type HostTensor } from '../src/io/tensor.ts';
+import { toFloat32, type HostTensor } from '../src/core/tensor.ts';
 import { parseIndex, serializeIndex } from '../src/retrieval/index-format.ts';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, BIN, cli, png } from './cli-util.ts';

@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, write
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readNpy } from '../src/io/npy.ts';
-import { loadWeights, weightsHash } from '../src/io/weights.ts';
+import { loadWeights, nodeWeightsHash as weightsHash } from '../src/models/load-file.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { buildIndex } from '../src/retrieval/indexer.ts';

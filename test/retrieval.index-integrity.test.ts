@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SketchError } from '../src/errors.ts';
+import { SketchError } from '../src/core/errors.ts';
 import { listGallery } from '../src/retrieval/gallery.ts';
 import { isConfinedRelativePath, parseIndex, serializeIndex, type GalleryIndex } from '../src/retrieval/index-format.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';

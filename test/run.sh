@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules/uvu ] && [ -d node_modules/webgpu ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund || exit 1
-bash tools/ensure-vulkan.sh || exit 1
+bash tools/setup/ensure-vulkan.sh || exit 1
 # The browser tests (test/browser) drive Debian's Chromium headless with WebGPU on SwiftShader. Without it they are
 # reported as skipped (in the count below), never passed.
 if [ "${1:-}" != "--full" ] && [ -z "${SKETCHGPU_SKIP_BROWSER:-}" ] && [ ! -x "${SKETCHGPU_CHROMIUM:-/usr/bin/chromium}" ]; then

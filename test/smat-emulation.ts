@@ -1,4 +1,4 @@
-// A software stand-in for WGSL subgroup matrices, so that shaders/gemm_smat.wgsl's own staging, tile offsets and
+// A software stand-in for WGSL subgroup matrices, so that shaders/gemm/smat.wgsl's own staging, tile offsets and
 // epilogue run on adapters without them (lavapipe, SwiftShader). Every invocation computes its subgroup's whole
 // 16x16 matrices redundantly in private arrays and all of them store the same values, which is what the real
 // builtins compute (as ../shared/docs/platform.md and Dawn's tests give their meaning: element (row r, column c)

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { isSketchError } from '../src/errors.ts';
+import { isSketchError } from '../src/core/errors.ts';
 import { CLIP_EOT, CLIP_SOT, ClipTokenizer, cleanText, htmlUnescape, splitPieces } from '../src/text/clip-tokenizer.ts';
 import { defaultClipVocabPath, loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';

@@ -69,7 +69,7 @@ test('every image list a training tool loads names its purpose; only final measu
     // reads them for the preprocessing parity fixtures only; eval_zse.py and teacher/eval_teacher.py measure).
     if (/unseen21-256|UNSEEN256/.test(src)) {
       assert.ok(
-        ['tools/splits.py', 'tools/eval_zse.py', 'tools/train_zse.py', 'tools/train_caan.py', 'tools/make_preprocess_fixtures.py',
+        ['tools/splits.py', 'tools/eval_zse.py', 'tools/train_zse.py', 'tools/train_caan.py', 'tools/fixtures/make_preprocess_fixtures.py',
           'tools/teacher/eval_teacher.py']
           .includes(relative(REPO_ROOT, f)),
         `${relative(REPO_ROOT, f)} names the unseen folder`,

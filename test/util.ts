@@ -1,11 +1,11 @@
-import { nodeGpu } from '../src/gpu/node.ts';
+import { nodeGpu } from '../src/graph/node-gpu.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
 import { WeightStore, type WeightFormat } from '../src/gpu/weights.ts';
 import { Graph, type GraphTarget } from '../src/graph/graph.ts';
 import { Executor, type HostArray } from '../src/graph/executor.ts';
 import { gemm } from '../src/graph/ops/gemm.ts';
 import type { Tensor } from '../src/graph/tensor.ts';
-import { f16ToF32, f32ToF16 } from '../src/io/tensor.ts';
+import { f16ToF32, f32ToF16 } from '../src/core/tensor.ts';
 
 let ctxP: Promise<GpuContext> | undefined;
 /** One device for the whole test process (dawn.node instances are heavy). */

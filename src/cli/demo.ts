@@ -2,9 +2,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeGpu } from '../gpu/node.ts';
-import { loadWeights, weightsHash } from '../io/weights.ts';
-import { ZseModel } from '../models/zse/model.ts';
 import { RERANK_OFFSET } from '../retrieval/eval.ts';
 import { evaluateScores } from '../retrieval/metrics.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
@@ -12,6 +9,7 @@ import { checkIndexHead, INDEX_FORMAT, parseIndex } from '../retrieval/index-for
 import { readBoundedFileSync } from '../io/read-file.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { runQuery } from '../retrieval/query.ts';
+import { openModel } from './model.ts';
 import { progressBar } from './progress.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,10 +26,9 @@ export const SAMPLE = join(ROOT, 'web', 'sample');
 export async function runDemo(o: { json: boolean; weights?: string; out?: string; k?: number }): Promise<void> {
   const trained = !o.weights && existsSync(DEMO_WEIGHTS);
   const weightsPath = o.weights ?? (trained ? DEMO_WEIGHTS : FALLBACK_WEIGHTS);
-  const w = await loadWeights(weightsPath);
-  const hash = weightsHash(w.tensors);
-  const ctx = await nodeGpu();
-  const model = ZseModel.create(ctx, w.config, w.tensors);
+  const { model, ctx, identity } = await openModel(weightsPath, { only: 'zse-sbir' });
+  const hash = identity.weights_sha256;
+  const hasHead = model.hasRelation;
   const say = (s: string) => { if (!o.json) console.log(s); };
   try {
     say(`sketchgpu demo on ${ctx.adapterName}`);
@@ -43,8 +40,8 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     if (!existsSync(indexPath)) {
       const bar = progressBar('indexing the sample gallery', 'img');
       await buildIndex({
-        model, identity: { family: 'zse-sbir', weights_sha256: hash, config: w.config }, weightsPath, input: join(SAMPLE, 'photo'), out: indexPath,
-        rnCache: w.config.hasHead, onStart: (n, d) => bar.start(n, d), onProgress: (d) => bar.update(d),
+        model, identity, weightsPath, input: join(SAMPLE, 'photo'), out: indexPath,
+        rnCache: hasHead, onStart: (n, d) => bar.start(n, d), onProgress: (d) => bar.update(d),
       });
       bar.stop();
     }
@@ -53,7 +50,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     const sketches = readdirSync(join(SAMPLE, 'sketch')).sort().flatMap((c) => readdirSync(join(SAMPLE, 'sketch', c)).sort().map((f) => join(SAMPLE, 'sketch', c, f)));
     const k = o.k ?? 5;
     const K = Math.max(k, 20);
-    const rerank = w.config.hasHead ? 'rn' as const : undefined;
+    const rerank = hasHead ? 'rn' as const : undefined;
     const run = await runQuery({ model, index, sketches, k: K, rerank, rerankK: K });
     const cls = (p: string) => p.split('/')[0]!;
     const sketchCls = (f: string) => relative(join(SAMPLE, 'sketch'), f).split(/[\\/]/)[0]!;

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { chatComplete, type ChatOptions } from '../models/caan/chat-client.ts';
 import {
   DESCRIPTIONS_SCHEMA, isComplete, mergePhrases, parseAnswer, parseClassList, promptsCanonical, renderUserMessage,

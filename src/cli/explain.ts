@@ -3,13 +3,12 @@ import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { PNG } from 'pngjs';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { explainPair } from '../explain/correspondence.ts';
 import { renderExplanation, type Rgba } from '../explain/render.ts';
-import { nodeGpu } from '../gpu/node.ts';
-import { loadWeights } from '../io/weights.ts';
-import { ZseModel } from '../models/zse/model.ts';
+import type { ZseRetrieval } from '../retrieval/model.ts';
 import { loadModelInput } from '../retrieval/files.ts';
+import { openModel } from './model.ts';
 
 export function encodePng(img: Rgba): Buffer {
   const png = new PNG({ width: img.width, height: img.height });
@@ -36,14 +35,14 @@ export function addExplainCommand(program: Command, common: (c: Command) => Comm
     .action(async (sketch: string, photo: string, o) => {
       const ext = extname(o.out).toLowerCase();
       if (ext !== '.png' && ext !== '.html') throw new SketchError('BAD_ARGUMENT', `-o must end in .png or .html, not "${o.out}"`, 'e.g. -o why.png (an image) or -o why.html (a page).');
-      const w = await loadWeights(o.weights, { saHeads: o.saHeads, caHeads: o.caHeads });
-      if (!w.config.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
-      const S = w.config.imageSize;
-      const skIn = await loadModelInput(sketch, 'sketch', S);
-      const imIn = await loadModelInput(photo, 'photo', S);
-      const ctx = await nodeGpu({ adapter: o.adapter });
-      const model = ZseModel.create(ctx, w.config, w.tensors);
+      const opened = await openModel(o.weights, { adapter: o.adapter, saHeads: o.saHeads, caHeads: o.caHeads, only: 'zse-sbir' });
+      const { ctx } = opened;
+      const model = (opened.model as ZseRetrieval).model;
       try {
+        if (!model.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
+        const S = model.config.imageSize;
+        const skIn = await loadModelInput(sketch, 'sketch', S);
+        const imIn = await loadModelInput(photo, 'photo', S);
         const e = await explainPair(model, skIn, imIn);
         const v = renderExplanation(e, skIn, imIn, o.top);
         const G = e.grid;

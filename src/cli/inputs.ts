@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readNpy } from '../io/npy.ts';
 import { FILE_LIMITS, readBoundedFile } from '../io/read-file.ts';

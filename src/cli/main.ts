@@ -1,15 +1,14 @@
-import { GemmAutotune } from '../graph/autotune.ts';
-import { autotuneFile } from '../graph/autotune-node.ts';
+import { autotuneStatus } from '../graph/autotune-node.ts';
 import { probeSubgroupMatrixGemm } from '../graph/smat.ts';
 import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SketchError, isSketchError } from '../errors.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
 import { checkFiniteScores } from '../models/embedding-check.ts';
-import { nodeGpu } from '../gpu/node.ts';
+import { nodeGpu } from '../graph/node-gpu.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
-import { convertCheckpoint } from '../io/weights.ts';
+import { convertCheckpoint } from '../models/load-file.ts';
 import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
@@ -46,8 +45,7 @@ export function buildCli(): Command {
     .action(async (o) => {
       const ctx = await nodeGpu({ adapter: o.adapter });
       const l = ctx.device.limits;
-      const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
-      const autotune = tuned ? { file: autotuneFile(), gemm_shapes_measured: Object.keys(tuned.entries()).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
+      const autotune = autotuneStatus(ctx);
       // The tensor-core GEMM of --precision f16: used only where it passes its check on this device.
       const smat = await probeSubgroupMatrixGemm(ctx);
       const info = { adapter: ctx.adapterName, features: ctx.features, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, autotune, subgroup_matrix_gemm: smat };

@@ -1,4 +1,4 @@
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 /** What the engine needs to know about the adapter it runs on. */
 export interface GpuFeatures {

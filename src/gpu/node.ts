@@ -2,13 +2,12 @@ import { existsSync } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { createGpuContext, describeAdapter, type GpuContext, type GpuOptions } from './device.ts';
-import { attachNodeAutotune } from '../graph/autotune-node.ts';
 
 const NO_ADAPTER_HINT =
   'sketchgpu needs a Vulkan driver. With a GPU: install its vendor driver (NVIDIA, AMD, Intel). ' +
-  'Without one (a server or CI): install Mesa lavapipe 25+ (Debian bookworm: `bash tools/ensure-vulkan.sh`, which ' +
+  'Without one (a server or CI): install Mesa lavapipe 25+ (Debian bookworm: `bash tools/setup/ensure-vulkan.sh`, which ' +
   'installs mesa-vulkan-drivers from bookworm-backports). Then check with `npx sketchgpu info`.';
 
 /**
@@ -29,9 +28,12 @@ export function dawnFlags(opts: GpuOptions & { fast?: boolean }): string[] {
 let cached: { key: string; ctx: Promise<GpuContext> } | undefined;
 const instances = new Set<GPU>();
 
-/** A device through dawn.node. One per process and option set (Dawn instances are heavy). */
-export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promise<GpuContext> {
-  // Autotuning (src/graph/autotune-node.ts) times kernels with GPU timestamps where the adapter has them.
+/**
+ * A device through dawn.node. One per process and option set (Dawn instances are heavy). The engine's entry is
+ * nodeGpu (src/graph/node-gpu.ts), which adds the GEMM autotuner; this layer knows nothing of graphs.
+ */
+export async function dawnGpu(opts: GpuOptions & { fast?: boolean } = {}): Promise<GpuContext> {
+  // Autotuning (src/graph/autotune-node.ts, attached by nodeGpu) times kernels with GPU timestamps where the adapter has them.
   const tuning = !['0', 'off'].includes(process.env.SKETCHGPU_AUTOTUNE ?? '');
   const o = { ...opts, adapter: opts.adapter ?? process.env.SKETCHGPU_ADAPTER ?? undefined, profile: opts.profile || tuning };
   const key = JSON.stringify(o);
@@ -51,7 +53,6 @@ export async function nodeGpu(opts: GpuOptions & { fast?: boolean } = {}): Promi
     const gpu = create(dawnFlags(o));
     instances.add(gpu);
     const c = await createGpuContext(gpu, o, NO_ADAPTER_HINT);
-    attachNodeAutotune(c);
     c.lost.then(() => {
       if (cached?.ctx === ctx) cached = undefined;
     });

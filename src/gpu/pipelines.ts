@@ -1,19 +1,26 @@
-import type { Kernel } from '../graph/kernel.ts';
+/**
+ * A compute program as the device compiles it: complete WGSL text (specialised by src/graph/wgsl.ts before it gets
+ * here) and an entry point.
+ */
+export interface ShaderProgram {
+  name: string;
+  wgsl: string;
+  entry?: string;
+}
 
 /**
- * Compiled pipelines per device, keyed by program text, entry point, constants and binding shape, so that
+ * Compiled pipelines per device, keyed by program text, entry point and binding shape, so that
  * every plan (each batch size of each model) shares them. Layouts are explicit: reads are read-only storage,
  * writes are storage, the last binding is the uniform block.
  */
 const caches = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 const moduleCaches = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
 
-export function getPipeline(device: GPUDevice, kernel: Kernel, nReads: number, nWrites: number): GPUComputePipeline {
+export function getPipeline(device: GPUDevice, kernel: ShaderProgram, nReads: number, nWrites: number): GPUComputePipeline {
   let cache = caches.get(device);
   if (!cache) caches.set(device, (cache = new Map()));
   const entry = kernel.entry ?? 'main';
-  const consts = kernel.constants ? Object.entries(kernel.constants).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
-  const key = `${kernel.name}\u0000${entry}\u0000${JSON.stringify(consts)}\u0000${nReads}/${nWrites}\u0000${kernel.wgsl}`;
+  const key = `${kernel.name}\u0000${entry}\u0000${nReads}/${nWrites}\u0000${kernel.wgsl}`;
   let p = cache.get(key);
   if (p) return p;
   let modules = moduleCaches.get(device);
@@ -31,7 +38,7 @@ export function getPipeline(device: GPUDevice, kernel: Kernel, nReads: number, n
   p = device.createComputePipeline({
     label: kernel.name,
     layout,
-    compute: { module, entryPoint: entry, ...(consts.length ? { constants: Object.fromEntries(consts) } : {}) },
+    compute: { module, entryPoint: entry },
   });
   cache.set(key, p);
   return p;

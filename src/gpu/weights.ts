@@ -1,5 +1,5 @@
-import type { HostTensor } from '../io/tensor.ts';
-import { f32ToF16, toFloat32 } from '../io/tensor.ts';
+import type { HostTensor } from '../core/tensor.ts';
+import { f32ToF16, toFloat32 } from '../core/tensor.ts';
 
 /** How a weight is kept on the GPU: f32, or binary16 packed two per u32 word (the f16 option's GEMM weights). */
 export type WeightFormat = 'f32' | 'f16';

@@ -55,3 +55,9 @@ export function autotuneWanted(ctx: Pick<GpuContext, 'software'>, env = process.
 export function attachNodeAutotune(ctx: GpuContext): void {
   if (!ctx.gemmTuner && autotuneWanted(ctx)) ctx.gemmTuner = new GemmAutotune(ctx, fileTuneStore(autotuneFile()));
 }
+
+/** What `sketchgpu info` reports of the autotuner on a context: its file and how many GEMM shapes it has measured, or off. */
+export function autotuneStatus(ctx: Pick<GpuContext, 'gemmTuner'>): { file: string; gemm_shapes_measured: number } | string {
+  const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
+  return tuned ? { file: autotuneFile(), gemm_shapes_measured: Object.keys(tuned.entries()).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
+}

@@ -1,4 +1,4 @@
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { assertNotLost, type GpuContext } from '../gpu/device.ts';
 import { getPipeline } from '../gpu/pipelines.ts';
 import type { WeightStore } from '../gpu/weights.ts';

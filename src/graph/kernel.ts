@@ -1,17 +1,12 @@
+import type { ShaderProgram } from '../gpu/pipelines.ts';
 import type { Tensor } from './tensor.ts';
 
 /**
- * A compute program. Binding convention (group 0): the node's `reads` at 0..r-1 (read-only storage),
+ * A compute program (the device's ShaderProgram). Binding convention (group 0): the node's `reads` at 0..r-1 (read-only storage),
  * its `writes` at r..r+w-1 (storage), then one uniform block at r+w holding the node's `params`
  * in declaration order, each a 4-byte scalar (u32, i32 or f32) — the WGSL struct lists the same fields.
  */
-export interface Kernel {
-  name: string;
-  wgsl: string;
-  entry?: string;
-  /** Pipeline-overridable constants (`override` declarations in the WGSL). */
-  constants?: Record<string, number>;
-}
+export type Kernel = ShaderProgram;
 
 export type ParamType = 'u32' | 'i32' | 'f32';
 export type Params = [name: string, type: ParamType, value: number][];

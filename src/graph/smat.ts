@@ -1,5 +1,5 @@
 /**
- * The subgroup-matrix (tensor-core) f16 GEMM, shaders/gemm_smat.wgsl, is used only on devices where it was
+ * The subgroup-matrix (tensor-core) f16 GEMM, shaders/gemm/smat.wgsl, is used only on devices where it was
  * checked: the adapter offers chromium-experimental-subgroup-matrix with an f16 16x16x16 config that accumulates
  * in f32, the kernel compiles, and on a problem that crosses its tiles and K step (with bias, GELU and residual)
  * it gives what the vec4 kernel gives under the f16 option, up to summation order. Anything else (another

@@ -7,8 +7,8 @@
  * Tensors are pickled as `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)` with the storage a
  * persistent id `('storage', torch.FloatStorage, key, location, numel)`.
  */
-import { SketchError } from '../errors.ts';
-import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from './tensor.ts';
+import { SketchError } from '../core/errors.ts';
+import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from '../core/tensor.ts';
 import { typedArrayFromBytes } from './safetensors.ts';
 import { describe, PyCallable, unpickle } from './pickle.ts';
 import { checkZipTotal, listZip, readZipEntry, ZipError, type ZipEntry } from './zip.ts';
@@ -471,4 +471,40 @@ export function readTorchCheckpoint(bytes: Uint8Array, fileName = 'checkpoint'):
   const budget = new CopyBudget(Math.min(VIEW_COPY_MAX, storageBytes + VIEW_COPY_SLACK), fileName);
   const root = unpickle(entry('data.pkl')!, { fileName, persistentLoad, globals: torchGlobals(fileName, budget) });
   return { root, archiveName: prefix.replace(/\/$/, ''), locations: [...locations], storages: storages.size };
+}
+
+const STATE_DICT_KEYS = ['model', 'state_dict', 'model_state_dict', 'net'];
+
+function tensorEntries(m: Map<unknown, unknown>): [string, HostTensor][] | null {
+  const out: [string, HostTensor][] = [];
+  for (const [k, v] of m) if (typeof k === 'string' && isHostTensor(v)) out.push([k, v]);
+  return out.length > 0 ? out : null;
+}
+
+/**
+ * The state dict inside a checkpoint's root object: the root itself when it maps names to tensors, else the dict
+ * under 'model' (the official save_checkpoint) or 'state_dict' (Lightning and many others).
+ */
+export function findStateDict(root: unknown, fileName: string): {
+  tensors: Map<string, HostTensor>;
+  container: Map<unknown, unknown> | null;
+  path: string;
+} {
+  if (!(root instanceof Map)) {
+    throw new SketchError('BAD_WEIGHTS', `${fileName} holds ${isHostTensor(root) ? 'a single tensor' : 'no dict'}, not a state dict`,
+      "save the weights as a dict: torch.save({'model': model.state_dict()}, path)");
+  }
+  for (const key of STATE_DICT_KEYS) {
+    const inner = root.get(key);
+    if (inner instanceof Map) {
+      const entries = tensorEntries(inner);
+      if (entries) return { tensors: new Map(entries), container: root, path: key };
+    }
+  }
+  const entries = tensorEntries(root);
+  if (entries) return { tensors: new Map(entries), container: null, path: '' };
+  const keys = [...root.keys()].map(String);
+  throw new SketchError('BAD_WEIGHTS',
+    `${fileName} has no state dict: no tensors at its top level or under ${STATE_DICT_KEYS.map((k) => `'${k}'`).join(', ')} (top-level keys: ${keys.slice(0, 8).join(', ') || 'none'})`,
+    "save the weights as torch.save({'model': model.state_dict()}, path)");
 }

@@ -7,8 +7,10 @@
  *
  * Pure TypeScript, no Node APIs: it runs in the browser. Reading files lives in image-file.ts.
  */
-import { SketchError } from '../errors.ts';
-import { decodeJpeg, JpegError, readTiffOrientation } from './image-jpeg.ts';
+import { SketchError } from '../core/errors.ts';
+import { decodeJpeg } from './jpeg/decode.ts';
+import { readTiffOrientation } from './jpeg/exif.ts';
+import { JpegError } from './jpeg/types.ts';
 import { decodePng, isPng, PngError } from './image-png.ts';
 
 /**

@@ -3,8 +3,8 @@
  * version byte pair, a header length (u16 in 1.0, u32 in 2.0/3.0), a Python dict literal
  * `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with spaces and '\n', then the raw data.
  */
-import { API_MISUSE_HINT, SketchError } from '../errors.ts';
-import { DTYPE_BYTES, numel, type DType, type HostTensor } from './tensor.ts';
+import { API_MISUSE_HINT, SketchError } from '../core/errors.ts';
+import { DTYPE_BYTES, numel, type DType, type HostTensor } from '../core/tensor.ts';
 import { tensorBytes, typedArrayFromBytes } from './safetensors.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY

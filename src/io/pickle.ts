@@ -11,8 +11,8 @@
  * set/frozenset -> Set, numpy scalars -> number/boolean (bigint for 64-bit integers beyond 2^53), numpy arrays ->
  * HostTensor.
  */
-import { SketchError } from '../errors.ts';
-import { DTYPE_BYTES, f16ToF32, numel, type DType, type HostTensor } from './tensor.ts';
+import { SketchError } from '../core/errors.ts';
+import { DTYPE_BYTES, f16ToF32, numel, type DType, type HostTensor } from '../core/tensor.ts';
 import { typedArrayFromBytes } from './safetensors.ts';
 
 /** A Python callable or class the allow-list lets a pickle name. `call` serves REDUCE, `newobj` NEWOBJ and INST/OBJ. */

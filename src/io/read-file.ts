@@ -10,7 +10,7 @@
 import { constants, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { openSync, fstatSync, readSync, closeSync } from 'node:fs';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;

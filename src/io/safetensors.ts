@@ -3,8 +3,8 @@
  * `{"__metadata__": {str: str}, name: {dtype, shape, data_offsets: [begin, end]}, ...}`, then the data buffer.
  * Offsets are relative to the start of the buffer; data is little-endian, C order.
  */
-import { API_MISUSE_HINT, SketchError } from '../errors.ts';
-import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from './tensor.ts';
+import { API_MISUSE_HINT, SketchError } from '../core/errors.ts';
+import { DTYPE_BYTES, numel, type DType, type HostTensor, type TypedData } from '../core/tensor.ts';
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
@@ -65,6 +65,23 @@ export function tensorBytes(t: HostTensor): Uint8Array {
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The `__metadata__` of a safetensors file, read from its header alone (no tensor is touched); null when the bytes
+ * are not a readable safetensors header (readSafetensors then says what is wrong).
+ */
+export function readSafetensorsMetadata(bytes: Uint8Array): Record<string, unknown> | null {
+  if (bytes.length < 8) return null;
+  try {
+    const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+    if (n > MAX_HEADER_BYTES || 8 + n > bytes.length) return null;
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as unknown;
+    const meta = isPlainObject(header) ? header['__metadata__'] : undefined;
+    return isPlainObject(meta) ? meta : {};
+  } catch {
+    return null;
+  }
+}
 
 export function readSafetensors(bytes: Uint8Array, fileName = 'safetensors file'): SafetensorsFile {
   const bad = (what: string, hint = 'the file is damaged or was not written by a safetensors writer; re-export it') =>

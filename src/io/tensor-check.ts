@@ -1,5 +1,5 @@
-import { SketchError } from '../errors.ts';
-import { bf16ToF32, f16ToF32, type HostTensor } from './tensor.ts';
+import { SketchError } from '../core/errors.ts';
+import { bf16ToF32, f16ToF32, type HostTensor } from '../core/tensor.ts';
 
 /** How a set of tensors differs from a model's expected key/shape list. */
 export interface TensorReport {

@@ -1,4 +1,4 @@
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 /**
  * Refuses embeddings that are not unit vectors: a row the model's L2 normalisation left at norm 0 (the vector before

@@ -1,4 +1,4 @@
-import { API_MISUSE_HINT, SketchError } from '../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../core/errors.ts';
 
 /** One GPU chunk of (sketch, photo) pairs: the images it uses, and the pairs re-indexed into them. */
 export interface PairChunk {

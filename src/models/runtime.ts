@@ -3,7 +3,8 @@ import { WeightStore, type WeightFormat } from '../gpu/weights.ts';
 import { buildGraph } from '../graph/autotune.ts';
 import { Executor } from '../graph/executor.ts';
 import { Graph, type Precision } from '../graph/graph.ts';
-import type { HostTensor } from '../io/tensor.ts';
+import { planGraph } from '../graph/planner.ts';
+import type { HostTensor } from '../core/tensor.ts';
 
 /**
  * A model's GPU side, shared by ZseModel and CaanModel: its weights, uploaded once, and one planned executor per
@@ -67,3 +68,22 @@ function weightFormats(kinds: Iterable<(g: Graph) => void>): Map<string, WeightF
   for (const [name, s] of seen) out.set(name, [...(s.has('f32') ? ['f32' as const] : []), ...(s.has('f16') ? ['f16' as const] : [])]);
   return out;
 }
+
+/**
+ * The bytes of the largest buffer one unit (one image, one text, one pair) binds, read from the plan: each graph is
+ * built for one unit (f32, no GPU) and planned, and its largest slot or input is taken. The one sizing rule for both
+ * models' batches and for the page's adapter check (models/limits.ts).
+ */
+export function unitBindingBytes(builds: Iterable<(g: Graph) => void>): number {
+  let bytes = 0;
+  for (const build of builds) {
+    const g = new Graph({ precision: 'f32' });
+    build(g);
+    bytes = Math.max(bytes, planGraph(g).largestSlotBytes);
+    for (const t of g.tensors) if (t.kind === 'input') bytes = Math.max(bytes, t.bytes);
+  }
+  return bytes;
+}
+
+/** How many units fit one binding of `maxBind` bytes: at least 1, at most `cap`. */
+export const batchLimit = (maxBind: number, unitBytes: number, cap: number): number => Math.max(1, Math.min(cap, Math.floor(maxBind / unitBytes)));

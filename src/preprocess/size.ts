@@ -1,4 +1,4 @@
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 /** Input resolutions are whole pixels; the model configs use 224 (ViT-B/16), 112 or 64. */
 export function checkSize(size: number): void {

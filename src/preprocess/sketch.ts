@@ -3,7 +3,7 @@
  * does it: cv2.imread + BGR2RGB, remove_white_space_image(img, 10), resize_image_by_ratio(img, S),
  * make_img_square(img), then ToTensor + Normalize. Strokes stay dark on white (no inversion).
  */
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import type { DecodedImage } from '../io/image.ts';
 import { checkSize } from './size.ts';
 import { toNormalizedCHW } from './normalize.ts';

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFiniteScores } from '../models/embedding-check.ts';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { encodeFiles } from './files.ts';
 import { IMAGE_EXT } from './gallery.ts';
 import { evaluateScores, perQueryMetrics, rankRow, type Metrics } from './metrics.ts';

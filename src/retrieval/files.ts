@@ -1,6 +1,6 @@
 /** Node-only: encode image files in GPU batches, decoding the next batch while the GPU runs. */
 import { basename } from 'node:path';
-import { SketchError, isSketchError } from '../errors.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';

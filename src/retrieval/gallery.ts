@@ -1,7 +1,7 @@
 /** Node-only: the photos of a gallery, from a directory tree or a list file. */
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { readBoundedFileSync } from '../io/read-file.ts';
 import { isConfinedRelativePath } from './index-format.ts';
 

@@ -1,5 +1,5 @@
 /** Node-only: a self-contained HTML result sheet (images inlined as data URIs, so the file can be moved or mailed). */
-import { isSketchError } from '../errors.ts';
+import { isSketchError } from '../core/errors.ts';
 import { readBoundedFileSync } from '../io/read-file.ts';
 import { basename } from 'node:path';
 import type { QueryHit } from './query.ts';

@@ -24,13 +24,13 @@
  * - `sketchgpu.index.skipped`: JSON [[path, reason], ...] of images that could not be read.
  * - `sketchgpu.index.created`: ISO 8601 time of completion.
  */
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { crc32 } from '../io/crc32.ts';
 import { firstNonFinite } from '../io/tensor-check.ts';
-import { f16ToF32, f32ToF16, type HostTensor } from '../io/tensor.ts';
+import { f16ToF32, f32ToF16, type HostTensor } from '../core/tensor.ts';
 import type { CaanConfig } from '../models/caan/config.ts';
-import { MODEL_LABEL } from '../models/kind.ts';
+import { MODEL_LABEL } from '../models/load.ts';
 import type { ZseConfig } from '../models/zse/config.ts';
 
 export const INDEX_FORMAT = '2';

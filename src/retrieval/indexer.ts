@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { SketchError, isSketchError } from '../errors.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
 import { decodeImage } from '../io/image.ts';
 import { readBoundedFileSync, readBoundedFile } from '../io/read-file.ts';
 import { preprocessPhoto } from '../preprocess/index.ts';

@@ -6,10 +6,10 @@
  * The adapters add no arithmetic: a ZSE-SBIR run through them calls exactly the ZseModel methods the retrieval code
  * called before (same batches, same cached projections), so its results are unchanged.
  */
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { CaanModel } from '../models/caan/model.ts';
-import { MODEL_LABEL, type ModelKind } from '../models/kind.ts';
+import { MODEL_LABEL, type ModelKind } from '../models/load.ts';
 import { ZseModel } from '../models/zse/model.ts';
 import type { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import type { ModelIdentity } from './index-format.ts';

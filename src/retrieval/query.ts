@@ -2,7 +2,7 @@
  * Node-only: queries against a gallery index — sketches (optionally composed with a text, CAAN) with an optional
  * relation-network re-rank, and text queries (CAAN) — by cosine top-k on the GPU.
  */
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { checkFiniteScores } from '../models/embedding-check.ts';
 import { encodeFiles } from './files.ts';
 import { confinedGalleryPath } from './gallery.ts';

@@ -8,9 +8,9 @@ import { WeightStore } from '../gpu/weights.ts';
 import { Executor, u32View } from '../graph/executor.ts';
 import { Graph } from '../graph/graph.ts';
 import { gemm } from '../graph/ops/gemm.ts';
-import { l2normRows } from '../graph/ops/elementwise.ts';
+import { l2normRows } from '../graph/ops/l2norm.ts';
 import { topk, TOPK_MAX } from '../graph/ops/topk.ts';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 
 export interface SearchHit {
   /** Gallery row. */

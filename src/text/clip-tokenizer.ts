@@ -20,7 +20,7 @@
  * older Python.
  */
 import { gunzipSync } from 'fflate';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { HTML5_ENTITIES } from './html5-entities.ts';
 
 export const CLIP_CONTEXT_LENGTH = 77;
@@ -32,7 +32,7 @@ const EOT_TEXT = '<|endoftext|>';
 /** CLIP reads merges[1 : 49152-256-2+1]: the header line is skipped. */
 const N_MERGES = 49152 - 256 - 2;
 
-/** Token ids [n, contextLength], row-major, zero padded (the HostTensor layout of src/io/tensor.ts). */
+/** Token ids [n, contextLength], row-major, zero padded (the HostTensor layout of src/core/tensor.ts). */
 export interface ClipTokenIds {
   dtype: 'i32';
   shape: [number, number];

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { SketchError } from '../errors.ts';
+import { SketchError } from '../core/errors.ts';
 import { ClipTokenizer } from './clip-tokenizer.ts';
 
 export const CLIP_VOCAB_FILE = 'bpe_simple_vocab_16e6.txt.gz';

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadCaanWeights, loadWeights, weightsHash } from '../../src/io/weights.ts';
+import { loadCaanWeights, loadWeights, nodeWeightsHash as weightsHash } from '../../src/models/load-file.ts';
 import { defaultClipVocabPath } from '../../src/text/clip-vocab-node.ts';
 import { REPO_ROOT } from '../paths.ts';
 import { assertSameHits, browserUnavailable, cli, cliError, openSession, SAMPLE, samplePhotos, screenshot, type Hit, type Session } from './harness.ts';

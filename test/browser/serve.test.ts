@@ -1,13 +1,13 @@
 // `npm run web` (web/serve.mjs) without a browser: what it serves, what it refuses, the page's default weights, the
-// command line. And the browser bundle's weights hash (src/web-hash.ts) against Node's.
+// command line. And the browser bundle's weights hash (src/io/weights-hash.ts) against Node's.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { request } from 'node:http';
-import { loadWeights, weightsHash as nodeHash } from '../../src/io/weights.ts';
-import { Sha256, weightsHash as webHash } from '../../src/web-hash.ts';
+import { loadWeights, nodeWeightsHash as nodeHash } from '../../src/models/load-file.ts';
+import { Sha256, weightsHash as webHash } from '../../src/io/weights-hash.ts';
 import { createHash } from 'node:crypto';
 import { REPO_ROOT } from '../paths.ts';
 // @ts-expect-error: plain JS module without types

@@ -1,7 +1,7 @@
 // Opt-in full-size CAAN parity check (CaanConfig.full(): ViT-B/16 sketch and photo towers at 224 px, CLIP ViT-B's
 // text tower, 254,878,620 params): `npm run test:full`, or alone with
 //   XDG_RUNTIME_DIR=/tmp node --import tsx --import ./test/hooks.mjs node_modules/uvu/bin.js test/full caan
-// tools/caan_full_parity.py writes seeded random F32 weights (~1.02 GB safetensors), n sketches, n photos, two texts
+// tools/fixtures/caan_full_parity.py writes seeded random F32 weights (~1.02 GB safetensors), n sketches, n photos, two texts
 // of different lengths and the float64 reference (projected tokens, embeddings of both towers and the text tower,
 // cosines, anchors, the anchor cosine matrix and the RN score of all n×n pairs, each anchor's best word and the
 // local score of every text × image pair) into .cache/caan-full (git-ignored, regenerated only when missing or stale). The engine loads the weights through loadCaanWeights and must match.
@@ -10,9 +10,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadCaanWeights } from '../../src/io/weights.ts';
+import { loadCaanWeights } from '../../src/models/load-file.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
-import { toFloat32, type HostTensor } from '../../src/io/tensor.ts';
+import { toFloat32, type HostTensor } from '../../src/core/tensor.ts';
 import { CaanModel } from '../../src/models/caan/model.ts';
 import { loadClipTokenizer } from '../../src/text/clip-vocab-node.ts';
 import { REPO_ROOT } from '../paths.ts';
@@ -58,7 +58,7 @@ const cmp = (got: Float32Array | undefined, key: string, rtol = 0) => {
 };
 
 t.before(() => {
-  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/caan_full_parity.py', what: 'full-size CAAN', log });
+  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/fixtures/caan_full_parity.py', what: 'full-size CAAN', log });
   const e = readSafetensors(readFileSync(resolve(DIR, 'expected.safetensors')), 'expected.safetensors');
   exp = e.tensors;
   meta = e.metadata;

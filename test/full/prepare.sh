@@ -9,4 +9,4 @@ if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
   echo "$PY cannot import torch and numpy; install them with: apt-get install python3-torch python3-numpy" >&2
   exit 1
 fi
-exec "$PY" tools/full_parity.py --out .cache/zse-full "$@"
+exec "$PY" tools/fixtures/full_parity.py --out .cache/zse-full "$@"

@@ -1,6 +1,6 @@
 // Opt-in full-size (ViT-B/16, 224 px, heads 12/8) parity check: `npm run test:full`, or alone with
 //   node --import tsx --import ./test/hooks.mjs test/full/zse.full.test.ts
-// tools/full_parity.py writes seeded random weights in the official checkpoint format (~409 MB .pth), n sketches
+// tools/fixtures/full_parity.py writes seeded random weights in the official checkpoint format (~409 MB .pth), n sketches
 // and n photos, and the float64 reference (embeddings, ret cosine, RN scores for all n×n pairs) into .cache/zse-full
 // (git-ignored; the generator runs each time and regenerates only when its stamp is missing or stale). The engine loads the .pth through its own checkpoint
 // reader, runs SA and CA+RN, and must match the reference to 1e-4 absolute. On lavapipe (software Vulkan) this
@@ -9,10 +9,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadWeights, type LoadedWeights } from '../../src/io/weights.ts';
+import { loadWeights } from '../../src/models/load-file.ts';
+import type { LoadedWeights } from '../../src/models/zse/weights.ts';
 import { readNpy } from '../../src/io/npy.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
-import { toFloat32 } from '../../src/io/tensor.ts';
+import { toFloat32 } from '../../src/core/tensor.ts';
 import { ZseModel } from '../../src/models/zse/model.ts';
 import { ZSE_VIT_B16 } from '../../src/models/zse/config.ts';
 import { REPO_ROOT } from '../paths.ts';
@@ -37,7 +38,7 @@ let sk: { emb: Float32Array; tokens: Float32Array };
 let im: { emb: Float32Array; tokens: Float32Array };
 
 t.before(() => {
-  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/full_parity.py', what: 'full-size ZSE-SBIR', log });
+  ensureFixtures({ dir: DIR, files: FILES, script: 'tools/fixtures/full_parity.py', what: 'full-size ZSE-SBIR', log });
   const x = readNpy(readFileSync(resolve(DIR, 'inputs.npy')), 'inputs.npy');
   assert.equal(x.shape.slice(1), [3, 224, 224], 'inputs.npy shape');
   n = x.shape[0]! / 2;

@@ -1,9 +1,10 @@
-import source from '../../../shaders/attention.wgsl';
-import genericSource from '../../../shaders/attention_generic.wgsl';
-import f16 from '../../../shaders/f16.wgsl';
+import source from '../../../shaders/attention/flash.wgsl';
+import genericSource from '../../../shaders/attention/generic.wgsl';
+import f16 from '../../../shaders/lib/f16.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
+import { fillSlots } from '../wgsl.ts';
 
 /** A [B, T, *] operand: element (b, t, f) at offset + b*batchStride + t*rowStride + f. */
 export interface SeqLayout {
@@ -68,7 +69,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * The flash kernel's WGSL for one head dim, R rows per invocation and WG invocations per workgroup; `half` stores
- * the output as binary16 (pack4h of f16.wgsl).
+ * the output as binary16 (pack4h of lib/f16.wgsl).
  */
 export function flashSource(headDim: number, R: number, WG: number, causal = false, half = false): string {
   if (headDim % 4 !== 0) throw new Error('flash attention: head dim must be a multiple of 4');
@@ -104,12 +105,13 @@ export function flashSource(headDim: number, R: number, WG: number, causal = fal
   }
   // Causal: keys past this invocation's last row (clamped to Tq) mask every row of it, so the loop ends there.
   const end = causal ? `min(p.Tk, min(iBase + ${(R - 1) * WG}u, p.Tq - 1u) + 1u)` : 'p.Tk';
-  const src = half ? f16 + source.replace('var<storage, read_write> O: array<vec4<f32>>;', 'var<storage, read_write> O: array<vec2<u32>>; // binary16') : source;
-  return src.replace('@R@', String(R)).replace('@WG@', String(WG)).replace('@KEYS_END@', end)
-    .replace('@PROLOGUE@', pro.join('\n')).replace('@STEP@', step.join('\n')).replace('@EPILOGUE@', epi.join('\n'));
+  return (half ? f16 : '') + fillSlots(source, {
+    OUTPUT: half ? 'array<vec2<u32>>' : 'array<vec4<f32>>', R, WG, KEYS_END: end,
+    PROLOGUE: pro.join('\n'), STEP: step.join('\n'), EPILOGUE: epi.join('\n'),
+  });
 }
 
-const GENERIC: Kernel = { name: 'attention_generic', wgsl: genericSource };
+export const GENERIC_ATTENTION: Kernel = { name: 'attention_generic', wgsl: genericSource };
 const flashKernels = new Map<string, Kernel>();
 
 /**
@@ -118,7 +120,7 @@ const flashKernels = new Map<string, Kernel>();
  * `half` (binary16 output) is honoured by the flash kernel only: `half` in the result says whether it is.
  */
 export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false, half = false): { kernel: Kernel; rowsPerGroup: number; half: boolean } {
-  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC, rowsPerGroup: 64, half: false };
+  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC_ATTENTION, rowsPerGroup: 64, half: false };
   const { R, WG } = flashShape(headDim, Tq);
   const key = `${headDim}/${R}/${WG}${causal ? '/causal' : ''}${half ? '/h' : ''}`;
   let kernel = flashKernels.get(key);

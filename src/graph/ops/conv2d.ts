@@ -2,15 +2,16 @@ import source from '../../../shaders/conv2d.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
+import { wgslConst } from '../wgsl.ts';
 
 /** Direct convolution, 8 output pixels x 8 output channels per invocation (see shaders/conv2d.wgsl). */
 export const CONV2D: Kernel = { name: 'conv2d', wgsl: source, entry: 'direct' };
 /** The non-overlapping patch conv (kernel == stride, no padding) on vec4 loads. */
 export const CONV2D_PATCH: Kernel = { name: 'conv2d', wgsl: source, entry: 'patch4' };
-// The register block and workgroup of shaders/conv2d.wgsl (P, COB, WG there).
-const PIXELS = 8;
-const CHANNELS = 8;
-const GROUP = 64;
+// The register block and workgroup of shaders/conv2d.wgsl, read from it (P, COB, WG there).
+const PIXELS = wgslConst(source, 'P');
+const CHANNELS = wgslConst(source, 'COB');
+const GROUP = wgslConst(source, 'WG');
 
 /** Where a feature map lives in its buffer: element (n,c,y,x) at offset + n*sN + c*sC + y*sY + x*sX. */
 export interface MapLayout {

@@ -1,28 +1,28 @@
-import source from '../../../shaders/gemm.wgsl';
-import rowdotSource from '../../../shaders/gemm_rowdot.wgsl';
-import vec4Source from '../../../shaders/gemm_vec4.wgsl';
-import epilogue from '../../../shaders/gemm_epilogue.wgsl';
-import f16 from '../../../shaders/f16.wgsl';
-import operandF32 from '../../../shaders/gemm_operand_f32.wgsl';
-import operandF16 from '../../../shaders/gemm_operand_f16.wgsl';
-import storeF32 from '../../../shaders/gemm_store_f32.wgsl';
-import storeF16 from '../../../shaders/gemm_store_f16.wgsl';
-import smatSource from '../../../shaders/gemm_smat.wgsl';
+import source from '../../../shaders/gemm/tiled.wgsl';
+import rowdotSource from '../../../shaders/gemm/rowdot.wgsl';
+import vec4Source from '../../../shaders/gemm/vec4.wgsl';
+import epilogue from '../../../shaders/gemm/epilogue.wgsl';
+import f16 from '../../../shaders/lib/f16.wgsl';
+import operandF32 from '../../../shaders/gemm/operand_f32.wgsl';
+import operandF16 from '../../../shaders/gemm/operand_f16.wgsl';
+import storeF32 from '../../../shaders/gemm/store_f32.wgsl';
+import storeF16 from '../../../shaders/gemm/store_f16.wgsl';
+import smatSource from '../../../shaders/gemm/smat.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
+import { fillSlots, wgslConst } from '../wgsl.ts';
 
 type Float = 'f32' | 'f16';
 /** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
-const operand = (name: 'A' | 'B', dtype: Float) =>
-  (dtype === 'f16' ? operandF16 : operandF32).replaceAll('X_BINDING', name === 'A' ? '0' : '1').replaceAll('loadX', `load${name}`).replace(/\bX\b/g, name);
+const operand = (name: 'A' | 'B', dtype: Float) => fillSlots(dtype === 'f16' ? operandF16 : operandF32, { X: name, BINDING: name === 'A' ? 0 : 1 });
 const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source], smat: ['gemm_smat', smatSource] };
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
 const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
 
 /**
  * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
- * rounded to binary16 on load (the F16_OPERANDS override of gemm_epilogue.wgsl) when stored as f32, and read as
+ * rounded to binary16 on load (the F16_OPERANDS slot of gemm/epilogue.wgsl) when stored as f32, and read as
  * they are when stored as binary16 (weights, GEMM-written hidden activations); C may be stored as binary16.
  */
 export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}): Kernel {
@@ -32,15 +32,15 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : ''].join('');
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + epilogue + operand('A', a) + operand('B', b) + (c === 'f16' ? storeF16 : storeF32) + body,
-    ...(precision === 'f16' ? { constants: { F16_OPERANDS: 1 } } : {}),
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + operand('A', a) + operand('B', b) +
+      (c === 'f16' ? storeF16 : storeF32) + body,
   };
 }
 
 export const GEMM: Kernel = gemmKernel('tiled', 'f32');
-/** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm_rowdot.wgsl). */
+/** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm/rowdot.wgsl). */
 export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
-/** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm_vec4.wgsl). */
+/** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm/vec4.wgsl). */
 export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
 /** The binary16 storage snippets and the subgroup-matrix body (in no kernel above; the autotune hashes them too). */
 export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource;
@@ -51,7 +51,10 @@ export type GemmVariant = 'tiled' | 'rowdot' | 'vec4' | 'smat';
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
 export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : ['tiled']);
-const TILE: Record<GemmVariant, number> = { tiled: 64, rowdot: 32, vec4: 128, smat: 64 };
+/** The output tile of a workgroup, read from each kernel's WGSL (rows = columns). */
+const TILE: Record<GemmVariant, number> = {
+  tiled: wgslConst(source, 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
+};
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
 export type Activation = 'none' | 'relu' | 'gelu' | 'sigmoid' | 'quickgelu';

@@ -1,15 +1,17 @@
 import layernorm from '../../../shaders/layernorm.wgsl';
-import f16 from '../../../shaders/f16.wgsl';
+import f16 from '../../../shaders/lib/f16.wgsl';
 import type { Graph } from '../graph.ts';
 import { grid1d, type Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
+import { wgslConst } from '../wgsl.ts';
 
 const source = f16 + layernorm;
 /** One invocation per row, vec4 loads (D a multiple of 4) or f32; LAYERNORM_F16 stores binary16. */
 export const LAYERNORM: Kernel = { name: 'layernorm', wgsl: source, entry: 'rows4' };
 export const LAYERNORM_F16: Kernel = { name: 'layernorm/h', wgsl: source, entry: 'rows4h' };
 export const LAYERNORM_F32: Kernel = { name: 'layernorm', wgsl: source, entry: 'rows1' };
-const ROWS_PER_GROUP = 64;
+/** Rows per workgroup: one per invocation (WG of shaders/layernorm.wgsl). */
+const ROWS_PER_GROUP = wgslConst(layernorm, 'WG');
 
 /** 'torch': nn.LayerNorm (biased variance, eps inside the sqrt). 'ca': ZSE's CA LayerNorm (unbiased std + eps). */
 export type NormKind = 'torch' | 'ca';

@@ -2,10 +2,11 @@ import topkSrc from '../../../shaders/topk.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
+import { wgslConst } from '../wgsl.ts';
 
 export const TOPK: Kernel = { name: 'topk', wgsl: topkSrc };
-/** Candidates one workgroup sorts (shaders/topk.wgsl CH). */
-export const TOPK_CHUNK = 2048;
+/** Candidates one workgroup sorts (CH of shaders/topk.wgsl, read from it). */
+export const TOPK_CHUNK = wgslConst(topkSrc, 'CH');
 /** The largest k: each pass must at least halve the candidates. */
 export const TOPK_MAX = TOPK_CHUNK / 2;
 

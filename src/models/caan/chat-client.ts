@@ -4,7 +4,7 @@
  * errors, timeouts, 429 and 5xx. Other 4xx answers are final: retrying cannot fix a bad key or a wrong model.
  * Uses the global fetch, so it runs in Node 20+ and in browsers.
  */
-import { SketchError } from '../../errors.ts';
+import { SketchError } from '../../core/errors.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

@@ -3,7 +3,7 @@
  * carries them as JSON in the safetensors metadata `sketchgpu.config` (beside `sketchgpu.model` = "caan"), and
  * every tensor is then checked against them.
  */
-import { SketchError } from '../../errors.ts';
+import { SketchError } from '../../core/errors.ts';
 import { CLIP_CONTEXT_LENGTH, CLIP_VOCAB_SIZE } from '../../text/clip-tokenizer.ts';
 
 export interface CaanImageConfig {

@@ -3,7 +3,7 @@
  * reading a chat model's answer. Browser-safe (no Node APIs); the `sketchgpu describe` command (src/cli/describe.ts)
  * does the file and network I/O. Formats: src/models/caan/data/README.md.
  */
-import { SketchError } from '../../errors.ts';
+import { SketchError } from '../../core/errors.ts';
 
 export const PROMPTS_SCHEMA = 'sketchgpu.caan-prompts/1';
 export const DESCRIPTIONS_SCHEMA = 'sketchgpu.caan-descriptions/1';

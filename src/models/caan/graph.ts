@@ -9,7 +9,10 @@ import { gemm, linear } from '../../graph/ops/gemm.ts';
 import { conv2d, tokensLayout } from '../../graph/ops/conv2d.ts';
 import { layerNorm } from '../../graph/ops/layernorm.ts';
 import { attention, rows } from '../../graph/ops/attention.ts';
-import { anchorBestCosine, anchorCosine, gatherRows, l2normRows, tokenEmbedding } from '../../graph/ops/elementwise.ts';
+import { anchorBestCosine, anchorCosine } from '../../graph/ops/cosine.ts';
+import { tokenEmbedding } from '../../graph/ops/embed.ts';
+import { gatherRows } from '../../graph/ops/gather.ts';
+import { l2normRows } from '../../graph/ops/l2norm.ts';
 import { vitEncoder } from '../zse/graph.ts';
 import { anchorGrid, imageSize, imageTokens, type CaanConfig } from './config.ts';
 

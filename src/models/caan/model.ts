@@ -1,12 +1,12 @@
-import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../core/errors.ts';
 import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { ModelRuntime } from '../runtime.ts';
+import { batchLimit, ModelRuntime, unitBindingBytes } from '../runtime.ts';
 import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import { cosineMatrix } from '../../graph/ops/elementwise.ts';
-import { toFloat32, type HostTensor } from '../../io/tensor.ts';
+import { cosineMatrix } from '../../graph/ops/cosine.ts';
+import { toFloat32, type HostTensor } from '../../core/tensor.ts';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.ts';
 import { imageSize, imageTokens, type CaanConfig } from './config.ts';
 import { buildImageTowerGraph, buildRelationGraph, buildTextGraph, buildTextRelationGraph, PROJECTIONS, transposedName } from './graph.ts';
@@ -67,17 +67,14 @@ export class CaanModel {
   readonly precision: Precision;
 
   private constructor(readonly ctx: GpuContext, readonly config: CaanConfig, private readonly runtime: ModelRuntime, opts: CaanModelOptions) {
-    const { width: D, mlp, stem } = config.image;
     this.tokens = imageTokens(config);
     this.imageSize = imageSize(config);
-    const S = this.imageSize;
+    // The largest single buffer of one image, text or pair, from the plan, decides how many fit one binding.
     const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
-    const perImage = 4 * Math.max(this.tokens * Math.max(3 * D, mlp), (stem[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
-    this.maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 32, Math.floor(maxBind / perImage)));
-    const perText = 4 * config.text.context * Math.max(3 * config.text.width, config.text.mlp);
-    this.maxTexts = Math.max(1, Math.min(opts.maxTexts ?? 64, Math.floor(maxBind / perText)));
-    const perPair = 4 * Math.max(this.tokens, config.text.context) * Math.max(config.embed, config.align.ff);
-    this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
+    const units = CaanModel.unitGraphs(config);
+    this.maxBatch = batchLimit(maxBind, unitBindingBytes(units.image), opts.maxBatch ?? 32);
+    this.maxTexts = batchLimit(maxBind, unitBindingBytes(units.text), opts.maxTexts ?? 64);
+    this.maxPairs = batchLimit(maxBind, unitBindingBytes(units.pair), opts.maxPairs ?? 64);
     this.tokenizer = opts.tokenizer;
     this.precision = runtime.precision;
   }
@@ -90,6 +87,16 @@ export class CaanModel {
       for (const [name, t] of tensors) yield projections.has(name) ? [transposedName(name), transpose2d(t)] : [name, t];
     };
     return new CaanModel(ctx, config, ModelRuntime.create(ctx, uploads(), opts.precision ?? 'f32', () => CaanModel.graphKinds(config)), opts);
+  }
+
+  /** The graphs of one image (either tower), one full-context text and one pair: what batch sizes and memory checks are read from. */
+  static unitGraphs(config: CaanConfig): { image: ((g: Graph) => void)[]; text: ((g: Graph) => void)[]; pair: ((g: Graph) => void)[] } {
+    const L = config.text.context;
+    return {
+      image: [(g) => buildImageTowerGraph(g, config, 'sketch', 1), (g) => buildImageTowerGraph(g, config, 'photo', 1)],
+      text: [(g) => buildTextGraph(g, config, 1, L, { tokens: true })],
+      pair: [(g) => buildRelationGraph(g, config, 1, 1, 1), (g) => buildTextRelationGraph(g, config, 'sk', 1, L, 1, 1), (g) => buildTextRelationGraph(g, config, 'im', 1, L, 1, 1)],
+    };
   }
 
   /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */

@@ -4,9 +4,9 @@
  * unexpected, mis-shaped or non-float tensor.
  */
 import { checkFiniteWeights, checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
-import { SketchError } from '../../errors.ts';
+import { SketchError } from '../../core/errors.ts';
 import { readSafetensors } from '../../io/safetensors.ts';
-import type { HostTensor } from '../../io/tensor.ts';
+import type { HostTensor } from '../../core/tensor.ts';
 import { anchorGrid, CAAN_MODEL_NAME, META_CONFIG, META_MODEL, parseCaanConfig, type CaanConfig } from './config.ts';
 
 type Shapes = [string, number[]][];

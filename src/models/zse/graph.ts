@@ -4,7 +4,10 @@ import { linear } from '../../graph/ops/gemm.ts';
 import { conv2d, nchw, tokensLayout } from '../../graph/ops/conv2d.ts';
 import { layerNorm } from '../../graph/ops/layernorm.ts';
 import { attention, rows } from '../../graph/ops/attention.ts';
-import { anchorCosine, assembleTokens, gatherRows, l2normRows } from '../../graph/ops/elementwise.ts';
+import { anchorCosine } from '../../graph/ops/cosine.ts';
+import { assembleTokens } from '../../graph/ops/embed.ts';
+import { gatherRows } from '../../graph/ops/gather.ts';
+import { l2normRows } from '../../graph/ops/l2norm.ts';
 import type { ZseConfig } from './config.ts';
 
 const SA = 'sa.model';

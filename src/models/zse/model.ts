@@ -1,14 +1,14 @@
-import { API_MISUSE_HINT, SketchError } from '../../errors.ts';
+import { API_MISUSE_HINT, SketchError } from '../../core/errors.ts';
 import { checkUnitRows } from '../embedding-check.ts';
 import { pairChunks, takeRows } from '../pairs.ts';
 import type { GpuContext } from '../../gpu/device.ts';
-import { ModelRuntime } from '../runtime.ts';
+import { batchLimit, ModelRuntime, unitBindingBytes } from '../runtime.ts';
 import type { Executor } from '../../graph/executor.ts';
 import type { Graph, Precision } from '../../graph/graph.ts';
-import type { HostTensor } from '../../io/tensor.ts';
+import type { HostTensor } from '../../core/tensor.ts';
 import type { ZseConfig } from './config.ts';
 import { buildPairGraph, buildProjectionGraph, buildSaGraph } from './graph.ts';
-import { cosineMatrix } from '../../graph/ops/elementwise.ts';
+import { cosineMatrix } from '../../graph/ops/cosine.ts';
 
 export interface ZseModelOptions {
   /** Images per SA forward (default: as many as fit, at most 32). */
@@ -54,19 +54,25 @@ export class ZseModel {
     private readonly runtime: ModelRuntime,
     opts: ZseModelOptions,
   ) {
-    const { dim: D, grid: G, imageSize: S, mlpDim } = config;
     this.precision = runtime.precision;
-    this.tokens = 1 + G * G;
+    this.tokens = 1 + config.grid * config.grid;
+    // The largest single buffer of one image (one pair), from the plan, decides how many fit one binding.
     const maxBind = ctx.device.limits.maxStorageBufferBindingSize;
-    // The largest single activation decides how many images fit one binding.
-    const perImage = 4 * Math.max(this.tokens * Math.max(3 * D, mlpDim), (config.stemChannels[0] ?? 0) * (S / 2) ** 2, 3 * S * S);
-    this.maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 32, Math.floor(maxBind / perImage)));
-    const perPair = 4 * this.tokens * Math.max(D, config.caFF);
-    this.maxPairs = Math.max(1, Math.min(opts.maxPairs ?? 64, Math.floor(maxBind / perPair)));
+    const units = ZseModel.unitGraphs(config);
+    this.maxBatch = batchLimit(maxBind, unitBindingBytes(units.image), opts.maxBatch ?? 32);
+    this.maxPairs = batchLimit(maxBind, unitBindingBytes(units.pair), opts.maxPairs ?? 64);
   }
 
   static create(ctx: GpuContext, config: ZseConfig, tensors: ReadonlyMap<string, HostTensor>, opts: ZseModelOptions = {}): ZseModel {
     return new ZseModel(ctx, config, ModelRuntime.create(ctx, tensors, opts.precision ?? 'f32', () => ZseModel.graphKinds(config)), opts);
+  }
+
+  /** The graphs of one image and of one sketch-photo pair: what batch sizes and memory checks are read from. */
+  static unitGraphs(config: ZseConfig): { image: ((g: Graph) => void)[]; pair: ((g: Graph) => void)[] } {
+    return {
+      image: [(g) => buildSaGraph(g, config, 1)],
+      pair: config.hasHead ? [(g) => buildProjectionGraph(g, config, 1, 'sketch'), (g) => buildPairGraph(g, config, 1, 1, 1)] : [],
+    };
   }
 
   /** A builder of each kind of graph this model makes (batch 1): weightFormats learns from them which weights GEMMs read. */

@@ -3,8 +3,13 @@
  * read back off the shapes, and a validation that names every missing, unexpected or mis-shaped tensor.
  */
 import { checkTensors, formatTensorReport, problemCount, type TensorReport } from '../../io/tensor-check.ts';
-import { SketchError } from '../../errors.ts';
-import { numel, type HostTensor } from '../../io/tensor.ts';
+import { SketchError } from '../../core/errors.ts';
+import { numel, type HostTensor } from '../../core/tensor.ts';
+import { findStateDict, identifyFile, readTorchCheckpoint, type FileIdentity } from '../../io/checkpoint.ts';
+import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
+import { checkFiniteWeights } from '../../io/tensor-check.ts';
+import { weightsHash, type Hasher } from '../../io/weights-hash.ts';
+import { f32ToF16, toFloat32 } from '../../core/tensor.ts';
 import type { ZseConfig } from './config.ts';
 
 /** The CA clone the official forward never calls (§3.3, §11 quirk 16): stored in every checkpoint, never used. */
@@ -258,3 +263,159 @@ export function validateZseWeights(tensors: ReadonlyMap<string, HostTensor>, con
 
 export const isCleanReport = (r: ZseWeightsReport): boolean => problemCount(r) === 0;
 export const formatZseReport = formatTensorReport;
+
+// --- Loading: bytes (a .safetensors file or a torch.save checkpoint, told apart by content) to checked weights.
+// Keys are normalized, the dead CA clone dropped, the config inferred and every tensor checked against §4 of
+// ../shared/docs/zse-sbir.md before anything reaches the GPU.
+
+export interface WeightsOptions {
+  /** Head counts, overriding the file's metadata (they cannot be read off shapes). */
+  saHeads?: number;
+  caHeads?: number;
+}
+
+export interface LoadedWeights {
+  config: ZseConfig;
+  /** The used tensors under the model's key names, in file order, dtypes as stored. */
+  tensors: Map<string, HostTensor>;
+  /** safetensors metadata, or for a torch checkpoint: its scalar entries as `checkpoint.<key>` plus the heads. */
+  metadata: Record<string, string>;
+  format: 'safetensors' | 'torch';
+  /** Keys dropped on load: the dead `ca.encoder.layers.0.*` clone. */
+  dropped: string[];
+}
+
+export interface ConvertReport {
+  source: string;
+  output: string;
+  config: ZseConfig;
+  dtype: 'f32' | 'f16';
+  tensorsKept: number;
+  tensorsDropped: number;
+  droppedKeys: string[];
+  params: number;
+  /** Size of the written file. */
+  bytes: number;
+  hash: string;
+}
+
+const scalarString = (v: unknown): string | null =>
+  typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string' || typeof v === 'bigint' ? String(v) : null;
+
+/**
+ * Parses weights from bytes (no file system needed); `fileName` names them in messages. `id` is the file's
+ * identity when the caller (models/load.ts) has already read it.
+ */
+export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsOptions = {}, id: FileIdentity = identifyFile(bytes)): LoadedWeights {
+  let raw: Map<string, HostTensor>;
+  let metadata: Record<string, string> = {};
+  let format: LoadedWeights['format'];
+  if (id.kind === 'safetensors') {
+    const file = readSafetensors(bytes, fileName);
+    raw = file.tensors;
+    metadata = { ...file.metadata };
+    format = 'safetensors';
+    if (metadata['sketchgpu.model'] === 'caan') {
+      throw new SketchError('BAD_WEIGHTS', `${fileName} holds CAAN weights, not ZSE-SBIR's`, 'load them with loadCaanWeights / parseCaanWeights and run them with CaanModel');
+    }
+  } else {
+    const ckpt = readTorchCheckpoint(bytes, fileName);
+    const found = findStateDict(ckpt.root, fileName);
+    raw = found.tensors;
+    format = 'torch';
+    if (found.container) {
+      for (const [k, v] of found.container) {
+        const s = scalarString(v);
+        if (typeof k === 'string' && s !== null) metadata[`checkpoint.${k}`] = s;
+      }
+      // A `config` dict beside the weights may carry the head counts.
+      const config = found.container.get('config');
+      if (config instanceof Map) {
+        const sa = scalarString(config.get('sa_heads'));
+        const ca = scalarString(config.get('ca_heads'));
+        if (sa !== null) metadata[META_SA_HEADS] = sa;
+        if (ca !== null) metadata[META_CA_HEADS] = ca;
+      }
+    }
+  }
+  if (opts.saHeads !== undefined) metadata[META_SA_HEADS] = String(opts.saHeads);
+  if (opts.caHeads !== undefined) metadata[META_CA_HEADS] = String(opts.caHeads);
+
+  const { tensors, dropped } = normalizeZseKeys(raw);
+  let config: ZseConfig;
+  try {
+    config = inferZseConfig(tensors, metadata, { partial: true });
+  } catch (e) {
+    if (e instanceof SketchError) throw new SketchError(e.code, `${fileName}: ${e.message}`, e.hint, { cause: e });
+    throw e;
+  }
+  metadata[META_SA_HEADS] = String(config.saHeads);
+  metadata[META_CA_HEADS] = String(config.caHeads);
+
+  const report = validateZseWeights(tensors, config);
+  if (!isCleanReport(report)) {
+    const counts = [
+      report.missing.length && `${report.missing.length} missing`,
+      report.unexpected.length && `${report.unexpected.length} unexpected`,
+      report.misshaped.length && `${report.misshaped.length} mis-shaped`,
+      report.wrongDtype.length && `${report.wrongDtype.length} of a non-float dtype`,
+    ].filter(Boolean).join(', ');
+    throw new SketchError('BAD_WEIGHTS',
+      `${fileName} does not match the ZSE-SBIR layout its shapes imply (dim ${config.dim}, depth ${config.depth}, ` +
+      `grid ${config.grid}${config.hasHead ? '' : ', SA only'}): ${counts} tensor(s)\n${formatZseReport(report, tensors)}`,
+      'convert the checkpoint again from the original best_checkpoint.pth; a state dict from another model or a ' +
+      'partial export cannot run');
+  }
+  checkFiniteWeights(tensors, fileName);
+  return { config, tensors, metadata, format, dropped };
+}
+
+// --- Conversion: checked weights to the safetensors file sketchgpu writes (`sketchgpu convert`).
+
+/** A tensor as f32 or f16 (f16 rounded to nearest-even, as torch's .half()). */
+function castFloat(t: HostTensor, to: 'f32' | 'f16'): HostTensor {
+  if (t.dtype === to) return t;
+  const f32 = toFloat32(t);
+  if (to === 'f32') return { dtype: 'f32', shape: t.shape, data: f32 };
+  const h = new Uint16Array(f32.length);
+  for (let i = 0; i < f32.length; i++) h[i] = f32ToF16(f32[i]!);
+  return { dtype: 'f16', shape: t.shape, data: h };
+}
+
+/**
+ * Checked ZSE-SBIR weights as the bytes of a safetensors file for sketchgpu: used tensors only, in f32 or f16, with
+ * the config and head counts in the metadata. The report lacks only the output path, which the caller writes to.
+ */
+export function zseSafetensors(loaded: LoadedWeights, source: { path: string; name: string }, dtype: 'f32' | 'f16', hasher?: () => Hasher): {
+  bytes: Uint8Array;
+  report: Omit<ConvertReport, 'output'>;
+} {
+  const out = new Map<string, HostTensor>();
+  for (const [k, t] of loaded.tensors) out.set(k, castFloat(t, dtype));
+
+  const checkpointInfo: Record<string, string> = {};
+  for (const [k, v] of Object.entries(loaded.metadata)) {
+    if (k.startsWith('checkpoint.')) checkpointInfo[k.slice('checkpoint.'.length)] = v;
+  }
+  const metadata: Record<string, string> = {
+    format: 'pt',
+    'sketchgpu.model': 'zse-sbir',
+    [META_SA_HEADS]: String(loaded.config.saHeads),
+    [META_CA_HEADS]: String(loaded.config.caHeads),
+    [META_CONFIG]: JSON.stringify(loaded.config),
+    'sketchgpu.source': source.name,
+  };
+  if (Object.keys(checkpointInfo).length) metadata['sketchgpu.checkpoint'] = JSON.stringify(checkpointInfo);
+
+  const bytes = writeSafetensors(out, metadata);
+  let params = 0;
+  for (const t of out.values()) params += numel(t.shape);
+  return {
+    bytes,
+    report: {
+      source: source.path, config: loaded.config, dtype,
+      tensorsKept: out.size, tensorsDropped: loaded.dropped.length, droppedKeys: loaded.dropped,
+      params, bytes: bytes.length, hash: weightsHash(out, hasher),
+    },
+  };
+}

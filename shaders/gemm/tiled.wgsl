@@ -1,0 +1,69 @@
+// (activate(), erf_ and the operand rounding op1/op4 come from gemm/epilogue.wgsl, prepended by ops/gemm.ts.)
+// C = act(alpha * A · Bᵀ + bias) + R
+// A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
+// bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
+// A 64x64 output tile per workgroup, 4x4 per thread, K in steps of 16 through workgroup memory.
+// Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
+
+// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
+
+// (A and B, bindings 0 and 1, with their loaders loadA / loadB, and C, binding 4, with storeC, are prepended:
+// gemm/operand_*.wgsl, gemm/store_f32.wgsl.)
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> R: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const TM = 64u;
+const TN = 64u;
+const TK = 16u;
+
+var<workgroup> As: array<f32, 1024>; // [TK][TM]
+var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let row0 = wg.y * TM;
+  let col0 = wg.x * TN;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + i * 256u;
+      let r = e / TK;
+      let k = e % TK;
+      let gk = k0 + k;
+      var a = 0.0;
+      if (row0 + r < p.M && gk < p.K) { a = loadA(p.aOff + (row0 + r) * p.lda + gk); }
+      As[k * TM + r] = a;
+      var b = 0.0;
+      if (col0 + r < p.N && gk < p.K) { b = loadB((col0 + r) * p.ldb + gk); }
+      Bs[k * TN + r] = b;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        av[i] = As[k * TM + lid.y + 16u * i];
+        bv[i] = Bs[k * TN + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + 16u * i;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + 16u * j;
+      if (c >= p.N) { continue; }
+      var v = p.alpha * acc[i][j];
+      if (p.hasBias != 0u) { v += bias[c]; }
+      v = activate(v, p.act);
+      if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
+      storeC(p.cOff + r * p.ldc + c, v);
+    }
+  }
+}

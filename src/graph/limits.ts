@@ -1,0 +1,35 @@
+/**
+ * The adapter limits the engine's kernels need, derived from the programs of src/graph/ops (wgslLimits reads each
+ * one's workgroup sizes, workgroup memory and bindings): the largest of each over every kernel a model may run on any
+ * adapter. The subgroup-matrix GEMM is left out: it runs only where src/graph/smat.ts checked it on the device.
+ */
+import { attentionKernel, GENERIC_ATTENTION } from './ops/attention.ts';
+import { CONV2D, CONV2D_PATCH } from './ops/conv2d.ts';
+import { ANCHOR_BEST_COSINE, ANCHOR_COSINE } from './ops/cosine.ts';
+import { TOKEN_EMBED, TOKENS } from './ops/embed.ts';
+import { GATHER } from './ops/gather.ts';
+import { gemmKernel, GEMM_VARIANTS } from './ops/gemm.ts';
+import { L2NORM } from './ops/l2norm.ts';
+import { LAYERNORM, LAYERNORM_F16, LAYERNORM_F32 } from './ops/layernorm.ts';
+import { TOPK } from './ops/topk.ts';
+import type { Kernel } from './kernel.ts';
+import { wgslLimits, type KernelLimits } from './wgsl.ts';
+
+/** Every portable program: each GEMM variant in f32 and with binary16 operands and output, the flash attention shapes. */
+function portableKernels(): Kernel[] {
+  const gemms = GEMM_VARIANTS.flatMap((v) => [gemmKernel(v, 'f32'), gemmKernel(v, 'f16', { a: 'f16', b: 'f16', c: v === 'tiled' ? 'f32' : 'f16' })]);
+  const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].map((T) => attentionKernel(dh, T, true, false, true).kernel));
+  return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
+    LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, TOPK];
+}
+
+/** The largest of each limit over the portable kernels. */
+let cached: KernelLimits | undefined;
+export function kernelLimits(): KernelLimits {
+  if (cached) return cached;
+  const out = {} as KernelLimits;
+  for (const k of portableKernels()) {
+    for (const [name, v] of Object.entries(wgslLimits(k.wgsl)) as [keyof KernelLimits, number][]) out[name] = Math.max(out[name] ?? 0, v);
+  }
+  return (cached = out);
+}
