@@ -174,11 +174,12 @@ if (only.has('kernels')) {
     up(w, 'w', [D, 3, 16, 16], 11);
     g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [D, 3, 16, 16]), { N: 1, Ci: 3, H: S, W: S, Co: D, kernel: 16, stride: 16, pad: 0 }));
   }, { x: rnd(3 * S * S, 12) });
-  for (const kind of ['torch', 'ca'] as const) {
-    await benchKernel(`layernorm ${kind}`, `${T}x${D}`, (g, w) => {
+  // Both variants side by side (one invocation per row: software adapters' default; one workgroup per row: GPUs').
+  for (const kind of ['torch', 'ca'] as const) for (const variant of ['row', 'workgroup'] as const) {
+    await benchKernel(`layernorm ${kind} [${variant}]`, `${T}x${D}`, (g, w) => {
       up(w, 'g', [D], 13);
       up(w, 'b', [D], 14);
-      g.output('y', layerNorm(g, g.input('x', [T, D]), g.weight('g', [D]), g.weight('b', [D]), { kind, eps: kind === 'ca' ? 1e-6 : 1e-5 }));
+      g.output('y', layerNorm(g, g.input('x', [T, D]), g.weight('g', [D]), g.weight('b', [D]), { kind, eps: kind === 'ca' ? 1e-6 : 1e-5, variant }));
     }, { x: rnd(T * D, 15) });
   }
   const N = software ? 100_000 : 1_000_000;

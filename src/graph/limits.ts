@@ -10,7 +10,7 @@ import { TOKEN_EMBED, TOKENS } from './ops/embed.ts';
 import { GATHER } from './ops/gather.ts';
 import { gemmKernel, GEMM_VARIANTS } from './ops/gemm.ts';
 import { L2NORM } from './ops/l2norm.ts';
-import { LAYERNORM, LAYERNORM_F16, LAYERNORM_F32 } from './ops/layernorm.ts';
+import { LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16 } from './ops/layernorm.ts';
 import { TOPK } from './ops/topk.ts';
 import type { Kernel } from './kernel.ts';
 import { wgslLimits, type KernelLimits } from './wgsl.ts';
@@ -20,7 +20,7 @@ function portableKernels(): Kernel[] {
   const gemms = GEMM_VARIANTS.flatMap((v) => [gemmKernel(v, 'f32'), gemmKernel(v, 'f16', { a: 'f16', b: 'f16', c: v === 'tiled' ? 'f32' : 'f16' })]);
   const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].map((T) => attentionKernel(dh, T, true, false, true).kernel));
   return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
-    LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, TOPK];
+    LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, TOPK];
 }
 
 /** The largest of each limit over the portable kernels. */
