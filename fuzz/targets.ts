@@ -13,6 +13,9 @@ import { readSafetensors } from '../src/io/safetensors.ts';
 import { parseWeights } from '../src/models/zse/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../src/preprocess/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
+import { CLIP_VOCAB_SIZE, ClipTokenizer } from '../src/text/clip-tokenizer.ts';
+import { defaultClipVocabPath } from '../src/text/clip-vocab-node.ts';
+import { readFileSync } from 'node:fs';
 
 function refusalsOnly(run: () => void): void {
   try {
@@ -31,6 +34,19 @@ function touchTensors(v: unknown, depth = 0): void {
   else if (Array.isArray(v)) for (const x of v) touchTensors(x, depth + 1);
 }
 
+/** The real CLIP vocabulary (../shared/data/clip, or SKETCHGPU_CLIP_VOCAB), read once on first use. */
+let clip: ClipTokenizer | undefined;
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+/** Whether the tokenizer target can run here (tools/fuzz/fuzz.mjs skips it, saying so, when not). */
+export function tokenizerAvailable(): boolean {
+  try {
+    clip ??= ClipTokenizer.fromBytes(readFileSync(defaultClipVocabPath()));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const TARGETS: Record<string, (data: Uint8Array) => void> = {
   /** A torch.save zip: the container, the pickle VM and the views. */
   checkpoint: (d) => refusalsOnly(() => touchTensors(readTorchCheckpoint(d, 'fuzz.pth').root)),
@@ -47,4 +63,19 @@ export const TARGETS: Record<string, (data: Uint8Array) => void> = {
   }),
   npy: (d) => refusalsOnly(() => void readNpy(d, 'fuzz.npy')),
   index: (d) => refusalsOnly(() => void parseIndex(d, 'fuzz.sgi')),
+  /**
+   * The CLIP tokenizer on arbitrary text (the bytes as UTF-8, invalid sequences replaced): clean, split, BPE,
+   * tokenize with truncation, decode. Every id must be a vocabulary id.
+   */
+  tokenizer: (d) => {
+    if (!tokenizerAvailable()) return;
+    const text = utf8.decode(d);
+    refusalsOnly(() => {
+      const ids = clip!.encode(text);
+      for (const id of ids) if (!(id >= 0 && id < CLIP_VOCAB_SIZE)) throw new Error(`token id ${id} outside the vocabulary`);
+      const t = clip!.tokenize(text, 77, true);
+      if (t.data.length !== 77) throw new Error('tokenize did not give 77 ids');
+      void clip!.decode(ids);
+    });
+  },
 };

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TARGETS } from '../fuzz/targets.ts';
+import { TARGETS, tokenizerAvailable } from '../fuzz/targets.ts';
 import { FIXTURES } from './paths.ts';
 
 const DIR = join(FIXTURES, 'fuzz');
@@ -20,6 +20,10 @@ test('every target accepts arbitrary small inputs (a smoke run of the fuzz targe
     }
     assert.ok(name);
   }
+});
+
+test('the tokenizer target has the CLIP vocabulary where ../shared has it (else it would fuzz nothing)', () => {
+  if (existsSync(join(FIXTURES, '..', '..', '..', 'shared', 'data', 'clip'))) assert.ok(tokenizerAvailable());
 });
 
 test('the kept crash inputs are read or refused cleanly', () => {

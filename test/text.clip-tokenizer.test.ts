@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { isSketchError } from '../src/core/errors.ts';
-import { CLIP_EOT, CLIP_SOT, ClipTokenizer, cleanText, htmlUnescape, splitPieces } from '../src/text/clip-tokenizer.ts';
+import { CLIP_EOT, CLIP_MAX_TEXT_CHARS, CLIP_SOT, ClipTokenizer, cleanText, htmlUnescape, splitPieces } from '../src/text/clip-tokenizer.ts';
 import { defaultClipVocabPath, loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
 
@@ -169,6 +169,11 @@ t("htmlUnescape is Python's html.unescape (named without ';', numeric remaps, lo
 
 t('errors: unpaired surrogates, not a vocabulary, a truncated vocabulary', () => {
   expectError(() => tok.encode('a\ud800b'), 'BAD_ARGUMENT', /surrogate/);
+  // Bounded length (byte-pair merging is quadratic in a word's length; fuzzing found the cost): the bound itself
+  // passes, one more character is refused, through tokenize too.
+  assert.ok(tok.encode('ab '.repeat(CLIP_MAX_TEXT_CHARS / 4) + 'a'.repeat(CLIP_MAX_TEXT_CHARS - 3 * (CLIP_MAX_TEXT_CHARS / 4))).length > 0);
+  expectError(() => tok.encode('a'.repeat(CLIP_MAX_TEXT_CHARS + 1)), 'BAD_ARGUMENT', /more than the 4096/);
+  expectError(() => tok.tokenize('a '.repeat(CLIP_MAX_TEXT_CHARS), 77, true), 'BAD_ARGUMENT', /characters/);
   assert.equal(tok.encode('🐱'), tok.encode('\ud83d\udc31')); // a pair is fine
   expectError(() => ClipTokenizer.fromBytes(new TextEncoder().encode('hello\nworld')), 'BAD_ARGUMENT', /not CLIP's BPE vocabulary/);
   expectError(() => ClipTokenizer.fromBytes(Uint8Array.of(0x1f, 0x8b, 8, 0, 1, 2, 3)), 'BAD_ARGUMENT', /gzip|not CLIP/);

@@ -27,6 +27,12 @@ export const CLIP_CONTEXT_LENGTH = 77;
 export const CLIP_VOCAB_SIZE = 49408;
 export const CLIP_SOT = 49406;
 export const CLIP_EOT = 49407;
+/**
+ * The longest text encode() takes, in UTF-16 units. CLIP reads 77 tokens (a few hundred characters of prose), and
+ * byte-pair merging is quadratic in a word's length (fuzzing: one 50,000-letter word took 9.6 s): a bound keeps an
+ * untrusted query cheap (a 4,096-letter word: well under a second). Longer texts are refused, not truncated.
+ */
+export const CLIP_MAX_TEXT_CHARS = 4096;
 const SOT_TEXT = '<|startoftext|>';
 const EOT_TEXT = '<|endoftext|>';
 /** CLIP reads merges[1 : 49152-256-2+1]: the header line is skipped. */
@@ -214,6 +220,10 @@ export class ClipTokenizer {
 
   /** The ids of one text, without SOT/EOT (CLIP's SimpleTokenizer.encode). */
   encode(text: string): number[] {
+    if (text.length > CLIP_MAX_TEXT_CHARS) {
+      throw new SketchError('BAD_ARGUMENT', `the text is ${text.length} characters, more than the ${CLIP_MAX_TEXT_CHARS} the tokenizer takes`,
+        `CLIP reads only its first ${CLIP_CONTEXT_LENGTH} tokens (a few hundred characters): pass a shorter text.`);
+    }
     if (LONE_SURROGATE.test(text)) {
       throw new SketchError('BAD_ARGUMENT', 'the text contains an unpaired UTF-16 surrogate, which has no UTF-8 form',
         'Pass well-formed Unicode text (CLIP\'s Python tokenizer fails on it too).');

@@ -25,6 +25,7 @@ const SEEDS = {
   image: files(F('preprocess', 'images')),
   npy: files(F('ckpt'), /\.npy$/),
   index: files(F('fuzz-seeds'), /\.sgi$/),
+  tokenizer: files(F('fuzz-seeds', 'text'), /\.txt$/),
 };
 
 const args = process.argv.slice(2);
@@ -36,7 +37,10 @@ for (let i = 0; i < args.length; i++) {
   else throw new Error(`unknown argument ${args[i]} (use --seconds N, --target name)`);
 }
 if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
-const targets = only.length ? only : Object.keys(SEEDS);
+// The tokenizer target needs the real CLIP vocabulary (../shared/data/clip, or SKETCHGPU_CLIP_VOCAB); the bundles
+// find it through the environment. Without it that target is skipped, and the table says so.
+const vocab = process.env.SKETCHGPU_CLIP_VOCAB ?? resolve(process.env.SKETCHGPU_SHARED ?? join(ROOT, '..', 'shared'), 'data', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const targets = (only.length ? only : Object.keys(SEEDS)).filter((t) => t !== 'tokenizer' || existsSync(vocab) || (console.error(`warning: ${vocab} is missing: the tokenizer target is skipped`), false));
 const jazzer = join(ROOT, 'node_modules', '.bin', 'jazzer');
 if (!existsSync(jazzer)) {
   console.error('error: @jazzer.js/core is not installed\nhint: run `npm install` (it is a dev dependency)');
@@ -80,9 +84,9 @@ for (const name of targets) {
   const before = new Set(readdirSync(crashes));
   const r = compat
     ? spawnSync(jazzer, [bundle, corpus, '--sync', '--', `-max_total_time=${seconds}`, '-rss_limit_mb=1024', '-timeout=10',
-      '-max_len=1048576', `-artifact_prefix=${crashes}/`], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...compat } })
+      '-max_len=1048576', `-artifact_prefix=${crashes}/`], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, env: { ...process.env, ...compat, SKETCHGPU_CLIP_VOCAB: vocab } })
     : spawnSync(process.execPath, ['--max-old-space-size=1024', join(ROOT, 'tools', 'fuzz', 'fuzz-mutate.cjs'), bundle, corpus, String(seconds), crashes],
-      { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, timeout: (seconds + 60) * 1000 });
+      { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28, timeout: (seconds + 60) * 1000, env: { ...process.env, SKETCHGPU_CLIP_VOCAB: vocab } });
   const log = `${r.stdout}\n${r.stderr}`;
   const runs = /Done (\d+) runs in (\d+) second/.exec(log) ?? /#(\d+)\s+DONE/.exec(log) ?? /"executions":(\d+)/.exec(log);
   const cov = [...log.matchAll(/cov: (\d+)/g)].pop()?.[1];
