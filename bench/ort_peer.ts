@@ -92,39 +92,45 @@ async function timeRun(fn: () => Promise<unknown>, n: number): Promise<number> {
 const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
 const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-// Parity: the parent's inputs (images), its SA tokens, and for pairs (i % ns, floor(i / ns)) its RN scores and the
-// RN input (anchor cosines: with the bench's random weights the scores barely vary, the cosines do).
-const par = readSafetensors(new Uint8Array(readFileSync(a.parity!)), a.parity).tensors;
-const images = par.get('images')!, tokens = par.get('tokens')!, score = par.get('score')!, cosOurs = par.get('cos')!.data as Float32Array;
-const [n, T, D] = tokens.shape as [number, number, number];
-const oursTok = tokens.data as Float32Array;
-const ortTok = await runSa(images.data as Float32Array, n);
-const cls = (t: Float32Array) => { const o = new Float32Array(n * D); for (let i = 0; i < n; i++) o.set(t.subarray(i * T * D, i * T * D + D), i * D); return o; };
-const row = T * D;
-const gather = (src: Float32Array, idx: (i: number) => number, m: number) => { const o = new Float32Array(m * row); for (let i = 0; i < m; i++) o.set(src.subarray(idx(i) * row, (idx(i) + 1) * row), i * row); return o; };
-const np = score.shape[0]! / n;
-const skT = gather(oursTok, (i) => i % n, n * np), imT = gather(oursTok, (i) => Math.floor(i / n), n * np);
-const { score: ortScore, cos: ortCos } = await runPair(skT, imT, n * np, T, D, true);
-const oursScore = score.data as Float32Array;
-const parity = {
-  sa_cls_max_abs_diff: maxDiff(cls(ortTok), cls(oursTok)), sa_cls_max_abs: maxAbs(cls(oursTok)),
-  sa_tokens_max_abs_diff: maxDiff(ortTok, oursTok), sa_tokens_max_abs: maxAbs(oursTok),
-  rn_score_max_abs_diff: maxDiff(ortScore, oursScore),
-  rn_input_max_abs_diff: maxDiff(ortCos!, cosOurs), rn_input_range: [Math.min(...cosOurs), Math.max(...cosOurs)],
-  rn_score_range: [Math.min(...oursScore), Math.max(...oursScore)],
-  images: n, pairs: n * np,
-};
+// Everything after session creation in one guarded block: an ORT failure on some GPU (the first H200 run died here
+// with only Node's version line on stderr) becomes a JSON error with its message.
+try {
+  // Parity: the parent's inputs (images), its SA tokens, and for pairs (i % ns, floor(i / ns)) its RN scores and the
+  // RN input (anchor cosines: with the bench's random weights the scores barely vary, the cosines do).
+  const par = readSafetensors(new Uint8Array(readFileSync(a.parity!)), a.parity).tensors;
+  const images = par.get('images')!, tokens = par.get('tokens')!, score = par.get('score')!, cosOurs = par.get('cos')!.data as Float32Array;
+  const [n, T, D] = tokens.shape as [number, number, number];
+  const oursTok = tokens.data as Float32Array;
+  const ortTok = await runSa(images.data as Float32Array, n);
+  const cls = (t: Float32Array) => { const o = new Float32Array(n * D); for (let i = 0; i < n; i++) o.set(t.subarray(i * T * D, i * T * D + D), i * D); return o; };
+  const row = T * D;
+  const gather = (src: Float32Array, idx: (i: number) => number, m: number) => { const o = new Float32Array(m * row); for (let i = 0; i < m; i++) o.set(src.subarray(idx(i) * row, (idx(i) + 1) * row), i * row); return o; };
+  const np = score.shape[0]! / n;
+  const skT = gather(oursTok, (i) => i % n, n * np), imT = gather(oursTok, (i) => Math.floor(i / n), n * np);
+  const { score: ortScore, cos: ortCos } = await runPair(skT, imT, n * np, T, D, true);
+  const oursScore = score.data as Float32Array;
+  const parity = {
+    sa_cls_max_abs_diff: maxDiff(cls(ortTok), cls(oursTok)), sa_cls_max_abs: maxAbs(cls(oursTok)),
+    sa_tokens_max_abs_diff: maxDiff(ortTok, oursTok), sa_tokens_max_abs: maxAbs(oursTok),
+    rn_score_max_abs_diff: maxDiff(ortScore, oursScore),
+    rn_input_max_abs_diff: maxDiff(ortCos!, cosOurs), rn_input_range: [Math.min(...cosOurs), Math.max(...cosOurs)],
+    rn_score_range: [Math.min(...oursScore), Math.max(...oursScore)],
+    images: n, pairs: n * np,
+  };
 
-// Timings: the parent's shapes and iteration counts.
-const saT: Record<string, { ms: number; img_per_s: number }> = {};
-for (const B of batches) {
-  const x = rnd(B * 3 * S * S, 20 + B);
-  const ms = await timeRun(() => runSa(x, B), B >= 32 ? Math.max(1, Math.ceil(iters / 4)) : iters);
-  saT[`batch_${B}`] = { ms, img_per_s: (1000 * B) / ms };
+  // Timings: the parent's shapes and iteration counts.
+  const saT: Record<string, { ms: number; img_per_s: number }> = {};
+  for (const B of batches) {
+    const x = rnd(B * 3 * S * S, 20 + B);
+    const ms = await timeRun(() => runSa(x, B), B >= 32 ? Math.max(1, Math.ceil(iters / 4)) : iters);
+    saT[`batch_${B}`] = { ms, img_per_s: (1000 * B) / ms };
+  }
+  const pk = gather(oursTok, (i) => i % n, P), pp = gather(oursTok, (i) => Math.floor(i / n) % n, P);
+  const rnMs = await timeRun(() => runPair(pk, pp, P, T, D), iters);
+  done({
+    runtime: `onnxruntime-node ${ort!.env.versions.node}`, ep: 'webgpu (bundled Dawn)', ...adapterEvidence(),
+    parity, sa: saT, ca_rn: { pairs: P, ms: rnMs, pairs_per_s: (1000 * P) / rnMs, note: 'no projection cache (plain ONNX graph of the reference forward)' },
+  });
+} catch (e) {
+  done({ error: `ORT WebGPU run failed: ${((e as Error).stack ?? String(e)).split('\n').slice(0, 6).join(' | ')}` });
 }
-const pk = gather(oursTok, (i) => i % n, P), pp = gather(oursTok, (i) => Math.floor(i / n) % n, P);
-const rnMs = await timeRun(() => runPair(pk, pp, P, T, D), iters);
-done({
-  runtime: `onnxruntime-node ${ort!.env.versions.node}`, ep: 'webgpu (bundled Dawn)', ...adapterEvidence(),
-  parity, sa: saT, ca_rn: { pairs: P, ms: rnMs, pairs_per_s: (1000 * P) / rnMs, note: 'no projection cache (plain ONNX graph of the reference forward)' },
-});
