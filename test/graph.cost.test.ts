@@ -53,7 +53,7 @@ test('roofline: the larger of compute and memory time; sums and groups over laye
   const g = new Graph({ software: false });
   let x = g.input('x', [5, 12]);
   for (let l = 0; l < 3; l++) {
-    x = layerNorm(g, x, g.weight(`g${l}`, [12]), g.weight(`b${l}`, [12]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln` });
+    x = layerNorm(g, x, g.weight(`g${l}`, [12]), g.weight(`b${l}`, [12]), { kind: 'torch', eps: 1e-5, label: `L${l}.ln`, variant: 'row' });
     x = linear(g, x, `fc${l}`, 12, { label: `L${l}.fc` });
   }
   const gc = graphCost(g, d);
@@ -67,6 +67,11 @@ test('roofline: the larger of compute and memory time; sums and groups over laye
   // Layer norm: three sweeps over x (5x12 f32) and gamma/beta once per workgroup (1) in its pattern.
   assert.is(ops[0]!.minBytes, 3 * 4 * (60 + 12 + 12 + 60));
   assert.is(ops[0]!.patternBytes, 3 * 4 * (3 * 60 + 12 + 12 + 60));
+  // The workgroup kernel (the hardware default): one workgroup per row, so gamma/beta are read once per row (5).
+  const w = new Graph({ software: false });
+  layerNorm(w, w.input('x', [5, 12]), w.weight('g', [12]), w.weight('b', [12]), { kind: 'torch', eps: 1e-5 });
+  assert.is(w.nodes[0]!.kernel.name, 'layernorm/wg');
+  assert.is(nodeCost(w.nodes[0]!).patternBytes, 4 * (3 * 60 + 5 * (12 + 12) + 60));
 });
 
 test('ViT-B/16 SA at batch 1: ~37 GFLOP, and at least its f32 weights are moved; f16 moves fewer bytes', () => {

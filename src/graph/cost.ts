@@ -97,7 +97,8 @@ export function nodeCost(n: OpNode): NodeCost {
     const invocations = N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8);
     patternBytes = invocations * Ci * KH * KW * 8 * 4 + groups(n) * Ci * KH * KW * 8 * 4 + bytesOf(bias) + N * Co * OH * OW * 4;
   } else if (base === 'layernorm') {
-    // One row per invocation in three sweeps (mean, variance, normalise); gamma and beta are broadcasts.
+    // Three sweeps over x (mean, variance, normalise); gamma and beta once per workgroup: one per WG rows (row
+    // kernel) or one per row (workgroup kernel).
     const [x, gamma, beta] = n.reads;
     patternBytes = 3 * bytesOf(x) + groups(n) * (bytesOf(gamma) + bytesOf(beta)) + out;
   } else if (base === 'l2norm') {
