@@ -352,7 +352,7 @@ const benchWeights = !args['no-peers'] && only.has('e2e') && weights ? writeBenc
 weights = undefined;
 
 if (benchWeights) {
-  const r = spawnSync(py, [join(ROOT, 'tools', 'bench_torch.py'), '--model', modelName, '--weights', benchWeights.path, '--iters', String(iters), '--batches', batches.join(',')], { encoding: 'utf8' });
+  const r = spawnSync(py, [join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelName, '--weights', benchWeights.path, '--iters', String(iters), '--batches', batches.join(',')], { encoding: 'utf8' });
   if (r.status === 0) {
     peers = { pytorch: JSON.parse(lastLine(r.stdout)) };
     const pt = (peers.pytorch as { sa: Record<string, { img_per_s: number }>; ca_rn: { pairs_per_s: number } });
@@ -402,11 +402,11 @@ interface OrtResult {
   sa: Record<string, { ms: number; img_per_s: number }>; ca_rn: { pairs: number; ms: number; pairs_per_s: number; note: string };
 }
 /**
- * ONNX Runtime's WebGPU EP on the same model and weights: tools/export_onnx.py writes the two graphs (cached in
+ * ONNX Runtime's WebGPU EP on the same model and weights: tools/bench/export_onnx.py writes the two graphs (cached in
  * .cache/onnx by the weights' and the exporter's hash), bench/ort_peer.ts runs them in a child process.
  */
 function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: string } {
-  const exporter = join(ROOT, 'tools', 'export_onnx.py');
+  const exporter = join(ROOT, 'tools', 'bench', 'export_onnx.py');
   const stampPath = join(onnxDir, `${modelName}.stamp.json`);
   const key = createHash('sha256').update(w.sha256).update(readFileSync(exporter)).digest('hex');
   let onnx: OrtResult['onnx'] | undefined;
@@ -415,7 +415,7 @@ function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: stri
     if (st.key === key && existsSync(st.onnx.sa) && existsSync(st.onnx.pair)) onnx = st.onnx;
   } catch { /* no stamp yet */ }
   if (!onnx) {
-    log('\nexporting the bench model to ONNX (tools/export_onnx.py) ...');
+    log('\nexporting the bench model to ONNX (tools/bench/export_onnx.py) ...');
     const r = spawnSync(py, [exporter, w.path, '--out', onnxDir, '--name', modelName], { encoding: 'utf8' });
     if (r.status !== 0) return { error: `ONNX export failed: ${lastLine(r.stderr || r.error?.message || '')}` };
     const o = JSON.parse(lastLine(r.stdout)) as { sa: string; pair: string; opset: number; torch: string };
