@@ -156,15 +156,20 @@ if (only.has('kernels')) {
     }
   }
   const dh = D / cfg.saHeads;
-  await benchKernel('attention SA', `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {
-    const qkv = g.input('qkv', [T, 3 * D]);
-    g.output('o', attention(g, qkv, qkv, qkv, { B: 1, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale: 1 / Math.sqrt(dh) }));
-  }, { qkv: rnd(T * 3 * D, 7) });
+  // Both attention programs side by side (the split one is the default where it applies: dh >= 36).
+  for (const variant of ['flash', 'split'] as const) {
+    await benchKernel(`attention SA [${variant}]`, `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {
+      const qkv = g.input('qkv', [T, 3 * D]);
+      g.output('o', attention(g, qkv, qkv, qkv, { B: 1, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale: 1 / Math.sqrt(dh), variant }));
+    }, { qkv: rnd(T * 3 * D, 7) });
+  }
   const dk = D / cfg.caHeads;
-  await benchKernel('attention CA x16 pairs', `16x${cfg.caHeads}x${T}x${T}x${dk}`, (g) => {
-    const q = g.input('q', [16, T, D]);
-    g.output('o', attention(g, q, q, q, { B: 16, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk) }));
-  }, { q: rnd(16 * T * D, 8) });
+  for (const variant of ['flash', 'split'] as const) {
+    await benchKernel(`attention CA x16 pairs [${variant}]`, `16x${cfg.caHeads}x${T}x${T}x${dk}`, (g) => {
+      const q = g.input('q', [16, T, D]);
+      g.output('o', attention(g, q, q, q, { B: 16, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), variant }));
+    }, { q: rnd(16 * T * D, 8) });
+  }
   const [c0] = cfg.stemChannels as [number];
   await benchKernel('conv stem 7x7/s2', `3->${c0} @${S}`, (g, w) => {
     up(w, 'w', [c0, 3, 7, 7], 9);
