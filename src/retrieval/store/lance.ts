@@ -13,6 +13,7 @@
  * `sketchgpu.index.weights`, `sketchgpu.index.root`, `sketchgpu.index.dtype`, `sketchgpu.index.tokens` (T, 0 without
  * the cache), `sketchgpu.index.planes` (P), `sketchgpu.index.created`.
  */
+import { createRequire } from 'node:module';
 import { SketchError } from '../../core/errors.ts';
 import { f16ToF32, f32ToF16 } from '../../core/tensor.ts';
 import { identityDim, isConfinedRelativePath, type GalleryIndex, type ModelIdentity } from '../index-format.ts';
@@ -50,10 +51,13 @@ let loaded: Promise<{ lancedb: LanceModule; arrow: ArrowModule }> | undefined;
 /** The optional LanceDB package and its Arrow, or a clear refusal. SKETCHGPU_NO_LANCEDB=1 acts as if absent (tests). */
 export function loadLance(): Promise<{ lancedb: LanceModule; arrow: ArrowModule }> {
   loaded ??= (async () => {
-    process.env['LANCE_LOG'] ??= 'error'; // Lance logs "no existing dataset" warnings on stderr otherwise
+    process.env['LANCEDB_LOG'] ??= 'error'; // LanceDB logs warnings ("no existing dataset", k-means on few rows) on stderr otherwise
     try {
       if (process.env['SKETCHGPU_NO_LANCEDB'] === '1') throw new Error('SKETCHGPU_NO_LANCEDB=1');
-      const [lancedb, arrow] = await Promise.all([import('@lancedb/lancedb'), import('apache-arrow')]);
+      const lancedb = await import('@lancedb/lancedb');
+      // The CommonJS instance of Arrow, the one LanceDB itself requires: tables built with another instance (the ES
+      // module) fail its instanceof checks and are re-built, which loses the schema's equality.
+      const arrow = createRequire(import.meta.url)('apache-arrow') as ArrowModule;
       return { lancedb, arrow };
     } catch (e) {
       loaded = undefined;
