@@ -49,6 +49,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('-o, --out <file>', 'the index file to write (format: docs/index-format.md)')
     .option('--store <spec>', 'where to write instead of -o: an .sgi file, or lancedb:<folder or URI> for a LanceDB table that many processes can fill (docs/vector-store.md)')
     .option('--shard <i/N>', 'with a LanceDB store: embed only shard i of N (by a hash of the relative path), so N processes or machines fill one table')
+    .option('--commit-every <n>', 'with a LanceDB store: photos per commit (default 256), the most a crash can lose', posInt('--commit-every'))
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
     .addOption(modelOption())
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
@@ -63,7 +64,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       const store = o.store ? parseStoreSpec(o.store) : { kind: 'sgi' as const, path: o.out as string };
       if (store.kind === 'sgi') o.out = store.path;
       const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
-      if (shard && store.kind !== 'lancedb') throw new SketchError('BAD_ARGUMENT', '--shard needs a LanceDB store (an .sgi file has one writer)', 'Pass --store lancedb:<folder or URI> with --shard.');
+      if ((shard || o.commitEvery) && store.kind !== 'lancedb') throw new SketchError('BAD_ARGUMENT', `--${shard ? 'shard' : 'commit-every'} needs a LanceDB store (an .sgi file has one writer and a journal)`, 'Pass --store lancedb:<folder or URI>.');
       if (store.kind === 'lancedb' && (o.update || o.force)) throw new SketchError('BAD_ARGUMENT', `--${o.update ? 'update' : 'force'} applies to .sgi files: a LanceDB table always takes the photos it lacks`, 'Drop it (to start over, use a new location).');
       const { model, ctx, identity } = await openWeights(o.weights, o);
       const bar = progressBar('indexing', 'img');
@@ -76,7 +77,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       process.on('SIGINT', onSigint);
       try {
         const r = store.kind === 'lancedb' ? await buildLanceIndex({
-          model, identity, weightsPath: resolve(o.weights), input, uri: store.uri, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch, shard, shouldStop: () => stop,
+          model, identity, weightsPath: resolve(o.weights), input, uri: store.uri, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch, shard, commitEvery: o.commitEvery, shouldStop: () => stop,
           onStart: (total, done) => {
             if (done) process.stderr.write(`resuming: ${done} of ${total} photos${shard ? ` of shard ${o.shard}` : ''} already in the table\n`);
             bar.start(total, done);

@@ -197,7 +197,9 @@ export class LanceGallery {
     let table: LanceTable;
     try {
       const db = await lancedb.connect(uri);
-      table = await db.createEmptyTable(LANCE_TABLE, schemaOf(arrow, layout, layoutMetadata(layout)), { mode: 'create', existOk: true });
+      const open = async () => ((await db.tableNames()).includes(LANCE_TABLE) ? db.openTable(LANCE_TABLE) : undefined);
+      table = (await open()) ?? await db.createEmptyTable(LANCE_TABLE, schemaOf(arrow, layout, layoutMetadata(layout)), { mode: 'create' })
+        .catch(async (e) => (await open()) ?? Promise.reject(e)); // another writer created it first
     } catch (e) {
       throw new SketchError('IO', `cannot open or create the gallery table at lancedb:${uri}: ${(e as Error).message.split('\n')[0]}`,
         'Check the location (a folder, or an s3://, gs://, az:// URI with credentials in the environment) and that it is writable.');

@@ -140,8 +140,12 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
     let embedded = 0;
     let pending: LanceRow[] = [];
     const every = o.commitEvery ?? 256;
+    const trace = process.env['SKETCHGPU_TRACE_COMMITS'] === '1';
     const flush = async () => {
+      if (!pending.length) return;
       await g.insert(pending);
+      // Tests watch this line to kill a shard between commits (test/retrieval.store.test.ts).
+      if (trace) process.stderr.write(`committed ${pending.length} photos\n`);
       embedded += pending.length;
       pending = [];
       o.onProgress?.(resumed + embedded + skipped.length, mine.length);
