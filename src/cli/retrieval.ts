@@ -5,11 +5,10 @@ import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { SketchError } from '../core/errors.ts';
 import { writeNpy } from '../io/npy.ts';
-import { readBoundedFileSync } from '../io/read-file.ts';
 import { MODEL_CHOICES, MODEL_LABEL } from '../models/load.ts';
 import { EVAL_MODES, listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { checkIndexHead, checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexModel } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
@@ -29,10 +28,6 @@ const textWeight = (v: string) => {
   return n;
 };
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
-
-function readIndexFile(path: string) {
-  return parseIndex(readBoundedFileSync(path, 'index', undefined, (h, size) => checkIndexHead(h, size, path)), path);
-}
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -171,7 +166,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
               for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
             }
             const t = run.timings_ms;
-            console.log(`\n${how}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+            console.log(`\n${how}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
             if (o.html) console.log(`wrote ${o.html}`);
           }
           return;
@@ -196,7 +191,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
             for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
           }
           const t = run.timings_ms;
-          console.log(`\n${mode}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+          console.log(`\n${mode}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
           if (o.html) console.log(`wrote ${o.html}`);
         }
       } finally {
