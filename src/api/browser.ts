@@ -26,10 +26,9 @@ export type BrowserImage =
   | string | URL | Uint8Array | ArrayBuffer | RawImage
   | Blob | ImageBitmap | ImageData | HTMLCanvasElement | OffscreenCanvas | HTMLImageElement;
 
-/** The bundled weights, as URLs next to the bundle (`sketchgpu/weights/...`). */
+/** The weights shipped in the package (`sketchgpu/weights/...`): `zse`, ZSE-SBIR small (the default). */
 export const BUNDLED_WEIGHTS = {
   zse: 'zse-sketchy104-small.safetensors',
-  caan: 'caan-sketchy104-demo.safetensors',
 } as const;
 
 /**
@@ -38,7 +37,7 @@ export const BUNDLED_WEIGHTS = {
  *
  * @example
  * ```ts
- * const m = await SketchGPU.load({ weights: bundledWeights('caan'), vocab: '/clip/bpe_simple_vocab_16e6.txt.gz' });
+ * const m = await SketchGPU.load({ weights: bundledWeights('zse') });
  * ```
  */
 export function bundledWeights(which: keyof typeof BUNDLED_WEIGHTS = 'zse'): URL {

@@ -28,10 +28,12 @@ import { commonImage, sharedDevice, SketchGPUModel, type LoadOptions, type Platf
  */
 export type NodeImage = string | URL | Uint8Array | ArrayBuffer | RawImage;
 
-/** The bundled weights: `zse` (ZSE-SBIR small, the default) and `caan` (CAAN with its text tower). */
+/**
+ * The weights shipped in the package: `zse`, ZSE-SBIR small (the default). (CAAN's demo weights, 20 MB, stay in the
+ * repository, weights/caan-sketchy104-demo.safetensors: pass their path.)
+ */
 export const BUNDLED_WEIGHTS = {
   zse: 'zse-sketchy104-small.safetensors',
-  caan: 'caan-sketchy104-demo.safetensors',
 } as const;
 
 /**
@@ -39,7 +41,7 @@ export const BUNDLED_WEIGHTS = {
  *
  * @example
  * ```ts
- * const m = await SketchGPU.load({ weights: bundledWeights('caan') });
+ * const m = await SketchGPU.load({ weights: bundledWeights('zse') });
  * ```
  */
 export function bundledWeights(which: keyof typeof BUNDLED_WEIGHTS = 'zse'): string {
@@ -121,7 +123,7 @@ export class SketchGPU extends SketchGPUModel<NodeImage> {
    * @example
    * ```ts
    * const zse = await SketchGPU.load();
-   * const caan = await SketchGPU.load({ weights: bundledWeights('caan') });
+   * const caan = await SketchGPU.load({ weights: 'weights/caan-sketchy104-demo.safetensors' });
    * ```
    */
   static async load(options: LoadOptions = {}): Promise<SketchGPU> {
