@@ -115,6 +115,14 @@ test('Node: require() says ESM-only; the JS and TS examples rank the photos as t
   const help = sh(process.execPath, ['node_modules/.bin/sketchgpu', '--help'], app);
   assert.is(help.code, 0, help.err);
   assert.match(help.out, /Usage: sketchgpu/);
+  // Quiet by default: none of Dawn's adapter-limit warnings (lavapipe triggers them); --verbose shows Dawn's messages.
+  const info = sh(process.execPath, ['node_modules/.bin/sketchgpu', 'info', '--json'], app);
+  assert.is(info.code, 0, info.err);
+  assert.is(info.err, '', 'stderr of a plain run');
+  const adapter = JSON.parse(info.out).adapter as string;
+  if (/llvmpipe|lavapipe/i.test(adapter)) {
+    assert.match(sh(process.execPath, ['node_modules/.bin/sketchgpu', 'info', '--verbose'], app).err, /artificially reduced/, '--verbose passes Dawn\'s messages');
+  }
 });
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json' };
