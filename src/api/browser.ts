@@ -79,7 +79,7 @@ const browserPlatform: Platform<BrowserImage> = {
     const url = source === undefined ? bundledWeights('zse') : source instanceof Uint8Array || source instanceof ArrayBuffer ? null : source;
     const bytes = url === null ? bytesOf(source as Uint8Array | ArrayBuffer) : await fetchBytes(url, 'the weights');
     const name = url === null ? 'bytes' : String(url);
-    const loaded = parseModelWeights(bytes, name.split('/').pop() || name, { model: o.model });
+    const loaded = parseModelWeights(bytes, name.split('/').pop() || name, { model: o.model, saHeads: o.saHeads, caHeads: o.caHeads });
     return { loaded, sha256: weightsHash(loaded.weights.tensors), name };
   },
   async image(input, what) {

@@ -49,7 +49,7 @@ export interface Platform<I> {
   /** A device; `shared` devices (Node's one per process) are released by reference count, not destroyed by one model. */
   gpu(o: { adapter?: string }): Promise<{ ctx: GpuContext; release(): void }>;
   /** The weights and their SHA-256 identity; `undefined` means the bundled ZSE-SBIR weights. */
-  weights(source: WeightsSource | undefined, o: { model?: ModelKind }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
+  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
   /** An image value of this platform as decoded pixels; `name` for error messages. */
   image(input: I, what: string): Promise<DecodedImage>;
   /** The CLIP tokenizer for CAAN's text tower (read when the first text comes). */
@@ -84,6 +84,11 @@ export interface LoadOptions {
   precision?: Precision;
   /** Node: pick the adapter whose name contains this (also `SKETCHGPU_ADAPTER`). */
   adapter?: string;
+  /**
+   * Head counts for ZSE-SBIR weights whose file does not record them (a `.pth` checkpoint; default 12 SA, 8 CA heads),
+   * as the CLI's `--sa-heads` / `--ca-heads`.
+   */
+  heads?: { sa?: number; ca?: number };
   /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
   vocab?: VocabSource;
 }
@@ -342,7 +347,9 @@ export class SketchGPUModel<I> {
     if (o.precision !== undefined && o.precision !== 'f32' && o.precision !== 'f16') {
       throw new SketchError('BAD_ARGUMENT', `precision must be "f32" or "f16", not ${JSON.stringify(o.precision)}`, 'Leave it out for f32.');
     }
-    const { loaded, sha256, name } = await platform.weights(o.weights, { model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined });
+    const { loaded, sha256, name } = await platform.weights(o.weights, {
+      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca,
+    });
     const device = await platform.gpu({ adapter: o.adapter });
     const { ctx } = device;
     try {
@@ -638,7 +645,7 @@ export class SketchGPUModel<I> {
     const top = o.top ?? 12;
     if (!Number.isInteger(top) || top < 1) throw new SketchError('BAD_ARGUMENT', `top must be a positive integer, not ${top}`, 'e.g. { top: 12 }.');
     if (!(this.model instanceof ZseRetrieval)) {
-      throw new SketchError('BAD_WEIGHTS', `explanations are drawn from ZSE-SBIR's cross-attention, and these are ${MODEL_LABEL[this.info.model]} weights`, 'Load ZSE-SBIR weights (the default) to explain a match.');
+      throw new SketchError('BAD_WEIGHTS', `explanations are drawn from ZSE-SBIR's cross-attention, and these are ${MODEL_LABEL[this.info.model]} weights`, 'Use ZSE-SBIR weights (the bundled ones are the default) to explain a match.');
     }
     const zse = this.model.model;
     if (!zse.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');

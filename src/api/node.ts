@@ -62,11 +62,11 @@ const nodePlatform: Platform<NodeImage> = {
   },
   async weights(source: WeightsSource | undefined, o) {
     if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-      const loaded = parseModelWeights(bytesOf(source), 'the weights', { model: o.model });
+      const loaded = parseModelWeights(bytesOf(source), 'the weights', { model: o.model, saHeads: o.saHeads, caHeads: o.caHeads });
       return { loaded, sha256: nodeWeightsHash(loaded.weights.tensors), name: 'bytes' };
     }
     const path = source === undefined ? bundledWeights('zse') : pathOf(source, 'weights');
-    const loaded = await loadModelWeights(path, { model: o.model });
+    const loaded = await loadModelWeights(path, { model: o.model, saHeads: o.saHeads, caHeads: o.caHeads });
     return { loaded, sha256: nodeWeightsHash(loaded.weights.tensors), name: path };
   },
   async image(input, what) {

@@ -14,6 +14,7 @@ import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
+import { bundledWeights } from '../api/node.ts';
 import { openModel as openWeights } from './model.ts';
 import { progressBar } from './progress.ts';
 
@@ -45,7 +46,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .description('embed a photo collection once into an index file for sketch queries (resumable: rerun the same command after an interruption)')
     .argument('<photos>', 'a folder of photos (searched recursively for .png/.jpg/.jpeg) or a text file listing image paths')
     .requiredOption('-o, --out <file>', 'the index file to write (format: docs/index-format.md)')
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .option('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN (default: the bundled weights/zse-sketchy104-small.safetensors)')
     .addOption(modelOption())
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
     .option('--rn-cache', 'also store each photo\'s tokens (ZSE-SBIR: SA tokens and CA projections; CAAN: projected tokens), so RN re-ranking needs no photo encoding at query time (larger file)')
@@ -55,6 +56,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--force', 'overwrite an existing index')
     .option('--json', 'print a JSON summary'))
     .action(async (input: string, o) => {
+      o.weights ??= bundledWeights('zse');
       const { model, ctx, identity } = await openWeights(o.weights, o);
       const bar = progressBar('indexing', 'img');
       let stop = false;
