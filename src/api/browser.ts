@@ -26,7 +26,14 @@ export type BrowserImage =
   | string | URL | Uint8Array | ArrayBuffer | RawImage
   | Blob | ImageBitmap | ImageData | HTMLCanvasElement | OffscreenCanvas | HTMLImageElement;
 
-/** The weights shipped in the package (`sketchgpu/weights/...`): `zse`, ZSE-SBIR small (the default). */
+/**
+ * The weights shipped in the package (`sketchgpu/weights/...`): `zse`, ZSE-SBIR small (the default).
+ *
+ * @example
+ * ```ts
+ * const url = `/node_modules/sketchgpu/weights/${BUNDLED_WEIGHTS.zse}`;
+ * ```
+ */
 export const BUNDLED_WEIGHTS = {
   zse: 'zse-sketchy104-small.safetensors',
 } as const;

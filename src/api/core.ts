@@ -42,8 +42,9 @@ export interface RawImage {
 }
 
 /**
- * What a platform gives the model: a device, the weights, images as decoded pixels. Internal: the public entry points
- * are `SketchGPU` of `sketchgpu` (Node) and of `sketchgpu/browser`.
+ * What a platform gives the model: a device, the weights, images as decoded pixels. The public entry points are
+ * `SketchGPU` of `sketchgpu` (Node) and of `sketchgpu/browser`.
+ * @internal
  */
 export interface Platform<I> {
   /** A device; `shared` devices (Node's one per process) are released by reference count, not destroyed by one model. */
@@ -62,9 +63,24 @@ export interface Platform<I> {
   nameOf(input: I): string | null;
 }
 
-/** Weights: a path or URL (Node: a file path or `file:` URL; browser: a URL to fetch), or the file's bytes. */
+/**
+ * Weights: a path or URL (Node: a file path or `file:` URL; browser: a URL to fetch), or the file's bytes.
+ *
+ * @example
+ * ```ts
+ * await SketchGPU.load({ weights: 'my-zse.safetensors' });
+ * await SketchGPU.load({ weights: await (await fetch(url)).arrayBuffer() });
+ * ```
+ */
 export type WeightsSource = string | URL | Uint8Array | ArrayBuffer;
-/** The CLIP vocabulary (`bpe_simple_vocab_16e6.txt.gz`): a path or URL, or its bytes. */
+/**
+ * The CLIP vocabulary (`bpe_simple_vocab_16e6.txt.gz`, for CAAN's text tower): a path or URL, or its bytes.
+ *
+ * @example
+ * ```ts
+ * await SketchGPU.load({ weights: caanUrl, vocab: '/clip/bpe_simple_vocab_16e6.txt.gz' });
+ * ```
+ */
 export type VocabSource = string | URL | Uint8Array | ArrayBuffer;
 
 /**
@@ -272,7 +288,7 @@ function isRaw(x: unknown): x is RawImage {
     && (x.data instanceof Uint8Array || x.data instanceof Uint8ClampedArray);
 }
 
-/** Bytes or raw pixels, on every platform; `null` for a platform-specific value. */
+/** Bytes or raw pixels, on every platform; `null` for a platform-specific value. @internal */
 export function commonImage(input: unknown, what: string): DecodedImage | null {
   if (input instanceof ArrayBuffer) return decodeImage(new Uint8Array(input), what);
   if (input instanceof Uint8Array) return decodeImage(input, what);
@@ -291,7 +307,7 @@ const toRaw = (r: Rgba): RawImage => ({ data: r.data, width: r.width, height: r.
 
 /** Device references of shared contexts (Node: one device per process and options). */
 const holders = new WeakMap<GpuContext, number>();
-/** Counts a user of a shared device; the returned release destroys it when the last user goes. */
+/** Counts a user of a shared device; the returned release destroys it when the last user goes. @internal */
 export function sharedDevice(ctx: GpuContext): { ctx: GpuContext; release(): void } {
   holders.set(ctx, (holders.get(ctx) ?? 0) + 1);
   let released = false;

@@ -31,6 +31,12 @@ export type NodeImage = string | URL | Uint8Array | ArrayBuffer | RawImage;
 /**
  * The weights shipped in the package: `zse`, ZSE-SBIR small (the default). (CAAN's demo weights, 20 MB, stay in the
  * repository, weights/caan-sketchy104-demo.safetensors: pass their path.)
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * const bytes = readFileSync(new URL(`../node_modules/sketchgpu/weights/${BUNDLED_WEIGHTS.zse}`, import.meta.url));
+ * ```
  */
 export const BUNDLED_WEIGHTS = {
   zse: 'zse-sketchy104-small.safetensors',
