@@ -90,7 +90,11 @@ test('index + search: the CLI\'s index + query ranking and scores, cosine and RN
   const ix = join(tmp, 'cli.sgi');
   json(['index', gallery, '-o', ix, '--weights', W64, '--json']);
   for (const rerank of [false, true]) {
-    const ref = json(['query', sk, '--index', ix, '-k', '5', '--json', ...(rerank ? ['--rerank', 'rn', '--rerank-k', '9'] : [])]).results[0].hits;
+    const q = json(['query', sk, '--index', ix, '-k', '5', '--json', ...(rerank ? ['--rerank', 'rn', '--rerank-k', '9'] : [])]);
+    // query --json: the sketch embeddings as nested arrays, a row per sketch, equal to the API's.
+    assert.ok(Array.isArray(q.sketchEmbeddings) && Array.isArray(q.sketchEmbeddings[0]), 'sketchEmbeddings as number[][]');
+    assertClose(q.sketchEmbeddings[0], (await m.embedSketch(sk)).rows[0]!, 1e-6, 0, 'query --json embedding');
+    const ref = q.results[0].hits;
     const hits = await m.search(sk, { k: 5, rerank, rerankK: 9 });
     assert.equal(hits.map((h) => h.id), ref.map((h: { path: string }) => h.path), `rerank ${rerank}: ranking`);
     assertClose(hits.map((h) => h.score), ref.map((h: { score: number }) => h.score), 1e-5, 0, `rerank ${rerank}: scores`);

@@ -169,7 +169,9 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         }
         if (o.json) {
           const extra = texts.length ? { query: 'sketch+text', text_weight: textWeightUsed } : {};
-          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run }));
+          // Embeddings as nested arrays, a row per sketch (a Float32Array would print as {"0": ...}).
+          const sketchEmbeddings = Array.from({ length: sketches.length }, (_, i) => Array.from(run.sketchEmbeddings.subarray(i * model.dim, (i + 1) * model.dim)));
+          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run, sketchEmbeddings }));
         } else {
           for (const r of run.results) {
             console.log(r.text === undefined ? `${r.sketch}` : `${r.sketch} + ${JSON.stringify(r.text)}`);
