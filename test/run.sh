@@ -4,6 +4,8 @@
 # `--full` runs the opt-in full-size checks in test/full instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# onnxruntime-node (dev dependency, the bench's ORT peer): skip its CUDA download, which fails offline.
+export ONNXRUNTIME_NODE_INSTALL=skip
 [ -d node_modules/uvu ] && [ -d node_modules/webgpu ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund || exit 1
 bash tools/setup/ensure-vulkan.sh || exit 1
 # The browser tests (test/browser) drive Debian's Chromium headless with WebGPU on SwiftShader. Without it they are
