@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
@@ -47,9 +47,15 @@ test.before(() => {
   const inst = timed('npm install <tarball> --offline', () => sh('npm', ['install', tarball, '--offline', '--no-audit', '--no-fund'], app));
   assert.is(inst.code, 0, `${inst.out}\n${inst.err}`);
   assert.not.match(inst.err, /Unknown (project|user|env) config/, 'npm config warnings');
+  // LanceDB (155 MB native) is an optional peer: an app that does not ask for it does not get it.
+  assert.not.ok(existsSync(join(app, 'node_modules', '@lancedb')), '@lancedb/lancedb was installed with sketchgpu');
   // The compiler and Node's types from this checkout (no download).
   mkdirSync(join(app, 'node_modules', '@types'), { recursive: true });
-  for (const p of ['typescript', '@types/node', 'undici-types']) symlinkSync(join(REPO_ROOT, 'node_modules', p), join(app, 'node_modules', p));
+  // (Replacing any that the install brought.)
+  for (const p of ['typescript', '@types/node', 'undici-types']) {
+    rmSync(join(app, 'node_modules', p), { recursive: true, force: true });
+    symlinkSync(join(REPO_ROOT, 'node_modules', p), join(app, 'node_modules', p));
+  }
   cpSync(join(REPO_ROOT, 'examples'), join(app, 'examples'), { recursive: true });
   copyFileSync(sketchSrc, join(app, 'sketch.png'));
   for (const p of photos) {

@@ -1,7 +1,9 @@
 /**
  * Node-only: a gallery in a LanceDB table (docs/vector-store.md), the store for galleries beyond one machine. The
- * optional package `@lancedb/lancedb` (pinned 0.31.0) is loaded on first use; without it every LanceDB operation is
- * refused with an install hint. `.sgi` files (index-format.ts) stay the default store.
+ * package `@lancedb/lancedb` (pinned 0.31.0; an optional peer dependency, so an app that wants LanceDB installs it
+ * and no other app pays for its 155 MB native build; a dev dependency of this repository) is loaded on first use;
+ * without it every LanceDB operation is refused with an install hint. `.sgi` files (index-format.ts) stay the
+ * default store.
  *
  * One table, `gallery`, at a LanceDB URI (a local folder, or s3://, gs://, az:// for object storage):
  * - `path` utf8, not null: the photo's path relative to the root, as in an .sgi index (the merge key: a photo is
