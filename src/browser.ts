@@ -1,6 +1,26 @@
+/**
+ * sketchgpu in the browser: the same `SketchGPU` calls as in Node on `navigator.gpu`, then the lower-level engine.
+ * `import { SketchGPU } from 'sketchgpu/browser'` (a bundler picks it for `'sketchgpu'` too, by the `browser`
+ * condition).
+ *
+ * @example
+ * ```ts
+ * import { SketchGPU } from 'sketchgpu/browser';
+ * const m = await SketchGPU.load();
+ * await m.index(['photos/cat.jpg', 'photos/dog.jpg']);
+ * console.log(await m.search(canvas, { k: 5 }));
+ * ```
+ * @module sketchgpu/browser
+ */
 // The library's public API, listed once: everything here runs in the browser and in Node (src/index.ts re-exports
-// it and adds what needs files). What touches the file system in Node has a bytes-in counterpart here:
+// it and adds what needs files). `SketchGPU` (src/api) is the embedding API: the same calls on both platforms; the
+// names after it are the lower-level engine it is built on. What touches the file system in Node has a bytes-in counterpart here:
 // `parseWeights` for `loadWeights`, `indexPhotos` for `sketchgpu index`, `imageFromRgba` for canvas pixels.
+export { SketchGPU, bundledWeights, BUNDLED_WEIGHTS, type BrowserImage } from './api/browser.ts';
+export {
+  SketchGPUModel, Embeddings, type RawImage, type LoadOptions, type WeightsSource, type VocabSource, type NamedPhoto, type IndexOptions, type IndexSummary,
+  type TextQuery, type SearchOptions, type Hit, type Explanation, type ModelInfo,
+} from './api/core.ts';
 export { SketchError, isSketchError, type ErrorCode } from './core/errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';

@@ -1,5 +1,21 @@
+/**
+ * sketchgpu in Node: `SketchGPU` (load weights, embed sketches and photos, index, search, explain) on a dawn.node
+ * device, then the lower-level engine it is built on. `import { SketchGPU } from 'sketchgpu'`.
+ *
+ * @example
+ * ```ts
+ * import { SketchGPU } from 'sketchgpu';
+ * const m = await SketchGPU.load();
+ * await m.index('photos/');
+ * console.log(await m.search('sketch.png', { k: 5 }));
+ * await m.dispose();
+ * ```
+ * @module sketchgpu
+ */
 // The library's public API in Node: all of src/browser.ts, plus what reads files or runs Dawn.
 export * from './browser.ts';
+// The embedding API in Node (these names shadow the browser ones of the same name above).
+export { SketchGPU, bundledWeights, BUNDLED_WEIGHTS, type NodeImage } from './api/node.ts';
 export { nodeGpu } from './graph/node-gpu.ts';
 export { loadWeights, convertCheckpoint, loadCaanWeights, loadModelWeights, nodeWeightsHash as weightsHash } from './models/load-file.ts';
 export { loadClipTokenizer } from './text/clip-vocab-node.ts';

@@ -20,7 +20,8 @@ const LAYERS: Record<string, string[]> = {
   models: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess'],
   retrieval: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models'],
   explain: ['core', 'io', 'gpu', 'graph', 'preprocess', 'models', 'retrieval'],
-  cli: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain'],
+  api: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain'],
+  cli: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain', 'api'],
 };
 /** The files src/ may hold at its root: entry points only. */
 const ENTRY_POINTS = ['index.ts', 'browser.ts'];

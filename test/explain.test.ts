@@ -97,7 +97,12 @@ test('sketchgpu explain writes a PNG sheet, an HTML page and the separate views'
   const j = JSON.parse(r.stdout);
   assert.ok(j.rn > 0 && j.rn < 1);
   const png = PNG.sync.read(readFileSync(join(tmp, 'x.png')));
-  assert.ok(png.width > 2 * 64 && png.height === 3 * 64 + 48, `sheet ${png.width}x${png.height}`);
+  // Three rows of 64 px views, two 24 px gaps holding the titles of rows 2 and 3, and a 13 px title band on top.
+  assert.ok(png.width > 2 * 64 && png.height === 3 * 64 + 48 + 13, `sheet ${png.width}x${png.height}`);
+  // The titles are drawn: dark ink in the top band over the links panel (the views start below it).
+  let ink = 0;
+  for (let y = 0; y < 13; y++) for (let x = 0; x < 2 * 64; x++) if (png.data[4 * (y * png.width + x)]! < 100) ink++;
+  assert.ok(ink > 40, `title ink ${ink}`);
   assert.equal(readdirSync(join(tmp, 'views')).sort(), ['anchors.png', 'heatPhoto.png', 'heatSketch.png', 'links.png', 'photoFromSketch.png', 'sketchFromPhoto.png']);
   const h = run(join(tmp, 'x.html'));
   assert.is(h.status, 0, h.stderr);

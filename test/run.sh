@@ -4,6 +4,8 @@
 # `--full` runs the opt-in full-size checks in test/full instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# onnxruntime-node (dev dependency, the bench's ORT peer): skip its CUDA download, which fails offline.
+export ONNXRUNTIME_NODE_INSTALL=skip
 [ -d node_modules/uvu ] && [ -d node_modules/webgpu ] && [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund || exit 1
 bash tools/setup/ensure-vulkan.sh || exit 1
 # The browser tests (test/browser) drive Debian's Chromium headless with WebGPU on SwiftShader. Without it they are
@@ -18,7 +20,7 @@ if [ "${1:-}" != "--full" ] && [ -z "${SKETCHGPU_SKIP_BROWSER:-}" ] && [ ! -x "$
     echo "         Install it with: sudo apt-get install -y chromium   (Debian/Ubuntu; or set SKETCHGPU_CHROMIUM=<path>)"
   fi
 fi
-# The training-honesty test (test/training.honesty.test.ts) runs tools/splits.py, which needs numpy in Debian's Python.
+# The training-honesty test (test/training.honesty.test.ts) runs tools/training/splits.py, which needs numpy in Debian's Python.
 if [ "${1:-}" != "--full" ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing python3-numpy for the training-honesty test (apt-get install -y python3-numpy)..."

@@ -34,3 +34,12 @@ await build({
 
 // The web page (web/): its bundle and the sample gallery's file lists, in dist/web.
 await (await import('../web/build.mjs')).buildWeb(root);
+
+// `require('sketchgpu')`: the package is ESM-only; say so plainly instead of ERR_PACKAGE_PATH_NOT_EXPORTED.
+const { writeFileSync } = await import('node:fs');
+writeFileSync(resolve(root, 'dist', 'require.cjs'), `// The "require" condition of package.json: sketchgpu is an ES module.
+throw Object.assign(new Error(
+  'sketchgpu is an ES module and cannot be loaded with require(). Use import instead:\\n' +
+  "  import { SketchGPU } from 'sketchgpu';            // in an ES module (.mjs, or \\"type\\": \\"module\\")\\n" +
+  "  const { SketchGPU } = await import('sketchgpu');  // in CommonJS"), { code: 'ERR_REQUIRE_ESM' });
+`);

@@ -1,5 +1,5 @@
 // The engine, the weights and the gallery: loading, indexing (cached in the browser), switching galleries.
-import { ClipTokenizer, GALLERY_IMAGE_EXT, indexPhotos, parseIndex, parseModelWeights, serializeIndex, SketchError, type GalleryIndex, type LoadedModelWeights, type ModelIdentity, type ModelKind, type PhotoSource } from '../src/browser.ts';
+import { ClipTokenizer, GALLERY_IMAGE_EXT, indexPhotos, parseIndex, parseModelWeights, serializeIndex, SketchError, type GalleryIndex, type LoadedModelWeights, type ModelIdentity, type ModelKind } from '../src/browser.ts';
 import { Engine } from './engine.ts';
 import { params, PER_CLASS, USE_INDEX_CACHE, PRECISION, INDEX_CACHE, VOCAB_URL, el } from './page.ts';
 import { banner, errorText, status, secs } from './messages.ts';
@@ -214,7 +214,7 @@ async function storeIndex(key: string, ix: GalleryIndex): Promise<void> {
  * Index a gallery (or take its index from the browser's cache) and make it the one searched. Survives a lost device:
  * photos already embedded are kept and the rest is embedded on the new device.
  */
-async function useGallery(name: string, photos: PhotoSource[], urlOf: (p: string) => string, cacheKeyText: string): Promise<Gallery> {
+async function useGallery(name: string, photos: { path: string; load(): Promise<Uint8Array> }[], urlOf: (p: string) => string, cacheKeyText: string): Promise<Gallery> {
   const job = ++galleryJob;
   el.galleryName.textContent = name;
   el.results.replaceChildren();

@@ -50,6 +50,7 @@ export const el = {
   progress: $<HTMLProgressElement>('index-progress'),
   indexStatus: $('index-status'),
   timings: $('timings'),
+  searchStatus: $('search-status'),
   results: $('results'),
   resultsHint: $('results-hint'),
   explain: $('explain'),

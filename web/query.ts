@@ -144,6 +144,23 @@ async function fire(): Promise<void> {
   }
 }
 
+/**
+ * Runs a search with "searching…" shown and the results on screen greyed as stale until it ends (the first search
+ * takes seconds on a software GPU: pipelines are compiled then).
+ */
+async function searching<T>(fn: () => Promise<T>): Promise<T> {
+  el.searchStatus.hidden = false;
+  el.results.classList.add('stale');
+  el.results.setAttribute('aria-busy', 'true');
+  try {
+    return await fn();
+  } finally {
+    el.searchStatus.hidden = true;
+    el.results.classList.remove('stale');
+    el.results.removeAttribute('aria-busy');
+  }
+}
+
 /** The query of the pad and the text box (CAAN), as they are now: searched and shown. */
 async function queryPad(): Promise<void> {
   if (!engine.weights) return;
@@ -181,7 +198,7 @@ async function queryPad(): Promise<void> {
   const t1 = performance.now();
   if (!gallery) el.resultsHint.textContent = 'Waiting for the gallery index…';
   const q: Query = { sketch: x, text, textWeight: textWeight() };
-  const r = await search(q, K);
+  const r = await searching(() => search(q, K));
   const timings = { preprocess: t1 - t0, embed: r.embed, search: r.search, total: performance.now() - t0 };
   lastSketchInput = x;
   lastRun.lastQuery = {
@@ -295,7 +312,8 @@ async function explain(h: Hit): Promise<void> {
   drawInput(el.explainSketch, x, S);
   const photo = preprocessPhoto(decodeImage(await g.load(h.path), h.path.split('/').pop()), S);
   drawInput(el.explainPhoto, photo, S);
-  el.explain.scrollIntoView({ block: 'nearest' });
+  // Below the results: bring the panel's head to the top of the view (not just its first visible pixel).
+  el.explain.scrollIntoView({ block: 'start', behavior: 'smooth' });
   const composed = lastRun.lastQuery?.text !== undefined;
   const parts = [`${composed ? 'sketch+text cosine' : 'cosine'} ${h.score.toFixed(6)}`];
   el.explainSlot.replaceChildren();
@@ -328,6 +346,8 @@ async function explain(h: Hit): Promise<void> {
     lastRun.lastExplain = { path: h.path, cosine: h.score, rn: null };
   }
   el.explainScores.textContent = parts.join(' · ');
+  // Again now that the views are in: the panel has grown, and the page can scroll its head to the top.
+  el.explain.scrollIntoView({ block: 'start', behavior: 'smooth' });
 }
 
 

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RERANK_OFFSET } from '../retrieval/eval.ts';
@@ -33,7 +34,8 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
   try {
     say(`sketchgpu demo on ${ctx.adapterName}`);
     say(trained || o.weights ? `weights: ${relative(process.cwd(), weightsPath)}` : 'weights: the random-weight tiny test model (weights/zse-sketchy104-small.safetensors is missing), so results are chance-level');
-    const cacheDir = join(ROOT, '.cache', 'demo');
+    // The sample's index is cached per user (not in the package folder, which may be read-only or node_modules).
+    const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'sketchgpu', 'demo');
     mkdirSync(cacheDir, { recursive: true });
     const indexPath = join(cacheDir, `sample-${hash.slice(0, 16)}-v${INDEX_FORMAT}.sgi`);
     const t0 = performance.now();
@@ -69,12 +71,13 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
       evRn = evaluateScores(s, ql, gl);
     }
     for (const r of run.results) r.hits = r.hits.slice(0, k);
-    const out = o.out ?? join(ROOT, 'out', 'demo.html');
+    const out = o.out ?? join(process.cwd(), 'out', 'demo.html');
     mkdirSync(dirname(out), { recursive: true });
     await writeFile(out, renderResultSheet({
       title: `sketchgpu demo: ${sketches.length} sketches of unseen classes against ${index.paths.length} photos`,
       subtitle: `${rerank ? `cosine top ${K} re-ranked by the relation network` : 'cosine'}; weights ${relative(ROOT, weightsPath)}; ${ctx.adapterName}`,
       results: run.results, rerank: !!rerank,
+      classes: { query: (r) => (r.sketch === undefined ? undefined : sketchCls(r.sketch)), hit: cls },
     }));
     const metrics = (m: ReturnType<typeof evaluateScores>) => ({ map_all: m.map_all, map_200: m.map_200, precision_100: m.precision_100, precision_200: m.precision_200 });
     if (o.json) {

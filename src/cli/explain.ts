@@ -3,14 +3,11 @@ import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { PNG } from 'pngjs';
+import { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
-import { explainPair } from '../explain/correspondence.ts';
-import { renderExplanation, type Rgba } from '../explain/render.ts';
-import type { ZseRetrieval } from '../retrieval/model.ts';
-import { loadModelInput } from '../retrieval/files.ts';
-import { openModel } from './model.ts';
+import type { RawImage } from '../api/core.ts';
 
-export function encodePng(img: Rgba): Buffer {
+export function encodePng(img: RawImage): Buffer {
   const png = new PNG({ width: img.width, height: img.height });
   png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
   return PNG.sync.write(png);
@@ -23,7 +20,7 @@ export function addExplainCommand(program: Command, common: (c: Command) => Comm
     .description('show why a sketch matches a photo: cross-attention correspondences, attention heat maps, patch replacement, anchor cosines')
     .argument('<sketch>', 'sketch image (PNG/JPEG)')
     .argument('<photo>', 'photo image (PNG/JPEG)')
-    .requiredOption('--weights <file>', 'weights with the CA and RN head (.safetensors or .pth)')
+    .option('--weights <file>', 'ZSE-SBIR weights with the CA and RN head (.safetensors or .pth; default: the bundled weights/zse-sketchy104-small.safetensors)')
     .requiredOption('-o, --out <file>', 'out.png (one sheet) or out.html (the views with their numbers)')
     .option('--top <n>', 'correspondence lines to draw', (v) => {
       const n = Number(v);
@@ -35,20 +32,14 @@ export function addExplainCommand(program: Command, common: (c: Command) => Comm
     .action(async (sketch: string, photo: string, o) => {
       const ext = extname(o.out).toLowerCase();
       if (ext !== '.png' && ext !== '.html') throw new SketchError('BAD_ARGUMENT', `-o must end in .png or .html, not "${o.out}"`, 'e.g. -o why.png (an image) or -o why.html (a page).');
-      const opened = await openModel(o.weights, { adapter: o.adapter, saHeads: o.saHeads, caHeads: o.caHeads, only: 'zse-sbir' });
-      const { ctx } = opened;
-      const model = (opened.model as ZseRetrieval).model;
+      // The embedding API (src/api): the same explain as a library user gets.
+      const m = await SketchGPU.load({ weights: o.weights, adapter: o.adapter, heads: { sa: o.saHeads, ca: o.caHeads } });
       try {
-        if (!model.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
-        const S = model.config.imageSize;
-        const skIn = await loadModelInput(sketch, 'sketch', S);
-        const imIn = await loadModelInput(photo, 'photo', S);
-        const e = await explainPair(model, skIn, imIn);
-        const v = renderExplanation(e, skIn, imIn, o.top);
-        const G = e.grid;
-        const links = v.linkList.map((l) => ({
-          sketch_patch: [Math.floor(l.sketchPatch / G), l.sketchPatch % G], photo_patch: [Math.floor(l.photoPatch / G), l.photoPatch % G], weight: Number(l.weight.toFixed(6)),
-        }));
+        const e = await m.explain(sketch, photo, { top: o.top });
+        const v = e.views;
+        const S = e.imageSize, G = e.grid;
+        const links = e.links.map((l) => ({ sketch_patch: l.sketchPatch, photo_patch: l.photoPatch, weight: Number(l.weight.toFixed(6)) }));
+        const weightsName = basename(m.info.weights);
         const parts: Record<string, string> = {};
         if (o.parts) {
           mkdirSync(o.parts, { recursive: true });
@@ -59,16 +50,16 @@ export function addExplainCommand(program: Command, common: (c: Command) => Comm
         }
         if (ext === '.png') writeFileSync(o.out, encodePng(v.sheet));
         else {
-          const img = (r: Rgba, alt: string) => `<img alt="${alt}" src="data:image/png;base64,${encodePng(r).toString('base64')}">`;
+          const img = (r: RawImage, alt: string) => `<img alt="${alt}" src="data:image/png;base64,${encodePng(r).toString('base64')}">`;
           writeFileSync(o.out, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sketchgpu explain</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}figure{display:inline-block;margin:0 16px 16px 0;vertical-align:top}
 figcaption{font-size:12px;color:#555;max-width:480px}img{image-rendering:pixelated;border:1px solid #ccc}td,th{padding:2px 8px;text-align:left}</style></head><body>
 <h1>Why ${esc(basename(sketch))} matches ${esc(basename(photo))}</h1>
-<p>relation-network score <b>${e.rn.toFixed(4)}</b> &middot; SA cosine <b>${e.cosine.toFixed(4)}</b> &middot; weights ${esc(basename(o.weights))} &middot; ${esc(ctx.adapterName)}</p>
+<p>relation-network score <b>${e.rn.toFixed(4)}</b> &middot; SA cosine <b>${e.cosine.toFixed(4)}</b> &middot; weights ${esc(weightsName)} &middot; ${esc(m.info.adapter)}</p>
 <figure>${img(v.links, 'correspondences')}<figcaption>The ${links.length} strongest cross-attention links (sketch patch → its most attended photo patch, head-averaged layer-1 attention; blank sketch patches skipped). Images are the model inputs after preprocessing (${S}×${S}, ${G}×${G} patches).</figcaption></figure>
 <figure>${img(v.heatSketch, 'sketch heat')}${img(v.heatPhoto, 'photo heat')}<figcaption>Attention each patch receives from the other image's patches (bright = more).</figcaption></figure>
 <figure>${img(v.sketchFromPhoto, 'sketch from photo patches')}${img(v.photoFromSketch, 'photo from sketch patches')}<figcaption>Patch replacement: the sketch rebuilt from its best-matching photo patches, and the photo rebuilt from sketch patches.</figcaption></figure>
-<figure>${img(v.anchors, 'anchor cosines')}<figcaption>The ${e.anchorGrid ** 2}×${e.anchorGrid ** 2} anchor cosine matrix the relation network reads (rows: sketch anchors; dark -1, yellow +1).</figcaption></figure>
+<figure>${img(v.anchors, 'anchor cosines')}<figcaption>The ${e.anchors.shape[0]}×${e.anchors.shape[0]} anchor cosine matrix the relation network reads (rows: sketch anchors; dark -1, yellow +1).</figcaption></figure>
 <table><tr><th>#</th><th>sketch patch (row, col)</th><th>photo patch (row, col)</th><th>attention</th></tr>${links.map((l, i) => `<tr><td>${i + 1}</td><td>${l.sketch_patch}</td><td>${l.photo_patch}</td><td>${l.weight.toFixed(4)}</td></tr>`).join('')}</table>
 </body></html>\n`);
         }
@@ -79,8 +70,7 @@ figcaption{font-size:12px;color:#555;max-width:480px}img{image-rendering:pixelat
           console.log(`wrote ${o.out}${o.parts ? ` and the views in ${o.parts}/` : ''}`);
         }
       } finally {
-        await model.destroy();
-        ctx.destroy();
+        await m.dispose();
       }
     });
 }

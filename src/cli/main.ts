@@ -183,6 +183,10 @@ function commandOf(argv: string[], program: Command): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // bin/sketchgpu.js runs the CLI in a child whose stderr it filters (Dawn's adapter warnings); the progress bars are
+  // drawn when its own stderr is a terminal.
+  const columns = Number(process.env.SKETCHGPU_STDERR_COLUMNS);
+  if (columns > 0) Object.assign(process.stderr, { isTTY: true, columns });
   const program = buildCli();
   try {
     await program.parseAsync(argv);

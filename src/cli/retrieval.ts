@@ -13,6 +13,7 @@ import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
+import { bundledWeights } from '../api/node.ts';
 import { openModel as openWeights } from './model.ts';
 import { addAnnOptions, openGalleryForSearch } from './store.ts';
 import { buildLanceIndex, parseShard, parseStoreSpec } from '../retrieval/store/store.ts';
@@ -45,7 +46,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--store <spec>', 'where to write instead of -o: an .sgi file, or lancedb:<folder or URI> for a LanceDB table that many processes can fill (docs/vector-store.md)')
     .option('--shard <i/N>', 'with a LanceDB store: embed only shard i of N (by a hash of the relative path), so N processes or machines fill one table')
     .option('--commit-every <n>', 'with a LanceDB store: photos per commit (default 256), the most a crash can lose', posInt('--commit-every'))
-    .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
+    .option('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN (default: the bundled weights/zse-sketchy104-small.safetensors)')
     .addOption(modelOption())
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
     .option('--rn-cache', 'also store each photo\'s tokens (ZSE-SBIR: SA tokens and CA projections; CAAN: projected tokens), so RN re-ranking needs no photo encoding at query time (larger file)')
@@ -61,6 +62,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
       if ((shard || o.commitEvery) && store.kind !== 'lancedb') throw new SketchError('BAD_ARGUMENT', `--${shard ? 'shard' : 'commit-every'} needs a LanceDB store (an .sgi file has one writer and a journal)`, 'Pass --store lancedb:<folder or URI>.');
       if (store.kind === 'lancedb' && (o.update || o.force)) throw new SketchError('BAD_ARGUMENT', `--${o.update ? 'update' : 'force'} applies to .sgi files: a LanceDB table always takes the photos it lacks`, 'Drop it (to start over, use a new location).');
+      o.weights ??= bundledWeights('zse');
       const { model, ctx, identity } = await openWeights(o.weights, o);
       const bar = progressBar('indexing', 'img');
       let stop = false;
@@ -184,7 +186,9 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         }
         if (o.json) {
           const extra = texts.length ? { query: 'sketch+text', text_weight: textWeightUsed } : {};
-          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run }));
+          // Embeddings as nested arrays, a row per sketch (a Float32Array would print as {"0": ...}).
+          const sketchEmbeddings = Array.from({ length: sketches.length }, (_, i) => Array.from(run.sketchEmbeddings.subarray(i * model.dim, (i + 1) * model.dim)));
+          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run, sketchEmbeddings }));
         } else {
           for (const r of run.results) {
             console.log(r.text === undefined ? `${r.sketch}` : `${r.sketch} + ${JSON.stringify(r.text)}`);

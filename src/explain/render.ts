@@ -1,5 +1,6 @@
 /** Small raster helpers for the explanation pictures (RGBA8 images, browser-safe, no canvas needed). */
 import { bestMatches, patchHeat, strongestLinks, type PairExplanation } from './correspondence.ts';
+import { drawText, textHeight } from './font.ts';
 
 export interface Rgba { width: number; height: number; data: Uint8ClampedArray }
 
@@ -120,7 +121,10 @@ export interface ExplainViews {
   sketchFromPhoto: Rgba;
   photoFromSketch: Rgba;
   anchors: Rgba;
-  /** All views on one sheet: row 1 links, row 2 heat maps, row 3 patch replacement, anchor matrix at the right. */
+  /**
+   * All views on one sheet, each under its title: row 1 links (with the RN score and cosine), row 2 heat maps, row 3
+   * patch replacement, the anchor matrix at the right.
+   */
   sheet: Rgba;
   linkList: ReturnType<typeof strongestLinks>;
 }
@@ -151,12 +155,22 @@ export function renderExplanation(e: PairExplanation, sketchInput: Float32Array,
   const photoFromSketch = rebuildFromPatches(sk, bestMatches(e.photoToSketch, G), G);
   const A = e.anchorGrid * e.anchorGrid;
   const anchors = matrixImage(e.anchorCosine, A, Math.max(1, Math.floor(S / A)));
-  const sheet = blank(2 * S + 3 * gap + anchors.width, 3 * S + 2 * gap);
-  paste(sheet, links, 0, 0);
-  paste(sheet, heatSketch, 0, S + gap);
-  paste(sheet, heatPhoto, S + gap, S + gap);
-  paste(sheet, sketchFromPhoto, 0, 2 * (S + gap));
-  paste(sheet, photoFromSketch, S + gap, 2 * (S + gap));
-  paste(sheet, anchors, 2 * S + 2 * gap, 0);
+  // Panel titles in a band above each row (the first band also carries the scores); rows 2 and 3 use the gaps.
+  const scale = S >= 192 ? 2 : 1, band = textHeight(scale) + 6, y0 = band;
+  const sheet = blank(2 * S + 3 * gap + anchors.width, y0 + 3 * S + 2 * gap);
+  const ax = 2 * S + 2 * gap;
+  paste(sheet, links, 0, y0);
+  paste(sheet, heatSketch, 0, y0 + S + gap);
+  paste(sheet, heatPhoto, S + gap, y0 + S + gap);
+  paste(sheet, sketchFromPhoto, 0, y0 + 2 * (S + gap));
+  paste(sheet, photoFromSketch, S + gap, y0 + 2 * (S + gap));
+  paste(sheet, anchors, ax, y0);
+  const title = (t: string, x: number, rowTop: number, w: number) => drawText(sheet, t, x, rowTop - band + 2, [40, 40, 40], scale, w);
+  title(`links  rn ${e.rn.toFixed(4)}  cos ${e.cosine.toFixed(4)}`, 0, y0, 2 * S + gap);
+  title('anchor cosines', ax, y0, sheet.width - ax);
+  title('sketch: heat', 0, y0 + S + gap, S + gap);
+  title('photo: heat', S + gap, y0 + S + gap, S);
+  title('sketch from photo', 0, y0 + 2 * (S + gap), S + gap);
+  title('photo from sketch', S + gap, y0 + 2 * (S + gap), S);
   return { links, heatSketch, heatPhoto, sketchFromPhoto, photoFromSketch, anchors, sheet, linkList };
 }

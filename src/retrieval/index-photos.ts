@@ -21,10 +21,13 @@ import { weightsHash } from '../io/weights-hash.ts';
 /** Image files in a gallery: .png, .jpg, .jpeg (as `sketchgpu index` picks them). */
 export const GALLERY_IMAGE_EXT = /\.(png|jpe?g)$/i;
 
-/** One photo of a gallery: its '/'-separated path relative to the gallery root, and a way to get its bytes. */
+/**
+ * One photo of a gallery: its '/'-separated path relative to the gallery root, and a way to get its bytes (PNG or
+ * JPEG, decoded here) or its decoded pixels.
+ */
 export interface PhotoSource {
   path: string;
-  load(): Promise<Uint8Array>;
+  load(): Promise<Uint8Array | DecodedImage>;
 }
 
 export interface IndexPhotosOptions {
@@ -82,8 +85,9 @@ export async function indexPhotos(anyModel: AnyModel, photos: PhotoSource[], o: 
     const ok: string[] = [];
     for (const p of batch) {
       try {
-        const bytes = await byPath.get(p)!.load();
-        data.set(preprocessPhoto(decodeImage(bytes, p.split('/').pop()), S), ok.length * px);
+        const src = await byPath.get(p)!.load();
+        const img = src instanceof Uint8Array ? decodeImage(src, p.split('/').pop()) : src;
+        data.set(preprocessPhoto(img, S), ok.length * px);
         ok.push(p);
       } catch (e) {
         skipped.push([p, isSketchError(e) ? e.message : (e as Error).message]);

@@ -151,8 +151,20 @@ if (skipReason) {
     const { page } = main;
     const before = await page.evaluate(() => window.sketchgpuDemo.lastResults!);
     const v0 = await page.evaluate(() => window.sketchgpuDemo.resultsVersion);
+    // While the search runs, "searching…" shows and the old results are greyed as stale (recorded as it happens).
+    await page.evaluate(() => {
+      const w = window as unknown as { staleSeen: boolean };
+      w.staleSeen = false;
+      const results = document.querySelector('#results')!;
+      new MutationObserver(() => {
+        if (results.classList.contains('stale') && !(document.querySelector('#search-status') as HTMLElement).hidden) w.staleSeen = true;
+      }).observe(results, { attributes: true });
+    });
     await page.click('#undo');
     const after = await settled(v0);
+    assert.ok(await page.evaluate(() => (window as unknown as { staleSeen: boolean }).staleSeen), 'no "searching…" with greyed results during the search');
+    assert.not.ok(await page.evaluate(() => document.querySelector('#results')!.classList.contains('stale')), 'results still greyed after the search');
+    assert.not.ok(await page.isVisible('#search-status'));
     assert.is(after.length, before.length);
     assert.not.equal(after.map((h) => h.score), before.map((h) => h.score), 'the results did not change after undo');
     // Put the stroke back for the next tests.
@@ -171,6 +183,12 @@ if (skipReason) {
     const ex = await page.evaluate(() => window.sketchgpuDemo.lastExplain!);
     assert.is(ex.path, first.path);
     assert.ok(await page.isVisible('#explain'));
+    // The panel is scrolled into view: its heading inside the window (the page starts scrolled to the top, the panel
+    // below the results).
+    await page.waitForFunction(() => {
+      const r = document.querySelector('#explain h2')!.getBoundingClientRect();
+      return r.top >= 0 && r.bottom <= innerHeight;
+    }, null, { timeout: 5_000 });
     assert.ok(await page.isVisible('#explain-slot') || (await page.locator('#explain-slot').count()) === 1);
     assert.match(await page.textContent('#explain-scores') ?? '', /cosine 0\.\d+ · relation-network score/);
     assert.ok(ex.rn !== null && ex.rn > 0 && ex.rn < 1, `RN score ${ex.rn}`);

@@ -1,0 +1,704 @@
+/**
+ * The embedding API, platform-neutral: `SketchGPUModel` holds one model on one device and offers the six calls of
+ * the public API (embedSketch, embedPhoto, index, search, explain, dispose). The Node entry (api/node.ts) and the
+ * browser entry (api/browser.ts) subclass it with a `Platform` that knows how to open a device, read weights and
+ * turn that platform's image values into decoded pixels; the arithmetic is the engine's own, shared by the CLI and
+ * the page: `preprocessSketch` / `preprocessPhoto`, the `RetrievalModel` adapters, `indexPhotos`, `GallerySearch`
+ * (cosine top-k on the GPU), the relation network and `explainPair` / `renderExplanation`.
+ *
+ * Browser-safe: no `node:` import here.
+ */
+import { SketchError } from '../core/errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { DecodedImage } from '../io/image.ts';
+import { decodeImage } from '../io/image.ts';
+import { checkAdapterLimits } from '../models/limits.ts';
+import { MODEL_LABEL, type LoadedModelWeights, type ModelKind } from '../models/load.ts';
+import { ZseModel } from '../models/zse/model.ts';
+import { CaanModel } from '../models/caan/model.ts';
+import type { Precision } from '../graph/graph.ts';
+import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
+import { parseIndex, serializeIndex, checkIndexModel, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
+import { imageFromRgba, indexPhotos, type PhotoSource } from '../retrieval/index-photos.ts';
+import { CaanRetrieval, ZseRetrieval, composeQueries, type RetrievalModel } from '../retrieval/model.ts';
+import { GallerySearch } from '../retrieval/search.ts';
+import { explainPair } from '../explain/correspondence.ts';
+import { renderExplanation, type Rgba } from '../explain/render.ts';
+import type { ClipTokenizer } from '../text/clip-tokenizer.ts';
+
+/**
+ * Raw pixels: RGBA, 8 bits per channel, row-major, `width * height * 4` bytes (a canvas's `ImageData` is one).
+ *
+ * @example
+ * ```ts
+ * const white: RawImage = { data: new Uint8Array(64 * 64 * 4).fill(255), width: 64, height: 64 };
+ * const e = await m.embedSketch(white);
+ * ```
+ */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+}
+
+/**
+ * What a platform gives the model: a device, the weights, images as decoded pixels. The public entry points are
+ * `SketchGPU` of `sketchgpu` (Node) and of `sketchgpu/browser`.
+ * @internal
+ */
+export interface Platform<I> {
+  /** A device; `shared` devices (Node's one per process) are released by reference count, not destroyed by one model. */
+  gpu(o: { adapter?: string }): Promise<{ ctx: GpuContext; release(): void }>;
+  /** The weights and their SHA-256 identity; `undefined` means the bundled ZSE-SBIR weights. */
+  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
+  /** An image value of this platform as decoded pixels; `name` for error messages. */
+  image(input: I, what: string): Promise<DecodedImage>;
+  /** The CLIP tokenizer for CAAN's text tower (read when the first text comes). */
+  tokenizer(vocab: VocabSource | undefined): Promise<ClipTokenizer>;
+  /** A photo list given as one value (Node: a folder or a list file); `null` when the platform has none. */
+  photoList?(input: unknown): Promise<{ root: string; photos: { id: string; image: I }[] } | null>;
+  /** The photos of an index file's folder, to re-read for a re-rank (Node); absent where photos cannot be found by path. */
+  galleryFiles?(root: string, paths: string[]): { id: string; image: I }[];
+  /** A name for an image value in results and errors (a path, a URL), or null. */
+  nameOf(input: I): string | null;
+}
+
+/**
+ * Weights: a path or URL (Node: a file path or `file:` URL; browser: a URL to fetch), or the file's bytes.
+ *
+ * @example
+ * ```ts
+ * await SketchGPU.load({ weights: 'my-zse.safetensors' });
+ * await SketchGPU.load({ weights: await (await fetch(url)).arrayBuffer() });
+ * ```
+ */
+export type WeightsSource = string | URL | Uint8Array | ArrayBuffer;
+/**
+ * The CLIP vocabulary (`bpe_simple_vocab_16e6.txt.gz`, for CAAN's text tower): a path or URL, or its bytes.
+ *
+ * @example
+ * ```ts
+ * await SketchGPU.load({ weights: caanUrl, vocab: '/clip/bpe_simple_vocab_16e6.txt.gz' });
+ * ```
+ */
+export type VocabSource = string | URL | Uint8Array | ArrayBuffer;
+
+/**
+ * Options of `SketchGPU.load`.
+ *
+ * @example
+ * ```ts
+ * const m = await SketchGPU.load({ weights: 'weights/caan-sketchy104-demo.safetensors', precision: 'f16' });
+ * ```
+ */
+export interface LoadOptions {
+  /** The weights (default: the bundled ZSE-SBIR weights, `sketchgpu/weights/zse-sketchy104-small.safetensors`). */
+  weights?: WeightsSource;
+  /** The model the weights must hold (default: detected from the file). */
+  model?: 'zse' | 'caan';
+  /** 'f16' rounds GEMM operands to binary16 and stores Linear weights so (about half the GPU memory); default 'f32'. */
+  precision?: Precision;
+  /** Node: pick the adapter whose name contains this (also `SKETCHGPU_ADAPTER`). */
+  adapter?: string;
+  /**
+   * Head counts for ZSE-SBIR weights whose file does not record them (a `.pth` checkpoint; default 12 SA, 8 CA heads),
+   * as the CLI's `--sa-heads` / `--ca-heads`.
+   */
+  heads?: { sa?: number; ca?: number };
+  /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
+  vocab?: VocabSource;
+}
+
+/**
+ * Row-major embeddings with their shape `[n, dim]`: `data` is the flat `Float32Array`, `rows` the same numbers as
+ * plain nested arrays (also what `JSON.stringify` writes).
+ *
+ * @example
+ * ```ts
+ * const e = await m.embedPhoto(['a.jpg', 'b.jpg']);
+ * e.shape;        // [2, 384]
+ * e.rows[1][0];   // first value of b.jpg's embedding
+ * ```
+ */
+export class Embeddings {
+  constructor(readonly data: Float32Array, readonly shape: readonly [number, number]) {}
+  /** The embeddings as `number[][]`, one row per image. */
+  get rows(): number[][] {
+    const [n, d] = this.shape;
+    return Array.from({ length: n }, (_, i) => Array.from(this.data.subarray(i * d, (i + 1) * d)));
+  }
+  /** `{ shape, rows }`: what `JSON.stringify` writes. */
+  toJSON(): { shape: [number, number]; rows: number[][] } {
+    return { shape: [this.shape[0], this.shape[1]], rows: this.rows };
+  }
+}
+
+/**
+ * A photo to index with the id it is known by in results (default: its path or URL, else `photo-<n>`).
+ *
+ * @example
+ * ```ts
+ * await m.index([{ id: 'cat-1', image: bytes }, { id: 'cat-2', image: 'photos/cat2.jpg' }]);
+ * ```
+ */
+export interface NamedPhoto<I> {
+  id: string;
+  image: I;
+}
+
+/**
+ * Options of `index`.
+ *
+ * @example
+ * ```ts
+ * await m.index(photos, { onProgress: (done, total) => console.log(`${done}/${total}`) });
+ * ```
+ */
+export interface IndexOptions {
+  /** Called after each batch with the photos done (embedded or skipped) and the total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Images per GPU forward (default 8). */
+  batch?: number;
+  /** Stops between batches with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What `index` did: how many photos are searchable, and the ones skipped as unreadable with the reason.
+ *
+ * @example
+ * ```ts
+ * const r = await m.index('photos/');
+ * if (r.skipped.length) console.warn(r.skipped);
+ * ```
+ */
+export interface IndexSummary {
+  photos: number;
+  skipped: { id: string; reason: string }[];
+  ms: number;
+}
+
+/**
+ * A text query (CAAN), or a sketch composed with a text: normalise((1 - textWeight)·sketch + textWeight·text).
+ *
+ * @example
+ * ```ts
+ * await m.search({ text: 'a giraffe' });
+ * await m.search({ sketch: 'giraffe.png', text: 'a giraffe', textWeight: 0.3 });
+ * ```
+ */
+export interface TextQuery<I> {
+  text: string;
+  sketch?: I;
+  /** Weight of the text in a composed query, in [0, 1] (default 0.5). */
+  textWeight?: number;
+}
+
+/**
+ * Options of `search`.
+ *
+ * @example
+ * ```ts
+ * const hits = await m.search('sketch.png', { k: 5, rerank: true, rerankK: 50 });
+ * ```
+ */
+export interface SearchOptions {
+  /** Results (default 10, at most 1024). */
+  k?: number;
+  /** Re-rank the cosine top `rerankK` with the relation network (sketch queries) or the text-photo score (CAAN text). */
+  rerank?: boolean;
+  /** The shortlist size of the re-rank (default 100). */
+  rerankK?: number;
+}
+
+/**
+ * One search result. `score` ranks: the relation score after a re-rank, else the cosine.
+ *
+ * @example
+ * ```ts
+ * for (const h of await m.search('sketch.png')) console.log(h.rank, h.id, h.score.toFixed(3));
+ * ```
+ */
+export interface Hit {
+  rank: number;
+  /** The photo's id (its path relative to the indexed folder, its URL, or the id given). */
+  id: string;
+  /** The photo's row in the index (ids sorted). */
+  row: number;
+  score: number;
+  cosine: number;
+  /** The relation score (re-ranked searches only). */
+  rn?: number;
+}
+
+/**
+ * Why a sketch matches a photo (ZSE-SBIR with its cross-attention head): the relation-network score, the SA cosine,
+ * the strongest patch correspondences and the pictures (`RawImage`s; `views.sheet` has them all).
+ *
+ * @example
+ * ```ts
+ * const e = await m.explain('sketch.png', 'photo.jpg');
+ * console.log(e.rn, e.links[0]);   // { sketchPatch: [3, 4], photoPatch: [2, 5], weight: 0.21 }
+ * ```
+ */
+export interface Explanation {
+  rn: number;
+  cosine: number;
+  /** Patch grid side: the model input is grid x grid patches. */
+  grid: number;
+  imageSize: number;
+  /** Sketch patch -> its most attended photo patch, as [row, col], strongest first. */
+  links: { sketchPatch: [number, number]; photoPatch: [number, number]; weight: number }[];
+  /** The anchor cosine matrix the relation network reads, [A, A] with A = anchorGrid². */
+  anchors: { shape: [number, number]; data: Float32Array };
+  views: {
+    sheet: RawImage; links: RawImage; heatSketch: RawImage; heatPhoto: RawImage;
+    sketchFromPhoto: RawImage; photoFromSketch: RawImage; anchors: RawImage;
+  };
+}
+
+/**
+ * What a loaded model is.
+ *
+ * @example
+ * ```ts
+ * if (m.info.hasText) await m.search({ text: 'a cow' });
+ * ```
+ */
+export interface ModelInfo {
+  model: ModelKind;
+  /** Embedding width. */
+  dim: number;
+  /** Model input side in pixels. */
+  imageSize: number;
+  /** Whether the weights hold the relation head (re-rank, explain). */
+  hasRelation: boolean;
+  /** Whether the model has a text tower (CAAN). */
+  hasText: boolean;
+  /** The GPU adapter in use. */
+  adapter: string;
+  /** The SHA-256 of the weights' tensors (an index records it). */
+  weightsSha256: string;
+  /** The weights file (or 'bytes'). */
+  weights: string;
+}
+
+function isRaw(x: unknown): x is RawImage {
+  return typeof x === 'object' && x !== null && 'data' in x && 'width' in x && 'height' in x
+    && (x.data instanceof Uint8Array || x.data instanceof Uint8ClampedArray);
+}
+
+/** Bytes or raw pixels, on every platform; `null` for a platform-specific value. @internal */
+export function commonImage(input: unknown, what: string): DecodedImage | null {
+  if (input instanceof ArrayBuffer) return decodeImage(new Uint8Array(input), what);
+  if (input instanceof Uint8Array) return decodeImage(input, what);
+  if (isRaw(input)) {
+    const { data, width, height } = input;
+    if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || data.length !== width * height * 4) {
+      throw new SketchError('BAD_IMAGE', `${what}: raw pixels must be RGBA, width*height*4 bytes; got ${data.length} bytes for ${width}x${height}`,
+        'Pass { data, width, height } with 4 bytes (R, G, B, A) per pixel, as a canvas\'s getImageData() gives.');
+    }
+    return imageFromRgba(data, width, height, what);
+  }
+  return null;
+}
+
+const toRaw = (r: Rgba): RawImage => ({ data: r.data, width: r.width, height: r.height });
+
+/** Device references of shared contexts (Node: one device per process and options). */
+const holders = new WeakMap<GpuContext, number>();
+/** Counts a user of a shared device; the returned release destroys it when the last user goes. @internal */
+export function sharedDevice(ctx: GpuContext): { ctx: GpuContext; release(): void } {
+  holders.set(ctx, (holders.get(ctx) ?? 0) + 1);
+  let released = false;
+  return {
+    ctx,
+    release: () => {
+      if (released) return;
+      released = true;
+      const n = (holders.get(ctx) ?? 1) - 1;
+      holders.set(ctx, n);
+      if (n === 0) ctx.destroy();
+    },
+  };
+}
+
+interface Gallery<I> { index: GalleryIndex; search: GallerySearch; sources: Map<string, I> }
+
+/**
+ * One model on one device, with its photo index. Created by `SketchGPU.load` (Node: `import { SketchGPU } from
+ * 'sketchgpu'`; browser: `from 'sketchgpu/browser'`), which are subclasses for each platform.
+ *
+ * Calls on one model run one at a time (GPU work is queued), so they may be issued concurrently.
+ *
+ * @example
+ * ```ts
+ * const m = await SketchGPU.load();
+ * await m.index('photos/');
+ * const hits = await m.search('sketch.png', { k: 5 });
+ * m.dispose();
+ * ```
+ */
+export class SketchGPUModel<I> {
+  private gallery: Gallery<I> | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  /** @internal Use `SketchGPU.load`. */
+  protected constructor(
+    protected readonly platform: Platform<I>,
+    /** The engine's retrieval view of the model (ZSE-SBIR or CAAN). Advanced use: the lower-level API. */
+    readonly model: RetrievalModel,
+    private readonly device: { ctx: GpuContext; release(): void },
+    /** What the model is. */
+    readonly info: ModelInfo,
+    private readonly identity: ModelIdentity,
+  ) {}
+
+  /** @internal Opens the device, reads the weights and uploads them. */
+  protected static async open<I>(platform: Platform<I>, o: LoadOptions = {}): Promise<{ model: RetrievalModel; device: { ctx: GpuContext; release(): void }; info: ModelInfo; identity: ModelIdentity; platform: Platform<I> }> {
+    if (o.model !== undefined && o.model !== 'zse' && o.model !== 'caan') {
+      throw new SketchError('BAD_ARGUMENT', `model must be "zse" or "caan", not ${JSON.stringify(o.model)}`, 'Leave it out to detect the model from the weights.');
+    }
+    if (o.precision !== undefined && o.precision !== 'f32' && o.precision !== 'f16') {
+      throw new SketchError('BAD_ARGUMENT', `precision must be "f32" or "f16", not ${JSON.stringify(o.precision)}`, 'Leave it out for f32.');
+    }
+    const { loaded, sha256, name } = await platform.weights(o.weights, {
+      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca,
+    });
+    const device = await platform.gpu({ adapter: o.adapter });
+    const { ctx } = device;
+    try {
+      const problems = checkAdapterLimits(ctx.adapter.limits, loaded.weights.config);
+      if (problems.length) {
+        throw new SketchError('MISSING_FEATURE', `the GPU adapter ${ctx.adapterName} lacks what this model needs: ${problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ')}`,
+          'Use another GPU or browser, or update the GPU driver.');
+      }
+      const precision = o.precision ?? 'f32';
+      let tokenizer: Promise<ClipTokenizer> | undefined;
+      const model: RetrievalModel = loaded.kind === 'caan'
+        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => (tokenizer ??= platform.tokenizer(o.vocab)))
+        : new ZseRetrieval(ZseModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }));
+      const info: ModelInfo = {
+        model: loaded.kind, dim: model.dim, imageSize: model.imageSize, hasRelation: model.hasRelation, hasText: model.textContext !== undefined,
+        adapter: ctx.adapterName, weightsSha256: sha256, weights: name,
+      };
+      return { model, device, info, identity: model.identity(sha256), platform };
+    } catch (e) {
+      device.release();
+      throw e;
+    }
+  }
+
+  /** Runs GPU work alone (an executor's buffers serve every run of a model). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().'));
+    const p = this.chain.then(fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async inputs(images: I | I[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
+    const list = Array.isArray(images) ? images : [images];
+    if (list.length === 0) throw new SketchError('BAD_ARGUMENT', `no ${modality} given`, `Pass one ${modality} image or an array of them.`);
+    const S = this.model.imageSize, px = 3 * S * S;
+    const data = new Float32Array(list.length * px);
+    for (let i = 0; i < list.length; i++) data.set(await this.preprocess(list[i]!, modality, i, list.length), i * px);
+    return { data, n: list.length };
+  }
+
+  private async preprocess(input: I, modality: 'sketch' | 'photo', i = 0, n = 1): Promise<Float32Array> {
+    const what = this.platform.nameOf(input) ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
+    const img = await this.platform.image(input, what);
+    if (modality === 'sketch') {
+      const w = sketchAlphaWarning(img);
+      if (w) console.warn(`sketchgpu: ${w}`);
+      return preprocessSketch(img, this.model.imageSize);
+    }
+    return preprocessPhoto(img, this.model.imageSize);
+  }
+
+  /**
+   * L2-normalised global embeddings of sketches (ZSE-SBIR's SA cls token; CAAN's sketch tower), `[n, dim]`, in input
+   * order. Preprocessing is the reference's (ink crop, pad, resize), as `sketchgpu embed --modality sketch`.
+   *
+   * @example
+   * ```ts
+   * const e = await m.embedSketch(['cat.png', 'dog.png']);
+   * console.log(e.shape, e.rows[0].slice(0, 4));
+   * ```
+   */
+  embedSketch(images: I | I[]): Promise<Embeddings> {
+    return this.embed(images, 'sketch');
+  }
+
+  /**
+   * L2-normalised global embeddings of photos (ZSE-SBIR's SA cls token; CAAN's photo tower), `[n, dim]`.
+   *
+   * @example
+   * ```ts
+   * const e = await m.embedPhoto(bytes);   // PNG or JPEG bytes
+   * ```
+   */
+  embedPhoto(images: I | I[]): Promise<Embeddings> {
+    return this.embed(images, 'photo');
+  }
+
+  /**
+   * Text embeddings `[n, dim]` in the photos' space (CAAN's text tower; ZSE-SBIR has none and refuses).
+   *
+   * @example
+   * ```ts
+   * const t = await m.embedText(['a giraffe', 'a cow']);
+   * ```
+   */
+  embedText(texts: string | string[]): Promise<Embeddings> {
+    const list = Array.isArray(texts) ? texts : [texts];
+    return this.exclusive(async () => new Embeddings(await this.model.encodeTexts(list), [list.length, this.model.dim]));
+  }
+
+  private async embed(images: I | I[], modality: 'sketch' | 'photo'): Promise<Embeddings> {
+    const x = await this.inputs(images, modality);
+    const r = await this.exclusive(() => this.model.embed(x.data, x.n, modality));
+    return new Embeddings(r.emb, [x.n, this.model.dim]);
+  }
+
+  /**
+   * Embeds photos into the model's in-memory index, replacing any earlier one. `photos`: an array of images (or of
+   * `{ id, image }`); in Node also a folder (searched recursively for .png/.jpg/.jpeg) or a text file listing image
+   * paths. Unreadable images are skipped and listed; rows are sorted by id (ties in a search go to the lower row).
+   *
+   * @example
+   * ```ts
+   * const r = await m.index(['photos/cat.jpg', 'photos/dog.jpg'], { onProgress: (d, t) => console.log(d, '/', t) });
+   * console.log(`${r.photos} photos indexed in ${r.ms.toFixed(0)} ms`);
+   * ```
+   */
+  async index(photos: string | I[] | NamedPhoto<I>[], o: IndexOptions = {}): Promise<IndexSummary> {
+    const t0 = performance.now();
+    let root = '';
+    let named: NamedPhoto<I>[];
+    const list = !Array.isArray(photos) ? await this.platform.photoList?.(photos) : null;
+    if (list) {
+      root = list.root;
+      named = list.photos;
+    } else if (Array.isArray(photos)) {
+      named = (photos as (I | NamedPhoto<I>)[]).map((p, i) => (typeof p === 'object' && p !== null && 'id' in p && 'image' in p
+        ? p as NamedPhoto<I> : { id: this.platform.nameOf(p as I) ?? `photo-${i + 1}`, image: p as I }));
+    } else {
+      throw new SketchError('BAD_ARGUMENT', 'photos must be an array of images', 'Pass an array of images (URLs, Blobs, bytes, canvases ...).');
+    }
+    if (named.length === 0) throw new SketchError('EMPTY_GALLERY', 'no photos to index', 'Pass at least one photo.');
+    const sources = new Map<string, I>();
+    for (const p of named) {
+      if (typeof p.id !== 'string' || p.id === '') throw new SketchError('BAD_ARGUMENT', 'a photo id must be a non-empty string', 'Give each { id, image } a name.');
+      if (sources.has(p.id)) throw new SketchError('BAD_ARGUMENT', `two photos have the id ${JSON.stringify(p.id)}`, 'Give each photo its own id.');
+      sources.set(p.id, p.image);
+    }
+    const srcs: PhotoSource[] = named.map((p) => ({ path: p.id, load: () => this.platform.image(p.image, p.id) }));
+    const index = await indexPhotos(this.model, srcs, {
+      identity: this.identity, weightsName: this.info.weights, root, batch: o.batch, signal: o.signal,
+      exclusive: (fn) => this.exclusive(fn),
+      onProgress: o.onProgress ? (done, total) => o.onProgress!(done, total) : undefined,
+    });
+    await this.useIndex(index, sources);
+    return { photos: index.paths.length, skipped: index.skipped.map(([id, reason]) => ({ id, reason })), ms: performance.now() - t0 };
+  }
+
+  private async useIndex(index: GalleryIndex, sources: Map<string, I>): Promise<void> {
+    await this.exclusive(async () => {
+      this.gallery?.search.destroy();
+      this.gallery = null;
+      const search = GallerySearch.create(this.device.ctx, index.embeddings, index.paths.length, index.dim);
+      this.gallery = { index, search, sources };
+    });
+  }
+
+  /**
+   * The current index as a file (the format of `sketchgpu index`, docs/index-format.md), to store and reopen with
+   * `loadIndex` (or query with the CLI).
+   *
+   * @example
+   * ```ts
+   * await m.index(photos);
+   * const bytes = m.saveIndex();   // Uint8Array
+   * ```
+   */
+  saveIndex(): Uint8Array {
+    return serializeIndex(this.requireGallery().index);
+  }
+
+  /**
+   * Opens an index file (from `saveIndex` or `sketchgpu index`) made with these weights. Re-ranking needs the photos'
+   * tokens: from the index's cache (`sketchgpu index --rn-cache`), else the photos are re-read (Node, from the
+   * index's folder).
+   *
+   * @example
+   * ```ts
+   * await m.loadIndex(bytes);
+   * ```
+   */
+  async loadIndex(file: Uint8Array | ArrayBuffer, name = 'the index'): Promise<{ photos: number }> {
+    const bytes = file instanceof ArrayBuffer ? new Uint8Array(file) : file;
+    const index = parseIndex(bytes, name);
+    checkIndexModel(index, this.info.weightsSha256, name, this.info.weights, this.info.model);
+    const sources = new Map<string, I>();
+    if (index.root && this.platform.galleryFiles) for (const p of this.platform.galleryFiles(index.root, index.paths)) sources.set(p.id, p.image);
+    await this.useIndex(index, sources);
+    return { photos: index.paths.length };
+  }
+
+  private requireGallery(): Gallery<I> {
+    if (!this.gallery) throw new SketchError('BAD_ARGUMENT', 'nothing is indexed yet', 'Call index(photos) (or loadIndex) before search.');
+    return this.gallery;
+  }
+
+  /**
+   * The best photos of the index for a sketch, a text (CAAN) or a sketch composed with a text (CAAN), best first.
+   * Cosine top-k on the GPU; with `rerank`, the cosine top `rerankK` re-scored by the relation network (sketches) or
+   * the local text-photo alignment score (texts), as `sketchgpu query --rerank rn`.
+   *
+   * @example
+   * ```ts
+   * const hits = await m.search('sketch.png', { k: 5, rerank: true });
+   * const byText = await m.search({ text: 'a giraffe' });   // CAAN weights
+   * ```
+   */
+  async search(query: I | TextQuery<I>, o: SearchOptions = {}): Promise<Hit[]> {
+    const g = this.requireGallery();
+    const k = o.k ?? 10;
+    const rerankK = o.rerankK ?? 100;
+    for (const [name, v] of [['k', k], ['rerankK', rerankK]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > GallerySearch.MAX_K) {
+        throw new SketchError('BAD_ARGUMENT', `${name} must be an integer from 1 to ${GallerySearch.MAX_K}, not ${v}`, `e.g. { ${name}: 10 }.`);
+      }
+    }
+    const rerank = !!o.rerank;
+    if (rerank && !this.model.hasRelation) {
+      throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so there is no relation network to re-rank with', 'Search without rerank, or use full weights.');
+    }
+    const tq = typeof query === 'object' && query !== null && 'text' in query && typeof (query as TextQuery<I>).text === 'string' ? query as TextQuery<I> : null;
+    const sketch = tq ? tq.sketch : query as I;
+    const K = rerank ? Math.max(k, rerankK) : k;
+    const D = this.model.dim;
+    const x = sketch !== undefined ? await this.preprocess(sketch, 'sketch') : null;
+    return this.exclusive(async () => {
+      let q: Float32Array;
+      let skTokens: Float32Array | undefined;
+      let textTokens: Float32Array | undefined;
+      if (x) {
+        const r = await this.model.embed(x, 1, 'sketch', { tokens: rerank });
+        q = r.emb;
+        skTokens = r.tokens;
+      }
+      if (tq) {
+        if (tq.textWeight !== undefined && !x) throw new SketchError('BAD_ARGUMENT', 'textWeight weighs the text against a sketch, and this query has none', 'Add a sketch, or drop textWeight.');
+        const useTokens = rerank && !x;
+        const t = useTokens ? await this.model.encodeTextTokens([tq.text]) : { emb: await this.model.encodeTexts([tq.text]), tokens: [] };
+        textTokens = t.tokens[0];
+        q = x ? composeQueries(q!, 1, t.emb, () => 0, tq.textWeight ?? 0.5, D) : t.emb;
+      }
+      const shortlist = (await g.search.search(q!, 1, Math.min(K, GallerySearch.MAX_K)))[0]!;
+      let local: Float32Array | undefined;
+      if (rerank) {
+        const rows = shortlist.map((h) => h.index);
+        const photoTokens = await this.photoTokens(g, rows);
+        const side = await this.model.relationSide(photoTokens, rows.length, 'photo', false);
+        if (skTokens) {
+          const sk = await this.model.relationSide(skTokens, 1, 'sketch', false);
+          local = await this.model.relation(sk, side, Uint32Array.from(rows.flatMap((_, i) => [0, i])));
+        } else {
+          local = await this.model.textRelation('photo', textTokens!, photoTokens, rows.length, Uint32Array.from(rows, (_, i) => i));
+        }
+      }
+      let list = shortlist.map((h, i) => ({ row: h.index, cosine: h.score, rn: local?.[i] }));
+      if (local) list = list.sort((a, b) => b.rn! - a.rn! || a.row - b.row);
+      return list.slice(0, k).map((h, i) => ({
+        rank: i + 1, id: g.index.paths[h.row]!, row: h.row, score: local ? h.rn! : h.cosine, cosine: h.cosine, ...(local ? { rn: h.rn } : {}),
+      }));
+    });
+  }
+
+  /** The shortlisted photos' tokens: from the index's cache, else re-encoded from their sources. */
+  private async photoTokens(g: Gallery<I>, rows: number[]): Promise<Float32Array> {
+    const row = this.model.tokens * this.model.dim;
+    if (g.index.tokens) {
+      const out = new Float32Array(rows.length * row);
+      rows.forEach((r, i) => out.set(g.index.tokens!.subarray(r * row, (r + 1) * row), i * row));
+      return out;
+    }
+    const S = this.model.imageSize, px = 3 * S * S;
+    const data = new Float32Array(rows.length * px);
+    for (let i = 0; i < rows.length; i++) {
+      const id = g.index.paths[rows[i]!]!;
+      const src = g.sources.get(id);
+      if (src === undefined) {
+        throw new SketchError('BAD_INDEX', `re-ranking needs the photo ${id}, and this index neither caches its tokens nor knows where it is`,
+          'Index the photos with index(), or open an index built with `sketchgpu index --rn-cache`.');
+      }
+      data.set(await this.preprocess(src, 'photo'), i * px);
+    }
+    const out = new Float32Array(rows.length * row);
+    for (let i = 0; i < rows.length; i += this.model.maxBatch) {
+      const n = Math.min(this.model.maxBatch, rows.length - i);
+      out.set((await this.model.embed(data.subarray(i * px, (i + n) * px), n, 'photo', { tokens: true })).tokens!, i * row);
+    }
+    return out;
+  }
+
+  /**
+   * Why a sketch matches a photo (ZSE-SBIR weights with the cross-attention head): the relation score, the
+   * strongest cross-attention correspondences, heat maps, patch replacement and the anchor matrix, as `sketchgpu
+   * explain` shows them.
+   *
+   * @example
+   * ```ts
+   * const e = await m.explain('sketch.png', 'photo.jpg', { top: 8 });
+   * console.log(`RN ${e.rn.toFixed(3)}`, e.views.sheet.width, e.views.sheet.height);
+   * ```
+   */
+  async explain(sketch: I, photo: I, o: { top?: number } = {}): Promise<Explanation> {
+    const top = o.top ?? 12;
+    if (!Number.isInteger(top) || top < 1) throw new SketchError('BAD_ARGUMENT', `top must be a positive integer, not ${top}`, 'e.g. { top: 12 }.');
+    if (!(this.model instanceof ZseRetrieval)) {
+      throw new SketchError('BAD_WEIGHTS', `explanations are drawn from ZSE-SBIR's cross-attention, and these are ${MODEL_LABEL[this.info.model]} weights`, 'Use ZSE-SBIR weights (the bundled ones are the default) to explain a match.');
+    }
+    const zse = this.model.model;
+    if (!zse.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
+    const sk = await this.preprocess(sketch, 'sketch');
+    const im = await this.preprocess(photo, 'photo');
+    const e = await this.exclusive(() => explainPair(zse, sk, im));
+    const v = renderExplanation(e, sk, im, top);
+    const G = e.grid;
+    const at = (p: number): [number, number] => [Math.floor(p / G), p % G];
+    const A = e.anchorGrid * e.anchorGrid;
+    return {
+      rn: e.rn, cosine: e.cosine, grid: G, imageSize: e.imageSize,
+      links: v.linkList.map((l) => ({ sketchPatch: at(l.sketchPatch), photoPatch: at(l.photoPatch), weight: l.weight })),
+      anchors: { shape: [A, A], data: e.anchorCosine },
+      views: {
+        sheet: toRaw(v.sheet), links: toRaw(v.links), heatSketch: toRaw(v.heatSketch), heatPhoto: toRaw(v.heatPhoto),
+        sketchFromPhoto: toRaw(v.sketchFromPhoto), photoFromSketch: toRaw(v.photoFromSketch), anchors: toRaw(v.anchors),
+      },
+    };
+  }
+
+  /**
+   * Frees the GPU buffers of the model and its index (and the device, when no other model uses it). Idempotent.
+   *
+   * @example
+   * ```ts
+   * const m = await SketchGPU.load();
+   * try { await m.embedSketch('s.png'); } finally { m.dispose(); }
+   * ```
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    await this.chain;
+    this.disposed = true;
+    this.gallery?.search.destroy();
+    this.gallery = null;
+    await this.model.destroy();
+    this.device.release();
+  }
+}

@@ -1,0 +1,150 @@
+// The embedding API (src/api, `SketchGPU` of `sketchgpu`) in Node, on the tiny64 test model and a small synthetic
+// gallery: every image form gives the same embedding as the CLI's `embed`; index + search (cosine and RN re-rank)
+// give the CLI's `index` + `query` ranking and scores; explain gives the CLI's RN score; a saved index is one the CLI
+// queries; bad inputs are SketchErrors with hints.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PNG } from 'pngjs';
+import { SketchGPU, Embeddings, isSketchError } from '../src/index.ts';
+import { FIXTURES } from './paths.ts';
+import { json, png } from './cli-util.ts';
+import { assertClose } from './util.ts';
+
+const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
+const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-api-'));
+const gallery = join(tmp, 'gallery');
+const classes = ['apple', 'boat', 'cat'];
+classes.forEach((c, ci) => {
+  mkdirSync(join(gallery, c), { recursive: true });
+  for (let k = 0; k < 3; k++) png(join(gallery, c, `p${k}.png`), 70 + 7 * k, 60 + 5 * ci, 1000 + 10 * ci + k, 'photo');
+});
+writeFileSync(join(gallery, 'boat', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3]));
+const sk = join(tmp, 'sk.png');
+png(sk, 90, 80, 7, 'sketch');
+
+let m: SketchGPU;
+
+async function refusal(p: Promise<unknown>, code: string, msg: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(isSketchError(e), `not a SketchError: ${(e as Error)?.stack}`);
+    assert.is((e as { code: string }).code, code, (e as Error).message);
+    assert.match((e as Error).message, msg);
+    assert.ok((e as { hint?: string }).hint, 'a hint');
+    return;
+  }
+  assert.unreachable(`expected a ${code} refusal`);
+}
+
+test.before(async () => {
+  m = await SketchGPU.load({ weights: W64 });
+});
+test.after(async () => {
+  await m?.dispose();
+});
+
+test('load: info names the model; the default is the bundled ZSE-SBIR weights', async () => {
+  assert.is(m.info.model, 'zse-sbir');
+  assert.is(m.info.imageSize, 64);
+  assert.ok(m.info.hasRelation);
+  assert.not.ok(m.info.hasText);
+  assert.match(m.info.weightsSha256, /^[0-9a-f]{64}$/);
+  const d = await SketchGPU.load();
+  try {
+    assert.match(d.info.weights, /weights\/zse-sketchy104-small\.safetensors$/);
+    assert.is(d.info.imageSize, 112);
+  } finally {
+    await d.dispose();
+  }
+});
+
+test('embedSketch / embedPhoto: a path, a file URL, a Buffer, an ArrayBuffer and raw RGBA give the CLI\'s embedding', async () => {
+  const cliEmb = json(['embed', '--weights', W64, '--modality', 'sketch', '--json', sk]).embeddings as number[][];
+  const bytes = readFileSync(sk);
+  const decoded = PNG.sync.read(bytes);
+  const raw = { data: new Uint8Array(decoded.data), width: decoded.width, height: decoded.height };
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const all = await m.embedSketch([sk, pathToFileURL(sk), bytes, ab, raw]);
+  assert.ok(all instanceof Embeddings);
+  assert.equal([...all.shape], [5, m.info.dim]);
+  for (let i = 0; i < 5; i++) assertClose(all.rows[i]!, cliEmb[0]!, 1e-6, 0, `form ${i}`);
+  const one = await m.embedSketch(sk);
+  assert.equal([...one.shape], [1, m.info.dim]);
+  assert.equal(JSON.parse(JSON.stringify(one)), { shape: [1, m.info.dim], rows: one.rows }, 'JSON: shape and nested rows');
+  const photos = [join(gallery, 'apple', 'p0.png'), join(gallery, 'cat', 'p2.png')];
+  const cliPhoto = json(['embed', '--weights', W64, '--modality', 'photo', '--json', ...photos]).embeddings as number[][];
+  assertClose((await m.embedPhoto(photos)).data, cliPhoto.flat(), 1e-6, 0, 'photos');
+});
+
+test('index + search: the CLI\'s index + query ranking and scores, cosine and RN re-rank; unreadable photos skipped', async () => {
+  const seen: [number, number][] = [];
+  const r = await m.index(gallery, { onProgress: (d, t) => seen.push([d, t]) });
+  assert.is(r.photos, 9);
+  assert.equal(r.skipped.map((s) => s.id), ['boat/broken.jpg']);
+  assert.equal(seen.at(-1), [10, 10]);
+  const ix = join(tmp, 'cli.sgi');
+  json(['index', gallery, '-o', ix, '--weights', W64, '--json']);
+  for (const rerank of [false, true]) {
+    const q = json(['query', sk, '--index', ix, '-k', '5', '--json', ...(rerank ? ['--rerank', 'rn', '--rerank-k', '9'] : [])]);
+    // query --json: the sketch embeddings as nested arrays, a row per sketch, equal to the API's.
+    assert.ok(Array.isArray(q.sketchEmbeddings) && Array.isArray(q.sketchEmbeddings[0]), 'sketchEmbeddings as number[][]');
+    assertClose(q.sketchEmbeddings[0], (await m.embedSketch(sk)).rows[0]!, 1e-6, 0, 'query --json embedding');
+    const ref = q.results[0].hits;
+    const hits = await m.search(sk, { k: 5, rerank, rerankK: 9 });
+    assert.equal(hits.map((h) => h.id), ref.map((h: { path: string }) => h.path), `rerank ${rerank}: ranking`);
+    assertClose(hits.map((h) => h.score), ref.map((h: { score: number }) => h.score), 1e-5, 0, `rerank ${rerank}: scores`);
+    assert.equal(hits.map((h) => h.rank), [1, 2, 3, 4, 5]);
+    if (rerank) assert.ok(hits.every((h) => h.rn === h.score));
+  }
+});
+
+test('index an array of named images; saveIndex is an index file the CLI queries with the same ranking', async () => {
+  const r = await m.index(classes.map((c) => ({ id: `${c}/p1.png`, image: readFileSync(join(gallery, c, 'p1.png')) })));
+  assert.is(r.photos, 3);
+  const hits = await m.search(sk, { k: 3, rerank: true });
+  assert.equal(hits.map((h) => h.id).sort(), classes.map((c) => `${c}/p1.png`));
+  await m.index(gallery);
+  const file = join(tmp, 'api.sgi');
+  writeFileSync(file, m.saveIndex());
+  const ref = json(['query', sk, '--index', file, '--weights', W64, '-k', '4', '--json']).results[0].hits;
+  assert.equal((await m.search(sk, { k: 4 })).map((h) => h.id), ref.map((h: { path: string }) => h.path));
+  // Reopened: re-ranking re-reads the photos from the index's folder.
+  assert.equal(await m.loadIndex(readFileSync(file), file), { photos: 9 });
+  const rr = json(['query', sk, '--index', file, '--weights', W64, '-k', '4', '--rerank', 'rn', '--json']).results[0].hits;
+  assert.equal((await m.search(sk, { k: 4, rerank: true })).map((h) => h.id), rr.map((h: { path: string }) => h.path));
+});
+
+test('explain: the CLI\'s RN score and links, and the pictures', async () => {
+  const photo = join(gallery, 'cat', 'p0.png');
+  const ref = json(['explain', sk, photo, '--weights', W64, '-o', join(tmp, 'why.png'), '--json']);
+  const e = await m.explain(sk, photo);
+  assert.ok(Math.abs(e.rn - ref.rn) < 1e-5, `${e.rn} vs ${ref.rn}`);
+  assert.ok(Math.abs(e.cosine - ref.cosine) < 1e-5);
+  assert.equal(e.links.map((l) => [l.sketchPatch, l.photoPatch]), ref.links.map((l: { sketch_patch: number[]; photo_patch: number[] }) => [l.sketch_patch, l.photo_patch]));
+  assert.is(e.views.sheet.data.length, e.views.sheet.width * e.views.sheet.height * 4);
+  assert.equal(e.anchors.shape, [e.anchors.shape[0], e.anchors.shape[0]]);
+});
+
+test('bad inputs are SketchErrors with a hint', async () => {
+  await refusal(m.embedSketch(join(tmp, 'missing.png')), 'IO', /missing\.png/);
+  await refusal(m.embedSketch(Buffer.from('not an image')), 'BAD_IMAGE', /./);
+  await refusal(m.embedSketch({ data: new Uint8Array(10), width: 4, height: 4 }), 'BAD_IMAGE', /RGBA/);
+  await refusal(m.embedSketch(42 as never), 'BAD_ARGUMENT', /not an image/);
+  await refusal(m.embedSketch([]), 'BAD_ARGUMENT', /no sketch/);
+  await refusal(m.search(sk, { k: 0 }), 'BAD_ARGUMENT', /k must be/);
+  await refusal(m.search({ text: 'a cat' }), 'BAD_ARGUMENT', /text tower/);
+  await refusal(m.index([{ id: 'a', image: sk }, { id: 'a', image: sk }]), 'BAD_ARGUMENT', /two photos/);
+  await refusal(SketchGPU.load({ weights: join(tmp, 'missing.safetensors') }), 'IO', /missing/);
+  await refusal(SketchGPU.load({ weights: W64, model: 'caan' }), 'BAD_WEIGHTS', /CAAN|caan/);
+  const fresh = await SketchGPU.load({ weights: W64 });
+  await refusal(fresh.search(sk), 'BAD_ARGUMENT', /nothing is indexed/);
+  await fresh.dispose();
+  await refusal(fresh.embedSketch(sk), 'BAD_ARGUMENT', /disposed/);
+});
+
+test.run();
