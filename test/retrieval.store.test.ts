@@ -82,21 +82,20 @@ test('index --shard: three concurrent shards, one killed with SIGKILL between co
   const sizes = [0, 1, 2].map((i) => all.filter((p) => shardOf(p, 3) === i).length);
   assert.ok(sizes.every((n) => n >= 4), `each shard has photos to commit in steps: ${sizes}`);
   const args = (i: number) => ['index', gallery, '--store', `lancedb:${uri}`, '--weights', W64, '--shard', `${i}/3`, '--batch', '1', '--commit-every', '1', '--json'];
+  // The largest shard is killed right after its first commit: it has the most work left, so the kill lands mid-way
+  // even when this process is slow to read the child's stderr on a loaded machine.
+  const victim = sizes.indexOf(Math.max(...sizes));
   let commits = 0;
-  const [r0, killed, r2] = await Promise.all([
-    cliAsync(args(0)),
-    cliAsync(args(1), { SKETCHGPU_TRACE_COMMITS: '1' }, (chunk, kill) => {
-      commits += (chunk.match(/^committed /gm) ?? []).length;
-      if (commits >= 2) kill();
-    }),
-    cliAsync(args(2)),
-  ]);
-  assert.is(r0.code, 0, r0.err);
-  assert.is(r2.code, 0, r2.err);
-  assert.is(killed.signal, 'SIGKILL', `shard 1 was killed mid-way (exit ${killed.code}): ${killed.err}`);
-  const restarted = json(args(1));
-  assert.ok(restarted.resumed >= 2 && restarted.embedded_now >= 1, `the restart resumed (${restarted.resumed} kept, ${restarted.embedded_now} embedded now)`);
-  assert.is(restarted.resumed + restarted.embedded_now, sizes[1]);
+  const runs = await Promise.all([0, 1, 2].map((i) => i !== victim ? cliAsync(args(i)) : cliAsync(args(i), { SKETCHGPU_TRACE_COMMITS: '1' }, (chunk, kill) => {
+    commits += (chunk.match(/^committed /gm) ?? []).length;
+    if (commits >= 1) kill();
+  })));
+  runs.forEach((r, i) => { if (i !== victim) assert.is(r.code, 0, r.err); });
+  const killed = runs[victim]!;
+  assert.is(killed.signal, 'SIGKILL', `shard ${victim} was killed mid-way (exit ${killed.code}): ${killed.err}`);
+  const restarted = json(args(victim));
+  assert.ok(restarted.resumed >= 1 && restarted.embedded_now >= 1, `the restart resumed (${restarted.resumed} kept, ${restarted.embedded_now} embedded now)`);
+  assert.is(restarted.resumed + restarted.embedded_now, sizes[victim]);
   assert.is(restarted.table_rows, 24);
   const a = await loadTable(one), b = await loadTable(uri);
   assert.equal(b.paths, a.paths, 'same photos, each once');
@@ -146,10 +145,10 @@ test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is 
     for (let k = 0; k < D; k++) s += Math.fround(q[k]!) * emb[r * D + k]!;
     return s;
   };
-  const annRun = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '30', '--nprobes', '2', '-k', '10', '--json']);
+  const annRun = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '60', '--nprobes', '4', '-k', '10', '--json']);
   const flat = json(['query', sketch, '--index', `lancedb:${uri}`, '--exact', '-k', '10', '--json']);
-  assert.is(annRun.ann.per_query, 30);
-  assert.ok(annRun.ann.rows_scored <= 30);
+  assert.is(annRun.ann.per_query, 60);
+  assert.ok(annRun.ann.rows_scored <= 60);
   const hits = annRun.results[0].hits as { path: string; score: number }[];
   assert.is(hits.length, 10);
   for (const h of hits) assert.ok(Math.abs(h.score - exact(h.path)) < 1e-5, `${h.path}: ${h.score} vs exact ${exact(h.path)}`);
