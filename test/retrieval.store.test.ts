@@ -110,6 +110,21 @@ test('query: the same hits and scores through the .sgi file and the LanceDB tabl
   assert.is(b.ann, undefined);
 });
 
+test('RN cache and f16 through LanceDB: export of an .sgi index, then query --rerank rn gives the .sgi results (tokens from the table)', () => {
+  const cached = join(tmp, 'cached16.sgi'), uri = join(tmp, 'cached16.lancedb');
+  json(['index', gallery, '-o', cached, '--weights', W64, '--rn-cache', '--dtype', 'f16', '--json']);
+  const ex = json(['export', cached, '--store', `lancedb:${uri}`, '--json']);
+  assert.is(ex.table_rows, 24);
+  assert.is(ex.rn_cache, true);
+  const q = (index: string, extra: string[] = []) => json(['query', sketch, '--index', index, '-k', '5', '--rerank', 'rn', '--rerank-k', '8', '--json', ...extra]);
+  const a = q(cached), b = q(`lancedb:${uri}`);
+  assert.is(b.rerank_tokens, 'index cache');
+  const hits = (r: { results: { hits: unknown[] }[] }) => r.results[0]!.hits;
+  assert.equal(hits(b), hits(a));
+  // Exporting again adds nothing (merge on path).
+  assert.is(json(['export', cached, '--store', `lancedb:${uri}`, '--json']).table_rows, 24);
+});
+
 test('eval --index: the metrics and every score of encoding the photos, through the .sgi file and the LanceDB table', () => {
   const dump = (name: string) => join(tmp, `${name}.npy`);
   const plain = json(['eval', '--data', data, '--weights', W64, '--json', '--dump-scores', dump('plain')]);
