@@ -172,6 +172,14 @@ test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is 
   let shared = 0;
   for (const h of hits) if (flatScore.has(h.path)) { shared++; assert.is(h.score, flatScore.get(h.path)); }
   assert.ok(shared >= 1, 'the ANN top 10 shares photos with the exact top 10');
+  // A photo committed after the vector index was built is still found by --ann (LanceDB scans unindexed rows).
+  const late = Float32Array.from(q, (v) => Math.fround(v));
+  const g = await LanceGallery.openForWrite(uri, { model: ref.model, weightsPath: ref.weightsPath, root: ref.root, dim: D, dtype: 'f32', tokens: 0, planes: 0 });
+  await g.insert([{ path: 'r/late.png', payload: late }]);
+  g.close();
+  const after = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '60', '--nprobes', '4', '-k', '3', '--json']);
+  assert.is(after.results[0].hits[0].path, 'r/late.png');
+  assert.ok(Math.abs(after.results[0].hits[0].score - 1) < 1e-5);
   // Automatic: above --ann-threshold a table with a vector index is searched by ANN, below it exactly.
   assert.ok(json(['query', sketch, '--index', `lancedb:${uri}`, '--ann-threshold', '1000', '--json']).ann);
   assert.is(json(['query', sketch, '--index', `lancedb:${uri}`, '--ann-threshold', '5000', '--json']).ann, undefined);
