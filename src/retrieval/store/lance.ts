@@ -244,7 +244,7 @@ export class LanceGallery {
     const data = this.toArrow(rows);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.table.mergeInsert('path').whenNotMatchedInsertAll().execute(data as never, { timeoutMs: 120_000 });
+        await this.table.mergeInsert('path').whenNotMatchedInsertAll().execute(data as never, { timeoutMs: 600_000 });
         return;
       } catch (e) {
         if (attempt >= 8 || !isConflict(e)) {

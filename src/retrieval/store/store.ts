@@ -180,7 +180,7 @@ export async function exportToLance(ix: GalleryIndex, uri: string, o: { commitEv
   const g = await LanceGallery.openForWrite(uri, { model: ix.model, weightsPath: ix.weightsPath, root: ix.root, dim: D, dtype: ix.dtype, tokens: T, planes });
   try {
     const row = T * D;
-    const every = o.commitEvery ?? 65536;
+    const every = o.commitEvery ?? 16384;
     for (let s = 0; s < n; s += every) {
       const rows: LanceRow[] = [];
       for (let i = s; i < Math.min(n, s + every); i++) {
