@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readNpy } from '../src/io/npy.ts';
@@ -82,11 +82,13 @@ test('index --shard: three concurrent shards, one killed with SIGKILL between co
   const sizes = [0, 1, 2].map((i) => all.filter((p) => shardOf(p, 3) === i).length);
   assert.ok(sizes.every((n) => n >= 4), `each shard has photos to commit in steps: ${sizes}`);
   const args = (i: number) => ['index', gallery, '--store', `lancedb:${uri}`, '--weights', W64, '--shard', `${i}/3`, '--batch', '1', '--commit-every', '1', '--json'];
+  // The victim runs the CLI in the spawned process itself (SKETCHGPU_CLI_CHILD: bin/sketchgpu.js otherwise runs it in a
+  // detached child, which a SIGKILL of the wrapper would not reach).
   // The largest shard is killed right after its first commit: it has the most work left, so the kill lands mid-way
   // even when this process is slow to read the child's stderr on a loaded machine.
   const victim = sizes.indexOf(Math.max(...sizes));
   let commits = 0;
-  const runs = await Promise.all([0, 1, 2].map((i) => i !== victim ? cliAsync(args(i)) : cliAsync(args(i), { SKETCHGPU_TRACE_COMMITS: '1' }, (chunk, kill) => {
+  const runs = await Promise.all([0, 1, 2].map((i) => i !== victim ? cliAsync(args(i)) : cliAsync(args(i), { SKETCHGPU_TRACE_COMMITS: '1', SKETCHGPU_CLI_CHILD: '1' }, (chunk, kill) => {
     commits += (chunk.match(/^committed /gm) ?? []).length;
     if (commits >= 1) kill();
   })));
@@ -199,6 +201,10 @@ test('refusals: other weights, non-finite embeddings, no LanceDB package, bad st
   g.close();
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${bad}`]), /norm NaN/);
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${join(tmp, 'nothing-here')}`]), /cannot open the gallery table/);
+  // One run per shard at a time on a local table: a live holder of the shard's lock refuses a second run.
+  writeFileSync(join(one, '.sketchgpu-shard-1-of-2.lock'), `${process.pid}\n`);
+  assertCleanError(cli(['index', gallery, '--store', `lancedb:${one}`, '--weights', W64, '--shard', '1/2']), /being built by another sketchgpu index run/);
+  rmSync(join(one, '.sketchgpu-shard-1-of-2.lock'));
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${one}`], { SKETCHGPU_NO_LANCEDB: '1' }), /optional package @lancedb\/lancedb/);
   assertCleanError(cli(['index', gallery, '--store', 'lancedb:', '--weights', W64]), /needs a location/);
   assertCleanError(cli(['index', gallery, '--store', 'redis:x', '--weights', W64]), /unknown store/);

@@ -296,8 +296,21 @@ export class LanceGallery {
   /** Decoded rows as a GalleryIndex sorted by path (as an .sgi index), checked like one. */
   private assemble(d: Decoded): GalleryIndex {
     const l = this.layout, D = l.dim, R = rowWidth(l), { paths } = d;
-    const n = paths.length;
-    const order = paths.map((_, i) => i).sort((a, b) => (paths[a]! < paths[b]! ? -1 : paths[a]! > paths[b]! ? 1 : 0));
+    const sortedAll = paths.map((_, i) => i).sort((a, b) => (paths[a]! < paths[b]! ? -1 : paths[a]! > paths[b]! ? 1 : 0));
+    // Two writers inserting the same photo at the same moment (the same shard run twice at once) can both commit it:
+    // Lance's merge-insert does not detect that conflict. Identical copies are read as one; copies that differ
+    // (other weights cannot get in, but a damaged row can) are refused.
+    const same = (x: Float32Array | undefined, w: number, a: number, b: number) => !x || x.subarray(a * w, (a + 1) * w).every((v, k) => Object.is(v, x[b * w + k]));
+    const order: number[] = [];
+    for (const r of sortedAll) {
+      const prev = order[order.length - 1];
+      if (prev !== undefined && paths[prev] === paths[r]) {
+        if (same(d.emb, D, prev, r) && same(d.tok, R, prev, r)) continue;
+        throw badTable(this.uri, `it holds the photo ${JSON.stringify(paths[r])} twice, with different values`);
+      }
+      order.push(r);
+    }
+    const n = order.length;
     const embeddings = new Float32Array(n * D);
     order.forEach((r, i) => embeddings.set(d.emb.subarray(r * D, (r + 1) * D), i * D));
     let tokens: Float32Array | undefined;

@@ -5,12 +5,12 @@
  * either; a LanceDB table can also narrow a query to ANN candidates that are then scored exactly (query.ts).
  */
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { SketchError } from '../../core/errors.ts';
 import { readBoundedFileSync } from '../../io/read-file.ts';
 import { listGallery } from '../gallery.ts';
 import { checkIndexHead, parseIndex, type GalleryIndex, type ModelIdentity } from '../index-format.ts';
-import { embedPhotos } from '../indexer.ts';
+import { embedPhotos, lockIndexOutput } from '../indexer.ts';
 import { asRetrievalModel, type AnyModel } from '../model.ts';
 import { LanceGallery, type LanceLayout, type LanceRow } from './lance.ts';
 
@@ -130,6 +130,16 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
     tokens: o.rnCache ? model.tokens : 0, planes: o.rnCache ? model.relationPlanes : 0,
   };
   const g = await LanceGallery.openForWrite(o.uri, layout);
+  // One run per shard at a time: two runs of one shard would insert the same photos concurrently, which Lance's
+  // merge-insert does not catch (identical copies are read as one, but they waste space). A lock file beside the
+  // table does it on a local disk; on object storage each shard must be started once (docs/vector-store.md).
+  let release = () => undefined as void;
+  try {
+    if (isAbsolute(o.uri)) release = lockIndexOutput(join(o.uri, `.sketchgpu-shard-${shard.index}-of-${shard.count}`));
+  } catch (e) {
+    g.close();
+    throw e;
+  }
   try {
     const mine = list.paths.filter((p) => shardOf(p, shard.count) === shard.index);
     const have = new Set(await g.paths());
@@ -168,6 +178,7 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
       table_rows: rows, table_version: version,
     };
   } finally {
+    release();
     g.close();
   }
 }
