@@ -236,8 +236,9 @@ export class LanceGallery {
   }
 
   /**
-   * Stores rows that are not in the table yet (merge-insert on `path`: a path already present is left as it is, so a
-   * retried or concurrent insert never duplicates a photo). Commit conflicts with concurrent writers are retried.
+   * Stores rows that are not in the table yet (merge-insert on `path`: a path already committed is left as it is, so
+   * a retried or resumed insert does not duplicate a photo; two writers inserting one path at the same moment can,
+   * which buildLanceIndex's per-shard lock prevents). Commit conflicts with concurrent writers are retried.
    */
   async insert(rows: LanceRow[]): Promise<void> {
     if (!rows.length) return;

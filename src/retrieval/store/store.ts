@@ -118,7 +118,8 @@ export interface BuildLanceResult {
 /**
  * Embeds this shard's photos (shardOf(path) === shard.index) into the LanceDB table at `uri`, committing every
  * `commitEvery` photos. Resumable: photos already in the table are not embedded again; a crash loses at most the
- * commit in flight; a photo is never stored twice (merge-insert on path), even when two runs overlap.
+ * commit in flight; a photo already committed is not stored again (merge-insert on path). One run per shard at a
+ * time (a lock file on a local table): two runs of one shard at once could store a photo twice.
  */
 export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceResult> {
   const t0 = performance.now();
