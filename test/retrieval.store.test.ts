@@ -9,12 +9,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readNpy } from '../src/io/npy.ts';
+import { loadWeights } from '../src/models/load-file.ts';
+import { ZseModel } from '../src/models/zse/model.ts';
+import { listDataset, RERANK_OFFSET, runEval } from '../src/retrieval/eval.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { LanceGallery } from '../src/retrieval/store/lance.ts';
 import { exportToLance, shardOf } from '../src/retrieval/store/store.ts';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, BIN, cli, json, png } from './cli-util.ts';
-import { rand } from './util.ts';
+import { gpu, rand } from './util.ts';
 
 const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
 const W224 = resolve(FIXTURES, 'zse', 'tiny224.weights.safetensors');
@@ -138,6 +141,24 @@ test('eval --index: the metrics and every score of encoding the photos, through 
   }
   const s0 = readNpy(readFileSync(dump('plain'))).data as Float32Array;
   for (const n of ['sgi', 'lance']) assert.equal(Array.from(readNpy(readFileSync(dump(n))).data as Float32Array), Array.from(s0), n);
+});
+
+test('eval with ANN candidates (library): inside a query\'s candidates the exact cosine, outside one score below all, as if not returned', async () => {
+  const w = await loadWeights(W64);
+  const model = ZseModel.create(await gpu(), w.config, w.tensors);
+  const ds = listDataset(data);
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  assert.equal(ix.paths, ds.photos.paths);
+  const exact = await runEval(model, ds, 'ret', { photoEmbeddings: ix.embeddings });
+  const np = ds.photos.paths.length;
+  // Candidates: every third photo, a stand-in for what an ANN index returns.
+  const cand = (q: number) => Array.from({ length: np }, (_, j) => j).filter((j) => (j + q) % 3 === 0);
+  const viaAnn = await runEval(model, ds, 'ret', { photoEmbeddings: ix.embeddings, candidates: async (_q, nq) => Array.from({ length: nq }, (_, q) => cand(q)) });
+  for (let q = 0; q < exact.n_queries; q++) {
+    const keep = new Set(cand(q));
+    for (let j = 0; j < np; j++) assert.is(viaAnn.scores[q * np + j], keep.has(j) ? exact.scores[q * np + j] : -RERANK_OFFSET, `query ${q}, photo ${j}`);
+  }
+  await model.destroy();
 });
 
 test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is the exact cosine of the stored embedding', async () => {
