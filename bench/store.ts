@@ -7,7 +7,7 @@
 //   recall@10 of the ANN path against the exact top 10, and of the planted neighbours.
 // Usage: node --import tsx --import ./test/hooks.mjs bench/store.ts [--sizes 10000,100000,1000000] [--dim 768]
 //   [--queries 20] [--candidates 200] [--nprobes 20] [--json] [--out bench/results/store.json] [--keep <dir>]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -90,6 +90,16 @@ function synth(n: number) {
   return { emb, queries, planted };
 }
 
+/** writeFileSync refuses more than 2 GiB in one call. */
+function writeAll(file: string, bytes: Uint8Array) {
+  const fd = openSync(file, 'w');
+  try {
+    for (let o = 0; o < bytes.length; o += 1 << 30) writeSync(fd, bytes, o, Math.min(1 << 30, bytes.length - o));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const recall = (got: number[], want: number[]) => want.filter((w) => got.includes(w)).length / want.length;
 
@@ -152,7 +162,7 @@ async function main() {
       t = performance.now();
       const ix: GalleryIndex = { model: identity, weightsPath: '', root: '/', paths, dim: D, dtype: 'f32', embeddings: emb, skipped: [], created: '' };
       const bytes = serializeIndex(ix);
-      writeFileSync(join(work, `g${n}.sgi`), bytes);
+      writeAll(join(work, `g${n}.sgi`), bytes);
       r['sgi_write_s'] = (performance.now() - t) / 1000;
       r['sgi_bytes'] = bytes.length;
       rmSync(join(work, `g${n}.sgi`));

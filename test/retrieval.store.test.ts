@@ -5,16 +5,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readNpy } from '../src/io/npy.ts';
+import { loadWeights } from '../src/models/load-file.ts';
+import { ZseModel } from '../src/models/zse/model.ts';
+import { listDataset, RERANK_OFFSET, runEval } from '../src/retrieval/eval.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { LanceGallery } from '../src/retrieval/store/lance.ts';
 import { exportToLance, shardOf } from '../src/retrieval/store/store.ts';
 import { FIXTURES } from './paths.ts';
 import { assertCleanError, BIN, cli, json, png } from './cli-util.ts';
-import { rand } from './util.ts';
+import { gpu, rand } from './util.ts';
 
 const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
 const W224 = resolve(FIXTURES, 'zse', 'tiny224.weights.safetensors');
@@ -82,21 +85,22 @@ test('index --shard: three concurrent shards, one killed with SIGKILL between co
   const sizes = [0, 1, 2].map((i) => all.filter((p) => shardOf(p, 3) === i).length);
   assert.ok(sizes.every((n) => n >= 4), `each shard has photos to commit in steps: ${sizes}`);
   const args = (i: number) => ['index', gallery, '--store', `lancedb:${uri}`, '--weights', W64, '--shard', `${i}/3`, '--batch', '1', '--commit-every', '1', '--json'];
+  // The victim runs the CLI in the spawned process itself (SKETCHGPU_CLI_CHILD: bin/sketchgpu.js otherwise runs it in a
+  // detached child, which a SIGKILL of the wrapper would not reach).
+  // The largest shard is killed right after its first commit: it has the most work left, so the kill lands mid-way
+  // even when this process is slow to read the child's stderr on a loaded machine.
+  const victim = sizes.indexOf(Math.max(...sizes));
   let commits = 0;
-  const [r0, killed, r2] = await Promise.all([
-    cliAsync(args(0)),
-    cliAsync(args(1), { SKETCHGPU_TRACE_COMMITS: '1' }, (chunk, kill) => {
-      commits += (chunk.match(/^committed /gm) ?? []).length;
-      if (commits >= 2) kill();
-    }),
-    cliAsync(args(2)),
-  ]);
-  assert.is(r0.code, 0, r0.err);
-  assert.is(r2.code, 0, r2.err);
-  assert.is(killed.signal, 'SIGKILL', `shard 1 was killed mid-way (exit ${killed.code}): ${killed.err}`);
-  const restarted = json(args(1));
-  assert.ok(restarted.resumed >= 2 && restarted.embedded_now >= 1, `the restart resumed (${restarted.resumed} kept, ${restarted.embedded_now} embedded now)`);
-  assert.is(restarted.resumed + restarted.embedded_now, sizes[1]);
+  const runs = await Promise.all([0, 1, 2].map((i) => i !== victim ? cliAsync(args(i)) : cliAsync(args(i), { SKETCHGPU_TRACE_COMMITS: '1', SKETCHGPU_CLI_CHILD: '1' }, (chunk, kill) => {
+    commits += (chunk.match(/^committed /gm) ?? []).length;
+    if (commits >= 1) kill();
+  })));
+  runs.forEach((r, i) => { if (i !== victim) assert.is(r.code, 0, r.err); });
+  const killed = runs[victim]!;
+  assert.is(killed.signal, 'SIGKILL', `shard ${victim} was killed mid-way (exit ${killed.code}): ${killed.err}`);
+  const restarted = json(args(victim));
+  assert.ok(restarted.resumed >= 1 && restarted.embedded_now >= 1, `the restart resumed (${restarted.resumed} kept, ${restarted.embedded_now} embedded now)`);
+  assert.is(restarted.resumed + restarted.embedded_now, sizes[victim]);
   assert.is(restarted.table_rows, 24);
   const a = await loadTable(one), b = await loadTable(uri);
   assert.equal(b.paths, a.paths, 'same photos, each once');
@@ -111,6 +115,21 @@ test('query: the same hits and scores through the .sgi file and the LanceDB tabl
   assert.is(b.ann, undefined);
 });
 
+test('RN cache and f16 through LanceDB: export of an .sgi index, then query --rerank rn gives the .sgi results (tokens from the table)', () => {
+  const cached = join(tmp, 'cached16.sgi'), uri = join(tmp, 'cached16.lancedb');
+  json(['index', gallery, '-o', cached, '--weights', W64, '--rn-cache', '--dtype', 'f16', '--json']);
+  const ex = json(['export', cached, '--store', `lancedb:${uri}`, '--json']);
+  assert.is(ex.table_rows, 24);
+  assert.is(ex.rn_cache, true);
+  const q = (index: string, extra: string[] = []) => json(['query', sketch, '--index', index, '-k', '5', '--rerank', 'rn', '--rerank-k', '8', '--json', ...extra]);
+  const a = q(cached), b = q(`lancedb:${uri}`);
+  assert.is(b.rerank_tokens, 'index cache');
+  const hits = (r: { results: { hits: unknown[] }[] }) => r.results[0]!.hits;
+  assert.equal(hits(b), hits(a));
+  // Exporting again adds nothing (merge on path).
+  assert.is(json(['export', cached, '--store', `lancedb:${uri}`, '--json']).table_rows, 24);
+});
+
 test('eval --index: the metrics and every score of encoding the photos, through the .sgi file and the LanceDB table', () => {
   const dump = (name: string) => join(tmp, `${name}.npy`);
   const plain = json(['eval', '--data', data, '--weights', W64, '--json', '--dump-scores', dump('plain')]);
@@ -122,6 +141,24 @@ test('eval --index: the metrics and every score of encoding the photos, through 
   }
   const s0 = readNpy(readFileSync(dump('plain'))).data as Float32Array;
   for (const n of ['sgi', 'lance']) assert.equal(Array.from(readNpy(readFileSync(dump(n))).data as Float32Array), Array.from(s0), n);
+});
+
+test('eval with ANN candidates (library): inside a query\'s candidates the exact cosine, outside one score below all, as if not returned', async () => {
+  const w = await loadWeights(W64);
+  const model = ZseModel.create(await gpu(), w.config, w.tensors);
+  const ds = listDataset(data);
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  assert.equal(ix.paths, ds.photos.paths);
+  const exact = await runEval(model, ds, 'ret', { photoEmbeddings: ix.embeddings });
+  const np = ds.photos.paths.length;
+  // Candidates: every third photo, a stand-in for what an ANN index returns.
+  const cand = (q: number) => Array.from({ length: np }, (_, j) => j).filter((j) => (j + q) % 3 === 0);
+  const viaAnn = await runEval(model, ds, 'ret', { photoEmbeddings: ix.embeddings, candidates: async (_q, nq) => Array.from({ length: nq }, (_, q) => cand(q)) });
+  for (let q = 0; q < exact.n_queries; q++) {
+    const keep = new Set(cand(q));
+    for (let j = 0; j < np; j++) assert.is(viaAnn.scores[q * np + j], keep.has(j) ? exact.scores[q * np + j] : -RERANK_OFFSET, `query ${q}, photo ${j}`);
+  }
+  await model.destroy();
 });
 
 test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is the exact cosine of the stored embedding', async () => {
@@ -146,10 +183,10 @@ test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is 
     for (let k = 0; k < D; k++) s += Math.fround(q[k]!) * emb[r * D + k]!;
     return s;
   };
-  const annRun = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '30', '--nprobes', '2', '-k', '10', '--json']);
+  const annRun = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '60', '--nprobes', '4', '-k', '10', '--json']);
   const flat = json(['query', sketch, '--index', `lancedb:${uri}`, '--exact', '-k', '10', '--json']);
-  assert.is(annRun.ann.per_query, 30);
-  assert.ok(annRun.ann.rows_scored <= 30);
+  assert.is(annRun.ann.per_query, 60);
+  assert.ok(annRun.ann.rows_scored <= 60);
   const hits = annRun.results[0].hits as { path: string; score: number }[];
   assert.is(hits.length, 10);
   for (const h of hits) assert.ok(Math.abs(h.score - exact(h.path)) < 1e-5, `${h.path}: ${h.score} vs exact ${exact(h.path)}`);
@@ -158,6 +195,14 @@ test('query --ann: IVF-PQ candidates re-scored exactly: every returned score is 
   let shared = 0;
   for (const h of hits) if (flatScore.has(h.path)) { shared++; assert.is(h.score, flatScore.get(h.path)); }
   assert.ok(shared >= 1, 'the ANN top 10 shares photos with the exact top 10');
+  // A photo committed after the vector index was built is still found by --ann (LanceDB scans unindexed rows).
+  const late = Float32Array.from(q, (v) => Math.fround(v));
+  const g = await LanceGallery.openForWrite(uri, { model: ref.model, weightsPath: ref.weightsPath, root: ref.root, dim: D, dtype: 'f32', tokens: 0, planes: 0 });
+  await g.insert([{ path: 'r/late.png', payload: late }]);
+  g.close();
+  const after = json(['query', sketch, '--index', `lancedb:${uri}`, '--ann', '--candidates', '60', '--nprobes', '4', '-k', '3', '--json']);
+  assert.is(after.results[0].hits[0].path, 'r/late.png');
+  assert.ok(Math.abs(after.results[0].hits[0].score - 1) < 1e-5);
   // Automatic: above --ann-threshold a table with a vector index is searched by ANN, below it exactly.
   assert.ok(json(['query', sketch, '--index', `lancedb:${uri}`, '--ann-threshold', '1000', '--json']).ann);
   assert.is(json(['query', sketch, '--index', `lancedb:${uri}`, '--ann-threshold', '5000', '--json']).ann, undefined);
@@ -177,6 +222,10 @@ test('refusals: other weights, non-finite embeddings, no LanceDB package, bad st
   g.close();
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${bad}`]), /norm NaN/);
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${join(tmp, 'nothing-here')}`]), /cannot open the gallery table/);
+  // One run per shard at a time on a local table: a live holder of the shard's lock refuses a second run.
+  writeFileSync(join(one, '.sketchgpu-shard-1-of-2.lock'), `${process.pid}\n`);
+  assertCleanError(cli(['index', gallery, '--store', `lancedb:${one}`, '--weights', W64, '--shard', '1/2']), /being built by another sketchgpu index run/);
+  rmSync(join(one, '.sketchgpu-shard-1-of-2.lock'));
   assertCleanError(cli(['query', sketch, '--index', `lancedb:${one}`], { SKETCHGPU_NO_LANCEDB: '1' }), /optional package @lancedb\/lancedb/);
   assertCleanError(cli(['index', gallery, '--store', 'lancedb:', '--weights', W64]), /needs a location/);
   assertCleanError(cli(['index', gallery, '--store', 'redis:x', '--weights', W64]), /unknown store/);

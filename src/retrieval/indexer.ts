@@ -326,7 +326,8 @@ async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult>
   const bytes = serializeIndex(ix);
   const wfd = openSync(tmp, 'w');
   try {
-    writeSync(wfd, bytes);
+    // One write call takes at most 2 GiB (Node refuses more): a large gallery's index goes out in 1 GiB pieces.
+    for (let o = 0; o < bytes.length; o += 1 << 30) writeSync(wfd, bytes, o, Math.min(1 << 30, bytes.length - o));
     fsyncSync(wfd);
   } finally {
     closeSync(wfd);

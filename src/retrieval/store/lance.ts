@@ -238,15 +238,16 @@ export class LanceGallery {
   }
 
   /**
-   * Stores rows that are not in the table yet (merge-insert on `path`: a path already present is left as it is, so a
-   * retried or concurrent insert never duplicates a photo). Commit conflicts with concurrent writers are retried.
+   * Stores rows that are not in the table yet (merge-insert on `path`: a path already committed is left as it is, so
+   * a retried or resumed insert does not duplicate a photo; two writers inserting one path at the same moment can,
+   * which buildLanceIndex's per-shard lock prevents). Commit conflicts with concurrent writers are retried.
    */
   async insert(rows: LanceRow[]): Promise<void> {
     if (!rows.length) return;
     const data = this.toArrow(rows);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.table.mergeInsert('path').whenNotMatchedInsertAll().execute(data as never, { timeoutMs: 120_000 });
+        await this.table.mergeInsert('path').whenNotMatchedInsertAll().execute(data as never, { timeoutMs: 600_000 });
         return;
       } catch (e) {
         if (attempt >= 8 || !isConflict(e)) {
@@ -298,8 +299,21 @@ export class LanceGallery {
   /** Decoded rows as a GalleryIndex sorted by path (as an .sgi index), checked like one. */
   private assemble(d: Decoded): GalleryIndex {
     const l = this.layout, D = l.dim, R = rowWidth(l), { paths } = d;
-    const n = paths.length;
-    const order = paths.map((_, i) => i).sort((a, b) => (paths[a]! < paths[b]! ? -1 : paths[a]! > paths[b]! ? 1 : 0));
+    const sortedAll = paths.map((_, i) => i).sort((a, b) => (paths[a]! < paths[b]! ? -1 : paths[a]! > paths[b]! ? 1 : 0));
+    // Two writers inserting the same photo at the same moment (the same shard run twice at once) can both commit it:
+    // Lance's merge-insert does not detect that conflict. Identical copies are read as one; copies that differ
+    // (other weights cannot get in, but a damaged row can) are refused.
+    const same = (x: Float32Array | undefined, w: number, a: number, b: number) => !x || x.subarray(a * w, (a + 1) * w).every((v, k) => Object.is(v, x[b * w + k]));
+    const order: number[] = [];
+    for (const r of sortedAll) {
+      const prev = order[order.length - 1];
+      if (prev !== undefined && paths[prev] === paths[r]) {
+        if (same(d.emb, D, prev, r) && same(d.tok, R, prev, r)) continue;
+        throw badTable(this.uri, `it holds the photo ${JSON.stringify(paths[r])} twice, with different values`);
+      }
+      order.push(r);
+    }
+    const n = order.length;
     const embeddings = new Float32Array(n * D);
     order.forEach((r, i) => embeddings.set(d.emb.subarray(r * D, (r + 1) * D), i * D));
     let tokens: Float32Array | undefined;

@@ -5,12 +5,12 @@
  * either; a LanceDB table can also narrow a query to ANN candidates that are then scored exactly (query.ts).
  */
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { SketchError } from '../../core/errors.ts';
 import { readBoundedFileSync } from '../../io/read-file.ts';
 import { listGallery } from '../gallery.ts';
 import { checkIndexHead, parseIndex, type GalleryIndex, type ModelIdentity } from '../index-format.ts';
-import { embedPhotos } from '../indexer.ts';
+import { embedPhotos, lockIndexOutput } from '../indexer.ts';
 import { asRetrievalModel, type AnyModel } from '../model.ts';
 import { LanceGallery, type LanceLayout, type LanceRow } from './lance.ts';
 
@@ -118,7 +118,8 @@ export interface BuildLanceResult {
 /**
  * Embeds this shard's photos (shardOf(path) === shard.index) into the LanceDB table at `uri`, committing every
  * `commitEvery` photos. Resumable: photos already in the table are not embedded again; a crash loses at most the
- * commit in flight; a photo is never stored twice (merge-insert on path), even when two runs overlap.
+ * commit in flight; a photo already committed is not stored again (merge-insert on path). One run per shard at a
+ * time (a lock file on a local table): two runs of one shard at once could store a photo twice.
  */
 export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceResult> {
   const t0 = performance.now();
@@ -130,6 +131,16 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
     tokens: o.rnCache ? model.tokens : 0, planes: o.rnCache ? model.relationPlanes : 0,
   };
   const g = await LanceGallery.openForWrite(o.uri, layout);
+  // One run per shard at a time: two runs of one shard would insert the same photos concurrently, which Lance's
+  // merge-insert does not catch (identical copies are read as one, but they waste space). A lock file beside the
+  // table does it on a local disk; on object storage each shard must be started once (docs/vector-store.md).
+  let release = () => undefined as void;
+  try {
+    if (isAbsolute(o.uri)) release = lockIndexOutput(join(o.uri, `.sketchgpu-shard-${shard.index}-of-${shard.count}`));
+  } catch (e) {
+    g.close();
+    throw e;
+  }
   try {
     const mine = list.paths.filter((p) => shardOf(p, shard.count) === shard.index);
     const have = new Set(await g.paths());
@@ -168,6 +179,7 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
       table_rows: rows, table_version: version,
     };
   } finally {
+    release();
     g.close();
   }
 }
@@ -180,7 +192,7 @@ export async function exportToLance(ix: GalleryIndex, uri: string, o: { commitEv
   const g = await LanceGallery.openForWrite(uri, { model: ix.model, weightsPath: ix.weightsPath, root: ix.root, dim: D, dtype: ix.dtype, tokens: T, planes });
   try {
     const row = T * D;
-    const every = o.commitEvery ?? 65536;
+    const every = o.commitEvery ?? 16384;
     for (let s = 0; s < n; s += every) {
       const rows: LanceRow[] = [];
       for (let i = s; i < Math.min(n, s + every); i++) {
