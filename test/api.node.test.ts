@@ -130,6 +130,37 @@ test('explain: the CLI\'s RN score and links, and the pictures', async () => {
   assert.equal(e.anchors.shape, [e.anchors.shape[0], e.anchors.shape[0]]);
 });
 
+test('CAAN: embedText, text and sketch+text searches (with the text re-rank) give the CLI\'s', async () => {
+  const WC = resolve(FIXTURES, 'caan', 'tiny.weights.safetensors');
+  const c = await SketchGPU.load({ weights: WC });
+  try {
+    assert.is(c.info.model, 'caan');
+    assert.ok(c.info.hasText);
+    const t = 'a photo of a cat';
+    const cliText = json(['embed', '--weights', WC, '--modality', 'text', '--json', t]).embeddings as number[][];
+    assertClose((await c.embedText(t)).rows[0]!, cliText[0]!, 1e-6, 0, 'text embedding');
+    await c.index(gallery);
+    const ix = join(tmp, 'caan.sgi');
+    json(['index', gallery, '-o', ix, '--weights', WC, '--json']);
+    const cases: [Parameters<typeof c.search>[0], string[]][] = [
+      [{ text: t }, ['--text', t]],
+      [{ text: t, sketch: sk, textWeight: 0.3 }, [sk, '--text', t, '--text-weight', '0.3']],
+    ];
+    for (const [q, args] of cases) {
+      for (const rerank of [false, true]) {
+        const ref = json(['query', ...args, '--index', ix, '-k', '4', '--json', ...(rerank ? ['--rerank', 'rn'] : [])]).results[0].hits;
+        const hits = await c.search(q, { k: 4, rerank });
+        const what = `${args.join(' ')}${rerank ? ' --rerank rn' : ''}`;
+        assert.equal(hits.map((h) => h.id), ref.map((h: { path: string }) => h.path), what);
+        assertClose(hits.map((h) => h.score), ref.map((h: { score: number }) => h.score), 1e-5, 0, what);
+      }
+    }
+    await refusal(c.explain(sk, join(gallery, 'cat', 'p0.png')), 'BAD_WEIGHTS', /ZSE-SBIR/);
+  } finally {
+    await c.dispose();
+  }
+});
+
 test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(m.embedSketch(join(tmp, 'missing.png')), 'IO', /missing\.png/);
   await refusal(m.embedSketch(Buffer.from('not an image')), 'BAD_IMAGE', /./);
