@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { SketchGPU, Embeddings, isSketchError } from '../src/index.ts';
+import { SketchGPU, Embeddings, isSketchError, nodeGpu } from '../src/index.ts';
 import { FIXTURES } from './paths.ts';
 import { json, png } from './cli-util.ts';
 import { assertClose } from './util.ts';
@@ -176,6 +176,21 @@ test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(fresh.search(sk), 'BAD_ARGUMENT', /nothing is indexed/);
   await fresh.dispose();
   await refusal(fresh.embedSketch(sk), 'BAD_ARGUMENT', /disposed/);
+});
+
+test('dispose frees the model, not the process\'s device, which the lower-level API and other models share', async () => {
+  const other = await SketchGPU.load({ weights: W64 });
+  await other.dispose();
+  await m.dispose();
+  const ctx = await nodeGpu();
+  assert.not.ok(ctx.isLost(), 'the shared device was destroyed');
+  const again = await SketchGPU.load({ weights: W64 });
+  try {
+    assert.equal([...(await again.embedSketch(sk)).shape], [1, again.info.dim]);
+  } finally {
+    await again.dispose();
+  }
+  assert.not.ok(ctx.isLost());
 });
 
 test.run();
