@@ -115,6 +115,14 @@ test('Node: require() says ESM-only; the JS and TS examples rank the photos as t
   const help = sh(process.execPath, ['node_modules/.bin/sketchgpu', '--help'], app);
   assert.is(help.code, 0, help.err);
   assert.match(help.out, /Usage: sketchgpu/);
+  // The demo from the installed package: the shipped weights and sample, its sheet in the app's ./out.
+  const demo = timed('npx sketchgpu demo (installed package)', () => sh(process.execPath, ['node_modules/.bin/sketchgpu', 'demo', '--json', '-k', '3'], app, { XDG_CACHE_HOME: join(tmp, 'cache') }));
+  assert.is(demo.code, 0, demo.err);
+  const dj = JSON.parse(demo.out);
+  assert.is(dj.gallery, 84);
+  assert.ok(dj.trained_weights, 'the shipped weights were used');
+  assert.is(dj.html, join(app, 'out', 'demo.html'));
+  assert.ok(statSync(dj.html).size > 10_000);
   // Quiet by default: none of Dawn's adapter-limit warnings (lavapipe triggers them); --verbose shows Dawn's messages.
   const info = sh(process.execPath, ['node_modules/.bin/sketchgpu', 'info', '--json'], app);
   assert.is(info.code, 0, info.err);
