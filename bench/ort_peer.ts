@@ -1,6 +1,6 @@
 // ONNX Runtime WebGPU peer for bench/run.ts, in its own process (onnxruntime-node bundles its own Dawn; keeping it
 // apart from sketchgpu's dawn.node avoids two Dawn instances in one process). Runs the ONNX graphs that
-// tools/export_onnx.py wrote from the bench's weights: first the parity check on the inputs and outputs the parent
+// tools/bench/export_onnx.py wrote from the bench's weights: first the parity check on the inputs and outputs the parent
 // wrote (SA cls tokens, RN scores), then the same timings as the parent's e2e section (SA per batch size, CA+RN
 // pairs; wall time incl. upload and read-back). Prints one JSON line; {"error": ...} when ORT or its WebGPU EP is
 // unavailable. Usage: node --import tsx bench/ort_peer.ts --sa A.onnx --pair B.onnx --parity P.safetensors

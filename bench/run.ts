@@ -143,7 +143,7 @@ if (only.has('kernels')) {
     for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
       // f32 with each kernel, then the f16 option (binary16 weights) with the GPU kernels: vec4, and smat where
       // the subgroup-matrix kernel passed its check on this device (src/graph/smat.ts).
-      const runs: [GemmVariant, boolean][] = [['tiled', false], ['vec4', false], ['rowdot', false], ['vec4', true], ...(smatCheck?.ok ? [['smat', true] as [GemmVariant, boolean]] : [])];
+      const runs: [GemmVariant, boolean][] = [['tiled', false], ['tiled32', false], ['vec4', false], ['rowdot', false], ['vec4', true], ...(smatCheck?.ok ? [['smat', true] as [GemmVariant, boolean]] : [])];
       for (const [variant, f16] of runs) {
         await benchKernel(`${label} [${variant}${f16 ? ' f16' : ''}]`, `${M}x${N}x${K}`, (g, w) => {
           w.upload('w', randomTensor([N, K], 3), [f16 ? 'f16' : 'f32']);
@@ -156,15 +156,20 @@ if (only.has('kernels')) {
     }
   }
   const dh = D / cfg.saHeads;
-  await benchKernel('attention SA', `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {
-    const qkv = g.input('qkv', [T, 3 * D]);
-    g.output('o', attention(g, qkv, qkv, qkv, { B: 1, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale: 1 / Math.sqrt(dh) }));
-  }, { qkv: rnd(T * 3 * D, 7) });
+  // Both attention programs side by side (the split one is the default where it applies: dh >= 36).
+  for (const variant of ['flash', 'split'] as const) {
+    await benchKernel(`attention SA [${variant}]`, `${cfg.saHeads}x${T}x${T}x${dh}`, (g) => {
+      const qkv = g.input('qkv', [T, 3 * D]);
+      g.output('o', attention(g, qkv, qkv, qkv, { B: 1, heads: cfg.saHeads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale: 1 / Math.sqrt(dh), variant }));
+    }, { qkv: rnd(T * 3 * D, 7) });
+  }
   const dk = D / cfg.caHeads;
-  await benchKernel('attention CA x16 pairs', `16x${cfg.caHeads}x${T}x${T}x${dk}`, (g) => {
-    const q = g.input('q', [16, T, D]);
-    g.output('o', attention(g, q, q, q, { B: 16, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk) }));
-  }, { q: rnd(16 * T * D, 8) });
+  for (const variant of ['flash', 'split'] as const) {
+    await benchKernel(`attention CA x16 pairs [${variant}]`, `16x${cfg.caHeads}x${T}x${T}x${dk}`, (g) => {
+      const q = g.input('q', [16, T, D]);
+      g.output('o', attention(g, q, q, q, { B: 16, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), variant }));
+    }, { q: rnd(16 * T * D, 8) });
+  }
   const [c0] = cfg.stemChannels as [number];
   await benchKernel('conv stem 7x7/s2', `3->${c0} @${S}`, (g, w) => {
     up(w, 'w', [c0, 3, 7, 7], 9);
@@ -352,7 +357,7 @@ const benchWeights = !args['no-peers'] && only.has('e2e') && weights ? writeBenc
 weights = undefined;
 
 if (benchWeights) {
-  const r = spawnSync(py, [join(ROOT, 'tools', 'bench_torch.py'), '--model', modelName, '--weights', benchWeights.path, '--iters', String(iters), '--batches', batches.join(',')], { encoding: 'utf8' });
+  const r = spawnSync(py, [join(ROOT, 'tools', 'bench', 'bench_torch.py'), '--model', modelName, '--weights', benchWeights.path, '--iters', String(iters), '--batches', batches.join(',')], { encoding: 'utf8' });
   if (r.status === 0) {
     peers = { pytorch: JSON.parse(lastLine(r.stdout)) };
     const pt = (peers.pytorch as { sa: Record<string, { img_per_s: number }>; ca_rn: { pairs_per_s: number } });
@@ -402,11 +407,11 @@ interface OrtResult {
   sa: Record<string, { ms: number; img_per_s: number }>; ca_rn: { pairs: number; ms: number; pairs_per_s: number; note: string };
 }
 /**
- * ONNX Runtime's WebGPU EP on the same model and weights: tools/export_onnx.py writes the two graphs (cached in
+ * ONNX Runtime's WebGPU EP on the same model and weights: tools/bench/export_onnx.py writes the two graphs (cached in
  * .cache/onnx by the weights' and the exporter's hash), bench/ort_peer.ts runs them in a child process.
  */
 function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: string } {
-  const exporter = join(ROOT, 'tools', 'export_onnx.py');
+  const exporter = join(ROOT, 'tools', 'bench', 'export_onnx.py');
   const stampPath = join(onnxDir, `${modelName}.stamp.json`);
   const key = createHash('sha256').update(w.sha256).update(readFileSync(exporter)).digest('hex');
   let onnx: OrtResult['onnx'] | undefined;
@@ -415,7 +420,7 @@ function ortPeer(w: { path: string; sha256: string }): OrtResult | { error: stri
     if (st.key === key && existsSync(st.onnx.sa) && existsSync(st.onnx.pair)) onnx = st.onnx;
   } catch { /* no stamp yet */ }
   if (!onnx) {
-    log('\nexporting the bench model to ONNX (tools/export_onnx.py) ...');
+    log('\nexporting the bench model to ONNX (tools/bench/export_onnx.py) ...');
     const r = spawnSync(py, [exporter, w.path, '--out', onnxDir, '--name', modelName], { encoding: 'utf8' });
     if (r.status !== 0) return { error: `ONNX export failed: ${lastLine(r.stderr || r.error?.message || '')}` };
     const o = JSON.parse(lastLine(r.stdout)) as { sa: string; pair: string; opset: number; torch: string };

@@ -25,3 +25,9 @@ export {
   runQuery, runTextQuery, type QueryOptions, type QueryRun, type QueryResult, type QueryHit, type TextQueryOptions, type TextQueryRun, type TextQueryResult,
 } from './retrieval/query.ts';
 export { runEval, listDataset, EVAL_MODES, type EvalMode, type EvalResult, type ClassMetrics } from './retrieval/eval.ts';
+export {
+  openStore, parseStoreSpec, buildLanceIndex, exportToLance, shardOf, parseShard,
+  type GalleryStore, type StoreSpec, type BuildLanceOptions, type BuildLanceResult,
+} from './retrieval/store/store.ts';
+export type { AnnSource } from './retrieval/query.ts';
+export type { EvalOptions } from './retrieval/eval.ts';

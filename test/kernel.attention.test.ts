@@ -24,6 +24,24 @@ for (const [B, H, Tq, Tk, dh] of [
   });
 }
 
+// Both programs for head dims with one row per invocation: 'flash' (all keys in one invocation; software adapters)
+// and 'split' (4 or 2 invocations per row over a part of the keys each, merged through workgroup memory; hardware
+// adapters), over key counts below the number of parts (empty parts), rows off the 16-row workgroup, Tq != Tk.
+for (const variant of ['flash', 'split'] as const) {
+  for (const [B, H, Tq, Tk, dh] of [[1, 1, 1, 1, 64], [2, 3, 17, 3, 64], [1, 2, 197, 197, 64], [1, 1, 33, 2, 128], [2, 2, 40, 77, 96], [1, 2, 5, 130, 36]] as const) {
+    test(`attention ${variant} B${B} H${H} Tq${Tq} Tk${Tk} dh${dh}`, async () => {
+      const D = H * dh;
+      const q = rand(B * Tq * D, 55, -2, 2), k = rand(B * Tk * D, 56, -2, 2), v = rand(B * Tk * D, 57);
+      const out = await runGraph((g) => {
+        const o = attention(g, g.input('q', [B, Tq, D]), g.input('k', [B, Tk, D]), g.input('v', [B, Tk, D]), { B, heads: H, Tq, Tk, headDim: dh, q: rows(Tq, D), k: rows(Tk, D), v: rows(Tk, D), scale: 1 / Math.sqrt(dh), variant });
+        assert.is(g.nodes[g.nodes.length - 1]!.kernel.name, variant === 'split' ? 'attention_split' : 'attention');
+        g.output('o', o);
+      }, { q, k, v });
+      assertClose(out.o!, attentionRef(q, k, v, B, Tq, Tk, H, dh, 1 / Math.sqrt(dh)), TOL, TOL, 'attention');
+    });
+  }
+}
+
 /** Copy the [B, T, H*dh] operand at `l` out of a strided buffer. */
 function gather(buf: Float32Array, l: SeqLayout, B: number, T: number, D: number): Float32Array {
   const out = new Float32Array(B * T * D);

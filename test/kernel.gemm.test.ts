@@ -52,9 +52,26 @@ for (const [variant, { seed, shapes }] of Object.entries(ALIGNED_CASES) as [keyo
   }
 }
 
+// tiled32 (32x32 tiles for small problems on large GPUs) is tiled.wgsl at another tile size: every output sums its K
+// products in the same order, so it equals the 64 tile bit for bit; shapes cross the 32 tile, the 64 tile and the K
+// step of 16.
+for (const [M, N, K] of [[1, 1, 1], [7, 13, 5], [33, 31, 17], [65, 97, 47], [130, 70, 100]] as const) {
+  test(`gemm tiled32 ${M}x${N}x${K} equals tiled bit for bit, and the reference`, async () => {
+    const A = rand(M * K, 71), B = rand(N * K, 72), bias = rand(N, 73), R = rand(M * N, 74);
+    const run = (variant: 'tiled' | 'tiled32') => runGraph(
+      (g) => g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, bias: g.weight('bias', [N]), residual: g.input('r', [M, N]), act: 'gelu', variant })),
+      { a: A, r: R },
+      { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias } },
+    );
+    const [t64, t32] = [await run('tiled'), await run('tiled32')];
+    assert.equal(Array.from(t32.c!), Array.from(t64.c!));
+    assertClose(t32.c!, gemmRef(A, B, M, N, K, { bias, act: 'gelu', residual: R }), TOL, TOL, 'C');
+  });
+}
+
 // QuickGELU (CLIP's text MLP) over pre-activations out to ±150: exp(-1.702v) overflows to inf below v ≈ -52 and the
 // result must come out as (-)0 like torch's, not NaN; values are checked relative to their size.
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
   const M = 17, N = 23, K = 12;
   const A = rand(M * K, 21), B = rand(N * K, 22);
   const out = await runGraph((g) => {
@@ -66,8 +83,9 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
   if (!pre.some((v) => v > 50) || !pre.some((v) => v < -60)) throw new Error('the test does not reach the overflow range');
 });
 
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
-  const M = 9, N = 11, K = variant !== 'tiled' ? 20 : 19, lda = variant !== 'tiled' ? 24 : 23, ldc = 15;
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
+  const scalar = variant === 'tiled' || variant === 'tiled32';
+  const M = 9, N = 11, K = scalar ? 19 : 20, lda = scalar ? 23 : 24, ldc = 15;
   const A = rand(M * lda + 4, 4), B = rand(N * K, 5), R = rand(M * N, 6);
   const out = await runGraph(
     (g) => {
@@ -100,7 +118,7 @@ function nearestF16(x: number): number {
   return r * step;
 }
 
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: A·I returns A rounded to the nearest binary16 (ties to even)`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: A·I returns A rounded to the nearest binary16 (ties to even)`, async () => {
   const M = 13, K = 12;
   const A = rand(M * K, 41, -3, 3);
   A.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, 0], 0); // ties both ways, subnormals, max, 0
@@ -119,7 +137,7 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
   assert.ok(changed > M * K / 2, `only ${changed} of ${M * K} values were rounded`);
 });
 
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: within the binary16 rounding bound of the exact product`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16 operands: within the binary16 rounding bound of the exact product`, async () => {
   const M = 37, N = 45, K = 64;
   const A = rand(M * K, 42), B = rand(N * K, 43), bias = rand(N, 44);
   const out = await runGraph((g) => {
@@ -141,7 +159,7 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
 // unpack2x16float. It must give exactly what the f32-stored B with rounding on load gives (B as a graph input stays
 // f32): the same values in the same summation order. Odd N·K (a half-filled last word), a row stride past K, and
 // values that round both ways, to subnormals and to the largest binary16 are included.
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored weights equal f32-stored weights rounded on load`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored weights equal f32-stored weights rounded on load`, async () => {
   const M = 19, N = 131, K = 36, ldb = 40;
   const A = rand(M * K, 51), bias = rand(N, 53);
   const B = rand(N * ldb, 52, -2, 2);
@@ -162,7 +180,7 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
 // GEMM that writes it (storeC4 of gemm/store_f16.wgsl: round to nearest even, then the bits) and read back through
 // unpack2x16float: exactly what the f32-stored hidden with rounding on load gives. M and the hidden width cross
 // the tiles; the tiled kernel (one-element stores) keeps an f32 hidden.
-for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {
   const M = 131, K = 20, H = 140, N = 13;
   const X = rand(M * K, 61, -2, 2), W1 = rand(H * K, 62), W2 = rand(N * H, 63), b1 = rand(H, 64);
   const w = { w1: { shape: [H, K], data: W1 }, b1: { shape: [H], data: b1 }, w2: { shape: [N, H], data: W2 } };
@@ -173,7 +191,7 @@ for (const variant of ['tiled', 'rowdot', 'vec4'] as const) test(`gemm ${variant
     g.output('y', gemm(g, h, g.weight('w2', [N, H]), { M, N, K: H, variant, precision: 'f16' }));
   };
   const a = await runGraph(build(true), { x: X }, w);
-  assert.is(hidden!.dtype, variant === 'tiled' ? 'f32' : 'f16');
+  assert.is(hidden!.dtype, variant === 'tiled' || variant === 'tiled32' ? 'f32' : 'f16');
   const b = await runGraph(build(false), { x: X }, w);
   let worst = 0;
   a.y!.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - b.y![i]!))));

@@ -1,4 +1,4 @@
-// CAAN engine vs. the PyTorch reference (tools/caan_ref.py in float64 from the same F16 weights and inputs; fixture
+// CAAN engine vs. the PyTorch reference (tools/reference/caan_ref.py in float64 from the same F16 weights and inputs; fixture
 // from tools/fixtures/make_caan_fixtures.py) at every stage the engine runs: both image towers, the text tower, the
 // sketch-photo relation and the text-image (text<->sketch, text<->photo) local alignment.
 import { suite } from 'uvu';

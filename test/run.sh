@@ -20,7 +20,7 @@ if [ "${1:-}" != "--full" ] && [ -z "${SKETCHGPU_SKIP_BROWSER:-}" ] && [ ! -x "$
     echo "         Install it with: sudo apt-get install -y chromium   (Debian/Ubuntu; or set SKETCHGPU_CHROMIUM=<path>)"
   fi
 fi
-# The training-honesty test (test/training.honesty.test.ts) runs tools/splits.py, which needs numpy in Debian's Python.
+# The training-honesty test (test/training.honesty.test.ts) runs tools/training/splits.py, which needs numpy in Debian's Python.
 if [ "${1:-}" != "--full" ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing python3-numpy for the training-honesty test (apt-get install -y python3-numpy)..."

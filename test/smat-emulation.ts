@@ -35,13 +35,19 @@ fn emuStore(m: ptr<workgroup, array<f32, 4096>>, off: u32, v: array<f32, 256>, c
     }
   }
 }
+fn emuLoadRow(m: ptr<workgroup, array<f16, 2048>>, off: u32, stride: u32) -> array<f32, 256> { return emuLoad(m, off, false, stride); }
+fn emuLoadCol(m: ptr<workgroup, array<f16, 2048>>, off: u32, stride: u32) -> array<f32, 256> { return emuLoad(m, off, true, stride); }
+fn emuStoreRow(m: ptr<workgroup, array<f32, 4096>>, off: u32, v: array<f32, 256>, stride: u32) { emuStore(m, off, v, false, stride); }
+fn emuStoreCol(m: ptr<workgroup, array<f32, 4096>>, off: u32, v: array<f32, 256>, stride: u32) { emuStore(m, off, v, true, stride); }
 `;
 
 /** The kernel with subgroup matrices replaced by the emulation (needs shader-f16 only). */
 export function emulateSubgroupMatrices(k: Kernel): Kernel {
   let s = k.wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '');
   s = s.replace(/alias (Left|Right|Acc) = subgroup_matrix_\w+<f(16|32), 16, 16>;/g, 'alias $1 = array<f32, 256>;');
-  s = s.replace(/subgroupMatrixLoad<\w+>\(/g, 'emuLoad(').replaceAll('subgroupMatrixMultiplyAccumulate(', 'emuMma(').replaceAll('subgroupMatrixStore(', 'emuStore(');
+  s = s.replace(/subgroupMatrixLoad<\w+, (row|col)_major>\(/g, (_, m) => `emuLoad${m === 'col' ? 'Col' : 'Row'}(`)
+    .replace(/subgroupMatrixStore<(row|col)_major>\(/g, (_, m) => `emuStore${m === 'col' ? 'Col' : 'Row'}(`)
+    .replaceAll('subgroupMatrixMultiplyAccumulate(', 'emuMma(');
   if (/subgroup_matrix|subgroupMatrix/.test(s.replace(/\/\/.*$/gm, ''))) throw new Error('the emulation left a subgroup-matrix construct in the kernel');
   return { ...k, name: `${k.name}/emulated`, wgsl: s + EMULATION };
 }

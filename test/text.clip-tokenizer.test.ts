@@ -1,4 +1,4 @@
-// The CLIP BPE tokenizer (src/text/clip-tokenizer.ts) against tools/clip_tokenizer_ref.py, our Python
+// The CLIP BPE tokenizer (src/text/clip-tokenizer.ts) against tools/reference/clip_tokenizer_ref.py, our Python
 // implementation of CLIP's simple_tokenizer.py: test/fixtures/text/clip_tokens.json holds its cleaned text and ids
 // for several hundred strings, tokenize() rows with and without truncation, decodes, and its Unicode tables
 // (character classes of the split pattern, lowercasing) for every code point its Unicode version assigns.

@@ -1,5 +1,5 @@
 // Honesty guard of the training tools: no file of the 21 unseen classes enters any training, caching or selection
-// step. The lists the tools read come from tools/splits.py (through eval_zse.load_split, whose `purpose` argument
+// step. The lists the tools read come from tools/training/splits.py (through eval_zse.load_split, whose `purpose` argument
 // makes splits.check_purpose refuse an unseen class unless the step is a final measurement); here they are checked
 // against ../shared/data/splits/test_class_sketchy21.txt, every load_split call of tools/ is checked to name its
 // purpose, and any teacher feature cache present is checked file by file.
@@ -31,7 +31,7 @@ const data = hasSharedData() && hasNumpy;
 const maybe = data ? test : test.skip;
 
 maybe('the training and selection lists hold no unseen class, and together they are the 104 seen ones', () => {
-  const s = JSON.parse(execFileSync(PY, [join(REPO_ROOT, 'tools', 'splits.py'), '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+  const s = JSON.parse(execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'splits.py'), '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
   const u = unseen();
   assert.equal(u.length, 21);
   assert.equal(s.unseen, u);
@@ -47,7 +47,7 @@ maybe('the training and selection lists hold no unseen class, and together they 
 });
 
 maybe('the guard refuses an unseen class for training, selection and caching (and an unknown purpose)', () => {
-  const r = JSON.parse(execFileSync(PY, [join(REPO_ROOT, 'tools', 'splits.py'), '--self-test'], { encoding: 'utf8' }));
+  const r = JSON.parse(execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'splits.py'), '--self-test'], { encoding: 'utf8' }));
   assert.equal(r.refused, ['train', 'select', 'cache', 'eval']);
 });
 
@@ -69,8 +69,8 @@ test('every image list a training tool loads names its purpose; only final measu
     // reads them for the preprocessing parity fixtures only; eval_zse.py and teacher/eval_teacher.py measure).
     if (/unseen21-256|UNSEEN256/.test(src)) {
       assert.ok(
-        ['tools/splits.py', 'tools/eval_zse.py', 'tools/train_zse.py', 'tools/train_caan.py', 'tools/fixtures/make_preprocess_fixtures.py',
-          'tools/teacher/eval_teacher.py']
+        ['tools/training/splits.py', 'tools/training/eval_zse.py', 'tools/training/train_zse.py', 'tools/training/train_caan.py',
+          'tools/fixtures/make_preprocess_fixtures.py', 'tools/teacher/eval_teacher.py']
           .includes(relative(REPO_ROOT, f)),
         `${relative(REPO_ROOT, f)} names the unseen folder`,
       );

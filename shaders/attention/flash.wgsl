@@ -25,6 +25,11 @@
 // those tensors. Scores are dot*scale (SA: ×0.125) or dot/divisor (CA: /sqrt(96)), as the reference rounds (§11.5).
 // A causal program (CLIP's text tower, docs/caan.md) scores a key j > row i as -3.4e38 (weight 0) and ends the
 // key loop after the last row an invocation owns.
+//
+// The split program (GPUs; ops/attention.ts `flashSource(..., parts)`), for head dims where R is 1: P invocations
+// share a query row, each scoring one contiguous P-th of the keys (a P-times shorter serial chain, P times the
+// invocations), then the P partial results (running max, sum, accumulator) meet through workgroup memory after
+// one barrier and the first invocation merges and stores them (DECLS, ROW_BASE, KEYS_BEGIN fill that in).
 
 struct Params {
   B: u32, H: u32, Tq: u32, Tk: u32, dh: u32,
@@ -43,6 +48,7 @@ struct Params {
 
 const R = @R@u;   // query rows per invocation
 const WG = @WG@u; // invocations per workgroup
+@DECLS@
 
 // The score of a dot product given as four partial sums.
 fn score(v: vec4<f32>) -> f32 {
@@ -54,7 +60,7 @@ fn score(v: vec4<f32>) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let b = wg.z;
   let hd = wg.y * p.dh;
-  let iBase = wg.x * (WG * R) + li; // this invocation's rows: iBase + r*WG, r < R
+  let iBase = @ROW_BASE@; // this invocation's rows: iBase + r*WG, r < R
   // Row starts and strides in vec4s.
   let qRow = (p.qOff + b * p.qSB + hd) / 4u;
   let kRow = (p.kOff + b * p.kSB + hd) / 4u;
@@ -65,7 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let vSR = p.vSR / 4u;
   let oSR = p.oSR / 4u;
 @PROLOGUE@
-  for (var j = 0u; j < @KEYS_END@; j++) {
+  for (var j = @KEYS_BEGIN@; j < @KEYS_END@; j++) {
     let kr = kRow + j * kSR;
     let vr = vRow + j * vSR;
 @STEP@

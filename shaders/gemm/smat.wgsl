@@ -10,7 +10,9 @@
 // on the adapter before any model uses it), computes a 64x64 tile of C: subgroup s owns the 32x32 quarter at rows
 // 32*(s/2), columns 32*(s%2), as 2x2 result matrices of 16x16. K advances in steps of 32 through workgroup memory:
 // A's 64 rows x 32 k row-major (the left matrices, row_major), B's 64 columns x 32 k (the right matrices K x N,
-// column-major). The results go through workgroup memory to the epilogue (bias, activation, residual), which each
+// column-major). Majorness is a template argument (`subgroupMatrixLoad<T, col_major>(p, offset, stride)`): Dawn
+// deprecated the form with a bool argument, and the 2026-12-04 H200 run's compile of it failed with that warning
+// first. The results go through workgroup memory to the epilogue (bias, activation, residual), which each
 // invocation applies to groups of 4 columns.
 
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -62,10 +64,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 32u; kk += 16u) {
-      let a0 = subgroupMatrixLoad<Left>(&As, sm * 32u + kk, false, 32u);
-      let a1 = subgroupMatrixLoad<Left>(&As, (sm + 16u) * 32u + kk, false, 32u);
-      let b0 = subgroupMatrixLoad<Right>(&Bs, sn * 32u + kk, true, 32u);
-      let b1 = subgroupMatrixLoad<Right>(&Bs, (sn + 16u) * 32u + kk, true, 32u);
+      let a0 = subgroupMatrixLoad<Left, row_major>(&As, sm * 32u + kk, 32u);
+      let a1 = subgroupMatrixLoad<Left, row_major>(&As, (sm + 16u) * 32u + kk, 32u);
+      let b0 = subgroupMatrixLoad<Right, col_major>(&Bs, sn * 32u + kk, 32u);
+      let b1 = subgroupMatrixLoad<Right, col_major>(&Bs, (sn + 16u) * 32u + kk, 32u);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
       c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
@@ -73,10 +75,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
   }
-  subgroupMatrixStore(&Cs, sm * 64u + sn, c00, false, 64u);
-  subgroupMatrixStore(&Cs, sm * 64u + sn + 16u, c01, false, 64u);
-  subgroupMatrixStore(&Cs, (sm + 16u) * 64u + sn, c10, false, 64u);
-  subgroupMatrixStore(&Cs, (sm + 16u) * 64u + sn + 16u, c11, false, 64u);
+  subgroupMatrixStore<row_major>(&Cs, sm * 64u + sn, c00, 64u);
+  subgroupMatrixStore<row_major>(&Cs, sm * 64u + sn + 16u, c01, 64u);
+  subgroupMatrixStore<row_major>(&Cs, (sm + 16u) * 64u + sn, c10, 64u);
+  subgroupMatrixStore<row_major>(&Cs, (sm + 16u) * 64u + sn + 16u, c11, 64u);
   workgroupBarrier();
   // Epilogue: 64 rows x 16 groups of 4 columns, 8 groups per invocation.
   for (var e = 0u; e < 8u; e++) {

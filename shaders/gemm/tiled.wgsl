@@ -2,7 +2,9 @@
 // C = act(alpha * A · Bᵀ + bias) + R
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
-// A 64x64 output tile per workgroup, 4x4 per thread, K in steps of 16 through workgroup memory.
+// A TILE x TILE output tile per workgroup (64 or 32: the @TILE@ slot, filled by ops/gemm.ts), 4x4 per thread on a
+// (TILE/4)^2 thread grid, K in steps of 16 through workgroup memory. The 32 tile makes 4x the workgroups: for
+// problems too small to fill a large GPU with 64-wide tiles (ViT-B's GEMMs at batch 1: 197 rows).
 // Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
 
 // (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
@@ -13,22 +15,23 @@
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const TM = 64u;
-const TN = 64u;
+const TM = @TILE@u;
+const TN = TM;
 const TK = 16u;
+const WGS = @WGS@u; // TM / 4: threads per side
+const PANEL = @PANEL@u; // TK * TM
 
-var<workgroup> As: array<f32, 1024>; // [TK][TM]
-var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
+var<workgroup> As: array<f32, PANEL>; // [TK][TM]
+var<workgroup> Bs: array<f32, PANEL>; // [TK][TN]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WGS, WGS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TM;
   let col0 = wg.x * TN;
   var acc: array<array<f32, 4>, 4>;
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
+    for (var e = li; e < PANEL; e += WGS * WGS) {
       let r = e / TK;
       let k = e % TK;
       let gk = k0 + k;
@@ -44,8 +47,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       var av: array<f32, 4>;
       var bv: array<f32, 4>;
       for (var i = 0u; i < 4u; i++) {
-        av[i] = As[k * TM + lid.y + 16u * i];
-        bv[i] = Bs[k * TN + lid.x + 16u * i];
+        av[i] = As[k * TM + lid.y + WGS * i];
+        bv[i] = Bs[k * TN + lid.x + WGS * i];
       }
       for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
@@ -54,10 +57,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + 16u * i;
+    let r = row0 + lid.y + WGS * i;
     if (r >= p.M) { continue; }
     for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + 16u * j;
+      let c = col0 + lid.x + WGS * j;
       if (c >= p.N) { continue; }
       var v = p.alpha * acc[i][j];
       if (p.hasBias != 0u) { v += bias[c]; }

@@ -16,6 +16,7 @@ import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.
 import { openModel as openAnyModel } from './model.ts';
 import { addExplainCommand } from './explain.ts';
 import { addDescribeCommand } from './describe.ts';
+import { addStoreCommands } from './store.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -159,6 +160,7 @@ export function buildCli(): Command {
     });
 
   addRetrievalCommands(program, common);
+  addStoreCommands(program);
   addExplainCommand(program, common);
   addDescribeCommand(program);
 

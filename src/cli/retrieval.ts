@@ -5,17 +5,18 @@ import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { SketchError } from '../core/errors.ts';
 import { writeNpy } from '../io/npy.ts';
-import { readBoundedFileSync } from '../io/read-file.ts';
 import { MODEL_CHOICES, MODEL_LABEL } from '../models/load.ts';
 import { EVAL_MODES, listDataset, runEval, type EvalMode } from '../retrieval/eval.ts';
 import { renderResultSheet } from '../retrieval/html.ts';
-import { checkIndexHead, checkIndexModel, parseIndex } from '../retrieval/index-format.ts';
+import { checkIndexModel } from '../retrieval/index-format.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
 import { bundledWeights } from '../api/node.ts';
 import { openModel as openWeights } from './model.ts';
+import { addAnnOptions, openGalleryForSearch } from './store.ts';
+import { buildLanceIndex, parseShard, parseStoreSpec } from '../retrieval/store/store.ts';
 import { progressBar } from './progress.ts';
 
 /** --model zse|caan: which model the weights must hold (default: whatever the file holds). */
@@ -29,10 +30,6 @@ const textWeight = (v: string) => {
 };
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
-function readIndexFile(path: string) {
-  return parseIndex(readBoundedFileSync(path, 'index', undefined, (h, size) => checkIndexHead(h, size, path)), path);
-}
-
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`, `e.g. ${name} 10.`);
@@ -45,7 +42,10 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
   common(program.command('index')
     .description('embed a photo collection once into an index file for sketch queries (resumable: rerun the same command after an interruption)')
     .argument('<photos>', 'a folder of photos (searched recursively for .png/.jpg/.jpeg) or a text file listing image paths')
-    .requiredOption('-o, --out <file>', 'the index file to write (format: docs/index-format.md)')
+    .option('-o, --out <file>', 'the index file to write (format: docs/index-format.md)')
+    .option('--store <spec>', 'where to write instead of -o: an .sgi file, or lancedb:<folder or URI> for a LanceDB table that many processes can fill (docs/vector-store.md)')
+    .option('--shard <i/N>', 'with a LanceDB store: embed only shard i of N (by a hash of the relative path), so N processes or machines fill one table')
+    .option('--commit-every <n>', 'with a LanceDB store: photos per commit (default 256), the most a crash can lose', posInt('--commit-every'))
     .option('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN (default: the bundled weights/zse-sketchy104-small.safetensors)')
     .addOption(modelOption())
     .addOption(new Option('--dtype <t>', 'storage type of the embeddings (and cached tokens)').choices(['f32', 'f16']).default('f32'))
@@ -56,6 +56,12 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--force', 'overwrite an existing index')
     .option('--json', 'print a JSON summary'))
     .action(async (input: string, o) => {
+      if (!!o.out === !!o.store) throw new SketchError('BAD_ARGUMENT', o.out ? '-o and --store both name the output' : 'no output given', 'Pass -o <file.sgi>, or --store lancedb:<folder or URI>.');
+      const store = o.store ? parseStoreSpec(o.store) : { kind: 'sgi' as const, path: o.out as string };
+      if (store.kind === 'sgi') o.out = store.path;
+      const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
+      if ((shard || o.commitEvery) && store.kind !== 'lancedb') throw new SketchError('BAD_ARGUMENT', `--${shard ? 'shard' : 'commit-every'} needs a LanceDB store (an .sgi file has one writer and a journal)`, 'Pass --store lancedb:<folder or URI>.');
+      if (store.kind === 'lancedb' && (o.update || o.force)) throw new SketchError('BAD_ARGUMENT', `--${o.update ? 'update' : 'force'} applies to .sgi files: a LanceDB table always takes the photos it lacks`, 'Drop it (to start over, use a new location).');
       o.weights ??= bundledWeights('zse');
       const { model, ctx, identity } = await openWeights(o.weights, o);
       const bar = progressBar('indexing', 'img');
@@ -67,7 +73,15 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       };
       process.on('SIGINT', onSigint);
       try {
-        const r = await buildIndex({
+        const r = store.kind === 'lancedb' ? await buildLanceIndex({
+          model, identity, weightsPath: resolve(o.weights), input, uri: store.uri, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch, shard, commitEvery: o.commitEvery, shouldStop: () => stop,
+          onStart: (total, done) => {
+            if (done) process.stderr.write(`resuming: ${done} of ${total} photos${shard ? ` of shard ${o.shard}` : ''} already in the table\n`);
+            bar.start(total, done);
+          },
+          onProgress: (done) => bar.update(done),
+          onSkip: (p, why) => process.stderr.write(`\nwarning: skipped ${p}: ${why}\n`),
+        }) : await buildIndex({
           model, identity, weightsPath: resolve(o.weights), input, out: o.out, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch,
           force: !!o.force, update: !!o.update, shouldStop: () => stop,
           onStart: (total, done) => {
@@ -81,10 +95,11 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         const summary = {
           index: r.out, complete: r.complete, photos: r.total, embedded_now: r.embedded, resumed: r.resumed,
           skipped: r.skipped.length, seconds: round(r.seconds, 2), images_per_s: round(r.embedded / r.seconds, 2), adapter: ctx.adapterName, precision: o.precision,
+          ...('table_rows' in r ? { shard: o.shard ?? '0/1', table_rows: r.table_rows, table_version: (r as unknown as { table_version: number }).table_version } : {}),
         };
         if (o.json) console.log(JSON.stringify({ ...summary, skipped_files: r.skipped }));
         else if (r.complete) {
-          console.log(`wrote ${r.out}: ${r.total - r.skipped.length} photos (${r.embedded} embedded now, ${r.resumed} reused) in ${r.seconds.toFixed(1)} s, ${summary.images_per_s} img/s on ${ctx.adapterName}`);
+          console.log(`wrote ${r.out}${'table_rows' in r ? ` (shard ${o.shard ?? '0/1'}; the table now holds ${r.table_rows})` : ''}: ${r.total - r.skipped.length} photos (${r.embedded} embedded now, ${r.resumed} reused) in ${r.seconds.toFixed(1)} s, ${summary.images_per_s} img/s on ${ctx.adapterName}`);
           if (r.skipped.length) console.log(`skipped ${r.skipped.length} unreadable image${r.skipped.length > 1 ? 's' : ''} (listed above)`);
         }
         if (!r.complete) {
@@ -98,10 +113,10 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       }
     });
 
-  common(program.command('query')
+  common(addAnnOptions(program.command('query')
     .description('find the photos of an index that best match each sketch (cosine top-k on the GPU, optional RN re-rank); with CAAN also text queries and sketch+text queries')
     .argument('[sketch...]', 'sketch images (PNG/JPEG); none for a text-only query')
-    .requiredOption('--index <file>', 'an index made by `sketchgpu index`')
+    .requiredOption('--index <file>', 'an index made by `sketchgpu index`: an .sgi file, or lancedb:<folder or URI>')
     .option('--weights <file>', 'weights (default: the file the index was built with); must be the same weights')
     .addOption(modelOption())
     .option('--text <text>', 'a text query (CAAN; repeatable). Alone: text -> photo, one result list per --text. With sketches: a composed sketch+text query, one --text for all sketches or one per sketch', collect)
@@ -111,7 +126,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--rerank-k <n>', 'shortlist size for the re-rank', posInt('--rerank-k'), 100)
     .addOption(precisionOption())
     .option('--json', 'print JSON')
-    .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails'))
+    .option('--html <file>', 'write an HTML sheet with each query and its results as thumbnails')))
     .action(async (sketches: string[], o) => {
       const texts: string[] = o.text ?? [];
       if (sketches.length === 0 && texts.length === 0) {
@@ -120,7 +135,10 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       if (o.textWeight !== undefined && (texts.length === 0 || sketches.length === 0)) {
         throw new SketchError('BAD_ARGUMENT', '--text-weight weighs the text in a composed sketch+text query, and this query is not one', 'Pass both sketches and --text, or drop --text-weight.');
       }
-      const index = readIndexFile(o.index);
+      if (o.k > GallerySearch.MAX_K || o.rerankK > GallerySearch.MAX_K) throw new SketchError('BAD_ARGUMENT', `-k and --rerank-k are at most ${GallerySearch.MAX_K}`, `Ask for at most ${GallerySearch.MAX_K} results.`);
+      const gallery = await openGalleryForSearch(o.index, o);
+      const { index, ann } = gallery;
+      const nPhotos = gallery.count;
       if (texts.length && index.model.family !== 'caan') {
         throw new SketchError('BAD_ARGUMENT', `text queries need a model with a text tower, and ${o.index} was built with ${MODEL_LABEL[index.model.family]} weights, which have none`,
           'Build an index with CAAN weights (sketchgpu index <photos> -o <file> --weights <caan weights>) and query that.');
@@ -130,16 +148,15 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       if (!o.weights && !existsSync(weightsPath)) {
         throw new SketchError('IO', `the index was built with ${weightsPath}, which no longer exists`, 'Pass the same weights with --weights <file>.');
       }
-      if (o.k > GallerySearch.MAX_K || o.rerankK > GallerySearch.MAX_K) throw new SketchError('BAD_ARGUMENT', `-k and --rerank-k are at most ${GallerySearch.MAX_K}`, `Ask for at most ${GallerySearch.MAX_K} results.`);
       const { model, ctx, identity, kind } = await openWeights(weightsPath, o);
       try {
         checkIndexModel(index, identity.weights_sha256, o.index, weightsPath, kind);
         if (!sketches.length) {
-          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k, rerank: o.rerank, rerankK: o.rerankK });
-          const how = o.rerank ? `text -> photo cosine top ${Math.min(o.rerankK, index.paths.length)}, re-ranked by the local text-photo alignment score` : 'text -> photo cosine similarity';
+          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k, rerank: o.rerank, rerankK: o.rerankK, ann });
+          const how = o.rerank ? `text -> photo cosine top ${Math.min(o.rerankK, nPhotos)}, re-ranked by the local text-photo alignment score` : 'text -> photo cosine similarity';
           if (o.html) {
             await writeFile(o.html, renderResultSheet({
-              title: `sketchgpu query: ${texts.length} text${texts.length > 1 ? 's' : ''}, ${index.paths.length} photos`,
+              title: `sketchgpu query: ${texts.length} text${texts.length > 1 ? 's' : ''}, ${nPhotos} photos`,
               subtitle: `${how}; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
               results: run.results, rerank: !!o.rerank,
             }));
@@ -151,18 +168,18 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
               for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
             }
             const t = run.timings_ms;
-            console.log(`\n${how}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+            console.log(`\n${how}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
             if (o.html) console.log(`wrote ${o.html}`);
           }
           return;
         }
         const textWeightUsed = texts.length ? (o.textWeight ?? 0.5) : undefined;
-        const { queryEmbeddings: _q, ...run } = await runQuery({ model, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK, texts, textWeight: textWeightUsed });
+        const { queryEmbeddings: _q, ...run } = await runQuery({ model, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK, texts, textWeight: textWeightUsed, ann });
         const composed = texts.length ? `sketch+text queries (text weight ${textWeightUsed}), ` : '';
-        const mode = composed + (o.rerank ? `cosine top ${Math.min(o.rerankK, index.paths.length)}, re-ranked by the relation network` : 'cosine similarity');
+        const mode = composed + (o.rerank ? `cosine top ${Math.min(o.rerankK, nPhotos)}, re-ranked by the relation network` : 'cosine similarity');
         if (o.html) {
           await writeFile(o.html, renderResultSheet({
-            title: `sketchgpu query: ${sketches.length} sketch${sketches.length > 1 ? 'es' : ''}, ${index.paths.length} photos`,
+            title: `sketchgpu query: ${sketches.length} sketch${sketches.length > 1 ? 'es' : ''}, ${nPhotos} photos`,
             subtitle: `${mode}; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
             results: run.results, rerank: !!o.rerank,
           }));
@@ -178,16 +195,17 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
             for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
           }
           const t = run.timings_ms;
-          console.log(`\n${mode}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+          console.log(`\n${mode}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
           if (o.html) console.log(`wrote ${o.html}`);
         }
       } finally {
+        gallery.store.close();
         await model.destroy();
         ctx.destroy();
       }
     });
 
-  common(program.command('eval')
+  common(addAnnOptions(program.command('eval')
     .description('zero-shot retrieval metrics (mAP@all, mAP@200, P@100, P@200) exactly as the reference computes them')
     .requiredOption('--data <root>', 'a folder with sketch/<class>/ and photo/<class>/ (e.g. ../shared/data/sketchy/unseen21-256)')
     .requiredOption('--weights <file>', 'weights (.safetensors or .pth): ZSE-SBIR or CAAN')
@@ -197,10 +215,13 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .option('--rerank-k <n>', 'K for ret+rn and text+rn', posInt('--rerank-k'), 100)
     .option('--text-weight <w>', 'sketch+text: the text\'s weight w, normalise((1 - w)·sketch + w·text) (default 0.5)', textWeight)
     .option('--json', 'print JSON')
-    .option('--dump-scores <file>', 'write the query x photo score matrix (float32 .npy, higher = more similar; queries are classes in text mode)'))
+    .option('--dump-scores <file>', 'write the query x photo score matrix (float32 .npy, higher = more similar; queries are classes in text mode)')
+    .option('--index <store>', 'read the photos\' embeddings from a gallery store (.sgi or lancedb:<folder or URI>, built from <root>/photo with these weights) instead of encoding them; modes ret, text, sketch+text')))
     .action(async (o) => {
       const data = listDataset(o.data);
+      const fromStore = o.index ? await evalStoreInputs(o.index, data, o) : undefined;
       const { model, ctx, identity, kind } = await openWeights(o.weights, o);
+      if (fromStore) checkIndexModel(fromStore.index, identity.weights_sha256, o.index, o.weights, kind);
       const bar = progressBar('eval', 'items');
       let stage = '';
       try {
@@ -209,7 +230,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         }
         if (o.textWeight !== undefined && o.mode !== 'sketch+text') throw new SketchError('BAD_ARGUMENT', '--text-weight applies to --mode sketch+text only', 'Drop --text-weight, or use --mode sketch+text.');
         const r = await runEval(model, data, o.mode as EvalMode, {
-          rerankK: o.rerankK, textWeight: o.textWeight,
+          rerankK: o.rerankK, textWeight: o.textWeight, ...fromStore?.options,
           onProgress: (p) => {
             if (p.stage !== stage) {
               bar.stop();
@@ -234,6 +255,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           images_per_s: round((r.n_sketches + r.n_photos) / r.timings_s.embed, 2),
           ...(r.rn_pairs ? { rn_pairs_per_s: round(r.rn_pairs / r.timings_s.score, 1) } : {}),
           weights: o.weights, weights_sha256: identity.weights_sha256, data: o.data, adapter: ctx.adapterName,
+          ...(fromStore ? { index: o.index, search: fromStore.options.candidates ? `ann (${fromStore.perQuery} candidates per query, re-scored exactly)` : 'exact' } : {}),
           ties: 'broken by the lower photo index (sorted relative path)',
           ...(o.dumpScores ? { scores_file: o.dumpScores } : {}),
           ...(r.per_class ? {
@@ -254,9 +276,44 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           if (o.dumpScores) console.log(`  wrote ${o.dumpScores}: float32 [${r.n_queries}, ${r.n_photos}]`);
         }
       } finally {
+        fromStore?.close();
         bar.stop();
         await model.destroy();
         ctx.destroy();
       }
     });
+}
+
+/** eval --index: the stored photo embeddings in dataset order (refused unless the store holds exactly its photos), and ANN candidates. */
+async function evalStoreInputs(spec: string, data: ReturnType<typeof listDataset>, o: Parameters<typeof openGalleryForSearch>[1] & { mode?: string }) {
+  const g = await openGalleryForSearch(spec, o);
+  try {
+    const want = data.photos.paths;
+    // The stored embeddings of every photo: exactly what ANN re-scores its candidates with.
+    const all = g.ann ? await g.store.load() : g.index;
+    const stored = all.paths;
+    const have = new Set(stored);
+    const missing = want.filter((p) => !have.has(p));
+    if (stored.length !== want.length || missing.length) {
+      throw new SketchError('INDEX_MISMATCH', `${spec} holds ${stored.length} photos, the data root's photo/ folder ${want.length}${missing.length ? ` (first missing: ${missing[0]})` : ''}: eval --index needs a store of exactly those photos`,
+        `Build it from that folder: sketchgpu index <root>/photo --store ${spec} --weights <weights>`);
+    }
+    const D = all.dim;
+    const row = new Map(want.map((p, i) => [p, i]));
+    const photoEmbeddings = new Float32Array(want.length * D);
+    all.paths.forEach((p, i) => photoEmbeddings.set(all.embeddings.subarray(i * D, (i + 1) * D), row.get(p)! * D));
+    const ann = g.ann;
+    const options = {
+      photoEmbeddings,
+      candidates: ann ? async (q: Float32Array, nq: number) => {
+        const out: number[][] = [];
+        for (let i = 0; i < nq; i++) out.push((await ann.candidates(q.subarray(i * D, (i + 1) * D), 1, ann.perQuery)).paths.map((p) => row.get(p)!));
+        return out;
+      } : undefined,
+    };
+    return { index: g.index, options, perQuery: ann?.perQuery, close: () => g.store.close() };
+  } catch (e) {
+    g.store.close();
+    throw e;
+  }
 }

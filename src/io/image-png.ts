@@ -11,15 +11,11 @@
  * refuses, so every file it accepts reads the same through both reference paths.
  */
 import { inflateSync } from 'fflate';
+import { DecodeError } from './decode-error.ts';
 import { imageTooLarge } from './image-limits.ts';
 
-export class PngError extends Error {
-  readonly kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large';
-  constructor(kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large', message: string) {
-    super(message);
-    this.kind = kind;
-  }
-}
+/** Thrown for anything the decoder cannot or will not decode; image.ts turns it into a SketchError. */
+export class PngError extends DecodeError {}
 
 export interface PngImage {
   width: number;

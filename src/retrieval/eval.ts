@@ -88,7 +88,23 @@ export interface EvalResult extends Metrics {
   scores: Float32Array;
 }
 
-export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode, o: { rerankK?: number; textWeight?: number; onProgress?: (p: EvalProgress) => void } = {}): Promise<EvalResult> {
+export interface EvalOptions {
+  rerankK?: number;
+  textWeight?: number;
+  /**
+   * The photos' embeddings [n_photos, D] in dataset order, read from a gallery store instead of encoding the photo
+   * files (modes that score by cosine only: ret, text, sketch+text).
+   */
+  photoEmbeddings?: Float32Array;
+  /**
+   * ANN: each query's candidate photos (dataset rows) from a vector index. Only they keep their (exact) cosine;
+   * every other photo scores -RERANK_OFFSET, as if not returned. Modes that score by cosine only.
+   */
+  candidates?: (queries: Float32Array, nq: number) => Promise<number[][]>;
+  onProgress?: (p: EvalProgress) => void;
+}
+
+export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode, o: EvalOptions = {}): Promise<EvalResult> {
   const model = asRetrievalModel(anyModel);
   if (!EVAL_MODES.includes(mode)) throw new SketchError('BAD_ARGUMENT', `unknown eval mode "${mode}"`, `Use one of ${EVAL_MODES.join(', ')}.`);
   const textQueries = mode === 'text' || mode === 'text+rn';
@@ -98,10 +114,14 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   const ns = data.sketches.files.length, np = data.photos.files.length;
   const needTokens = mode === 'rn' || mode === 'ret+rn' || mode === 'text+rn';
   const tower = model.kind === 'zse-sbir' ? 'SA' : 'tower';
+  if ((o.photoEmbeddings || o.candidates) && (needTokens)) {
+    throw new SketchError('BAD_ARGUMENT', `mode ${mode} scores photo tokens, which an evaluation through a gallery store does not read`, 'Use --mode ret, text or sketch+text with --index, or drop --index to encode the photos.');
+  }
   const prog = (stage: string, total: number) => (done: number) => o.onProgress?.({ stage, done, total });
   const prompts = data.classes.map(classPrompt);
   const sk = textQueries ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
-  const im = await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
+  if (o.photoEmbeddings && o.photoEmbeddings.length !== np * model.dim) throw new RangeError(`photoEmbeddings: expected ${np}x${model.dim} values, got ${o.photoEmbeddings.length}`);
+  const im = o.photoEmbeddings ? { emb: o.photoEmbeddings, tokens: undefined } : await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
   // text+rn also needs each prompt's projected tokens: one text-tower pass gives both.
   const textEnc = mode === 'text+rn' ? await model.encodeTextTokens(prompts) : null;
   const te = textEnc ? textEnc.emb : textMode ? await model.encodeTexts(prompts) : null;
@@ -111,9 +131,11 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   const rerankK = Math.min(o.rerankK ?? 100, np);
   const textWeight = o.textWeight ?? 0.5;
   let queryLabels = data.sketches.labels;
+  let queryEmb = sk?.emb;
   if (textQueries) {
     const nc = data.classes.length;
     scores = await model.cosine(te!, nc, im.emb, np);
+    queryEmb = te!;
     queryLabels = Int32Array.from(data.classes, (_, c) => c);
     if (mode === 'text+rn') {
       rnPairs = nc * rerankK;
@@ -130,6 +152,7 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   } else if (mode === 'sketch+text') {
     const q = composeQueries(sk!.emb, ns, te!, (i) => data.sketches.labels[i]!, textWeight, model.dim);
     scores = await model.cosine(q, ns, im.emb, np);
+    queryEmb = q;
   } else if (mode === 'rn') {
     const pairs = new Uint32Array(2 * ns * np);
     for (let s = 0; s < ns; s++) for (let j = 0; j < np; j++) { pairs[2 * (s * np + j)] = s; pairs[2 * (s * np + j) + 1] = j; }
@@ -148,6 +171,13 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
       for (let i = 0; i < scores.length; i++) scores[i] = scores[i]! - RERANK_OFFSET;
       for (let p = 0; p < rnPairs; p++) scores[pairs[2 * p]! * np + pairs[2 * p + 1]!] = rn[p]!;
     }
+  }
+  if (o.candidates) {
+    const nq = queryLabels.length;
+    const cand = await o.candidates(queryEmb!, nq);
+    const keep = new Uint8Array(nq * np);
+    cand.forEach((rows, q) => rows.forEach((j) => { keep[q * np + j] = 1; }));
+    for (let i = 0; i < scores.length; i++) if (!keep[i]) scores[i] = -RERANK_OFFSET;
   }
   const t2 = performance.now();
   checkFiniteScores(scores, 'eval');

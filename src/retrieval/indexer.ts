@@ -106,6 +106,57 @@ async function loadPhoto(file: string, size: number): Promise<Float32Array> {
   return preprocessPhoto(decodeImage(await readBoundedFile(file, 'image'), basename(file)), size);
 }
 
+/** One embedded batch: each readable photo's payload (D embedding values, then with rnCache its tokens and planes). */
+export interface EmbeddedBatch { ok: { path: string; payload: Float32Array }[]; bad: [string, string][] }
+
+/**
+ * Embeds the photos `todo` (relative to `root`) in batches, decoding batch i+1 on the CPU while the GPU encodes
+ * batch i; `onBatch` receives each finished batch (and may persist it) before the next is handed over. Stops between
+ * batches when `shouldStop` says so. The payload of a photo is D embedding values, followed with `rnCache` by its
+ * T*D tokens and the model's per-image relation planes (ZSE-SBIR: q2, v2, k1).
+ */
+export async function embedPhotos(anyModel: AnyModel, root: string, todo: string[],
+  o: { batch?: number; rnCache: boolean; shouldStop?: () => boolean }, onBatch: (b: EmbeddedBatch) => void | Promise<void>): Promise<{ stopped: boolean }> {
+  const model = asRetrievalModel(anyModel);
+  const D = model.dim, S = model.imageSize, px = 3 * S * S, row = model.tokens * D;
+  const rowTokens = o.rnCache ? (1 + model.relationPlanes) * row : 0;
+  const B = Math.max(1, Math.min(o.batch ?? model.maxBatch, model.maxBatch));
+  const prepare = async (paths: string[]) => {
+    const data = new Float32Array(paths.length * px);
+    const ok: string[] = [];
+    const bad: [string, string][] = [];
+    for (const p of paths) {
+      try {
+        data.set(await loadPhoto(galleryPath(root, p), S), ok.length * px);
+        ok.push(p);
+      } catch (e) {
+        bad.push([p, isSketchError(e) ? e.message : (e as Error).message]);
+      }
+    }
+    return { data: data.subarray(0, ok.length * px), ok, bad };
+  };
+  let next = todo.length ? prepare(todo.slice(0, B)) : null;
+  for (let i = 0; i < todo.length; i += B) {
+    const cur = await next!;
+    const run = cur.ok.length ? model.embed(cur.data, cur.ok.length, 'photo', { tokens: o.rnCache }) : Promise.resolve(null);
+    next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
+    const r = await run;
+    const side = r && o.rnCache ? await model.relationSide(r.tokens!, cur.ok.length, 'photo', true) : null;
+    const ok = cur.ok.map((path, k) => {
+      const payload = new Float32Array(D + rowTokens);
+      payload.set(r!.emb.subarray(k * D, (k + 1) * D));
+      if (side) [side.tokens, ...(side.planes ?? [])].forEach((src, s) => payload.set(src.subarray(k * row, (k + 1) * row), D + s * row));
+      return { path, payload };
+    });
+    await onBatch({ ok, bad: cur.bad });
+    if (o.shouldStop?.() && i + B < todo.length) {
+      await next?.catch(() => null);
+      return { stopped: true };
+    }
+  }
+  return { stopped: false };
+}
+
 /** Whether a process of this pid exists (EPERM: it exists but belongs to another user). */
 function processAlive(pid: number): boolean {
   try {
@@ -178,7 +229,7 @@ async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult>
   if (o.identity.family !== model.kind) {
     throw new SketchError('BAD_ARGUMENT', `the identity says ${o.identity.family} weights, the model is ${model.kind}`, 'Pass model.identity(weightsHash(tensors)).');
   }
-  const D = model.dim, S = model.imageSize, px = 3 * S * S;
+  const D = model.dim;
   const row = model.tokens * D;
   const planes = model.relationPlanes;
   const rowTokens = o.rnCache ? (1 + planes) * row : 0; // tokens + the relation planes (ZSE: 3 projections)
@@ -225,58 +276,27 @@ async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult>
   const skipped: [string, string][] = [];
   const total = list.paths.length;
   o.onStart?.(total, resumed);
-  const B = Math.max(1, Math.min(o.batch ?? model.maxBatch, model.maxBatch));
 
-  // Decode batch i+1 on the CPU while the GPU encodes batch i.
-  const prepare = async (paths: string[]) => {
-    const data = new Float32Array(paths.length * px);
-    const ok: string[] = [];
-    const bad: [string, string][] = [];
-    for (const p of paths) {
-      try {
-        data.set(await loadPhoto(galleryPath(list.root, p), S), ok.length * px);
-        ok.push(p);
-      } catch (e) {
-        bad.push([p, isSketchError(e) ? e.message : (e as Error).message]);
-      }
-    }
-    return { data: data.subarray(0, ok.length * px), ok, bad };
-  };
   let stopped = false;
   let embedded = 0;
   try {
-    let next = todo.length ? prepare(todo.slice(0, B)) : null;
-    for (let i = 0; i < todo.length; i += B) {
-      const cur = await next!;
-      const run = cur.ok.length ? model.embed(cur.data, cur.ok.length, 'photo', { tokens: !!o.rnCache }) : Promise.resolve(null);
-      next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
-      const r = await run;
-      const side = r && o.rnCache ? await model.relationSide(r.tokens!, cur.ok.length, 'photo', true) : null;
+    const r = await embedPhotos(model, list.root, todo, { batch: o.batch, rnCache: !!o.rnCache, shouldStop: o.shouldStop }, (b) => {
       const chunks: Buffer[] = [];
-      cur.ok.forEach((p, k) => {
-        const payload = new Float32Array(D + rowTokens);
-        payload.set(r!.emb.subarray(k * D, (k + 1) * D));
-        if (side) {
-          [side.tokens, ...(side.planes ?? [])].forEach((src, s) => payload.set(src.subarray(k * row, (k + 1) * row), D + s * row));
-        }
+      for (const { path: p, payload } of b.ok) {
         done.set(p, { emb: payload.subarray(0, D), tokens: rowTokens ? payload.subarray(D) : undefined });
-        chunks.push(record(p, 0, new Uint8Array(payload.buffer)));
-      });
-      for (const [p, why] of cur.bad) {
+        chunks.push(record(p, 0, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)));
+      }
+      for (const [p, why] of b.bad) {
         skipped.push([p, why]);
         o.onSkip?.(p, why);
         chunks.push(record(p, 1, Buffer.from(why, 'utf8')));
       }
       writeSync(fd, Buffer.concat(chunks));
       fsyncSync(fd);
-      embedded += cur.ok.length;
+      embedded += b.ok.length;
       o.onProgress?.(resumed + embedded + skipped.length, total);
-      if (o.shouldStop?.() && i + B < todo.length) {
-        stopped = true;
-        await next?.catch(() => null);
-        break;
-      }
-    }
+    });
+    stopped = r.stopped;
   } finally {
     closeSync(fd);
   }

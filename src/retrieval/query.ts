@@ -48,7 +48,19 @@ export interface QueryOptions {
   texts?: string[];
   /** Weight of the text in a composed query, in [0, 1] (default 0.5). */
   textWeight?: number;
+  /** ANN: narrows the search to candidates (AnnSource); without it the search is exhaustive over `index`. */
+  ann?: AnnSource;
   onStage?: (stage: string) => void;
+}
+
+/**
+ * Approximate candidates from a vector store (store/lance.ts): for the query embeddings, the union of each query's
+ * `perQuery` nearest rows with their stored embeddings (and tokens). The exact GPU search then runs over these rows
+ * only, so an ANN miss can drop a photo from the results but never changes a returned photo's score.
+ */
+export interface AnnSource {
+  perQuery: number;
+  candidates(queries: Float32Array, nq: number, perQuery: number): Promise<GalleryIndex>;
 }
 
 export interface QueryRun {
@@ -60,6 +72,8 @@ export interface QueryRun {
   queryEmbeddings?: Float32Array;
   /** Where the re-rank got the photos' tokens. */
   rerank_tokens?: 'index cache' | 'recomputed from the photo files';
+  /** With ANN: the candidates per query asked for, and the distinct rows scored exactly. */
+  ann?: { per_query: number; rows_scored: number };
 }
 
 export interface TextQueryOptions {
@@ -71,6 +85,8 @@ export interface TextQueryOptions {
   /** Re-rank each text's cosine top rerankK (default 100) by the local text-photo alignment score (CAAN). */
   rerank?: 'rn';
   rerankK?: number;
+  /** ANN: narrows the search to candidates (see QueryOptions.ann). */
+  ann?: AnnSource;
   onStage?: (stage: string) => void;
 }
 
@@ -81,6 +97,16 @@ export interface TextQueryRun {
   rerank_tokens?: QueryRun['rerank_tokens'];
   /** [texts, D] the texts' embeddings. */
   textEmbeddings: Float32Array;
+  ann?: QueryRun['ann'];
+}
+
+/** The gallery the exact search runs over: the index, or with ANN the union of the queries' candidates. */
+async function searchGallery(o: { index: GalleryIndex; ann?: AnnSource }, queries: Float32Array, nq: number, K: number): Promise<{ index: GalleryIndex; ann?: QueryRun['ann'] }> {
+  if (!o.ann) return { index: o.index };
+  const perQuery = Math.max(K, o.ann.perQuery);
+  const index = await o.ann.candidates(queries, nq, perQuery);
+  if (index.dim !== o.index.dim) throw new SketchError('INDEX_MISMATCH', `the ANN candidates are ${index.dim}-d, the index ${o.index.dim}-d`, 'Rebuild the store.');
+  return { index, ann: { per_query: perQuery, rows_scored: index.paths.length } };
 }
 
 /** The K best index rows for each query embedding. */
@@ -106,8 +132,7 @@ function checkDim(modelDim: number, index: GalleryIndex): void {
  */
 export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
   const model = asRetrievalModel(o.model);
-  const { index } = o;
-  checkDim(model.dim, index);
+  checkDim(model.dim, o.index);
   if (o.texts.length === 0) throw new SketchError('BAD_ARGUMENT', 'no text to search for', 'Pass --text "<what to find>".');
   const rerank = o.rerank === 'rn';
   const K = rerank ? Math.max(o.k, o.rerankK ?? 100) : o.k;
@@ -118,6 +143,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
   const emb = enc.emb;
   const t1 = performance.now();
   o.onStage?.('searching');
+  const { index, ann } = await searchGallery(o, emb, o.texts.length, K);
   const shortlist = await searchIndex(model, index, emb, o.texts.length, K);
   const t2 = performance.now();
   let local: Float32Array[] | undefined;
@@ -151,6 +177,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
     textEmbeddings: emb,
     timings_ms: { embed: t1 - t0, search: t2 - t1, rerank: t3 - t2, total: t3 - t0 },
     ...(tokensFrom ? { rerank_tokens: tokensFrom } : {}),
+    ...(ann ? { ann } : {}),
   };
 }
 
@@ -185,7 +212,6 @@ async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, uniqu
 
 export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   const model = asRetrievalModel(o.model);
-  const { index } = o;
   const t0 = performance.now();
   const D = model.dim;
   const rerank = o.rerank === 'rn';
@@ -196,7 +222,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     throw new SketchError('BAD_ARGUMENT', `${texts.length} texts for ${ns} sketch${ns > 1 ? 'es' : ''}: a composed query takes one text for all sketches, or one per sketch`,
       'Pass --text once, or once per sketch (in the same order).');
   }
-  if (texts.length) checkDim(model.dim, index);
+  if (texts.length) checkDim(model.dim, o.index);
   o.onStage?.('embedding sketches');
   const sk = await encodeFiles(model, o.sketches, 'sketch', { tokens: rerank });
   let queries = sk.emb;
@@ -207,6 +233,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   }
   const t1 = performance.now();
   o.onStage?.('searching');
+  const { index, ann } = await searchGallery(o, queries, ns, K);
   const shortlist = await searchIndex(model, index, queries, ns, K);
   const t2 = performance.now();
   let rnScores: Map<string, number> | undefined;
@@ -248,5 +275,6 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     ...(texts.length ? { queryEmbeddings: queries } : {}),
     timings_ms: { embed: t1 - t0, search: t2 - t1, rerank: t3 - t2, total: t3 - t0 },
     ...(tokensFrom ? { rerank_tokens: tokensFrom } : {}),
+    ...(ann ? { ann } : {}),
   };
 }

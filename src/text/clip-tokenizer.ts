@@ -8,7 +8,7 @@
  * (49407): 49,408 tokens.
  *
  * One deliberate difference: CLIP runs ftfy.fix_text before everything else. ftfy is a large heuristic library
- * (mojibake repair) with no JavaScript twin, so it is left out, here and in the reference tools/clip_tokenizer_ref.py
+ * (mojibake repair) with no JavaScript twin, so it is left out, here and in the reference tools/reference/clip_tokenizer_ref.py
  * alike. Cleaning is therefore: HTML-unescape twice (Python's html.unescape, HTML5 rules), strip, collapse each run
  * of Python whitespace to one space, strip, lowercase. For ordinary text this equals CLIP; it differs where ftfy
  * would have changed the text: mojibake, curly quotes (ftfy straightens "it’s" to "it's", which then splits as a

@@ -1,4 +1,4 @@
-// Engine vs PyTorch on trained CAAN weights (tools/train_caan.py writes both files):
+// Engine vs PyTorch on trained CAAN weights (tools/training/train_caan.py writes both files):
 //
 //   node --import tsx --import ./test/hooks.mjs tools/checks/check_caan_engine.ts OUT/NAME.safetensors OUT/NAME.check.safetensors
 //

@@ -12,7 +12,7 @@ rm -rf .trainpack && mkdir -p .trainpack/data/sketchy/all125-128/photo .trainpac
 cp -r "$src/splits" .trainpack/data/
 /usr/bin/python3 - "$src" <<'PY'
 import os, shutil, sys
-sys.path.insert(0, 'tools')
+sys.path.insert(0, 'tools/training')
 from splits import seen_classes
 src = sys.argv[1]
 for c in seen_classes():

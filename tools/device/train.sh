@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training on a GPU machine lent through the device tool (issue 20): two tools/train_zse.py runs side by side on the
+# Training on a GPU machine lent through the device tool (issue 20): two tools/training/train_zse.py runs side by side on the
 # one GPU, each with the teacher live on every augmented view (--teacher-net) and a wall-clock budget
 # (--time-budget; the cosine schedule ends when it is spent). Needs .trainpack/ (tools/device/pack-train.sh: the 104
 # seen classes only, the split lists, the trimmed teacher). Validation = the 10 held-out seen classes, as on the CPU.
@@ -19,9 +19,9 @@ common=(--teacher-net .trainpack/teacher --distill-global 1 --distill-tokens 1 -
         --pair-frac 0.5 --stem-init full --val-rn 0 --device cuda --threads 4 --log-every 50 --val-every 200
         --steps 100000 --time-budget "$min")
 echo "== train ($(date -u +%T)), $min min each"
-"$py" tools/train_zse.py --out .cache/gpuA --init weights/zse-sketchy104-small.safetensors "${common[@]}" \
+"$py" tools/training/train_zse.py --out .cache/gpuA --init weights/zse-sketchy104-small.safetensors "${common[@]}" \
   --batch 64 --lr 3e-4 --warmup 100 > "$OUT/A.log" 2>&1 &
-"$py" tools/train_zse.py --out .cache/gpuB "${common[@]}" --batch 96 --lr 1e-3 --warmup 300 > "$OUT/B.log" 2>&1 &
+"$py" tools/training/train_zse.py --out .cache/gpuB "${common[@]}" --batch 96 --lr 1e-3 --warmup 300 > "$OUT/B.log" 2>&1 &
 wait
 for r in A B; do
   cp ".cache/gpu$r/best.pth" "$OUT/$r-best.pth" 2>/dev/null || echo "run $r: no best.pth"

@@ -17,7 +17,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keras_torch import INPUT_SIZE, load_teacher, preprocess  # noqa: E402
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'training'))
 from splits import ALL128, check_purpose, files_of, seen_classes  # noqa: E402
 
 ap = argparse.ArgumentParser()

@@ -6,7 +6,7 @@ over the seen training images (from the feature cache, never from the evaluated 
     /usr/bin/python3 tools/teacher/eval_teacher.py --split val        # the 10 held-out seen classes (from the cache)
     /usr/bin/python3 tools/teacher/eval_teacher.py --split unseen21   # a final measurement: runs the teacher (~10 min)
 
-Metrics: tools/eval_zse.py's (the engine's), sketch -> photo, and photo -> photo (P@10) for reference.
+Metrics: tools/training/eval_zse.py's (the engine's), sketch -> photo, and photo -> photo (P@10) for reference.
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), 'training'), os.path.join(os.path.dirname(HERE), 'reference')]
 import eval_zse as ev  # noqa: E402
 
 ap = argparse.ArgumentParser()

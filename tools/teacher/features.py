@@ -4,7 +4,7 @@
     /usr/bin/python3 tools/teacher/features.py [--model inception_v3] [--layer mixed7] [--size 128] [--threads 2]
 
 Each seen-class image of ../shared/data/sketchy/all125-128 is preprocessed exactly as the engine (and
-tools/train_zse.py) does, at --size (the data's own 128 px; the student sees the same picture at its input size, so
+tools/training/train_zse.py) does, at --size (the data's own 128 px; the student sees the same picture at its input size, so
 both grids cover the same square), then fed to the teacher as nsfwjs feeds it ([0, 1], bilinear align-corners resize
 to 299 for InceptionV3) with bfloat16 autocast (oneDNN; Debian's torch has no fast float32 BLAS: 4-7x faster, cosine to
 the float32 maps printed at the start). The --layer output ([C, h, w], 768 x 17 x 17 for mixed7) is stored as float16.
@@ -16,7 +16,7 @@ running the teacher on the augmented image is measured by --check-warp (printed,
 
 Output (.cache/teacher/): feat-<model>-<layer>-s<size>.npy (float16 [N, C, h, w], sketches then photos) and
 feat-<model>-<layer>-s<size>.json (files, modality, class of each row, the seen-class list). Resumable: rows are
-written in chunks and a partial run continues where it stopped. The unseen classes are never read (tools/splits.py;
+written in chunks and a partial run continues where it stopped. The unseen classes are never read (tools/training/splits.py;
 test/training.honesty.test.ts).
 """
 import argparse
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), 'training'), os.path.join(os.path.dirname(HERE), 'reference')]
 from keras_torch import INPUT_SIZE, load_teacher  # noqa: E402
 import eval_zse as ev  # noqa: E402
 
@@ -112,7 +112,7 @@ def main():
 
 def check_warp(net, u8, tsize):
     """Warped cached map vs the teacher run on the augmented picture (the approximation training relies on)."""
-    sys.path.insert(0, os.path.dirname(HERE))
+    sys.path[:0] = [os.path.join(os.path.dirname(HERE), 'training'), os.path.join(os.path.dirname(HERE), 'reference')]
     import train_zse as tz
     gen = torch.Generator().manual_seed(0)
     n = a.check_warp

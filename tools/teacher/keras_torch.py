@@ -17,7 +17,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'reference'))
 from safetensors_min import load_file  # noqa: E402
 
 INPUT_SIZE = {'inception_v3': 299, 'mobilenet_v2': 224}

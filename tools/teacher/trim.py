@@ -1,6 +1,6 @@
 """Writes the teacher's weights up to one layer (default mixed7, what the distillation reads) as float16 safetensors
 beside its topology, so the teacher travels small (InceptionV3 to mixed7: ~9 M of its 24 M parameters, ~18 MB) to a
-GPU machine that runs it live (tools/train_zse.py --teacher-net DIR). float16 rounding of the dequantised 8-bit weights
+GPU machine that runs it live (tools/training/train_zse.py --teacher-net DIR). float16 rounding of the dequantised 8-bit weights
 moves the mixed7 map by ~1e-3 relative (printed); a teacher's target needs no more.
 
     /usr/bin/python3 tools/teacher/trim.py --out .trainpack/teacher
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'reference'))
 from keras_torch import INPUT_SIZE, load_teacher  # noqa: E402
 from safetensors_min import load_file, save_file  # noqa: E402
 

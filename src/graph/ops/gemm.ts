@@ -16,7 +16,11 @@ import { fillSlots, wgslConst } from '../wgsl.ts';
 type Float = 'f32' | 'f16';
 /** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
 const operand = (name: 'A' | 'B', dtype: Float) => fillSlots(dtype === 'f16' ? operandF16 : operandF32, { X: name, BINDING: name === 'A' ? 0 : 1 });
-const BODY: Record<GemmVariant, [string, string]> = { tiled: ['gemm', source], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source], smat: ['gemm_smat', smatSource] };
+/** shaders/gemm/tiled.wgsl at a tile side (64 or 32; 4x4 outputs per thread, 16 of K per step). */
+const tiledBody = (tile: number) => fillSlots(source, { TILE: tile, WGS: tile / 4, PANEL: 16 * tile });
+const BODY: Record<GemmVariant, [string, string]> = {
+  tiled: ['gemm', tiledBody(64)], tiled32: ['gemm_t32', tiledBody(32)], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source], smat: ['gemm_smat', smatSource],
+};
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
 const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
 
@@ -46,14 +50,16 @@ export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
 export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource;
 
 /** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
-export type GemmVariant = 'tiled' | 'rowdot' | 'vec4' | 'smat';
+export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat';
 /** The variants every adapter can run. */
-export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'rowdot', 'vec4'];
+export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'vec4'];
+/** The scalar-load variants: any layout. */
+const UNALIGNED: readonly GemmVariant[] = ['tiled', 'tiled32'];
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
-export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : ['tiled']);
+export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : [...UNALIGNED]);
 /** The output tile of a workgroup, read from each kernel's WGSL (rows = columns). */
 const TILE: Record<GemmVariant, number> = {
-  tiled: wgslConst(source, 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
+  tiled: wgslConst(BODY.tiled[1], 'TM'), tiled32: wgslConst(BODY.tiled32[1], 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
 };
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
@@ -112,9 +118,9 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const shape: GemmShape = { M, N, K, aligned, ...(bw.dtype === 'f16' ? { b16: true } : {}), ...(smat ? { smat: true } : {}) };
   const tuned = g.target.gemm?.(shape) as GemmVariant | undefined;
   const variant = o.variant ?? (tuned && gemmVariantsFor(aligned, smat).includes(tuned) ? tuned : smat ? 'smat' : defaultVariant(!!g.target.software, aligned));
-  if (variant !== 'tiled' && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
+  if (!UNALIGNED.includes(variant) && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
   if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
-  const c16 = !!o.half && precision === 'f16' && !o.out && variant !== 'tiled' && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
+  const c16 = !!o.half && precision === 'f16' && !o.out && !UNALIGNED.includes(variant) && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', o.outShape ?? [M, N], c16 ? 'f16' : 'f32');
   if (out.dtype !== 'f32' && !c16) throw new Error(`gemm: output ${out} must be f32`);
   const tile = TILE[variant];

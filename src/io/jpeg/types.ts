@@ -1,13 +1,8 @@
 /** What the JPEG decoder's parts share: the error, the decoded image, a frame component, the zigzag order. */
+import { DecodeError } from '../decode-error.ts';
 
 /** Thrown for anything the decoder cannot or will not decode; image.ts turns it into a SketchError. */
-export class JpegError extends Error {
-  readonly kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large';
-  constructor(kind: 'corrupt' | 'truncated' | 'unsupported' | 'too-large', message: string) {
-    super(message);
-    this.kind = kind;
-  }
-}
+export class JpegError extends DecodeError {}
 
 export interface JpegImage {
   width: number;

@@ -61,7 +61,7 @@ export const imageTokens = (c: CaanConfig): number => 1 + c.image.grid * c.image
 /** Anchor grid side floor(G/2) (ZSE's anchor conv, zse-sbir.md §3.4). */
 export const anchorGrid = (c: CaanConfig): number => Math.floor(c.image.grid / 2);
 
-/** ViT-B/16 towers at 224 px + CLIP ViT-B's text tower (tools/caan_ref.py CaanConfig.full). */
+/** ViT-B/16 towers at 224 px + CLIP ViT-B's text tower (tools/reference/caan_ref.py CaanConfig.full). */
 export const CAAN_FULL: CaanConfig = {
   image: { width: 768, depth: 12, heads: 12, mlp: 3072, grid: 14, stem: [64, 128, 256] },
   text: { vocab: CLIP_VOCAB_SIZE, context: CLIP_CONTEXT_LENGTH, width: 512, depth: 12, heads: 8, mlp: 2048 },
@@ -69,7 +69,7 @@ export const CAAN_FULL: CaanConfig = {
   align: { heads: 8, ff: 1024, anchorDim: 512, rnHidden: [343, 49], rnTextHidden: 49 },
 };
 
-const HINT = 'write the config as tools/caan_ref.py does (CaanConfig.to_json) into the safetensors metadata sketchgpu.config';
+const HINT = 'write the config as tools/reference/caan_ref.py does (CaanConfig.to_json) into the safetensors metadata sketchgpu.config';
 
 /** Parses and checks the config JSON (the object form of `sketchgpu.config`); `where` names the source in errors. */
 export function parseCaanConfig(value: unknown, where: string): CaanConfig {

@@ -1,5 +1,5 @@
 /**
- * CAAN weights: the tensor list of a config (docs/caan.md "Tensors"; the same list as tools/caan_ref.py
+ * CAAN weights: the tensor list of a config (docs/caan.md "Tensors"; the same list as tools/reference/caan_ref.py
  * expected_shapes), parsing a safetensors file (pure, browser-safe) and a validation naming every missing,
  * unexpected, mis-shaped or non-float tensor.
  */
@@ -88,7 +88,7 @@ function alignShapes(c: CaanConfig): Shapes {
   return out;
 }
 
-/** Every tensor of a CAAN model with its shape (569 at full size, tools/caan_ref.py checks the same list). */
+/** Every tensor of a CAAN model with its shape (569 at full size, tools/reference/caan_ref.py checks the same list). */
 export function caanTensorShapes(c: CaanConfig): Map<string, number[]> {
   return new Map([...imageShapes('sketch', c), ...imageShapes('photo', c), ...textShapes(c), ...alignShapes(c)]);
 }
@@ -117,15 +117,15 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
       `${fileName} is not a CAAN weights file: its metadata ${META_MODEL} is ${JSON.stringify(metadata[META_MODEL] ?? null)}, not "${CAAN_MODEL_NAME}"`,
       metadata[META_MODEL] === 'zse-sbir' || [...file.tensors.keys()].some((k) => k.startsWith('sa.model.'))
         ? 'these look like ZSE-SBIR weights: load them with loadWeights / ZseModel'
-        : 'write CAAN weights with tools/caan_ref.py (metadata sketchgpu.model = "caan" and sketchgpu.config)');
+        : 'write CAAN weights with tools/reference/caan_ref.py (metadata sketchgpu.model = "caan" and sketchgpu.config)');
   }
   const raw = metadata[META_CONFIG];
-  if (!raw) throw new SketchError('BAD_WEIGHTS', `${fileName} has no ${META_CONFIG} metadata; CAAN sizes are not read off shapes`, 'add the config JSON (tools/caan_ref.py CaanConfig.to_json)');
+  if (!raw) throw new SketchError('BAD_WEIGHTS', `${fileName} has no ${META_CONFIG} metadata; CAAN sizes are not read off shapes`, 'add the config JSON (tools/reference/caan_ref.py CaanConfig.to_json)');
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch {
-    throw new SketchError('BAD_WEIGHTS', `${fileName}: metadata ${META_CONFIG} is not valid JSON`, 'write it again with tools/caan_ref.py');
+    throw new SketchError('BAD_WEIGHTS', `${fileName}: metadata ${META_CONFIG} is not valid JSON`, 'write it again with tools/reference/caan_ref.py');
   }
   const config = parseCaanConfig(json, `${fileName} ${META_CONFIG}`);
   const report = validateCaanWeights(file.tensors, config);
@@ -134,7 +134,7 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
     throw new SketchError('BAD_WEIGHTS',
       `${fileName} does not match the CAAN layout of its config (image width ${config.image.width}, depth ${config.image.depth}, grid ${config.image.grid}; ` +
       `text width ${config.text.width}, depth ${config.text.depth}; embed ${config.embed}): ${n} problem(s)\n${formatTensorReport(report, file.tensors)}`,
-      'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/caan_ref.py');
+      'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/reference/caan_ref.py');
   }
   checkFiniteWeights(file.tensors, fileName);
   return { config, tensors: file.tensors, metadata };

@@ -5,11 +5,11 @@ random numbers (drawn on the CPU generator either way).
 
 Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV):
 
-    nice -n 10 /usr/bin/python3 tools/train_zse.py --out .cache/train --max-minutes 66 --final-eval   # the shipped run
+    nice -n 10 /usr/bin/python3 tools/training/train_zse.py --out .cache/train --max-minutes 66 --final-eval   # the shipped run
                                                                                    # (weights/README.md)
-    /usr/bin/python3 tools/train_zse.py --steps 20 --val-every 0 --out .cache/train-probe   # speed probe
+    /usr/bin/python3 tools/training/train_zse.py --steps 20 --val-every 0 --out .cache/train-probe   # speed probe
 
-The architecture is ZSE-SBIR's (tools/zse_ref.py, the official module names and state_dict keys): conv-stem + 16 px
+The architecture is ZSE-SBIR's (tools/reference/zse_ref.py, the official module names and state_dict keys): conv-stem + 16 px
 patch tokenizer, pre-LN ViT (SA), one bidirectional CA layer, the 2x2/s2 anchor conv after the raw view, anchor
 cosine matrix, RN MLP. Only the sizes are smaller (see --help). Losses as the official train.py (§10):
 2 x TripletMarginLoss(margin 1, p 2) on the CA cls outputs (sk_pos, im_pos, im_neg) + 4 x MSE(RN score, 0.99/0.01).
@@ -33,7 +33,7 @@ weights/README.md, "Later attempts"): --stem-init full, --pair-frac (positive ph
 
 Data: ../shared/data/sketchy/all125-128/{photo,sketch}/<class>/ for the 104 classes not in
 ../shared/data/splits/test_class_sketchy21.txt, preprocessed exactly as the engine does at the model's input size
-(tools/eval_zse.py). The unseen classes are never read here, except by --final-eval after training.
+(tools/training/eval_zse.py). The unseen classes are never read here, except by --final-eval after training.
 
 Outputs in --out: log.jsonl (one JSON record per logged step / validation), last.pt (resumable state),
 best.pth and final .pth in the official format {'model', 'epoch', 'map_all', 'precision_100', 'config'},
@@ -52,9 +52,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-TOOLS = Path(__file__).resolve().parent
+TOOLS = Path(__file__).resolve().parents[1]
 REPO = TOOLS.parent
-sys.path.insert(0, str(TOOLS))
+sys.path[:0] = [str(TOOLS / 'training'), str(TOOLS / 'reference')]
 import zse_ref  # noqa: E402
 import eval_zse as ev  # noqa: E402
 
@@ -304,7 +304,7 @@ class LiveTeacher:
     the (unaugmented) training rows subtracted."""
 
     def __init__(self, a, sk_all, im_all, dev):
-        sys.path.insert(0, str(Path(__file__).resolve().parent / 'teacher'))
+        sys.path.insert(0, str(TOOLS / 'teacher'))
         from keras_torch import INPUT_SIZE, load_teacher
         self.net = load_teacher(a.teacher_model, a.teacher_net).to(dev)
         self.layer, self.size, self.dev = a.teacher_layer, INPUT_SIZE[a.teacher_model], dev

@@ -6,14 +6,14 @@ Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV). With
 the script re-executes itself with it on LD_LIBRARY_PATH (SKETCHGPU_NO_OPENBLAS=1: not): the float32 alignment
 module is 4-6x slower per step with Debian's reference BLAS.
 
-    nice -n 10 /usr/bin/python3 tools/train_caan.py --out .cache/train-caan --steps 3000 --max-minutes 58 --final-eval
-    /usr/bin/python3 tools/train_caan.py --steps 30 --val-every 15 --out .cache/train-caan-probe   # probe
+    nice -n 10 /usr/bin/python3 tools/training/train_caan.py --out .cache/train-caan --steps 3000 --max-minutes 58 --final-eval
+    /usr/bin/python3 tools/training/train_caan.py --steps 30 --val-every 15 --out .cache/train-caan-probe   # probe
 
 Speed (demo preset, batch 32 = 96 images + 32 texts, --threads 1, OpenBLAS): ~1.0 step/s (~1.0 CPU-s per step:
 towers+alignment forward 0.36, backward 0.48, augmentation 0.13, AdamW 0.05), measured on the 2-core machine under
 other load; 3,000 steps ~ 50 min. Validation takes 1-15 s (load-dependent), --final-eval ~10 s.
 
-Model: CaanConfig.demo() of tools/caan_ref.py (--preset). Data: as tools/train_zse.py: the 104 seen classes of
+Model: CaanConfig.demo() of tools/reference/caan_ref.py (--preset). Data: as tools/training/train_zse.py: the 104 seen classes of
 ../shared/data/sketchy/all125-128 (all125 minus the 21 of ../shared/data/splits/test_class_sketchy21.txt), 10 of
 them held out for model selection (eval_zse.split_seen, seed 0), the engine's preprocessing at 112 px, train_zse's
 augmentation. One batch item = (sketch of class c, photo of c, photo of another class, a text about c).
@@ -30,7 +30,7 @@ class): per item, one phrase (p 0.5) or 2..all of the class's phrases in random 
 probability --name-p prefixed by a class-name template ("a photo of a {name}", "a sketch of a {name}", "a drawing of
 a {name}" or "a {name}", and p 0.25 the template alone). Without the class name in some texts, a prompt such as "a
 photo of a zebra" would mean nothing to the text tower (the descriptions never name the class). Tokenized with
-tools/clip_tokenizer_ref.py (CLIP's BPE ids); each batch is cut after its longest EOT (the causal mask makes that
+tools/reference/clip_tokenizer_ref.py (CLIP's BPE ids); each batch is cut after its longest EOT (the causal mask makes that
 exact). Descriptions of the held-out validation classes are never used for training, only for validation.
 
 Precision: bfloat16 autocast in the three towers (--bf16 1); the alignment module (cross-attention, anchor cosines,
@@ -65,9 +65,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-TOOLS = Path(__file__).resolve().parent
+TOOLS = Path(__file__).resolve().parents[1]
 REPO = TOOLS.parent
-sys.path.insert(0, str(TOOLS))
+sys.path[:0] = [str(TOOLS / 'training'), str(TOOLS / 'reference')]
 import caan_ref as C  # noqa: E402
 import zse_ref as Z  # noqa: E402
 import eval_zse as ev  # noqa: E402

@@ -1,4 +1,4 @@
-"""Export ZSE-SBIR (tools/zse_ref.py) to ONNX from a safetensors weights file, for the ONNX Runtime peer of
+"""Export ZSE-SBIR (tools/reference/zse_ref.py) to ONNX from a safetensors weights file, for the ONNX Runtime peer of
 bench/run.ts. Two graphs, fp32, opset 17:
 
   sa-<name>.onnx    image [B,3,S,S] -> tokens [B,T,D]                  (the SA encoder; B dynamic)
@@ -9,7 +9,7 @@ The config is read off the weights' shapes and the safetensors metadata (sketchg
 so the graphs compute exactly what the engine computes with the same file. torch.onnx.export needs no `onnx`
 Python package. Prints one JSON line (paths, config, torch version).
 
-    /usr/bin/python3 tools/export_onnx.py WEIGHTS.safetensors --out .cache/onnx --name small
+    /usr/bin/python3 tools/bench/export_onnx.py WEIGHTS.safetensors --out .cache/onnx --name small
 """
 import argparse
 import inspect
@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'reference'))
 from safetensors_min import load_file  # noqa: E402
 from zse_ref import Model, ZseConfig  # noqa: E402
 

@@ -8,8 +8,8 @@ loads goes through `check_purpose` (eval_zse.load_split calls it), which refuses
 'final-eval'. test/training.honesty.test.ts runs `--json` and `--self-test` and checks every load_split call of
 tools/ names its purpose.
 
-    /usr/bin/python3 tools/splits.py --json [--val-classes 10 --split-seed 0]   # the lists, as JSON
-    /usr/bin/python3 tools/splits.py --self-test                               # the guard refuses what it must
+    /usr/bin/python3 tools/training/splits.py --json [--val-classes 10 --split-seed 0]   # the lists, as JSON
+    /usr/bin/python3 tools/training/splits.py --self-test                               # the guard refuses what it must
 
 Needs only numpy.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get('SKETCHGPU_SHARED', REPO.parent / 'shared')) / 'data'
 ALL128 = SHARED / 'sketchy' / 'all125-128'
 UNSEEN256 = SHARED / 'sketchy' / 'unseen21-256'

@@ -114,7 +114,7 @@ class CaanConfig:
 
     @staticmethod
     def demo():
-        """The shipped demo model (tools/train_caan.py: 3,000 steps in ~50 min on one CPU core): image towers as the ZSE demo model
+        """The shipped demo model (tools/training/train_caan.py: 3,000 steps in ~50 min on one CPU core): image towers as the ZSE demo model
         (128/5/4/512, 112 px, stem 16-32-64), a 4-block 128-wide text tower with CLIP's 77 positions, embed 128,
         RN widths as ZSE's small (A^1.5, A) = (27, 9) for A = 9 anchors."""
         return CaanConfig(image=ImageConfig(width=128, depth=5, heads=4, mlp=512, grid=7, stem=(16, 32, 64)),

@@ -1,10 +1,11 @@
-"""PyTorch peer for bench/run.ts: the same ZSE-SBIR configs (tools/zse_ref.py), SA img/s per batch size and CA+RN
+"""PyTorch peer for bench/run.ts: the same ZSE-SBIR configs (tools/reference/zse_ref.py), SA img/s per batch size and CA+RN
 pairs/s, on CUDA when present (fp32, TF32 off; and fp16, the model cast with .half(), as sa_f16 / ca_rn_f16) else
 the CPU (fp32 only: torch 1.13 has no fp16 matmuls on the CPU). With --weights (bench/run.ts passes the safetensors
 file of its own random weights) it runs exactly the numbers sketchgpu ran. Prints one JSON line."""
 import argparse, json, time, sys, os
 import torch
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'reference'))
 from zse_ref import Model, ZseConfig  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__)

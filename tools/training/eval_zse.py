@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Data loading, the engine's preprocessing, and the ZSE-SBIR retrieval metrics (../shared/docs/zse-sbir.md §5, §6).
 
-Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV). Used by tools/train_zse.py; also a CLI:
+Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV). Used by tools/training/train_zse.py; also a CLI:
 
-    /usr/bin/python3 tools/eval_zse.py CKPT.pth --split unseen21 [--modes ret,rn] [--json out.json]
-    /usr/bin/python3 tools/eval_zse.py --chance --split unseen21          # chance level of the four metrics
+    /usr/bin/python3 tools/training/eval_zse.py CKPT.pth --split unseen21 [--modes ret,rn] [--json out.json]
+    /usr/bin/python3 tools/training/eval_zse.py --chance --split unseen21          # chance level of the four metrics
 
 - Preprocessing is the reference's (§5), at the model's input size S = 16 * grid: photos
   `Image.open(p).resize((S, S)).convert('RGB')` (Pillow's default bicubic, antialiased); sketches `cv2.imread`,
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TOOLS = Path(__file__).resolve().parent
+TOOLS = Path(__file__).resolve().parents[1]
 REPO = TOOLS.parent
-sys.path.insert(0, str(TOOLS))
+sys.path[:0] = [str(TOOLS / 'training'), str(TOOLS / 'reference')]
 import zse_ref  # noqa: E402
 
 SHARED = Path(os.environ.get('SKETCHGPU_SHARED', REPO.parent / 'shared')) / 'data'
@@ -45,7 +45,7 @@ CACHE = REPO / '.cache' / 'train'
 # ----------------------------------------------------------------------------------------------------------------
 # Classes and splits
 # ----------------------------------------------------------------------------------------------------------------
-# The split lives in tools/splits.py (numpy only; the honesty test runs it); re-exported here for the tools' use.
+# The split lives in tools/training/splits.py (numpy only; the honesty test runs it); re-exported here for the tools' use.
 from splits import check_purpose, seen_classes, split_seen, unseen_classes  # noqa: E402,F401
 
 
