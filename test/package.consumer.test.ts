@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
@@ -39,6 +39,15 @@ const photos = CLASSES.flatMap((c) => readdirSync(join(SAMPLE, 'photo', c)).sort
 let tarball = '';
 
 test.before(() => {
+  try {
+    setUp();
+  } catch (e) {
+    console.error('package.consumer setup failed:', e); // uvu reports a failed before hook only as 0 passed
+    throw e;
+  }
+});
+
+function setUp(): void {
   const pack = timed('npm pack (prepack: bundles and declarations)', () => sh('npm', ['pack', '--json', '--pack-destination', tmp], REPO_ROOT));
   assert.is(pack.code, 0, pack.err);
   tarball = join(tmp, JSON.parse(pack.out.slice(pack.out.indexOf('[')))[0].filename);
@@ -49,14 +58,17 @@ test.before(() => {
   assert.not.match(inst.err, /Unknown (project|user|env) config/, 'npm config warnings');
   // The compiler and Node's types from this checkout (no download).
   mkdirSync(join(app, 'node_modules', '@types'), { recursive: true });
-  for (const p of ['typescript', '@types/node', 'undici-types']) symlinkSync(join(REPO_ROOT, 'node_modules', p), join(app, 'node_modules', p));
+  // (The optional store dependency may bring its own @types/node; those are kept.)
+  for (const p of ['typescript', '@types/node', 'undici-types']) {
+    if (!existsSync(join(app, 'node_modules', p))) symlinkSync(join(REPO_ROOT, 'node_modules', p), join(app, 'node_modules', p));
+  }
   cpSync(join(REPO_ROOT, 'examples'), join(app, 'examples'), { recursive: true });
   copyFileSync(sketchSrc, join(app, 'sketch.png'));
   for (const p of photos) {
     mkdirSync(join(app, p, '..'), { recursive: true });
     copyFileSync(join(SAMPLE, 'photo', p.slice('photos/'.length)), join(app, p));
   }
-});
+}
 
 test.after(() => console.log(`\n${timings.map((t) => `  timing: ${t}`).join('\n')}\n`));
 
