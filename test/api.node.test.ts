@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { SketchGPU, Embeddings, isSketchError } from '../src/index.ts';
+import { SketchGPU, Embeddings, isSketchError, nodeGpu } from '../src/index.ts';
 import { FIXTURES } from './paths.ts';
 import { json, png } from './cli-util.ts';
 import { assertClose } from './util.ts';
@@ -130,6 +130,37 @@ test('explain: the CLI\'s RN score and links, and the pictures', async () => {
   assert.equal(e.anchors.shape, [e.anchors.shape[0], e.anchors.shape[0]]);
 });
 
+test('CAAN: embedText, text and sketch+text searches (with the text re-rank) give the CLI\'s', async () => {
+  const WC = resolve(FIXTURES, 'caan', 'tiny.weights.safetensors');
+  const c = await SketchGPU.load({ weights: WC });
+  try {
+    assert.is(c.info.model, 'caan');
+    assert.ok(c.info.hasText);
+    const t = 'a photo of a cat';
+    const cliText = json(['embed', '--weights', WC, '--modality', 'text', '--json', t]).embeddings as number[][];
+    assertClose((await c.embedText(t)).rows[0]!, cliText[0]!, 1e-6, 0, 'text embedding');
+    await c.index(gallery);
+    const ix = join(tmp, 'caan.sgi');
+    json(['index', gallery, '-o', ix, '--weights', WC, '--json']);
+    const cases: [Parameters<typeof c.search>[0], string[]][] = [
+      [{ text: t }, ['--text', t]],
+      [{ text: t, sketch: sk, textWeight: 0.3 }, [sk, '--text', t, '--text-weight', '0.3']],
+    ];
+    for (const [q, args] of cases) {
+      for (const rerank of [false, true]) {
+        const ref = json(['query', ...args, '--index', ix, '-k', '4', '--json', ...(rerank ? ['--rerank', 'rn'] : [])]).results[0].hits;
+        const hits = await c.search(q, { k: 4, rerank });
+        const what = `${args.join(' ')}${rerank ? ' --rerank rn' : ''}`;
+        assert.equal(hits.map((h) => h.id), ref.map((h: { path: string }) => h.path), what);
+        assertClose(hits.map((h) => h.score), ref.map((h: { score: number }) => h.score), 1e-5, 0, what);
+      }
+    }
+    await refusal(c.explain(sk, join(gallery, 'cat', 'p0.png')), 'BAD_WEIGHTS', /ZSE-SBIR/);
+  } finally {
+    await c.dispose();
+  }
+});
+
 test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(m.embedSketch(join(tmp, 'missing.png')), 'IO', /missing\.png/);
   await refusal(m.embedSketch(Buffer.from('not an image')), 'BAD_IMAGE', /./);
@@ -145,6 +176,21 @@ test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(fresh.search(sk), 'BAD_ARGUMENT', /nothing is indexed/);
   await fresh.dispose();
   await refusal(fresh.embedSketch(sk), 'BAD_ARGUMENT', /disposed/);
+});
+
+test('dispose frees the model, not the process\'s device, which the lower-level API and other models share', async () => {
+  const other = await SketchGPU.load({ weights: W64 });
+  await other.dispose();
+  await m.dispose();
+  const ctx = await nodeGpu();
+  assert.not.ok(ctx.isLost(), 'the shared device was destroyed');
+  const again = await SketchGPU.load({ weights: W64 });
+  try {
+    assert.equal([...(await again.embedSketch(sk)).shape], [1, again.info.dim]);
+  } finally {
+    await again.dispose();
+  }
+  assert.not.ok(ctx.isLost());
 });
 
 test.run();

@@ -39,6 +39,15 @@ const photos = CLASSES.flatMap((c) => readdirSync(join(SAMPLE, 'photo', c)).sort
 let tarball = '';
 
 test.before(() => {
+  try {
+    setUp();
+  } catch (e) {
+    console.error('package.consumer setup failed:', e); // uvu reports a failed before hook only as 0 passed
+    throw e;
+  }
+});
+
+function setUp(): void {
   const pack = timed('npm pack (prepack: bundles and declarations)', () => sh('npm', ['pack', '--json', '--pack-destination', tmp], REPO_ROOT));
   assert.is(pack.code, 0, pack.err);
   tarball = join(tmp, JSON.parse(pack.out.slice(pack.out.indexOf('[')))[0].filename);
@@ -62,7 +71,7 @@ test.before(() => {
     mkdirSync(join(app, p, '..'), { recursive: true });
     copyFileSync(join(SAMPLE, 'photo', p.slice('photos/'.length)), join(app, p));
   }
-});
+}
 
 test.after(() => console.log(`\n${timings.map((t) => `  timing: ${t}`).join('\n')}\n`));
 
@@ -121,6 +130,14 @@ test('Node: require() says ESM-only; the JS and TS examples rank the photos as t
   const help = sh(process.execPath, ['node_modules/.bin/sketchgpu', '--help'], app);
   assert.is(help.code, 0, help.err);
   assert.match(help.out, /Usage: sketchgpu/);
+  // The demo from the installed package: the shipped weights and sample, its sheet in the app's ./out.
+  const demo = timed('npx sketchgpu demo (installed package)', () => sh(process.execPath, ['node_modules/.bin/sketchgpu', 'demo', '--json', '-k', '3'], app, { XDG_CACHE_HOME: join(tmp, 'cache') }));
+  assert.is(demo.code, 0, demo.err);
+  const dj = JSON.parse(demo.out);
+  assert.is(dj.gallery, 84);
+  assert.ok(dj.trained_weights, 'the shipped weights were used');
+  assert.is(dj.html, join(app, 'out', 'demo.html'));
+  assert.ok(statSync(dj.html).size > 10_000);
   // Quiet by default: none of Dawn's adapter-limit warnings (lavapipe triggers them); --verbose shows Dawn's messages.
   const info = sh(process.execPath, ['node_modules/.bin/sketchgpu', 'info', '--json'], app);
   assert.is(info.code, 0, info.err);

@@ -47,7 +47,10 @@ export interface RawImage {
  * @internal
  */
 export interface Platform<I> {
-  /** A device; `shared` devices (Node's one per process) are released by reference count, not destroyed by one model. */
+  /**
+   * A device and how to let it go: the browser's own device is destroyed; Node's is the one device per process
+   * (`nodeGpu`, shared with every other model and the lower-level API), which stays.
+   */
   gpu(o: { adapter?: string }): Promise<{ ctx: GpuContext; release(): void }>;
   /** The weights and their SHA-256 identity; `undefined` means the bundled ZSE-SBIR weights. */
   weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
@@ -304,24 +307,6 @@ export function commonImage(input: unknown, what: string): DecodedImage | null {
 }
 
 const toRaw = (r: Rgba): RawImage => ({ data: r.data, width: r.width, height: r.height });
-
-/** Device references of shared contexts (Node: one device per process and options). */
-const holders = new WeakMap<GpuContext, number>();
-/** Counts a user of a shared device; the returned release destroys it when the last user goes. @internal */
-export function sharedDevice(ctx: GpuContext): { ctx: GpuContext; release(): void } {
-  holders.set(ctx, (holders.get(ctx) ?? 0) + 1);
-  let released = false;
-  return {
-    ctx,
-    release: () => {
-      if (released) return;
-      released = true;
-      const n = (holders.get(ctx) ?? 1) - 1;
-      holders.set(ctx, n);
-      if (n === 0) ctx.destroy();
-    },
-  };
-}
 
 interface Gallery<I> { index: GalleryIndex; search: GallerySearch; sources: Map<string, I> }
 
@@ -684,7 +669,8 @@ export class SketchGPUModel<I> {
   }
 
   /**
-   * Frees the GPU buffers of the model and its index (and the device, when no other model uses it). Idempotent.
+   * Frees the GPU buffers of the model and its index, and in the browser its device (Node keeps its one device per
+   * process, which other models share). Idempotent.
    *
    * @example
    * ```ts

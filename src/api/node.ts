@@ -14,7 +14,7 @@ import { parseModelWeights } from '../models/load.ts';
 import { confinedGalleryPath, galleryPath, listGallery } from '../retrieval/gallery.ts';
 import { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import { loadClipTokenizer } from '../text/clip-vocab-node.ts';
-import { commonImage, sharedDevice, SketchGPUModel, type LoadOptions, type Platform, type RawImage, type WeightsSource } from './core.ts';
+import { commonImage, SketchGPUModel, type LoadOptions, type Platform, type RawImage, type WeightsSource } from './core.ts';
 
 /**
  * An image in Node: a file path or `file:` URL (PNG or JPEG), the file's bytes, or raw RGBA pixels.
@@ -64,7 +64,9 @@ const bytesOf = (b: Uint8Array | ArrayBuffer) => (b instanceof ArrayBuffer ? new
 
 const nodePlatform: Platform<NodeImage> = {
   async gpu(o) {
-    return sharedDevice(await nodeGpu({ adapter: o.adapter }));
+    // One device per process and options, shared with other models and the lower-level API: never destroyed here
+    // (a live device does not keep Node from exiting).
+    return { ctx: await nodeGpu({ adapter: o.adapter }), release: () => undefined };
   },
   async weights(source: WeightsSource | undefined, o) {
     if (source instanceof Uint8Array || source instanceof ArrayBuffer) {

@@ -2,7 +2,8 @@
  * A 5x7 bitmap font (lowercase letters, digits, a few signs) for the panel titles of the explanation sheet, so the
  * PNG says what each view is without a canvas or a font file. Browser-safe.
  */
-import type { Rgba } from './render.ts';
+/** RGBA8 pixels (render.ts's Rgba, restated here so the two files do not import each other). */
+interface Rgba { width: number; height: number; data: Uint8ClampedArray }
 
 /** Each glyph: 7 rows of 5 columns, '#' = ink. */
 const GLYPHS: Record<string, string> = {
