@@ -15,7 +15,8 @@ const common = {
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['webgpu', 'onnxruntime-node'],
+  // LanceDB (an optional peer, native) is not carried: the device checks never open a LanceDB store.
+  external: ['webgpu', 'onnxruntime-node', '@lancedb/lancedb', 'apache-arrow'],
   loader: { '.wgsl': 'text' },
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
