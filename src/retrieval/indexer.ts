@@ -23,7 +23,7 @@ import { asRetrievalModel, type AnyModel } from './model.ts';
 const MAGIC = 0x4a494753; // 'SGIJ'
 const JOURNAL_HEAD = 'SKETCHGPU-INDEX-JOURNAL 1\n';
 
-export interface BuildIndexOptions {
+export interface BuildIndexOptions extends BuildProgress {
   /** ZseModel, CaanModel or a RetrievalModel adapter; `identity` must be its identity (RetrievalModel.identity). */
   model: AnyModel;
   identity: ModelIdentity;
@@ -40,6 +40,10 @@ export interface BuildIndexOptions {
   force?: boolean;
   /** Reuse an existing index's embeddings (same weights) and add only new photos. */
   update?: boolean;
+}
+
+/** What an index build reports while it runs, and how it is stopped (the .sgi builder and the LanceDB one). */
+export interface BuildProgress {
   onStart?: (total: number, done: number) => void;
   onProgress?: (done: number, total: number) => void;
   onSkip?: (path: string, reason: string) => void;

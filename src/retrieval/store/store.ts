@@ -10,7 +10,7 @@ import { SketchError } from '../../core/errors.ts';
 import { readBoundedFileSync } from '../../io/read-file.ts';
 import { listGallery } from '../gallery.ts';
 import { checkIndexHead, parseIndex, type GalleryIndex, type ModelIdentity } from '../index-format.ts';
-import { embedPhotos, lockIndexOutput } from '../indexer.ts';
+import { embedPhotos, lockIndexOutput, type BuildIndexResult, type BuildProgress } from '../indexer.ts';
 import { asRetrievalModel, type AnyModel } from '../model.ts';
 import { LanceGallery, type LanceLayout, type LanceRow } from './lance.ts';
 
@@ -83,7 +83,7 @@ export async function openStore(spec: StoreSpec): Promise<GalleryStore> {
   };
 }
 
-export interface BuildLanceOptions {
+export interface BuildLanceOptions extends BuildProgress {
   model: AnyModel;
   identity: ModelIdentity;
   weightsPath: string;
@@ -95,21 +95,11 @@ export interface BuildLanceOptions {
   shard?: { index: number; count: number };
   /** Photos per commit (default 256): what a crash can lose, and how many commits N writers contend over. */
   commitEvery?: number;
-  onStart?: (total: number, done: number) => void;
-  onProgress?: (done: number, total: number) => void;
-  onSkip?: (path: string, reason: string) => void;
-  shouldStop?: () => boolean;
 }
 
-export interface BuildLanceResult {
-  out: string;
-  complete: boolean;
+export interface BuildLanceResult extends BuildIndexResult {
   /** Photos of this shard. */
   total: number;
-  embedded: number;
-  resumed: number;
-  skipped: [string, string][];
-  seconds: number;
   /** Rows in the table after this run (all shards). */
   table_rows: number;
   table_version: number;
