@@ -4,25 +4,19 @@
 // queries; bad inputs are SketchErrors with hints.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
 import { SketchGPU, Embeddings, isSketchError, nodeGpu } from '../src/index.ts';
 import { FIXTURES } from './paths.ts';
-import { json, png } from './cli-util.ts';
+import { json, png, smallGallery } from './cli-util.ts';
 import { assertClose } from './util.ts';
 
 const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-api-'));
-const gallery = join(tmp, 'gallery');
-const classes = ['apple', 'boat', 'cat'];
-classes.forEach((c, ci) => {
-  mkdirSync(join(gallery, c), { recursive: true });
-  for (let k = 0; k < 3; k++) png(join(gallery, c, `p${k}.png`), 70 + 7 * k, 60 + 5 * ci, 1000 + 10 * ci + k, 'photo');
-});
-writeFileSync(join(gallery, 'boat', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3]));
+const { gallery, classes } = smallGallery(join(tmp, 'gallery'));
 const sk = join(tmp, 'sk.png');
 png(sk, 90, 80, 7, 'sketch');
 

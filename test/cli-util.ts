@@ -2,8 +2,8 @@
 // a refusal is a clean "error:/hint:" message with exit code 2 and no stack trace; and synthetic test images.
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { REPO_ROOT } from './paths.ts';
 import { rand } from './util.ts';
@@ -48,4 +48,18 @@ export function png(file: string, w: number, h: number, seed: number, kind: 'pho
     img.data[i] = v[0]!; img.data[i + 1] = v[1]!; img.data[i + 2] = v[2]!; img.data[i + 3] = 255;
   }
   writeFileSync(file, PNG.sync.write(img));
+}
+
+/**
+ * The small test gallery of the CLI and API suites: 3 classes (apple, boat, cat) x 3 photos in class folders under
+ * `dir`, plus one corrupt JPEG (boat/broken.jpg) that indexing must skip.
+ */
+export function smallGallery(dir: string): { gallery: string; classes: string[] } {
+  const classes = ['apple', 'boat', 'cat'];
+  classes.forEach((c, ci) => {
+    mkdirSync(join(dir, c), { recursive: true });
+    for (let k = 0; k < 3; k++) png(join(dir, c, `p${k}.png`), 70 + 7 * k, 60 + 5 * ci, 1000 + 10 * ci + k, 'photo');
+  });
+  writeFileSync(join(dir, 'boat', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3]));
+  return { gallery: dir, classes };
 }

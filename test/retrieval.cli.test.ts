@@ -14,7 +14,7 @@ import { buildIndex } from '../src/retrieval/indexer.ts';
 import { evaluateScores, rankRow } from '../src/retrieval/metrics.ts';
 import { RERANK_OFFSET } from '../src/retrieval/eval.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
-import { assertCleanError, cli, json, png } from './cli-util.ts';
+import { assertCleanError, cli, json, png, smallGallery } from './cli-util.ts';
 import { assertClose, gpu, rand } from './util.ts';
 
 const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
@@ -22,13 +22,7 @@ const W224 = resolve(FIXTURES, 'zse', 'tiny224.weights.safetensors');
 const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-retrieval-'));
 
 // Gallery: 3 classes x 3 photos in class folders, plus one corrupt JPEG.
-const gallery = join(tmp, 'gallery');
-const classes = ['apple', 'boat', 'cat'];
-classes.forEach((c, ci) => {
-  mkdirSync(join(gallery, c), { recursive: true });
-  for (let k = 0; k < 3; k++) png(join(gallery, c, `p${k}.png`), 70 + 7 * k, 60 + 5 * ci, 1000 + 10 * ci + k, 'photo');
-});
-writeFileSync(join(gallery, 'boat', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3]));
+const { gallery, classes } = smallGallery(join(tmp, 'gallery'));
 const sk1 = join(tmp, 'sk1.png');
 const sk2 = join(tmp, 'sk2.png');
 png(sk1, 90, 80, 7, 'sketch');
