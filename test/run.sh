@@ -31,6 +31,11 @@ if [ "${1:-}" != "--full" ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 
   fi
 fi
 node tools/build.mjs || exit 1
+# Every temporary file of the run (the tests' mkdtemp folders, Chromium profiles, packed tarballs) goes under one
+# scratch folder, removed when the run ends (also on Ctrl-C); SKETCHGPU_KEEP_TMP=1 keeps it to look at.
+scratch=$(mktemp -d -t sketchgpu-test.XXXXXX) || exit 1
+[ -n "${SKETCHGPU_KEEP_TMP:-}" ] && echo "temporary files kept in $scratch" || trap 'rm -rf "$scratch"' EXIT
+export TMPDIR="$scratch"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 if [ "${1:-}" = "--full" ]; then

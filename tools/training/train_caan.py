@@ -370,6 +370,8 @@ def main():
           f'({model.text.token_embedding.weight.numel():,} of them the token table)', flush=True)
     if a.teacher_net:
         raise SystemExit('error: --teacher-net is implemented in train_zse.py only\nhint: use --teacher (the cache)')
+    if a.distill_cross:
+        raise SystemExit('error: --distill-cross is implemented in train_zse.py only\nhint: leave it out here')
     teacher = Teacher(a, tr, torch.device('cpu')) if a.teacher else None
     D = cfg.embed                                                   # the towers' projected token width
     heads = nn.ModuleDict({'g': nn.Linear(D, teacher.dim), 't': nn.Linear(D, teacher.dim)}) if teacher \

@@ -296,6 +296,12 @@ class Teacher:
             cs.append(F.adaptive_avg_pool2d(w, grid).flatten(2).transpose(1, 2))
         return torch.cat(gs), torch.cat(cs)
 
+    def photo_pooled(self, i_im):
+        """The pooled teacher feature of whole, unaugmented training photos (photo mean subtracted) [N,C]: the
+        --distill-cross target of the sketches drawn from them."""
+        t = self.maps['photo'][torch.from_numpy(i_im)].to(self.dev).float()
+        return t.mean(dim=(2, 3)) - self.mean['photo'][None]
+
 
 class LiveTeacher:
     """The teacher run on each augmented view itself (--teacher-net DIR: its topology and weights, e.g. trimmed by
@@ -307,7 +313,7 @@ class LiveTeacher:
         sys.path.insert(0, str(TOOLS / 'teacher'))
         from keras_torch import INPUT_SIZE, load_teacher
         self.net = load_teacher(a.teacher_model, a.teacher_net).to(dev)
-        self.layer, self.size, self.dev = a.teacher_layer, INPUT_SIZE[a.teacher_model], dev
+        self.layer, self.size, self.dev, self.im_all = a.teacher_layer, INPUT_SIZE[a.teacher_model], dev, im_all
         self.mean = {}
         for mod, x in (('sketch', sk_all), ('photo', im_all)):
             if a.teacher_mean_rows:                   # a strided subset (quick CPU smoke runs)
@@ -325,6 +331,10 @@ class LiveTeacher:
         t = F.interpolate(x.float() * 0.5 + 0.5, size=(self.size, self.size), mode='bilinear', align_corners=True)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16):
             return self.net(t, outputs=[self.layer])[self.layer].float()
+
+    def photo_pooled(self, i_im):
+        """As Teacher.photo_pooled: the teacher run on the whole, unaugmented photos."""
+        return self.maps(self.im_all[torch.from_numpy(i_im)].to(self.dev)).mean(dim=(2, 3)) - self.mean['photo'][None]
 
     def targets(self, views, n_sketch, grid):
         m = self.maps(views)
@@ -417,6 +427,12 @@ def add_distill_args(ap):
                     help='weight: similarity structure, KL(teacher || student) of row softmaxes of the in-batch cosine '
                          'matrices (both modalities; teacher: mean-subtracted pooled features; student: the cls embeddings)')
     ap.add_argument('--distill-temp', type=float, default=0.1, help='temperature of --distill-rel')
+    ap.add_argument('--distill-cross', type=float, default=0.0,
+                    help='weight: cross-modal targets for sketches drawn from a training photo (Sketchy pairs): their '
+                         'projected cls is regressed (1 - cosine, the --distill-global head) onto the teacher\'s pooled '
+                         'feature of that whole photo instead of onto their own teacher feature, and --distill-rel uses '
+                         'the same targets; so sketches are placed where the teacher puts photos (ImageNet features '
+                         'of photos rank photos far better than of sketches). Unpaired sketches keep their own target')
     ap.add_argument('--teacher-net', default='',
                     help='instead of --teacher\'s cache: run the teacher live on each augmented view (a GPU makes that '
                          'cheap); DIR holds MODEL.topology.json + MODEL.safetensors (tools/teacher/trim.py)')
@@ -581,7 +597,7 @@ def main():
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'n': 0}
+               'dx': 0.0, 'n': 0}
     t_last = t_loop = time.time()
     for step in range(start, a.steps):
         spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
@@ -621,14 +637,29 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
-        l_dg = l_dt = l_dr = torch.zeros(())
+        l_dg = l_dt = l_dr = l_dx = torch.zeros(())
         if teacher is not None:
             if isinstance(teacher, LiveTeacher):
                 g, cells = teacher.targets(torch.cat([sk, im]), len(sk), cfg.grid)
             else:
                 g, cells = teacher.targets(np.concatenate([i_sk, i_skn]), th_sk, np.concatenate([i_im, i_imn]), th_im,
                                            cfg.grid)
-            l_dg = (1 - F.cosine_similarity(heads['g'](sa[:, 0]), g, dim=1)).mean()
+            gs = heads['g'](sa[:, 0])
+            if a.distill_cross > 0:
+                src = sampler.src[np.concatenate([i_sk, i_skn])]
+                rows = np.where(src >= 0)[0]
+                if len(rows):
+                    g = g.clone()
+                    g[torch.from_numpy(rows).to(dev)] = teacher.photo_pooled(src[rows]).to(g.dtype)
+                    l_dx = (1 - F.cosine_similarity(gs[torch.from_numpy(rows).to(dev)], g[torch.from_numpy(rows).to(dev)], dim=1)).mean()
+                    keep = torch.ones(len(g), dtype=torch.bool, device=dev)
+                    keep[torch.from_numpy(rows).to(dev)] = False
+                    l_dg = (1 - F.cosine_similarity(gs[keep], g[keep], dim=1)).mean()
+                    loss = loss + a.distill_cross * l_dx
+                else:
+                    l_dg = (1 - F.cosine_similarity(gs, g, dim=1)).mean()
+            else:
+                l_dg = (1 - F.cosine_similarity(gs, g, dim=1)).mean()
             l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
             l_dr = relational_kl(sa[:, 0], g, a.distill_temp)
             loss = loss + a.distill_global * l_dg + a.distill_tokens * l_dt + a.distill_rel * l_dr
@@ -645,6 +676,7 @@ def main():
         acc['dg'] += float(l_dg)
         acc['dt'] += float(l_dt)
         acc['dr'] += float(l_dr)
+        acc['dx'] += float(l_dx)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -654,9 +686,9 @@ def main():
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
-                 'grad_norm': float(gn), 'steps_per_s': n / dt})
+                 'distill_cross': acc['dx'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'n': 0}
+               'dx': 0.0, 'n': 0}
         over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
             (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
