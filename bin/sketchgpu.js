@@ -32,13 +32,21 @@ if (!existsSync(cli)) {
 }
 
 if (process.env.SKETCHGPU_DEBUG || process.env.SKETCHGPU_CLI_CHILD) {
+  if (process.env.SKETCHGPU_CLI_CHILD && process.channel) {
+    // Started by the wrapper below: its IPC channel closes when the wrapper ends, however it ends (a SIGKILL it
+    // cannot pass on included), and the CLI ends with it instead of running on as an orphan in its own process
+    // group. Unref'd, so the channel alone does not keep the CLI alive. (Run with SKETCHGPU_CLI_CHILD=1 by hand,
+    // there is no channel and no such watch.)
+    process.channel.unref();
+    process.on('disconnect', () => process.exit(129));
+  }
   const { main } = await import(cli);
   process.exitCode = await main(argv);
 } else {
   // Its own process group: a Ctrl-C at the terminal reaches this process only, and is passed on once (the index
-  // command finishes its batch on the first).
+  // command finishes its batch on the first). The 'ipc' channel is how the child sees this process go (above).
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...argv.slice(2)], {
-    stdio: ['inherit', 'inherit', 'pipe'],
+    stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
     detached: true,
     env: { ...process.env, SKETCHGPU_CLI_CHILD: '1', ...(process.stderr.isTTY ? { SKETCHGPU_STDERR_COLUMNS: String(process.stderr.columns || 80) } : {}) },
   });

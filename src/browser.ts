@@ -21,6 +21,7 @@ export {
   SketchGPUModel, Embeddings, type RawImage, type LoadOptions, type WeightsSource, type VocabSource, type NamedPhoto, type IndexOptions, type IndexSummary,
   type TextQuery, type SearchOptions, type Hit, type Explanation, type ModelInfo,
 } from './api/core.ts';
+export { Scores, type PreprocessedImage, type ModelInput, type EmbedOptions, type ScoreOptions } from './api/core.ts';
 export { SketchError, isSketchError, type ErrorCode } from './core/errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';

@@ -1,5 +1,6 @@
 // The embedding API (src/api, `SketchGPU` of `sketchgpu`) in Node, on the tiny64 test model and a small synthetic
-// gallery: every image form gives the same embedding as the CLI's `embed`; index + search (cosine and RN re-rank)
+// gallery: every image form gives the same embedding as the CLI's `embed`; preprocessImage, preprocessed tensors and
+// score give the CLI's `preprocess`, .npy inputs and `score`; index + search (cosine and RN re-rank)
 // give the CLI's `index` + `query` ranking and scores; explain gives the CLI's RN score; a saved index is one the CLI
 // queries; bad inputs are SketchErrors with hints.
 import { test } from 'uvu';
@@ -9,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { SketchGPU, Embeddings, isSketchError, nodeGpu } from '../src/index.ts';
+import { SketchGPU, Embeddings, Scores, isSketchError, nodeGpu } from '../src/index.ts';
+import { readNpy } from '../src/io/npy.ts';
 import { FIXTURES } from './paths.ts';
-import { json, png, smallGallery } from './cli-util.ts';
+import { cli, json, png, smallGallery } from './cli-util.ts';
 import { assertClose } from './util.ts';
 
 const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
@@ -73,6 +75,54 @@ test('embedSketch / embedPhoto: a path, a file URL, a Buffer, an ArrayBuffer and
   const photos = [join(gallery, 'apple', 'p0.png'), join(gallery, 'cat', 'p2.png')];
   const cliPhoto = json(['embed', '--weights', W64, '--modality', 'photo', '--json', ...photos]).embeddings as number[][];
   assertClose((await m.embedPhoto(photos)).data, cliPhoto.flat(), 1e-6, 0, 'photos');
+});
+
+test('preprocessImage, { tensor } inputs, { tokens } and score: the CLI\'s preprocess, embed of a .npy and score (ret, rn)', async () => {
+  const S = m.info.imageSize;
+  const x = await m.preprocessImage(sk, 'sketch');
+  const npy = join(tmp, 'sk.npy');
+  assert.is(cli(['preprocess', '--modality', 'sketch', '--size', String(S), sk, '-o', npy]).code, 0);
+  assert.equal(x, readNpy(readFileSync(npy)).data, 'the model input is the CLI preprocess .npy');
+  const photos = [join(gallery, 'apple', 'p0.png'), join(gallery, 'cat', 'p2.png')];
+  const px = await Promise.all(photos.map((p) => m.preprocessImage(p, 'photo')));
+  // A tensor of two images stands for two rows, in place.
+  const both = new Float32Array(2 * 3 * S * S);
+  both.set(px[0]!, 0);
+  both.set(px[1]!, 3 * S * S);
+  const mixed = await m.embedPhoto([photos[1]!, { tensor: both }]);
+  const plain = await m.embedPhoto(photos);
+  assert.equal([...mixed.shape], [3, m.info.dim]);
+  assert.equal(mixed.rows, [plain.rows[1], plain.rows[0], plain.rows[1]]);
+  assert.equal((await m.embedSketch({ tensor: x })).data, (await m.embedSketch(sk)).data);
+  const withTokens = await m.embedPhoto(photos, { tokens: true });
+  assert.equal(withTokens.data, plain.data);
+  assert.is(withTokens.tokens!.length, 2 * m.model.tokens * m.info.dim);
+  assert.is(plain.tokens, undefined);
+  for (const mode of ['ret', 'rn'] as const) {
+    const ref = json(['score', '--weights', W64, '--mode', mode, '--json', '--sketch', sk, npy, '--photo', ...photos]).scores as number[][];
+    const s = await m.score([sk, { tensor: x }], photos, { relation: mode === 'rn' });
+    assert.ok(s instanceof Scores);
+    assert.equal([...s.shape], [2, 2]);
+    assertClose(s.data, ref.flat(), 1e-6, 0, `score ${mode}`);
+    assert.equal(s.rows[0], s.rows[1], `${mode}: the image and its preprocessed tensor score alike`);
+    if (mode === 'ret') {
+      // Cosine: the dot products of the unit embeddings.
+      const e = (await m.embedSketch(sk)).rows[0]!;
+      assertClose(s.rows[0]!, plain.rows.map((p) => p.reduce((acc, v, d) => acc + v * e[d]!, 0)), 1e-5, 1e-5, 'cosine = dot of unit embeddings');
+    }
+  }
+  // Warnings go where onWarning says (the CLI prints them as warning: lines).
+  const img = new PNG({ width: 64, height: 64 });
+  for (let i = 0; i < 64 * 64; i++) img.data.set(i % 64 > 20 && i % 64 < 24 ? [0, 0, 0, 255] : [0, 0, 0, 0], 4 * i);
+  const warned: string[] = [];
+  const w = await SketchGPU.load({ weights: W64, onWarning: (msg) => warned.push(msg) });
+  try {
+    await w.preprocessImage(PNG.sync.write(img), 'sketch', { name: 'clear.png' });
+    assert.is(warned.length, 1);
+    assert.match(warned[0]!, /clear\.png: 9\d\.\d% of the sketch's pixels are \(partly\) transparent/);
+  } finally {
+    await w.dispose();
+  }
 });
 
 test('index + search: the CLI\'s index + query ranking and scores, cosine and RN re-rank; unreadable photos skipped', async () => {
@@ -161,6 +211,13 @@ test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(m.embedSketch({ data: new Uint8Array(10), width: 4, height: 4 }), 'BAD_IMAGE', /RGBA/);
   await refusal(m.embedSketch(42 as never), 'BAD_ARGUMENT', /not an image/);
   await refusal(m.embedSketch([]), 'BAD_ARGUMENT', /no sketch/);
+  const S = m.info.imageSize;
+  await refusal(m.embedSketch({ tensor: new Float32Array(3 * S * S + 1) }), 'BAD_ARGUMENT', new RegExp(`n x 3x${S}x${S} values; got ${3 * S * S + 1} values`));
+  await refusal(m.embedSketch({ tensor: new Float32Array(3 * S * S).fill(255) }), 'BAD_NPY', /the sketch holds 255 \(image 0, element 0\), far outside the \[-1, 1\]/);
+  await refusal(m.preprocessImage({ tensor: new Float32Array(3 * S * S).fill(NaN) }, 'photo', { name: 'x.npy' }), 'BAD_NPY', /x\.npy holds NaN .*finite/);
+  await refusal(m.preprocessImage(sk, 'text' as never), 'BAD_ARGUMENT', /modality must be/);
+  await refusal(m.score(sk, [{ tensor: new Float32Array(3 * S * S).fill(2) }]), 'BAD_NPY', /the photo holds 2/);
+  await refusal(SketchGPU.load({ weights: W64, onWarning: 'console' as never }), 'BAD_ARGUMENT', /onWarning must be a function/);
   await refusal(m.search(sk, { k: 0 }), 'BAD_ARGUMENT', /k must be/);
   await refusal(m.search({ text: 'a cat' }), 'BAD_ARGUMENT', /text tower/);
   await refusal(m.index([{ id: 'a', image: sk }, { id: 'a', image: sk }]), 'BAD_ARGUMENT', /two photos/);

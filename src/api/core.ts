@@ -17,7 +17,8 @@ import { MODEL_LABEL, type LoadedModelWeights, type ModelKind } from '../models/
 import { ZseModel } from '../models/zse/model.ts';
 import { CaanModel } from '../models/caan/model.ts';
 import type { Precision } from '../graph/graph.ts';
-import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
+import { checkInputRange, preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
+import { checkFiniteScores } from '../models/embedding-check.ts';
 import { parseIndex, serializeIndex, checkIndexModel, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
 import { imageFromRgba, indexPhotos, type PhotoSource } from '../retrieval/index-photos.ts';
 import { CaanRetrieval, ZseRetrieval, composeQueries, type RetrievalModel } from '../retrieval/model.ts';
@@ -64,6 +65,8 @@ export interface Platform<I> {
   galleryFiles?(root: string, paths: string[]): { id: string; image: I }[];
   /** A name for an image value in results and errors (a path, a URL), or null. */
   nameOf(input: I): string | null;
+  /** Where preprocessing warnings go (LoadOptions.onWarning); default console.warn with a `sketchgpu:` prefix. */
+  warn?(message: string): void;
 }
 
 /**
@@ -110,6 +113,11 @@ export interface LoadOptions {
   heads?: { sa?: number; ca?: number };
   /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
   vocab?: VocabSource;
+  /**
+   * Receives preprocessing warnings (a sketch whose ink is in its alpha channel, which the reference ignores);
+   * default: `console.warn('sketchgpu: ' + message)`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -124,7 +132,12 @@ export interface LoadOptions {
  * ```
  */
 export class Embeddings {
-  constructor(readonly data: Float32Array, readonly shape: readonly [number, number]) {}
+  constructor(readonly data: Float32Array, readonly shape: readonly [number, number],
+    /**
+     * `[n, T, dim]` per-image tokens, when asked for (`{ tokens: true }`): ZSE-SBIR's SA output tokens, CAAN's
+     * projected tokens; the input of the relation network. Not part of `toJSON`.
+     */
+    readonly tokens?: Float32Array) {}
   /** The embeddings as `number[][]`, one row per image. */
   get rows(): number[][] {
     const [n, d] = this.shape;
@@ -348,6 +361,10 @@ export class SketchGPUModel<I> {
     if (o.precision !== undefined && o.precision !== 'f32' && o.precision !== 'f16') {
       throw new SketchError('BAD_ARGUMENT', `precision must be "f32" or "f16", not ${JSON.stringify(o.precision)}`, 'Leave it out for f32.');
     }
+    if (o.onWarning !== undefined && typeof o.onWarning !== 'function') {
+      throw new SketchError('BAD_ARGUMENT', 'onWarning must be a function', 'e.g. { onWarning: (m) => console.error(m) }.');
+    }
+    if (o.onWarning) platform = { ...platform, warn: o.onWarning };
     const { loaded, sha256, name } = await platform.weights(o.weights, {
       model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca,
     });
@@ -383,21 +400,43 @@ export class SketchGPUModel<I> {
     return p;
   }
 
-  private async inputs(images: I | I[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
+  private async inputs(images: ModelInput<I> | ModelInput<I>[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
     const list = Array.isArray(images) ? images : [images];
     if (list.length === 0) throw new SketchError('BAD_ARGUMENT', `no ${modality} given`, `Pass one ${modality} image or an array of them.`);
     const S = this.model.imageSize, px = 3 * S * S;
-    const data = new Float32Array(list.length * px);
-    for (let i = 0; i < list.length; i++) data.set(await this.preprocess(list[i]!, modality, i, list.length), i * px);
-    return { data, n: list.length };
+    // A preprocessed tensor stands for as many images as it holds; anything else for one.
+    const parts: Float32Array[] = [];
+    for (let i = 0; i < list.length; i++) parts.push(await this.preprocess(list[i]!, modality, i, list.length));
+    if (parts.length === 1) return { data: parts[0]!, n: parts[0]!.length / px };
+    const data = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    return { data, n: data.length / px };
   }
 
-  private async preprocess(input: I, modality: 'sketch' | 'photo', i = 0, n = 1): Promise<Float32Array> {
-    const what = this.platform.nameOf(input) ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
+  private async preprocess(input: ModelInput<I>, modality: 'sketch' | 'photo', i = 0, n = 1, name?: string): Promise<Float32Array> {
+    if (isPreprocessed(input)) {
+      const S = this.model.imageSize, px = 3 * S * S;
+      const what = name ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
+      const t = input.tensor;
+      if (!(t instanceof Float32Array) || t.length === 0 || t.length % px !== 0) {
+        throw new SketchError('BAD_ARGUMENT', `${what}: a preprocessed tensor must be a Float32Array of n x 3x${S}x${S} values; got ${t instanceof Float32Array ? `${t.length} values` : Object.prototype.toString.call(t)}`,
+          `Preprocess images with preprocessImage() (or \`sketchgpu preprocess --size ${S}\`), or pass the images themselves.`);
+      }
+      checkInputRange(t, what, px);
+      return t;
+    }
+    const what = name ?? this.platform.nameOf(input) ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
     const img = await this.platform.image(input, what);
     if (modality === 'sketch') {
       const w = sketchAlphaWarning(img);
-      if (w) console.warn(`sketchgpu: ${w}`);
+      if (w) {
+        if (this.platform.warn) this.platform.warn(w);
+        else console.warn(`sketchgpu: ${w}`);
+      }
       return preprocessSketch(img, this.model.imageSize);
     }
     return preprocessPhoto(img, this.model.imageSize);
@@ -405,7 +444,8 @@ export class SketchGPUModel<I> {
 
   /**
    * L2-normalised global embeddings of sketches (ZSE-SBIR's SA cls token; CAAN's sketch tower), `[n, dim]`, in input
-   * order. Preprocessing is the reference's (ink crop, pad, resize), as `sketchgpu embed --modality sketch`.
+   * order. Preprocessing is the reference's (ink crop, pad, resize), as `sketchgpu embed --modality sketch`. A
+   * preprocessed tensor (`{ tensor }`) gives a row per image it holds; `{ tokens: true }` also returns the tokens.
    *
    * @example
    * ```ts
@@ -413,8 +453,8 @@ export class SketchGPUModel<I> {
    * console.log(e.shape, e.rows[0].slice(0, 4));
    * ```
    */
-  embedSketch(images: I | I[]): Promise<Embeddings> {
-    return this.embed(images, 'sketch');
+  embedSketch(images: ModelInput<I> | ModelInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
+    return this.embed(images, 'sketch', o);
   }
 
   /**
@@ -425,8 +465,8 @@ export class SketchGPUModel<I> {
    * const e = await m.embedPhoto(bytes);   // PNG or JPEG bytes
    * ```
    */
-  embedPhoto(images: I | I[]): Promise<Embeddings> {
-    return this.embed(images, 'photo');
+  embedPhoto(images: ModelInput<I> | ModelInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
+    return this.embed(images, 'photo', o);
   }
 
   /**
@@ -442,10 +482,10 @@ export class SketchGPUModel<I> {
     return this.exclusive(async () => new Embeddings(await this.model.encodeTexts(list), [list.length, this.model.dim]));
   }
 
-  private async embed(images: I | I[], modality: 'sketch' | 'photo'): Promise<Embeddings> {
+  private async embed(images: ModelInput<I> | ModelInput<I>[], modality: 'sketch' | 'photo', o: EmbedOptions = {}): Promise<Embeddings> {
     const x = await this.inputs(images, modality);
-    const r = await this.exclusive(() => this.model.embed(x.data, x.n, modality));
-    return new Embeddings(r.emb, [x.n, this.model.dim]);
+    const r = await this.exclusive(() => this.model.embed(x.data, x.n, modality, o.tokens ? { tokens: true } : undefined));
+    return new Embeddings(r.emb, [x.n, this.model.dim], r.tokens);
   }
 
   /**
@@ -686,5 +726,133 @@ export class SketchGPUModel<I> {
     this.gallery = null;
     await this.model.destroy();
     this.device.release();
+  }
+
+  /**
+   * The model input of an image, as the embed calls compute it: float32 `[n, 3, S, S]` normalised to [-1, 1]
+   * (S = `info.imageSize`; n = 1 for an image). Sketches get the reference's ink crop and padding, photos its
+   * resize; a preprocessed tensor is checked (size, range) and returned as it is. `name` names the image in errors
+   * and warnings (default: its path or URL). Lets inputs be prepared ahead, cached, or mixed with `.npy` data.
+   *
+   * @example
+   * ```ts
+   * const x = await m.preprocessImage('cat.png', 'sketch');        // Float32Array, 3*S*S values
+   * const e = await m.embedSketch({ tensor: x });
+   * ```
+   */
+  preprocessImage(image: ModelInput<I>, modality: 'sketch' | 'photo', o: { name?: string } = {}): Promise<Float32Array> {
+    if (this.disposed) return Promise.reject(new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().'));
+    if (modality !== 'sketch' && modality !== 'photo') {
+      return Promise.reject(new SketchError('BAD_ARGUMENT', `modality must be "sketch" or "photo", not ${JSON.stringify(modality)}`, 'Pass \'sketch\' or \'photo\'.'));
+    }
+    return this.preprocess(image, modality, 0, 1, o.name);
+  }
+
+  /**
+   * Every sketch scored against every photo, `[sketches, photos]` (a row per sketch), as `sketchgpu score`:
+   * by default the cosine of their global embeddings; with `{ relation: true }` the relation network's score (ZSE-SBIR
+   * weights with the CA and RN head; CAAN's local sketch-photo score).
+   *
+   * @example
+   * ```ts
+   * const s = await m.score(['cat.png', 'dog.png'], ['a.jpg', 'b.jpg', 'c.jpg'], { relation: true });
+   * console.log(s.shape, s.rows[0]);   // [2, 3], the first sketch's three scores
+   * ```
+   */
+  async score(sketches: ModelInput<I> | ModelInput<I>[], photos: ModelInput<I> | ModelInput<I>[], o: ScoreOptions = {}): Promise<Scores> {
+    const sk = await this.inputs(sketches, 'sketch');
+    const im = await this.inputs(photos, 'photo');
+    const rn = !!o.relation;
+    const scores = await this.exclusive(async () => {
+      const m = this.model;
+      const es = await m.embed(sk.data, sk.n, 'sketch', { tokens: rn });
+      const ei = await m.embed(im.data, im.n, 'photo', { tokens: rn });
+      if (!rn) return m.cosine(es.emb, sk.n, ei.emb, im.n);
+      const pairs = new Uint32Array(2 * sk.n * im.n);
+      for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
+      const sides = [await m.relationSide(es.tokens!, sk.n, 'sketch', false), await m.relationSide(ei.tokens!, im.n, 'photo', false)] as const;
+      return m.relation(sides[0], sides[1], pairs);
+    });
+    checkFiniteScores(scores, 'score');
+    return new Scores(scores, [sk.n, im.n]);
+  }
+}
+
+/**
+ * A model input already preprocessed: float32 `[n, 3, S, S]` (n >= 1 images, S = `info.imageSize`) normalised to
+ * [-1, 1], as `preprocessImage` returns and `sketchgpu preprocess` writes (.npy). Accepted by the embed calls,
+ * `score` and `preprocessImage` beside images; it stands for the n images it holds.
+ *
+ * @example
+ * ```ts
+ * const x = await m.preprocessImage('cat.png', 'sketch');
+ * await m.embedSketch([{ tensor: x }, 'dog.png']);   // two rows
+ * ```
+ */
+export interface PreprocessedImage {
+  tensor: Float32Array;
+}
+
+/**
+ * An image of the platform (`I`: Node's `NodeImage`, the browser's `BrowserImage`) or a preprocessed tensor.
+ *
+ * @example
+ * ```ts
+ * const inputs: ModelInput<NodeImage>[] = ['cat.png', { tensor: x }];
+ * ```
+ */
+export type ModelInput<I> = I | PreprocessedImage;
+
+function isPreprocessed(x: unknown): x is PreprocessedImage {
+  return typeof x === 'object' && x !== null && 'tensor' in x;
+}
+
+/**
+ * Options of `embedSketch` / `embedPhoto`.
+ *
+ * @example
+ * ```ts
+ * const e = await m.embedPhoto('a.jpg', { tokens: true });
+ * e.tokens;   // Float32Array [1, T, dim]
+ * ```
+ */
+export interface EmbedOptions {
+  /** Also return each image's tokens (`Embeddings.tokens`), e.g. for the lower-level relation calls. */
+  tokens?: boolean;
+}
+
+/**
+ * Options of `score`.
+ *
+ * @example
+ * ```ts
+ * await m.score('s.png', ['a.jpg', 'b.jpg'], { relation: true });
+ * ```
+ */
+export interface ScoreOptions {
+  /** Score with the relation network instead of the cosine of the global embeddings (default false). */
+  relation?: boolean;
+}
+
+/**
+ * A `[sketches, photos]` score matrix, row-major: `data` the flat `Float32Array`, `rows` the same numbers as nested
+ * arrays (also what `JSON.stringify` writes). Higher is more similar.
+ *
+ * @example
+ * ```ts
+ * const s = await m.score(['s1.png', 's2.png'], ['a.jpg', 'b.jpg']);
+ * s.rows[1][0];   // sketch 2 against photo a
+ * ```
+ */
+export class Scores {
+  constructor(readonly data: Float32Array, readonly shape: readonly [number, number]) {}
+  /** The scores as `number[][]`, a row per sketch. */
+  get rows(): number[][] {
+    const [n, d] = this.shape;
+    return Array.from({ length: n }, (_, i) => Array.from(this.data.subarray(i * d, (i + 1) * d)));
+  }
+  /** `{ shape, rows }`: what `JSON.stringify` writes. */
+  toJSON(): { shape: [number, number]; rows: number[][] } {
+    return { shape: [this.shape[0], this.shape[1]], rows: this.rows };
   }
 }

@@ -10,7 +10,7 @@ import { checkIndexHead, INDEX_FORMAT, parseIndex } from '../retrieval/index-for
 import { readBoundedFileSync } from '../io/read-file.ts';
 import { buildIndex } from '../retrieval/indexer.ts';
 import { runQuery } from '../retrieval/query.ts';
-import { openModel } from './model.ts';
+import { galleryEncoder, identityOf, loadModel, queryEncoder } from './engine.ts';
 import { progressBar } from './progress.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,12 +27,13 @@ export const SAMPLE = join(ROOT, 'web', 'sample');
 export async function runDemo(o: { json: boolean; weights?: string; out?: string; k?: number }): Promise<void> {
   const trained = !o.weights && existsSync(DEMO_WEIGHTS);
   const weightsPath = o.weights ?? (trained ? DEMO_WEIGHTS : FALLBACK_WEIGHTS);
-  const { model, ctx, identity } = await openModel(weightsPath, { only: 'zse-sbir' });
-  const hash = identity.weights_sha256;
-  const hasHead = model.hasRelation;
+  const m = await loadModel(weightsPath, { only: 'zse-sbir' });
+  const model = m.model, identity = identityOf(m), adapter = m.info.adapter;
+  const hash = m.info.weightsSha256;
+  const hasHead = m.info.hasRelation;
   const say = (s: string) => { if (!o.json) console.log(s); };
   try {
-    say(`sketchgpu demo on ${ctx.adapterName}`);
+    say(`sketchgpu demo on ${adapter}`);
     say(trained || o.weights ? `weights: ${relative(process.cwd(), weightsPath)}` : 'weights: the random-weight tiny test model (weights/zse-sketchy104-small.safetensors is missing), so results are chance-level');
     // The sample's index is cached per user (not in the package folder, which may be read-only or node_modules).
     const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'sketchgpu', 'demo');
@@ -42,7 +43,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     if (!existsSync(indexPath)) {
       const bar = progressBar('indexing the sample gallery', 'img');
       await buildIndex({
-        model, identity, weightsPath, input: join(SAMPLE, 'photo'), out: indexPath,
+        model, identity, encoder: galleryEncoder(m), weightsPath, input: join(SAMPLE, 'photo'), out: indexPath,
         rnCache: hasHead, onStart: (n, d) => bar.start(n, d), onProgress: (d) => bar.update(d),
       });
       bar.stop();
@@ -53,7 +54,7 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     const k = o.k ?? 5;
     const K = Math.max(k, 20);
     const rerank = hasHead ? 'rn' as const : undefined;
-    const run = await runQuery({ model, index, sketches, k: K, rerank, rerankK: K });
+    const run = await runQuery({ model, encoder: queryEncoder(m), index, sketches, k: K, rerank, rerankK: K });
     const cls = (p: string) => p.split('/')[0]!;
     const sketchCls = (f: string) => relative(join(SAMPLE, 'sketch'), f).split(/[\\/]/)[0]!;
     const top1 = run.results.filter((r) => cls(r.hits[0]!.path) === sketchCls(r.sketch)).length;
@@ -75,14 +76,14 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     mkdirSync(dirname(out), { recursive: true });
     await writeFile(out, renderResultSheet({
       title: `sketchgpu demo: ${sketches.length} sketches of unseen classes against ${index.paths.length} photos`,
-      subtitle: `${rerank ? `cosine top ${K} re-ranked by the relation network` : 'cosine'}; weights ${relative(ROOT, weightsPath)}; ${ctx.adapterName}`,
+      subtitle: `${rerank ? `cosine top ${K} re-ranked by the relation network` : 'cosine'}; weights ${relative(ROOT, weightsPath)}; ${adapter}`,
       results: run.results, rerank: !!rerank,
       classes: { query: (r) => (r.sketch === undefined ? undefined : sketchCls(r.sketch)), hit: cls },
     }));
     const metrics = (m: ReturnType<typeof evaluateScores>) => ({ map_all: m.map_all, map_200: m.map_200, precision_100: m.precision_100, precision_200: m.precision_200 });
     if (o.json) {
       console.log(JSON.stringify({
-        adapter: ctx.adapterName, weights: relative(ROOT, weightsPath), trained_weights: trained || !!o.weights, gallery: index.paths.length,
+        adapter, weights: relative(ROOT, weightsPath), trained_weights: trained || !!o.weights, gallery: index.paths.length,
         top1_class_accuracy: top1 / sketches.length, ret: metrics(ev), ...(evRn ? { 'ret+rn': metrics(evRn) } : {}),
         timings_ms: { index: tIndex, ...run.timings_ms }, html: out,
         results: run.results.map((r) => ({ sketch: relative(ROOT, r.sketch), hits: r.hits.map((h) => ({ path: h.path, score: h.score, cosine: h.cosine, rn: h.rn })) })),
@@ -99,7 +100,6 @@ export async function runDemo(o: { json: boolean; weights?: string; out?: string
     say(`times: index ${(tIndex / 1000).toFixed(1)} s${tIndex < 200 ? ' (cached)' : ''}, queries ${run.timings_ms.total.toFixed(0)} ms for ${sketches.length} sketches (embed ${run.timings_ms.embed.toFixed(0)}, search ${run.timings_ms.search.toFixed(0)}, re-rank ${run.timings_ms.rerank.toFixed(0)})`);
     say(`wrote ${relative(process.cwd(), out)} (open it in a browser)`);
   } finally {
-    await model.destroy();
-    ctx.destroy();
+    await m.dispose();
   }
 }

@@ -1,9 +1,8 @@
 import { basename } from 'node:path';
+import type { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
-import { decodeImage } from '../io/image.ts';
 import { readNpy } from '../io/npy.ts';
 import { FILE_LIMITS, readBoundedFile } from '../io/read-file.ts';
-import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 
 export type Modality = 'sketch' | 'photo';
 
@@ -13,31 +12,12 @@ export function parseModality(v: string): Modality {
 }
 
 /**
- * How far outside [-1, 1] a model input may stray: normalised pixels lie in [-1, 1] exactly (zse-sbir.md §5), so a
- * value beyond this is not a preprocessed image but something else (raw 0-255 pixels, a wrong file, 1e30).
+ * Model inputs from the command line, in order: a PNG/JPEG file is decoded and preprocessed by the model
+ * (`preprocessImage`, as the reference does, zse-sbir.md §5); a .npy holds already-normalised float32 [3,S,S] or
+ * [N,3,S,S], which the model checks and takes as it is. Each file is read and checked before the next.
  */
-export const INPUT_RANGE_SLACK = 0.01;
-
-/** Refuses a .npy input holding NaN, an infinity, or values far outside the normalised range, naming the first. */
-export function checkInputRange(x: Float32Array, name: string, px: number): void {
-  const lim = 1 + INPUT_RANGE_SLACK;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (v >= -lim && v <= lim) continue; // false for NaN too
-    const where = `image ${Math.floor(i / px)}, element ${i % px}`;
-    throw new SketchError('BAD_NPY',
-      Number.isFinite(v) ? `${name} holds ${v} (${where}), far outside the [-1, 1] of a normalised image`
-        : `${name} holds ${v} (${where}); model inputs must be finite numbers`,
-      'Write model inputs with `sketchgpu preprocess`, or normalise pixels as (x / 255 - 0.5) / 0.5 before saving.');
-  }
-}
-
-/**
- * Model inputs from the command line: a PNG/JPEG file is decoded and preprocessed as the reference does
- * (zse-sbir.md §5); a .npy holds already-normalised float32 [3,S,S] or [N,3,S,S].
- */
-export async function loadInputs(paths: string[], modality: Modality, size: number): Promise<{ data: Float32Array; n: number; names: string[] }> {
-  const px = 3 * size * size;
+export async function loadInputs(m: SketchGPU, paths: string[], modality: Modality): Promise<{ data: Float32Array; n: number; names: string[] }> {
+  const size = m.info.imageSize;
   const parts: Float32Array[] = [];
   const names: string[] = [];
   for (const path of paths) {
@@ -53,18 +33,15 @@ export async function loadInputs(paths: string[], modality: Modality, size: numb
         throw new SketchError('BAD_NPY', `${basename(path)} holds ${t.dtype} [${shape.join(',')}], but the model takes float32 [3,${size},${size}] or [N,3,${size},${size}]`, `Write it with sketchgpu preprocess, or save float32 arrays normalised to [-1,1] of that shape.`);
       }
       const n = shape.length === 3 ? 1 : shape[0]!;
-      checkInputRange(t.data as Float32Array, basename(path), px);
-      parts.push(t.data as Float32Array);
+      // The model refuses values outside the normalised range (NaN, raw 0-255 pixels), naming the file.
+      parts.push(await m.preprocessImage({ tensor: t.data as Float32Array }, modality, { name: basename(path) }));
       for (let i = 0; i < n; i++) names.push(n === 1 ? path : `${path}[${i}]`);
     } else {
-      const img = decodeImage(bytes, basename(path));
-      const warning = modality === 'sketch' ? sketchAlphaWarning(img) : null;
-      if (warning) console.error(`warning: ${warning}`);
-      parts.push(modality === 'sketch' ? preprocessSketch(img, size) : preprocessPhoto(img, size));
+      parts.push(await m.preprocessImage(bytes, modality, { name: basename(path) }));
       names.push(path);
     }
   }
-  const data = new Float32Array(names.length * px);
+  const data = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
   for (const p of parts) {
     data.set(p, o);

@@ -4,7 +4,6 @@ import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SketchError, isSketchError } from '../core/errors.ts';
-import { checkFiniteScores } from '../models/embedding-check.ts';
 import { nodeGpu } from '../graph/node-gpu.ts';
 import { loadImageFile } from '../io/image-file.ts';
 import { writeNpy } from '../io/npy.ts';
@@ -13,7 +12,7 @@ import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../prepro
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
 import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.ts';
-import { openModel as openAnyModel } from './model.ts';
+import { loadModel } from './engine.ts';
 import { addExplainCommand } from './explain.ts';
 import { addDescribeCommand } from './describe.ts';
 import { addStoreCommands } from './store.ts';
@@ -23,8 +22,6 @@ const int = (name: string) => (v: string) => {
   if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`, `e.g. ${name} 1.`);
   return n;
 };
-
-const rowsOf = (a: Float32Array, n: number) => Array.from({ length: n }, (_, i) => Array.from(a.subarray((i * a.length) / n, ((i + 1) * a.length) / n)));
 
 export function buildCli(): Command {
   const program = new Command('sketchgpu')
@@ -102,23 +99,22 @@ export function buildCli(): Command {
     .option('--json', 'print {"embeddings": [[...], ...]}')
     .argument('<input...>', 'PNG/JPEG files or .npy float32 [3,S,S] / [N,3,S,S]; with --modality text, the texts'))
     .action(async (inputs: string[], o) => {
-      const { model, ctx } = await openAnyModel(o.weights, o);
+      const m = await loadModel(o.weights, o);
       try {
-        let emb: Float32Array, names: string[];
+        let rows: number[][], names: string[];
         if (o.modality === 'text') {
-          emb = await model.encodeTexts(inputs);
+          rows = (await m.embedText(inputs)).rows;
           names = inputs.map((t) => JSON.stringify(t));
         } else {
-          const x = await loadInputs(inputs, parseModality(o.modality), model.imageSize);
-          emb = (await model.embed(x.data, x.n, parseModality(o.modality))).emb;
+          const modality = parseModality(o.modality);
+          const x = await loadInputs(m, inputs, modality);
+          rows = (await (modality === 'sketch' ? m.embedSketch({ tensor: x.data }) : m.embedPhoto({ tensor: x.data }))).rows;
           names = x.names;
         }
-        const rows = rowsOf(emb, names.length);
         if (o.json) console.log(JSON.stringify({ embeddings: rows }));
         else rows.forEach((r, i) => console.log(`${names[i]}\t${r.slice(0, 4).map((v) => v.toFixed(4)).join(' ')} … (${r.length}-d)`));
       } finally {
-        await model.destroy();
-        ctx.destroy();
+        await m.dispose();
       }
     });
 
@@ -132,31 +128,19 @@ export function buildCli(): Command {
     .requiredOption('--photo <input...>', 'photo PNG/JPEG files or .npy')
     .option('--json', 'print {"scores": [[...], ...]}: a row per sketch, a column per photo'))
     .action(async (o) => {
-      const { model, ctx } = await openAnyModel(o.weights, o);
-      const S = model.imageSize;
-      const sk = await loadInputs(o.sketch, 'sketch', S);
-      const im = await loadInputs(o.photo, 'photo', S);
-      const rn = o.mode === 'rn';
-      const es = await model.embed(sk.data, sk.n, 'sketch', { tokens: rn });
-      const ei = await model.embed(im.data, im.n, 'photo', { tokens: rn });
-      const scores = new Float32Array(sk.n * im.n);
-      if (rn) {
-        const pairs = new Uint32Array(2 * sk.n * im.n);
-        for (let s = 0; s < sk.n; s++) for (let j = 0; j < im.n; j++) pairs.set([s, j], 2 * (s * im.n + j));
-        const sides = [await model.relationSide(es.tokens!, sk.n, 'sketch', false), await model.relationSide(ei.tokens!, im.n, 'photo', false)] as const;
-        scores.set(await model.relation(sides[0], sides[1], pairs));
-      } else {
-        scores.set(await model.cosine(es.emb, sk.n, ei.emb, im.n));
+      const m = await loadModel(o.weights, o);
+      try {
+        const sk = await loadInputs(m, o.sketch, 'sketch');
+        const im = await loadInputs(m, o.photo, 'photo');
+        const rows = (await m.score({ tensor: sk.data }, { tensor: im.data }, { relation: o.mode === 'rn' })).rows;
+        if (o.json) console.log(JSON.stringify({ scores: rows }));
+        else {
+          console.log(['sketch \\ photo', ...im.names.map((n) => basename(n))].join('\t'));
+          rows.forEach((r, i) => console.log([basename(sk.names[i]!), ...r.map((v) => v.toFixed(4))].join('\t')));
+        }
+      } finally {
+        await m.dispose();
       }
-      checkFiniteScores(scores, 'score');
-      const rows = rowsOf(scores, sk.n);
-      if (o.json) console.log(JSON.stringify({ scores: rows }));
-      else {
-        console.log(['sketch \\ photo', ...im.names.map((n) => basename(n))].join('\t'));
-        rows.forEach((r, i) => console.log([basename(sk.names[i]!), ...r.map((v) => v.toFixed(4))].join('\t')));
-      }
-      await model.destroy();
-      ctx.destroy();
     });
 
   addRetrievalCommands(program, common);

@@ -14,7 +14,7 @@ import { CLASS_PROMPT_TEMPLATE } from '../retrieval/model.ts';
 import { runQuery, runTextQuery } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
 import { bundledWeights } from '../api/node.ts';
-import { openModel as openWeights } from './model.ts';
+import { galleryEncoder, identityOf, loadModel, queryEncoder } from './engine.ts';
 import { addAnnOptions, openGalleryForSearch } from './store.ts';
 import { buildLanceIndex, parseShard, parseStoreSpec } from '../retrieval/store/store.ts';
 import { progressBar } from './progress.ts';
@@ -63,7 +63,8 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       if ((shard || o.commitEvery) && store.kind !== 'lancedb') throw new SketchError('BAD_ARGUMENT', `--${shard ? 'shard' : 'commit-every'} needs a LanceDB store (an .sgi file has one writer and a journal)`, 'Pass --store lancedb:<folder or URI>.');
       if (store.kind === 'lancedb' && (o.update || o.force)) throw new SketchError('BAD_ARGUMENT', `--${o.update ? 'update' : 'force'} applies to .sgi files: a LanceDB table always takes the photos it lacks`, 'Drop it (to start over, use a new location).');
       o.weights ??= bundledWeights('zse');
-      const { model, ctx, identity } = await openWeights(o.weights, o);
+      const m = await loadModel(o.weights, o);
+      const model = m.model, identity = identityOf(m), encoder = galleryEncoder(m), adapter = m.info.adapter;
       const bar = progressBar('indexing', 'img');
       let stop = false;
       const onSigint = () => {
@@ -74,7 +75,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       process.on('SIGINT', onSigint);
       try {
         const r = store.kind === 'lancedb' ? await buildLanceIndex({
-          model, identity, weightsPath: resolve(o.weights), input, uri: store.uri, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch, shard, commitEvery: o.commitEvery, shouldStop: () => stop,
+          model, identity, encoder, weightsPath: resolve(o.weights), input, uri: store.uri, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch, shard, commitEvery: o.commitEvery, shouldStop: () => stop,
           onStart: (total, done) => {
             if (done) process.stderr.write(`resuming: ${done} of ${total} photos${shard ? ` of shard ${o.shard}` : ''} already in the table\n`);
             bar.start(total, done);
@@ -82,7 +83,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           onProgress: (done) => bar.update(done),
           onSkip: (p, why) => process.stderr.write(`\nwarning: skipped ${p}: ${why}\n`),
         }) : await buildIndex({
-          model, identity, weightsPath: resolve(o.weights), input, out: o.out, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch,
+          model, identity, encoder, weightsPath: resolve(o.weights), input, out: o.out, dtype: o.dtype, rnCache: !!o.rnCache, batch: o.batch,
           force: !!o.force, update: !!o.update, shouldStop: () => stop,
           onStart: (total, done) => {
             if (done) process.stderr.write(`resuming: ${done} of ${total} photos already embedded\n`);
@@ -94,12 +95,12 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         bar.stop();
         const summary = {
           index: r.out, complete: r.complete, photos: r.total, embedded_now: r.embedded, resumed: r.resumed,
-          skipped: r.skipped.length, seconds: round(r.seconds, 2), images_per_s: round(r.embedded / r.seconds, 2), adapter: ctx.adapterName, precision: o.precision,
+          skipped: r.skipped.length, seconds: round(r.seconds, 2), images_per_s: round(r.embedded / r.seconds, 2), adapter, precision: o.precision,
           ...('table_rows' in r ? { shard: o.shard ?? '0/1', table_rows: r.table_rows, table_version: (r as unknown as { table_version: number }).table_version } : {}),
         };
         if (o.json) console.log(JSON.stringify({ ...summary, skipped_files: r.skipped }));
         else if (r.complete) {
-          console.log(`wrote ${r.out}${'table_rows' in r ? ` (shard ${o.shard ?? '0/1'}; the table now holds ${r.table_rows})` : ''}: ${r.total - r.skipped.length} photos (${r.embedded} embedded now, ${r.resumed} reused) in ${r.seconds.toFixed(1)} s, ${summary.images_per_s} img/s on ${ctx.adapterName}`);
+          console.log(`wrote ${r.out}${'table_rows' in r ? ` (shard ${o.shard ?? '0/1'}; the table now holds ${r.table_rows})` : ''}: ${r.total - r.skipped.length} photos (${r.embedded} embedded now, ${r.resumed} reused) in ${r.seconds.toFixed(1)} s, ${summary.images_per_s} img/s on ${adapter}`);
           if (r.skipped.length) console.log(`skipped ${r.skipped.length} unreadable image${r.skipped.length > 1 ? 's' : ''} (listed above)`);
         }
         if (!r.complete) {
@@ -108,8 +109,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       } finally {
         bar.stop();
         process.off('SIGINT', onSigint);
-        await model.destroy();
-        ctx.destroy();
+        await m.dispose();
       }
     });
 
@@ -148,39 +148,40 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       if (!o.weights && !existsSync(weightsPath)) {
         throw new SketchError('IO', `the index was built with ${weightsPath}, which no longer exists`, 'Pass the same weights with --weights <file>.');
       }
-      const { model, ctx, identity, kind } = await openWeights(weightsPath, o);
+      const m = await loadModel(weightsPath, o);
+      const model = m.model, encoder = queryEncoder(m), adapter = m.info.adapter;
       try {
-        checkIndexModel(index, identity.weights_sha256, o.index, weightsPath, kind);
+        checkIndexModel(index, m.info.weightsSha256, o.index, weightsPath, m.info.model);
         if (!sketches.length) {
-          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, index, texts, k: o.k, rerank: o.rerank, rerankK: o.rerankK, ann });
+          const { textEmbeddings: _e, ...run } = await runTextQuery({ model, encoder, index, texts, k: o.k, rerank: o.rerank, rerankK: o.rerankK, ann });
           const how = o.rerank ? `text -> photo cosine top ${Math.min(o.rerankK, nPhotos)}, re-ranked by the local text-photo alignment score` : 'text -> photo cosine similarity';
           if (o.html) {
             await writeFile(o.html, renderResultSheet({
               title: `sketchgpu query: ${texts.length} text${texts.length > 1 ? 's' : ''}, ${nPhotos} photos`,
-              subtitle: `${how}; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
+              subtitle: `${how}; weights ${basename(weightsPath)}; ${adapter}; ${run.timings_ms.total.toFixed(0)} ms`,
               results: run.results, rerank: !!o.rerank,
             }));
           }
-          if (o.json) console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'text+rn' : 'text', ...run }));
+          if (o.json) console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter, mode: o.rerank ? 'text+rn' : 'text', ...run }));
           else {
             for (const r of run.results) {
               console.log(JSON.stringify(r.text));
               for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
             }
             const t = run.timings_ms;
-            console.log(`\n${how}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+            console.log(`\n${how}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${adapter}`);
             if (o.html) console.log(`wrote ${o.html}`);
           }
           return;
         }
         const textWeightUsed = texts.length ? (o.textWeight ?? 0.5) : undefined;
-        const { queryEmbeddings: _q, ...run } = await runQuery({ model, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK, texts, textWeight: textWeightUsed, ann });
+        const { queryEmbeddings: _q, ...run } = await runQuery({ model, encoder, index, sketches, k: o.k, rerank: o.rerank, rerankK: o.rerankK, texts, textWeight: textWeightUsed, ann });
         const composed = texts.length ? `sketch+text queries (text weight ${textWeightUsed}), ` : '';
         const mode = composed + (o.rerank ? `cosine top ${Math.min(o.rerankK, nPhotos)}, re-ranked by the relation network` : 'cosine similarity');
         if (o.html) {
           await writeFile(o.html, renderResultSheet({
             title: `sketchgpu query: ${sketches.length} sketch${sketches.length > 1 ? 'es' : ''}, ${nPhotos} photos`,
-            subtitle: `${mode}; weights ${basename(weightsPath)}; ${ctx.adapterName}; ${run.timings_ms.total.toFixed(0)} ms`,
+            subtitle: `${mode}; weights ${basename(weightsPath)}; ${adapter}; ${run.timings_ms.total.toFixed(0)} ms`,
             results: run.results, rerank: !!o.rerank,
           }));
         }
@@ -188,20 +189,19 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           const extra = texts.length ? { query: 'sketch+text', text_weight: textWeightUsed } : {};
           // Embeddings as nested arrays, a row per sketch (a Float32Array would print as {"0": ...}).
           const sketchEmbeddings = Array.from({ length: sketches.length }, (_, i) => Array.from(run.sketchEmbeddings.subarray(i * model.dim, (i + 1) * model.dim)));
-          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter: ctx.adapterName, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run, sketchEmbeddings }));
+          console.log(JSON.stringify({ index: o.index, weights: weightsPath, adapter, mode: o.rerank ? 'ret+rn' : 'ret', ...extra, ...run, sketchEmbeddings }));
         } else {
           for (const r of run.results) {
             console.log(r.text === undefined ? `${r.sketch}` : `${r.sketch} + ${JSON.stringify(r.text)}`);
             for (const h of r.hits) console.log(`  ${String(h.rank).padStart(3)}  ${h.score.toFixed(4)}${o.rerank ? `  (cos ${h.cosine.toFixed(4)})` : ''}  ${h.path}`);
           }
           const t = run.timings_ms;
-          console.log(`\n${mode}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${ctx.adapterName}`);
+          console.log(`\n${mode}${run.ann ? ` (ANN: ${run.ann.per_query} candidates per query, ${run.ann.rows_scored} photos scored exactly)` : ''}; embed ${t.embed.toFixed(0)} ms, search ${t.search.toFixed(0)} ms${o.rerank ? `, re-rank ${t.rerank.toFixed(0)} ms (photo tokens: ${run.rerank_tokens})` : ''} on ${adapter}`);
           if (o.html) console.log(`wrote ${o.html}`);
         }
       } finally {
         gallery.store.close();
-        await model.destroy();
-        ctx.destroy();
+        await m.dispose();
       }
     });
 
@@ -220,7 +220,8 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
     .action(async (o) => {
       const data = listDataset(o.data);
       const fromStore = o.index ? await evalStoreInputs(o.index, data, o) : undefined;
-      const { model, ctx, identity, kind } = await openWeights(o.weights, o);
+      const m = await loadModel(o.weights, o);
+      const model = m.model, identity = identityOf(m), kind = m.info.model, adapter = m.info.adapter;
       if (fromStore) checkIndexModel(fromStore.index, identity.weights_sha256, o.index, o.weights, kind);
       const bar = progressBar('eval', 'items');
       let stage = '';
@@ -230,7 +231,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         }
         if (o.textWeight !== undefined && o.mode !== 'sketch+text') throw new SketchError('BAD_ARGUMENT', '--text-weight applies to --mode sketch+text only', 'Drop --text-weight, or use --mode sketch+text.');
         const r = await runEval(model, data, o.mode as EvalMode, {
-          rerankK: o.rerankK, textWeight: o.textWeight, ...fromStore?.options,
+          rerankK: o.rerankK, textWeight: o.textWeight, ...fromStore?.options, encoder: queryEncoder(m),
           onProgress: (p) => {
             if (p.stage !== stage) {
               bar.stop();
@@ -254,7 +255,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
           timings_s: Object.fromEntries(Object.entries(r.timings_s).map(([k, v]) => [k, round(v, 3)])),
           images_per_s: round((r.n_sketches + r.n_photos) / r.timings_s.embed, 2),
           ...(r.rn_pairs ? { rn_pairs_per_s: round(r.rn_pairs / r.timings_s.score, 1) } : {}),
-          weights: o.weights, weights_sha256: identity.weights_sha256, data: o.data, adapter: ctx.adapterName,
+          weights: o.weights, weights_sha256: identity.weights_sha256, data: o.data, adapter,
           ...(fromStore ? { index: o.index, search: fromStore.options.candidates ? `ann (${fromStore.perQuery} candidates per query, re-scored exactly)` : 'exact' } : {}),
           ties: 'broken by the lower photo index (sorted relative path)',
           ...(o.dumpScores ? { scores_file: o.dumpScores } : {}),
@@ -265,7 +266,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
         if (o.json) console.log(JSON.stringify(out));
         else {
           const queries = r.mode === 'text' || r.mode === 'text+rn' ? `${r.n_queries} class texts ("${CLASS_PROMPT_TEMPLATE}")` : `${r.n_sketches} sketches${r.mode === 'sketch+text' ? ` + their class texts (weight ${r.text_weight})` : ''}`;
-          console.log(`${o.mode} on ${o.data}: ${queries} x ${r.n_photos} photos, ${r.n_classes} classes (${basename(o.weights)}, ${ctx.adapterName})`);
+          console.log(`${o.mode} on ${o.data}: ${queries} x ${r.n_photos} photos, ${r.n_classes} classes (${basename(o.weights)}, ${adapter})`);
           console.log(`  mAP@all ${out.map_all?.toFixed(4)}   mAP@200 ${out.map_200?.toFixed(4)}   P@100 ${out.precision_100?.toFixed(4)}   P@200 ${out.precision_200?.toFixed(4)}`);
           console.log(`  time: embed ${r.timings_s.embed.toFixed(1)} s (${out.images_per_s} img/s), score ${r.timings_s.score.toFixed(1)} s${r.rn_pairs ? ` (${r.rn_pairs} ${r.mode === 'text+rn' ? 'text-photo' : 'RN'} pairs, ${out.rn_pairs_per_s} pairs/s)` : ''}, metrics ${r.timings_s.metrics.toFixed(2)} s`);
           if (r.per_class) {
@@ -278,8 +279,7 @@ export function addRetrievalCommands(program: Command, common: (c: Command) => C
       } finally {
         fromStore?.close();
         bar.stop();
-        await model.destroy();
-        ctx.destroy();
+        await m.dispose();
       }
     });
 }

@@ -5,3 +5,4 @@ export {
   INK_MAX_SUM, CROP_PADDING, type RGBImage,
 } from './sketch.ts';
 export { toNormalizedCHW, NORMALIZE_LUT } from './normalize.ts';
+export { checkInputRange, INPUT_RANGE_SLACK } from './input-range.ts';

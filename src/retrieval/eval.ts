@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFiniteScores } from '../models/embedding-check.ts';
 import { SketchError } from '../core/errors.ts';
-import { encodeFiles } from './files.ts';
+import { encodeFiles, type ImageEncoder } from './files.ts';
 import { IMAGE_EXT } from './gallery.ts';
 import { evaluateScores, perQueryMetrics, rankRow, type Metrics } from './metrics.ts';
 import { asRetrievalModel, classPrompt, composeQueries, noTextTower, type AnyModel } from './model.ts';
@@ -102,6 +102,8 @@ export interface EvalOptions {
    */
   candidates?: (queries: Float32Array, nq: number) => Promise<number[][]>;
   onProgress?: (p: EvalProgress) => void;
+  /** How the sketch and photo files are read and embedded (default: the engine's; see ImageEncoder). */
+  encoder?: ImageEncoder;
 }
 
 export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode, o: EvalOptions = {}): Promise<EvalResult> {
@@ -119,9 +121,9 @@ export async function runEval(anyModel: AnyModel, data: Dataset, mode: EvalMode,
   }
   const prog = (stage: string, total: number) => (done: number) => o.onProgress?.({ stage, done, total });
   const prompts = data.classes.map(classPrompt);
-  const sk = textQueries ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns) });
+  const sk = textQueries ? null : await encodeFiles(model, data.sketches.files, 'sketch', { tokens: needTokens, onProgress: prog(`sketch ${tower}`, ns), encoder: o.encoder });
   if (o.photoEmbeddings && o.photoEmbeddings.length !== np * model.dim) throw new RangeError(`photoEmbeddings: expected ${np}x${model.dim} values, got ${o.photoEmbeddings.length}`);
-  const im = o.photoEmbeddings ? { emb: o.photoEmbeddings, tokens: undefined } : await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np) });
+  const im = o.photoEmbeddings ? { emb: o.photoEmbeddings, tokens: undefined } : await encodeFiles(model, data.photos.files, 'photo', { tokens: needTokens, onProgress: prog(`photo ${tower}`, np), encoder: o.encoder });
   // text+rn also needs each prompt's projected tokens: one text-tower pass gives both.
   const textEnc = mode === 'text+rn' ? await model.encodeTextTokens(prompts) : null;
   const te = textEnc ? textEnc.emb : textMode ? await model.encodeTexts(prompts) : null;

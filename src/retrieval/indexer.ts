@@ -19,6 +19,7 @@ import { preprocessPhoto } from '../preprocess/index.ts';
 import { galleryPath, listGallery } from './gallery.ts';
 import { checkIndexHead, parseIndex, serializeIndex, type GalleryIndex, type ModelIdentity } from './index-format.ts';
 import { asRetrievalModel, type AnyModel } from './model.ts';
+import type { ImageEncoder } from './files.ts';
 
 const MAGIC = 0x4a494753; // 'SGIJ'
 const JOURNAL_HEAD = 'SKETCHGPU-INDEX-JOURNAL 1\n';
@@ -40,6 +41,8 @@ export interface BuildIndexOptions extends BuildProgress {
   force?: boolean;
   /** Reuse an existing index's embeddings (same weights) and add only new photos. */
   update?: boolean;
+  /** How photos are read and embedded (default: the engine's decoders and the model's embed; see ImageEncoder). */
+  encoder?: ImageEncoder;
 }
 
 /** What an index build reports while it runs, and how it is stopped (the .sgi builder and the LanceDB one). */
@@ -120,7 +123,7 @@ export interface EmbeddedBatch { ok: { path: string; payload: Float32Array }[]; 
  * T*D tokens and the model's per-image relation planes (ZSE-SBIR: q2, v2, k1).
  */
 export async function embedPhotos(anyModel: AnyModel, root: string, todo: string[],
-  o: { batch?: number; rnCache: boolean; shouldStop?: () => boolean }, onBatch: (b: EmbeddedBatch) => void | Promise<void>): Promise<{ stopped: boolean }> {
+  o: { batch?: number; rnCache: boolean; shouldStop?: () => boolean; encoder?: ImageEncoder }, onBatch: (b: EmbeddedBatch) => void | Promise<void>): Promise<{ stopped: boolean }> {
   const model = asRetrievalModel(anyModel);
   const D = model.dim, S = model.imageSize, px = 3 * S * S, row = model.tokens * D;
   const rowTokens = o.rnCache ? (1 + model.relationPlanes) * row : 0;
@@ -131,7 +134,8 @@ export async function embedPhotos(anyModel: AnyModel, root: string, todo: string
     const bad: [string, string][] = [];
     for (const p of paths) {
       try {
-        data.set(await loadPhoto(galleryPath(root, p), S), ok.length * px);
+        const file = galleryPath(root, p);
+        data.set(await (o.encoder ? o.encoder.load(file, 'photo') : loadPhoto(file, S)), ok.length * px);
         ok.push(p);
       } catch (e) {
         bad.push([p, isSketchError(e) ? e.message : (e as Error).message]);
@@ -142,7 +146,8 @@ export async function embedPhotos(anyModel: AnyModel, root: string, todo: string
   let next = todo.length ? prepare(todo.slice(0, B)) : null;
   for (let i = 0; i < todo.length; i += B) {
     const cur = await next!;
-    const run = cur.ok.length ? model.embed(cur.data, cur.ok.length, 'photo', { tokens: o.rnCache }) : Promise.resolve(null);
+    const run = !cur.ok.length ? Promise.resolve(null)
+      : o.encoder ? o.encoder.embed(cur.data, cur.ok.length, 'photo', { tokens: o.rnCache }) : model.embed(cur.data, cur.ok.length, 'photo', { tokens: o.rnCache });
     next = i + B < todo.length ? prepare(todo.slice(i + B, i + 2 * B)) : null;
     const r = await run;
     const side = r && o.rnCache ? await model.relationSide(r.tokens!, cur.ok.length, 'photo', true) : null;
@@ -284,7 +289,7 @@ async function buildIndexLocked(o: BuildIndexOptions): Promise<BuildIndexResult>
   let stopped = false;
   let embedded = 0;
   try {
-    const r = await embedPhotos(model, list.root, todo, { batch: o.batch, rnCache: !!o.rnCache, shouldStop: o.shouldStop }, (b) => {
+    const r = await embedPhotos(model, list.root, todo, { batch: o.batch, rnCache: !!o.rnCache, shouldStop: o.shouldStop, encoder: o.encoder }, (b) => {
       const chunks: Buffer[] = [];
       for (const { path: p, payload } of b.ok) {
         done.set(p, { emb: payload.subarray(0, D), tokens: rowTokens ? payload.subarray(D) : undefined });

@@ -4,7 +4,7 @@
  */
 import { SketchError } from '../core/errors.ts';
 import { checkFiniteScores } from '../models/embedding-check.ts';
-import { encodeFiles } from './files.ts';
+import { encodeFiles, type ImageEncoder } from './files.ts';
 import { confinedGalleryPath } from './gallery.ts';
 import type { GalleryIndex } from './index-format.ts';
 import { asRetrievalModel, composeQueries, type AnyModel, type RelationSide, type RetrievalModel } from './model.ts';
@@ -51,6 +51,8 @@ export interface QueryOptions {
   /** ANN: narrows the search to candidates (AnnSource); without it the search is exhaustive over `index`. */
   ann?: AnnSource;
   onStage?: (stage: string) => void;
+  /** How the sketches (and a re-rank's photos) are read and embedded (default: the engine's; see ImageEncoder). */
+  encoder?: ImageEncoder;
 }
 
 /**
@@ -88,6 +90,8 @@ export interface TextQueryOptions {
   /** ANN: narrows the search to candidates (see QueryOptions.ann). */
   ann?: AnnSource;
   onStage?: (stage: string) => void;
+  /** How a re-rank's photos are read and embedded (default: the engine's; see ImageEncoder). */
+  encoder?: ImageEncoder;
 }
 
 export interface TextQueryRun {
@@ -152,7 +156,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
     o.onStage?.('re-ranking');
     const unique = [...new Set(shortlist.flatMap((h) => h.map((x) => x.index)))].sort((a, b) => a - b);
     const pos = new Map(unique.map((g, i) => [g, i]));
-    const { side: im, from } = await shortlistPhotos(model, index, unique, false, 'the text re-rank');
+    const { side: im, from } = await shortlistPhotos(model, index, unique, false, 'the text re-rank', o.encoder);
     tokensFrom = from;
     local = [];
     for (let t = 0; t < o.texts.length; t++) {
@@ -185,7 +189,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
  * The relation side of the shortlisted index rows `unique` (ascending): their tokens (and per-image planes when
  * `precompute`) from the index's cache when it has them, else recomputed from the photo files.
  */
-async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, unique: number[], precompute: boolean, what: string): Promise<{ side: RelationSide; from: NonNullable<QueryRun['rerank_tokens']> }> {
+async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, unique: number[], precompute: boolean, what: string, encoder?: ImageEncoder): Promise<{ side: RelationSide; from: NonNullable<QueryRun['rerank_tokens']> }> {
   const row = model.tokens * model.dim;
   const pick = (src: Float32Array) => {
     const out = new Float32Array(unique.length * row);
@@ -202,7 +206,7 @@ async function shortlistPhotos(model: RetrievalModel, index: GalleryIndex, uniqu
   const files = unique.map((g) => confinedGalleryPath(index.root, index.paths[g]!, index.file));
   let imTokens: Float32Array;
   try {
-    imTokens = (await encodeFiles(model, files, 'photo', { tokens: true })).tokens!;
+    imTokens = (await encodeFiles(model, files, 'photo', { tokens: true, encoder })).tokens!;
   } catch (e) {
     throw new SketchError('IO', `${what} needs the shortlisted photos, and one cannot be read: ${(e as Error).message}`,
       'The index holds no cached tokens; rebuild it with `sketchgpu index --rn-cache`, or restore the photos.');
@@ -224,7 +228,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   }
   if (texts.length) checkDim(model.dim, o.index);
   o.onStage?.('embedding sketches');
-  const sk = await encodeFiles(model, o.sketches, 'sketch', { tokens: rerank });
+  const sk = await encodeFiles(model, o.sketches, 'sketch', { tokens: rerank, encoder: o.encoder });
   let queries = sk.emb;
   if (texts.length) {
     o.onStage?.('embedding texts');
@@ -243,7 +247,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
     const unique = [...new Set(shortlist.flatMap((h) => h.map((x) => x.index)))].sort((a, b) => a - b);
     const pos = new Map(unique.map((g, i) => [g, i]));
     const precompute = model.relationPlanes > 0;
-    const { side: im, from } = await shortlistPhotos(model, index, unique, precompute, 'the RN re-rank');
+    const { side: im, from } = await shortlistPhotos(model, index, unique, precompute, 'the RN re-rank', o.encoder);
     tokensFrom = from;
     // Each image's per-image relation planes once, not once per pair (ZSE's CA projections, zse-sbir.md §13).
     const skSide = await model.relationSide(sk.tokens!, ns, 'sketch', precompute);

@@ -12,6 +12,7 @@ import { listGallery } from '../gallery.ts';
 import { checkIndexHead, parseIndex, type GalleryIndex, type ModelIdentity } from '../index-format.ts';
 import { embedPhotos, lockIndexOutput, type BuildIndexResult, type BuildProgress } from '../indexer.ts';
 import { asRetrievalModel, type AnyModel } from '../model.ts';
+import type { ImageEncoder } from '../files.ts';
 import { LanceGallery, type LanceLayout, type LanceRow } from './lance.ts';
 
 export type StoreSpec = { kind: 'sgi'; path: string } | { kind: 'lancedb'; uri: string };
@@ -95,6 +96,8 @@ export interface BuildLanceOptions extends BuildProgress {
   shard?: { index: number; count: number };
   /** Photos per commit (default 256): what a crash can lose, and how many commits N writers contend over. */
   commitEvery?: number;
+  /** How photos are read and embedded (default: the engine's decoders and the model's embed; see ImageEncoder). */
+  encoder?: ImageEncoder;
 }
 
 export interface BuildLanceResult extends BuildIndexResult {
@@ -151,7 +154,7 @@ export async function buildLanceIndex(o: BuildLanceOptions): Promise<BuildLanceR
       pending = [];
       o.onProgress?.(resumed + embedded + skipped.length, mine.length);
     };
-    const r = await embedPhotos(model, list.root, todo, { batch: o.batch, rnCache: !!o.rnCache, shouldStop: o.shouldStop }, async (b) => {
+    const r = await embedPhotos(model, list.root, todo, { batch: o.batch, rnCache: !!o.rnCache, shouldStop: o.shouldStop, encoder: o.encoder }, async (b) => {
       pending.push(...b.ok);
       for (const [p, why] of b.bad) {
         skipped.push([p, why]);
