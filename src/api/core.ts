@@ -8,8 +8,8 @@
  *
  * Browser-safe: no `node:` import here.
  */
-import { SketchError } from '../core/errors.ts';
-import type { GpuContext } from '../gpu/device.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
+import type { GpuContext, GpuFeatures } from '../gpu/device.ts';
 import type { DecodedImage } from '../io/image.ts';
 import { decodeImage } from '../io/image.ts';
 import { checkAdapterLimits } from '../models/limits.ts';
@@ -20,11 +20,13 @@ import type { Precision } from '../graph/graph.ts';
 import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { parseIndex, serializeIndex, checkIndexModel, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
 import { imageFromRgba, indexPhotos, type PhotoSource } from '../retrieval/index-photos.ts';
-import { CaanRetrieval, ZseRetrieval, composeQueries, type RetrievalModel } from '../retrieval/model.ts';
+import { CaanRetrieval, ZseRetrieval, composeQueries, noTextTower, type RetrievalModel } from '../retrieval/model.ts';
 import { GallerySearch } from '../retrieval/search.ts';
 import { explainPair } from '../explain/correspondence.ts';
 import { renderExplanation, type Rgba } from '../explain/render.ts';
 import type { ClipTokenizer } from '../text/clip-tokenizer.ts';
+import type { ZseConfig } from '../models/zse/config.ts';
+import type { CaanConfig } from '../models/caan/config.ts';
 
 /**
  * Raw pixels: RGBA, 8 bits per channel, row-major, `width * height * 4` bytes (a canvas's `ImageData` is one).
@@ -53,7 +55,7 @@ export interface Platform<I> {
    */
   gpu(o: { adapter?: string }): Promise<{ ctx: GpuContext; release(): void }>;
   /** The weights and their SHA-256 identity; `undefined` means the bundled ZSE-SBIR weights. */
-  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
+  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number; onProgress?: (loaded: number, total: number) => void }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
   /** An image value of this platform as decoded pixels; `name` for error messages. */
   image(input: I, what: string): Promise<DecodedImage>;
   /** The CLIP tokenizer for CAAN's text tower (read when the first text comes). */
@@ -110,6 +112,16 @@ export interface LoadOptions {
   heads?: { sa?: number; ca?: number };
   /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
   vocab?: VocabSource;
+  /**
+   * Called as the weights are read from a URL (browser: while they download) with the bytes so far and the total
+   * (0 when the server sends no length); once more at the end with both equal to the file's size.
+   *
+   * @example
+   * ```ts
+   * await SketchGPU.load({ weights: url, onWeightsProgress: (got, total) => (bar.value = total ? got / total : 0) });
+   * ```
+   */
+  onWeightsProgress?: (loaded: number, total: number) => void;
 }
 
 /**
@@ -158,12 +170,24 @@ export interface NamedPhoto<I> {
  * ```
  */
 export interface IndexOptions {
-  /** Called after each batch with the photos done (embedded or skipped) and the total. */
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each batch with the photos done (embedded or skipped), the total, and how many of them were skipped. */
+  onProgress?: (done: number, total: number, skipped: number) => void;
   /** Images per GPU forward (default 8). */
   batch?: number;
-  /** Stops between batches with the signal's reason. */
+  /** Stops between batches with the signal's reason (and before the new index replaces the old one). */
   signal?: AbortSignal;
+  /**
+   * Embeddings by photo id, read and filled: photos found here are not embedded again, and each photo embedded is
+   * added. Pass the same map to a second `index` (e.g. on a model loaded again after a lost device) to go on where an
+   * interrupted one stopped. Only embeddings of the same weights belong in it.
+   *
+   * @example
+   * ```ts
+   * const embedded = new Map<string, Float32Array>();
+   * try { await m.index(photos, { embedded }); } catch { await m2.index(photos, { embedded }); }
+   * ```
+   */
+  embedded?: Map<string, Float32Array>;
 }
 
 /**
@@ -284,6 +308,14 @@ export interface ModelInfo {
   weightsSha256: string;
   /** The weights file (or 'bytes'). */
   weights: string;
+  /** The model's name for people: 'ZSE-SBIR' or 'CAAN'. */
+  label: string;
+  /** The text tower's context in tokens, start and end tokens included (CAAN: 77); null without a text tower. */
+  textContext: number | null;
+  /** The architecture read from the weights (widths, depths, input size; ZSE-SBIR's `hasHead`). */
+  config: ZseConfig | CaanConfig;
+  /** The optional GPU features the device has and the kernels use (shader-f16, subgroups, subgroup matrices, timestamps). */
+  features: GpuFeatures;
 }
 
 function isRaw(x: unknown): x is RawImage {
@@ -307,6 +339,9 @@ export function commonImage(input: unknown, what: string): DecodedImage | null {
 }
 
 const toRaw = (r: Rgba): RawImage => ({ data: r.data, width: r.width, height: r.height });
+
+/** CAAN's tokenizer of each model (kept beside the model for `textTokens`; read when the first text comes). */
+const tokenizers = new WeakMap<RetrievalModel, () => Promise<ClipTokenizer>>();
 
 interface Gallery<I> { index: GalleryIndex; search: GallerySearch; sources: Map<string, I> }
 
@@ -349,25 +384,30 @@ export class SketchGPUModel<I> {
       throw new SketchError('BAD_ARGUMENT', `precision must be "f32" or "f16", not ${JSON.stringify(o.precision)}`, 'Leave it out for f32.');
     }
     const { loaded, sha256, name } = await platform.weights(o.weights, {
-      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca,
+      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca, onProgress: o.onWeightsProgress,
     });
     const device = await platform.gpu({ adapter: o.adapter });
     const { ctx } = device;
     try {
       const problems = checkAdapterLimits(ctx.adapter.limits, loaded.weights.config);
       if (problems.length) {
-        throw new SketchError('MISSING_FEATURE', `the GPU adapter ${ctx.adapterName} lacks what this model needs: ${problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ')}`,
+        throw new SketchError('MISSING_FEATURE', `the GPU adapter ${ctx.adapterName} lacks what sketchgpu needs: ${problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ')}`,
           'Use another GPU or browser, or update the GPU driver.');
       }
       const precision = o.precision ?? 'f32';
       let tokenizer: Promise<ClipTokenizer> | undefined;
       const model: RetrievalModel = loaded.kind === 'caan'
-        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => (tokenizer ??= platform.tokenizer(o.vocab)))
+        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => tokenizers.get(model)!())
         : new ZseRetrieval(ZseModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }));
       const info: ModelInfo = {
         model: loaded.kind, dim: model.dim, imageSize: model.imageSize, hasRelation: model.hasRelation, hasText: model.textContext !== undefined,
         adapter: ctx.adapterName, weightsSha256: sha256, weights: name,
+        label: MODEL_LABEL[loaded.kind], textContext: model.textContext ?? null, config: loaded.weights.config, features: { ...ctx.features },
       };
+      if (loaded.kind === 'caan') tokenizers.set(model, () => (tokenizer ??= platform.tokenizer(o.vocab).catch((e) => {
+        tokenizer = undefined; // a later text tries again
+        throw e;
+      })));
       return { model, device, info, identity: model.identity(sha256), platform };
     } catch (e) {
       device.release();
@@ -378,9 +418,24 @@ export class SketchGPUModel<I> {
   /** Runs GPU work alone (an executor's buffers serve every run of a model). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.disposed) return Promise.reject(new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().'));
-    const p = this.chain.then(fn);
+    const p = this.chain.then(() => this.onDevice(fn));
     this.chain = p.catch(() => undefined);
     return p;
+  }
+
+  /** Runs GPU work; a failure that comes with (or after) a lost device is a DEVICE_LOST error. */
+  private async onDevice<T>(fn: () => Promise<T>): Promise<T> {
+    const { ctx } = this.device;
+    const lost = (cause?: unknown) => new SketchError('DEVICE_LOST', `the GPU device (${ctx.adapterName}) was lost`,
+      'Load the model again with SketchGPU.load() and reopen its index (loadIndex(old.saveIndex())); `deviceLost` says when.', { cause });
+    if (ctx.isLost()) throw lost();
+    try {
+      return await fn();
+    } catch (e) {
+      // A lost device shows up as a failed buffer map or a validation error, before or after ctx.lost resolves.
+      if (!ctx.isLost() && !(isSketchError(e) && e.code !== 'DEVICE_LOST')) await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 300))]);
+      throw ctx.isLost() ? lost(e) : e;
+    }
   }
 
   private async inputs(images: I | I[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
@@ -393,6 +448,7 @@ export class SketchGPUModel<I> {
   }
 
   private async preprocess(input: I, modality: 'sketch' | 'photo', i = 0, n = 1): Promise<Float32Array> {
+    if ((input as unknown) instanceof ModelInput) return this.checkInput(input as unknown as ModelInput, modality);
     const what = this.platform.nameOf(input) ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
     const img = await this.platform.image(input, what);
     if (modality === 'sketch') {
@@ -482,10 +538,11 @@ export class SketchGPUModel<I> {
     }
     const srcs: PhotoSource[] = named.map((p) => ({ path: p.id, load: () => this.platform.image(p.image, p.id) }));
     const index = await indexPhotos(this.model, srcs, {
-      identity: this.identity, weightsName: this.info.weights, root, batch: o.batch, signal: o.signal,
+      identity: this.identity, weightsName: this.info.weights, root, batch: o.batch, signal: o.signal, done: o.embedded,
       exclusive: (fn) => this.exclusive(fn),
-      onProgress: o.onProgress ? (done, total) => o.onProgress!(done, total) : undefined,
+      onProgress: o.onProgress ? (done, total, skipped) => o.onProgress!(done, total, skipped) : undefined,
     });
+    o.signal?.throwIfAborted();
     await this.useIndex(index, sources);
     return { photos: index.paths.length, skipped: index.skipped.map(([id, reason]) => ({ id, reason })), ms: performance.now() - t0 };
   }
@@ -516,19 +573,21 @@ export class SketchGPUModel<I> {
   /**
    * Opens an index file (from `saveIndex` or `sketchgpu index`) made with these weights. Re-ranking needs the photos'
    * tokens: from the index's cache (`sketchgpu index --rn-cache`), else the photos are re-read (Node, from the
-   * index's folder).
+   * index's folder; anywhere, from `o.photos`).
    *
    * @example
    * ```ts
    * await m.loadIndex(bytes);
+   * await m.loadIndex(bytes, 'cached index', { photos: ids.map((id) => ({ id, image: `photos/${id}` })) });
    * ```
    */
-  async loadIndex(file: Uint8Array | ArrayBuffer, name = 'the index'): Promise<{ photos: number }> {
+  async loadIndex(file: Uint8Array | ArrayBuffer, name = 'the index', o: LoadIndexOptions<I> = {}): Promise<{ photos: number }> {
     const bytes = file instanceof ArrayBuffer ? new Uint8Array(file) : file;
     const index = parseIndex(bytes, name);
     checkIndexModel(index, this.info.weightsSha256, name, this.info.weights, this.info.model);
     const sources = new Map<string, I>();
     if (index.root && this.platform.galleryFiles) for (const p of this.platform.galleryFiles(index.root, index.paths)) sources.set(p.id, p.image);
+    for (const p of o.photos ?? []) sources.set(p.id, p.image);
     await this.useIndex(index, sources);
     return { photos: index.paths.length };
   }
@@ -687,4 +746,154 @@ export class SketchGPUModel<I> {
     await this.model.destroy();
     this.device.release();
   }
+
+  private lostP: Promise<DeviceLoss> | undefined;
+
+  /**
+   * Resolves when the GPU device under this model is lost (a driver reset, the GPU taken away, the browser reclaiming
+   * it). The model cannot be used from then on: its calls reject with a `DEVICE_LOST` SketchError. To go on, load it
+   * again and reopen the index, which stays readable: `m2.loadIndex(m.saveIndex())`. Never resolves for a model
+   * that was disposed.
+   *
+   * @example
+   * ```ts
+   * m.deviceLost.then(async (loss) => {
+   *   console.warn(`GPU lost (${loss.reason}): reloading`);
+   *   const m2 = await SketchGPU.load(options);
+   *   await m2.loadIndex(m.saveIndex());
+   *   m.dispose();
+   * });
+   * ```
+   */
+  get deviceLost(): Promise<DeviceLoss> {
+    return (this.lostP ??= this.device.ctx.lost.then((info) => (this.disposed
+      ? new Promise<never>(() => undefined)
+      : { reason: info.reason, message: info.message, adapter: this.device.ctx.adapterName })));
+  }
+
+  private checkInput(x: ModelInput, modality: 'sketch' | 'photo'): Float32Array {
+    if (x.modality !== modality || x.size !== this.model.imageSize) {
+      throw new SketchError('BAD_ARGUMENT', `this model input is a ${x.modality} of ${x.size} px, and a ${modality} of ${this.model.imageSize} px is needed here`,
+        `Make it with modelInput(image, '${modality}') of this model.`);
+    }
+    return x.data;
+  }
+
+  /**
+   * An image preprocessed as the model will see it (sketches: ink crop, pad, resize; photos: resize), `[3, S, S]`.
+   * Search, explain, embed and `relationScore` take it in place of an image without preprocessing it again, so an
+   * app that shows what the model sees, or asks twice about one drawing, does the work once. A blank sketch is an
+   * `EMPTY_SKETCH` SketchError here, before any GPU work.
+   *
+   * @example
+   * ```ts
+   * const x = await m.modelInput(canvas, 'sketch');
+   * const hits = await m.search(x, { k: 5 });
+   * const why = await m.explain(x, photoUrl);
+   * ctx2d.putImageData(new ImageData(new Uint8ClampedArray(x.toImage().data), x.size, x.size), 0, 0);
+   * ```
+   */
+  async modelInput(image: I, modality: 'sketch' | 'photo'): Promise<ModelInput> {
+    if (modality !== 'sketch' && modality !== 'photo') throw new SketchError('BAD_ARGUMENT', `modality must be "sketch" or "photo", not ${JSON.stringify(modality)}`, 'e.g. modelInput(canvas, \'sketch\').');
+    return new ModelInput(await this.preprocess(image, modality), modality, this.model.imageSize);
+  }
+
+  /**
+   * The relation score of one sketch-photo pair: the local score a re-ranked search (`rerank: true`) ranks by
+   * (ZSE-SBIR's relation network; CAAN's cross-attention, anchors and relation network), as `sketchgpu score --mode
+   * rn` (ZSE-SBIR) and `sketchgpu query --rerank rn` give it.
+   *
+   * @example
+   * ```ts
+   * const rn = await m.relationScore('sketch.png', 'photo.jpg');
+   * ```
+   */
+  async relationScore(sketch: I, photo: I): Promise<number> {
+    if (!this.model.hasRelation) {
+      throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so there is no relation network to score with', 'Use full weights (with the cross-attention and RN tensors).');
+    }
+    const sk = await this.preprocess(sketch, 'sketch');
+    const im = await this.preprocess(photo, 'photo');
+    return this.exclusive(async () => {
+      const m = this.model;
+      const a = await m.embed(sk, 1, 'sketch', { tokens: true });
+      const b = await m.embed(im, 1, 'photo', { tokens: true });
+      return (await m.relation(await m.relationSide(a.tokens!, 1, 'sketch', false), await m.relationSide(b.tokens!, 1, 'photo', false), Uint32Array.of(0, 0)))[0]!;
+    });
+  }
+
+  /**
+   * How many of the text context's tokens a text takes, start and end tokens included (CAAN); a text longer than
+   * `info.textContext` is refused by `search` and `embedText`. ZSE-SBIR has no text tower and refuses.
+   *
+   * @example
+   * ```ts
+   * const n = await m.textTokens('a giraffe');   // 4
+   * if (n > m.info.textContext!) console.warn('too long');
+   * ```
+   */
+  async textTokens(text: string): Promise<number> {
+    const tok = tokenizers.get(this.model);
+    if (!tok) return noTextTower();
+    return (await tok()).encode(text).length + 2;
+  }
+}
+
+/**
+ * Why a device was lost: WebGPU's reason ('destroyed' or 'unknown') and message, and the adapter.
+ *
+ * @example
+ * ```ts
+ * const loss = await m.deviceLost;
+ * console.warn(`${loss.adapter}: ${loss.reason} ${loss.message}`);
+ * ```
+ */
+export interface DeviceLoss {
+  reason: string;
+  message: string;
+  adapter: string;
+}
+
+/**
+ * An image as the model sees it (from `modelInput`): `[3, size, size]` floats in [-1, 1], channel-major.
+ *
+ * @example
+ * ```ts
+ * const x = await m.modelInput('sketch.png', 'sketch');
+ * console.log(x.size, x.data.length);   // 224, 150528
+ * ```
+ */
+export class ModelInput {
+  /** @internal Use `modelInput`. */
+  constructor(
+    /** `[3, size, size]` values in [-1, 1]. */
+    readonly data: Float32Array,
+    readonly modality: 'sketch' | 'photo',
+    /** The model's input side in pixels. */
+    readonly size: number,
+  ) {}
+
+  /** The input as RGBA pixels (what the model sees, as a picture). */
+  toImage(): RawImage {
+    const S = this.size, n = S * S, x = this.data;
+    const data = new Uint8ClampedArray(4 * n);
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < 3; ch++) data[4 * i + ch] = Math.round((x[ch * n + i]! * 0.5 + 0.5) * 255);
+      data[4 * i + 3] = 255;
+    }
+    return { data, width: S, height: S };
+  }
+}
+
+/**
+ * Options of `loadIndex`.
+ *
+ * @example
+ * ```ts
+ * await m.loadIndex(bytes, 'cached index', { photos: [{ id: 'cat/1.jpg', image: 'photos/cat/1.jpg' }] });
+ * ```
+ */
+export interface LoadIndexOptions<I> {
+  /** Where the index's photos are (by id), for a re-rank of an index without a token cache. */
+  photos?: NamedPhoto<I>[];
 }
