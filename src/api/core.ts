@@ -113,8 +113,9 @@ export interface LoadOptions {
   /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
   vocab?: VocabSource;
   /**
-   * Called as the weights are read from a URL (browser: while they download) with the bytes so far and the total
-   * (0 when the server sends no length); once more at the end with both equal to the file's size.
+   * Browser: called as the weights download (or are read from given bytes) with the bytes so far and the total (0
+   * when the server sends no length); once more at the end with both equal to the file's size. Node reads the file
+   * at once and does not call it.
    *
    * @example
    * ```ts
