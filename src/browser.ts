@@ -16,12 +16,13 @@
 // it and adds what needs files). `SketchGPU` (src/api) is the embedding API: the same calls on both platforms; the
 // names after it are the lower-level engine it is built on. What touches the file system in Node has a bytes-in counterpart here:
 // `parseWeights` for `loadWeights`, `indexPhotos` for `sketchgpu index`, `imageFromRgba` for canvas pixels.
-export { SketchGPU, bundledWeights, BUNDLED_WEIGHTS, type BrowserImage } from './api/browser.ts';
+export { SketchGPU, bundledWeights, BUNDLED_WEIGHTS, checkImage, type BrowserImage } from './api/browser.ts';
 export {
   SketchGPUModel, Embeddings, type RawImage, type LoadOptions, type WeightsSource, type VocabSource, type NamedPhoto, type IndexOptions, type IndexSummary,
   type TextQuery, type SearchOptions, type Hit, type Explanation, type ModelInfo,
+  ModelInput, type DeviceLoss, type LoadIndexOptions,
 } from './api/core.ts';
-export { Scores, type PreprocessedImage, type ModelInput, type EmbedOptions, type ScoreOptions } from './api/core.ts';
+export { Scores, type ImageInput, type EmbedOptions, type ScoreOptions } from './api/core.ts';
 export { SketchError, isSketchError, type ErrorCode } from './core/errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';

@@ -1,5 +1,5 @@
 // The embedding API (src/api, `SketchGPU` of `sketchgpu`) in Node, on the tiny64 test model and a small synthetic
-// gallery: every image form gives the same embedding as the CLI's `embed`; preprocessImage, preprocessed tensors and
+// gallery: every image form gives the same embedding as the CLI's `embed`; modelInput, ModelInput.fromTensor and
 // score give the CLI's `preprocess`, .npy inputs and `score`; index + search (cosine and RN re-rank)
 // give the CLI's `index` + `query` ranking and scores; explain gives the CLI's RN score; a saved index is one the CLI
 // queries; bad inputs are SketchErrors with hints.
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { SketchGPU, Embeddings, Scores, isSketchError, nodeGpu } from '../src/index.ts';
+import { SketchGPU, Embeddings, ModelInput, Scores, isSketchError, nodeGpu } from '../src/index.ts';
 import { readNpy } from '../src/io/npy.ts';
 import { FIXTURES } from './paths.ts';
 import { cli, json, png, smallGallery } from './cli-util.ts';
@@ -77,30 +77,33 @@ test('embedSketch / embedPhoto: a path, a file URL, a Buffer, an ArrayBuffer and
   assertClose((await m.embedPhoto(photos)).data, cliPhoto.flat(), 1e-6, 0, 'photos');
 });
 
-test('preprocessImage, { tensor } inputs, { tokens } and score: the CLI\'s preprocess, embed of a .npy and score (ret, rn)', async () => {
+test('modelInput, ModelInput.fromTensor, { tokens } and score: the CLI\'s preprocess, embed of a .npy and score (ret, rn)', async () => {
   const S = m.info.imageSize;
-  const x = await m.preprocessImage(sk, 'sketch');
+  const xi = await m.modelInput(sk, 'sketch');
+  const x = xi.data;
+  assert.is(xi.count, 1);
   const npy = join(tmp, 'sk.npy');
   assert.is(cli(['preprocess', '--modality', 'sketch', '--size', String(S), sk, '-o', npy]).code, 0);
   assert.equal(x, readNpy(readFileSync(npy)).data, 'the model input is the CLI preprocess .npy');
   const photos = [join(gallery, 'apple', 'p0.png'), join(gallery, 'cat', 'p2.png')];
-  const px = await Promise.all(photos.map((p) => m.preprocessImage(p, 'photo')));
+  const px = await Promise.all(photos.map(async (p) => (await m.modelInput(p, 'photo')).data));
   // A tensor of two images stands for two rows, in place.
   const both = new Float32Array(2 * 3 * S * S);
   both.set(px[0]!, 0);
   both.set(px[1]!, 3 * S * S);
-  const mixed = await m.embedPhoto([photos[1]!, { tensor: both }]);
+  const mixed = await m.embedPhoto([photos[1]!, ModelInput.fromTensor(both, 'photo', S)]);
   const plain = await m.embedPhoto(photos);
   assert.equal([...mixed.shape], [3, m.info.dim]);
   assert.equal(mixed.rows, [plain.rows[1], plain.rows[0], plain.rows[1]]);
-  assert.equal((await m.embedSketch({ tensor: x })).data, (await m.embedSketch(sk)).data);
+  assert.equal((await m.embedSketch(xi)).data, (await m.embedSketch(sk)).data);
+  assert.equal((await m.embedSketch(ModelInput.fromTensor(x, 'sketch', S))).data, (await m.embedSketch(sk)).data);
   const withTokens = await m.embedPhoto(photos, { tokens: true });
   assert.equal(withTokens.data, plain.data);
   assert.is(withTokens.tokens!.length, 2 * m.model.tokens * m.info.dim);
   assert.is(plain.tokens, undefined);
   for (const mode of ['ret', 'rn'] as const) {
     const ref = json(['score', '--weights', W64, '--mode', mode, '--json', '--sketch', sk, npy, '--photo', ...photos]).scores as number[][];
-    const s = await m.score([sk, { tensor: x }], photos, { relation: mode === 'rn' });
+    const s = await m.score([sk, xi], photos, { relation: mode === 'rn' });
     assert.ok(s instanceof Scores);
     assert.equal([...s.shape], [2, 2]);
     assertClose(s.data, ref.flat(), 1e-6, 0, `score ${mode}`);
@@ -117,7 +120,7 @@ test('preprocessImage, { tensor } inputs, { tokens } and score: the CLI\'s prepr
   const warned: string[] = [];
   const w = await SketchGPU.load({ weights: W64, onWarning: (msg) => warned.push(msg) });
   try {
-    await w.preprocessImage(PNG.sync.write(img), 'sketch', { name: 'clear.png' });
+    await w.modelInput(PNG.sync.write(img), 'sketch', { name: 'clear.png' });
     assert.is(warned.length, 1);
     assert.match(warned[0]!, /clear\.png: 9\d\.\d% of the sketch's pixels are \(partly\) transparent/);
   } finally {
@@ -212,11 +215,19 @@ test('bad inputs are SketchErrors with a hint', async () => {
   await refusal(m.embedSketch(42 as never), 'BAD_ARGUMENT', /not an image/);
   await refusal(m.embedSketch([]), 'BAD_ARGUMENT', /no sketch/);
   const S = m.info.imageSize;
-  await refusal(m.embedSketch({ tensor: new Float32Array(3 * S * S + 1) }), 'BAD_ARGUMENT', new RegExp(`n x 3x${S}x${S} values; got ${3 * S * S + 1} values`));
-  await refusal(m.embedSketch({ tensor: new Float32Array(3 * S * S).fill(255) }), 'BAD_NPY', /the sketch holds 255 \(image 0, element 0\), far outside the \[-1, 1\]/);
-  await refusal(m.preprocessImage({ tensor: new Float32Array(3 * S * S).fill(NaN) }, 'photo', { name: 'x.npy' }), 'BAD_NPY', /x\.npy holds NaN .*finite/);
-  await refusal(m.preprocessImage(sk, 'text' as never), 'BAD_ARGUMENT', /modality must be/);
-  await refusal(m.score(sk, [{ tensor: new Float32Array(3 * S * S).fill(2) }]), 'BAD_NPY', /the photo holds 2/);
+  const fromTensor = (t: Float32Array, modality: 'sketch' | 'photo', name?: string) => Promise.resolve().then(() => ModelInput.fromTensor(t, modality, S, name));
+  await refusal(fromTensor(new Float32Array(3 * S * S + 1), 'sketch'), 'BAD_ARGUMENT', new RegExp(`n x 3x${S}x${S} values; got ${3 * S * S + 1} values`));
+  await refusal(fromTensor(new Float32Array(3 * S * S).fill(255), 'sketch'), 'BAD_NPY', /the sketch tensor holds 255 \(image 0, element 0\), far outside the \[-1, 1\]/);
+  await refusal(fromTensor(new Float32Array(3 * S * S).fill(NaN), 'photo', 'x.npy'), 'BAD_NPY', /x\.npy holds NaN .*finite/);
+  await refusal(m.modelInput(sk, 'text' as never), 'BAD_ARGUMENT', /modality must be/);
+  // A model input is of one modality and size, and search and explain take one image.
+  const skIn = await m.modelInput(sk, 'sketch');
+  await refusal(m.embedPhoto(skIn), 'BAD_ARGUMENT', /is a sketch of \d+ px, and a photo/);
+  await refusal(m.embedSketch(ModelInput.fromTensor(new Float32Array(3 * 32 * 32), 'sketch', 32)), 'BAD_ARGUMENT', /of 32 px/);
+  const two = new Float32Array(2 * 3 * S * S);
+  two.set(skIn.data, 0);
+  two.set(skIn.data, 3 * S * S);
+  await refusal(m.search(ModelInput.fromTensor(two, 'sketch', S)), 'BAD_ARGUMENT', /search takes one image, and this model input holds 2/);
   await refusal(SketchGPU.load({ weights: W64, onWarning: 'console' as never }), 'BAD_ARGUMENT', /onWarning must be a function/);
   await refusal(m.search(sk, { k: 0 }), 'BAD_ARGUMENT', /k must be/);
   await refusal(m.search({ text: 'a cat' }), 'BAD_ARGUMENT', /text tower/);

@@ -12,13 +12,15 @@
  *
  * Automation (tests): window.sketchgpuDemo, see `SketchgpuDemo` below.
  *
- * The page is split by concern: page.ts (parameters, elements, the pad), messages.ts, gallery.ts (engine, weights,
- * gallery), query.ts (queries, results, explanations); this file holds the automation object and the UI wiring.
+ * The page is built on the browser API, `SketchGPU` of sketchgpu/browser (src/api/browser.ts), as any app would be:
+ * page.ts (parameters, elements, the pad), messages.ts, session.ts (the model, reloaded after a lost device),
+ * gallery.ts (weights, gallery), query.ts (queries, results, explanations); this file holds the automation object
+ * and the UI wiring.
  */
-import { decodeImage, isSketchError, MODEL_LABEL, modelIdentity, type ModelKind } from '../src/browser.ts';
+import { checkImage, isSketchError, type ModelInfo } from '../src/browser.ts';
 import { params, DEBOUNCE_MS, PRECISION, SHELL_CACHE, VOCAB_URL, DEFAULT_TEXT_WEIGHT, el, pad } from './page.ts';
 import { messages, banner, errorText, status } from './messages.ts';
-import { type Hit, clipTokenizer, engine, galleryReady, weightsUrl, modelInfo, showAdapter, fetchBytes, loadWeights, sampleManifest, indexTimings, type IndexTimings, useSampleGallery, useFolder, switchGallery, setIdentity } from './gallery.ts';
+import { type Hit, session, galleryReady, weightsUrl, modelInfo, showAdapter, fetchBytes, loadModel, sampleManifest, indexTimings, type IndexTimings, useSampleGallery, useFolder, switchGallery, textTokens } from './gallery.ts';
 import { lastRun, type Query, search, sketchInputOf, currentText, textWeight, textMessage, showTokenCount, queryRunning, queryScheduled, schedule, showResults, type LastRun } from './query.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -28,7 +30,7 @@ interface SketchgpuDemo extends LastRun {
   /** Resolves when the weights are on the GPU and the gallery is indexed; rejects with the page's error. */
   ready: Promise<void>;
   /**
-   * Fetch an image, treat it as a sketch (decode + preprocessSketch), search the gallery: paths relative to its root.
+   * Fetch an image, treat it as a sketch (the API's modelInput), search the gallery: paths relative to its root.
    * With `text` (CAAN) the query is composed with it: normalise((1 - textWeight)·sketch + textWeight·text), textWeight
    * 0.5 by default, as `sketchgpu query <sketch> --text <text> [--text-weight w]`.
    */
@@ -36,7 +38,7 @@ interface SketchgpuDemo extends LastRun {
   /** Search the gallery by a text (CAAN's text tower), as `sketchgpu query --text <text>`; rejects with the page's message. */
   queryText(text: string, k?: number): Promise<Hit[]>;
   /** The loaded model, its text context (null: no text tower) and the default text weight. */
-  model: { kind: ModelKind; label: string; textContext: number | null; defaultTextWeight: number } | null;
+  model: { kind: ModelInfo['model']; label: string; textContext: number | null; defaultTextWeight: number } | null;
   /** The pad as a PNG data URL (the pixels a drawn query uses). */
   exportDrawingPng(): string;
   /** Every message banner shown, as "kind: title | detail". */
@@ -44,7 +46,7 @@ interface SketchgpuDemo extends LastRun {
   /** True while a pad query is scheduled (debounce) or running. */
   readonly busy: boolean;
   /** The model input [3,S,S] that the pad's current content preprocesses to (what a drawn query embeds). */
-  padInput(): number[];
+  padInput(): Promise<number[]>;
   /** Destroy the GPU device (as a driver reset would); resolves once the page has recovered. */
   loseDevice(): Promise<void>;
   /** Photos indexed, how long it took (ms), whether from the browser's cache, the index's model; null while indexing. */
@@ -64,7 +66,7 @@ const demo: SketchgpuDemo = {
     await demo.ready;
     const bytes = await fetchBytes(url);
     const name = decodeURIComponent(new URL(url, location.href).pathname.split('/').pop() || 'image');
-    const q: Query = { sketch: sketchInputOf(decodeImage(bytes, name)), text: o.text ?? null, textWeight: o.textWeight ?? DEFAULT_TEXT_WEIGHT };
+    const q: Query = { sketch: await sketchInputOf(new File([bytes as Uint8Array<ArrayBuffer>], name)), text: o.text ?? null, textWeight: o.textWeight ?? DEFAULT_TEXT_WEIGHT };
     return (await search(q, k)).hits;
   },
   async queryText(text: string, k = 10) {
@@ -72,7 +74,7 @@ const demo: SketchgpuDemo = {
     return (await search({ sketch: null, text, textWeight: 1 }, k)).hits;
   },
   get model() {
-    return modelInfo && { kind: modelInfo.kind, label: MODEL_LABEL[modelInfo.kind], textContext: modelInfo.textContext ?? null, defaultTextWeight: DEFAULT_TEXT_WEIGHT };
+    return modelInfo && { kind: modelInfo.model, label: modelInfo.label, textContext: modelInfo.textContext, defaultTextWeight: DEFAULT_TEXT_WEIGHT };
   },
   get lastResults() { return lastRun.lastResults; },
   set lastResults(v) { lastRun.lastResults = v; },
@@ -87,13 +89,13 @@ const demo: SketchgpuDemo = {
   get busy() {
     return queryScheduled || queryRunning;
   },
-  padInput: () => Array.from(sketchInputOf(pad.pixels())),
-  loseDevice: () => engine.loseDevice(),
+  padInput: async () => Array.from((await sketchInputOf(pad.pixels())).data),
+  loseDevice: () => session.loseDevice(),
   get indexTimings() {
     return indexTimings;
   },
   get adapter() {
-    return engine.ctx?.adapterName ?? '';
+    return session.model?.info.adapter ?? '';
   },
   precision: PRECISION,
   offlineReady: new Promise<boolean>((r) => (resolveOffline = r)),
@@ -127,7 +129,7 @@ setWidth();
 
 async function openImageFile(bytes: Uint8Array, name: string, type = ''): Promise<void> {
   try {
-    decodeImage(bytes, name); // only PNG and JPEG, with a clear message otherwise
+    await checkImage(bytes, name); // only PNG and JPEG, with a clear message otherwise
   } catch (e) {
     const t = errorText(e);
     banner('error', t.title, t.hint, 10_000);
@@ -236,7 +238,7 @@ async function registerOffline(manifest: { photos: string[]; sketches: string[] 
       ...manifest.sketches.map((p) => `sample/sketch/${enc(p)}`),
     ]);
     // CAAN's text box offline too, when the vocabulary is served (without it only the text queries are missing).
-    if (modelInfo?.textContext !== undefined) await cache.add(VOCAB_URL).catch(() => undefined);
+    if (modelInfo?.textContext !== null) await cache.add(VOCAB_URL).catch(() => undefined);
     el.offline.textContent = 'available offline';
     resolveOffline(true);
   } catch (e) {
@@ -247,15 +249,12 @@ async function registerOffline(manifest: { photos: string[]; sketches: string[] 
 
 async function main(): Promise<void> {
   status('Starting WebGPU…');
-  await engine.openDevice();
+  const [, manifest] = await Promise.all([loadModel(), sampleManifest()]);
   showAdapter();
-  const [w, manifest] = await Promise.all([loadWeights(), sampleManifest()]);
   showSamples(manifest.sketches);
-  engine.setWeights(w);
-  setIdentity(modelIdentity(w.weights.tensors, w.weights.config));
-  if (modelInfo!.textContext !== undefined) {
-    // Fetch the vocabulary while the gallery is indexed; a failure is said in the text box (and again on use).
-    clipTokenizer().then(() => showTokenCount(), (e) => textMessage(errorText(e).title));
+  if (modelInfo!.textContext !== null) {
+    // Read the vocabulary while the gallery is indexed; a failure is said in the text box (and again on use).
+    textTokens('').then(() => showTokenCount(), (e) => textMessage(errorText(e).title));
   }
   status('Indexing the gallery…');
   switchGallery(() => useSampleGallery(manifest));
@@ -272,7 +271,7 @@ demo.ready.catch((e) => {
     ? 'WebGPU is not available in this browser.'
     : t.title;
   banner('error', title, t.hint);
-  if (!engine.ctx) el.adapter.textContent = 'GPU: none';
+  if (!session.model) el.adapter.textContent = 'GPU: none';
   status('Not ready.');
   document.body.classList.add('failed');
   resolveOffline(false);

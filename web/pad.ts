@@ -4,7 +4,7 @@
  * sends to the model (as RGBA, exactly what the canvas saved as PNG decodes to); an untouched dropped file is
  * queried from its own bytes instead, through the engine's decoders.
  */
-import { imageFromRgba, type DecodedImage } from '../src/browser.ts';
+import type { RawImage } from '../src/browser.ts';
 
 export interface Stroke {
   width: number;
@@ -42,10 +42,10 @@ export class SketchPad {
     return this.base && this.strokes.length === 0 ? { bytes: this.base.bytes, name: this.base.name } : null;
   }
 
-  /** The canvas pixels as a decoded image (RGBA, 8 bit). */
-  pixels(): DecodedImage {
-    const { width: w, height: h } = this.canvas;
-    return imageFromRgba(this.g.getImageData(0, 0, w, h).data, w, h, 'drawing');
+  /** The canvas pixels (RGBA, 8 bit): what an RGBA PNG of the canvas decodes to. */
+  pixels(): RawImage {
+    const { width, height } = this.canvas;
+    return { data: this.g.getImageData(0, 0, width, height).data, width, height };
   }
 
   setImage(image: CanvasImageSource & { width: number; height: number }, bytes: Uint8Array, name: string): void {

@@ -1,8 +1,9 @@
-// Queries: the pad and the text box searched as they change, results, and the explanation of a match.
-import { composeQueries, decodeImage, isSketchError, MODEL_LABEL, preprocessPhoto, preprocessSketch, SketchError, ZseRetrieval, type DecodedImage, explainPair, renderExplanation, type Rgba } from '../src/browser.ts';
+// Queries: the pad and the text box searched as they change, results, and the explanation of a match; all through
+// the browser API (search, modelInput, explain, relationScore, textTokens of SketchGPU).
+import { isSketchError, SketchError, type BrowserImage, type Explanation, type ModelInput, type RawImage, type TextQuery } from '../src/browser.ts';
 import { K, DEBOUNCE_MS, el, pad } from './page.ts';
 import { errorText, ms } from './messages.ts';
-import { type Hit, clipTokenizer, engine, gallery, galleryReady, modelInfo, onGalleryChange } from './gallery.ts';
+import { type Hit, session, gallery, galleryReady, modelInfo, onGalleryChange, textTokens } from './gallery.ts';
 
 // Queries
 
@@ -19,15 +20,16 @@ export const lastRun: LastRun = {
 };
 
 /** The model input of the last drawn query, for the explanation view. */
-let lastSketchInput: Float32Array | null = null;
+let lastSketchInput: ModelInput | null = null;
 
+/** `embed`: embedding and search together (one API call, `search`); `search` is 0, kept for the timings' shape. */
 export interface QueryTimings { preprocess: number; embed: number; search: number; total: number }
 
-/** One query: a preprocessed sketch, a text (CAAN), or both composed with the text's weight. */
+/** One query: a preprocessed sketch (the API's modelInput), a text (CAAN), or both composed with the text's weight. */
 export interface Query {
-  sketch: Float32Array | null;
+  sketch: ModelInput | null;
   text: string | null;
-  /** The weight of the text in a composed query, in [0, 1] (composeQueries, as `query --text-weight`). */
+  /** The weight of the text in a composed query, in [0, 1] (the API's TextQuery.textWeight, as `query --text-weight`). */
   textWeight: number;
 }
 
@@ -36,11 +38,11 @@ export interface Query {
  * text context (the count includes the start and end tokens). Null when it can.
  */
 async function textProblem(text: string): Promise<string | null> {
-  if (modelInfo?.textContext === undefined) {
-    return `${MODEL_LABEL[modelInfo?.kind ?? 'zse-sbir']} has no text tower: text queries need CAAN weights.`;
+  if (!modelInfo || modelInfo.textContext === null) {
+    return `${modelInfo?.label ?? 'ZSE-SBIR'} has no text tower: text queries need CAAN weights.`;
   }
   if (text.trim() === '') return 'The text is empty: type what to find, e.g. "a giraffe".';
-  const n = (await clipTokenizer()).encode(text).length + 2;
+  const n = await textTokens(text);
   const limit = modelInfo.textContext;
   if (n > limit) {
     return `The text is ${n} tokens long (with the start and end tokens); the model's text context holds ${limit}. ` +
@@ -50,9 +52,9 @@ async function textProblem(text: string): Promise<string | null> {
 }
 
 /**
- * Embed a query and search the gallery: cosine top-k on the GPU. A sketch goes through the sketch encoder (ZSE-SBIR's
+ * Search the gallery with the API: cosine top-k on the GPU. A sketch goes through the sketch encoder (ZSE-SBIR's
  * encoder, CAAN's sketch tower), a text through CAAN's text tower; both: normalise((1 - w)·s + w·t), the CLI's
- * composition (composeQueries).
+ * composition (the API's `{ sketch, text, textWeight }` query).
  */
 export async function search(q: Query, k: number): Promise<{ hits: Hit[]; embed: number; search: number }> {
   const g = await galleryReady;
@@ -60,27 +62,24 @@ export async function search(q: Query, k: number): Promise<{ hits: Hit[]; embed:
     const problem = await textProblem(q.text);
     if (problem) throw new SketchError('BAD_ARGUMENT', problem, 'Change the text and search again.');
   }
-  return engine.retrying(async () => {
+  const query: ModelInput | TextQuery<BrowserImage> | null = q.text === null ? q.sketch
+    : q.sketch ? { sketch: q.sketch, text: q.text, textWeight: q.textWeight } : { text: q.text };
+  if (!query) throw new SketchError('BAD_ARGUMENT', 'nothing to search for', 'Draw something or type a text.');
+  return session.retrying(async (m) => {
     const t0 = performance.now();
-    const m = engine.requireModel();
-    const s = q.sketch ? (await engine.exclusive(() => m.embed(q.sketch!, 1, 'sketch'))).emb : null;
-    const t = q.text !== null ? await engine.exclusive(() => m.encodeTexts([q.text!])) : null;
-    const emb = s && t ? composeQueries(s, 1, t, () => 0, q.textWeight, m.dim) : (s ?? t);
-    if (!emb) throw new SketchError('BAD_ARGUMENT', 'nothing to search for', 'Draw something or type a text.');
-    const t1 = performance.now();
-    const found = await engine.exclusive(() => engine.search!.search(emb, 1, Math.min(k, g.index.paths.length)));
-    const t2 = performance.now();
-    return { hits: found[0]!.map((h) => ({ path: g.index.paths[h.index]!, score: h.score })), embed: t1 - t0, search: t2 - t1 };
+    const found = await m.search(query, { k: Math.min(k, g.photos) });
+    return { hits: found.map((h) => ({ path: h.id, score: h.score })), embed: performance.now() - t0, search: 0 };
   });
 }
 
-export function sketchInputOf(img: DecodedImage): Float32Array {
-  return preprocessSketch(img, modelInfo!.imageSize);
+/** A sketch as the model sees it (the API's modelInput): what a query embeds. */
+export function sketchInputOf(img: BrowserImage): Promise<ModelInput> {
+  return session.retrying((m) => m.modelInput(img, 'sketch'));
 }
 
 /** The text box's text when the model has a text tower and the box holds more than white space, else null. */
 export function currentText(): string | null {
-  if (modelInfo?.textContext === undefined) return null;
+  if (!modelInfo || modelInfo.textContext === null) return null;
   return el.text.value.trim() === '' ? null : el.text.value;
 }
 
@@ -94,14 +93,14 @@ export function textMessage(text: string): void {
 /** The live token count under the text box ("5 / 77 tokens"), once the vocabulary is there. */
 export async function showTokenCount(): Promise<void> {
   const limit = modelInfo?.textContext;
-  if (limit === undefined) return;
+  if (limit === undefined || limit === null) return;
   const v = el.text.value;
   if (v.trim() === '') {
     el.textTokens.textContent = '';
     return;
   }
   try {
-    const n = (await clipTokenizer()).encode(v).length + 2;
+    const n = await textTokens(v);
     if (el.text.value !== v) return;
     el.textTokens.textContent = `${n} / ${limit} tokens`;
     el.textTokens.classList.toggle('over', n > limit);
@@ -163,19 +162,19 @@ async function searching<T>(fn: () => Promise<T>): Promise<T> {
 
 /** The query of the pad and the text box (CAAN), as they are now: searched and shown. */
 async function queryPad(): Promise<void> {
-  if (!engine.weights) return;
+  if (!session.model) return;
   const text = currentText();
   if (pad.isEmpty() && text === null) {
     showResults(null, null);
     return;
   }
   const t0 = performance.now();
-  let x: Float32Array | null = null;
+  let x: ModelInput | null = null;
   const file = pad.file;
   let source = pad.isEmpty() ? 'text' : file ? file.name : 'drawing';
   if (!pad.isEmpty()) {
     try {
-      x = sketchInputOf(file ? decodeImage(file.bytes, file.name) : pad.pixels());
+      x = await sketchInputOf(file ? new File([file.bytes as Uint8Array<ArrayBuffer>], file.name) : pad.pixels());
     } catch (e) {
       if (!(isSketchError(e) && e.code === 'EMPTY_SKETCH')) throw e;
       if (text === null) {
@@ -202,7 +201,7 @@ async function queryPad(): Promise<void> {
   const timings = { preprocess: t1 - t0, embed: r.embed, search: r.search, total: performance.now() - t0 };
   lastSketchInput = x;
   lastRun.lastQuery = {
-    source, timings, generation: engine.generation,
+    source, timings, generation: session.generation,
     ...(text !== null ? { text, ...(x ? { textWeight: q.textWeight } : {}) } : {}),
   };
   lastRun.lastResults = r.hits;
@@ -214,7 +213,7 @@ function describeQuery(q: Query): string {
   const quoted = (t: string) => `"${t.length > 60 ? `${t.slice(0, 57)}…` : t}"`;
   if (q.sketch && q.text !== null) return `sketch + text ${quoted(q.text)}, text weight ${q.textWeight.toFixed(2)}: cosine of the composed query`;
   if (q.text !== null) return `text ${quoted(q.text)}: cosine with the text tower's embedding`;
-  return modelInfo?.kind === 'caan' ? 'sketch: cosine of the sketch tower\'s embedding' : 'sketch: cosine';
+  return modelInfo?.model === 'caan' ? 'sketch: cosine of the sketch tower\'s embedding' : 'sketch: cosine';
 }
 
 export function showResults(hits: Hit[] | null, t: QueryTimings | null, q?: Query): void {
@@ -224,9 +223,9 @@ export function showResults(hits: Hit[] | null, t: QueryTimings | null, q?: Quer
     ? 'Draw something (or try a sample sketch), or type a text: results update as you go.'
     : 'Draw something (or try a sample sketch): results update as you draw.';
   el.timings.textContent = t
-    ? `preprocess ${ms(t.preprocess)} · embed ${ms(t.embed)} · search ${ms(t.search)} · total ${ms(t.total)}`
+    ? `preprocess ${ms(t.preprocess)} · embed + search ${ms(t.embed + t.search)} · total ${ms(t.total)}`
     : '';
-  el.queryInfo.textContent = hits && q && modelInfo?.kind === 'caan' ? `query: ${describeQuery(q)}` : '';
+  el.queryInfo.textContent = hits && q && modelInfo?.model === 'caan' ? `query: ${describeQuery(q)}` : '';
   if (!hits || !gallery) return;
   const g = gallery;
   const explainable = !!q?.sketch;
@@ -256,22 +255,16 @@ export function showResults(hits: Hit[] | null, t: QueryTimings | null, q?: Quer
   });
 }
 
-/** Draw a model input [3,S,S] in [-1,1] (what the model sees) on a canvas. */
-function drawInput(c: HTMLCanvasElement, x: Float32Array, S: number): void {
-  c.width = S;
-  c.height = S;
-  const g = c.getContext('2d')!;
-  const im = g.createImageData(S, S);
-  const n = S * S;
-  for (let i = 0; i < n; i++) {
-    for (let ch = 0; ch < 3; ch++) im.data[4 * i + ch] = Math.round((x[ch * n + i]! * 0.5 + 0.5) * 255);
-    im.data[4 * i + 3] = 255;
-  }
-  g.putImageData(im, 0, 0);
+/** Draw a model input (what the model sees, the API's ModelInput) on a canvas. */
+function drawInput(c: HTMLCanvasElement, x: ModelInput): void {
+  const img = x.toImage();
+  c.width = img.width;
+  c.height = img.height;
+  c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
 }
 
 /** One explanation picture as a figure with a caption. */
-function figure(img: Rgba, caption: string): HTMLElement {
+function figure(img: RawImage, caption: string): HTMLElement {
   const c = document.createElement('canvas');
   c.width = img.width;
   c.height = img.height;
@@ -283,9 +276,11 @@ function figure(img: Rgba, caption: string): HTMLElement {
   return f;
 }
 
-function showExplanation(v: ReturnType<typeof renderExplanation>, anchors: number): void {
+function showExplanation(e: Explanation): void {
+  const v = e.views;
+  const anchors = e.anchors.shape[0];
   el.explainSlot.replaceChildren(
-    figure(v.links, `the ${v.linkList.length} strongest cross-attention links: sketch patch -> the photo patch it attends to most`),
+    figure(v.links, `the ${e.links.length} strongest cross-attention links: sketch patch -> the photo patch it attends to most`),
     figure(v.heatSketch, 'sketch patches the photo attends to'),
     figure(v.heatPhoto, 'photo patches the sketch attends to'),
     figure(v.sketchFromPhoto, 'patch replacement: the sketch rebuilt from its best-matching photo patches'),
@@ -295,37 +290,30 @@ function showExplanation(v: ReturnType<typeof renderExplanation>, anchors: numbe
 }
 
 /**
- * "Why this match": the sketch and the photo as the model sees them, their cosine, and with the RN head the
- * relation-network score and the explanation views of src/explain (cross-attention links, heat maps, patch
- * replacement, anchor cosines), the same as `sketchgpu explain`. Those views read ZSE-SBIR's cross-attention; for
- * CAAN the page shows its relation score (sk_im/im_sk cross-attention, anchors, RN: what `query --rerank rn`
- * re-ranks by) with a note that the views are ZSE-SBIR's.
+ * "Why this match": the sketch and the photo as the model sees them (modelInput), their cosine, and with the RN head
+ * the relation-network score and the explanation views of the API's `explain` (cross-attention links, heat maps,
+ * patch replacement, anchor cosines), the same as `sketchgpu explain`. Those views read ZSE-SBIR's cross-attention;
+ * for CAAN the page shows its relation score (`relationScore`: sk_im/im_sk cross-attention, anchors, RN: what `query
+ * --rerank rn` re-ranks by) with a note that the views are ZSE-SBIR's.
  */
 async function explain(h: Hit): Promise<void> {
   const g = gallery;
   const x = lastSketchInput;
   if (!g || !x) return;
-  const S = modelInfo!.imageSize;
   el.explain.hidden = false;
   el.explainPath.textContent = h.path;
   el.explainScores.textContent = `cosine ${h.score.toFixed(6)}…`;
-  drawInput(el.explainSketch, x, S);
-  const photo = preprocessPhoto(decodeImage(await g.load(h.path), h.path.split('/').pop()), S);
-  drawInput(el.explainPhoto, photo, S);
+  drawInput(el.explainSketch, x);
+  const photo = await session.retrying((m) => m.modelInput(g.image(h.path), 'photo'));
+  drawInput(el.explainPhoto, photo);
   // Below the results: bring the panel's head to the top of the view (not just its first visible pixel).
   el.explain.scrollIntoView({ block: 'start', behavior: 'smooth' });
   const composed = lastRun.lastQuery?.text !== undefined;
   const parts = [`${composed ? 'sketch+text cosine' : 'cosine'} ${h.score.toFixed(6)}`];
   el.explainSlot.replaceChildren();
-  if (modelInfo!.kind === 'caan') {
+  if (modelInfo!.model === 'caan') {
     const t0 = performance.now();
-    const rn = await engine.retrying(() => engine.exclusive(async () => {
-      const m = engine.requireModel();
-      const sk = await m.embed(x, 1, 'sketch', { tokens: true });
-      const im = await m.embed(photo, 1, 'photo', { tokens: true });
-      const side = (tokens: Float32Array, which: 'sketch' | 'photo') => m.relationSide(tokens, 1, which, false);
-      return (await m.relation(await side(sk.tokens!, 'sketch'), await side(im.tokens!, 'photo'), Uint32Array.of(0, 0)))[0]!;
-    }));
+    const rn = await session.retrying((m) => m.relationScore(x, photo));
     parts.push(`CAAN relation score ${rn.toFixed(6)} (${ms(performance.now() - t0)})`);
     const note = document.createElement('p');
     note.className = 'explain-note';
@@ -335,11 +323,11 @@ async function explain(h: Hit): Promise<void> {
       '. The correspondence views (cross-attention links, heat maps, patch replacement) are drawn for ZSE-SBIR weights only.';
     el.explainSlot.append(note);
     lastRun.lastExplain = { path: h.path, cosine: h.score, rn };
-  } else if (engine.weights!.kind === 'zse-sbir' && engine.weights!.weights.config.hasHead) {
+  } else if (modelInfo!.hasRelation) {
     const t0 = performance.now();
-    const e = await engine.retrying(() => engine.exclusive(() => explainPair((engine.requireModel() as ZseRetrieval).model, x, photo)));
+    const e = await session.retrying((m) => m.explain(x, photo, { top: 12 }));
     parts.push(`relation-network score ${e.rn.toFixed(6)} (${ms(performance.now() - t0)})`);
-    showExplanation(renderExplanation(e, x, photo, 12), e.anchorGrid ** 2);
+    showExplanation(e);
     lastRun.lastExplain = { path: h.path, cosine: h.score, rn: e.rn };
   } else {
     parts.push('no relation-network score or correspondences: these weights have no cross-attention head');

@@ -20,6 +20,7 @@ import { commonImage, SketchGPUModel, type LoadOptions, type Platform, type RawI
  * await m.embedSketch(canvas);                    // what the user drew
  * await m.embedPhoto(fileInput.files[0]);         // a File (a Blob)
  * await m.embedPhoto('photos/cat.jpg');           // a URL, fetched
+ * await m.search(await m.modelInput(canvas, 'sketch'));   // already preprocessed (every call takes a ModelInput too)
  * ```
  */
 export type BrowserImage =
@@ -51,7 +52,7 @@ export function bundledWeights(which: keyof typeof BUNDLED_WEIGHTS = 'zse'): URL
   return new URL(`../../weights/${BUNDLED_WEIGHTS[which]}`, import.meta.url);
 }
 
-async function fetchBytes(url: string | URL, what: string): Promise<Uint8Array> {
+async function fetchBytes(url: string | URL, what: string, onProgress?: (loaded: number, total: number) => void): Promise<Uint8Array> {
   let res: Response;
   try {
     res = await fetch(url);
@@ -59,7 +60,30 @@ async function fetchBytes(url: string | URL, what: string): Promise<Uint8Array> 
     throw new SketchError('IO', `${what} ${String(url)} could not be fetched: ${(e as Error).message}`, 'Check the URL and that the server allows the request (CORS).', { cause: e });
   }
   if (!res.ok) throw new SketchError('IO', `${what} ${String(url)} could not be fetched: HTTP ${res.status}`, 'Check the URL.');
-  return new Uint8Array(await res.arrayBuffer());
+  if (!onProgress || !res.body) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    onProgress?.(bytes.length, bytes.length);
+    return bytes;
+  }
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const chunks: Uint8Array[] = [];
+  let got = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    onProgress(got, total);
+  }
+  const out = new Uint8Array(got);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  onProgress(got, got);
+  return out;
 }
 
 const bytesOf = (b: Uint8Array | ArrayBuffer) => (b instanceof ArrayBuffer ? new Uint8Array(b) : b);
@@ -84,7 +108,8 @@ const browserPlatform: Platform<BrowserImage> = {
   },
   async weights(source: WeightsSource | undefined, o) {
     const url = source === undefined ? bundledWeights('zse') : source instanceof Uint8Array || source instanceof ArrayBuffer ? null : source;
-    const bytes = url === null ? bytesOf(source as Uint8Array | ArrayBuffer) : await fetchBytes(url, 'the weights');
+    const bytes = url === null ? bytesOf(source as Uint8Array | ArrayBuffer) : await fetchBytes(url, 'the weights', o.onProgress);
+    if (url === null) o.onProgress?.(bytes.length, bytes.length);
     const name = url === null ? 'bytes' : String(url);
     const loaded = parseModelWeights(bytes, name.split('/').pop() || name, { model: o.model, saHeads: o.saHeads, caHeads: o.caHeads });
     return { loaded, sha256: weightsHash(loaded.weights.tensors), name };
@@ -139,4 +164,35 @@ export class SketchGPU extends SketchGPUModel<BrowserImage> {
     const o = await SketchGPUModel.open(browserPlatform, options);
     return new SketchGPU(o.platform, o.model, o.device, o.info, o.identity);
   }
+
+  /**
+   * Destroys this model's own device as a driver reset would (as WebGL's `WEBGL_lose_context` does for a context), so
+   * an app can test its recovery: `deviceLost` resolves with reason 'destroyed' and later calls reject with
+   * `DEVICE_LOST`.
+   *
+   * @example
+   * ```ts
+   * m.deviceLost.then(() => console.log('lost; reloading'));
+   * m.loseDevice();
+   * ```
+   */
+  loseDevice(): void {
+    this.model.ctx.destroy();
+  }
+}
+
+/**
+ * Reads an image as the model will (URLs, Blobs and bytes through the engine's PNG/JPEG decoders), without a model:
+ * to check a file the user picked before it is used. A file that is not PNG or JPEG, or is damaged, is a `BAD_IMAGE`
+ * SketchError that names it and says what to do.
+ *
+ * @example
+ * ```ts
+ * try { await checkImage(file); } catch (e) { alert(`${e.message}: ${e.hint}`); }
+ * ```
+ */
+export async function checkImage(input: BrowserImage, name?: string): Promise<{ width: number; height: number }> {
+  const what = name ?? browserPlatform.nameOf(input) ?? 'the image';
+  const img = await browserPlatform.image(input, what);
+  return { width: img.width, height: img.height };
 }

@@ -8,8 +8,8 @@
  *
  * Browser-safe: no `node:` import here.
  */
-import { SketchError } from '../core/errors.ts';
-import type { GpuContext } from '../gpu/device.ts';
+import { SketchError, isSketchError } from '../core/errors.ts';
+import type { GpuContext, GpuFeatures } from '../gpu/device.ts';
 import type { DecodedImage } from '../io/image.ts';
 import { decodeImage } from '../io/image.ts';
 import { checkAdapterLimits } from '../models/limits.ts';
@@ -21,11 +21,13 @@ import { checkInputRange, preprocessPhoto, preprocessSketch, sketchAlphaWarning 
 import { checkFiniteScores } from '../models/embedding-check.ts';
 import { parseIndex, serializeIndex, checkIndexModel, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
 import { imageFromRgba, indexPhotos, type PhotoSource } from '../retrieval/index-photos.ts';
-import { CaanRetrieval, ZseRetrieval, composeQueries, type RetrievalModel } from '../retrieval/model.ts';
+import { CaanRetrieval, ZseRetrieval, composeQueries, noTextTower, type RetrievalModel } from '../retrieval/model.ts';
 import { GallerySearch } from '../retrieval/search.ts';
 import { explainPair } from '../explain/correspondence.ts';
 import { renderExplanation, type Rgba } from '../explain/render.ts';
 import type { ClipTokenizer } from '../text/clip-tokenizer.ts';
+import type { ZseConfig } from '../models/zse/config.ts';
+import type { CaanConfig } from '../models/caan/config.ts';
 
 /**
  * Raw pixels: RGBA, 8 bits per channel, row-major, `width * height * 4` bytes (a canvas's `ImageData` is one).
@@ -54,7 +56,7 @@ export interface Platform<I> {
    */
   gpu(o: { adapter?: string }): Promise<{ ctx: GpuContext; release(): void }>;
   /** The weights and their SHA-256 identity; `undefined` means the bundled ZSE-SBIR weights. */
-  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
+  weights(source: WeightsSource | undefined, o: { model?: ModelKind; saHeads?: number; caHeads?: number; onProgress?: (loaded: number, total: number) => void }): Promise<{ loaded: LoadedModelWeights; sha256: string; name: string }>;
   /** An image value of this platform as decoded pixels; `name` for error messages. */
   image(input: I, what: string): Promise<DecodedImage>;
   /** The CLIP tokenizer for CAAN's text tower (read when the first text comes). */
@@ -118,6 +120,17 @@ export interface LoadOptions {
    * default: `console.warn('sketchgpu: ' + message)`.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Browser: called as the weights download (or are read from given bytes) with the bytes so far and the total (0
+   * when the server sends no length); once more at the end with both equal to the file's size. Node reads the file
+   * at once and does not call it.
+   *
+   * @example
+   * ```ts
+   * await SketchGPU.load({ weights: url, onWeightsProgress: (got, total) => (bar.value = total ? got / total : 0) });
+   * ```
+   */
+  onWeightsProgress?: (loaded: number, total: number) => void;
 }
 
 /**
@@ -171,12 +184,24 @@ export interface NamedPhoto<I> {
  * ```
  */
 export interface IndexOptions {
-  /** Called after each batch with the photos done (embedded or skipped) and the total. */
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each batch with the photos done (embedded or skipped), the total, and how many of them were skipped. */
+  onProgress?: (done: number, total: number, skipped: number) => void;
   /** Images per GPU forward (default 8). */
   batch?: number;
-  /** Stops between batches with the signal's reason. */
+  /** Stops between batches with the signal's reason (and before the new index replaces the old one). */
   signal?: AbortSignal;
+  /**
+   * Embeddings by photo id, read and filled: photos found here are not embedded again, and each photo embedded is
+   * added. Pass the same map to a second `index` (e.g. on a model loaded again after a lost device) to go on where an
+   * interrupted one stopped. Only embeddings of the same weights belong in it.
+   *
+   * @example
+   * ```ts
+   * const embedded = new Map<string, Float32Array>();
+   * try { await m.index(photos, { embedded }); } catch { await m2.index(photos, { embedded }); }
+   * ```
+   */
+  embedded?: Map<string, Float32Array>;
 }
 
 /**
@@ -205,7 +230,7 @@ export interface IndexSummary {
  */
 export interface TextQuery<I> {
   text: string;
-  sketch?: I;
+  sketch?: I | ModelInput;
   /** Weight of the text in a composed query, in [0, 1] (default 0.5). */
   textWeight?: number;
 }
@@ -297,6 +322,14 @@ export interface ModelInfo {
   weightsSha256: string;
   /** The weights file (or 'bytes'). */
   weights: string;
+  /** The model's name for people: 'ZSE-SBIR' or 'CAAN'. */
+  label: string;
+  /** The text tower's context in tokens, start and end tokens included (CAAN: 77); null without a text tower. */
+  textContext: number | null;
+  /** The architecture read from the weights (widths, depths, input size; ZSE-SBIR's `hasHead`). */
+  config: ZseConfig | CaanConfig;
+  /** The optional GPU features the device has and the kernels use (shader-f16, subgroups, subgroup matrices, timestamps). */
+  features: GpuFeatures;
 }
 
 function isRaw(x: unknown): x is RawImage {
@@ -320,6 +353,9 @@ export function commonImage(input: unknown, what: string): DecodedImage | null {
 }
 
 const toRaw = (r: Rgba): RawImage => ({ data: r.data, width: r.width, height: r.height });
+
+/** CAAN's tokenizer of each model (kept beside the model for `textTokens`; read when the first text comes). */
+const tokenizers = new WeakMap<RetrievalModel, () => Promise<ClipTokenizer>>();
 
 interface Gallery<I> { index: GalleryIndex; search: GallerySearch; sources: Map<string, I> }
 
@@ -366,25 +402,30 @@ export class SketchGPUModel<I> {
     }
     if (o.onWarning) platform = { ...platform, warn: o.onWarning };
     const { loaded, sha256, name } = await platform.weights(o.weights, {
-      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca,
+      model: o.model === 'caan' ? 'caan' : o.model === 'zse' ? 'zse-sbir' : undefined, saHeads: o.heads?.sa, caHeads: o.heads?.ca, onProgress: o.onWeightsProgress,
     });
     const device = await platform.gpu({ adapter: o.adapter });
     const { ctx } = device;
     try {
       const problems = checkAdapterLimits(ctx.adapter.limits, loaded.weights.config);
       if (problems.length) {
-        throw new SketchError('MISSING_FEATURE', `the GPU adapter ${ctx.adapterName} lacks what this model needs: ${problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ')}`,
+        throw new SketchError('MISSING_FEATURE', `the GPU adapter ${ctx.adapterName} lacks what sketchgpu needs: ${problems.map((p) => `${p.limit} is ${p.has}, needs ${p.needed}`).join('; ')}`,
           'Use another GPU or browser, or update the GPU driver.');
       }
       const precision = o.precision ?? 'f32';
       let tokenizer: Promise<ClipTokenizer> | undefined;
       const model: RetrievalModel = loaded.kind === 'caan'
-        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => (tokenizer ??= platform.tokenizer(o.vocab)))
+        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => tokenizers.get(model)!())
         : new ZseRetrieval(ZseModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }));
       const info: ModelInfo = {
         model: loaded.kind, dim: model.dim, imageSize: model.imageSize, hasRelation: model.hasRelation, hasText: model.textContext !== undefined,
         adapter: ctx.adapterName, weightsSha256: sha256, weights: name,
+        label: MODEL_LABEL[loaded.kind], textContext: model.textContext ?? null, config: loaded.weights.config, features: { ...ctx.features },
       };
+      if (loaded.kind === 'caan') tokenizers.set(model, () => (tokenizer ??= platform.tokenizer(o.vocab).catch((e) => {
+        tokenizer = undefined; // a later text tries again
+        throw e;
+      })));
       return { model, device, info, identity: model.identity(sha256), platform };
     } catch (e) {
       device.release();
@@ -395,12 +436,27 @@ export class SketchGPUModel<I> {
   /** Runs GPU work alone (an executor's buffers serve every run of a model). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.disposed) return Promise.reject(new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().'));
-    const p = this.chain.then(fn);
+    const p = this.chain.then(() => this.onDevice(fn));
     this.chain = p.catch(() => undefined);
     return p;
   }
 
-  private async inputs(images: ModelInput<I> | ModelInput<I>[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
+  /** Runs GPU work; a failure that comes with (or after) a lost device is a DEVICE_LOST error. */
+  private async onDevice<T>(fn: () => Promise<T>): Promise<T> {
+    const { ctx } = this.device;
+    const lost = (cause?: unknown) => new SketchError('DEVICE_LOST', `the GPU device (${ctx.adapterName}) was lost`,
+      'Load the model again with SketchGPU.load() and reopen its index (loadIndex(old.saveIndex())); `deviceLost` says when.', { cause });
+    if (ctx.isLost()) throw lost();
+    try {
+      return await fn();
+    } catch (e) {
+      // A lost device shows up as a failed buffer map or a validation error, before or after ctx.lost resolves.
+      if (!ctx.isLost() && !(isSketchError(e) && e.code !== 'DEVICE_LOST')) await Promise.race([ctx.lost, new Promise((r) => setTimeout(r, 300))]);
+      throw ctx.isLost() ? lost(e) : e;
+    }
+  }
+
+  private async inputs(images: ImageInput<I> | ImageInput<I>[], modality: 'sketch' | 'photo'): Promise<{ data: Float32Array; n: number }> {
     const list = Array.isArray(images) ? images : [images];
     if (list.length === 0) throw new SketchError('BAD_ARGUMENT', `no ${modality} given`, `Pass one ${modality} image or an array of them.`);
     const S = this.model.imageSize, px = 3 * S * S;
@@ -417,18 +473,8 @@ export class SketchGPUModel<I> {
     return { data, n: data.length / px };
   }
 
-  private async preprocess(input: ModelInput<I>, modality: 'sketch' | 'photo', i = 0, n = 1, name?: string): Promise<Float32Array> {
-    if (isPreprocessed(input)) {
-      const S = this.model.imageSize, px = 3 * S * S;
-      const what = name ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
-      const t = input.tensor;
-      if (!(t instanceof Float32Array) || t.length === 0 || t.length % px !== 0) {
-        throw new SketchError('BAD_ARGUMENT', `${what}: a preprocessed tensor must be a Float32Array of n x 3x${S}x${S} values; got ${t instanceof Float32Array ? `${t.length} values` : Object.prototype.toString.call(t)}`,
-          `Preprocess images with preprocessImage() (or \`sketchgpu preprocess --size ${S}\`), or pass the images themselves.`);
-      }
-      checkInputRange(t, what, px);
-      return t;
-    }
+  private async preprocess(input: ImageInput<I>, modality: 'sketch' | 'photo', i = 0, n = 1, name?: string): Promise<Float32Array> {
+    if (input instanceof ModelInput) return this.checkInput(input, modality);
     const what = name ?? this.platform.nameOf(input) ?? (n > 1 ? `${modality} ${i + 1} of ${n}` : `the ${modality}`);
     const img = await this.platform.image(input, what);
     if (modality === 'sketch') {
@@ -453,7 +499,7 @@ export class SketchGPUModel<I> {
    * console.log(e.shape, e.rows[0].slice(0, 4));
    * ```
    */
-  embedSketch(images: ModelInput<I> | ModelInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
+  embedSketch(images: ImageInput<I> | ImageInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
     return this.embed(images, 'sketch', o);
   }
 
@@ -465,7 +511,7 @@ export class SketchGPUModel<I> {
    * const e = await m.embedPhoto(bytes);   // PNG or JPEG bytes
    * ```
    */
-  embedPhoto(images: ModelInput<I> | ModelInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
+  embedPhoto(images: ImageInput<I> | ImageInput<I>[], o: EmbedOptions = {}): Promise<Embeddings> {
     return this.embed(images, 'photo', o);
   }
 
@@ -482,7 +528,7 @@ export class SketchGPUModel<I> {
     return this.exclusive(async () => new Embeddings(await this.model.encodeTexts(list), [list.length, this.model.dim]));
   }
 
-  private async embed(images: ModelInput<I> | ModelInput<I>[], modality: 'sketch' | 'photo', o: EmbedOptions = {}): Promise<Embeddings> {
+  private async embed(images: ImageInput<I> | ImageInput<I>[], modality: 'sketch' | 'photo', o: EmbedOptions = {}): Promise<Embeddings> {
     const x = await this.inputs(images, modality);
     const r = await this.exclusive(() => this.model.embed(x.data, x.n, modality, o.tokens ? { tokens: true } : undefined));
     return new Embeddings(r.emb, [x.n, this.model.dim], r.tokens);
@@ -522,10 +568,11 @@ export class SketchGPUModel<I> {
     }
     const srcs: PhotoSource[] = named.map((p) => ({ path: p.id, load: () => this.platform.image(p.image, p.id) }));
     const index = await indexPhotos(this.model, srcs, {
-      identity: this.identity, weightsName: this.info.weights, root, batch: o.batch, signal: o.signal,
+      identity: this.identity, weightsName: this.info.weights, root, batch: o.batch, signal: o.signal, done: o.embedded,
       exclusive: (fn) => this.exclusive(fn),
-      onProgress: o.onProgress ? (done, total) => o.onProgress!(done, total) : undefined,
+      onProgress: o.onProgress ? (done, total, skipped) => o.onProgress!(done, total, skipped) : undefined,
     });
+    o.signal?.throwIfAborted();
     await this.useIndex(index, sources);
     return { photos: index.paths.length, skipped: index.skipped.map(([id, reason]) => ({ id, reason })), ms: performance.now() - t0 };
   }
@@ -556,19 +603,21 @@ export class SketchGPUModel<I> {
   /**
    * Opens an index file (from `saveIndex` or `sketchgpu index`) made with these weights. Re-ranking needs the photos'
    * tokens: from the index's cache (`sketchgpu index --rn-cache`), else the photos are re-read (Node, from the
-   * index's folder).
+   * index's folder; anywhere, from `o.photos`).
    *
    * @example
    * ```ts
    * await m.loadIndex(bytes);
+   * await m.loadIndex(bytes, 'cached index', { photos: ids.map((id) => ({ id, image: `photos/${id}` })) });
    * ```
    */
-  async loadIndex(file: Uint8Array | ArrayBuffer, name = 'the index'): Promise<{ photos: number }> {
+  async loadIndex(file: Uint8Array | ArrayBuffer, name = 'the index', o: LoadIndexOptions<I> = {}): Promise<{ photos: number }> {
     const bytes = file instanceof ArrayBuffer ? new Uint8Array(file) : file;
     const index = parseIndex(bytes, name);
     checkIndexModel(index, this.info.weightsSha256, name, this.info.weights, this.info.model);
     const sources = new Map<string, I>();
     if (index.root && this.platform.galleryFiles) for (const p of this.platform.galleryFiles(index.root, index.paths)) sources.set(p.id, p.image);
+    for (const p of o.photos ?? []) sources.set(p.id, p.image);
     await this.useIndex(index, sources);
     return { photos: index.paths.length };
   }
@@ -589,7 +638,7 @@ export class SketchGPUModel<I> {
    * const byText = await m.search({ text: 'a giraffe' });   // CAAN weights
    * ```
    */
-  async search(query: I | TextQuery<I>, o: SearchOptions = {}): Promise<Hit[]> {
+  async search(query: ImageInput<I> | TextQuery<I>, o: SearchOptions = {}): Promise<Hit[]> {
     const g = this.requireGallery();
     const k = o.k ?? 10;
     const rerankK = o.rerankK ?? 100;
@@ -603,10 +652,10 @@ export class SketchGPUModel<I> {
       throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so there is no relation network to re-rank with', 'Search without rerank, or use full weights.');
     }
     const tq = typeof query === 'object' && query !== null && 'text' in query && typeof (query as TextQuery<I>).text === 'string' ? query as TextQuery<I> : null;
-    const sketch = tq ? tq.sketch : query as I;
+    const sketch = tq ? tq.sketch : query as ImageInput<I>;
     const K = rerank ? Math.max(k, rerankK) : k;
     const D = this.model.dim;
-    const x = sketch !== undefined ? await this.preprocess(sketch, 'sketch') : null;
+    const x = sketch !== undefined ? this.single(await this.preprocess(sketch, 'sketch'), 'search') : null;
     return this.exclusive(async () => {
       let q: Float32Array;
       let skTokens: Float32Array | undefined;
@@ -682,7 +731,7 @@ export class SketchGPUModel<I> {
    * console.log(`RN ${e.rn.toFixed(3)}`, e.views.sheet.width, e.views.sheet.height);
    * ```
    */
-  async explain(sketch: I, photo: I, o: { top?: number } = {}): Promise<Explanation> {
+  async explain(sketch: ImageInput<I>, photo: ImageInput<I>, o: { top?: number } = {}): Promise<Explanation> {
     const top = o.top ?? 12;
     if (!Number.isInteger(top) || top < 1) throw new SketchError('BAD_ARGUMENT', `top must be a positive integer, not ${top}`, 'e.g. { top: 12 }.');
     if (!(this.model instanceof ZseRetrieval)) {
@@ -690,8 +739,8 @@ export class SketchGPUModel<I> {
     }
     const zse = this.model.model;
     if (!zse.hasHead) throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder; explanations need the cross-attention and RN tensors', 'Use full ZSE-SBIR weights.');
-    const sk = await this.preprocess(sketch, 'sketch');
-    const im = await this.preprocess(photo, 'photo');
+    const sk = this.single(await this.preprocess(sketch, 'sketch'), 'explain');
+    const im = this.single(await this.preprocess(photo, 'photo'), 'explain');
     const e = await this.exclusive(() => explainPair(zse, sk, im));
     const v = renderExplanation(e, sk, im, top);
     const G = e.grid;
@@ -729,26 +778,6 @@ export class SketchGPUModel<I> {
   }
 
   /**
-   * The model input of an image, as the embed calls compute it: float32 `[n, 3, S, S]` normalised to [-1, 1]
-   * (S = `info.imageSize`; n = 1 for an image). Sketches get the reference's ink crop and padding, photos its
-   * resize; a preprocessed tensor is checked (size, range) and returned as it is. `name` names the image in errors
-   * and warnings (default: its path or URL). Lets inputs be prepared ahead, cached, or mixed with `.npy` data.
-   *
-   * @example
-   * ```ts
-   * const x = await m.preprocessImage('cat.png', 'sketch');        // Float32Array, 3*S*S values
-   * const e = await m.embedSketch({ tensor: x });
-   * ```
-   */
-  preprocessImage(image: ModelInput<I>, modality: 'sketch' | 'photo', o: { name?: string } = {}): Promise<Float32Array> {
-    if (this.disposed) return Promise.reject(new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().'));
-    if (modality !== 'sketch' && modality !== 'photo') {
-      return Promise.reject(new SketchError('BAD_ARGUMENT', `modality must be "sketch" or "photo", not ${JSON.stringify(modality)}`, 'Pass \'sketch\' or \'photo\'.'));
-    }
-    return this.preprocess(image, modality, 0, 1, o.name);
-  }
-
-  /**
    * Every sketch scored against every photo, `[sketches, photos]` (a row per sketch), as `sketchgpu score`:
    * by default the cosine of their global embeddings; with `{ relation: true }` the relation network's score (ZSE-SBIR
    * weights with the CA and RN head; CAAN's local sketch-photo score).
@@ -759,7 +788,10 @@ export class SketchGPUModel<I> {
    * console.log(s.shape, s.rows[0]);   // [2, 3], the first sketch's three scores
    * ```
    */
-  async score(sketches: ModelInput<I> | ModelInput<I>[], photos: ModelInput<I> | ModelInput<I>[], o: ScoreOptions = {}): Promise<Scores> {
+  async score(sketches: ImageInput<I> | ImageInput<I>[], photos: ImageInput<I> | ImageInput<I>[], o: ScoreOptions = {}): Promise<Scores> {
+    if (o.relation && !this.model.hasRelation) {
+      throw new SketchError('BAD_WEIGHTS', 'these weights hold only the SA encoder, so there is no relation network to score with', 'Use full weights (with the cross-attention and RN tensors).');
+    }
     const sk = await this.inputs(sketches, 'sketch');
     const im = await this.inputs(photos, 'photo');
     const rn = !!o.relation;
@@ -775,37 +807,116 @@ export class SketchGPUModel<I> {
     });
     checkFiniteScores(scores, 'score');
     return new Scores(scores, [sk.n, im.n]);
+
+  }
+
+  private lostP: Promise<DeviceLoss> | undefined;
+
+  /**
+   * Resolves when the GPU device under this model is lost (a driver reset, the GPU taken away, the browser reclaiming
+   * it). The model cannot be used from then on: its calls reject with a `DEVICE_LOST` SketchError. To go on, load it
+   * again and reopen the index, which stays readable: `m2.loadIndex(m.saveIndex())`. Never resolves for a model
+   * that was disposed.
+   *
+   * @example
+   * ```ts
+   * m.deviceLost.then(async (loss) => {
+   *   console.warn(`GPU lost (${loss.reason}): reloading`);
+   *   const m2 = await SketchGPU.load(options);
+   *   await m2.loadIndex(m.saveIndex());
+   *   m.dispose();
+   * });
+   * ```
+   */
+  get deviceLost(): Promise<DeviceLoss> {
+    return (this.lostP ??= this.device.ctx.lost.then((info) => (this.disposed
+      ? new Promise<never>(() => undefined)
+      : { reason: info.reason, message: info.message, adapter: this.device.ctx.adapterName })));
+  }
+
+  /** One image's model input (a ModelInput of several images is refused where one image is asked for). */
+  private single(x: Float32Array, call: string): Float32Array {
+    const px = 3 * this.model.imageSize ** 2;
+    if (x.length !== px) throw new SketchError('BAD_ARGUMENT', `${call} takes one image, and this model input holds ${x.length / px}`, 'Pass one image, or a ModelInput of one image.');
+    return x;
+  }
+
+  private checkInput(x: ModelInput, modality: 'sketch' | 'photo'): Float32Array {
+    if (x.modality !== modality || x.size !== this.model.imageSize) {
+      throw new SketchError('BAD_ARGUMENT', `this model input is a ${x.modality} of ${x.size} px, and a ${modality} of ${this.model.imageSize} px is needed here`,
+        `Make it with modelInput(image, '${modality}') of this model.`);
+    }
+    return x.data;
+  }
+
+  /**
+   * An image preprocessed as the model will see it (sketches: the reference's ink crop, pad and resize; photos: its
+   * resize), `[1, 3, S, S]` floats in [-1, 1] (S = `info.imageSize`). Search, explain, score, embed and
+   * `relationScore` take it in place of an image without preprocessing it again, so an app that shows what the model
+   * sees, or asks twice about one drawing, does the work once. A blank sketch is an `EMPTY_SKETCH` SketchError here,
+   * before any GPU work. `name` names the image in errors and warnings (default: its path or URL). Inputs
+   * preprocessed elsewhere (a `.npy` of `sketchgpu preprocess`) come in through `ModelInput.fromTensor`.
+   *
+   * @example
+   * ```ts
+   * const x = await m.modelInput(canvas, 'sketch');
+   * const hits = await m.search(x, { k: 5 });
+   * const why = await m.explain(x, photoUrl);
+   * ctx2d.putImageData(new ImageData(new Uint8ClampedArray(x.toImage().data), x.size, x.size), 0, 0);
+   * ```
+   */
+  async modelInput(image: ImageInput<I>, modality: 'sketch' | 'photo', o: { name?: string } = {}): Promise<ModelInput> {
+    if (this.disposed) throw new SketchError('BAD_ARGUMENT', 'this model was disposed', 'Load it again with SketchGPU.load().');
+    if (modality !== 'sketch' && modality !== 'photo') throw new SketchError('BAD_ARGUMENT', `modality must be "sketch" or "photo", not ${JSON.stringify(modality)}`, 'e.g. modelInput(canvas, \'sketch\').');
+    if (image instanceof ModelInput) {
+      this.checkInput(image, modality);
+      return image;
+    }
+    return new ModelInput(await this.preprocess(image, modality, 0, 1, o.name), modality, this.model.imageSize);
+  }
+
+  /**
+   * The relation score of one sketch-photo pair: the local score a re-ranked search (`rerank: true`) ranks by
+   * (ZSE-SBIR's relation network; CAAN's cross-attention, anchors and relation network), as `sketchgpu score --mode
+   * rn` (ZSE-SBIR) and `sketchgpu query --rerank rn` give it.
+   *
+   * @example
+   * ```ts
+   * const rn = await m.relationScore('sketch.png', 'photo.jpg');
+   * ```
+   */
+  async relationScore(sketch: ImageInput<I>, photo: ImageInput<I>): Promise<number> {
+    return (await this.score(sketch, photo, { relation: true })).data[0]!;
+  }
+
+  /**
+   * How many of the text context's tokens a text takes, start and end tokens included (CAAN); a text longer than
+   * `info.textContext` is refused by `search` and `embedText`. ZSE-SBIR has no text tower and refuses.
+   *
+   * @example
+   * ```ts
+   * const n = await m.textTokens('a giraffe');   // 4
+   * if (n > m.info.textContext!) console.warn('too long');
+   * ```
+   */
+  async textTokens(text: string): Promise<number> {
+    const tok = tokenizers.get(this.model);
+    if (!tok) return noTextTower();
+    return (await tok()).encode(text).length + 2;
   }
 }
 
 /**
- * A model input already preprocessed: float32 `[n, 3, S, S]` (n >= 1 images, S = `info.imageSize`) normalised to
- * [-1, 1], as `preprocessImage` returns and `sketchgpu preprocess` writes (.npy). Accepted by the embed calls,
- * `score` and `preprocessImage` beside images; it stands for the n images it holds.
+ * What the model calls take as an image: one of the platform (`I`: Node's `NodeImage`, the browser's `BrowserImage`)
+ * or a `ModelInput` (already preprocessed).
  *
  * @example
  * ```ts
- * const x = await m.preprocessImage('cat.png', 'sketch');
- * await m.embedSketch([{ tensor: x }, 'dog.png']);   // two rows
+ * const inputs: ImageInput<NodeImage>[] = ['cat.png', await m.modelInput('dog.png', 'sketch')];
+ * const e = await m.embedSketch(inputs);
  * ```
  */
-export interface PreprocessedImage {
-  tensor: Float32Array;
-}
-
-/**
- * An image of the platform (`I`: Node's `NodeImage`, the browser's `BrowserImage`) or a preprocessed tensor.
- *
- * @example
- * ```ts
- * const inputs: ModelInput<NodeImage>[] = ['cat.png', { tensor: x }];
- * ```
- */
-export type ModelInput<I> = I | PreprocessedImage;
-
-function isPreprocessed(x: unknown): x is PreprocessedImage {
-  return typeof x === 'object' && x !== null && 'tensor' in x;
-}
+export type ImageInput<I> = I | ModelInput;
 
 /**
  * Options of `embedSketch` / `embedPhoto`.
@@ -855,4 +966,93 @@ export class Scores {
   toJSON(): { shape: [number, number]; rows: number[][] } {
     return { shape: [this.shape[0], this.shape[1]], rows: this.rows };
   }
+}
+
+/**
+ * Why a device was lost: WebGPU's reason ('destroyed' or 'unknown') and message, and the adapter.
+ *
+ * @example
+ * ```ts
+ * const loss = await m.deviceLost;
+ * console.warn(`${loss.adapter}: ${loss.reason} ${loss.message}`);
+ * ```
+ */
+export interface DeviceLoss {
+  reason: string;
+  message: string;
+  adapter: string;
+}
+
+/**
+ * Images as the model sees them: `[n, 3, size, size]` floats in [-1, 1], channel-major, of one modality. Made by
+ * `modelInput` (one image) or `ModelInput.fromTensor` (preprocessed elsewhere: n >= 1 images, e.g. the `.npy` that
+ * `sketchgpu preprocess` writes); it stands for the n images it holds wherever the model calls take images.
+ *
+ * @example
+ * ```ts
+ * const x = await m.modelInput('sketch.png', 'sketch');
+ * console.log(x.size, x.count, x.data.length);   // 224, 1, 150528
+ * ```
+ */
+export class ModelInput {
+  /** @internal Use `modelInput` or `ModelInput.fromTensor`. */
+  constructor(
+    /** `[n, 3, size, size]` values in [-1, 1]. */
+    readonly data: Float32Array,
+    readonly modality: 'sketch' | 'photo',
+    /** The model's input side in pixels. */
+    readonly size: number,
+  ) {}
+
+  /**
+   * Model inputs preprocessed elsewhere, checked: a Float32Array of n x 3 x size x size values (n >= 1), every one
+   * finite and within [-1, 1] (the reference's normalisation). `name` names them in errors.
+   *
+   * @example
+   * ```ts
+   * const x = ModelInput.fromTensor(npy.data, 'sketch', m.info.imageSize, 'sketches.npy');
+   * const e = await m.embedSketch(x);   // a row per image of the tensor
+   * ```
+   */
+  static fromTensor(tensor: Float32Array, modality: 'sketch' | 'photo', size: number, name = `the ${modality} tensor`): ModelInput {
+    const px = 3 * size * size;
+    if (modality !== 'sketch' && modality !== 'photo') throw new SketchError('BAD_ARGUMENT', `modality must be "sketch" or "photo", not ${JSON.stringify(modality)}`, 'Pass \'sketch\' or \'photo\'.');
+    if (!Number.isInteger(size) || size < 1) throw new SketchError('BAD_ARGUMENT', `size must be a positive integer, not ${size}`, 'Pass the model\'s info.imageSize.');
+    if (!(tensor instanceof Float32Array) || tensor.length === 0 || tensor.length % px !== 0) {
+      throw new SketchError('BAD_ARGUMENT', `${name}: a preprocessed tensor must be a Float32Array of n x 3x${size}x${size} values; got ${tensor instanceof Float32Array ? `${tensor.length} values` : Object.prototype.toString.call(tensor)}`,
+        `Preprocess images with modelInput() (or \`sketchgpu preprocess --size ${size}\`), or pass the images themselves.`);
+    }
+    checkInputRange(tensor, name, px);
+    return new ModelInput(tensor, modality, size);
+  }
+
+  /** How many images it holds. */
+  get count(): number {
+    return this.data.length / (3 * this.size * this.size);
+  }
+
+  /** Image `i` (default the first) as RGBA pixels: what the model sees, as a picture. */
+  toImage(i = 0): RawImage {
+    const S = this.size, n = S * S, x = this.data.subarray(3 * n * i, 3 * n * (i + 1));
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new SketchError('BAD_ARGUMENT', `image ${i} of ${this.count}`, `Pass 0 to ${this.count - 1}.`);
+    const data = new Uint8ClampedArray(4 * n);
+    for (let p = 0; p < n; p++) {
+      for (let ch = 0; ch < 3; ch++) data[4 * p + ch] = Math.round((x[ch * n + p]! * 0.5 + 0.5) * 255);
+      data[4 * p + 3] = 255;
+    }
+    return { data, width: S, height: S };
+  }
+}
+
+/**
+ * Options of `loadIndex`.
+ *
+ * @example
+ * ```ts
+ * await m.loadIndex(bytes, 'cached index', { photos: [{ id: 'cat/1.jpg', image: 'photos/cat/1.jpg' }] });
+ * ```
+ */
+export interface LoadIndexOptions<I> {
+  /** Where the index's photos are (by id), for a re-rank of an index without a token cache. */
+  photos?: NamedPhoto<I>[];
 }

@@ -5,6 +5,7 @@
  * API object (`queryEncoder`, `galleryEncoder`) and its model as `m.model`.
  */
 import { basename } from 'node:path';
+import { ModelInput } from '../api/core.ts';
 import { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
 import { readBoundedFile } from '../io/read-file.ts';
@@ -48,19 +49,20 @@ export const identityOf = (m: SketchGPU): ModelIdentity => m.model.identity(m.in
 
 /** Batches of model inputs through the API's embed calls. */
 const embedThrough = (m: SketchGPU): ImageEncoder['embed'] => async (images, _n, modality, o) => {
-  const e = await (modality === 'sketch' ? m.embedSketch({ tensor: images }, o) : m.embedPhoto({ tensor: images }, o));
+  const x = ModelInput.fromTensor(images, modality, m.info.imageSize);
+  const e = await (modality === 'sketch' ? m.embedSketch(x, o) : m.embedPhoto(x, o));
   return { emb: e.data, tokens: e.tokens };
 };
 
 /** Query images (sketches, a re-rank's photos, eval's files) by path: errors name the path. */
 export function queryEncoder(m: SketchGPU): ImageEncoder {
-  return { load: (file, modality) => m.preprocessImage(file, modality), embed: embedThrough(m) };
+  return { load: async (file, modality) => (await m.modelInput(file, modality)).data, embed: embedThrough(m) };
 }
 
 /** Gallery photos: an unreadable one is skipped with the reason, which names the file by its base name. */
 export function galleryEncoder(m: SketchGPU): ImageEncoder {
   return {
-    load: async (file, modality) => m.preprocessImage(await readBoundedFile(file, 'image'), modality, { name: basename(file) }),
+    load: async (file, modality) => (await m.modelInput(await readBoundedFile(file, 'image'), modality, { name: basename(file) })).data,
     embed: embedThrough(m),
   };
 }

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { ModelInput } from '../api/core.ts';
 import type { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
 import { readNpy } from '../io/npy.ts';
@@ -13,7 +14,7 @@ export function parseModality(v: string): Modality {
 
 /**
  * Model inputs from the command line, in order: a PNG/JPEG file is decoded and preprocessed by the model
- * (`preprocessImage`, as the reference does, zse-sbir.md §5); a .npy holds already-normalised float32 [3,S,S] or
+ * (`modelInput`, as the reference does, zse-sbir.md §5); a .npy holds already-normalised float32 [3,S,S] or
  * [N,3,S,S], which the model checks and takes as it is. Each file is read and checked before the next.
  */
 export async function loadInputs(m: SketchGPU, paths: string[], modality: Modality): Promise<{ data: Float32Array; n: number; names: string[] }> {
@@ -34,10 +35,10 @@ export async function loadInputs(m: SketchGPU, paths: string[], modality: Modali
       }
       const n = shape.length === 3 ? 1 : shape[0]!;
       // The model refuses values outside the normalised range (NaN, raw 0-255 pixels), naming the file.
-      parts.push(await m.preprocessImage({ tensor: t.data as Float32Array }, modality, { name: basename(path) }));
+      parts.push(ModelInput.fromTensor(t.data as Float32Array, modality, size, basename(path)).data);
       for (let i = 0; i < n; i++) names.push(n === 1 ? path : `${path}[${i}]`);
     } else {
-      parts.push(await m.preprocessImage(bytes, modality, { name: basename(path) }));
+      parts.push((await m.modelInput(bytes, modality, { name: basename(path) })).data);
       names.push(path);
     }
   }

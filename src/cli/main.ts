@@ -11,6 +11,7 @@ import { convertCheckpoint } from '../models/load-file.ts';
 import { preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { loadInputs, parseModality } from './inputs.ts';
 import { runDemo } from './demo.ts';
+import { ModelInput } from '../api/core.ts';
 import { addRetrievalCommands, modelOption, precisionOption } from './retrieval.ts';
 import { loadModel } from './engine.ts';
 import { addExplainCommand } from './explain.ts';
@@ -108,7 +109,8 @@ export function buildCli(): Command {
         } else {
           const modality = parseModality(o.modality);
           const x = await loadInputs(m, inputs, modality);
-          rows = (await (modality === 'sketch' ? m.embedSketch({ tensor: x.data }) : m.embedPhoto({ tensor: x.data }))).rows;
+          const input = ModelInput.fromTensor(x.data, modality, m.info.imageSize);
+          rows = (await (modality === 'sketch' ? m.embedSketch(input) : m.embedPhoto(input))).rows;
           names = x.names;
         }
         if (o.json) console.log(JSON.stringify({ embeddings: rows }));
@@ -132,7 +134,8 @@ export function buildCli(): Command {
       try {
         const sk = await loadInputs(m, o.sketch, 'sketch');
         const im = await loadInputs(m, o.photo, 'photo');
-        const rows = (await m.score({ tensor: sk.data }, { tensor: im.data }, { relation: o.mode === 'rn' })).rows;
+        const S = m.info.imageSize;
+        const rows = (await m.score(ModelInput.fromTensor(sk.data, 'sketch', S), ModelInput.fromTensor(im.data, 'photo', S), { relation: o.mode === 'rn' })).rows;
         if (o.json) console.log(JSON.stringify({ scores: rows }));
         else {
           console.log(['sketch \\ photo', ...im.names.map((n) => basename(n))].join('\t'));

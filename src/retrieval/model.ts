@@ -156,7 +156,11 @@ export class CaanRetrieval implements RetrievalModel {
   }
   /** The tokenizer, after checking that every text is non-empty and fits the context (clear errors). */
   private async checkedTokenizer(texts: readonly string[]): Promise<ClipTokenizer | undefined> {
-    const tok = await (this.tokenizerP ??= this.tokenizer ? this.tokenizer() : Promise.resolve(this.model.tokenizer!));
+    // A failed read (the vocabulary not found) is not kept: the next text tries again.
+    const tok = await (this.tokenizerP ??= (this.tokenizer ? this.tokenizer() : Promise.resolve(this.model.tokenizer!)).catch((e) => {
+      this.tokenizerP = undefined;
+      throw e;
+    }));
     if (!tok) return undefined;
     const context = this.model.config.text.context;
     texts.forEach((t, i) => {
