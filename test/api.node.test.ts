@@ -155,6 +155,9 @@ test('index an array of named images; saveIndex is an index file the CLI queries
   assert.is(r.photos, 3);
   const hits = await m.search(sk, { k: 3, rerank: true });
   assert.equal(hits.map((h) => h.id).sort(), classes.map((c) => `${c}/p1.png`));
+  // Ids an index file cannot hold (loadIndex would refuse the file) are refused when saving, not after.
+  await m.index([{ id: '/web/sample/a.png', image: readFileSync(join(gallery, 'cat', 'p1.png')) }]);
+  await refusal(Promise.resolve().then(() => m.saveIndex()), 'BAD_ARGUMENT', /"\/web\/sample\/a\.png" cannot go into an index file/);
   await m.index(gallery);
   const file = join(tmp, 'api.sgi');
   writeFileSync(file, m.saveIndex());

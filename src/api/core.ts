@@ -19,7 +19,7 @@ import { CaanModel } from '../models/caan/model.ts';
 import type { Precision } from '../graph/graph.ts';
 import { checkInputRange, preprocessPhoto, preprocessSketch, sketchAlphaWarning } from '../preprocess/index.ts';
 import { checkFiniteScores } from '../models/embedding-check.ts';
-import { parseIndex, serializeIndex, checkIndexModel, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
+import { parseIndex, serializeIndex, checkIndexModel, isConfinedRelativePath, type GalleryIndex, type ModelIdentity } from '../retrieval/index-format.ts';
 import { imageFromRgba, indexPhotos, type PhotoSource } from '../retrieval/index-photos.ts';
 import { CaanRetrieval, ZseRetrieval, composeQueries, noTextTower, type RetrievalModel } from '../retrieval/model.ts';
 import { GallerySearch } from '../retrieval/search.ts';
@@ -597,7 +597,15 @@ export class SketchGPUModel<I> {
    * ```
    */
   saveIndex(): Uint8Array {
-    return serializeIndex(this.requireGallery().index);
+    const ix = this.requireGallery().index;
+    // loadIndex (and every reader of index files) refuses any other photo path as a crafted file: say so now, while
+    // the embeddings are still in memory, instead of writing a file that cannot be opened again.
+    const bad = ix.paths.find((p) => !isConfinedRelativePath(p));
+    if (bad !== undefined) {
+      throw new SketchError('BAD_ARGUMENT', `the photo id ${JSON.stringify(bad.slice(0, 200))} cannot go into an index file: its photo ids are relative image paths such as "cat/1.jpg" (no leading '/', no '..', no URL, a .png/.jpg/.jpeg ending)`,
+        'Index the photos as { id, image } pairs with such ids (e.g. { id: "cat/1.jpg", image: url }); the in-memory index searches as it is.');
+    }
+    return serializeIndex(ix);
   }
 
   /**
