@@ -22,7 +22,7 @@ export {
   type TextQuery, type SearchOptions, type Hit, type Explanation, type ModelInfo,
   ModelInput, type DeviceLoss, type LoadIndexOptions,
 } from './api/core.ts';
-export { Scores, type ImageInput, type EmbedOptions, type ScoreOptions } from './api/core.ts';
+export { Scores, RowMatrix, type ImageInput, type EmbedOptions, type ScoreOptions } from './api/core.ts';
 export { SketchError, isSketchError, type ErrorCode } from './core/errors.ts';
 export { createGpuContext, describeAdapter, type GpuContext, type GpuOptions, type GpuFeatures } from './gpu/device.ts';
 export { browserGpu } from './gpu/browser.ts';

@@ -648,16 +648,15 @@ def main():
             if a.distill_cross > 0:
                 src = sampler.src[np.concatenate([i_sk, i_skn])]
                 rows = np.where(src >= 0)[0]
+                cross = torch.zeros(len(g), dtype=torch.bool, device=dev)
                 if len(rows):
+                    r = torch.from_numpy(rows).to(dev)
                     g = g.clone()
-                    g[torch.from_numpy(rows).to(dev)] = teacher.photo_pooled(src[rows]).to(g.dtype)
-                    l_dx = (1 - F.cosine_similarity(gs[torch.from_numpy(rows).to(dev)], g[torch.from_numpy(rows).to(dev)], dim=1)).mean()
-                    keep = torch.ones(len(g), dtype=torch.bool, device=dev)
-                    keep[torch.from_numpy(rows).to(dev)] = False
-                    l_dg = (1 - F.cosine_similarity(gs[keep], g[keep], dim=1)).mean()
+                    g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
+                    cross[r] = True
+                    l_dx = (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
                     loss = loss + a.distill_cross * l_dx
-                else:
-                    l_dg = (1 - F.cosine_similarity(gs, g, dim=1)).mean()
+                l_dg = (1 - F.cosine_similarity(gs[~cross], g[~cross], dim=1)).mean()
             else:
                 l_dg = (1 - F.cosine_similarity(gs, g, dim=1)).mean()
             l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
