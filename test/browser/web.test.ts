@@ -388,6 +388,12 @@ if (skipReason) {
       await s.page.waitForFunction(() => (window.sketchgpuDemo.lastResults?.length ?? 0) > 0 && !window.sketchgpuDemo.busy, null, { timeout: 120_000 });
       await s.page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('#results img')).every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30_000 });
       await screenshot(s.page, 'web-10-shipped-weights');
+      // The picture for the weights card (issue 20): the page answering the sample giraffe sketch.
+      const v = await s.page.evaluate(() => window.sketchgpuDemo.resultsVersion);
+      await s.page.click('#samples button.try[data-sketch^="giraffe/"]');
+      await s.page.waitForFunction((v0) => window.sketchgpuDemo.resultsVersion > v0 && !window.sketchgpuDemo.busy, v, { timeout: 120_000 });
+      await s.page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('#results img')).every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30_000 });
+      await screenshot(s.page, 'web-11-shipped-weights-giraffe');
       assert.equal(s.errors, [], `console errors: ${s.errors.join('\n')}`);
       // ?precision=f16 (the CLI's --precision f16): the page's f16 index and query equal the CLI's at f16.
       const index16 = join(tmp, 'sample-shipped-f16.sgi');

@@ -33,6 +33,12 @@ photo of a zebra" would mean nothing to the text tower (the descriptions never n
 tools/reference/clip_tokenizer_ref.py (CLIP's BPE ids); each batch is cut after its longest EOT (the causal mask makes that
 exact). Descriptions of the held-out validation classes are never used for training, only for validation.
 
+Distillation (issue 20; off by default): --teacher .cache/teacher/feat-*.npy (tools/teacher/features.py) with
+train_zse.py's --distill-global / --distill-tokens / --distill-rel / --distill-cross, applied to both image towers'
+cls and patch tokens through two training-only projections (not in the weights); --init starts from engine weights
+of the same preset (the shipped demo file) with a fresh optimiser and schedule. Runs and their results:
+weights/caan-sketchy104-demo.md.
+
 Precision: bfloat16 autocast in the three towers (--bf16 1); the alignment module (cross-attention, anchor cosines,
 relation networks), losses, weights and optimiser in float32 (--bf16 0: all float32).
 Optimiser: AdamW, linear warmup + cosine decay, weight decay on matrices only (not biases, norms, cls, positions,
@@ -331,6 +337,9 @@ def main():
     ap.add_argument('--name-p', type=float, default=0.5, help='probability of a class-name template in a text')
     ap.add_argument('--tower-dropout', type=float, default=0.0, help='dropout inside the image towers (ZSE: 0.1)')
     ap.add_argument('--bf16', type=int, default=1, help='bfloat16 autocast in the towers: 1 on, 0 off')
+    ap.add_argument('--init', default='',
+                    help='start from these engine weights (a CAAN .safetensors of the same preset, e.g. the shipped '
+                         'demo file); the optimizer, schedule and training-only projections start fresh')
     ap.add_argument('--val-classes', type=int, default=10)
     ap.add_argument('--split-seed', type=int, default=0)
     ap.add_argument('--val-every', type=int, default=250, help='steps; 0: no validation')
@@ -361,6 +370,13 @@ def main():
     sk_all, im_all = ev.to_input(tr['sketch']), ev.to_input(tr['photo'])
 
     model = init_weights_(C.Caan(cfg))
+    if a.init:
+        try:
+            model.load_state_dict(load_engine_weights(a.init, cfg).state_dict())
+        except (RuntimeError, OSError, ValueError) as e:
+            raise SystemExit(f'error: --init {a.init} does not fit the {a.preset} preset: {str(e)[:300]}\n'
+                             f'hint: give a CAAN .safetensors written by this script with the same --preset')
+        print(f'initialised from {a.init}', flush=True)
     for tower in (model.sketch, model.photo):
         for m in tower.modules():
             if isinstance(m, nn.Dropout):
@@ -370,8 +386,8 @@ def main():
           f'({model.text.token_embedding.weight.numel():,} of them the token table)', flush=True)
     if a.teacher_net:
         raise SystemExit('error: --teacher-net is implemented in train_zse.py only\nhint: use --teacher (the cache)')
-    if a.distill_cross:
-        raise SystemExit('error: --distill-cross is implemented in train_zse.py only\nhint: leave it out here')
+    if a.distill_cross and not a.teacher:
+        raise SystemExit('error: --distill-cross needs the teacher cache\nhint: add --teacher .cache/teacher/feat-*.npy')
     teacher = Teacher(a, tr, torch.device('cpu')) if a.teacher else None
     D = cfg.embed                                                   # the towers' projected token width
     heads = nn.ModuleDict({'g': nn.Linear(D, teacher.dim), 't': nn.Linear(D, teacher.dim)}) if teacher \
@@ -380,7 +396,9 @@ def main():
     groups[0]['params'] += [p for n, p in heads.named_parameters() if n.endswith('weight')]
     groups[1]['params'] += [p for n, p in heads.named_parameters() if n.endswith('bias')]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
-    sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed)
+    # The file lists only give the sampler each sketch's source photo (for --distill-cross); with pair_frac 0 it
+    # draws exactly the groups it drew without them.
+    sampler = TripletSampler(tr['sketch_label'], tr['photo_label'], a.seed, tr['sketch_files'], tr['photo_files'])
     texts = TextSampler(train_cls, desc, tok, cfg.text.context, a.seed + 1, a.name_p)
     gen = torch.Generator().manual_seed(a.seed)
     start, best = 0, {'score': -1.0}
@@ -417,7 +435,7 @@ def main():
     b = a.batch
     keys = ('global.sketch_photo', 'global.text_photo', 'global.text_sketch', 'local.sketch_photo',
             'local.text_image', 'contrastive', 'total') + \
-        (('distill.global', 'distill.tokens', 'distill.rel') if a.teacher else ())
+        (('distill.global', 'distill.tokens', 'distill.rel', 'distill.cross') if a.teacher else ())
     acc = {k: 0.0 for k in keys}
     n_acc, t_last, c_last, s1 = 0, time.time(), time.process_time(), start
     for step in range(start, a.steps):
@@ -445,7 +463,20 @@ def main():
             toks = torch.cat(mixed.toks[:3])                        # loss_terms' order: sk, im_pos, im_neg
             grid = int(round(math.sqrt(toks.shape[1] - 1)))
             g, cells = teacher.targets(i_sk, th_sk, np.concatenate([i_im, i_imn]), th_im, grid)
-            terms['distill.global'] = (1 - F.cosine_similarity(heads['g'](toks[:, 0]), g, dim=1)).mean()
+            gs = heads['g'](toks[:, 0])
+            own = torch.ones(len(g), dtype=torch.bool)
+            terms['distill.cross'] = torch.zeros(())
+            if a.distill_cross > 0:                                 # as train_zse.py: sketches (rows 0..b-1) drawn
+                src = sampler.src[i_sk]                             # from a training photo take that photo's pooled
+                rows = np.where(src >= 0)[0]                        # teacher feature as their target
+                if len(rows):
+                    r = torch.from_numpy(rows)
+                    g = g.clone()
+                    g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
+                    own[r] = False
+                    terms['distill.cross'] = (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
+                    loss = loss + a.distill_cross * terms['distill.cross']
+            terms['distill.global'] = (1 - F.cosine_similarity(gs[own], g[own], dim=1)).mean()
             terms['distill.tokens'] = (1 - F.cosine_similarity(heads['t'](toks[:, 1:]), cells, dim=2)).mean()
             terms['distill.rel'] = relational_kl(toks[:, 0], g, a.distill_temp)
             loss = loss + a.distill_global * terms['distill.global'] + a.distill_tokens * terms['distill.tokens'] \

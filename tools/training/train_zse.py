@@ -358,6 +358,32 @@ def relational_kl(student, teacher, temp):
     return F.kl_div(ls, lt, log_target=True, reduction='batchmean')
 
 
+def ca_attention(model, layer, x_q, x_k):
+    """Head-averaged attention probabilities [N, T, T] of one CA layer ('layer1': sketch queries over photo keys,
+    'layer2': the reverse), as zse_ref.attention computes them (dropout left out)."""
+    mha = getattr(model.ca.encoder, layer)[0].self_attn
+    n, h, dk = x_q.size(0), mha.h, mha.d_k
+    q = mha.linears[0](x_q).view(n, -1, h, dk).transpose(1, 2)
+    k = mha.linears[1](x_k).view(n, -1, h, dk).transpose(1, 2)
+    return (q @ k.transpose(-2, -1) / math.sqrt(dk)).softmax(-1).mean(1)
+
+
+def attention_kl(model, sa_sk, sa_im, cells_sk, cells_im, ink, temp):
+    """--distill-attn: KL(target || CA attention) over the patch positions of positive pairs, both CA directions.
+    The target of sketch patch i over photo patches j is softmax_j(cos(teacher cell i, teacher cell j) / temp) (the
+    teacher's own cross-modal correspondence of the two views); rows of sketch patches without ink (< 2 % dark pixels)
+    are left out of layer1's term. The SA tokens are detached: only the CA's query/key projections learn from it."""
+    S = F.normalize(cells_sk.float(), dim=2) @ F.normalize(cells_im.float(), dim=2).transpose(1, 2)   # [N, P, P]
+    tot = 0.0
+    for layer, x_q, x_k, sim, rows in (('layer1', sa_sk, sa_im, S, ink > 0.02),
+                                       ('layer2', sa_im, sa_sk, S.transpose(1, 2), None)):
+        lt = (sim / temp).log_softmax(-1)
+        lp = ca_attention(model, layer, x_q.detach(), x_k.detach())[:, 1:, 1:].clamp_min(1e-8).log()
+        kl = (lt.exp() * (lt - lp)).sum(-1)                         # [N, P]
+        tot = tot + (kl[rows].mean() if rows is not None else kl.mean())
+    return tot / 2
+
+
 def init_from_(model, path):
     """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is)."""
     if str(path).endswith('.safetensors'):
@@ -510,6 +536,12 @@ def main():
                     help='minutes of training steps (data loading excluded): the cosine schedule ends, and the run '
                          'stops, when they are spent or at --steps, whichever comes first (for a lent GPU\'s fixed time)')
     ap.add_argument('--init', default='', help='start from these weights (official .pth or sketchgpu .safetensors)')
+    ap.add_argument('--distill-attn', type=float, default=0.0,
+                    help='weight (needs --teacher): the CA attention of positive pairs, both directions, regressed '
+                         '(KL) onto the teacher\'s cell-to-cell correspondence of the two views (softmax of the '
+                         'cosines of their grid cells, --distill-attn-temp), SA tokens detached; so that the '
+                         'cross-attention `explain` draws links sketch parts to the matching photo parts')
+    ap.add_argument('--distill-attn-temp', type=float, default=0.1)
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
@@ -597,7 +629,9 @@ def main():
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'n': 0}
+    if a.distill_attn and not a.teacher:
+        raise SystemExit('error: --distill-attn needs the teacher cache\nhint: add --teacher .cache/teacher/feat-*.npy')
     t_last = t_loop = time.time()
     for step in range(start, a.steps):
         spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
@@ -637,7 +671,7 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
-        l_dg = l_dt = l_dr = l_dx = torch.zeros(())
+        l_dg = l_dt = l_dr = l_dx = l_da = torch.zeros(())
         if teacher is not None:
             if isinstance(teacher, LiveTeacher):
                 g, cells = teacher.targets(torch.cat([sk, im]), len(sk), cfg.grid)
@@ -662,6 +696,12 @@ def main():
             l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
             l_dr = relational_kl(sa[:, 0], g, a.distill_temp)
             loss = loss + a.distill_global * l_dg + a.distill_tokens * l_dt + a.distill_rel * l_dr
+            if a.distill_attn > 0:                                  # positive pairs: sk[k] with im[k], k < b
+                G = cfg.grid
+                ink = F.avg_pool2d((sk[:b].mean(1, keepdim=True) < 0).float(), sk.shape[-1] // G).flatten(1)
+                l_da = attention_kl(model, sa[:b], sa[2 * b:3 * b], cells[:b], cells[2 * b:3 * b], ink,
+                                    a.distill_attn_temp)
+                loss = loss + a.distill_attn * l_da
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip) if a.clip > 0 else torch.tensor(0.0)
@@ -676,6 +716,7 @@ def main():
         acc['dt'] += float(l_dt)
         acc['dr'] += float(l_dr)
         acc['dx'] += float(l_dx)
+        acc['da'] += float(l_da)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -685,9 +726,9 @@ def main():
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
-                 'distill_cross': acc['dx'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
+                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'n': 0}
         over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
             (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
