@@ -5,9 +5,10 @@
 # seen classes only, the split lists, the trimmed teacher). Validation = the 10 held-out seen classes, as on the CPU.
 # Writes under $OUT: A.log, B.log (JSON lines), A-best.pth, B-best.pth (the checkpoints each run selected), gpu.txt.
 #   run(command="SKETCHGPU_TRAIN_MINUTES=4 bash tools/device/train.sh", carry=[".trainpack"], timeout_s=...)
-#   Both start from the shipped weights (run E) with the same batch and schedule, so they differ in one thing:
-#   A adds --distill-cross 1 (sketches regressed onto the teacher feature of their source photo; the CPU probe of
-#   2026-12-05 is in weights/README.md), B is the control without it. (The first GPU run, 2026-12-04, compared run E
+#   Both start from the shipped weights (run G, which learned with --distill-cross and --distill-attn on the CPU;
+#   weights/README.md) with the same batch, schedule and --distill-attn, so they differ in one thing: A keeps
+#   --distill-cross 1 (sketches regressed onto the teacher feature of their source photo), B is the control without
+#   it, now with exact live-teacher targets and 64-item batches. (The first GPU run, 2026-12-04, compared run E
 #   trained on against a from-scratch run: from scratch was worse, 0.154 vs 0.165.)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ min="${SKETCHGPU_TRAIN_MINUTES:-4}"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 common=(--teacher-net .trainpack/teacher --distill-global 1 --distill-tokens 1 --distill-rel 1 --proxy-loss 1
         --pair-frac 0.5 --stem-init full --val-rn 0 --device cuda --threads 4 --log-every 50 --val-every 200
-        --steps 100000 --time-budget "$min")
+        --steps 100000 --time-budget "$min" --distill-attn 1)
 echo "== train ($(date -u +%T)), $min min each"
 "$py" tools/training/train_zse.py --out .cache/gpuA --init weights/zse-sketchy104-small.safetensors "${common[@]}" \
   --batch 64 --lr 3e-4 --warmup 100 --distill-cross 1 > "$OUT/A.log" 2>&1 &

@@ -630,8 +630,8 @@ def main():
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
                'dx': 0.0, 'da': 0.0, 'n': 0}
-    if a.distill_attn and not a.teacher:
-        raise SystemExit('error: --distill-attn needs the teacher cache\nhint: add --teacher .cache/teacher/feat-*.npy')
+    if a.distill_attn and not (a.teacher or a.teacher_net):
+        raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
     t_last = t_loop = time.time()
     for step in range(start, a.steps):
         spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
