@@ -466,16 +466,9 @@ def main():
             gs = heads['g'](toks[:, 0])
             own = torch.ones(len(g), dtype=torch.bool)
             terms['distill.cross'] = torch.zeros(())
-            if a.distill_cross > 0:                                 # as train_zse.py: sketches (rows 0..b-1) drawn
-                src = sampler.src[i_sk]                             # from a training photo take that photo's pooled
-                rows = np.where(src >= 0)[0]                        # teacher feature as their target
-                if len(rows):
-                    r = torch.from_numpy(rows)
-                    g = g.clone()
-                    g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
-                    own[r] = False
-                    terms['distill.cross'] = (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
-                    loss = loss + a.distill_cross * terms['distill.cross']
+            if a.distill_cross > 0:                                 # the sketches are rows 0..b-1
+                g, own, terms['distill.cross'] = Z_train.cross_targets(teacher, sampler.src[i_sk], g, gs)
+                loss = loss + a.distill_cross * terms['distill.cross']
             terms['distill.global'] = (1 - F.cosine_similarity(gs[own], g[own], dim=1)).mean()
             terms['distill.tokens'] = (1 - F.cosine_similarity(heads['t'](toks[:, 1:]), cells, dim=2)).mean()
             terms['distill.rel'] = relational_kl(toks[:, 0], g, a.distill_temp)

@@ -358,6 +358,22 @@ def relational_kl(student, teacher, temp):
     return F.kl_div(ls, lt, log_target=True, reduction='batchmean')
 
 
+def cross_targets(teacher, src, g, gs):
+    """--distill-cross (train_zse.py and train_caan.py): rows r of the batch whose sketch was drawn from a training
+    photo (src[r] >= 0; sketch rows come first) take that whole photo's pooled teacher feature as their target.
+    Returns the targets with those rows replaced, the mask of rows that keep their own target, and the cross loss
+    (1 - cosine of the projected cls gs to the new targets; 0 when no row is paired)."""
+    rows = np.where(src >= 0)[0]
+    own = torch.ones(len(g), dtype=torch.bool, device=g.device)
+    if not len(rows):
+        return g, own, torch.zeros((), device=g.device)
+    r = torch.from_numpy(rows).to(g.device)
+    g = g.clone()
+    g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
+    own[r] = False
+    return g, own, (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
+
+
 def ca_attention(model, layer, x_q, x_k):
     """Head-averaged attention probabilities [N, T, T] of one CA layer ('layer1': sketch queries over photo keys,
     'layer2': the reverse), as zse_ref.attention computes them (dropout left out)."""
@@ -537,7 +553,7 @@ def main():
                          'stops, when they are spent or at --steps, whichever comes first (for a lent GPU\'s fixed time)')
     ap.add_argument('--init', default='', help='start from these weights (official .pth or sketchgpu .safetensors)')
     ap.add_argument('--distill-attn', type=float, default=0.0,
-                    help='weight (needs --teacher): the CA attention of positive pairs, both directions, regressed '
+                    help='weight (needs --teacher or --teacher-net): the CA attention of positive pairs, both directions, regressed '
                          '(KL) onto the teacher\'s cell-to-cell correspondence of the two views (softmax of the '
                          'cosines of their grid cells, --distill-attn-temp), SA tokens detached; so that the '
                          'cross-attention `explain` draws links sketch parts to the matching photo parts')
@@ -548,6 +564,8 @@ def main():
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
+    if a.distill_attn and not (a.teacher or a.teacher_net):
+        raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
 
     out, log = start_run(a)
     cfg = build_config(a)
@@ -630,8 +648,6 @@ def main():
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
                'dx': 0.0, 'da': 0.0, 'n': 0}
-    if a.distill_attn and not (a.teacher or a.teacher_net):
-        raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
     t_last = t_loop = time.time()
     for step in range(start, a.steps):
         spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
@@ -680,17 +696,9 @@ def main():
                                            cfg.grid)
             gs = heads['g'](sa[:, 0])
             if a.distill_cross > 0:
-                src = sampler.src[np.concatenate([i_sk, i_skn])]
-                rows = np.where(src >= 0)[0]
-                cross = torch.zeros(len(g), dtype=torch.bool, device=dev)
-                if len(rows):
-                    r = torch.from_numpy(rows).to(dev)
-                    g = g.clone()
-                    g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
-                    cross[r] = True
-                    l_dx = (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
-                    loss = loss + a.distill_cross * l_dx
-                l_dg = (1 - F.cosine_similarity(gs[~cross], g[~cross], dim=1)).mean()
+                g, own, l_dx = cross_targets(teacher, sampler.src[np.concatenate([i_sk, i_skn])], g, gs)
+                loss = loss + a.distill_cross * l_dx
+                l_dg = (1 - F.cosine_similarity(gs[own], g[own], dim=1)).mean()
             else:
                 l_dg = (1 - F.cosine_similarity(gs, g, dim=1)).mean()
             l_dt = (1 - F.cosine_similarity(heads['t'](sa[:, 1:]), cells, dim=2)).mean()
