@@ -315,6 +315,24 @@ def use_openblas():
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
+def init_towers_from_zse_(model, path):
+    """Both image towers from a ZSE-SBIR engine file's SA encoder (`sa.model.*` has the towers' names and shapes),
+    proj = identity, so each tower's cls embedding starts as the ZSE model's retrieval embedding."""
+    zse = {k[len('sa.model.'):]: torch.from_numpy(v.astype(np.float32))
+           for k, v in load_file(path)[0].items() if k.startswith('sa.model.')}
+    for name, tower in (('sketch', model.sketch), ('photo', model.photo)):
+        own = tower.state_dict()
+        want = {k for k in own if k != 'proj'}
+        if set(zse) != want or any(zse[k].shape != own[k].shape for k in want):
+            raise SystemExit(f'error: --init-towers {path}: its SA encoder does not fit the {name} tower '
+                             f'(missing {sorted(want - set(zse))[:3]}, extra {sorted(set(zse) - want)[:3]}, or shapes)\n'
+                             'hint: give a ZSE .safetensors with the same width, depth, heads, grid and stem as the preset')
+        if tower.proj.shape[0] != tower.proj.shape[1]:
+            raise SystemExit(f'error: --init-towers needs embed = image width (proj {tuple(tower.proj.shape)})')
+        tower.load_state_dict({**zse, 'proj': torch.eye(tower.proj.shape[0])})
+    print(f'image towers initialised from {path} (SA encoder; proj = identity)', flush=True)
+
+
 def main():
     use_openblas()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -340,6 +358,10 @@ def main():
     ap.add_argument('--init', default='',
                     help='start from these engine weights (a CAAN .safetensors of the same preset, e.g. the shipped '
                          'demo file); the optimizer, schedule and training-only projections start fresh')
+    ap.add_argument('--init-towers', default='',
+                    help="then copy a ZSE-SBIR file's SA encoder (engine .safetensors, same width/depth/heads/grid/stem) "
+                         'into both image towers, with proj = identity (needs embed = width): CAAN starts from the ZSE '
+                         "demo model's sketch/photo embedding")
     ap.add_argument('--val-classes', type=int, default=10)
     ap.add_argument('--split-seed', type=int, default=0)
     ap.add_argument('--val-every', type=int, default=250, help='steps; 0: no validation')
@@ -377,6 +399,8 @@ def main():
             raise SystemExit(f'error: --init {a.init} does not fit the {a.preset} preset: {str(e)[:300]}\n'
                              f'hint: give a CAAN .safetensors written by this script with the same --preset')
         print(f'initialised from {a.init}', flush=True)
+    if a.init_towers:
+        init_towers_from_zse_(model, a.init_towers)
     for tower in (model.sketch, model.photo):
         for m in tower.modules():
             if isinstance(m, nn.Dropout):

@@ -400,6 +400,30 @@ def attention_kl(model, sa_sk, sa_im, cells_sk, cells_im, ink, temp):
     return tot / 2
 
 
+def fit_to_grid_(model, sd, path):
+    """Weights trained at another input size (another patch grid): the patch rows of the position embedding are
+    resized bicubically (the cls row kept), and the RN head, whose input is anchors^2 wide, starts fresh (said so).
+    Every other tensor must fit as it is."""
+    own = model.state_dict()
+    key = 'sa.model.pos_embedding'
+    if key in sd and sd[key].shape != own[key].shape:
+        pe = sd[key]
+        g0, g = int(round((pe.shape[1] - 1) ** 0.5)), model.cfg.grid
+        if g0 * g0 + 1 != pe.shape[1] or pe.shape[2] != own[key].shape[2]:
+            raise SystemExit(f'error: {path}: position embedding {tuple(pe.shape)} is not a square patch grid of '
+                             f'width {own[key].shape[2]}')
+        cells = pe[0, 1:].reshape(g0, g0, -1).permute(2, 0, 1)[None]
+        cells = F.interpolate(cells, size=(g, g), mode='bicubic', align_corners=False)[0].permute(1, 2, 0)
+        sd = dict(sd)
+        sd[key] = torch.cat([pe[:, :1], cells.reshape(1, g * g, -1)], dim=1)
+        fresh = [k for k in sd if k.startswith('rn.') and k in own and sd[k].shape != own[k].shape]
+        for k in fresh:
+            sd[k] = own[k]
+        print(f'{path}: grid {g0} -> {g}: position embedding resized (bicubic), '
+              f'{len(fresh)} RN tensors start fresh (its input is anchors^2 wide)', flush=True)
+    return sd
+
+
 def init_from_(model, path):
     """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is)."""
     if str(path).endswith('.safetensors'):
@@ -407,6 +431,7 @@ def init_from_(model, path):
         sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(path)[0].items()}
     else:
         sd = load_ckpt(path)['model']
+    sd = fit_to_grid_(model, sd, path)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
     if missing or unexpected:

@@ -1,0 +1,27 @@
+// The training tools' two starts from weights of another shape (tools/training/check_init.py): `train_zse.py --init`
+// at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
+// towers embed as the ZSE file's SA encoder does). Needs /usr/bin/python3 with torch (skipped without).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.ts';
+
+const PY = '/usr/bin/python3';
+const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+const maybe = hasTorch ? test : test.skip;
+
+maybe('--init across patch grids and --init-towers from a ZSE file keep what they must', () => {
+  const out = execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'check_init.py')], {
+    encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const r = JSON.parse(out.trim().split('\n').pop()!);
+  assert.equal(r.fit_to_grid.grid, '4 -> 6');
+  assert.equal(r.fit_to_grid.fresh_rn_tensors, 5); // RN weights and biases whose width follows the anchor count
+  assert.ok(r.fit_to_grid.kept > 50, `kept ${r.fit_to_grid.kept}`);
+  // Same weights, same float32 ops in the same order: the towers' cls equals the SA cls (the script asserts < 1e-5).
+  assert.ok(r.init_towers.max_abs_diff < 1e-5, `max |diff| ${r.init_towers.max_abs_diff}`);
+});
+
+test.run();
