@@ -53,7 +53,7 @@ test('load: info names the model; the default is the bundled ZSE-SBIR weights', 
   const d = await SketchGPU.load();
   try {
     assert.match(d.info.weights, /weights\/zse-sketchy104-small\.safetensors$/);
-    assert.is(d.info.imageSize, 112);
+    assert.is(d.info.imageSize, 128); // the shipped weights: run H (weights/README.md), 128 px
   } finally {
     await d.dispose();
   }

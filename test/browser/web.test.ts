@@ -358,7 +358,7 @@ if (skipReason) {
     assert.equal(main.errors, [], `console errors: ${main.errors.join('\n')}`);
   });
 
-  T('with no weights parameter the page loads the shipped trained weights (112 px) and equals the CLI with them, also with ?precision=f16', async () => {
+  T('with no weights parameter the page loads the shipped trained weights (128 px) and equals the CLI with them, also with ?precision=f16', async () => {
     // The default a newcomer gets: weights/zse-sketchy104-small.safetensors, not the random test model.
     const shipped = resolve(REPO_ROOT, 'weights', 'zse-sketchy104-small.safetensors');
     const photos = join(tmp, 'photo-shipped');
@@ -375,14 +375,14 @@ if (skipReason) {
       assert.is(ix?.photos, paths.length);
       const label = await s.page.textContent('#weights-info') ?? '';
       assert.match(label, /zse-sketchy104-small\.safetensors/);
-      assert.match(label, /112 px, with RN head/);
+      assert.match(label, /128 px, with RN head/);
       assert.not.ok(await s.page.isVisible('#note'), 'the random-weights note must not show for the trained weights');
       for (const cls of ['cow', 'pear']) {
         const f = readdirSync(join(SAMPLE, 'sketch', cls))[0]!;
         const hits: Hit[] = await s.page.evaluate((u) => window.sketchgpuDemo.queryImage(u, 10), `sample/sketch/${cls}/${f}`);
         const ref = await cliQuery(join(SAMPLE, 'sketch', cls, f), index, 10);
         const d = assertSameHits(hits, ref, `shipped weights, sketch ${cls}`);
-        timings.push(`shipped 112 px weights, queryImage (${cls}) vs CLI: max |score diff| ${d.toExponential(2)}, same order: ${hits.every((h, i) => h.path === ref[i]!.path)}`);
+        timings.push(`shipped 128 px weights, queryImage (${cls}) vs CLI: max |score diff| ${d.toExponential(2)}, same order: ${hits.every((h, i) => h.path === ref[i]!.path)}`);
       }
       await s.page.click('#samples button.try[data-sketch^="cow/"]');
       await s.page.waitForFunction(() => (window.sketchgpuDemo.lastResults?.length ?? 0) > 0 && !window.sketchgpuDemo.busy, null, { timeout: 120_000 });
