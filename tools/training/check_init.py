@@ -48,9 +48,10 @@ def check_grid():
     assert torch.all(rows[:, 1:] >= rows[:, :-1] - 1e-6), 'a ramp must stay monotone'
     assert torch.allclose(rows, rows[:1].expand(6, 6)), 'a ramp along x must not vary along y'
     fresh = [k for k in own if k.startswith('rn.') and own[k].shape != sd[k].shape]
-    assert fresh and all(torch.equal(got_t, own[k]) for k in fresh for got_t in [dst.state_dict()[k]]), fresh
+    now = dst.state_dict()
+    assert fresh and all(torch.equal(now[k], own[k]) for k in fresh), fresh
     same = [k for k in sd if k in own and sd[k].shape == own[k].shape and k != 'sa.model.pos_embedding']
-    assert all(torch.equal(dst.state_dict()[k], sd[k]) for k in same), 'tensors that fit must load unchanged'
+    assert all(torch.equal(now[k], sd[k]) for k in same), 'tensors that fit must load unchanged'
     assert train_zse.fit_to_grid_(src, sd, 'check') is sd, 'the same grid must leave the weights alone'
     wide = zse_ref.Model(zse_ref.ZseConfig(**{**big.__dict__, 'dim': 32, 'sa_heads': 4}))
     try:

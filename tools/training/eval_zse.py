@@ -181,8 +181,9 @@ def precision_eval(rel, k):
     return np.mean(rel[:n]) if n > 0 else np.nan
 
 
-def calculate(distance, class_same):
-    """The four metrics of §6.2 from a [Nq, Ng] distance matrix (ascending = better) and 0/1 relevance."""
+def query_metrics(distance, class_same):
+    """The four metrics of §6.2 per query (arrays [Nq]) from a [Nq, Ng] distance matrix (ascending = better) and
+    0/1 relevance."""
     arg = distance.argsort()                       # default quicksort, as the reference
     rel = np.take_along_axis(class_same, arg, axis=1)
     res = {'map_all': [], 'map_200': [], 'precision_100': [], 'precision_200': []}
@@ -191,7 +192,12 @@ def calculate(distance, class_same):
         res['map_200'].append(voc_eval(r, 200))
         res['precision_100'].append(precision_eval(r, 100))
         res['precision_200'].append(precision_eval(r, 200))
-    return {k: float(np.nanmean(v)) for k, v in res.items()}
+    return {k: np.array(v, dtype=np.float64) for k, v in res.items()}
+
+
+def calculate(distance, class_same):
+    """The four metrics of §6.2: the means over queries of query_metrics."""
+    return {k: float(np.nanmean(v)) for k, v in query_metrics(distance, class_same).items()}
 
 
 def chance_metrics(sk_label, im_label, draws=200, seed=0):

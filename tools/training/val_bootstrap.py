@@ -5,7 +5,7 @@ classes of train_zse.py's split), for one ZSE checkpoint, or paired for two (B -
 
 Each checkpoint is read at its own input size (its position embedding's grid).
 
-Per query (sketch) the reference's AP (eval_zse.voc_eval) of the SA cls cosine ranking; per class the mean over its
+Per query (sketch) the reference's AP (eval_zse.query_metrics) of the SA cls cosine ranking; per class the mean over its
 sketches; each draw resamples the classes with replacement. Prints JSON: the means and 95 % intervals.
 Reads only the seen-class selection split (purpose 'select').
 """
@@ -31,8 +31,7 @@ def query_aps(path, a, val):
     s, i = ev.sa_features(model, data['sketch']), ev.sa_features(model, data['photo'])
     es, ei = F.normalize(s[:, 0], dim=1), F.normalize(i[:, 0], dim=1)
     same = (data['sketch_label'][:, None] == data['photo_label'][None, :]).astype(np.int64)
-    rel = np.take_along_axis(same, (1.0 - es @ ei.t()).numpy().argsort(axis=1), axis=1)
-    return np.array([ev.voc_eval(r) for r in rel]), data['sketch_label']
+    return ev.query_metrics((1.0 - es @ ei.t()).numpy(), same)['map_all'], data['sketch_label']
 
 
 def main():
