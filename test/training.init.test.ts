@@ -1,6 +1,7 @@
 // The training tools' two starts from weights of another shape (tools/training/check_init.py): `train_zse.py --init`
 // at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
-// towers embed as the ZSE file's SA encoder does). Needs /usr/bin/python3 with torch (skipped without).
+// towers embed as the ZSE file's SA encoder does), and `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
+// only; K > 0: K-wide, half-whitened, each modality centred). Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ const PY = '/usr/bin/python3';
 const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
 const maybe = hasTorch ? test : test.skip;
 
-maybe('--init across patch grids and --init-towers from a ZSE file keep what they must', () => {
+maybe('--init across patch grids, --init-towers from a ZSE file and --teacher-whiten do what they must', () => {
   const out = execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'check_init.py')], {
     encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -22,6 +23,10 @@ maybe('--init across patch grids and --init-towers from a ZSE file keep what the
   assert.ok(r.fit_to_grid.kept > 50, `kept ${r.fit_to_grid.kept}`);
   // Same weights, same float32 ops in the same order: the towers' cls equals the SA cls (the script asserts < 1e-5).
   assert.ok(r.init_towers.max_abs_diff < 1e-5, `max |diff| ${r.init_towers.max_abs_diff}`);
+  // float32 transform of float64-fitted directions: 1e-4 relative leaves room for the cast, not for a wrong formula
+  assert.equal(r.whiten.dim, 8);
+  assert.ok(r.whiten.k0_max_diff < 1e-5 && r.whiten.centred < 1e-4, JSON.stringify(r.whiten));
+  assert.ok(r.whiten.diag_rel_err < 1e-4 && r.whiten.offdiag_rel < 1e-4, JSON.stringify(r.whiten));
 });
 
 test.run();

@@ -6,7 +6,11 @@ it where /usr/bin/python3 has torch; prints one JSON line and exits 0, or fails 
   the RN tensors whose width depends on the anchor count start fresh, everything else loads unchanged, and a width
   mismatch is refused;
 - train_caan.init_towers_from_zse_ (`--init-towers`): both CAAN image towers then embed an image exactly as the ZSE
-  file's SA encoder does (cls token after the final LayerNorm; proj = identity).
+  file's SA encoder does (cls token after the final LayerNorm; proj = identity);
+- train_zse.PooledTransform (`--teacher-whiten`, how the pooled teacher targets are formed): K = 0 subtracts each
+  modality's mean and nothing else; K > 0 gives K-wide targets whose training rows (signed square root, centred) come
+  out with orthogonal columns of squared norm = the singular values (half-way whitened), and rows of either modality
+  are centred by their own mean.
 """
 import json
 import sys
@@ -100,5 +104,27 @@ def zse_cls(model, x):
     return model.sa(x)[:, 0]
 
 
+def check_whiten():
+    g = torch.Generator().manual_seed(2)
+    mix = torch.randn(24, 24, generator=g)
+    pooled = {'sketch': torch.randn(300, 24, generator=g) @ mix + 3.0,    # correlated channels, different means
+              'photo': torch.randn(200, 24, generator=g) @ mix - 1.0}
+    cpu = torch.device('cpu')
+    t0 = train_zse.PooledTransform(pooled, 0, cpu)
+    plain = max(float((t0(v, m) - (v - v.mean(0))).abs().max()) for m, v in pooled.items())
+    assert t0.dim == 24 and plain < 1e-5, plain
+    t = train_zse.PooledTransform(pooled, 8, cpu)
+    assert t.dim == 8 and t.w.shape == (24, 8)
+    out = {m: t(v, m) for m, v in pooled.items()}
+    centred = max(float(o.mean(0).abs().max()) for o in out.values())
+    z = torch.cat([t.ssqrt(v.double()) - t.ssqrt(v.double()).mean(0) for v in pooled.values()])
+    sv = torch.linalg.svdvals(z)[:8]
+    gram = torch.cat(list(out.values())).double().t() @ torch.cat(list(out.values())).double()
+    diag_err = float(((gram.diagonal() - sv) / sv).abs().max())
+    off = float((gram - torch.diag(gram.diagonal())).abs().max() / sv[0])
+    assert centred < 1e-4 and diag_err < 1e-4 and off < 1e-4, (centred, diag_err, off)
+    return {'dim': t.dim, 'k0_max_diff': plain, 'centred': centred, 'diag_rel_err': diag_err, 'offdiag_rel': off}
+
+
 if __name__ == '__main__':
-    print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers()}))
+    print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten()}))

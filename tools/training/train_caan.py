@@ -414,7 +414,7 @@ def main():
         raise SystemExit('error: --distill-cross needs the teacher cache\nhint: add --teacher .cache/teacher/feat-*.npy')
     teacher = Teacher(a, tr, torch.device('cpu')) if a.teacher else None
     D = cfg.embed                                                   # the towers' projected token width
-    heads = nn.ModuleDict({'g': nn.Linear(D, teacher.dim), 't': nn.Linear(D, teacher.dim)}) if teacher \
+    heads = nn.ModuleDict({'g': nn.Linear(D, teacher.gdim), 't': nn.Linear(D, teacher.dim)}) if teacher \
         else nn.ModuleDict()                                        # training-only projections, not in the weights
     groups = param_groups(model, a.wd)
     groups[0]['params'] += [p for n, p in heads.named_parameters() if n.endswith('weight')]
