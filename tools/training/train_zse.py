@@ -317,14 +317,14 @@ class Teacher:
         self.dim = int(meta['shape'][1])                             # channels of the map (token targets)
         self.mean = {m: v.float().mean(dim=(0, 2, 3)).to(dev) for m, v in self.maps.items()}
         self.pool = PooledTransform({m: v.float().mean(dim=(2, 3)) for m, v in self.maps.items()},
-                                    getattr(a, 'teacher_whiten', 0), dev)
+                                    a.teacher_whiten, dev)
         self.gdim = self.pool.dim                                     # width of the pooled targets
         print(f'teacher: {meta["model"]} {meta["layer"]} {tuple(meta["shape"][1:])}, train rows '
               f'{len(self.maps["sketch"])} sketches + {len(self.maps["photo"])} photos', flush=True)
 
     def targets(self, i_sk, th_sk, i_im, th_im, grid):
-        """For the augmented views: pooled targets [N,C] and grid-cell targets [N,grid*grid,C], modality mean
-        subtracted, sketches first (the order of the SA batch)."""
+        """For the augmented views: pooled targets [N,gdim] (PooledTransform) and grid-cell targets
+        [N,grid*grid,C] (modality mean subtracted), sketches first (the order of the SA batch)."""
         gs, cs = [], []
         for mod, i, th in (('sketch', i_sk, th_sk), ('photo', i_im, th_im)):
             t = warp_map(self.maps[mod][torch.from_numpy(i)].to(self.dev).float(), th)
@@ -334,8 +334,8 @@ class Teacher:
         return torch.cat(gs), torch.cat(cs)
 
     def photo_pooled(self, i_im):
-        """The pooled teacher feature of whole, unaugmented training photos (photo mean subtracted) [N,C]: the
-        --distill-cross target of the sketches drawn from them."""
+        """The pooled teacher feature of whole, unaugmented training photos (through PooledTransform) [N,gdim]:
+        the --distill-cross target of the sketches drawn from them."""
         t = self.maps['photo'][torch.from_numpy(i_im)].to(self.dev).float()
         return self.pool(t.mean(dim=(2, 3)), 'photo')
 
