@@ -1,7 +1,8 @@
 // The training tools' two starts from weights of another shape (tools/training/check_init.py): `train_zse.py --init`
 // at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
-// towers embed as the ZSE file's SA encoder does), and `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
-// only; K > 0: K-wide, half-whitened, each modality centred). Needs /usr/bin/python3 with torch (skipped without).
+// towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
+// only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
+// the SA and CA outputs kept). Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,7 +14,7 @@ const PY = '/usr/bin/python3';
 const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
 const maybe = hasTorch ? test : test.skip;
 
-maybe('--init across patch grids, --init-towers from a ZSE file and --teacher-whiten do what they must', () => {
+maybe('--init across patch grids and widths, --init-towers from a ZSE file and --teacher-whiten do what they must', () => {
   const out = execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'check_init.py')], {
     encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -27,6 +28,11 @@ maybe('--init across patch grids, --init-towers from a ZSE file and --teacher-wh
   assert.equal(r.whiten.dim, 8);
   assert.ok(r.whiten.k0_max_diff < 1e-5 && r.whiten.centred < 1e-4, JSON.stringify(r.whiten));
   assert.ok(r.whiten.diag_rel_err < 1e-4 && r.whiten.offdiag_rel < 1e-4, JSON.stringify(r.whiten));
+  // grow_: duplicated channels through the same float32 ops (sums in another order: 1e-5; the CA norm's eps: 1e-4)
+  assert.equal(r.grow.width, '16 -> 32');
+  assert.equal(r.grow.depth, '2 -> 4');
+  assert.ok(r.grow.sa_max_abs_diff < 1e-5 && r.grow.ca_max_abs_diff < 1e-4, JSON.stringify(r.grow));
+  assert.ok(r.grow.noisy_copy_diff > 1e-4, JSON.stringify(r.grow));
 });
 
 test.run();

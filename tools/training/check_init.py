@@ -10,7 +10,9 @@ it where /usr/bin/python3 has torch; prints one JSON line and exits 0, or fails 
 - train_zse.PooledTransform (`--teacher-whiten`, how the pooled teacher targets are formed): K = 0 subtracts each
   modality's mean and nothing else; K > 0 gives K-wide targets whose training rows (signed square root, centred) come
   out with orthogonal columns of squared norm = the singular values (half-way whitened), and rows of either modality
-  are centred by their own mean.
+  are centred by their own mean;
+- train_zse.grow_ (`--init` from a model of half the width or fewer layers): the SA outputs are the small model's
+  duplicated, the RN scores close to its own, the copies differ once noise is added, and other widths are refused.
 """
 import json
 import sys
@@ -126,5 +128,50 @@ def check_whiten():
     return {'dim': t.dim, 'k0_max_diff': plain, 'centred': centred, 'diag_rel_err': diag_err, 'offdiag_rel': off}
 
 
+@torch.no_grad()
+def check_grow():
+    """train_zse.grow_: twice the width (and MLP / CA feed-forward widths, heads) plus two appended SA layers, no
+    noise: the SA outputs and the CA layer's outputs are the small model's, duplicated (exact up to float32 rounding;
+    the anchor convolution's input, a raw view of the CA tokens, is laid out differently at another width, so the
+    RN path is not kept and relearns); with noise the copies differ; a 3x width is refused."""
+    torch.manual_seed(3)
+    import eval_zse
+    small = zse_ref.ZseConfig(dim=16, depth=2, sa_heads=2, mlp_dim=32, grid=4, stem=(4, 8, 12), ca_heads=2, ca_ff=24,
+                              anchor_dim=8, rn_hidden=(8, 4), name='small')
+    big = zse_ref.ZseConfig(**{**small.__dict__, 'dim': 32, 'depth': 4, 'sa_heads': 4, 'mlp_dim': 64, 'ca_heads': 4,
+                               'ca_ff': 48, 'name': 'big'})
+    src = train_zse.init_weights_(zse_ref.Model(small), 'full').eval()
+    for p in src.parameters():                                        # not the init's zero biases / unit norms
+        p.add_(0.05 * torch.randn_like(p))
+    dst = train_zse.init_weights_(zse_ref.Model(big), 'full').eval()
+    sd = {k: v.clone() for k, v in src.state_dict().items()}
+    dst.load_state_dict(train_zse.grow_(dst, sd, 'check', (2, 2), noise=0.0))
+    x = torch.rand(4, 3, small.image_size, small.image_size) * 2 - 1
+    a, b = src.sa(x), dst.sa(x)
+    sa_err = max(float((b[..., :16] - a).abs().max()), float((b[..., 16:] - a).abs().max()))
+    assert sa_err < 1e-5, sa_err
+    def ca(model, sk, im):                   # the CA layer's sketch-side output (eval_zse.rn_scores' first half)
+        l1 = model.ca.encoder.layer1[0]
+        lin = l1.self_attn.linears
+        return eval_zse._layer_rest(l1, sk, eval_zse._mha_cached(l1.self_attn, lin[0](sk), lin[1](im), lin[2](sk)))
+    cs, cb = ca(src, a[:2], a[2:]), ca(dst, b[:2], b[2:])
+    ca_err = max(float((cb[..., :16] - cs).abs().max()), float((cb[..., 16:] - cs).abs().max()))
+    assert ca_err < 1e-4, ca_err             # float32 sums in another order; the CA norm's eps (1e-6) scaled by c
+    noisy = train_zse.init_weights_(zse_ref.Model(big), 'full').eval()
+    noisy.load_state_dict(train_zse.grow_(noisy, sd, 'check', (2, 2), noise=0.01))
+    c = noisy.sa(x)
+    copies = float((c[..., :16] - c[..., 16:]).abs().max())
+    assert copies > 1e-4, 'noise must make the two copies differ'
+    wide3 = zse_ref.Model(zse_ref.ZseConfig(**{**big.__dict__, 'dim': 48, 'sa_heads': 6}))
+    try:
+        train_zse.grow_(wide3, sd, 'check', (2, 2))
+        raise AssertionError('a 3x width must be refused')
+    except SystemExit as e:
+        assert 'cannot grow' in str(e), e
+    return {'width': '16 -> 32', 'depth': '2 -> 4', 'sa_max_abs_diff': sa_err, 'ca_max_abs_diff': ca_err,
+            'noisy_copy_diff': copies}
+
+
 if __name__ == '__main__':
-    print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten()}))
+    print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
+                      'grow': check_grow()}))

@@ -43,6 +43,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -446,7 +447,7 @@ def fit_to_grid_(model, sd, path):
     Every other tensor must fit as it is."""
     own = model.state_dict()
     key = 'sa.model.pos_embedding'
-    if key in sd and sd[key].shape != own[key].shape:
+    if key in sd and sd[key].shape[1] != own[key].shape[1]:      # another token count (a width change: grow_)
         pe = sd[key]
         g0, g = int(round((pe.shape[1] - 1) ** 0.5)), model.cfg.grid
         if g0 * g0 + 1 != pe.shape[1] or pe.shape[2] != own[key].shape[2]:
@@ -464,14 +465,85 @@ def fit_to_grid_(model, sd, path):
     return sd
 
 
-def init_from_(model, path):
-    """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is)."""
+SA_LAYER = re.compile(r'^sa\.model\.transformer\.layers\.(\d+)\.')
+
+
+def grow_(model, sd, path, heads, noise=0.0, seed=0):
+    """Weights of a smaller model grown into `model`'s config, keeping the function (Net2Net-style, for more capacity
+    without starting over). `heads`: the file's (sa_heads, ca_heads).
+    - Twice the width (--dim, and optionally --mlp / --ca-ff, doubled; --heads and --ca-heads doubled, so each head
+      keeps its width): every channel is duplicated, [x] -> [x; x], the heads with it (heads h + H copy heads h);
+      a tensor's input channels are duplicated and halved, so every Linear and convolution gives [y; y], layer norms
+      of [x; x] give [n; n], attention in each copied head is the original's. Exact in the SA encoder; the CA layer's
+      norm divides by the unbiased std + eps, which for 2n duplicated channels is c = sqrt((2n - 2) / (2n - 1)) times
+      the n-channel one, so its gain is multiplied by c (exact but for eps: (1 - c) * 1e-6 in the denominator). Not kept:
+      the RN path, because the anchor convolution reads a raw view of the CA tokens ([T, D] memory viewed as
+      [D, G, G], zse-sbir.md), which another width lays out differently; its grown weights relearn. `noise` (relative to each grown tensor's std) breaks the symmetry of the copies, which
+      gradient descent would otherwise keep.
+    - More SA layers (--depth): appended after the file's, each an identity at first (pre-norm residual blocks with
+      their attention output projection and second MLP linear zeroed; the rest of their init random).
+    Returns the grown state dict (sd itself when nothing grows)."""
+    own = model.state_dict()
+    d0, d = sd['sa.model.cls'].shape[-1], own['sa.model.cls'].shape[-1]
+    depth0 = 1 + max(int(m.group(1)) for k in sd if (m := SA_LAYER.match(k)))
+    depth = model.cfg.depth
+    if d == d0 and depth == depth0:
+        return sd
+    if d not in (d0, 2 * d0) or depth < depth0:
+        raise SystemExit(f'error: {path}: width {d0}, depth {depth0} cannot grow into width {d}, depth {depth} '
+                         f'(width: the same or twice; depth: the same or more)')
+    if d == 2 * d0 and (model.cfg.sa_heads, model.cfg.ca_heads) != (2 * heads[0], 2 * heads[1]):
+        raise SystemExit(f'error: {path} has {heads[0]} SA and {heads[1]} CA heads: doubling the width needs '
+                         f'--heads {2 * heads[0]} --ca-heads {2 * heads[1]} (each head keeps its width)')
+    g = torch.Generator().manual_seed(seed)
+    out, grown = {}, 0
+    for k, v in sd.items():
+        if k not in own or own[k].shape == v.shape:
+            out[k] = v
+            continue
+        t, want = v.float(), tuple(own[k].shape)
+        qkv = k.endswith(('attention.to_qkv.weight', 'attention.to_qkv.bias'))
+        if qkv:                                      # [3*d, ...]: q, k and v each grow on their own
+            t = t.reshape(3, t.shape[0] // 3, *t.shape[1:])
+            want = (3, want[0] // 3, *want[1:])
+        first_in = 2 if qkv else 1                   # the input-channel axis of a Linear / conv weight
+        for ax in range(t.dim()):
+            if t.shape[ax] == want[ax]:
+                continue
+            if want[ax] != 2 * t.shape[ax]:
+                raise SystemExit(f'error: {path}: {k} {tuple(v.shape)} cannot grow into {tuple(own[k].shape)}')
+            is_input = k.endswith('.weight') and v.dim() >= 2 and ax == first_in
+            t = torch.cat([t, t], dim=ax) * (0.5 if is_input else 1.0)
+        t = t.reshape(own[k].shape)
+        if k.startswith('ca.') and k.endswith('.norm.a'):   # CA norm: [x; x]'s unbiased std is c times x's
+            t = t * math.sqrt((2 * d0 - 2) / (2 * d0 - 1))
+        if noise > 0:
+            t = t + noise * float(t.std()) * torch.randn(t.shape, generator=g)
+        out[k] = t
+        grown += 1
+    added = [k for k in own if (m := SA_LAYER.match(k)) and int(m.group(1)) >= depth0]
+    for k in added:
+        zero = k.endswith(('attention.to_out.0.weight', 'attention.to_out.0.bias', 'mlp.net.3.weight', 'mlp.net.3.bias'))
+        out[k] = torch.zeros_like(own[k]) if zero else own[k]
+    print(f'{path}: grown from width {d0}, depth {depth0} to width {d}, depth {depth}: {grown} tensors widened '
+          f'(noise {noise}), {depth - depth0} identity layers appended', flush=True)
+    return out
+
+
+def init_from_(model, path, noise=0.0, seed=0):
+    """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is); a smaller
+    model's weights are grown into the config (grow_)."""
     if str(path).endswith('.safetensors'):
         from safetensors_min import load_file
-        sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(path)[0].items()}
+        tensors, meta = load_file(path)
+        sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
+        heads = (int(meta.get('sketchgpu.sa_heads', 12)), int(meta.get('sketchgpu.ca_heads', 8)))
     else:
-        sd = load_ckpt(path)['model']
+        ck = load_ckpt(path)
+        sd, cfg_d = ck['model'], ck.get('config', {})
+        heads = (int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8)))
     sd = fit_to_grid_(model, sd, path)
+    sd = grow_(model, sd, path, heads, noise, seed)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
     if missing or unexpected:
@@ -620,7 +692,13 @@ def main():
     ap.add_argument('--time-budget', type=float, default=0,
                     help='minutes of training steps (data loading excluded): the cosine schedule ends, and the run '
                          'stops, when they are spent or at --steps, whichever comes first (for a lent GPU\'s fixed time)')
-    ap.add_argument('--init', default='', help='start from these weights (official .pth or sketchgpu .safetensors)')
+    ap.add_argument('--init', default='',
+                    help='start from these weights (official .pth or sketchgpu .safetensors); a model of half the '
+                         '--dim (with half the --heads and --ca-heads) or fewer --depth layers is grown into the config, '
+                         'keeping its function (grow_)')
+    ap.add_argument('--grow-noise', type=float, default=0.01,
+                    help='with --init from a narrower model: noise added to the widened tensors, relative to each '
+                         "one's std (breaks the symmetry of the duplicated channels)")
     ap.add_argument('--distill-attn', type=float, default=0.0,
                     help='weight (needs --teacher or --teacher-net): the CA attention of positive pairs, both directions, regressed '
                          '(KL) onto the teacher\'s cell-to-cell correspondence of the two views (softmax of the '
@@ -660,7 +738,7 @@ def main():
     ncls = int(tr['sketch_label'].max()) + 1
     proxies = nn.Parameter((torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02).to(dev))
     if a.init:
-        init_from_(model, a.init)
+        init_from_(model, a.init, a.grow_noise, a.seed)
     teacher = LiveTeacher(a, sk_all, im_all, dev) if a.teacher_net else Teacher(a, tr, dev) if a.teacher else None
     heads = nn.ModuleDict({'g': nn.Linear(cfg.dim, teacher.gdim), 't': nn.Linear(cfg.dim, teacher.dim)}).to(dev) \
         if teacher else nn.ModuleDict()                             # training-only projections, not in the checkpoint
