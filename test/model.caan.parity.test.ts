@@ -192,4 +192,75 @@ t('weights: a missing and a mis-shaped tensor are named; ZSE weights and a missi
   expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.config': file.metadata['sketchgpu.config']!.replace('"heads": 2', '"heads": 3') }), /text\.width 16 is not divisible by text\.heads 3/);
 });
 
+/** The fixture file with the compact token table (caan_ref.prune_token_table's layout) keeping `keep` ids. */
+function compact(keep: number[], edit?: (rows: HostTensor, ids: HostTensor) => void): { bytes: Uint8Array; ids: Int32Array } {
+  const file = readSafetensors(readFileSync(WEIGHTS));
+  const table = file.tensors.get('text.token_embedding.weight')!;
+  const W = table.shape[1]!;
+  const sorted = Int32Array.from([...new Set(keep)].sort((a, b) => a - b));
+  const src = table.data as Uint16Array;
+  const rows = new Uint16Array(sorted.length * W);
+  sorted.forEach((id, i) => rows.set(src.subarray(id * W, (id + 1) * W), i * W));
+  const tensors = new Map<string, HostTensor>(file.tensors);
+  tensors.delete('text.token_embedding.weight');
+  const r: HostTensor = { dtype: table.dtype, shape: [sorted.length, W], data: rows };
+  const i: HostTensor = { dtype: 'i32', shape: [sorted.length], data: Int32Array.from(sorted) };
+  edit?.(r, i);
+  tensors.set('text.token_embedding.rows', r);
+  tensors.set('text.token_embedding.ids', i);
+  return { bytes: writeSafetensors(tensors, file.metadata), ids: sorted };
+}
+
+t('compact token table: the stored rows in place, zeros elsewhere; the texts that use only those give the same embeddings', async () => {
+  const used = [...new Set(Array.from(ids.data as Int32Array))];
+  const { bytes, ids: kept } = compact([...used, 5, 49407, 1000]);
+  const w = parseCaanWeights(bytes, 'compact.safetensors');
+  assert.equal(Array.from(w.tokenIds!), Array.from(kept));
+  const full = readSafetensors(readFileSync(WEIGHTS)).tensors.get('text.token_embedding.weight')!;
+  const got = w.tensors.get('text.token_embedding.weight')!;
+  assert.equal(got.shape, full.shape);
+  const W = full.shape[1]!, keptSet = new Set(kept);
+  let same = 0, zero = 0;
+  for (let id = 0; id < full.shape[0]!; id++) {
+    const a = (got.data as Uint16Array).subarray(id * W, (id + 1) * W), b = (full.data as Uint16Array).subarray(id * W, (id + 1) * W);
+    if (keptSet.has(id)) same += Number(a.every((v, k) => v === b[k]));
+    else zero += Number(a.every((v) => v === 0));
+  }
+  assert.is(same, kept.length, 'every stored row in its place');
+  assert.is(zero, full.shape[0]! - kept.length, 'every other row zero');
+  const m = CaanModel.create(model.ctx, w.config, w.tensors, { tokenizer: await loadClipTokenizer() });
+  try {
+    const a = await m.encodeTexts(summary.texts), b = await model.encodeTexts(summary.texts);
+    assert.is(maxAbsDiff(a.emb, b.emb), 0, 'texts whose ids are all stored embed as with the whole table');
+  } finally {
+    await m.destroy();
+  }
+});
+
+t('compact token table: bad ids, a row count that does not match, both forms at once are refused with a message', () => {
+  const expectError = (bytes: Uint8Array, re: RegExp) => {
+    try {
+      parseCaanWeights(bytes, 'x.safetensors');
+    } catch (e) {
+      assert.ok(isSketchError(e), String(e));
+      assert.match(String((e as Error).message), re);
+      return;
+    }
+    assert.unreachable('accepted a bad compact table');
+  };
+  expectError(compact([1, 2, 3], (_r, i) => { (i.data as Int32Array)[1] = 1; }).bytes, /strictly ascending/);
+  expectError(compact([1, 2, 3], (_r, i) => { (i.data as Int32Array)[2] = 49408; }).bytes, /is not a token id/);
+  expectError(compact([1, 2, 3], (r) => { r.shape = [1, 3 * r.shape[1]!]; }).bytes, /text\.token_embedding\.rows has shape \[1, 48\], not \[3, 16\]/);
+  const file = readSafetensors(compact([1, 2, 3]).bytes);
+  const both = new Map(file.tensors);
+  both.set('text.token_embedding.weight', readSafetensors(readFileSync(WEIGHTS)).tensors.get('text.token_embedding.weight')!);
+  expectError(writeSafetensors(both, file.metadata), /holds both/);
+  const onlyRows = new Map(file.tensors);
+  onlyRows.delete('text.token_embedding.ids');
+  expectError(writeSafetensors(onlyRows, file.metadata), /text\.token_embedding\.ids is missing/);
+  const huge = file.metadata['sketchgpu.config']!.replace(/"text": \{([^}]*)"width": 16/, '"text": {$1"width": 4000000');
+  assert.not.equal(huge, file.metadata['sketchgpu.config']);
+  expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.config': huge }), /would take \d+ MiB/);
+});
+
 t.run();

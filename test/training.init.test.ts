@@ -2,7 +2,7 @@
 // at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
 // towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
 // only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
-// the SA and CA outputs kept). Needs /usr/bin/python3 with torch (skipped without).
+// the SA and CA outputs kept), and CAAN's compact token table in the reference. Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -33,6 +33,9 @@ maybe('--init across patch grids and widths, --init-towers from a ZSE file and -
   assert.equal(r.grow.depth, '2 -> 4');
   assert.ok(r.grow.sa_max_abs_diff < 1e-5 && r.grow.ca_max_abs_diff < 1e-4, JSON.stringify(r.grow));
   assert.ok(r.grow.noisy_copy_diff > 1e-4, JSON.stringify(r.grow));
+  // the compact token table: the same rows, so the same float32 ops give the same embedding bit for bit
+  assert.equal(r.token_table.text_max_abs_diff, 0);
+  assert.ok(r.token_table.zero_rows > 49000, JSON.stringify(r.token_table));
 });
 
 test.run();

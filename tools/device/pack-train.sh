@@ -2,7 +2,7 @@
 # Packs what tools/device/train.sh needs on a GPU machine into .trainpack/ (git-ignored; carry it): the 104 SEEN
 # classes of ../shared/data/sketchy/all125-128 as they are (the unseen 21 are not copied, so nothing on that machine can
 # read them), the split lists, and the teacher trimmed to mixed7 in float16 (tools/teacher/trim.py, ~18 MB). With the
-# tracked tree a call may send 64 MiB: the 21 MB CAAN demo weights, which training does not read, are moved aside for
+# tracked tree a call may send 64 MiB: the 8.4 MB CAAN demo weights, which training does not read, are moved aside for
 # the call (weights/README.md, "GPU run").
 set -euo pipefail
 cd "$(dirname "$0")/../.."

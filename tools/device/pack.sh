@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what a GPU machine lent through the device tool needs and lacks into .node/ (git-ignored), which the
-# tool's `carry` sends along. A call may send 64 MiB in all, the working tree (~39 MB, the CAAN demo weights are
-# 21 MB of it) included, so everything is stripped and xz'd: this machine's Node binary (~22 MB), the native
+# tool's `carry` sends along. A call may send 64 MiB in all, the working tree (~28 MB, the CAAN demo weights are
+# 8.4 MB of it) included, so everything is stripped and xz'd: this machine's Node binary (~22 MB), the native
 # `webgpu` package for linux-x64 (~4.5 MB) and the GPU tests + bench bundled by tools/device/pack.mjs (no tsx,
 # esbuild or other node_modules needed there). Then, in one device call:
 #   run(command="bash tools/device/run.sh", carry=[".node", ".gl"], timeout_s=540)
@@ -19,7 +19,7 @@ rm -f $(cat .node/stage/bundles.txt)
 (cd .node/stage && tar -cf - node node_modules bundles.tar) | xz -T0 -9e > .node/pack.tar.xz
 rm -rf .node/stage
 # The ONNX Runtime WebGPU peer (optional, ~12 MiB xz'd: onnxruntime-node's linux-x64 library and its JS) in .ort/,
-# carried only when the call can afford it: with the 21 MB CAAN demo weights in the tree it cannot, so run.sh's
+# carried only when the call can afford it: with the 8.4 MB CAAN demo weights in the tree it cannot (0.6 MB over), so run.sh's
 # bench needs none of them and a call that carries .ort moves them aside first (see docs/performance.md).
 rm -rf .ort
 if [ -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 ]; then

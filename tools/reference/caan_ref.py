@@ -543,3 +543,38 @@ def check_state_dict(model):
 def metadata(cfg: CaanConfig):
     import json
     return {'format': 'pt', 'sketchgpu.model': 'caan', 'sketchgpu.config': json.dumps(cfg.to_json())}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The compact token table (src/models/caan/weights.ts expandTokenTable reads the same)
+# ----------------------------------------------------------------------------------------------------------------
+TOKEN_TABLE, TOKEN_ROWS, TOKEN_IDS = 'text.token_embedding.weight', 'text.token_embedding.rows', 'text.token_embedding.ids'
+
+
+def prune_token_table(tensors, keep_ids):
+    """{name: array} with the whole [vocab, width] token table -> the same with only the rows of `keep_ids`
+    (`text.token_embedding.rows` [R, width], `text.token_embedding.ids` [R] int32 ascending). The rows left out read
+    as zeros when the file is loaded (expand_token_table; the engine does the same)."""
+    ids = np.unique(np.asarray(sorted(keep_ids), dtype=np.int64))
+    table = np.asarray(tensors[TOKEN_TABLE])
+    assert ids.size and ids[0] >= 0 and ids[-1] < table.shape[0], (ids[:3], ids[-3:], table.shape)
+    out = {k: v for k, v in tensors.items() if k != TOKEN_TABLE}
+    out[TOKEN_ROWS] = np.ascontiguousarray(table[ids])
+    out[TOKEN_IDS] = ids.astype(np.int32)
+    return out
+
+
+def expand_token_table(tensors, vocab):
+    """The inverse for loading: a compact table becomes the whole [vocab, width] one, zeros where no row is stored
+    (a file with the whole table is returned as it is)."""
+    if TOKEN_ROWS not in tensors and TOKEN_IDS not in tensors:
+        return tensors
+    assert TOKEN_ROWS in tensors and TOKEN_IDS in tensors and TOKEN_TABLE not in tensors, 'rows and ids, no table'
+    rows, ids = np.asarray(tensors[TOKEN_ROWS]), np.asarray(tensors[TOKEN_IDS]).astype(np.int64)
+    assert ids.ndim == 1 and rows.shape[0] == ids.size and np.all(np.diff(ids) > 0) and ids.min() >= 0 \
+        and ids.max() < vocab, 'ids: ascending token ids, one per row'
+    table = np.zeros((vocab, rows.shape[1]), dtype=rows.dtype)
+    table[ids] = rows
+    out = {k: v for k, v in tensors.items() if k not in (TOKEN_ROWS, TOKEN_IDS)}
+    out[TOKEN_TABLE] = table
+    return out

@@ -172,6 +172,30 @@ def check_grow():
             'noisy_copy_diff': copies}
 
 
+@torch.no_grad()
+def check_token_table():
+    """caan_ref.prune_token_table / expand_token_table (the compact token table of CAAN files, which
+    train_caan.load_engine_weights reads): a round trip keeps the stored rows, zeros the others, and texts made of
+    stored ids embed exactly as with the whole table."""
+    torch.manual_seed(4)
+    cc = caan_ref.CaanConfig.tiny()
+    m = caan_ref.Caan(cc).eval()
+    for p in m.parameters():
+        p.add_(0.02 * torch.randn_like(p))
+    ids = torch.tensor([[49406, 320, 1125, 539, 320, 2368, 49407, 0], [49406, 2368, 267, 1538, 49407, 0, 0, 0]])
+    keep = sorted(set(ids.flatten().tolist()) | {5, 77})
+    full = {k: v.numpy() for k, v in m.state_dict().items()}
+    back = caan_ref.expand_token_table(caan_ref.prune_token_table(full, keep), cc.text.vocab)
+    table = back[caan_ref.TOKEN_TABLE]
+    rest = np.setdiff1d(np.arange(cc.text.vocab), keep)
+    assert np.array_equal(table[keep], full[caan_ref.TOKEN_TABLE][keep]) and not table[rest].any()
+    m2 = caan_ref.Caan(cc).eval()
+    m2.load_state_dict({k: torch.from_numpy(v) for k, v in back.items()})
+    err = float((m2.encode_text(ids)[1] - m.encode_text(ids)[1]).abs().max())
+    assert err == 0.0, err
+    return {'kept': len(keep), 'zero_rows': int(rest.size), 'text_max_abs_diff': err}
+
+
 if __name__ == '__main__':
     print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
-                      'grow': check_grow()}))
+                      'grow': check_grow(), 'token_table': check_token_table()}))

@@ -284,7 +284,7 @@ def write_engine_weights(model, path):
 def load_engine_weights(path, cfg):
     m = C.Caan(cfg)
     sd = load_file(str(path))
-    sd = sd[0] if isinstance(sd, tuple) else sd
+    sd = C.expand_token_table(sd[0] if isinstance(sd, tuple) else sd, cfg.text.vocab)
     m.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in sd.items()})
     return m.eval()
 

@@ -103,6 +103,60 @@ export interface LoadedCaanWeights {
   config: CaanConfig;
   tensors: Map<string, HostTensor>;
   metadata: Record<string, string>;
+  /**
+   * The token ids whose embedding rows the file stores, ascending, when it stores the compact token table (below);
+   * every other row is zero. Undefined for a file with the whole table.
+   */
+  tokenIds?: Int32Array;
+}
+
+/** The compact token table: the stored rows and their ids (tools/reference/caan_ref.py prune_token_table). */
+export const TOKEN_TABLE = 'text.token_embedding.weight';
+export const TOKEN_ROWS = 'text.token_embedding.rows';
+export const TOKEN_IDS = 'text.token_embedding.ids';
+/** What a compact table may expand to: full-size CAAN's (49,408 x 512) in float32 is 97 MiB. */
+const MAX_TOKEN_TABLE_BYTES = 256 * 2 ** 20;
+
+/**
+ * A file may store the token embedding as `text.token_embedding.rows` [R, width] and `text.token_embedding.ids` [R]
+ * (int32 or int64, strictly ascending, each < vocab) instead of the whole [vocab, width] table: the rows of tokens
+ * that never occur in a training text are their random initialisation, no information, and at CLIP's 49,408 ids they
+ * are most of the file. The table is rebuilt here with zeros for the rows not stored, so everything downstream sees
+ * the usual tensor. Returns the ids (undefined when the file has the whole table).
+ */
+export function expandTokenTable(tensors: Map<string, HostTensor>, c: CaanConfig, fileName: string): Int32Array | undefined {
+  const rows = tensors.get(TOKEN_ROWS), idsT = tensors.get(TOKEN_IDS);
+  if (!rows && !idsT) return undefined;
+  const hint = 'write the compact table with tools/reference/caan_ref.py prune_token_table (tools/training/prune_caan_vocab.py)';
+  const bad = (what: string) => new SketchError('BAD_WEIGHTS', `${fileName}: ${what}`, hint);
+  if (!rows || !idsT) throw bad(`${rows ? TOKEN_IDS : TOKEN_ROWS} is missing: the compact token table needs both ${TOKEN_ROWS} and ${TOKEN_IDS}`);
+  if (tensors.has(TOKEN_TABLE)) throw bad(`holds both ${TOKEN_TABLE} and the compact ${TOKEN_ROWS} / ${TOKEN_IDS}: keep one`);
+  const { vocab, width } = c.text;
+  const bytes = vocab * width * (rows.dtype === 'f16' ? 2 : 4);
+  if (bytes > MAX_TOKEN_TABLE_BYTES) {
+    throw bad(`the token table it describes (${vocab} x ${width}) would take ${(bytes / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_TOKEN_TABLE_BYTES / 2 ** 20} MiB sketchgpu rebuilds from a compact one`);
+  }
+  if (idsT.dtype !== 'i32' && idsT.dtype !== 'i64') throw bad(`${TOKEN_IDS} is ${idsT.dtype}, not int32 or int64`);
+  if (idsT.shape.length !== 1) throw bad(`${TOKEN_IDS} has shape [${idsT.shape.join(', ')}], not [R]`);
+  const n = idsT.shape[0]!;
+  if (rows.dtype !== 'f32' && rows.dtype !== 'f16') throw bad(`${TOKEN_ROWS} is ${rows.dtype}, not f32 or f16`);
+  if (rows.shape.length !== 2 || rows.shape[0] !== n || rows.shape[1] !== width) {
+    throw bad(`${TOKEN_ROWS} has shape [${rows.shape.join(', ')}], not [${n}, ${width}] (one row of the text width per id)`);
+  }
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = Number(idsT.data[i]!);
+    if (!Number.isInteger(v) || v < 0 || v >= vocab) throw bad(`${TOKEN_IDS}[${i}] = ${v} is not a token id (0..${vocab - 1})`);
+    if (i > 0 && v <= ids[i - 1]!) throw bad(`${TOKEN_IDS} must be strictly ascending: [${i - 1}] = ${ids[i - 1]}, [${i}] = ${v}`);
+    ids[i] = v;
+  }
+  const src = rows.data as Float32Array | Uint16Array;
+  const full = rows.dtype === 'f16' ? new Uint16Array(vocab * width) : new Float32Array(vocab * width); // zeros (+0 in f16 too)
+  for (let i = 0; i < n; i++) full.set(src.subarray(i * width, (i + 1) * width), ids[i]! * width);
+  tensors.delete(TOKEN_ROWS);
+  tensors.delete(TOKEN_IDS);
+  tensors.set(TOKEN_TABLE, { dtype: rows.dtype, shape: [vocab, width], data: full });
+  return ids;
 }
 
 /** True when safetensors metadata names the model CAAN. */
@@ -128,6 +182,7 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
     throw new SketchError('BAD_WEIGHTS', `${fileName}: metadata ${META_CONFIG} is not valid JSON`, 'write it again with tools/reference/caan_ref.py');
   }
   const config = parseCaanConfig(json, `${fileName} ${META_CONFIG}`);
+  const tokenIds = expandTokenTable(file.tensors, config, fileName);
   const report = validateCaanWeights(file.tensors, config);
   const n = problemCount(report);
   if (n > 0) {
@@ -137,5 +192,5 @@ export function parseCaanWeights(bytes: Uint8Array, fileName: string): LoadedCaa
       'the tensors and the sketchgpu.config metadata must come from the same model; export both again with tools/reference/caan_ref.py');
   }
   checkFiniteWeights(file.tensors, fileName);
-  return { config, tensors: file.tensors, metadata };
+  return { config, tensors: file.tensors, metadata, ...(tokenIds ? { tokenIds } : {}) };
 }
