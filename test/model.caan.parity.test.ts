@@ -169,22 +169,24 @@ t('token ids outside the vocabulary or past the context are refused with a messa
   await model.encodeTokenIds(long, 1, ctx + 3).then(() => assert.unreachable('accepted a text past the context'), (e) => assert.match(String(e), /more than the model's context/));
 });
 
+/** parseCaanWeights refuses `bytes` with a SketchError whose message matches `re`. */
+function expectError(bytes: Uint8Array, re: RegExp): void {
+  try {
+    parseCaanWeights(bytes, 'x.safetensors');
+  } catch (e) {
+    assert.ok(isSketchError(e), String(e));
+    assert.match(String((e as Error).message), re);
+    return;
+  }
+  assert.unreachable('accepted bad weights');
+}
+
 t('weights: a missing and a mis-shaped tensor are named; ZSE weights and a missing config are told apart', () => {
   const file = readSafetensors(readFileSync(WEIGHTS));
   const tensors = new Map<string, HostTensor>(file.tensors);
   tensors.delete('photo.proj');
   const ln = tensors.get('text.ln_final.weight')!;
   tensors.set('text.ln_final.weight', { ...ln, shape: [ln.shape[0]! / 2, 2] });
-  const expectError = (bytes: Uint8Array, re: RegExp) => {
-    try {
-      parseCaanWeights(bytes, 'x.safetensors');
-    } catch (e) {
-      assert.ok(isSketchError(e), String(e));
-      assert.match(String((e as Error).message), re);
-      return;
-    }
-    assert.unreachable('accepted bad weights');
-  };
   expectError(writeSafetensors(tensors, file.metadata), /missing {5}photo\.proj[\s\S]*mis-shaped {2}text\.ln_final\.weight: expected \[16\], found \[8, 2\]/);
   expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.model': 'zse-sbir' }), /not a CAAN weights file/);
   const { ['sketchgpu.config']: _drop, ...noConfig } = file.metadata;
@@ -238,16 +240,6 @@ t('compact token table: the stored rows in place, zeros elsewhere; the texts tha
 });
 
 t('compact token table: bad ids, a row count that does not match, both forms at once are refused with a message', () => {
-  const expectError = (bytes: Uint8Array, re: RegExp) => {
-    try {
-      parseCaanWeights(bytes, 'x.safetensors');
-    } catch (e) {
-      assert.ok(isSketchError(e), String(e));
-      assert.match(String((e as Error).message), re);
-      return;
-    }
-    assert.unreachable('accepted a bad compact table');
-  };
   expectError(compact([1, 2, 3], (_r, i) => { (i.data as Int32Array)[1] = 1; }).bytes, /strictly ascending/);
   expectError(compact([1, 2, 3], (_r, i) => { (i.data as Int32Array)[2] = 49408; }).bytes, /is not a token id/);
   expectError(compact([1, 2, 3], (r) => { r.shape = [1, 3 * r.shape[1]!]; }).bytes, /text\.token_embedding\.rows has shape \[1, 48\], not \[3, 16\]/);
