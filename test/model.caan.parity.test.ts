@@ -10,6 +10,8 @@ import { parseCaanWeights } from '../src/models/caan/weights.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32, type HostTensor } from '../src/core/tensor.ts';
 import { CaanModel } from '../src/models/caan/model.ts';
+import { CaanRetrieval } from '../src/retrieval/model.ts';
+import { CLIP_EOT, CLIP_SOT } from '../src/text/clip-tokenizer.ts';
 import { loadClipTokenizer } from '../src/text/clip-vocab-node.ts';
 import { isSketchError } from '../src/core/errors.ts';
 import { FIXTURES } from './paths.ts';
@@ -234,6 +236,27 @@ t('compact token table: the stored rows in place, zeros elsewhere; the texts tha
   try {
     const a = await m.encodeTexts(summary.texts), b = await model.encodeTexts(summary.texts);
     assert.is(maxAbsDiff(a.emb, b.emb), 0, 'texts whose ids are all stored embed as with the whole table');
+  } finally {
+    await m.destroy();
+  }
+});
+
+t('compact token table: texts with words whose rows are not stored are embedded, with one warning naming the words', async () => {
+  const tok = model.tokenizer!;
+  const cat = tok.encode('cat');
+  const base = [...new Set([...tok.encode('a photo of a dog'), CLIP_SOT, CLIP_EOT, 0])];
+  const w = parseCaanWeights(compact(base).bytes, 'compact.safetensors');
+  const m = CaanModel.create(model.ctx, w.config, w.tensors, { tokenizer: tok });
+  const warnings: string[] = [];
+  const r = new CaanRetrieval(m, undefined, { trainedTokens: w.tokenIds, warn: (x) => warnings.push(x) });
+  try {
+    await r.encodeTexts(['a photo of a dog']);
+    assert.equal(warnings, [], 'every word stored: no warning');
+    const emb = await r.encodeTexts(['a photo of a cat', 'a dog', 'a cat or a dog']);
+    assert.is(emb.length, 3 * w.config.embed);
+    assert.is(warnings.length, 1, warnings.join('\n'));
+    assert.ok(warnings[0]!.startsWith(`2 of 3 texts: "${tok.decode(cat).trim()}", "or" occur `), warnings[0]);
+    assert.match(warnings[0]!, /in no training text of these weights/);
   } finally {
     await m.destroy();
   }

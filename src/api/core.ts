@@ -142,7 +142,8 @@ export class SketchGPUModel<I> {
       const precision = o.precision ?? 'f32';
       let tokenizer: Promise<ClipTokenizer> | undefined;
       const model: RetrievalModel = loaded.kind === 'caan'
-        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => tokenizers.get(model)!())
+        ? new CaanRetrieval(CaanModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }), () => tokenizers.get(model)!(),
+          { trainedTokens: loaded.weights.tokenIds, warn: (w) => (platform.warn ? platform.warn(w) : console.warn(`sketchgpu: ${w}`)) })
         : new ZseRetrieval(ZseModel.create(ctx, loaded.weights.config, loaded.weights.tensors, { precision }));
       const info: ModelInfo = {
         model: loaded.kind, dim: model.dim, imageSize: model.imageSize, hasRelation: model.hasRelation, hasText: model.textContext !== undefined,

@@ -92,8 +92,9 @@ export interface LoadOptions {
   /** CAAN's CLIP vocabulary (Node default: `SKETCHGPU_CLIP_VOCAB` or `../shared/data/clip/`; browser: required for text). */
   vocab?: VocabSource;
   /**
-   * Receives preprocessing warnings (a sketch whose ink is in its alpha channel, which the reference ignores);
-   * default: `console.warn('sketchgpu: ' + message)`.
+   * Receives warnings: a sketch whose ink is in its alpha channel (which the reference ignores); with CAAN weights
+   * that store a compact token table, a text whose words occur in no training text (their token embedding is zero,
+   * one warning per call naming them). Default: `console.warn('sketchgpu: ' + message)`.
    */
   onWarning?: (message: string) => void;
   /**

@@ -132,8 +132,16 @@ export class CaanRetrieval implements RetrievalModel {
   readonly relationPlanes = 0;
   readonly hasRelation = true;
   private tokenizerP: Promise<ClipTokenizer> | undefined;
-  /** `tokenizer`: how to get the CLIP tokenizer when a text comes (default: the model's own). */
-  constructor(readonly model: CaanModel, private readonly tokenizer?: () => Promise<ClipTokenizer>) {}
+  private readonly trained?: ReadonlySet<number>;
+  /**
+   * `tokenizer`: how to get the CLIP tokenizer when a text comes (default: the model's own). `o.trainedTokens`: the
+   * token ids whose embedding rows the weights store (LoadedCaanWeights.tokenIds, a compact token table); a text with
+   * other words is still embedded, and `o.warn` is told which words no training text had.
+   */
+  constructor(readonly model: CaanModel, private readonly tokenizer?: () => Promise<ClipTokenizer>,
+    private readonly o: { trainedTokens?: Int32Array; warn?: (message: string) => void } = {}) {
+    if (o.trainedTokens) this.trained = new Set(o.trainedTokens);
+  }
   get ctx() { return this.model.ctx; }
   get dim() { return this.model.config.embed; }
   get imageSize() { return this.model.imageSize; }
@@ -173,7 +181,23 @@ export class CaanRetrieval implements RetrievalModel {
           `Shorten it by ${n - context} token${n - context > 1 ? 's' : ''} (a word is usually one or two).`);
       }
     });
+    if (this.trained && this.o.warn) this.warnUntrained(texts, tok, this.o.warn);
     return tok;
+  }
+  /** One warning per call naming the words of `texts` whose token rows the weights do not store (never trained). */
+  private warnUntrained(texts: readonly string[], tok: ClipTokenizer, warn: (message: string) => void): void {
+    const words = new Set<string>();
+    let hit = 0;
+    for (const t of texts) {
+      const ids = tok.encode(t).filter((id) => !this.trained!.has(id));
+      if (ids.length) hit++;
+      for (const id of ids) words.add(tok.decode([id]).trim());
+    }
+    if (!hit) return;
+    const list = [...words].slice(0, 12).map((w) => JSON.stringify(w)).join(', ') + (words.size > 12 ? `, and ${words.size - 12} more` : '');
+    const t0 = texts[0]!;
+    const which = texts.length === 1 ? `"${t0.length > 60 ? `${t0.slice(0, 57)}...` : t0}"` : `${hit} of ${texts.length} texts`;
+    warn(`${which}: ${list} ${words.size > 1 ? 'occur' : 'occurs'} in no training text of these weights (the token embedding is zero), so the text embedding says little about ${words.size > 1 ? 'them' : 'it'}`);
   }
   async encodeTexts(texts: readonly string[]): Promise<Float32Array> {
     // without a tokenizer, the model's own "no tokenizer" error
