@@ -752,7 +752,7 @@ def main():
     print(f'paired sketches (source photo in the set): {int((sampler.src >= 0).sum())} of {len(sampler.src)}', flush=True)
     gen = torch.Generator().manual_seed(a.seed)
     triplet = nn.TripletMarginLoss(margin=1.0, p=2)
-    start, best, history = 0, {'score': -1.0}, []
+    start, best, history, loop_before = 0, {'score': -1.0}, [], 0.0
     if a.resume and (out / 'last.pt').exists():
         st = load_ckpt(out / 'last.pt')
         model.load_state_dict(st['model'])
@@ -761,6 +761,9 @@ def main():
         gen.set_state(st['gen'])
         torch.set_rng_state(st['torch_rng'])
         start, best, log.offset = st['step'], st['best'], st['elapsed']
+        # training-loop seconds already spent, for --time-budget's schedule (checkpoints before this field: the
+        # elapsed time, which also counts the earlier runs' data loading, a minute or so)
+        loop_before = st.get('loop_seconds', st['elapsed'])
         if 'proxies' in st:
             with torch.no_grad():
                 proxies.copy_(st['proxies'])
@@ -786,7 +789,7 @@ def main():
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sampler': sampler.rng.get_state(),
                     'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'step': step, 'best': best,
                     'proxies': proxies.detach().clone(), 'heads': heads.state_dict(),
-                    'elapsed': log.elapsed(), 'args': vars(a)}, out / 'last.pt.tmp')
+                    'elapsed': log.elapsed(), 'loop_seconds': time.time() - t_loop, 'args': vars(a)}, out / 'last.pt.tmp')
         os.replace(out / 'last.pt.tmp', out / 'last.pt')
 
     model.train()
@@ -795,7 +798,8 @@ def main():
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
                'dx': 0.0, 'da': 0.0, 'n': 0}
-    t_last = t_loop = time.time()
+    t_last = time.time()
+    t_loop = t_last - loop_before            # a resumed run's --time-budget schedule goes on where it stopped
     for step in range(start, a.steps):
         spent = (time.time() - t_loop) / (60 * a.time_budget) if a.time_budget else None
         lr = lr_at(step, a, spent)
