@@ -171,25 +171,27 @@ export class CaanRetrieval implements RetrievalModel {
     }));
     if (!tok) return undefined;
     const context = this.model.config.text.context;
-    texts.forEach((t, i) => {
+    const encoded = texts.map((t, i) => {
       const which = texts.length > 1 ? `text ${i + 1} of ${texts.length}` : 'the text';
       if (t.trim() === '') throw new SketchError('BAD_ARGUMENT', `${which} is empty`, 'Describe what to find, e.g. --text "a giraffe".');
-      const n = tok.encode(t).length + 2;
+      const ids = tok.encode(t);
+      const n = ids.length + 2;
       if (n > context) {
         const preview = t.length > 60 ? `${t.slice(0, 57)}...` : t;
         throw new SketchError('BAD_ARGUMENT', `${which} ("${preview}") is ${n} tokens long with the start and end tokens; the model's text context holds ${context}`,
           `Shorten it by ${n - context} token${n - context > 1 ? 's' : ''} (a word is usually one or two).`);
       }
+      return ids;
     });
-    if (this.trained && this.o.warn) this.warnUntrained(texts, tok, this.o.warn);
+    if (this.trained && this.o.warn) this.warnUntrained(texts, encoded, this.trained, tok, this.o.warn);
     return tok;
   }
-  /** One warning per call naming the words of `texts` whose token rows the weights do not store (never trained). */
-  private warnUntrained(texts: readonly string[], tok: ClipTokenizer, warn: (message: string) => void): void {
+  /** One warning per call naming the words of `texts` (their ids `encoded`) whose token rows the weights do not store. */
+  private warnUntrained(texts: readonly string[], encoded: number[][], trained: ReadonlySet<number>, tok: ClipTokenizer, warn: (message: string) => void): void {
     const words = new Set<string>();
     let hit = 0;
-    for (const t of texts) {
-      const ids = tok.encode(t).filter((id) => !this.trained!.has(id));
+    for (const all of encoded) {
+      const ids = all.filter((id) => !trained.has(id));
       if (ids.length) hit++;
       for (const id of ids) words.add(tok.decode([id]).trim());
     }

@@ -15,8 +15,9 @@ The kept ids: every token of every phrase, class name (in each of train_caan.TEM
 plus start, end and padding (id 0). CLIP's BPE splits a text into words and runs of punctuation first and encodes
 each alone, so a joined text uses no token that its parts do not, except where a part's last punctuation meets the
 joining comma ("car (sedan), ..." has the token "),"): each part is also tokenized with ", " after it. The script
-then draws 20,000 texts with train_caan.TextSampler and checks that each one's ids are kept. Unseen classes are not read (their names are not in any seen text; a text about
-them, e.g. "a photo of a giraffe", loses the random rows of the words no seen text has).
+then draws 20,000 texts with train_caan.TextSampler and checks that each one's ids are kept. Unseen classes are not
+read (their names are not in any seen text; a text about them, e.g. "a photo of a giraffe", loses the random rows of
+the words no seen text has).
 
 Prints what it kept and dropped (with --json, one JSON line) and checks that the rebuilt table equals the input's at
 every kept row.

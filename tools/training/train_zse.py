@@ -476,10 +476,10 @@ def grow_(model, sd, path, heads, noise=0.0, seed=0):
       a tensor's input channels are duplicated and halved, so every Linear and convolution gives [y; y], layer norms
       of [x; x] give [n; n], attention in each copied head is the original's. Exact in the SA encoder; the CA layer's
       norm divides by the unbiased std + eps, which for 2n duplicated channels is c = sqrt((2n - 2) / (2n - 1)) times
-      the n-channel one, so its gain is multiplied by c (exact but for eps: (1 - c) * 1e-6 in the denominator). Not kept:
-      the RN path, because the anchor convolution reads a raw view of the CA tokens ([T, D] memory viewed as
-      [D, G, G], zse-sbir.md), which another width lays out differently; its grown weights relearn. `noise` (relative to each grown tensor's std) breaks the symmetry of the copies, which
-      gradient descent would otherwise keep.
+      the n-channel one, so its gain is multiplied by c (exact but for eps: (1 - c) * 1e-6 in the denominator).
+      Not kept: the RN path, because the anchor convolution reads a raw view of the CA tokens ([T, D] memory viewed
+      as [D, G, G], zse-sbir.md), which another width lays out differently; its grown weights relearn. `noise`
+      (relative to each grown tensor's std) breaks the symmetry of the copies, which gradient descent would keep.
     - More SA layers (--depth): appended after the file's, each an identity at first (pre-norm residual blocks with
       their attention output projection and second MLP linear zeroed; the rest of their init random).
     Returns the grown state dict (sd itself when nothing grows)."""
