@@ -2,7 +2,8 @@
 // at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
 // towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
 // only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
-// the SA and CA outputs kept), and CAAN's compact token table in the reference. Needs /usr/bin/python3 with torch (skipped without).
+// the SA and CA outputs kept), CAAN's compact token table in the reference, and `--init-heads` (a warm restart's
+// projections). Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -36,6 +37,9 @@ maybe('--init across patch grids and widths, --init-towers from a ZSE file and -
   // the compact token table: the same rows, so the same float32 ops give the same embedding bit for bit
   assert.equal(r.token_table.text_max_abs_diff, 0);
   assert.ok(r.token_table.zero_rows > 49000, JSON.stringify(r.token_table));
+  // --init-heads: the projections and proxies of a last.pt back bit for bit; a file without them refused
+  assert.equal(r.init_heads.max_abs_diff, 0);
+  assert.equal(r.init_heads.refused_bare, true);
 });
 
 test.run();

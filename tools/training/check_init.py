@@ -12,7 +12,9 @@ it where /usr/bin/python3 has torch; prints one JSON line and exits 0, or fails 
   out with orthogonal columns of squared norm = the singular values (half-way whitened), and rows of either modality
   are centred by their own mean;
 - train_zse.grow_ (`--init` from a model of half the width or fewer layers): the SA outputs are the small model's
-  duplicated, the RN scores close to its own, the copies differ once noise is added, and other widths are refused.
+  duplicated, the RN scores close to its own, the copies differ once noise is added, and other widths are refused;
+- train_zse.init_heads_ (`--init-heads`, a warm restart): the distillation projections and proxies come back exactly
+  from a last.pt, and a file without them is refused.
 """
 import json
 import sys
@@ -196,6 +198,27 @@ def check_token_table():
     return {'kept': len(keep), 'zero_rows': int(rest.size), 'text_max_abs_diff': err}
 
 
+def check_init_heads():
+    """train_zse.init_heads_ restores the training-only projections and proxies of a --resume state."""
+    torch.manual_seed(5)
+    src = torch.nn.ModuleDict({'g': torch.nn.Linear(8, 6), 't': torch.nn.Linear(8, 5)})
+    dst = torch.nn.ModuleDict({'g': torch.nn.Linear(8, 6), 't': torch.nn.Linear(8, 5)})
+    proxies, got = torch.randn(3, 8), torch.zeros(3, 8)
+    with tempfile.TemporaryDirectory() as d:
+        torch.save({'heads': src.state_dict(), 'proxies': proxies, 'model': {}}, Path(d) / 'last.pt')
+        train_zse.init_heads_(dst, got, Path(d) / 'last.pt')
+        torch.save({'model': {}}, Path(d) / 'bare.pt')
+        try:
+            train_zse.init_heads_(dst, got, Path(d) / 'bare.pt')
+            refused = False
+        except SystemExit:
+            refused = True
+    diff = max(float((src[k].weight - dst[k].weight).abs().max()) for k in ('g', 't'))
+    assert diff == 0.0 and torch.equal(got, proxies) and refused, (diff, refused)
+    return {'max_abs_diff': diff, 'refused_bare': refused}
+
+
 if __name__ == '__main__':
     print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
-                      'grow': check_grow(), 'token_table': check_token_table()}))
+                      'grow': check_grow(), 'token_table': check_token_table(),
+                      'init_heads': check_init_heads()}))

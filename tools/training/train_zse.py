@@ -551,6 +551,18 @@ def init_from_(model, path, noise=0.0, seed=0):
     print(f'initialised from {path}', flush=True)
 
 
+def init_heads_(heads, proxies, path):
+    """--init-heads: the training-only distillation projections and the class proxies from a run's last.pt (a
+    --resume state), nothing else of it: the weights come from --init, the optimiser and the schedule start anew."""
+    st = load_ckpt(path)
+    if 'heads' not in st or 'proxies' not in st:
+        raise SystemExit(f'error: {path} has no distillation projections\nhint: pass a run\'s OUT/last.pt')
+    heads.load_state_dict(st['heads'])
+    with torch.no_grad():
+        proxies.copy_(st['proxies'])
+    print(f'distillation projections and proxies from {path}', flush=True)
+
+
 def save_official(model, path, epoch, map_all, p100, extra=None):
     """Like zse_ref.save_official_pth (the official save_checkpoint layout), with real numbers."""
     sd = model.state_dict()
@@ -692,6 +704,9 @@ def main():
     ap.add_argument('--time-budget', type=float, default=0,
                     help='minutes of training steps (data loading excluded): the cosine schedule ends, and the run '
                          'stops, when they are spent or at --steps, whichever comes first (for a lent GPU\'s fixed time)')
+    ap.add_argument('--init-heads', default='',
+                    help="with --init: a run's OUT/last.pt whose training-only distillation projections (and class proxies) "
+                         "to start from, so that a new schedule continuing that run does not relearn them (a warm restart)")
     ap.add_argument('--init', default='',
                     help='start from these weights (official .pth or sketchgpu .safetensors); a model of half the '
                          '--dim (with half the --heads and --ca-heads) or fewer --depth layers is grown into the config, '
@@ -770,6 +785,8 @@ def main():
         if 'heads' in st:
             heads.load_state_dict(st['heads'])
         print(f'resumed at step {start}', flush=True)
+    elif a.init_heads:
+        init_heads_(heads, proxies, a.init_heads)
 
     # rn on every 5th val sketch (5 per class) x all 250 val photos, to keep validation cheap on 2 cores
     va_sub = dict(va, sketch=va['sketch'][::5], sketch_label=va['sketch_label'][::5]) if va else None
