@@ -557,10 +557,17 @@ def init_heads_(heads, proxies, path):
     st = load_ckpt(path)
     if 'heads' not in st or 'proxies' not in st:
         raise SystemExit(f'error: {path} has no distillation projections\nhint: pass a run\'s OUT/last.pt')
-    heads.load_state_dict(st['heads'])
-    with torch.no_grad():
-        proxies.copy_(st['proxies'])
+    load_heads_(heads, proxies, st)
     print(f'distillation projections and proxies from {path}', flush=True)
+
+
+def load_heads_(heads, proxies, st):
+    """The projections and proxies of a last.pt state, those it has (checkpoints before them lack them)."""
+    if 'proxies' in st:
+        with torch.no_grad():
+            proxies.copy_(st['proxies'])
+    if 'heads' in st:
+        heads.load_state_dict(st['heads'])
 
 
 def save_official(model, path, epoch, map_all, p100, extra=None):
@@ -726,6 +733,9 @@ def main():
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
+    if a.init_heads and not a.init:
+        raise SystemExit('error: --init-heads continues a run whose weights --init names\n'
+                         'hint: add --init OUT/best.pth (or last.pth) of the run whose last.pt you gave')
     if a.distill_attn and not (a.teacher or a.teacher_net):
         raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
 
@@ -779,11 +789,7 @@ def main():
         # training-loop seconds already spent, for --time-budget's schedule (checkpoints before this field: the
         # elapsed time, which also counts the earlier runs' data loading, a minute or so)
         loop_before = st.get('loop_seconds', st['elapsed'])
-        if 'proxies' in st:
-            with torch.no_grad():
-                proxies.copy_(st['proxies'])
-        if 'heads' in st:
-            heads.load_state_dict(st['heads'])
+        load_heads_(heads, proxies, st)
         print(f'resumed at step {start}', flush=True)
     elif a.init_heads:
         init_heads_(heads, proxies, a.init_heads)
