@@ -2,8 +2,8 @@
 // at another `--size` (position embedding resized, RN head fresh) and `train_caan.py --init-towers` (both CAAN image
 // towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
 // only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
-// the SA and CA outputs kept), CAAN's compact token table in the reference, and `--init-heads` (a warm restart's
-// projections). Needs /usr/bin/python3 with torch (skipped without).
+// the SA and CA outputs kept), CAAN's compact token table in the reference, `--init-heads` (a warm restart's
+// projections) and `--distill-mix`'s CutMix views and mixed teacher maps. Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -40,6 +40,9 @@ maybe('--init across patch grids and widths, --init-towers from a ZSE file and -
   // --init-heads: the projections and proxies of a last.pt back bit for bit; a file without them refused
   assert.equal(r.init_heads.max_abs_diff, 0);
   assert.equal(r.init_heads.refused_bare, true);
+  // --distill-mix: views exact outside/inside their box (the script asserts it); targets' shares within float32 sums
+  assert.equal(r.cutmix.views, 10);
+  assert.ok(r.cutmix.max_abs_diff < 1e-5 && r.cutmix.area_blur < 0.05, JSON.stringify(r.cutmix));
 });
 
 test.run();

@@ -14,7 +14,8 @@ it where /usr/bin/python3 has torch; prints one JSON line and exits 0, or fails 
 - train_zse.grow_ (`--init` from a model of half the width or fewer layers): the SA outputs are the small model's
   duplicated, the RN scores close to its own, the copies differ once noise is added, and other widths are refused;
 - train_zse.init_heads_ (`--init-heads`, a warm restart): the distillation projections and proxies come back exactly
-  from a last.pt, and a file without them is refused.
+  from a last.pt, and a file without them is refused;
+- train_zse.patch_cutmix / mix_maps (`--distill-mix`): CutMix views of whole patches and their mixed teacher maps.
 """
 import json
 import sys
@@ -218,7 +219,42 @@ def check_init_heads():
     return {'max_abs_diff': diff, 'refused_bare': refused}
 
 
+def check_cutmix():
+    """train_zse.patch_cutmix / mix_maps (--distill-mix) at the real geometry (128 px, 8 x 8 patches, a 17 x 17 map):
+    each view is its own picture outside one box of whole patches and its partner (another row) inside; the box is a
+    proper sub-rectangle; a map mixed by the box's area-pooled mask gives each pooled feature the right share of the
+    partner, within what pooling a 128 px box onto 17 cells blurs."""
+    gen = torch.Generator().manual_seed(3)
+    N, n, S, G = 12, 10, 128, 8
+    x = torch.randn(N, 3, S, S)
+    views, perm, mask = train_zse.patch_cutmix(x, gen, G, n)
+    assert views.shape == (n, 3, S, S) and mask.shape == (n, 1, S, S)
+    assert bool((perm != torch.arange(n)).all()), 'a view must take its box from another row'
+    P = S // G
+    cells = mask[:, 0, ::P, ::P]
+    assert torch.equal(mask[:, 0], cells.repeat_interleave(P, 1).repeat_interleave(P, 2)), 'whole patches only'
+    area = cells.sum(dim=(1, 2))
+    rows, cols = (cells.sum(2) > 0).sum(1), (cells.sum(1) > 0).sum(1)
+    assert bool(((area == rows * cols) & (rows >= 1) & (rows < G) & (cols >= 1) & (cols < G)).all()), 'one proper box'
+    own, other = views * (1 - mask), x[perm] * mask
+    assert torch.equal(views * (1 - mask), x[:n] * (1 - mask)) and torch.equal(views * mask, other), 'exact paste'
+    # maps constant per row: the mixed map's mean is (1 - l) a_k + l a_perm with l the pooled mask's mean
+    a = torch.randn(N, 5)
+    t = a[:, :, None, None].expand(N, 5, 17, 17).contiguous()
+    mixed = train_zse.mix_maps(t, perm, mask).mean(dim=(2, 3))
+    lam_px = mask.mean(dim=(1, 2, 3))
+    lam = torch.nn.functional.adaptive_avg_pool2d(mask, 17).mean(dim=(1, 2, 3))
+    want = (1 - lam)[:, None] * a[:n] + lam[:, None] * a[perm]
+    err = float((mixed - want).abs().max())
+    assert err < 1e-5, err
+    full = train_zse.mix_maps(t, perm, torch.ones_like(mask))
+    assert torch.equal(full, t[perm]), 'a full box gives the partner\'s map'
+    blur = float((lam - lam_px).abs().max())
+    assert blur < 0.05, blur                          # the 17 cells' windows overlap the box's edges by < 1 cell
+    return {'views': n, 'max_abs_diff': err, 'area_blur': blur, 'mean_box_patches': float(area.mean())}
+
+
 if __name__ == '__main__':
     print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
                       'grow': check_grow(), 'token_table': check_token_table(),
-                      'init_heads': check_init_heads()}))
+                      'init_heads': check_init_heads(), 'cutmix': check_cutmix()}))

@@ -323,22 +323,34 @@ class Teacher:
         print(f'teacher: {meta["model"]} {meta["layer"]} {tuple(meta["shape"][1:])}, train rows '
               f'{len(self.maps["sketch"])} sketches + {len(self.maps["photo"])} photos', flush=True)
 
+    def view_maps(self, mod, i, th):
+        """The raw teacher maps [N,C,h,w] of augmented views: the cached maps warped by the views' affine maps."""
+        return warp_map(self.maps[mod][torch.from_numpy(i)].to(self.dev).float(), th)
+
+    def map_targets(self, t, mod, grid):
+        """Raw maps [N,C,h,w] of one modality -> pooled targets [N,gdim] (PooledTransform) and grid-cell targets
+        [N,grid*grid,C] (modality mean subtracted)."""
+        w = t - self.mean[mod][None, :, None, None]
+        return self.pool(t.mean(dim=(2, 3)), mod), F.adaptive_avg_pool2d(w, grid).flatten(2).transpose(1, 2)
+
     def targets(self, i_sk, th_sk, i_im, th_im, grid):
         """For the augmented views: pooled targets [N,gdim] (PooledTransform) and grid-cell targets
         [N,grid*grid,C] (modality mean subtracted), sketches first (the order of the SA batch)."""
         gs, cs = [], []
         for mod, i, th in (('sketch', i_sk, th_sk), ('photo', i_im, th_im)):
-            t = warp_map(self.maps[mod][torch.from_numpy(i)].to(self.dev).float(), th)
-            gs.append(self.pool(t.mean(dim=(2, 3)), mod))
-            w = t - self.mean[mod][None, :, None, None]
-            cs.append(F.adaptive_avg_pool2d(w, grid).flatten(2).transpose(1, 2))
+            g, c = self.map_targets(self.view_maps(mod, i, th), mod, grid)
+            gs.append(g)
+            cs.append(c)
         return torch.cat(gs), torch.cat(cs)
+
+    def photo_pooled_raw(self, i_im):
+        """The raw pooled teacher feature of whole, unaugmented training photos [N,C]."""
+        return self.maps['photo'][torch.from_numpy(i_im)].to(self.dev).float().mean(dim=(2, 3))
 
     def photo_pooled(self, i_im):
         """The pooled teacher feature of whole, unaugmented training photos (through PooledTransform) [N,gdim]:
         the --distill-cross target of the sketches drawn from them."""
-        t = self.maps['photo'][torch.from_numpy(i_im)].to(self.dev).float()
-        return self.pool(t.mean(dim=(2, 3)), 'photo')
+        return self.pool(self.photo_pooled_raw(i_im), 'photo')
 
 
 class LiveTeacher:
@@ -371,9 +383,17 @@ class LiveTeacher:
         with torch.autocast(self.dev.type, dtype=torch.bfloat16):
             return self.net(t, outputs=[self.layer])[self.layer].float()
 
+    def photo_pooled_raw(self, i_im):
+        """As Teacher.photo_pooled_raw: the teacher run on the whole, unaugmented photos."""
+        return self.maps(self.im_all[torch.from_numpy(i_im)].to(self.dev)).mean(dim=(2, 3))
+
     def photo_pooled(self, i_im):
-        """As Teacher.photo_pooled: the teacher run on the whole, unaugmented photos."""
-        return self.pool(self.maps(self.im_all[torch.from_numpy(i_im)].to(self.dev)).mean(dim=(2, 3)), 'photo')
+        """As Teacher.photo_pooled."""
+        return self.pool(self.photo_pooled_raw(i_im), 'photo')
+
+    def map_targets(self, t, mod, grid):
+        """As Teacher.map_targets."""
+        return Teacher.map_targets(self, t, mod, grid)
 
     def targets(self, views, n_sketch, grid):
         m = self.maps(views)
@@ -413,6 +433,35 @@ def cross_targets(teacher, src, g, gs):
     g[r] = teacher.photo_pooled(src[rows]).to(g.dtype)
     own[r] = False
     return g, own, (1 - F.cosine_similarity(gs[r], g[r], dim=1)).mean()
+
+
+def patch_cutmix(x, gen, grid, n):
+    """--distill-mix: n new views made from the batch x [N,3,S,S] of one modality, CutMix on the patch grid: view k
+    is x[k] with a box of whole patches (1..grid-1 patches a side, at a random place) taken from x[perm[k]], perm a
+    random derangement of the batch (views of other classes, mostly). Returns the views [n,3,S,S], perm [n] and the
+    box as a pixel mask [n,1,S,S] (1 where x[perm] shows through). Aligned to the patches so that each patch token
+    sees one picture; the teacher's map is mixed with the same mask (area-pooled to the map's cells)."""
+    N, S = x.size(0), x.size(-1)
+    P = S // grid
+    R = lambda hi: torch.randint(1, hi, (n,), generator=gen)  # noqa: E731
+    perm = (torch.arange(n) + torch.randint(1, N, (n,), generator=gen)) % N
+    bw, bh = R(grid), R(grid)
+    x0 = (torch.rand(n, generator=gen) * (grid - bw + 1)).long()
+    y0 = (torch.rand(n, generator=gen) * (grid - bh + 1)).long()
+    cells = torch.arange(grid)
+    mx = ((cells[None] >= x0[:, None]) & (cells[None] < (x0 + bw)[:, None])).float()
+    my = ((cells[None] >= y0[:, None]) & (cells[None] < (y0 + bh)[:, None])).float()
+    mask = (my[:, :, None] * mx[:, None, :])[:, None]                     # [n,1,grid,grid]
+    mask = mask.repeat_interleave(P, 2).repeat_interleave(P, 3).to(x.device)
+    return x[:n] * (1 - mask) + x[perm.to(x.device)] * mask, perm, mask
+
+
+def mix_maps(t, perm, mask):
+    """The teacher target of a patch_cutmix view: the two views' maps t [N,C,h,w] mixed with the box mask
+    area-pooled to the map's cells (the map of a pasted picture is approximated by the pasted part of its map)."""
+    m = F.adaptive_avg_pool2d(mask, t.shape[-2:])
+    n = mask.size(0)
+    return t[:n] * (1 - m) + t[perm.to(t.device)] * m
 
 
 def ca_attention(model, layer, x_q, x_k):
@@ -727,6 +776,15 @@ def main():
                          'cosines of their grid cells, --distill-attn-temp), SA tokens detached; so that the '
                          'cross-attention `explain` draws links sketch parts to the matching photo parts')
     ap.add_argument('--distill-attn-temp', type=float, default=0.1)
+    ap.add_argument('--distill-mix', type=float, default=0.0,
+                    help='weight (needs --teacher or --teacher-net): function matching off the training classes: '
+                         '--mix-views CutMix views per modality and step (patch_cutmix: a box of patches from another '
+                         'view of the batch) go through the SA encoder and take --distill-global, --distill-tokens and '
+                         '--distill-rel (their own, weighted by this) against the teacher\'s map of the mixed view '
+                         '(the two maps mixed with the box, or the live teacher run on it); sketches drawn from a '
+                         'training photo take with --distill-cross the area-weighted mix of their two photos\' pooled '
+                         'features. No class loss sees them')
+    ap.add_argument('--mix-views', type=int, default=0, help='with --distill-mix: views per modality (default the batch size)')
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
@@ -736,6 +794,8 @@ def main():
     if a.init_heads and not a.init:
         raise SystemExit('error: --init-heads continues a run whose weights --init names\n'
                          'hint: add --init OUT/best.pth (or last.pth) of the run whose last.pt you gave')
+    if a.distill_mix and not (a.teacher or a.teacher_net):
+        raise SystemExit('error: --distill-mix needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
     if a.distill_attn and not (a.teacher or a.teacher_net):
         raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
 
@@ -820,7 +880,7 @@ def main():
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'n': 0}
     t_last = time.time()
     t_loop = t_last - loop_before            # a resumed run's --time-budget schedule goes on where it stopped
     for step in range(start, a.steps):
@@ -831,9 +891,16 @@ def main():
         i_sk, i_skn, i_im, i_imn = sampler.sample(b)
         sk, th_sk = augment(sk_all[np.concatenate([i_sk, i_skn])].to(dev), gen, sketch=True, p=a.aug_p, return_theta=True)
         im, th_im = augment(im_all[np.concatenate([i_im, i_imn])].to(dev), gen, sketch=False, p=a.aug_p, return_theta=True)
+        nm = (a.mix_views or b) if a.distill_mix > 0 else 0
+        views = [sk, im]
+        if nm:                                                      # CutMix views, distillation only (--distill-mix)
+            mix_sk, perm_sk, mask_sk = patch_cutmix(sk, gen, cfg.grid, nm)
+            mix_im, perm_im, mask_im = patch_cutmix(im, gen, cfg.grid, nm)
+            views += [mix_sk, mix_im]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
-            sa = model.sa(torch.cat([sk, im]))
+            sa = model.sa(torch.cat(views))
         sa = sa.float()
+        sa, sa_mix = sa[:4 * b], sa[4 * b:]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16 >= 2):
             cls_fea, score = model(sa[:2 * b], sa[2 * b:])       # CA pairs sk[i] with im[i]: b pos, then b neg
         cls_fea, score = cls_fea.float(), score.float().view(-1)
@@ -861,13 +928,37 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
-        l_dg = l_dt = l_dr = l_dx = l_da = torch.zeros(())
+        l_dg = l_dt = l_dr = l_dx = l_da = l_dm = torch.zeros(())
         if teacher is not None:
             if isinstance(teacher, LiveTeacher):
                 g, cells = teacher.targets(torch.cat([sk, im]), len(sk), cfg.grid)
+                if nm:
+                    g_mix, cells_mix = teacher.targets(torch.cat([mix_sk, mix_im]), nm, cfg.grid)
             else:
-                g, cells = teacher.targets(np.concatenate([i_sk, i_skn]), th_sk, np.concatenate([i_im, i_imn]), th_im,
-                                           cfg.grid)
+                t_sk = teacher.view_maps('sketch', np.concatenate([i_sk, i_skn]), th_sk)
+                t_im = teacher.view_maps('photo', np.concatenate([i_im, i_imn]), th_im)
+                (g_sk, c_sk), (g_im, c_im) = teacher.map_targets(t_sk, 'sketch', cfg.grid), \
+                    teacher.map_targets(t_im, 'photo', cfg.grid)
+                g, cells = torch.cat([g_sk, g_im]), torch.cat([c_sk, c_im])
+                if nm:
+                    (gm_sk, cm_sk), (gm_im, cm_im) = \
+                        teacher.map_targets(mix_maps(t_sk, perm_sk, mask_sk), 'sketch', cfg.grid), \
+                        teacher.map_targets(mix_maps(t_im, perm_im, mask_im), 'photo', cfg.grid)
+                    g_mix, cells_mix = torch.cat([gm_sk, gm_im]), torch.cat([cm_sk, cm_im])
+            if nm and a.distill_cross > 0:                          # mixed sketches of two paired sketches
+                src = sampler.src[np.concatenate([i_sk, i_skn])]
+                sa_, sb_ = src[:nm], src[perm_sk.numpy()]
+                rows = np.where((sa_ >= 0) & (sb_ >= 0))[0]
+                if len(rows):
+                    lam = mask_sk.mean(dim=(1, 2, 3))[torch.from_numpy(rows).to(dev)][:, None]
+                    raw = (1 - lam) * teacher.photo_pooled_raw(sa_[rows]) + lam * teacher.photo_pooled_raw(sb_[rows])
+                    g_mix = g_mix.clone()
+                    g_mix[torch.from_numpy(rows).to(dev)] = teacher.pool(raw, 'photo').to(g_mix.dtype)
+            if nm:
+                l_dm = a.distill_global * (1 - F.cosine_similarity(heads['g'](sa_mix[:, 0]), g_mix, dim=1)).mean() \
+                    + a.distill_tokens * (1 - F.cosine_similarity(heads['t'](sa_mix[:, 1:]), cells_mix, dim=2)).mean() \
+                    + a.distill_rel * relational_kl(sa_mix[:, 0], g_mix, a.distill_temp)
+                loss = loss + a.distill_mix * l_dm
             gs = heads['g'](sa[:, 0])
             if a.distill_cross > 0:
                 g, own, l_dx = cross_targets(teacher, sampler.src[np.concatenate([i_sk, i_skn])], g, gs)
@@ -899,6 +990,7 @@ def main():
         acc['dr'] += float(l_dr)
         acc['dx'] += float(l_dx)
         acc['da'] += float(l_da)
+        acc['dm'] += float(l_dm)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -908,9 +1000,9 @@ def main():
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
-                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
+                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'distill_mix': acc['dm'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'n': 0}
         over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
             (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
