@@ -391,10 +391,6 @@ class LiveTeacher:
         """As Teacher.photo_pooled."""
         return self.pool(self.photo_pooled_raw(i_im), 'photo')
 
-    def map_targets(self, t, mod, grid):
-        """As Teacher.map_targets."""
-        return Teacher.map_targets(self, t, mod, grid)
-
     def targets(self, views, n_sketch, grid):
         m = self.maps(views)
         p = m.mean(dim=(2, 3))
@@ -796,6 +792,9 @@ def main():
                          'hint: add --init OUT/best.pth (or last.pth) of the run whose last.pt you gave')
     if a.distill_mix and not (a.teacher or a.teacher_net):
         raise SystemExit('error: --distill-mix needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
+    if a.mix_views > 2 * a.batch:
+        raise SystemExit(f'error: --mix-views {a.mix_views} is more than the {2 * a.batch} views of a modality per step\n'
+                         f'hint: give at most 2 x --batch ({2 * a.batch})')
     if a.distill_attn and not (a.teacher or a.teacher_net):
         raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
 
