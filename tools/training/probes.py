@@ -5,6 +5,7 @@
     /usr/bin/python3 tools/training/probes.py ridge CKPT [...]          # ridge from the sketch cls to teacher targets
     /usr/bin/python3 tools/training/probes.py space OUT/last.pt [...]   # val ranking in the cls and the g(cls) space
     /usr/bin/python3 tools/training/probes.py layers [--model inception_v3]  # the teacher alone, layer by layer
+    /usr/bin/python3 tools/training/probes.py selftest                  # no data: the checkpoint reader's own check
 
 Every probe reads the training classes (train) and the 10 held-out seen classes (val) of the zero-shot split through
 eval_zse.load_split, never the 21 unseen classes (test/training.honesty.test.ts). The student is rebuilt with its own
@@ -216,6 +217,32 @@ def probe_layers(a):
         print(json.dumps({'probe': 'layers', 'layers': '+'.join(c), 'val_ret': ret(f['sketch'], f['photo'], same)}), flush=True)
 
 
+@torch.no_grad()
+def selftest(a):
+    """load_student rebuilds a student with its own head counts (the probes once hard-coded 8 for a 4-head student):
+    a tiny 4-head model saved as a run's last.pt and as an official .pth comes back with identical SA outputs, while
+    the same weights read as 2 heads give other outputs (so the check can fail)."""
+    import tempfile
+    torch.manual_seed(0)
+    cfg = zse_ref.ZseConfig(dim=16, depth=2, sa_heads=4, mlp_dim=32, grid=4, stem=(4, 8, 12), ca_heads=4, ca_ff=24,
+                            anchor_dim=8, rn_hidden=(8, 4), name='probe-selftest')
+    model = tz.init_weights_(zse_ref.Model(cfg), 'full').eval()
+    u8 = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    ref = ev.sa_features(model, u8)
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        torch.save({'model': model.state_dict(), 'args': {'heads': 4, 'ca_heads': 4}, 'step': 7}, f'{d}/last.pt')
+        tz.save_official(model, f'{d}/best.pth', 7, 0.0, 0.0)
+        for name in ('last.pt', 'best.pth'):
+            m, _, _ = load_student(f'{d}/{name}')
+            out[name] = {'sa_heads': m.cfg.sa_heads, 'ca_heads': m.cfg.ca_heads,
+                         'max_abs_diff': float((ev.sa_features(m, u8) - ref).abs().max())}
+        wrong = zse_ref.Model(ev.config_from_state_dict(model.state_dict(), 2, 2))
+        wrong.load_state_dict(model.state_dict(), strict=False)
+        out['two_heads_max_abs_diff'] = float((ev.sa_features(wrong.eval(), u8) - ref).abs().max())
+    print(json.dumps({'probe': 'selftest', **out}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,6 +252,7 @@ def main():
     for name in ('fit', 'ridge', 'space'):
         s = sub.add_parser(name)
         s.add_argument('ckpt', nargs='+')
+    sub.add_parser('selftest', help='checks that a student is rebuilt with its own head counts (no data needed)')
     s = sub.add_parser('layers')
     s.add_argument('--model', default='inception_v3', help='inception_v3 or mobilenet_v2 (exported by tools/teacher/export.mjs)')
     s.add_argument('--cache-dir', default='.cache/exp', help='where the pooled features are kept')
@@ -235,7 +263,7 @@ def main():
         if not Path(p).is_file():
             fail(f'{p} does not exist', 'pass a run\'s OUT/last.pt (best.pth also serves ridge and space)')
     torch.set_num_threads(a.threads)
-    {'fit': probe_fit, 'ridge': probe_ridge, 'space': probe_space, 'layers': probe_layers}[a.probe](a)
+    {'fit': probe_fit, 'ridge': probe_ridge, 'space': probe_space, 'layers': probe_layers, 'selftest': selftest}[a.probe](a)
 
 
 if __name__ == '__main__':

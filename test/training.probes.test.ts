@@ -1,0 +1,36 @@
+// tools/training/probes.py, the weights card's diagnostics: the checkpoint reader rebuilds a student with its own head
+// counts (the probes once hard-coded 8 heads for the 4-head students and misreported run L's numbers), and a
+// missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read. Needs /usr/bin/python3 with torch.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.ts';
+
+const PY = '/usr/bin/python3';
+const SCRIPT = join(REPO_ROOT, 'tools', 'training', 'probes.py');
+const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+const maybe = hasTorch ? test : test.skip;
+const env = { ...process.env, OMP_NUM_THREADS: '1' };
+
+maybe('a last.pt and an official .pth come back with their own head counts and identical SA outputs', () => {
+  const out = execFileSync(PY, [SCRIPT, 'selftest'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = JSON.parse(out.trim().split('\n').pop()!);
+  for (const name of ['last.pt', 'best.pth']) {
+    assert.equal([r[name].sa_heads, r[name].ca_heads], [4, 4], name);
+    // the same float32 weights through the same ops: equal to the bit
+    assert.equal(r[name].max_abs_diff, 0, name);
+  }
+  // the check can fail: the same weights read with 2 heads attend differently
+  assert.ok(r.two_heads_max_abs_diff > 1e-5, `2-head diff ${r.two_heads_max_abs_diff}`);
+});
+
+maybe('a missing checkpoint: error and hint, exit 2, no stack trace', () => {
+  const r = spawnSync(PY, [SCRIPT, 'space', join(REPO_ROOT, 'no-such-run', 'last.pt')], { encoding: 'utf8', env });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error: .*no-such-run.* does not exist\nhint: /m);
+  assert.not.match(r.stderr, /Traceback/);
+});
+
+test.run();
