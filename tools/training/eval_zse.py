@@ -309,14 +309,17 @@ def config_from_state_dict(sd, sa_heads, ca_heads, name='loaded'):
         rn_hidden=(sd['rn.rn.0.weight'].shape[0], sd['rn.rn.3.weight'].shape[0]), name=name)
 
 
+def model_from_state_dict(sd, sa_heads, ca_heads):
+    """The reference model (eval mode) of a state dict, its shapes read off the tensors and its head counts given."""
+    model = zse_ref.Model(config_from_state_dict(sd, sa_heads, ca_heads))
+    model.load_state_dict(sd)
+    return model.eval()
+
+
 def load_pth(path):
     ck = torch.load(path, map_location='cpu')
-    sd = ck['model']
     cfg_d = ck.get('config', {})
-    cfg = config_from_state_dict(sd, int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8)))
-    model = zse_ref.Model(cfg)
-    model.load_state_dict(sd)
-    return model.eval(), ck
+    return model_from_state_dict(ck['model'], int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8))), ck
 
 
 @torch.no_grad()

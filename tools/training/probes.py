@@ -89,13 +89,11 @@ def load_student(path, gdim=None, tdim=None):
     else:
         c = st.get('config') or {}
         heads = (int(c.get('sa_heads', 12)), int(c.get('ca_heads', 8)))
-    cfg = ev.config_from_state_dict(sd, *heads)
-    model = zse_ref.Model(cfg)
-    model.load_state_dict(sd, strict=False)
-    model.eval()
+    model = ev.model_from_state_dict(sd, *heads)
     h = None
     if gdim is not None and 'heads' in st:
-        h = torch.nn.ModuleDict({'g': torch.nn.Linear(cfg.dim, gdim), 't': torch.nn.Linear(cfg.dim, tdim)})
+        dim = model.cfg.dim
+        h = torch.nn.ModuleDict({'g': torch.nn.Linear(dim, gdim), 't': torch.nn.Linear(dim, tdim)})
         h.load_state_dict(st['heads'])
     return model, h, st.get('step')
 
@@ -237,9 +235,8 @@ def selftest(a):
             m, _, _ = load_student(f'{d}/{name}')
             out[name] = {'sa_heads': m.cfg.sa_heads, 'ca_heads': m.cfg.ca_heads,
                          'max_abs_diff': float((ev.sa_features(m, u8) - ref).abs().max())}
-        wrong = zse_ref.Model(ev.config_from_state_dict(model.state_dict(), 2, 2))
-        wrong.load_state_dict(model.state_dict(), strict=False)
-        out['two_heads_max_abs_diff'] = float((ev.sa_features(wrong.eval(), u8) - ref).abs().max())
+        wrong = ev.model_from_state_dict(model.state_dict(), 2, 2)
+        out['two_heads_max_abs_diff'] = float((ev.sa_features(wrong, u8) - ref).abs().max())
     print(json.dumps({'probe': 'selftest', **out}), flush=True)
 
 
