@@ -3,7 +3,8 @@
 // towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
 // only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
 // the SA and CA outputs kept), CAAN's compact token table in the reference, `--init-heads` (a warm restart's
-// projections) and `--distill-mix`'s CutMix views and mixed teacher maps. Needs /usr/bin/python3 with torch (skipped without).
+// projections), `--distill-mix`'s CutMix views and mixed teacher maps and `--stem-graft` (a fitted stem appended,
+// the function kept). Needs /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -43,6 +44,11 @@ maybe('--init across patch grids and widths, --init-towers from a ZSE file and -
   // --distill-mix: views exact outside/inside their box (the script asserts it); targets' shares within float32 sums
   assert.equal(r.cutmix.views, 10);
   assert.ok(r.cutmix.max_abs_diff < 1e-5 && r.cutmix.area_blur < 0.05, JSON.stringify(r.cutmix));
+  // --stem-graft: the grafted model computes what the original did (exact zeros added), the stride-8 map is the two
+  // stems' maps side by side, and a --stem that is not the sum is refused with the right one in the hint
+  assert.equal(r.graft.stem, '(4, 8, 12) + (3, 5, 6)');
+  assert.ok(r.graft.sa_max_abs_diff < 1e-6, JSON.stringify(r.graft));
+  assert.ok(r.graft.own_map_diff < 1e-6 && r.graft.grafted_map_diff < 1e-6, JSON.stringify(r.graft));
 });
 
 test.run();

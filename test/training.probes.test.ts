@@ -1,6 +1,6 @@
 // tools/training/probes.py, the weights card's diagnostics: the checkpoint reader rebuilds a student with its own head
 // counts (the probes once hard-coded 8 heads for the 4-head students and misreported run L's numbers), and a
-// missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read. Needs /usr/bin/python3 with torch.
+// missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read; the same for tools/training/stem_fit.py. Needs /usr/bin/python3 with torch.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -31,6 +31,17 @@ maybe('a missing checkpoint: error and hint, exit 2, no stack trace', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^error: .*no-such-run.* does not exist\nhint: /m);
   assert.not.match(r.stderr, /Traceback/);
+});
+
+maybe('stem_fit.py (the stem graft of run O): a missing teacher cache is an error with a hint, exit 2', () => {
+  const script = join(REPO_ROOT, 'tools', 'training', 'stem_fit.py');
+  const r = spawnSync(PY, [script, '--teacher', join(REPO_ROOT, 'no-such-cache.npy')], { encoding: 'utf8', env });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error: .*no-such-cache\.npy does not exist\nhint: .*features\.py --layer mixed2/m);
+  assert.not.match(r.stderr, /Traceback/);
+  const help = spawnSync(PY, [script, '--help'], { encoding: 'utf8', env });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--stem-graft/);
 });
 
 test.run();

@@ -15,7 +15,9 @@ it where /usr/bin/python3 has torch; prints one JSON line and exits 0, or fails 
   duplicated, the RN scores close to its own, the copies differ once noise is added, and other widths are refused;
 - train_zse.init_heads_ (`--init-heads`, a warm restart): the distillation projections and proxies come back exactly
   from a last.pt, and a file without them is refused;
-- train_zse.patch_cutmix / mix_maps (`--distill-mix`): CutMix views of whole patches and their mixed teacher maps.
+- train_zse.patch_cutmix / mix_maps (`--distill-mix`): CutMix views of whole patches and their mixed teacher maps;
+- train_zse.graft_stem_ (`--stem-graft`): the grafted model's SA outputs are the original's (zero read weights), its
+  stride-8 map holds the original stem's channels then the graft's own map, and a wrong --stem is refused.
 """
 import json
 import sys
@@ -254,7 +256,38 @@ def check_cutmix():
     return {'views': n, 'max_abs_diff': err, 'area_blur': blur, 'mean_box_patches': float(area.mean())}
 
 
+@torch.no_grad()
+def check_graft():
+    torch.manual_seed(5)
+    small = zse_ref.ZseConfig(dim=16, depth=1, sa_heads=2, mlp_dim=32, grid=4, stem=(4, 8, 12), ca_heads=2, ca_ff=24,
+                              anchor_dim=8, rn_hidden=(8, 4), name='small')
+    big = zse_ref.ZseConfig(**{**small.__dict__, 'stem': (7, 13, 18), 'name': 'big'})
+    src = train_zse.init_weights_(zse_ref.Model(small), 'full').eval()
+    graft = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 7, 2, 3, bias=False), torch.nn.ReLU(),
+                                torch.nn.Conv2d(3, 5, 3, 2, 1, bias=False), torch.nn.ReLU(),
+                                torch.nn.Conv2d(5, 6, 3, 2, 1, bias=False), torch.nn.ReLU())
+    dst = zse_ref.Model(big).eval()
+    x = torch.rand(3, 3, small.image_size, small.image_size) * 2 - 1
+    with tempfile.TemporaryDirectory() as d:
+        torch.save({'stem': graft.state_dict(), 'head': {}, 'layer': 'check'}, f'{d}/g.pt')
+        dst.load_state_dict(train_zse.graft_stem_(dst, dict(src.state_dict()), f'{d}/g.pt'))
+        wrong = zse_ref.Model(zse_ref.ZseConfig(**{**big.__dict__, 'stem': (7, 13, 20)}))
+        try:
+            train_zse.graft_stem_(wrong, dict(src.state_dict()), f'{d}/g.pt')
+            raise AssertionError('a --stem that is not the sum must be refused')
+        except SystemExit as e:
+            assert '--stem 7 13 18' in str(e), e
+    sa_err = float((dst.sa(x) - src.sa(x)).abs().max())
+    assert sa_err < 1e-6, sa_err                                       # the same sums plus exact zeros
+    h8 = dst.sa.model.scale.seq[:6](x)
+    own = float((h8[:, :12] - src.sa.model.scale.seq[:6](x)).abs().max())
+    grafted = float((h8[:, 12:] - graft(x)).abs().max())
+    assert own < 1e-6 and grafted < 1e-6, (own, grafted)
+    assert float(graft(x).abs().max()) > 1e-3, 'the grafted map must not be trivially zero'
+    return {'stem': '(4, 8, 12) + (3, 5, 6)', 'sa_max_abs_diff': sa_err, 'own_map_diff': own, 'grafted_map_diff': grafted}
+
+
 if __name__ == '__main__':
     print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
                       'grow': check_grow(), 'token_table': check_token_table(),
-                      'init_heads': check_init_heads(), 'cutmix': check_cutmix()}))
+                      'init_heads': check_init_heads(), 'cutmix': check_cutmix(), 'graft': check_graft()}))

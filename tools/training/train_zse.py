@@ -29,7 +29,9 @@ Deviations from the official recipe, because this trains from scratch on 2,350 +
 Opt-in experiments (off by default, so the defaults reproduce the shipped weights; what each did is in
 weights/README.md, "Later attempts"): --stem-init full, --pair-frac (positive photo = the sketch's own source photo),
 --ret-loss (cross-modal supervised contrastive on the SA cls), --inst-loss (instance InfoNCE on the SA cls),
---proxy-loss (cosine-classifier cross-entropy on the SA cls), --tri-loss / --rn-loss (the official weights 2 / 4).
+--proxy-loss (cosine-classifier cross-entropy on the SA cls), --tri-loss / --rn-loss (the official weights 2 / 4);
+the teacher options (--teacher, --distill-*), --init growth and --stem-graft (a stem fitted to an early teacher layer
+by tools/training/stem_fit.py, run O) are described in weights/README.md, run by run.
 
 Data: ../shared/data/sketchy/all125-128/{photo,sketch}/<class>/ for the 104 classes not in
 ../shared/data/splits/test_class_sketchy21.txt, preprocessed exactly as the engine does at the model's input size
@@ -575,7 +577,7 @@ def grow_(model, sd, path, heads, noise=0.0, seed=0):
     return out
 
 
-def init_from_(model, path, noise=0.0, seed=0):
+def init_from_(model, path, noise=0.0, seed=0, graft=''):
     """Load weights to start from: an official-format .pth or a sketchgpu .safetensors (fp16 taken as is); a smaller
     model's weights are grown into the config (grow_)."""
     if str(path).endswith('.safetensors'):
@@ -589,11 +591,81 @@ def init_from_(model, path, noise=0.0, seed=0):
         heads = (int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8)))
     sd = fit_to_grid_(model, sd, path)
     sd = grow_(model, sd, path, heads, noise, seed)
+    if graft:
+        sd = graft_stem_(model, sd, graft)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
     if missing or unexpected:
         raise SystemExit(f'error: {path} does not fit the config: missing {missing[:4]}, unexpected {unexpected[:4]}')
     print(f'initialised from {path}', flush=True)
+
+
+STEM_CONVS = ('sa.model.scale.seq.0.weight', 'sa.model.scale.seq.2.weight', 'sa.model.scale.seq.4.weight')
+
+
+def graft_stem_(model, sd, path):
+    """--stem-graft: a stem fitted to an early teacher layer (tools/training/stem_fit.py) appended to the conv stem of
+    the --init weights, keeping their function: the stem's three ReLU convolutions get the grafted channels after
+    their own, block-diagonal (old channels read only old ones, grafted only grafted), and the last convolution,
+    which gives the tokens, reads the grafted channels with zero weights at first. So the model starts as the --init
+    weights exactly; training lets the tokens use the grafted features. The config's --stem must be the sum."""
+    g = load_ckpt(path)
+    own = model.state_dict()
+    old = [sd[k] for k in STEM_CONVS]
+    new = [g['stem'][f'{i}.weight'] for i in (0, 2, 4)]
+    want = tuple(own[k].shape[0] for k in STEM_CONVS)
+    have = tuple(o.shape[0] + n.shape[0] for o, n in zip(old, new))
+    if want != have:
+        raise SystemExit(f'error: --stem-graft {path}: {tuple(o.shape[0] for o in old)} + {tuple(n.shape[0] for n in new)} '
+                         f'= {have} stem channels, the config has {want}\nhint: pass --stem {" ".join(map(str, have))}')
+    sd = dict(sd)
+    sd[STEM_CONVS[0]] = torch.cat([old[0].float(), new[0].float()])
+    for k, o, n in zip(STEM_CONVS[1:], old[1:], new[1:]):
+        w = torch.zeros(own[k].shape)
+        w[:o.shape[0], :o.shape[1]] = o.float()
+        w[o.shape[0]:, o.shape[1]:] = n.float()
+        sd[k] = w
+    last = 'sa.model.scale.seq.6.weight'
+    w = torch.zeros(own[last].shape)
+    w[:, :sd[last].shape[1]] = sd[last].float()
+    sd[last] = w
+    print(f'{path}: stem {tuple(o.shape[0] for o in old)} + grafted {tuple(n.shape[0] for n in new)} '
+          f'(fitted to {g.get("layer")}, {json.dumps(g.get("fit", {}))})', flush=True)
+    return sd
+
+
+class StemTeacher:
+    """--distill-stem: the cached early-layer teacher maps (tools/teacher/features.py --layer mixed2) of the training
+    rows; targets for the stem's stride-8 map: the view's warped map average-pooled to that grid, standardised per
+    channel (the graft's statistics with --stem-graft, else the training rows' own)."""
+
+    def __init__(self, a, tr, grid, dev):
+        meta = json.loads(Path(a.teacher_stem).with_suffix('.json').read_text())
+        if meta['done'] != meta['shape'][0]:
+            raise SystemExit(f'error: {a.teacher_stem} is incomplete ({meta["done"]} of {meta["shape"][0]} rows)\n'
+                             'hint: run tools/teacher/features.py --layer mixed2 again (it resumes)')
+        unseen = set(ev.unseen_classes())
+        bad = [f for f in meta['files'] if f.split('/')[1] in unseen]
+        assert not bad, f'teacher cache holds unseen-class files: {bad[:3]}'
+        row = {f: i for i, f in enumerate(meta['files'])}
+        arr = np.load(a.teacher_stem, mmap_mode='r')
+        self.maps, self.grid, self.dev = {}, grid, dev
+        for mod in ('sketch', 'photo'):
+            idx = np.array([row[str(f)] for f in tr[f'{mod}_files']])
+            self.maps[mod] = torch.from_numpy(np.ascontiguousarray(arr[np.sort(idx)]))[np.argsort(np.argsort(idx))]
+        self.dim, self.layer = int(meta['shape'][1]), meta['layer']
+        if a.stem_graft:
+            g = load_ckpt(a.stem_graft)
+            self.mu, self.sd = g['mu'].to(dev), g['sd'].to(dev)
+        else:
+            pooled = torch.cat([F.adaptive_avg_pool2d(m[i:i + 256].float(), grid)
+                                for m in self.maps.values() for i in range(0, len(m), 256)])
+            self.mu, self.sd = pooled.mean((0, 2, 3), keepdim=True).to(dev), (pooled.std((0, 2, 3), keepdim=True) + 1e-3).to(dev)
+        print(f'stem teacher: {meta["model"]} {meta["layer"]} {tuple(meta["shape"][1:])} -> {grid} x {grid}', flush=True)
+
+    def targets(self, mod, i, th):
+        t = warp_map(self.maps[mod][torch.from_numpy(i)].to(self.dev).float(), th)
+        return (F.adaptive_avg_pool2d(t, self.grid) - self.mu) / self.sd
 
 
 def init_heads_(heads, proxies, path):
@@ -784,9 +856,25 @@ def main():
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
+    ap.add_argument('--stem-graft', default='',
+                    help='with --init: append the stem that tools/training/stem_fit.py fitted to an early teacher layer '
+                         'to the conv stem (graft_stem_: block-diagonal, read by the tokens with zero weights at first, so '
+                         'the model starts as --init); --stem must be the sum of the two stems\' widths')
+    ap.add_argument('--teacher-stem', default='',
+                    help='early-layer teacher cache for --distill-stem (tools/teacher/features.py --layer mixed2)')
+    ap.add_argument('--distill-stem', type=float, default=0.0,
+                    help='weight: 1 - cosine per cell of a 1x1 projection (training-only; from the graft\'s head with '
+                         '--stem-graft) of the stem\'s stride-8 map onto the --teacher-stem map of the same augmented '
+                         'view (StemTeacher)')
     ap.add_argument('--final-eval', action='store_true',
                     help='after training, measure the selected checkpoint on unseen21-256 (the only unseen read)')
     a = ap.parse_args()
+    if a.stem_graft and not a.init:
+        raise SystemExit('error: --stem-graft appends to the stem of the --init weights\n'
+                         'hint: add --init WEIGHTS.pth (the run to start from)')
+    if bool(a.distill_stem) != bool(a.teacher_stem):
+        raise SystemExit('error: --distill-stem and --teacher-stem go together\n'
+                         'hint: give both (--teacher-stem .cache/teacher/feat-inception_v3-mixed2-s128.npy) or neither')
     if a.init_heads and not a.init:
         raise SystemExit('error: --init-heads continues a run whose weights --init names\n'
                          'hint: add --init OUT/best.pth (or last.pth) of the run whose last.pt you gave')
@@ -822,10 +910,23 @@ def main():
     ncls = int(tr['sketch_label'].max()) + 1
     proxies = nn.Parameter((torch.randn(ncls, cfg.dim, generator=torch.Generator().manual_seed(a.seed)) * 0.02).to(dev))
     if a.init:
-        init_from_(model, a.init, a.grow_noise, a.seed)
+        init_from_(model, a.init, a.grow_noise, a.seed, a.stem_graft)
     teacher = LiveTeacher(a, sk_all, im_all, dev) if a.teacher_net else Teacher(a, tr, dev) if a.teacher else None
     heads = nn.ModuleDict({'g': nn.Linear(cfg.dim, teacher.gdim), 't': nn.Linear(cfg.dim, teacher.dim)}).to(dev) \
         if teacher else nn.ModuleDict()                             # training-only projections, not in the checkpoint
+    stem_teacher, stem_out = None, {}
+    if a.distill_stem:
+        stem_teacher = StemTeacher(a, tr, cfg.image_size // 8, dev)
+        c3 = cfg.stem[2]
+        heads['s'] = nn.Conv2d(c3, stem_teacher.dim, 1).to(dev)
+        if a.stem_graft:                                            # the graft's head reads the grafted channels
+            gh = load_ckpt(a.stem_graft)['head']
+            with torch.no_grad():
+                heads['s'].weight.zero_()
+                heads['s'].weight[:, c3 - gh['weight'].shape[1]:] = gh['weight'].to(dev)
+                heads['s'].bias.copy_(gh['bias'].to(dev))
+        # the stride-8 map: the output of the stem's third ReLU, caught as the SA encoder runs
+        model.sa.model.scale.seq[5].register_forward_hook(lambda m, i, o: stem_out.__setitem__('h8', o))
     groups = param_groups(model, a.wd)
     groups[1]['params'].append(proxies)                             # training-only, not in the checkpoint
     groups[0]['params'] += [p for n, p in heads.named_parameters() if n.endswith('weight')]
@@ -879,7 +980,7 @@ def main():
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'n': 0}
     t_last = time.time()
     t_loop = t_last - loop_before            # a resumed run's --time-budget schedule goes on where it stopped
     for step in range(start, a.steps):
@@ -927,7 +1028,12 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
-        l_dg = l_dt = l_dr = l_dx = l_da = l_dm = torch.zeros(())
+        l_dg = l_dt = l_dr = l_dx = l_da = l_dm = l_ds = torch.zeros(())
+        if stem_teacher is not None:
+            t8 = torch.cat([stem_teacher.targets('sketch', np.concatenate([i_sk, i_skn]), th_sk),
+                            stem_teacher.targets('photo', np.concatenate([i_im, i_imn]), th_im)])
+            l_ds = (1 - F.cosine_similarity(heads['s'](stem_out['h8'][:4 * b].float()), t8, dim=1)).mean()
+            loss = loss + a.distill_stem * l_ds
         if teacher is not None:
             if isinstance(teacher, LiveTeacher):
                 g, cells = teacher.targets(torch.cat([sk, im]), len(sk), cfg.grid)
@@ -990,6 +1096,7 @@ def main():
         acc['dx'] += float(l_dx)
         acc['da'] += float(l_da)
         acc['dm'] += float(l_dm)
+        acc['ds'] += float(l_ds)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -999,9 +1106,9 @@ def main():
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
-                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'distill_mix': acc['dm'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
+                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'distill_mix': acc['dm'] / n, 'distill_stem': acc['ds'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'n': 0}
         over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
             (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
