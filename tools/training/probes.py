@@ -5,6 +5,7 @@
     /usr/bin/python3 tools/training/probes.py ridge CKPT [...]          # ridge from the sketch cls to teacher targets
     /usr/bin/python3 tools/training/probes.py space OUT/last.pt [...]   # val ranking in the cls and the g(cls) space
     /usr/bin/python3 tools/training/probes.py layers [--model inception_v3]  # the teacher alone, layer by layer
+    /usr/bin/python3 tools/training/probes.py soup A.pth B.pth [...]    # val ret of weight averages (same-shape runs)
     /usr/bin/python3 tools/training/probes.py selftest                  # no data: the checkpoint reader's own check
 
 Every probe reads the training classes (train) and the 10 held-out seen classes (val) of the zero-shot split through
@@ -20,6 +21,9 @@ Each probe prints one JSON line per checkpoint (or per layer set); the means are
          (b) that of its source photo, fitted on 1,200 training sketches; mean cosine on those, on 300 other
          training sketches, and on the 250 val sketches.
   space  val sketch -> photo ret mAP@all and P@100 ranked by the cls (what ships), by g(cls), and by the teacher alone.
+  soup   val ret mAP@all / P@100 of each checkpoint, of the uniform average of all (a "model soup", Wortsman et al.
+         2022; meaningful for runs fine-tuned from the same weights), and of the greedy soup: checkpoints in order of
+         their own val ret, each kept if the average so far does not drop.
   layers the pooled features of several teacher layers of every seen-class image (cached in .cache/exp/), then val
          ret of each layer and of the combinations given by --combos (each layer L2-normalised, concatenated, then
          whitened as above).
@@ -216,6 +220,35 @@ def probe_layers(a):
 
 
 @torch.no_grad()
+def probe_soup(a):
+    _, va = splits()
+    same = (va['sketch_label'][:, None] == va['photo_label'][None, :]).astype(np.int64)
+    sds, heads = [], None
+    for p in a.ckpt:
+        model, _, _ = load_student(p)
+        if heads not in (None, (model.cfg.sa_heads, model.cfg.ca_heads)):
+            fail(f'{p} has other head counts than {a.ckpt[0]}', 'a soup averages runs of one architecture')
+        heads = (model.cfg.sa_heads, model.cfg.ca_heads)
+        sds.append({k: v.float() for k, v in model.state_dict().items()})
+        if sds[-1].keys() != sds[0].keys() or any(v.shape != sds[0][k].shape for k, v in sds[-1].items()):
+            fail(f'{p} has other shapes than {a.ckpt[0]}', 'a soup averages runs of one architecture')
+
+    def score(ix):
+        sd = {k: sum(sds[i][k] for i in ix) / len(ix) for k in sds[0]}
+        m = ev.model_from_state_dict(sd, *heads)
+        return ret(ev.sa_features(m, va['sketch'])[:, 0], ev.sa_features(m, va['photo'])[:, 0], same)
+    own = [score([i]) for i in range(len(sds))]
+    order = sorted(range(len(sds)), key=lambda i: -own[i][0])
+    greedy, best = [order[0]], own[order[0]]
+    for i in order[1:]:
+        r = score(greedy + [i])
+        if r[0] >= best[0]:
+            greedy, best = greedy + [i], r
+    print(json.dumps({'probe': 'soup', 'each': dict(zip(a.ckpt, own)), 'uniform': score(list(range(len(sds)))),
+                      'greedy': [a.ckpt[i] for i in greedy], 'greedy_val_ret': best}), flush=True)
+
+
+@torch.no_grad()
 def selftest(a):
     """load_student rebuilds a student with its own head counts (the probes once hard-coded 8 for a 4-head student):
     a tiny 4-head model saved as a run's last.pt and as an official .pth comes back with identical SA outputs, while
@@ -246,7 +279,7 @@ def main():
     ap.add_argument('--teacher', default='.cache/teacher/feat-inception_v3-mixed7-s128.npy', help='teacher map cache')
     ap.add_argument('--threads', type=int, default=2)
     sub = ap.add_subparsers(dest='probe', required=True)
-    for name in ('fit', 'ridge', 'space'):
+    for name in ('fit', 'ridge', 'space', 'soup'):
         s = sub.add_parser(name)
         s.add_argument('ckpt', nargs='+')
     sub.add_parser('selftest', help='checks that a student is rebuilt with its own head counts (no data needed)')
@@ -260,7 +293,7 @@ def main():
         if not Path(p).is_file():
             fail(f'{p} does not exist', 'pass a run\'s OUT/last.pt (best.pth also serves ridge and space)')
     torch.set_num_threads(a.threads)
-    {'fit': probe_fit, 'ridge': probe_ridge, 'space': probe_space, 'layers': probe_layers, 'selftest': selftest}[a.probe](a)
+    {'fit': probe_fit, 'ridge': probe_ridge, 'space': probe_space, 'layers': probe_layers, 'soup': probe_soup, 'selftest': selftest}[a.probe](a)
 
 
 if __name__ == '__main__':
