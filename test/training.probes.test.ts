@@ -1,6 +1,8 @@
 // tools/training/probes.py, the weights card's diagnostics: the checkpoint reader rebuilds a student with its own head
 // counts (the probes once hard-coded 8 heads for the 4-head students and misreported run L's numbers), and a
-// missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read; the same for tools/training/stem_fit.py. Needs /usr/bin/python3 with torch.
+// missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read; the same for tools/training/stem_fit.py;
+// tools/training/eval_zse.py's selftest (its RN scores against the reference, and `--prescale`, the form of the demo
+// weights' training images, behind the card's side check). Needs /usr/bin/python3 with torch.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,6 +26,13 @@ maybe('a last.pt and an official .pth come back with their own head counts and i
   }
   // the check can fail: the same weights read with 2 heads attend differently
   assert.ok(r.two_heads_max_abs_diff > 1e-5, `2-head diff ${r.two_heads_max_abs_diff}`);
+});
+
+maybe('eval_zse.py --selftest: RN scores equal the reference, --prescale gives the 128 px files\' form', () => {
+  const out = execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'eval_zse.py'), '--selftest'],
+    { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // the script asserts each; the printed flags are read back so a silently skipped check shows here
+  assert.match(out, /prescale sketch == bilinear-128 file: True; photo: True; 128 px untouched: True; differs from the reference path at 256 px: True/);
 });
 
 maybe('a missing checkpoint: error and hint, exit 2, no stack trace', () => {

@@ -84,10 +84,22 @@ def _make_img_square(img_np):
     return np.vstack([w1, img_np, w2])
 
 
-def sketch_uint8(path, size):
+def prescale_size(w, h, size):
+    """The size `prescale` brings a w x h image to: longest side `size`, aspect kept (None: not larger than size)."""
+    if max(w, h) <= size:
+        return None
+    return (max(1, round(w * size / max(w, h))), max(1, round(h * size / max(w, h))))
+
+
+def sketch_uint8(path, size, prescale=False):
     import cv2
     img = cv2.imread(str(path))
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if prescale:     # the demo weights' training images: Pillow's antialiased bilinear resize of the originals
+        from PIL import Image
+        ps = prescale_size(img.shape[1], img.shape[0], size)
+        if ps:
+            img = np.asarray(Image.fromarray(img).resize(ps, Image.BILINEAR))
     img = _remove_white_space_image(img, 10)
     img = _resize_image_by_ratio(img, size)
     img = _make_img_square(img)
@@ -95,9 +107,14 @@ def sketch_uint8(path, size):
     return np.ascontiguousarray(img)
 
 
-def photo_uint8(path, size):
+def photo_uint8(path, size, prescale=False):
     from PIL import Image
-    a = np.asarray(Image.open(path).resize((size, size)).convert('RGB'))
+    im = Image.open(path)
+    if prescale:
+        ps = prescale_size(im.width, im.height, size)
+        if ps:
+            im = im.resize(ps, Image.BILINEAR)
+    a = np.asarray(im.resize((size, size)).convert('RGB'))
     assert a.dtype == np.uint8 and a.shape == (size, size, 3)
     return a
 
@@ -110,11 +127,14 @@ def to_input(u8):
     return (t.permute(0, 3, 1, 2).float().div(255) - 0.5) / 0.5
 
 
-def load_split(root, classes, size, cache_name=None, *, purpose):
+def load_split(root, classes, size, cache_name=None, *, purpose, prescale=False):
     """{'sketch','photo': uint8 [N,S,S,3], 'sketch_label','photo_label': int64 [N], 'sketch_files','photo_files'}.
     Files in sorted order per class, classes in the given order; cached as .npz under .cache/train/.
-    purpose: 'train', 'select', 'cache' or 'final-eval'; only 'final-eval' may read an unseen class (splits.py)."""
+    purpose: 'train', 'select', 'cache' or 'final-eval'; only 'final-eval' may read an unseen class (splits.py).
+    prescale: images larger than `size` first get Pillow's antialiased bilinear resize (longest side `size`)."""
     check_purpose(root, classes, purpose)
+    if cache_name and prescale:
+        cache_name += '-prescale'
     if cache_name:
         cp = CACHE / f'data-{cache_name}-{size}.npz'
         if cp.exists():
@@ -127,7 +147,7 @@ def load_split(root, classes, size, cache_name=None, *, purpose):
         imgs, labels, files = [], [], []
         for ci, c in enumerate(classes):
             for p in sorted((Path(root) / mod / c).iterdir()):
-                imgs.append(fn(p, size))
+                imgs.append(fn(p, size, prescale))
                 labels.append(ci)
                 files.append(f'{mod}/{c}/{p.name}')
         out[mod] = np.stack(imgs)
@@ -339,6 +359,29 @@ def selftest():
     perfect = calculate(1.0 - cs.astype(np.float64), cs)
     print(f'selftest: rn_scores max |diff| vs pair_all {err:.2e}; perfect ranking -> {perfect}')
     assert err < 1e-6 and all(abs(v - 1.0) < 1e-12 for v in perfect.values())
+    # --prescale: a 256 px file is first Pillow-bilinear-resized to 128 (as all125-128 was made), then the reference
+    # pipeline; a file at or below the size is untouched; the aspect is kept
+    import tempfile
+    from PIL import Image
+    assert prescale_size(256, 256, 128) == (128, 128) and prescale_size(300, 150, 128) == (128, 64)
+    assert prescale_size(128, 128, 128) is None and prescale_size(100, 60, 128) is None
+    rng = np.random.default_rng(0)
+    big = np.full((256, 256, 3), 255, np.uint8)
+    big[60:200, 90:94] = 0
+    big[100:104, 40:220] = rng.integers(0, 60, (4, 180, 3))
+    with tempfile.TemporaryDirectory() as d:
+        Image.fromarray(big).save(f'{d}/big.png')
+        small = np.asarray(Image.fromarray(big).resize((128, 128), Image.BILINEAR))
+        Image.fromarray(small).save(f'{d}/small.png')
+        Image.fromarray(big).save(f'{d}/big.jpg', quality=95)
+        Image.open(f'{d}/big.jpg').resize((128, 128), Image.BILINEAR).save(f'{d}/small.bmp')
+        same_sk = np.array_equal(sketch_uint8(f'{d}/big.png', 128, True), sketch_uint8(f'{d}/small.png', 128))
+        same_ph = np.array_equal(photo_uint8(f'{d}/big.jpg', 128, True), photo_uint8(f'{d}/small.bmp', 128))
+        untouched = np.array_equal(sketch_uint8(f'{d}/small.png', 128, True), sketch_uint8(f'{d}/small.png', 128))
+        differs = not np.array_equal(sketch_uint8(f'{d}/big.png', 128, True), sketch_uint8(f'{d}/big.png', 128))
+    print(f'selftest: prescale sketch == bilinear-128 file: {same_sk}; photo: {same_ph}; 128 px untouched: '
+          f'{untouched}; differs from the reference path at 256 px: {differs}')
+    assert same_sk and same_ph and untouched and differs
 
 
 def main():
@@ -352,6 +395,9 @@ def main():
     ap.add_argument('--size', type=int, default=None, help='input size for --chance (no effect on the numbers)')
     ap.add_argument('--json', help='write the result here')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--prescale', action='store_true',
+                    help='bring images larger than the model input to it first (Pillow bilinear, antialiased), the form '
+                         'the demo weights were trained on (all125-128 is that resize of the 256 px originals)')
     ap.add_argument('--selftest', action='store_true')
     ap.add_argument('--embed', nargs='+', metavar='IMAGE',
                     help='print the L2-normalised SA cls embeddings of these images (float32), like `sketchgpu embed`')
@@ -367,7 +413,7 @@ def main():
         model, _ = load_pth(a.checkpoint)
         size = model.cfg.image_size
         fn = sketch_uint8 if a.modality == 'sketch' else photo_uint8
-        u8 = np.stack([fn(p, size) for p in a.embed])
+        u8 = np.stack([fn(p, size, a.prescale) for p in a.embed])
         with torch.no_grad():
             emb = F.normalize(model.sa(to_input(u8))[:, 0], p=2, dim=1, eps=1e-12)
         res = {'embeddings': emb.tolist()}
@@ -395,11 +441,13 @@ def main():
         model, ck = load_pth(a.checkpoint)
         size = model.cfg.image_size
         if a.split == 'unseen21':
-            data = load_split(UNSEEN256, unseen_classes(), size, cache_name='unseen21', purpose='final-eval')
+            data = load_split(UNSEEN256, unseen_classes(), size, cache_name='unseen21', purpose='final-eval',
+                              prescale=a.prescale)
         else:
             _, val = split_seen(a.val_classes, a.split_seed)
-            data = load_split(ALL128, val, size, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select')
-        res = {'split': a.split, 'checkpoint': str(a.checkpoint), 'config': model.cfg.to_json()}
+            data = load_split(ALL128, val, size, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select',
+                              prescale=a.prescale)
+        res = {'split': a.split, 'checkpoint': str(a.checkpoint), 'config': model.cfg.to_json(), 'prescale': a.prescale}
         res.update(evaluate(model, data, tuple(a.modes.split(','))))
     print(json.dumps(res, indent=1))
     if a.json:
