@@ -3,8 +3,9 @@
 // towers embed as the ZSE file's SA encoder does), `--teacher-whiten`'s PooledTransform (K = 0: mean subtracted
 // only; K > 0: K-wide, half-whitened, each modality centred) and `--init` from a narrower or shallower model (grown,
 // the SA and CA outputs kept), CAAN's compact token table in the reference, `--init-heads` (a warm restart's
-// projections), `--distill-mix`'s CutMix views and mixed teacher maps and `--stem-graft` (a fitted stem appended,
-// the function kept). Needs /usr/bin/python3 with torch (skipped without).
+// projections), `--distill-mix`'s CutMix views and mixed teacher maps, `--stem-graft` (a fitted stem appended,
+// the function kept) and `--edge-sketch`'s pseudo-sketches (ink on edges only, a flat picture blank). Needs
+// /usr/bin/python3 with torch (skipped without).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -49,6 +50,10 @@ maybe('--init across patch grids and widths, --init-towers from a ZSE file and -
   assert.equal(r.graft.stem, '(4, 8, 12) + (3, 5, 6)');
   assert.ok(r.graft.sa_max_abs_diff < 1e-6, JSON.stringify(r.graft));
   assert.ok(r.graft.own_map_diff < 1e-6 && r.graft.grafted_map_diff < 1e-6, JSON.stringify(r.graft));
+  // --edge-sketch: ink in the band around a drawn box's outline and nowhere else (exact zero off it), a sparse page,
+  // and a flat picture stays a blank page (the script asserts each; these read its measurements back)
+  assert.ok(r.edge.on_edge > 0.3 && r.edge.off_edge === 0, JSON.stringify(r.edge));
+  assert.ok(r.edge.max_share < 0.2 && r.edge.flat_blank === true, JSON.stringify(r.edge));
 });
 
 test.run();

@@ -257,6 +257,31 @@ def check_cutmix():
 
 
 @torch.no_grad()
+def check_edge():
+    """train_zse.edge_sketch (--edge-sketch) at 128 px: white background (+1) where a picture is flat, ink (-1) on a
+    drawn square's outline and nowhere far from it, the three channels equal, values in [-1, 1], the inked share near
+    the fraction drawn (the soft band adds some), and a flat picture gives a blank page, not a page of ink."""
+    gen = torch.Generator().manual_seed(7)
+    S = 128
+    x = torch.full((4, 3, S, S), 0.4)
+    x[:3, :, 40:90, 30:100] = -0.8                                  # a dark box on a light ground; row 3 stays flat
+    e = train_zse.edge_sketch(x, gen)
+    assert e.shape == x.shape and float(e.min()) >= -1 and float(e.max()) <= 1
+    assert torch.equal(e[:, 0], e[:, 1]) and torch.equal(e[:, 0], e[:, 2])
+    ink = (e[:, 0] < 0).float()
+    outline = torch.zeros(S, S, dtype=torch.bool)
+    outline[36:94, 26:104] = True
+    outline[44:86, 34:96] = False                                   # a 4 px band either side of the box's edge
+    share = ink[:3].mean(dim=(1, 2))
+    on_edge = float(ink[:3][:, outline].mean())
+    off_edge = float(ink[:3][:, ~outline].max())
+    assert on_edge > 0.3 and off_edge == 0.0, (on_edge, off_edge)
+    assert bool((share < 0.2).all()), share
+    assert float(ink[3].max()) == 0.0 and float(e[3].min()) == 1.0, 'a flat picture must stay blank'
+    return {'on_edge': on_edge, 'off_edge': off_edge, 'max_share': float(share.max()), 'flat_blank': True}
+
+
+@torch.no_grad()
 def check_graft():
     torch.manual_seed(5)
     small = zse_ref.ZseConfig(dim=16, depth=1, sa_heads=2, mlp_dim=32, grid=4, stem=(4, 8, 12), ca_heads=2, ca_ff=24,
@@ -290,4 +315,5 @@ def check_graft():
 if __name__ == '__main__':
     print(json.dumps({'fit_to_grid': check_grid(), 'init_towers': check_towers(), 'whiten': check_whiten(),
                       'grow': check_grow(), 'token_table': check_token_table(),
-                      'init_heads': check_init_heads(), 'cutmix': check_cutmix(), 'graft': check_graft()}))
+                      'init_heads': check_init_heads(), 'cutmix': check_cutmix(), 'graft': check_graft(),
+                      'edge': check_edge()}))

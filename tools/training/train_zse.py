@@ -454,6 +454,26 @@ def patch_cutmix(x, gen, grid, n):
     return x[:n] * (1 - mask) + x[perm.to(x.device)] * mask, perm, mask
 
 
+def edge_sketch(x, gen, ink=(0.03, 0.07)):
+    """--edge-sketch: pseudo-sketches of photo views x [N,3,S,S] in [-1,1], the same geometry, as the training
+    sketches look (dark strokes on white, [-1,1]): grey, a 3x3 binomial blur, Sobel gradient magnitude, and ink where
+    the magnitude is in each image's top fraction (drawn per image from `ink`; real training sketches ink about 4 %
+    of their pixels at 128 px), soft over a band of half the threshold so the strokes are antialiased."""
+    g = x.mean(1, keepdim=True)
+    k1 = torch.tensor([1.0, 2.0, 1.0], device=x.device)
+    blur = (k1[:, None] * k1[None, :] / 16)[None, None]
+    g = F.conv2d(F.pad(g, (1, 1, 1, 1), mode='replicate'), blur)
+    sx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device)[None, None]
+    gp = F.pad(g, (1, 1, 1, 1), mode='replicate')
+    mag = torch.sqrt(F.conv2d(gp, sx) ** 2 + F.conv2d(gp, sx.transpose(2, 3)) ** 2 + 1e-12)
+    n = x.size(0)
+    frac = ink[0] + (ink[1] - ink[0]) * torch.rand(n, generator=gen).to(x.device)
+    flat = mag.flatten(1)
+    thr = torch.stack([torch.quantile(flat[i], 1 - frac[i]) for i in range(n)]).clamp_min(1e-3)[:, None, None, None]
+    inked = ((mag - 0.5 * thr) / (0.5 * thr)).clamp(0, 1)
+    return (1 - 2 * inked).expand(-1, 3, -1, -1).contiguous()
+
+
 def mix_maps(t, perm, mask):
     """The teacher target of a patch_cutmix view: the two views' maps t [N,C,h,w] mixed with the box mask
     area-pooled to the map's cells (the map of a pasted picture is approximated by the pasted part of its map)."""
@@ -853,6 +873,13 @@ def main():
                          'training photo take with --distill-cross the area-weighted mix of their two photos\' pooled '
                          'features. No class loss sees them')
     ap.add_argument('--mix-views', type=int, default=0, help='with --distill-mix: views per modality (default the batch size)')
+    ap.add_argument('--edge-sketch', type=float, default=0.0,
+                    help='weight (needs --teacher): pseudo-sketches, edge maps of the batch\'s augmented photo views '
+                         '(edge_sketch), --edge-views per step, go through the SA encoder as sketches and take the '
+                         'photo view\'s own teacher targets (--distill-global and --distill-tokens) and, with '
+                         '--proxy-loss, its class; more sketch-like inputs of more photos than the 3-5 per class the '
+                         'real sketches were drawn from')
+    ap.add_argument('--edge-views', type=int, default=0, help='with --edge-sketch: views per step (default the batch size)')
     ap.add_argument('--stop-at', type=int, default=0,
                     help='end after this step (validated and checkpointed; the schedule still plans --steps), so that '
                          'a chain of --resume runs with different --steps is reproducible; 0 = run to --steps')
@@ -882,6 +909,11 @@ def main():
         raise SystemExit('error: --distill-mix needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
     if a.mix_views > 2 * a.batch:
         raise SystemExit(f'error: --mix-views {a.mix_views} is more than the {2 * a.batch} views of a modality per step\n'
+                         f'hint: give at most 2 x --batch ({2 * a.batch})')
+    if a.edge_sketch and not (a.teacher or a.teacher_net):
+        raise SystemExit('error: --edge-sketch needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
+    if a.edge_views > 2 * a.batch:
+        raise SystemExit(f'error: --edge-views {a.edge_views} is more than the {2 * a.batch} photo views per step\n'
                          f'hint: give at most 2 x --batch ({2 * a.batch})')
     if a.distill_attn and not (a.teacher or a.teacher_net):
         raise SystemExit('error: --distill-attn needs a teacher\nhint: add --teacher .cache/teacher/feat-*.npy (or --teacher-net DIR)')
@@ -980,7 +1012,7 @@ def main():
     target = torch.cat([torch.full((b,), 0.99), torch.full((b,), 0.01)]).to(dev)   # clamp(target, 0.01, 0.99)
     print(f'device: {dev}' + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else f', {a.threads} thread(s)'), flush=True)
     acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'de': 0.0, 'n': 0}
     t_last = time.time()
     t_loop = t_last - loop_before            # a resumed run's --time-budget schedule goes on where it stopped
     for step in range(start, a.steps):
@@ -997,10 +1029,13 @@ def main():
             mix_sk, perm_sk, mask_sk = patch_cutmix(sk, gen, cfg.grid, nm)
             mix_im, perm_im, mask_im = patch_cutmix(im, gen, cfg.grid, nm)
             views += [mix_sk, mix_im]
+        ne = min(a.edge_views or b, 2 * b) if a.edge_sketch > 0 else 0
+        if ne:                                                      # pseudo-sketches of photo views (--edge-sketch)
+            views.append(edge_sketch(im[:ne], gen))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(a.bf16)):
             sa = model.sa(torch.cat(views))
         sa = sa.float()
-        sa, sa_mix = sa[:4 * b], sa[4 * b:]
+        sa, sa_mix, sa_edge = sa[:4 * b], sa[4 * b:4 * b + 2 * nm], sa[4 * b + 2 * nm:]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16 >= 2):
             cls_fea, score = model(sa[:2 * b], sa[2 * b:])       # CA pairs sk[i] with im[i]: b pos, then b neg
         cls_fea, score = cls_fea.float(), score.float().view(-1)
@@ -1028,7 +1063,7 @@ def main():
             id_im = torch.from_numpy(np.concatenate([i_im, i_imn])).to(dev)
             l_inst = instance_nce(cls[:2 * b], src_sk, cls[2 * b:], id_im, a.ret_temp)
             loss = loss + a.inst_loss * l_inst
-        l_dg = l_dt = l_dr = l_dx = l_da = l_dm = l_ds = torch.zeros(())
+        l_dg = l_dt = l_dr = l_dx = l_da = l_dm = l_ds = l_de = torch.zeros(())
         if stem_teacher is not None:
             t8 = torch.cat([stem_teacher.targets('sketch', np.concatenate([i_sk, i_skn]), th_sk),
                             stem_teacher.targets('photo', np.concatenate([i_im, i_imn]), th_im)])
@@ -1064,6 +1099,15 @@ def main():
                     + a.distill_tokens * (1 - F.cosine_similarity(heads['t'](sa_mix[:, 1:]), cells_mix, dim=2)).mean() \
                     + a.distill_rel * relational_kl(sa_mix[:, 0], g_mix, a.distill_temp)
                 loss = loss + a.distill_mix * l_dm
+            if ne:                                                  # the photo view's own targets, sketch domain
+                g_e = g[2 * b:2 * b + ne]
+                l_de = a.distill_global * (1 - F.cosine_similarity(heads['g'](sa_edge[:, 0]), g_e, dim=1)).mean() \
+                    + a.distill_tokens * (1 - F.cosine_similarity(heads['t'](sa_edge[:, 1:]), cells[2 * b:2 * b + ne], dim=2)).mean()
+                if a.proxy_loss > 0:
+                    y_e = torch.from_numpy(tr['photo_label'][np.concatenate([i_im, i_imn])[:ne]]).long().to(dev)
+                    l_de = l_de + a.proxy_loss * F.cross_entropy(
+                        a.proxy_scale * F.normalize(sa_edge[:, 0], dim=1) @ F.normalize(proxies, dim=1).t(), y_e)
+                loss = loss + a.edge_sketch * l_de
             gs = heads['g'](sa[:, 0])
             if a.distill_cross > 0:
                 g, own, l_dx = cross_targets(teacher, sampler.src[np.concatenate([i_sk, i_skn])], g, gs)
@@ -1097,6 +1141,7 @@ def main():
         acc['da'] += float(l_da)
         acc['dm'] += float(l_dm)
         acc['ds'] += float(l_ds)
+        acc['de'] += float(l_de)
         acc['n'] += 1
         s1 = step + 1
         if s1 % a.log_every == 0 or s1 == a.steps:
@@ -1106,9 +1151,9 @@ def main():
             log({'step': s1, 'lr': lr, 'loss': acc['loss'] / n, 'tri': acc['tri'] / n, 'mse': acc['mse'] / n,
                  'ret': acc['ret'] / n, 'inst': acc['inst'] / n, 'proxy': acc['proxy'] / n,
                  'distill_global': acc['dg'] / n, 'distill_tokens': acc['dt'] / n, 'distill_rel': acc['dr'] / n,
-                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'distill_mix': acc['dm'] / n, 'distill_stem': acc['ds'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
+                 'distill_cross': acc['dx'] / n, 'distill_attn': acc['da'] / n, 'distill_mix': acc['dm'] / n, 'distill_stem': acc['ds'] / n, 'edge_sketch': acc['de'] / n, 'grad_norm': float(gn), 'steps_per_s': n / dt})
             acc = {'loss': 0.0, 'tri': 0.0, 'mse': 0.0, 'ret': 0.0, 'inst': 0.0, 'proxy': 0.0, 'dg': 0.0, 'dt': 0.0, 'dr': 0.0,
-               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'n': 0}
+               'dx': 0.0, 'da': 0.0, 'dm': 0.0, 'ds': 0.0, 'de': 0.0, 'n': 0}
         over = (a.max_minutes and (log.elapsed()) > 60 * a.max_minutes) or \
             (a.time_budget and time.time() - t_loop > 60 * a.time_budget)
         stop = a.stop_at and s1 >= a.stop_at
