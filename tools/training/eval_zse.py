@@ -441,12 +441,11 @@ def main():
         model, ck = load_pth(a.checkpoint)
         size = model.cfg.image_size
         if a.split == 'unseen21':
-            data = load_split(UNSEEN256, unseen_classes(), size, cache_name='unseen21', purpose='final-eval',
-                              prescale=a.prescale)
+            data = load_split(UNSEEN256, unseen_classes(), size, 'unseen21', purpose='final-eval', prescale=a.prescale)
         else:
             _, val = split_seen(a.val_classes, a.split_seed)
-            data = load_split(ALL128, val, size, cache_name=f'val{a.val_classes}s{a.split_seed}', purpose='select',
-                              prescale=a.prescale)
+            vc = f'val{a.val_classes}s{a.split_seed}'
+            data = load_split(ALL128, val, size, cache_name=vc, purpose='select', prescale=a.prescale)
         res = {'split': a.split, 'checkpoint': str(a.checkpoint), 'config': model.cfg.to_json(), 'prescale': a.prescale}
         res.update(evaluate(model, data, tuple(a.modes.split(','))))
     print(json.dumps(res, indent=1))
