@@ -259,8 +259,8 @@ def check_cutmix():
 @torch.no_grad()
 def check_edge():
     """train_zse.edge_sketch (--edge-sketch) at 128 px: white background (+1) where a picture is flat, ink (-1) on a
-    drawn square's outline and nowhere far from it, the three channels equal, values in [-1, 1], the inked share near
-    the fraction drawn (the soft band adds some), and a flat picture gives a blank page, not a page of ink."""
+    drawn square's outline and nowhere far from it, the three channels equal, values in [-1, 1], a sparse page (under a
+    fifth inked), and a flat picture gives a blank page, not a page of ink."""
     gen = torch.Generator().manual_seed(7)
     S = 128
     x = torch.full((4, 3, S, S), 0.4)

@@ -10,6 +10,7 @@ Run with Debian's /usr/bin/python3 (torch 1.13 CPU, numpy, Pillow, OpenCV). Used
   `Image.open(p).resize((S, S)).convert('RGB')` (Pillow's default bicubic, antialiased); sketches `cv2.imread`,
   BGR->RGB, whitespace crop (ink = R+G+B <= 300, margin 10/9 px), `cv2.resize` INTER_LINEAR by ratio, white square
   padding. Then (x/255 - 0.5)/0.5. These are the functions sketchgpu's TypeScript preprocessing reproduces.
+  `--prescale` (a diagnostic, not the engine's path) first brings larger images to S the way all125-128 was made.
 - Metrics exactly as utils/ap.py `calculate` (§6.2): ranking by np.argsort (default quicksort) of the distance
   (ret: 1 - cosine of the L2-normalised SA cls embeddings, which ranks as the reference's pairwise_distance;
   rn: -score), VOC-interpolated AP over the full ranking (mAP@all) and the top 200 (P = min(200, #relevant)),
@@ -91,15 +92,21 @@ def prescale_size(w, h, size):
     return (max(1, round(w * size / max(w, h))), max(1, round(h * size / max(w, h))))
 
 
+def prescale_pil(im, size):
+    """--prescale on a PIL image: Pillow's antialiased bilinear resize to longest side `size` when it is larger (the
+    form of all125-128, the demo weights' training images, made so from the 256 px originals); else unchanged."""
+    from PIL import Image
+    ps = prescale_size(im.width, im.height, size)
+    return im.resize(ps, Image.BILINEAR) if ps else im
+
+
 def sketch_uint8(path, size, prescale=False):
     import cv2
     img = cv2.imread(str(path))
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if prescale:     # the demo weights' training images: Pillow's antialiased bilinear resize of the originals
+    if prescale:
         from PIL import Image
-        ps = prescale_size(img.shape[1], img.shape[0], size)
-        if ps:
-            img = np.asarray(Image.fromarray(img).resize(ps, Image.BILINEAR))
+        img = np.asarray(prescale_pil(Image.fromarray(img), size))
     img = _remove_white_space_image(img, 10)
     img = _resize_image_by_ratio(img, size)
     img = _make_img_square(img)
@@ -111,9 +118,7 @@ def photo_uint8(path, size, prescale=False):
     from PIL import Image
     im = Image.open(path)
     if prescale:
-        ps = prescale_size(im.width, im.height, size)
-        if ps:
-            im = im.resize(ps, Image.BILINEAR)
+        im = prescale_pil(im, size)
     a = np.asarray(im.resize((size, size)).convert('RGB'))
     assert a.dtype == np.uint8 and a.shape == (size, size, 3)
     return a

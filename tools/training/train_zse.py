@@ -1100,9 +1100,9 @@ def main():
                     + a.distill_rel * relational_kl(sa_mix[:, 0], g_mix, a.distill_temp)
                 loss = loss + a.distill_mix * l_dm
             if ne:                                                  # the photo view's own targets, sketch domain
-                g_e = g[2 * b:2 * b + ne]
+                g_e, c_e = g[2 * b:2 * b + ne], cells[2 * b:2 * b + ne]
                 l_de = a.distill_global * (1 - F.cosine_similarity(heads['g'](sa_edge[:, 0]), g_e, dim=1)).mean() \
-                    + a.distill_tokens * (1 - F.cosine_similarity(heads['t'](sa_edge[:, 1:]), cells[2 * b:2 * b + ne], dim=2)).mean()
+                    + a.distill_tokens * (1 - F.cosine_similarity(heads['t'](sa_edge[:, 1:]), c_e, dim=2)).mean()
                 if a.proxy_loss > 0:
                     y_e = torch.from_numpy(tr['photo_label'][np.concatenate([i_im, i_imn])[:ne]]).long().to(dev)
                     l_de = l_de + a.proxy_loss * F.cross_entropy(
