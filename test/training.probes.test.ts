@@ -2,7 +2,7 @@
 // counts (the probes once hard-coded 8 heads for the 4-head students and misreported run L's numbers), and a
 // missing checkpoint is an `error:` + `hint:` with exit 2 before any data is read; the same for tools/training/stem_fit.py;
 // tools/training/eval_zse.py's selftest (its RN scores against the reference, and `--prescale`, the form of the demo
-// weights' training images, behind the card's side check). Needs /usr/bin/python3 with torch.
+// weights' training images, behind the card's side check; --within, the per-modality diagnostic). Needs /usr/bin/python3 with torch.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -28,11 +28,12 @@ maybe('a last.pt and an official .pth come back with their own head counts and i
   assert.ok(r.two_heads_max_abs_diff > 1e-5, `2-head diff ${r.two_heads_max_abs_diff}`);
 });
 
-maybe('eval_zse.py --selftest: RN scores equal the reference, --prescale gives the 128 px files\' form', () => {
+maybe('eval_zse.py --selftest: RN scores equal the reference, --prescale gives the 128 px files\' form, --within ranks each modality without the query', () => {
   const out = execFileSync(PY, [join(REPO_ROOT, 'tools', 'training', 'eval_zse.py'), '--selftest'],
     { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
   // the script asserts each; the printed flags are read back so a silently skipped check shows here
   assert.match(out, /prescale sketch == bilinear-128 file: True; photo: True; 128 px untouched: True; differs from the reference path at 256 px: True/);
+  assert.match(out, /selftest: within_metrics .* == query-by-query .*; perfect clusters -> \{'map_all': 1\.0, 'precision_10': 1\.0\}/);
 });
 
 maybe('a missing checkpoint: error and hint, exit 2, no stack trace', () => {

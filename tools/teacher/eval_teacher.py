@@ -9,7 +9,8 @@ The unseen split's pooled features are kept in .cache/teacher/ (keyed by the cac
     /usr/bin/python3 tools/teacher/eval_teacher.py --split val        # the 10 held-out seen classes (from the cache)
     /usr/bin/python3 tools/teacher/eval_teacher.py --split unseen21   # a final measurement: runs the teacher (~10 min)
 
-Metrics: tools/training/eval_zse.py's (the engine's), sketch -> photo, and photo -> photo (P@10) for reference.
+Metrics: tools/training/eval_zse.py's (the engine's), sketch -> photo, and photo -> photo (P@10) for reference;
+sketch_sketch and photo_photo: retrieval inside each modality (eval_zse.within_metrics, as eval_zse.py --within).
 """
 import argparse
 import json
@@ -95,6 +96,8 @@ for kind in ('raw', 'centred', 'whitened'):
     np.fill_diagonal(pp, np.inf)
     ppsame = (labels['photo'][:, None] == labels['photo'][None, :]).astype(np.int64)
     r['photo_photo_p10'] = float(np.mean(np.take_along_axis(ppsame, pp.argsort(1)[:, :10], 1)))
+    for m in ('sketch', 'photo'):   # inside one modality, as eval_zse.py --within gives for a student
+        r[f'{m}_{m}'] = ev.within_metrics(f[m].astype(np.float64), labels[m])
     res[kind] = r
 print(json.dumps(res, indent=1))
 if a.json:

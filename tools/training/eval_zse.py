@@ -225,6 +225,19 @@ def calculate(distance, class_same):
     return {k: float(np.nanmean(v)) for k, v in query_metrics(distance, class_same).items()}
 
 
+def within_metrics(feat, labels):
+    """Retrieval inside one modality (a diagnostic: does an encoder keep the classes apart on its own?): each image
+    queries all the others of its modality by cosine of the L2-normalised rows of `feat` [N, D] (numpy); itself is
+    left out. mAP@all (VOC, as `calculate`) and P@10, means over queries."""
+    f = feat / np.linalg.norm(feat, axis=1, keepdims=True)
+    dist = 1.0 - f @ f.T
+    np.fill_diagonal(dist, np.inf)                 # sorted last, then dropped
+    same = (labels[:, None] == labels[None, :]).astype(np.int64)
+    arg = dist.argsort()[:, :-1]
+    rel = np.take_along_axis(same, arg, axis=1)
+    return {'map_all': float(np.mean([voc_eval(r) for r in rel])), 'precision_10': float(np.mean(rel[:, :10]))}
+
+
 def chance_metrics(sk_label, im_label, draws=200, seed=0):
     """Expected metrics of a uniformly random ranking: mean (and std) over `draws` random permutations per query."""
     class_same = (sk_label[:, None] == im_label[None, :]).astype(np.int64)
@@ -295,8 +308,9 @@ def rn_scores(model, sa_sk, sa_im, chunk_pairs=2048):
 
 
 @torch.no_grad()
-def evaluate(model, data, modes=('ret', 'rn'), log=None):
-    """Metrics of `model` on a split from load_split: {'ret': {...}, 'rn': {...}, 'n_sketch', 'n_photo', timings}."""
+def evaluate(model, data, modes=('ret', 'rn'), log=None, within=False):
+    """Metrics of `model` on a split from load_split: {'ret': {...}, 'rn': {...}, 'n_sketch', 'n_photo', timings};
+    `within` adds sketch->sketch and photo->photo retrieval by the SA cls (within_metrics)."""
     was = model.training
     model.eval()
     t0 = time.time()
@@ -308,6 +322,9 @@ def evaluate(model, data, modes=('ret', 'rn'), log=None):
         es = F.normalize(sa_sk[:, 0], p=2, dim=1, eps=1e-12)
         ei = F.normalize(sa_im[:, 0], p=2, dim=1, eps=1e-12)
         res['ret'] = calculate((1.0 - es @ ei.t()).cpu().numpy(), class_same)
+    if within:
+        for mod, sa in (('sketch', sa_sk), ('photo', sa_im)):
+            res[f'{mod}_{mod}'] = within_metrics(sa[:, 0].cpu().numpy().astype(np.float64), data[f'{mod}_label'])
     if 'rn' in modes:
         t1 = time.time()
         sc = rn_scores(model, sa_sk, sa_im)
@@ -387,6 +404,24 @@ def selftest():
     print(f'selftest: prescale sketch == bilinear-128 file: {same_sk}; photo: {same_ph}; 128 px untouched: '
           f'{untouched}; differs from the reference path at 256 px: {differs}')
     assert same_sk and same_ph and untouched and differs
+    # within_metrics (--within): each query ranks the others of its modality, itself left out; checked against the
+    # same ranking built query by query with the query deleted, and against perfect and chance-level features
+    feat = rng.normal(size=(23, 5))
+    lab = rng.integers(0, 4, 23)
+    got = within_metrics(feat, lab)
+    fn = feat / np.linalg.norm(feat, axis=1, keepdims=True)
+    aps, p10 = [], []
+    for q in range(23):
+        keep = np.arange(23) != q
+        order = np.argsort(1.0 - fn[keep] @ fn[q])
+        rel = (lab[keep][order] == lab[q]).astype(np.int64)
+        aps.append(voc_eval(rel))
+        p10.append(rel[:10].mean())
+    brute = {'map_all': float(np.mean(aps)), 'precision_10': float(np.mean(p10))}
+    onehot = np.eye(4)[np.repeat(np.arange(4), 12)] + 0.01 * rng.normal(size=(48, 4))
+    perfect_w = within_metrics(onehot, np.repeat(np.arange(4), 12))
+    print(f'selftest: within_metrics {got} == query-by-query {brute}; perfect clusters -> {perfect_w}')
+    assert all(abs(got[k] - brute[k]) < 1e-12 for k in got) and all(abs(v - 1.0) < 1e-12 for v in perfect_w.values())
 
 
 def main():
@@ -403,6 +438,8 @@ def main():
     ap.add_argument('--prescale', action='store_true',
                     help='bring images larger than the model input to it first (Pillow bilinear, antialiased), the form '
                          'the demo weights were trained on (all125-128 is that resize of the 256 px originals)')
+    ap.add_argument('--within', action='store_true',
+                    help='also sketch->sketch and photo->photo retrieval by the SA cls (a diagnostic of each encoder)')
     ap.add_argument('--selftest', action='store_true')
     ap.add_argument('--embed', nargs='+', metavar='IMAGE',
                     help='print the L2-normalised SA cls embeddings of these images (float32), like `sketchgpu embed`')
@@ -452,7 +489,7 @@ def main():
             vc = f'val{a.val_classes}s{a.split_seed}'
             data = load_split(ALL128, val, size, cache_name=vc, purpose='select', prescale=a.prescale)
         res = {'split': a.split, 'checkpoint': str(a.checkpoint), 'config': model.cfg.to_json(), 'prescale': a.prescale}
-        res.update(evaluate(model, data, tuple(a.modes.split(','))))
+        res.update(evaluate(model, data, tuple(a.modes.split(',')), within=a.within))
     print(json.dumps(res, indent=1))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
