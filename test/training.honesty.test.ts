@@ -66,11 +66,12 @@ test('every image list a training tool loads names its purpose; only final measu
       else assert.ok(['train', 'select', 'cache'].includes(purpose!), where);
     }
     // Nothing else in tools/ may list the unseen photos or sketches for training (make_preprocess_fixtures.py
-    // reads them for the preprocessing parity fixtures only; eval_zse.py and teacher/eval_teacher.py measure).
+    // reads them for the preprocessing parity fixtures only; eval_zse.py, teacher/eval_teacher.py and
+    // training/modality_gap.py measure).
     if (/unseen21-256|UNSEEN256/.test(src)) {
       assert.ok(
         ['tools/training/splits.py', 'tools/training/eval_zse.py', 'tools/training/train_zse.py', 'tools/training/train_caan.py',
-          'tools/fixtures/make_preprocess_fixtures.py', 'tools/teacher/eval_teacher.py']
+          'tools/fixtures/make_preprocess_fixtures.py', 'tools/teacher/eval_teacher.py', 'tools/training/modality_gap.py']
           .includes(relative(REPO_ROOT, f)),
         `${relative(REPO_ROOT, f)} names the unseen folder`,
       );

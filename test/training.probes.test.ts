@@ -34,6 +34,7 @@ maybe('eval_zse.py --selftest: RN scores equal the reference, --prescale gives t
   // the script asserts each; the printed flags are read back so a silently skipped check shows here
   assert.match(out, /prescale sketch == bilinear-128 file: True; photo: True; 128 px untouched: True; differs from the reference path at 256 px: True/);
   assert.match(out, /selftest: within_metrics .* == query-by-query .*; perfect clusters -> \{'map_all': 1\.0, 'precision_10': 1\.0\}/);
+  assert.match(out, /selftest: a \.safetensors through load_pth: 4 SA heads, SA max \|diff\| vs the float16-rounded model \d\.\de[-+]\d\d/);
 });
 
 maybe('a missing checkpoint: error and hint, exit 2, no stack trace', () => {
@@ -52,6 +53,16 @@ maybe('stem_fit.py (the stem graft of run O): a missing teacher cache is an erro
   const help = spawnSync(PY, [script, '--help'], { encoding: 'utf8', env });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--stem-graft/);
+});
+
+maybe('modality_gap.py (the card\'s diagnosis): metrics on made-up features; a missing checkpoint is an error with a hint', () => {
+  const script = join(REPO_ROOT, 'tools', 'training', 'modality_gap.py');
+  const out = execFileSync(PY, [script, '--selftest'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(JSON.parse(out.trim()), { perfect_all_one: true, ten_classes_is_all: true });
+  const r = spawnSync(PY, [script, join(REPO_ROOT, 'no-such-run.pth')], { encoding: 'utf8', env });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error: .*no-such-run\.pth does not exist\nhint: /m);
+  assert.not.match(r.stderr, /Traceback/);
 });
 
 test.run();

@@ -352,13 +352,27 @@ def config_from_state_dict(sd, sa_heads, ca_heads, name='loaded'):
 
 
 def model_from_state_dict(sd, sa_heads, ca_heads):
-    """The reference model (eval mode) of a state dict, its shapes read off the tensors and its head counts given."""
+    """The reference model (eval mode) of a state dict, its shapes read off the tensors and its head counts given.
+    The dead `ca.encoder.layers.0.*` clone (zse_ref.DEAD_PREFIX: never used by the forward, dropped from sketchgpu
+    files) may be missing; the model keeps its own initial values there."""
     model = zse_ref.Model(config_from_state_dict(sd, sa_heads, ca_heads))
-    model.load_state_dict(sd)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
+    if missing or unexpected:
+        raise SystemExit(f'error: the weights do not fit the model read off their shapes: missing {missing[:4]}, '
+                         f'unexpected {unexpected[:4]}\nhint: pass an official-layout .pth or a sketchgpu ZSE .safetensors')
     return model.eval()
 
 
 def load_pth(path):
+    """An official-layout .pth ({'model': state_dict, 'config': {...}}) or a sketchgpu ZSE .safetensors (float16 read
+    as float32, head counts from its metadata) -> (model, checkpoint dict)."""
+    if str(path).endswith('.safetensors'):
+        from safetensors_min import load_file
+        tensors, meta = load_file(path)
+        sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
+        cfg_d = {'sa_heads': int(meta.get('sketchgpu.sa_heads', 12)), 'ca_heads': int(meta.get('sketchgpu.ca_heads', 8))}
+        return model_from_state_dict(sd, cfg_d['sa_heads'], cfg_d['ca_heads']), {'model': sd, 'config': cfg_d}
     ck = torch.load(path, map_location='cpu')
     cfg_d = ck.get('config', {})
     return model_from_state_dict(ck['model'], int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8))), ck
@@ -422,12 +436,26 @@ def selftest():
     perfect_w = within_metrics(onehot, np.repeat(np.arange(4), 12))
     print(f'selftest: within_metrics {got} == query-by-query {brute}; perfect clusters -> {perfect_w}')
     assert all(abs(got[k] - brute[k]) < 1e-12 for k in got) and all(abs(v - 1.0) < 1e-12 for v in perfect_w.values())
+    # load_pth reads a sketchgpu .safetensors (float16, dead clone dropped, heads in the metadata) as the same model
+    from safetensors_min import save_file
+    m4 = zse_ref.init_random_(zse_ref.Model(cfg), 5).eval()
+    half = {k: v.detach().half().numpy() for k, v in m4.state_dict().items() if not k.startswith(zse_ref.DEAD_PREFIX)}
+    x = torch.randn(2, 3, cfg.image_size, cfg.image_size)
+    with tempfile.TemporaryDirectory() as d:
+        save_file(half, f'{d}/w.safetensors', {'sketchgpu.sa_heads': '4', 'sketchgpu.ca_heads': '4'})
+        back, _ = load_pth(f'{d}/w.safetensors')
+        m4.load_state_dict({k: v.half().float() for k, v in m4.state_dict().items()})
+        st_diff = (back.sa(x) - m4.sa(x)).abs().max().item()
+    print(f'selftest: a .safetensors through load_pth: {back.cfg.sa_heads} SA heads, SA max |diff| vs the float16-rounded model {st_diff:.1e}')
+    assert back.cfg.sa_heads == 4 and st_diff < 1e-5
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('checkpoint', nargs='?', help='official-format .pth ({"model": state_dict, "config": ...})')
-    ap.add_argument('--split', choices=['unseen21', 'val'], default='unseen21')
+    ap.add_argument('checkpoint', nargs='?', help='official-format .pth ({"model": state_dict, "config": ...}) or a '
+                                                  'sketchgpu ZSE .safetensors')
+    ap.add_argument('--split', choices=['unseen21', 'val', 'train'], default='unseen21',
+                    help='train: the 94 training classes (a diagnostic of fit, with --within)')
     ap.add_argument('--val-classes', type=int, default=10, help='for --split val: as in training')
     ap.add_argument('--split-seed', type=int, default=0, help='for --split val: as in training')
     ap.add_argument('--modes', default='ret,rn')
@@ -474,9 +502,10 @@ def main():
             pl = np.concatenate([np.full(len(list((UNSEEN256 / 'photo' / c).iterdir())), i) for i, c in
                                  enumerate(classes)])
         else:
-            _, val = split_seen(a.val_classes, a.split_seed)
-            sl = np.repeat(np.arange(len(val)), 25)
-            pl = np.repeat(np.arange(len(val)), 25)
+            train, val = split_seen(a.val_classes, a.split_seed)
+            cls = train if a.split == 'train' else val
+            sl = np.repeat(np.arange(len(cls)), 25)
+            pl = np.repeat(np.arange(len(cls)), 25)
         res = {'split': a.split, 'n_sketch': int(len(sl)), 'n_photo': int(len(pl)), 'draws': 200,
                'chance': chance_metrics(sl, pl)}
     else:
@@ -484,6 +513,9 @@ def main():
         size = model.cfg.image_size
         if a.split == 'unseen21':
             data = load_split(UNSEEN256, unseen_classes(), size, 'unseen21', purpose='final-eval', prescale=a.prescale)
+        elif a.split == 'train':
+            train, _ = split_seen(a.val_classes, a.split_seed)
+            data = load_split(ALL128, train, size, cache_name=f'train{a.val_classes}s{a.split_seed}', purpose='train', prescale=a.prescale)
         else:
             _, val = split_seen(a.val_classes, a.split_seed)
             vc = f'val{a.val_classes}s{a.split_seed}'
