@@ -990,7 +990,7 @@ def main():
     va_sub = dict(va, sketch=va['sketch'][::5], sketch_label=va['sketch_label'][::5]) if va else None
 
     def validate(step):
-        r = ev.evaluate(model, va, ('ret',))
+        r = ev.evaluate(model, va, ('ret',), within=True)   # + sketch->sketch, photo->photo (weights/README.md, Diagnosis)
         if a.val_rn:
             r['rn'] = ev.evaluate(model, va_sub, ('rn',))['rn']
             r['rn_sketches'] = int(len(va_sub['sketch']))
