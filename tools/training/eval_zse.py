@@ -419,7 +419,7 @@ def selftest():
           f'{untouched}; differs from the reference path at 256 px: {differs}')
     assert same_sk and same_ph and untouched and differs
     # within_metrics (--within): each query ranks the others of its modality, itself left out; checked against the
-    # same ranking built query by query with the query deleted, and against perfect and chance-level features
+    # same ranking built query by query with the query deleted, and on perfectly clustered features
     feat = rng.normal(size=(23, 5))
     lab = rng.integers(0, 4, 23)
     got = within_metrics(feat, lab)

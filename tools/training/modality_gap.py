@@ -18,7 +18,6 @@ the cache of tools/teacher/features.py. The student's features are computed here
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -61,8 +60,8 @@ def metrics(f, lab, k, draws, seed=0):
 
 
 def selftest():
-    """metrics() on made-up features: perfect clusters give 1.0 everywhere, on all classes and on subsets; a split
-    of k classes or fewer is its own single subset; subsets of a mixed-up split are drawn without repeats."""
+    """metrics() on made-up features: perfect clusters give 1.0 everywhere, on all classes and on 10-class draws; a
+    split of k classes or fewer is its own single subset."""
     rng = np.random.default_rng(0)
     lab = {m: np.repeat(np.arange(30), 5) for m in ('sketch', 'photo')}
     perfect = {m: np.eye(30)[lab[m]] + 1e-3 * rng.normal(size=(150, 30)) for m in lab}
@@ -99,8 +98,7 @@ def main():
     torch.set_num_threads(a.threads)
 
     train, val = ev.split_seen(a.val_classes, a.split_seed)
-    model, _ = ev.load_pth(a.checkpoint)
-    model.eval()
+    model, _ = ev.load_pth(a.checkpoint)           # in eval mode
     size = model.cfg.image_size
     data = {
         'train': ev.load_split(ev.ALL128, train, size, cache_name=f'train{a.val_classes}s{a.split_seed}', purpose='train'),
