@@ -278,4 +278,24 @@ t('compact token table: bad ids, a row count that does not match, both forms at 
   expectError(writeSafetensors(file.tensors, { ...file.metadata, 'sketchgpu.config': huge }), /would take \d+ MiB/);
 });
 
+// The graphs a GPU adapter gets (pre-norm LayerNorms fused into the GEMMs that read them, in the image towers' and
+// the text tower's blocks), run on this adapter: the same reference, the same tolerances.
+t('image and text towers on the graphs of a hardware adapter (fused LayerNorms)', async () => {
+  const w = await loadCaanWeights(WEIGHTS);
+  const m = CaanModel.create({ ...model.ctx, software: false, gemmTuner: undefined }, w.config, w.tensors, { tokenizer: await loadClipTokenizer() });
+  try {
+    for (const side of ['sketch', 'photo'] as const) {
+      const n = side === 'sketch' ? ns : np;
+      const out = await m.debugEncode(side, get(`${side}.input`), n);
+      for (let l = 0; l < m.config.image.depth; l++) cmp(out[`layer${l}`], `${side}.layer${l}`);
+      cmp(out.emb, `${side}.emb`);
+    }
+    const out = await m.debugText(Uint32Array.from(ids.data as Int32Array), nt, ctx, eot);
+    for (let l = 0; l < m.config.text.depth; l++) cmp(out[`layer${l}`], `text.layer${l}`);
+    cmp(out.emb, 'text.emb');
+  } finally {
+    await m.destroy();
+  }
+});
+
 t.run();

@@ -8,6 +8,8 @@ import { loadWeights } from '../src/models/load-file.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32 } from '../src/core/tensor.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
+import { buildSaGraph } from '../src/models/zse/graph.ts';
+import { Graph } from '../src/graph/graph.ts';
 import { FIXTURES } from './paths.ts';
 import { assertClose, gpu, maxAbsDiff } from './util.ts';
 
@@ -96,4 +98,37 @@ for (const name of ['tiny64', 'tiny224']) {
     });
     t.run();
   }
+}
+
+// The graph a GPU adapter gets (tiled GEMMs, workgroup LayerNorms, flash attention, and each block's two pre-norm
+// LayerNorms fused into the qkv and fc1 GEMMs), run here on this adapter whatever it is: the same reference, the
+// same tolerances. (On a CPU driver the default suites above run the software graph, where nothing is fused.)
+{
+  const name = 'tiny64';
+  const t = suite(`ZSE-SBIR parity ${name} on the graph of a hardware adapter (fused LayerNorms)`);
+  const exp = readSafetensors(readFileSync(resolve(FIXTURES, 'zse', `${name}.expected.safetensors`))).tensors;
+  const get = (k: string) => toFloat32(exp.get(k)!);
+  let model: ZseModel;
+  t.before(async () => {
+    const w = await loadWeights(resolve(FIXTURES, 'zse', `${name}.pth`));
+    model = ZseModel.create({ ...(await gpu()), software: false, gemmTuner: undefined }, w.config, w.tensors);
+  });
+  t.after(async () => model.destroy());
+  t('the graph: two fused GEMMs per block, one LayerNorm dispatch (the final norm)', () => {
+    const g = new Graph({ software: false });
+    buildSaGraph(g, model.config, 2);
+    const kernels = g.nodes.map((n) => n.kernel.name);
+    assert.is(kernels.filter((k) => k.endsWith('ln')).length, 2 * model.config.depth, kernels.join(' '));
+    assert.is(kernels.filter((k) => k.startsWith('layernorm')).length, 1, kernels.join(' '));
+  });
+  t('SA blocks, final norm and embeddings', async () => {
+    for (const mod of ['sketch', 'photo'] as const) {
+      const n = exp.get(`${mod}.input`)!.shape[0]!;
+      const out = await model.debugEncode(get(`${mod}.input`), n);
+      for (let l = 0; l < model.config.depth; l++) assertClose(out[`layer${l}`]!, get(`${mod}.sa.layer${l}`), TOL, TOL, `${mod} layer${l}`);
+      assertClose(out.sa!, get(`${mod}.sa`), TOL, TOL, `${mod} sa`);
+      assertClose(out.emb!, get(`${mod}.emb`), TOL, TOL, `${mod} emb`);
+    }
+  });
+  t.run();
 }

@@ -7,6 +7,7 @@ struct Params {
   aOff: u32, cOff: u32, rOff: u32,
   hasBias: u32, hasRes: u32, act: u32,
   alpha: f32,
+  lnEps: f32, // the fused LayerNorm's eps (gemm/norm_ln.wgsl); unused without one
 }
 
 // The f16 precision option: every A and B element is rounded to binary16 (round_f16 of lib/f16.wgsl, prepended) as it

@@ -8,10 +8,12 @@
 // (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
-// gemm/operand_*.wgsl, gemm/store_*.wgsl.)
+// gemm/operand_*.wgsl, gemm/store_*.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused
+// into A's loads, which moves C to binding 6 and the uniform block to 7: each invocation computes the statistics of
+// its own 4 rows, as there is no workgroup memory to share them in.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(@P_BINDING@) var<uniform> p: Params;
 
 
 // 8x8 invocations, each a 4x4 block: a TILE x TILE tile of C per workgroup.
@@ -28,6 +30,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     a[i] = (p.aOff + min(m0 + i, p.M - 1u) * p.lda) / 4u;
     b[i] = (min(n0 + i, p.N - 1u) * p.ldb) / 4u;
   }
+  var st: array<vec2<f32>, 4>; // the fused LayerNorm's mean and 1/std of the 4 rows (NORM_A)
+  if (NORM_A) {
+    for (var i = 0u; i < 4u; i++) { st[i] = rowNorm(min(m0 + i, p.M - 1u)); }
+  }
   var acc: array<vec4<f32>, 4>; // acc[i][j] = C[m0+i, n0+j]
   for (var k = 0u; k < K4; k++) {
     let b0 = loadB4(b[0] + k);
@@ -35,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let b2 = loadB4(b[2] + k);
     let b3 = loadB4(b[3] + k);
     for (var i = 0u; i < 4u; i++) {
-      let av = loadA4(a[i] + k);
+      let av = loadAN4(a[i] + k, k, st[i]);
       acc[i] += vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
     }
   }

@@ -17,7 +17,7 @@
 
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(@P_BINDING@) var<uniform> p: Params;
 
 const TILE = 64u; // rows and columns of C per workgroup
 

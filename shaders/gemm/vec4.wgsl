@@ -12,11 +12,11 @@
 
 // (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
 
-// (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
+// (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended (no LayerNorm is fused into this kernel):
 // gemm/operand_*.wgsl, gemm/store_*.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(@P_BINDING@) var<uniform> p: Params;
 
 const T = 128u;  // tile rows and columns
 const TK = 16u;  // K per stage

@@ -67,16 +67,19 @@ export function nodeCost(n: OpNode): NodeCost {
   let modelled = true;
   let peak: NodeCost['peak'] = 'fp32';
   if (n.gemm) {
-    const [a, b, bias, res] = n.reads;
+    const [a, b, bias, res, gamma] = n.reads;
     const M = param(n, 'M'), N = param(n, 'N'), K = param(n, 'K');
     const c = n.writes[0]!;
     const aB = M * K * esize(a!.dtype), bB = N * K * esize(b!.dtype), cB = M * N * esize(c.dtype);
     const biasB = bias ? N * 4 : 0, resB = res ? M * N * 4 : 0;
-    minBytes = aB + bB + biasB + resB + cB;
+    // A fused LayerNorm (gemm/norm_ln.wgsl): gamma and beta [K], and two more sweeps of A's rows (mean, variance)
+    // each time a tile column's rows are normalised.
+    const normB = gamma ? 2 * K * 4 : 0, aSweeps = gamma ? 3 : 1;
+    minBytes = aB + bB + biasB + resB + normB + cB;
     // Tiled kernels stage an A row-panel and a B column-panel per output tile: A is read once per tile column,
     // B once per tile row (rowdot: each invocation reads its 4 rows of A and of B along all of K).
     const tile = GEMM_TILE[base] ?? 64;
-    patternBytes = aB * Math.ceil(N / tile) + bB * Math.ceil(M / tile) + biasB * Math.ceil(M / tile) + resB + cB;
+    patternBytes = aSweeps * aB * Math.ceil(N / tile) + bB * Math.ceil(M / tile) + (biasB + normB) * Math.ceil(M / tile) + resB + cB;
     // Only the subgroup-matrix kernel runs on tensor cores; the others compute in f32 even on binary16 operands.
     peak = base === 'gemm_smat' ? 'fp16Tensor' : 'fp32';
   } else if (base === 'attention' || base === 'attention_causal') {

@@ -19,6 +19,14 @@ export interface GraphTarget {
   precision?: Precision;
   /** The subgroup-matrix f16 GEMM compiled and passed its check on this device (src/graph/smat.ts). */
   smat?: boolean;
+  /**
+   * Fuse a GEMM's pre-norm LayerNorm (gemm option `norm`) into the GEMM where its kernel can take it: one dispatch
+   * less per LayerNorm (24 of 92 in a ViT-B/16 SA forward) and no normalised copy written and read back. Default:
+   * on hardware adapters, off on software ones, where the CPU driver's GEMM (rowdot, no workgroup memory) would
+   * recompute each row's statistics for every 4 output columns: the small SA encoder took 1.1-1.6x as long on
+   * lavapipe fused (docs/performance.md, "Host cost per forward").
+   */
+  fuseNorm?: boolean;
 }
 
 export type Precision = 'f32' | 'f16';

@@ -8,16 +8,20 @@ import { CONV2D, CONV2D_PATCH } from './ops/conv2d.ts';
 import { ANCHOR_BEST_COSINE, ANCHOR_COSINE } from './ops/cosine.ts';
 import { TOKEN_EMBED, TOKENS } from './ops/embed.ts';
 import { GATHER } from './ops/gather.ts';
-import { gemmKernel, GEMM_VARIANTS } from './ops/gemm.ts';
+import { gemmKernel, GEMM_VARIANTS, NORM_VARIANTS } from './ops/gemm.ts';
 import { L2NORM } from './ops/l2norm.ts';
 import { LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16 } from './ops/layernorm.ts';
 import { TOPK } from './ops/topk.ts';
 import type { Kernel } from './kernel.ts';
 import { wgslLimits, type KernelLimits } from './wgsl.ts';
 
-/** Every portable program: each GEMM variant in f32 and with binary16 operands and output, the flash attention shapes. */
+/**
+ * Every portable program: each GEMM variant in f32 and with binary16 operands and output, those that take a fused
+ * LayerNorm with it (two more storage bindings), the flash attention shapes.
+ */
 function portableKernels(): Kernel[] {
   const gemms = GEMM_VARIANTS.flatMap((v) => [gemmKernel(v, 'f32'), gemmKernel(v, 'f16', { a: 'f16', b: 'f16', c: v === 'tiled' || v === 'tiled32' ? 'f32' : 'f16' })]);
+  gemms.push(...NORM_VARIANTS.map((v) => gemmKernel(v, 'f16', { b: 'f16' }, true)));
   const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].flatMap((T) => [false, true].map((split) => attentionKernel(dh, T, true, false, true, split).kernel)));
   return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
     LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, TOPK];

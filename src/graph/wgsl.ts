@@ -39,7 +39,7 @@ export interface KernelLimits {
   maxUniformBuffersPerShaderStage: number;
 }
 
-const TYPE_BYTES: Record<string, number> = { f32: 4, u32: 4, i32: 4, f16: 2, 'vec2<u32>': 8, 'vec4<f32>': 16, 'vec4<u32>': 16 };
+const TYPE_BYTES: Record<string, number> = { f32: 4, u32: 4, i32: 4, f16: 2, 'vec2<u32>': 8, 'vec2<f32>': 8, 'vec4<f32>': 16, 'vec4<u32>': 16 };
 
 /**
  * The limits one program needs, read from its text: the largest @workgroup_size of its entry points, the sum of its

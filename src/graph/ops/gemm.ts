@@ -8,19 +8,24 @@ import operandF16 from '../../../shaders/gemm/operand_f16.wgsl';
 import storeF32 from '../../../shaders/gemm/store_f32.wgsl';
 import storeF16 from '../../../shaders/gemm/store_f16.wgsl';
 import smatSource from '../../../shaders/gemm/smat.wgsl';
+import normNone from '../../../shaders/gemm/norm_none.wgsl';
+import normLn from '../../../shaders/gemm/norm_ln.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 import { fillSlots, wgslConst } from '../wgsl.ts';
+import { layerNorm } from './layernorm.ts';
 
 type Float = 'f32' | 'f16';
 /** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
 const operand = (name: 'A' | 'B', dtype: Float) => fillSlots(dtype === 'f16' ? operandF16 : operandF32, { X: name, BINDING: name === 'A' ? 0 : 1 });
-/** shaders/gemm/tiled.wgsl at a tile side (64 or 32; 4x4 outputs per thread, 16 of K per step). */
-const tiledBody = (tile: number) => fillSlots(source, { TILE: tile, WGS: tile / 4, PANEL: 16 * tile });
-const BODY: Record<GemmVariant, [string, string]> = {
-  tiled: ['gemm', tiledBody(64)], tiled32: ['gemm_t32', tiledBody(32)], rowdot: ['gemm_rowdot', rowdotSource], vec4: ['gemm_vec4', vec4Source], smat: ['gemm_smat', smatSource],
+/** Each variant's entry name, WGSL template and its slots (shaders/gemm/tiled.wgsl at a tile side of 64 or 32: 4x4 outputs per thread, 16 of K per step). */
+const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
+  tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64, SPLIT: 4, THREADS: 256 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32, SPLIT: 2, THREADS: 64 }],
+  rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
 };
+/** A variant's body, its uniform block at binding 5 (7 with a fused LayerNorm, whose gamma and beta take 4 and 5). */
+const body = (variant: GemmVariant, norm = false) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: norm ? 7 : 5 });
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
 const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
 
@@ -28,16 +33,19 @@ const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;
  * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
  * rounded to binary16 on load (the F16_OPERANDS slot of gemm/epilogue.wgsl) when stored as f32, and read as
  * they are when stored as binary16 (weights, GEMM-written hidden activations); C may be stored as binary16.
+ * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32 and rowdot only, A
+ * stored as f32): the node then reads gamma and beta at bindings 4 and 5, and C and the uniform block move to 6 and 7.
  */
-export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}): Kernel {
-  const [name, body] = BODY[variant];
+export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}, norm = false): Kernel {
+  const name = BODY[variant][0];
   if (variant === 'smat' && precision !== 'f16') throw new Error('gemm smat computes on binary16 operands: it needs the f16 precision option');
   const { a = 'f32', b = 'f32', c = 'f32' } = io;
-  const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : ''].join('');
+  if (norm && (!NORM_VARIANTS.includes(variant) || a !== 'f32')) throw new Error(`gemm ${variant} with A as ${a} cannot fuse a LayerNorm`);
+  const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : '', norm ? 'ln' : ''].join('');
   return {
     name: tag ? `${name}/${tag}` : name,
     wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + operand('A', a) + operand('B', b) +
-      (c === 'f16' ? storeF16 : storeF32) + body,
+      (norm ? normLn : normNone) + fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: norm ? 6 : 4 }) + body(variant, norm),
   };
 }
 
@@ -46,20 +54,22 @@ export const GEMM: Kernel = gemmKernel('tiled', 'f32');
 export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
 /** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm/vec4.wgsl). */
 export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
-/** The binary16 storage snippets and the subgroup-matrix body (in no kernel above; the autotune hashes them too). */
-export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource;
+/** The binary16 storage snippets, the subgroup-matrix body and the fused LayerNorm (in no kernel above; the autotune hashes them too). */
+export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource + normLn;
 
 /** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
 export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat';
 /** The variants every adapter can run. */
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'vec4'];
+/** The variants a LayerNorm can be fused into (gemm options `norm`). */
+export const NORM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot'];
 /** The scalar-load variants: any layout. */
 const UNALIGNED: readonly GemmVariant[] = ['tiled', 'tiled32'];
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
 export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] => (aligned ? [...GEMM_VARIANTS, ...(smat ? ['smat' as const] : [])] : [...UNALIGNED]);
 /** The output tile of a workgroup, read from each kernel's WGSL (rows = columns). */
 const TILE: Record<GemmVariant, number> = {
-  tiled: wgslConst(BODY.tiled[1], 'TM'), tiled32: wgslConst(BODY.tiled32[1], 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
+  tiled: wgslConst(body('tiled'), 'TM'), tiled32: wgslConst(body('tiled32'), 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
 };
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
@@ -102,6 +112,13 @@ export interface GemmOptions {
   half?: boolean;
   /** Shape of the new output tensor (default [M, N]). */
   outShape?: readonly number[];
+  /**
+   * A pre-norm LayerNorm (torch's nn.LayerNorm over A's K columns) applied to A first: C = act(alpha · LN(A)·Bᵀ + ...).
+   * Fused into the GEMM's loads (one dispatch, no normalised copy in memory) where the kernel can (tiled, tiled32,
+   * rowdot; A stored as f32, lda = K, vec4-aligned) and the graph target asks for it (`fuseNorm`, by default on
+   * hardware adapters only); else a separate layerNorm node, stored as binary16 under the f16 option, feeds the GEMM.
+   */
+  norm?: { gamma: Tensor; beta: Tensor; eps: number };
   label?: string;
 }
 
@@ -120,23 +137,33 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   const variant = o.variant ?? (tuned && gemmVariantsFor(aligned, smat).includes(tuned) ? tuned : smat ? 'smat' : defaultVariant(!!g.target.software, aligned));
   if (!UNALIGNED.includes(variant) && !aligned) throw new Error(`gemm ${variant} needs K, lda, ldb and the A offset to be multiples of 4`);
   if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
+  const norm = o.norm;
+  if (norm) {
+    const fuse = (g.target.fuseNorm ?? !g.target.software) && NORM_VARIANTS.includes(variant) && aligned && a.dtype === 'f32' && lda === K && (o.aOffset ?? 0) === 0;
+    if (!fuse) {
+      if (lda !== K || (o.aOffset ?? 0) !== 0) throw new Error('gemm: a fused LayerNorm needs A contiguous (lda = K, no offset)');
+      const x = layerNorm(g, a, norm.gamma, norm.beta, { kind: 'torch', eps: norm.eps, half: true, label: `${o.label ?? 'gemm'}.ln` });
+      return gemm(g, x, b, { ...o, norm: undefined });
+    }
+  }
   const c16 = !!o.half && precision === 'f16' && !o.out && !UNALIGNED.includes(variant) && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', o.outShape ?? [M, N], c16 ? 'f16' : 'f32');
   if (out.dtype !== 'f32' && !c16) throw new Error(`gemm: output ${out} must be f32`);
   const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: gemmKernel(variant, precision, { a: a.dtype, b: bw.dtype, c: out.dtype as Float }),
-    reads: [a, bw, o.bias ?? null, o.residual ?? null],
+    kernel: gemmKernel(variant, precision, { a: a.dtype, b: bw.dtype, c: out.dtype as Float }, !!norm),
+    reads: norm ? [a, bw, o.bias ?? null, o.residual ?? null, norm.gamma, norm.beta] : [a, bw, o.bias ?? null, o.residual ?? null],
     writes: [out],
     params: [
       ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K],
       ['lda', 'u32', o.lda ?? K], ['ldb', 'u32', o.ldb ?? K], ['ldc', 'u32', ldc], ['ldr', 'u32', o.ldr ?? N],
       ['aOff', 'u32', o.aOffset ?? 0], ['cOff', 'u32', o.cOffset ?? 0], ['rOff', 'u32', o.rOffset ?? 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
-      ['alpha', 'f32', o.alpha ?? 1],
+      ['alpha', 'f32', o.alpha ?? 1], ['lnEps', 'f32', norm?.eps ?? 0],
     ],
     dispatch: [Math.ceil(N / tile), Math.ceil(M / tile), 1],
+    // The GEMM's own work; a fused LayerNorm's is not counted, as a LayerNorm node counts none either.
     flops: 2 * M * N * K,
     gemm: shape,
   });
@@ -151,13 +178,13 @@ function defaultVariant(software: boolean, aligned: boolean): GemmVariant {
  * y = act(x Wᵀ + b) (+ residual) over the last axis of x, as torch.nn.Linear. Weight names are resolved in the
  * graph's weight store; `${prefix}.weight` is [out, in].
  */
-export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; half?: boolean; label?: string } = {}): Tensor {
+export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; half?: boolean; norm?: GemmOptions['norm']; label?: string } = {}): Tensor {
   const K = x.shape[x.shape.length - 1]!;
   const M = x.size / K;
   const w = g.weight(`${prefix}.weight`, [outFeatures, K]);
   const b = o.bias === false ? null : g.weight(`${prefix}.bias`, [outFeatures]);
   return gemm(g, x, w, {
-    M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', half: o.half,
+    M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', half: o.half, norm: o.norm,
     outShape: [...x.shape.slice(0, -1), outFeatures], label: o.label ?? prefix,
   });
 }

@@ -59,13 +59,14 @@ export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o:
   const dh = W / heads;
   for (let l = 0; l < c.text.depth; l++) {
     const p = `text.transformer.resblocks.${l}`;
-    const h = layerNorm(g, x, g.weight(`${p}.ln_1.weight`, [W]), g.weight(`${p}.ln_1.bias`, [W]), { kind: 'torch', eps: 1e-5, half: true, label: `T${l}.ln_1` });
-    const qkv = gemm(g, h, g.weight(`${p}.attn.in_proj_weight`, [3 * W, W]), { M: B * L, N: 3 * W, K: W, bias: g.weight(`${p}.attn.in_proj_bias`, [3 * W]), out: g.intermediate(`T${l}.qkv`, [B, L, 3 * W]), label: `T${l}.qkv` });
+    // Each pre-norm LayerNorm is fused into the GEMM that reads it where the kernel allows (gemm option `norm`).
+    const ln1 = { gamma: g.weight(`${p}.ln_1.weight`, [W]), beta: g.weight(`${p}.ln_1.bias`, [W]), eps: 1e-5 };
+    const qkv = gemm(g, x, g.weight(`${p}.attn.in_proj_weight`, [3 * W, W]), { M: B * L, N: 3 * W, K: W, bias: g.weight(`${p}.attn.in_proj_bias`, [3 * W]), out: g.intermediate(`T${l}.qkv`, [B, L, 3 * W]), norm: ln1, label: `T${l}.qkv` });
     // nn.MultiheadAttention scales q by dh^-0.5 before the dot product; scaling the score instead differs by rounding.
     const a = attention(g, qkv, qkv, qkv, { B, heads, Tq: L, Tk: L, headDim: dh, q: rows(L, 3 * W, 0), k: rows(L, 3 * W, W), v: rows(L, 3 * W, 2 * W), scale: Math.fround(dh ** -0.5), causal: true, half: true, label: `T${l}.attn` });
     x = linear(g, a, `${p}.attn.out_proj`, W, { residual: x, label: `T${l}.out` });
-    const h2 = layerNorm(g, x, g.weight(`${p}.ln_2.weight`, [W]), g.weight(`${p}.ln_2.bias`, [W]), { kind: 'torch', eps: 1e-5, half: true, label: `T${l}.ln_2` });
-    const m = linear(g, h2, `${p}.mlp.c_fc`, c.text.mlp, { act: 'quickgelu', half: true, label: `T${l}.c_fc` });
+    const ln2 = { gamma: g.weight(`${p}.ln_2.weight`, [W]), beta: g.weight(`${p}.ln_2.bias`, [W]), eps: 1e-5 };
+    const m = linear(g, x, `${p}.mlp.c_fc`, c.text.mlp, { act: 'quickgelu', half: true, norm: ln2, label: `T${l}.c_fc` });
     x = linear(g, m, `${p}.mlp.c_proj`, W, { residual: x, label: `T${l}.c_proj` });
     if (o.debug) g.output(`layer${l}`, x);
   }

@@ -81,14 +81,15 @@ export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: 
   const scale = Math.fround(dh ** -0.5);
   for (let l = 0; l < v.depth; l++) {
     const p = `${SA}.transformer.layers.${l}.0`;
-    const ln1 = layerNorm(g, t, g.weight(`${p}.layer_norm_input.weight`, [D]), g.weight(`${p}.layer_norm_input.bias`, [D]), { kind: 'torch', eps: 1e-5, half: true, label: `L${l}.ln_in` });
-    const qkv = linear(g, ln1, `${p}.attention.to_qkv`, 3 * D, { label: `L${l}.qkv` });
+    // Each pre-norm LayerNorm is fused into the GEMM that reads it where the kernel allows (gemm option `norm`).
+    const ln1 = { gamma: g.weight(`${p}.layer_norm_input.weight`, [D]), beta: g.weight(`${p}.layer_norm_input.bias`, [D]), eps: 1e-5 };
+    const qkv = linear(g, t, `${p}.attention.to_qkv`, 3 * D, { norm: ln1, label: `L${l}.qkv` });
     const att = attention(g, qkv, qkv, qkv, {
       B, heads: v.heads, Tq: T, Tk: T, headDim: dh, q: rows(T, 3 * D, 0), k: rows(T, 3 * D, D), v: rows(T, 3 * D, 2 * D), scale, half: true, label: `L${l}.attn`,
     });
     t = linear(g, att, `${p}.attention.to_out.0`, D, { residual: t, label: `L${l}.out` });
-    const ln2 = layerNorm(g, t, g.weight(`${p}.layer_norm_out.weight`, [D]), g.weight(`${p}.layer_norm_out.bias`, [D]), { kind: 'torch', eps: 1e-5, half: true, label: `L${l}.ln_out` });
-    const m = linear(g, ln2, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', half: true, label: `L${l}.fc1` });
+    const ln2 = { gamma: g.weight(`${p}.layer_norm_out.weight`, [D]), beta: g.weight(`${p}.layer_norm_out.bias`, [D]), eps: 1e-5 };
+    const m = linear(g, t, `${p}.mlp.net.0`, v.mlpDim, { act: 'gelu', half: true, norm: ln2, label: `L${l}.fc1` });
     t = linear(g, m, `${p}.mlp.net.3`, D, { residual: t, label: `L${l}.fc2` });
     if (o.debug) g.output(`layer${l}`, t);
   }
