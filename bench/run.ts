@@ -220,6 +220,13 @@ if (only.has('e2e')) {
     return sa;
   };
   e2e.sa = await timeSa(model, '');
+  if (!software) {
+    // The same forwards with each block's pre-norm LayerNorms as dispatches of their own (fused by default on
+    // hardware adapters): what the fusion gains or costs on this GPU, side by side.
+    const apart = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64, fuseNorm: false });
+    e2e.sa_ln_apart = await timeSa(apart, ' LN apart');
+    await apart.destroy();
+  }
   const ns = 8, np = 8, P = ns * np;
   // Image-like inputs with real variation (rnd's 1-D values repeat every 7), so the peers' parity check means something.
   const skImages = uniform(ns * 3 * S * S, 30);
@@ -364,6 +371,11 @@ if (only.has('cost')) {
 
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
+// Fused pre-norm LayerNorms against the same forwards with them apart (> 1: fusing is faster on this adapter).
+for (const [k, v] of Object.entries((e2e.sa_ln_apart ?? {}) as Record<string, { img_per_s: number }>)) {
+  const fused = (e2e.sa as Record<string, { img_per_s: number }> | undefined)?.[k];
+  if (fused) ratios[`sa_${k}_ln_fused_vs_apart`] = fused.img_per_s / v.img_per_s;
+}
 /** The PyTorch peer's interpreter: SKETCHGPU_PYTHON (e.g. a CUDA torch's python3 on a GPU machine), else Debian's. */
 const py = process.env.SKETCHGPU_PYTHON ?? '/usr/bin/python3';
 const modelName = cfg === SMALL ? 'small' : 'vitb';

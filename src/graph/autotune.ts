@@ -123,13 +123,13 @@ export function gemmShapes(g: Graph): GemmShape[] {
  * Builds a model graph for this context. With a tuner, the GEMM problems it has not measured yet are timed first
  * and the graph is rebuilt with the measured choices (build must be repeatable).
  */
-export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void, o: { precision?: Precision } = {}): Promise<Graph> {
+export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void, o: { precision?: Precision; fuseNorm?: boolean } = {}): Promise<Graph> {
   const tuner = ctx.gemmTuner;
   const precision = o.precision ?? 'f32';
   // Tensor cores for the f16 option where the adapter has subgroup matrices and the kernel checks out on it.
   const smat = precision === 'f16' && (await probeSubgroupMatrixGemm(ctx)).ok;
   const make = () => {
-    const g = new Graph({ software: ctx.software, precision, smat, ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
+    const g = new Graph({ software: ctx.software, precision, smat, ...(o.fuseNorm !== undefined ? { fuseNorm: o.fuseNorm } : {}), ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}) });
     build(g);
     return g;
   };

@@ -13,17 +13,17 @@ import type { HostTensor } from '../core/tensor.ts';
 export class ModelRuntime {
   private readonly executors = new Map<string, Promise<Executor>>();
 
-  private constructor(readonly ctx: GpuContext, private readonly store: WeightStore, readonly precision: Precision) {}
+  private constructor(readonly ctx: GpuContext, private readonly store: WeightStore, readonly precision: Precision, private readonly fuseNorm?: boolean) {}
 
   /**
    * Uploads the tensors. With the f16 option the formats come from one graph of each kind the model builds
    * (`kinds`, dry runs): weights only GEMMs read are kept as binary16 only.
    */
-  static create(ctx: GpuContext, tensors: Iterable<[string, HostTensor]>, precision: Precision, kinds: () => ((g: Graph) => void)[]): ModelRuntime {
+  static create(ctx: GpuContext, tensors: Iterable<[string, HostTensor]>, precision: Precision, kinds: () => ((g: Graph) => void)[], o: { fuseNorm?: boolean } = {}): ModelRuntime {
     const store = new WeightStore(ctx.device);
     const formats = precision === 'f16' ? weightFormats(kinds()) : undefined;
     for (const [name, t] of tensors) store.upload(name, t, formats?.get(name));
-    return new ModelRuntime(ctx, store, precision);
+    return new ModelRuntime(ctx, store, precision, o.fuseNorm);
   }
 
   /** Bytes of weights on the GPU (about half with the f16 option, whose GEMM weights are stored as binary16). */
@@ -34,7 +34,7 @@ export class ModelRuntime {
   executor(key: string, build: (g: Graph) => void): Promise<Executor> {
     let ex = this.executors.get(key);
     if (!ex) {
-      ex = buildGraph(this.ctx, build, { precision: this.precision }).then((g) => Executor.create(this.ctx, g, this.store));
+      ex = buildGraph(this.ctx, build, { precision: this.precision, fuseNorm: this.fuseNorm }).then((g) => Executor.create(this.ctx, g, this.store));
       ex.catch(() => this.executors.delete(key));
       this.executors.set(key, ex);
     }

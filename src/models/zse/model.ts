@@ -17,6 +17,8 @@ export interface ZseModelOptions {
   maxPairs?: number;
   /** 'f16': GEMM operands rounded to binary16, f32 accumulation; Linear weights and the activations GEMMs read stored as binary16 (graph.ts Precision). Default 'f32'. */
   precision?: Precision;
+  /** Fuse each block's pre-norm LayerNorms into the GEMMs that read them (graph.ts `fuseNorm`; default: on hardware adapters). The bench compares both. */
+  fuseNorm?: boolean;
 }
 
 /**
@@ -64,7 +66,7 @@ export class ZseModel {
   }
 
   static create(ctx: GpuContext, config: ZseConfig, tensors: ReadonlyMap<string, HostTensor>, opts: ZseModelOptions = {}): ZseModel {
-    return new ZseModel(ctx, config, ModelRuntime.create(ctx, tensors, opts.precision ?? 'f32', () => ZseModel.graphKinds(config)), opts);
+    return new ZseModel(ctx, config, ModelRuntime.create(ctx, tensors, opts.precision ?? 'f32', () => ZseModel.graphKinds(config), { fuseNorm: opts.fuseNorm }), opts);
   }
 
   /** The graphs of one image and of one sketch-photo pair: what batch sizes and memory checks are read from. */
