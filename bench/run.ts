@@ -221,11 +221,13 @@ if (only.has('e2e')) {
   };
   e2e.sa = await timeSa(model, '');
   if (!software) {
-    // The same forwards with each block's pre-norm LayerNorms as dispatches of their own (fused by default on
-    // hardware adapters): what the fusion gains or costs on this GPU, side by side.
-    const apart = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64, fuseNorm: false });
-    e2e.sa_ln_apart = await timeSa(apart, ' LN apart');
-    await apart.destroy();
+    // The same forwards with each block's pre-norm LayerNorms fused into qkv and fc1 at every batch, and apart at
+    // every batch (by default they are fused up to NORM_FUSE_MAX_ROWS rows): what fusing gains or costs on this GPU.
+    for (const fuseNorm of [true, false]) {
+      const m = ZseModel.create(ctx, cfg, weights, { maxBatch: 128, maxPairs: 64, fuseNorm });
+      e2e[fuseNorm ? 'sa_ln_fused' : 'sa_ln_apart'] = await timeSa(m, fuseNorm ? ' LN fused' : ' LN apart');
+      await m.destroy();
+    }
   }
   const ns = 8, np = 8, P = ns * np;
   // Image-like inputs with real variation (rnd's 1-D values repeat every 7), so the peers' parity check means something.
@@ -373,7 +375,7 @@ let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
 // Fused pre-norm LayerNorms against the same forwards with them apart (> 1: fusing is faster on this adapter).
 for (const [k, v] of Object.entries((e2e.sa_ln_apart ?? {}) as Record<string, { img_per_s: number }>)) {
-  const fused = (e2e.sa as Record<string, { img_per_s: number }> | undefined)?.[k];
+  const fused = (e2e.sa_ln_fused as Record<string, { img_per_s: number }> | undefined)?.[k];
   if (fused) ratios[`sa_${k}_ln_fused_vs_apart`] = fused.img_per_s / v.img_per_s;
 }
 /** The PyTorch peer's interpreter: SKETCHGPU_PYTHON (e.g. a CUDA torch's python3 on a GPU machine), else Debian's. */

@@ -3,7 +3,7 @@
 // then the GEMM), and the fallback where a kernel cannot take it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gemm, NORM_VARIANTS, type GemmVariant } from '../src/graph/ops/gemm.ts';
+import { gemm, NORM_FUSE_MAX_ROWS, NORM_VARIANTS, type GemmVariant } from '../src/graph/ops/gemm.ts';
 import { Graph, type GraphTarget } from '../src/graph/graph.ts';
 import { gemmRef, layerNormRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
@@ -42,7 +42,8 @@ function run(c: Case, d: ReturnType<typeof data>, variant: GemmVariant, target: 
 }
 
 let seed = 400;
-for (const variant of NORM_VARIANTS) {
+// (smat, the subgroup-matrix kernel, is tested with a fused LayerNorm in kernel.gemm-smat.test.ts.)
+for (const variant of NORM_VARIANTS.filter((v) => v !== 'smat')) {
   for (const [M, N, K, act] of SHAPES) {
     const c: Case = { M, N, K, act, seed: (seed += 10) };
     test(`gemm ${variant} with a fused LayerNorm ${M}x${N}x${K} ${act}: the reference, and the two ops apart`, async () => {
@@ -100,6 +101,20 @@ for (const [variant, K, target] of [['vec4', 36, {}], ['tiled', 35, {}], ['rowdo
   assert.ok(kernels[0]!.startsWith('layernorm'), kernels[0]);
   const ln = layerNormRef(d.A, c.M, K, d.gamma, d.beta, 'torch', EPS);
   assertClose(out.c!, gemmRef(ln, d.B, c.M, c.N, K, { bias: d.bias, act: c.act, residual: d.R }), TOL, TOL, 'C');
+});
+
+// Which graphs fuse (no GPU work): a hardware target up to NORM_FUSE_MAX_ROWS rows by default, any size when asked
+// (fuseNorm true), never when told not to or on a software target unless asked.
+test('fusion by default on hardware targets up to NORM_FUSE_MAX_ROWS rows; fuseNorm overrides', () => {
+  const nodes = (target: GraphTarget, M: number) => {
+    const g = new Graph(target);
+    const K = 8;
+    gemm(g, g.input('a', [M, K]), g.weight('b', [3, K]), { M, N: 3, K, variant: 'tiled', norm: { gamma: g.weight('g', [K]), beta: g.weight('bt', [K]), eps: 1e-5 } });
+    return g.nodes.length;
+  };
+  const n = NORM_FUSE_MAX_ROWS;
+  assert.equal([nodes({}, n), nodes({}, n + 1), nodes({ fuseNorm: true }, n + 1), nodes({ fuseNorm: false }, 1)], [1, 2, 1, 2]);
+  assert.equal([nodes({ software: true }, 1), nodes({ software: true, fuseNorm: true }, n + 1)], [2, 1]);
 });
 
 test.run();

@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import { Graph } from '../src/graph/graph.ts';
 import { gemm } from '../src/graph/ops/gemm.ts';
 import { probeSubgroupMatrixGemm } from '../src/graph/smat.ts';
-import { gemmRef } from './ref.ts';
+import { gemmRef, layerNormRef } from './ref.ts';
 import { emulateSubgroupMatrices } from './smat-emulation.ts';
-import { gpu, rand, runGraph } from './util.ts';
+import { assertClose, gpu, rand, runGraph } from './util.ts';
 
 const ctx = await gpu();
 const check = await probeSubgroupMatrixGemm(ctx);
@@ -93,6 +93,27 @@ for (const [mode, on] of modes) {
       const d = Math.abs(s.c![i]! - v.c![i]!);
       if (d > 1e-4 * (1 + Math.abs(v.c![i]!))) throw new Error(`C[${m},${n}]: smat ${s.c![i]} vs vec4 ${v.c![i]}`);
     }
+  });
+
+  // A pre-norm LayerNorm fused into the kernel (gemm option norm): the row statistics by normTile, two invocations
+  // per row as in the tiled32 kernel, whose fused result it must equal up to summation order (the same binary16
+  // operands), and within the binary16 bound of the f64 reference (normalised |A| < 4, |B| < 1, K = 68).
+  run(`gemm smat (${mode}) with a fused LayerNorm equals tiled32 with one, up to summation order`, async () => {
+    const M = 70, N = 75, K = 68;
+    const A = rand(M * K, 81).map((x, i) => 2 + 3 * x + (Math.floor(i / K) % 3)), B = rand(N * K, 82), bias = rand(N, 83);
+    const gamma = rand(K, 84, 0.5, 1.5), beta = rand(K, 85);
+    const w = { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias }, gamma: { shape: [K], data: gamma }, beta: { shape: [K], data: beta } };
+    const build = (variant: 'smat' | 'tiled32') => (g: Graph) => {
+      g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), {
+        M, N, K, bias: g.weight('bias', [N]), act: 'gelu', variant, precision: 'f16', norm: { gamma: g.weight('gamma', [K]), beta: g.weight('beta', [K]), eps: 1e-5 },
+      }));
+      assert.ok(g.nodes.length === 1 && g.nodes[0]!.kernel.name.endsWith('ln'), g.nodes.map((n) => n.kernel.name).join(' '));
+      if (mode === 'emulated') emulate(g);
+    };
+    const [s, t] = [await runGraph(build('smat'), { a: A }, w), await runGraph(build('tiled32'), { a: A }, w)];
+    assertClose(s.c!, t.c!, 1e-4, 1e-4, 'smat vs tiled32, both fused');
+    const ref = gemmRef(layerNormRef(A, M, K, gamma, beta, 'torch', 1e-5), B, M, N, K, { bias, act: 'gelu' });
+    assertClose(s.c!, ref, 2e-2, 2e-2, 'smat fused vs the reference');
   });
 }
 

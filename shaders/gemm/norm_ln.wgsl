@@ -3,12 +3,12 @@
 // elements, y = (x - mean) / sqrt(var_biased + eps) * gamma + beta (eps: the lnEps param). A is stored as f32 (the
 // residual stream; gemm/operand_f32.wgsl, binding 0), K, lda and aOff are multiples of 4; gamma and beta [K] are
 // bindings 4 and 5, so C and the uniform block move to 6 and 7. The kernel gets a row's statistics (once per row per
-// workgroup in gemm/tiled.wgsl, its invocations splitting each row; per invocation with rowNorm in gemm/rowdot.wgsl)
+// workgroup with normTile in gemm/tiled.wgsl and gemm/smat.wgsl; per invocation with rowNorm in gemm/rowdot.wgsl)
 // and loads the normalised values through loadAN / loadAN4, which then apply the f16 option's operand rounding as
 // loadA does. rowNorm is layernorm.wgsl's rowStats4 (two passes, four partial sums, the same order of operations),
 // and the normalisation is its normed4, so on the same statistics the fused GEMM reads exactly what the separate
-// row LayerNorm would have written (binary16 under the f16 option: pack4h and round_f16 round alike); the tiled
-// kernel's split sums are another summation order, as the workgroup LayerNorm's are.
+// row LayerNorm would have written (binary16 under the f16 option: pack4h and round_f16 round alike); normTile's
+// split sums are another summation order, as the workgroup LayerNorm's are.
 @group(0) @binding(4) var<storage, read> lnG: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> lnB: array<vec4<f32>>;
 const NORM_A = true;
@@ -37,6 +37,33 @@ fn rowNorm(row: u32) -> vec2<f32> {
   let mean = rowPartSum(row, 0u, 1u) / f32(p.K);
   return vec2<f32>(mean, rowInvStd(rowPartSq(row, 0u, 1u, mean)));
 }
+// The statistics of a workgroup's tile rows row0 .. row0 + rows - 1 (rows <= 64; rows past M repeat the last row), by
+// all `threads` invocations of the workgroup (a multiple of rows, at most 256): threads / rows invocations per row,
+// each summing every (threads / rows)-th vec4 of it, partial sums meeting in Ared. Called by every invocation at the
+// top of the kernel, in uniform control flow (it has barriers); tileStat(r) then reads row row0 + r's.
+var<workgroup> Ast: array<vec2<f32>, 64>;
+var<workgroup> Ared: array<f32, 256>;
+fn normTile(row0: u32, rows: u32, threads: u32, li: u32) {
+  let split = threads / rows;
+  let r = li / split;
+  let j = li % split;
+  let row = min(row0 + r, p.M - 1u);
+  Ared[li] = rowPartSum(row, j, split);
+  workgroupBarrier();
+  var tot = 0.0;
+  for (var q = 0u; q < split; q++) { tot += Ared[r * split + q]; }
+  let mean = tot / f32(p.K);
+  workgroupBarrier();
+  Ared[li] = rowPartSq(row, j, split, mean);
+  workgroupBarrier();
+  if (j == 0u) {
+    var sq = 0.0;
+    for (var q = 0u; q < split; q++) { sq += Ared[r * split + q]; }
+    Ast[r] = vec2<f32>(mean, rowInvStd(sq));
+  }
+  workgroupBarrier();
+}
+fn tileStat(r: u32) -> vec2<f32> { return Ast[r]; }
 // Element i of A (k: its column) and four elements from vec4 index i (k4: the vec4 column), normalised.
 fn loadAN(i: u32, k: u32, st: vec2<f32>) -> f32 {
   return op1((A[i >> 2u][i & 3u] - st.x) * st.y * lnG[k >> 2u][k & 3u] + lnB[k >> 2u][k & 3u]);

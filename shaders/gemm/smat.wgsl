@@ -1,5 +1,7 @@
 // (activate(), round_f16, the operand loaders loadA4 / loadB4 and storeC4 are prepended by ops/gemm.ts, after the
-// `enable f16; enable chromium_experimental_subgroup_matrix;` directives.)
+// `enable f16; enable chromium_experimental_subgroup_matrix;` directives; so is gemm/norm_none.wgsl, or
+// gemm/norm_ln.wgsl for a LayerNorm fused into A's loads, whose row statistics normTile computes once per workgroup;
+// C then moves to binding 6 and the uniform block to 7.)
 // C = act(alpha * A · Bᵀ + bias) + R on subgroup matrices (tensor cores): the f16 option's GEMM where the adapter
 // offers chromium-experimental-subgroup-matrix with f16 16x16x16 configs. Operands are binary16 (rounded on load
 // when stored as f32, read as they are when stored as f16), products are accumulated in f32: the same arithmetic
@@ -44,6 +46,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var c01 = Acc();
   var c10 = Acc();
   var c11 = Acc();
+  normTile(row0, TILE, 128u, li); // the fused LayerNorm's row statistics (nothing without one)
   for (var k0 = 0u; k0 < p.K; k0 += 32u) {
     // Stage 64 x 8 vec4 of each operand: 4 of A and 4 of B per invocation.
     for (var e = 0u; e < 4u; e++) {
@@ -52,7 +55,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let q = idx % 8u;
       let kq = k0 / 4u + q;
       var a = vec4<f32>(0.0);
-      if (row0 + r < p.M && kq < K4) { a = loadA4(aOff4 + (row0 + r) * lda4 + kq); }
+      if (row0 + r < p.M && kq < K4) { a = loadAN4(aOff4 + (row0 + r) * lda4 + kq, kq, tileStat(r)); }
       var b = vec4<f32>(0.0);
       if (col0 + r < p.N && kq < K4) { b = loadB4((col0 + r) * ldb4 + kq); }
       let ah = vec4<f16>(a); // exact: the values are binary16 already

@@ -12,7 +12,7 @@
 // (A and B, bindings 0 and 1, with their loaders loadA / loadB, and C, binding 4, with storeC, are prepended:
 // gemm/operand_*.wgsl, gemm/store_f32.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused
 // into A's loads, which moves C to binding 6 and the uniform block to 7: its row statistics are computed once per
-// workgroup, for the tile's rows, into Ast.)
+// workgroup, for the tile's rows, by normTile.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(@P_BINDING@) var<uniform> p: Params;
@@ -25,9 +25,6 @@ const PANEL = @PANEL@u; // TK * TM
 
 var<workgroup> As: array<f32, PANEL>; // [TK][TM]
 var<workgroup> Bs: array<f32, PANEL>; // [TK][TN]
-var<workgroup> Ast: array<vec2<f32>, TM>; // the fused LayerNorm's mean and 1/std of the tile's rows (NORM_A)
-const SPLIT = @SPLIT@u; // WGS * WGS / TM: invocations per row for the fused LayerNorm's statistics
-var<workgroup> Ared: array<f32, @THREADS@>; // their partial sums (WGS * WGS)
 
 @compute @workgroup_size(WGS, WGS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -35,33 +32,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let row0 = wg.y * TM;
   let col0 = wg.x * TN;
   var acc: array<array<f32, 4>, 4>;
-  if (NORM_A) {
-    // SPLIT invocations per row, each summing every SPLIT-th vec4 of it; partial sums meet in Ared.
-    let r = li / SPLIT;
-    let j = li % SPLIT;
-    let row = min(row0 + r, p.M - 1u);
-    Ared[li] = rowPartSum(row, j, SPLIT);
-    workgroupBarrier();
-    var tot = 0.0;
-    for (var q = 0u; q < SPLIT; q++) { tot += Ared[r * SPLIT + q]; }
-    let mean = tot / f32(p.K);
-    workgroupBarrier();
-    Ared[li] = rowPartSq(row, j, SPLIT, mean);
-    workgroupBarrier();
-    if (j == 0u) {
-      var sq = 0.0;
-      for (var q = 0u; q < SPLIT; q++) { sq += Ared[r * SPLIT + q]; }
-      Ast[r] = vec2<f32>(mean, rowInvStd(sq));
-    }
-    workgroupBarrier();
-  }
+  normTile(row0, TM, WGS * WGS, li); // the fused LayerNorm's row statistics (nothing without one)
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
     for (var e = li; e < PANEL; e += WGS * WGS) {
       let r = e / TK;
       let k = e % TK;
       let gk = k0 + k;
       var a = 0.0;
-      if (row0 + r < p.M && gk < p.K) { a = loadAN(p.aOff + (row0 + r) * p.lda + gk, gk, Ast[r]); }
+      if (row0 + r < p.M && gk < p.K) { a = loadAN(p.aOff + (row0 + r) * p.lda + gk, gk, tileStat(r)); }
       As[k * TM + r] = a;
       var b = 0.0;
       if (col0 + r < p.N && gk < p.K) { b = loadB((col0 + r) * p.ldb + gk); }

@@ -21,10 +21,11 @@ export interface GraphTarget {
   smat?: boolean;
   /**
    * Fuse a GEMM's pre-norm LayerNorm (gemm option `norm`) into the GEMM where its kernel can take it: one dispatch
-   * less per LayerNorm (24 of 92 in a ViT-B/16 SA forward) and no normalised copy written and read back. Default:
-   * on hardware adapters, off on software ones, where the CPU driver's GEMM (rowdot, no workgroup memory) would
-   * recompute each row's statistics for every 4 output columns: the small SA encoder took 1.1-1.6x as long on
-   * lavapipe fused (docs/performance.md, "Host cost per forward").
+   * less per LayerNorm (24 of 92 in a ViT-B/16 SA forward) and no normalised copy written and read back. true or
+   * false: always or never. Default: on hardware adapters for GEMMs of up to NORM_FUSE_MAX_ROWS rows (ops/gemm.ts:
+   * small forwards, where dispatches and host time weigh most); never on software ones, where the CPU driver's
+   * GEMM (rowdot, no workgroup memory) would recompute each row's statistics for every 4 output columns: the small SA
+   * encoder took 1.1-1.6x as long on lavapipe fused (docs/performance.md, "Host cost per forward").
    */
   fuseNorm?: boolean;
 }

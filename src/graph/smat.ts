@@ -2,7 +2,8 @@
  * The subgroup-matrix (tensor-core) f16 GEMM, shaders/gemm/smat.wgsl, is used only on devices where it was
  * checked: the adapter offers chromium-experimental-subgroup-matrix with an f16 16x16x16 config that accumulates
  * in f32, the kernel compiles, and on a problem that crosses its tiles and K step (with bias, GELU and residual)
- * it gives what the vec4 kernel gives under the f16 option, up to summation order. Anything else (another
+ * it gives what the vec4 kernel gives under the f16 option, up to summation order, and with a fused LayerNorm what
+ * the tiled32 kernel with one gives. Anything else (another
  * subgroup size, a Dawn that wants the newer builtin spelling, a driver bug) leaves it off, so the f16 option
  * falls back to the portable kernels and no result can change. Checked once per device; SKETCHGPU_SMAT=0 turns
  * it off in Node.
@@ -47,9 +48,12 @@ async function check(ctx: GpuContext): Promise<SmatCheck> {
   const store = new WeightStore(ctx.device);
   store.upload('w', { dtype: 'f32', shape: [N, K], data: new Float32Array(N * K).map((_, i) => Math.cos(i * 0.53)) }, ['f16']);
   store.upload('b', { dtype: 'f32', shape: [N], data: new Float32Array(N).map((_, i) => Math.sin(i)) });
-  const run = async (variant: GemmVariant): Promise<Float32Array> => {
+  store.upload('g', { dtype: 'f32', shape: [K], data: new Float32Array(K).map((_, i) => 1 + 0.5 * Math.sin(i * 0.7)) });
+  store.upload('bt', { dtype: 'f32', shape: [K], data: new Float32Array(K).map((_, i) => Math.cos(i * 0.9)) });
+  const run = async (variant: GemmVariant, withNorm = false): Promise<Float32Array> => {
     const g = new Graph({ precision: 'f16', smat: true });
-    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), residual: g.input('r', [M, N]), act: 'gelu', variant }));
+    const norm = withNorm ? { gamma: g.weight('g', [K]), beta: g.weight('bt', [K]), eps: 1e-5 } : undefined;
+    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, bias: g.weight('b', [N]), residual: g.input('r', [M, N]), act: 'gelu', variant, norm }));
     const ex = await Executor.create(ctx, g, store);
     try {
       return (await ex.run({ a, r })).c!;
@@ -58,15 +62,19 @@ async function check(ctx: GpuContext): Promise<SmatCheck> {
     }
   };
   try {
-    const want = await run('vec4');
-    const got = await run('smat');
     let maxDiff = 0;
-    for (let i = 0; i < want.length; i++) {
-      const d = Math.abs(got[i]! - want[i]!);
-      if (!(d <= TOL * (1 + Math.abs(want[i]!)))) return { ok: false, reason: `the kernel's results differ from the vec4 kernel's (element ${i}: ${got[i]} vs ${want[i]})`, maxDiff: d };
-      maxDiff = Math.max(maxDiff, d);
+    // Plain, against the vec4 kernel; with a fused LayerNorm, against the tiled32 kernel with one fused, whose row
+    // statistics are summed in the same order (two invocations per row), so the binary16 operands are the same.
+    for (const [other, withNorm] of [['vec4', false], ['tiled32', true]] as const) {
+      const want = await run(other, withNorm);
+      const got = await run('smat', withNorm);
+      for (let i = 0; i < want.length; i++) {
+        const d = Math.abs(got[i]! - want[i]!);
+        if (!(d <= TOL * (1 + Math.abs(want[i]!)))) return { ok: false, reason: `the kernel's results${withNorm ? ' with a fused LayerNorm' : ''} differ from the ${other} kernel's (element ${i}: ${got[i]} vs ${want[i]})`, maxDiff: d };
+        maxDiff = Math.max(maxDiff, d);
+      }
     }
-    return { ok: true, reason: `checked on ${M}x${N}x${K}: max |diff| to the vec4 kernel ${maxDiff.toExponential(2)}`, maxDiff };
+    return { ok: true, reason: `checked on ${M}x${N}x${K}, plain and with a fused LayerNorm: max |diff| to the vec4 and tiled32 kernels ${maxDiff.toExponential(2)}`, maxDiff };
   } catch (e) {
     return { ok: false, reason: `the kernel did not build or run: ${(e as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' | ').slice(0, 2000)}` };
   } finally {

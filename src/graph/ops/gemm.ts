@@ -21,7 +21,7 @@ type Float = 'f32' | 'f16';
 const operand = (name: 'A' | 'B', dtype: Float) => fillSlots(dtype === 'f16' ? operandF16 : operandF32, { X: name, BINDING: name === 'A' ? 0 : 1 });
 /** Each variant's entry name, WGSL template and its slots (shaders/gemm/tiled.wgsl at a tile side of 64 or 32: 4x4 outputs per thread, 16 of K per step). */
 const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
-  tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64, SPLIT: 4, THREADS: 256 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32, SPLIT: 2, THREADS: 64 }],
+  tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32 }],
   rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
 };
 /** A variant's body, its uniform block at binding 5 (7 with a fused LayerNorm, whose gamma and beta take 4 and 5). */
@@ -33,7 +33,7 @@ const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;
  * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
  * rounded to binary16 on load (the F16_OPERANDS slot of gemm/epilogue.wgsl) when stored as f32, and read as
  * they are when stored as binary16 (weights, GEMM-written hidden activations); C may be stored as binary16.
- * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32 and rowdot only, A
+ * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32, rowdot and smat, A
  * stored as f32): the node then reads gamma and beta at bindings 4 and 5, and C and the uniform block move to 6 and 7.
  */
 export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}, norm = false): Kernel {
@@ -61,8 +61,17 @@ export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource + normLn;
 export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat';
 /** The variants every adapter can run. */
 export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'vec4'];
+/**
+ * The most rows of A for which a hardware target fuses a LayerNorm by default (GraphTarget.fuseNorm unset): about 10
+ * ViT-B/16 images. A fused LayerNorm saves a dispatch (its launch and host cost, fixed) and the normalised copy; it
+ * costs the statistics that every tile column recomputes and, under the f16 option, A read as f32 instead of
+ * binary16, which grow with the rows. By the cost model's pattern bound (no L2) the SA forward at batch 1 stays far
+ * inside its target fused, while at batch 128 fusing would take its f16 bound from 2,544 to 1,440 img/s; GPU timings
+ * of both are not in yet (the bench's e2e section times the SA forwards fused and apart at every batch).
+ */
+export const NORM_FUSE_MAX_ROWS = 2048;
 /** The variants a LayerNorm can be fused into (gemm options `norm`). */
-export const NORM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot'];
+export const NORM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'smat'];
 /** The scalar-load variants: any layout. */
 const UNALIGNED: readonly GemmVariant[] = ['tiled', 'tiled32'];
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
@@ -115,8 +124,9 @@ export interface GemmOptions {
   /**
    * A pre-norm LayerNorm (torch's nn.LayerNorm over A's K columns) applied to A first: C = act(alpha · LN(A)·Bᵀ + ...).
    * Fused into the GEMM's loads (one dispatch, no normalised copy in memory) where the kernel can (tiled, tiled32,
-   * rowdot; A stored as f32, lda = K, vec4-aligned) and the graph target asks for it (`fuseNorm`, by default on
-   * hardware adapters only); else a separate layerNorm node, stored as binary16 under the f16 option, feeds the GEMM.
+   * rowdot, smat; A stored as f32, lda = K, vec4-aligned) and the graph target asks for it (`fuseNorm`; by default on
+   * hardware adapters for up to NORM_FUSE_MAX_ROWS rows); else a separate layerNorm node, stored as binary16 under the
+   * f16 option, feeds the GEMM.
    */
   norm?: { gamma: Tensor; beta: Tensor; eps: number };
   label?: string;
@@ -139,7 +149,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   if (a.dtype === 'u32' || bw.dtype === 'u32') throw new Error(`gemm: ${a.dtype === 'u32' ? a : bw} is not a float tensor`);
   const norm = o.norm;
   if (norm) {
-    const fuse = (g.target.fuseNorm ?? !g.target.software) && NORM_VARIANTS.includes(variant) && aligned && a.dtype === 'f32' && lda === K && (o.aOffset ?? 0) === 0;
+    const fuse = (g.target.fuseNorm ?? (!g.target.software && M <= NORM_FUSE_MAX_ROWS)) && NORM_VARIANTS.includes(variant) && aligned && a.dtype === 'f32' && lda === K && (o.aOffset ?? 0) === 0;
     if (!fuse) {
       if (lda !== K || (o.aOffset ?? 0) !== 0) throw new Error('gemm: a fused LayerNorm needs A contiguous (lda = K, no offset)');
       const x = layerNorm(g, a, norm.gamma, norm.beta, { kind: 'torch', eps: norm.eps, half: true, label: `${o.label ?? 'gemm'}.ln` });

@@ -17,7 +17,7 @@ export interface ZseModelOptions {
   maxPairs?: number;
   /** 'f16': GEMM operands rounded to binary16, f32 accumulation; Linear weights and the activations GEMMs read stored as binary16 (graph.ts Precision). Default 'f32'. */
   precision?: Precision;
-  /** Fuse each block's pre-norm LayerNorms into the GEMMs that read them (graph.ts `fuseNorm`; default: on hardware adapters). The bench compares both. */
+  /** Fuse each block's pre-norm LayerNorms into the GEMMs that read them (graph.ts `fuseNorm`; default: on hardware adapters, up to NORM_FUSE_MAX_ROWS rows). The bench compares both. */
   fuseNorm?: boolean;
 }
 
