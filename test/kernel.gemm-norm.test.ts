@@ -80,6 +80,24 @@ test('gemm rowdot with a fused LayerNorm under the f16 option equals the two ops
   const sep = await run(c, d, 'rowdot', { precision: 'f16', software: true, fuseNorm: false });
   assert.equal(Array.from(fused.c!), Array.from(sep.c!), 'fused vs apart (f16), bit for bit');
 });
+// An MLP's first layer as the models build it under the f16 option: LayerNorm fused into fc1, its GELU hidden stored
+// as binary16 (store_f16 at the fused kernel's binding 6), read by fc2: the same bits as the ops apart.
+test('gemm rowdot: fused LayerNorm, binary16 hidden, second GEMM under the f16 option equal the ops apart', async () => {
+  const M = 29, K = 40, H = 52, N = 18;
+  const A = rand(M * K, 960).map((v) => 1 + 2 * v), W1 = rand(H * K, 961), W2 = rand(N * H, 962), gamma = rand(K, 963, 0.5, 1.5), beta = rand(K, 964);
+  const w = { w1: { shape: [H, K], data: W1 }, w2: { shape: [N, H], data: W2 }, gamma: { shape: [K], data: gamma }, beta: { shape: [K], data: beta } };
+  const go = (fuseNorm: boolean) => runGraph((g) => {
+    const h = gemm(g, g.input('a', [M, K]), g.weight('w1', [H, K]), { M, N: H, K, act: 'gelu', half: true, variant: 'rowdot', norm: { gamma: g.weight('gamma', [K]), beta: g.weight('beta', [K]), eps: 1e-5 } });
+    assert.is(h.dtype, 'f16');
+    g.output('c', gemm(g, h, g.weight('w2', [N, H]), { M, N, K: H, variant: 'rowdot' }));
+    assert.is(g.nodes.length, fuseNorm ? 2 : 3);
+  }, { a: A }, w, { precision: 'f16', software: true, fuseNorm });
+  const [fused, apart] = [await go(true), await go(false)];
+  assert.equal(Array.from(fused.c!), Array.from(apart.c!));
+  const ref = gemmRef(gemmRef(layerNormRef(A, M, K, gamma, beta, 'torch', 1e-5), W1, M, H, K, { act: 'gelu' }), W2, M, N, H);
+  assertClose(fused.c!, ref, 3e-2, 3e-2, 'C (f16) vs the reference');
+});
+
 // The tiled kernel under the f16 option: against the f64 reference with binary16 operands (relative rounding 2^-11
 // each, |normalised A| < 4, |B| < 1) over K = 64 terms.
 test('gemm tiled with a fused LayerNorm under the f16 option', async () => {
