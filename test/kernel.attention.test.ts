@@ -42,6 +42,35 @@ for (const variant of ['flash', 'split'] as const) {
   }
 }
 
+// Operands read through a pair table (the cross-attention of sketch-photo pairs): q and v from the sketches' tensor
+// at column 0, k from the photos' at column 1, pairs in any order with repeats; against the reference on the rows
+// gathered into pair order here. Both flash programs and the generic one (a head dim off 4).
+for (const [variant, H, T, dh] of [['flash', 2, 17, 8], ['split', 2, 33, 64], ['flash', 1, 50, 96], ['generic', 3, 9, 5]] as const) {
+  test(`attention ${variant} through a pair table H${H} T${T} dh${dh}`, async () => {
+    const D = H * dh, Ns = 3, Np = 4;
+    const pairs = Uint32Array.from([2, 1, 0, 3, 2, 0, 1, 1, 2, 1, 0, 0, 1, 3]); // 7 pairs: [sketch, photo]
+    const P = pairs.length / 2;
+    const sk = rand(Ns * T * D, 91, -2, 2), ph = rand(Np * T * D, 92, -2, 2), skV = rand(Ns * T * D, 93);
+    const pick = (x: Float32Array, col: number) => {
+      const out = new Float32Array(P * T * D);
+      for (let b = 0; b < P; b++) out.set(x.subarray(pairs[2 * b + col]! * T * D, (pairs[2 * b + col]! + 1) * T * D), b * T * D);
+      return out;
+    };
+    const out = await runGraph((g) => {
+      const t = { pairs: g.input('pairs', [P, 2], 'u32'), q: 0 as const, k: 1 as const, v: 0 as const };
+      const o = attention(g, g.input('q', [Ns, T, D]), g.input('k', [Np, T, D]), g.input('v', [Ns, T, D]), {
+        B: P, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dh), table: t,
+        ...(variant === 'generic' ? {} : { variant }),
+      });
+      assert.is(g.nodes.length, 1);
+      assert.is(g.nodes[0]!.kernel.name, { flash: 'attention', split: 'attention_split', generic: 'attention_generic' }[variant]);
+      g.output('o', o);
+    }, { q: sk, k: ph, v: skV, pairs });
+    // divisor: scores are dot / sqrt(dh), the reference's dot * scale with scale = 1/sqrt(dh) agrees to rounding.
+    assertClose(out.o!, attentionRef(pick(sk, 0), pick(ph, 1), pick(skV, 0), P, T, T, H, dh, 1 / Math.sqrt(dh)), TOL, TOL, 'attention through the table');
+  });
+}
+
 /** Copy the [B, T, H*dh] operand at `l` out of a strided buffer. */
 function gather(buf: Float32Array, l: SeqLayout, B: number, T: number, D: number): Float32Array {
   const out = new Float32Array(B * T * D);

@@ -8,7 +8,7 @@ import { loadWeights } from '../src/models/load-file.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32 } from '../src/core/tensor.ts';
 import { ZseModel } from '../src/models/zse/model.ts';
-import { buildSaGraph } from '../src/models/zse/graph.ts';
+import { buildPairGraph, buildSaGraph } from '../src/models/zse/graph.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { FIXTURES } from './paths.ts';
 import { assertClose, gpu, maxAbsDiff } from './util.ts';
@@ -120,6 +120,15 @@ for (const name of ['tiny64', 'tiny224']) {
     const kernels = g.nodes.map((n) => n.kernel.name);
     assert.is(kernels.filter((k) => k.endsWith('ln')).length, 2 * model.config.depth, kernels.join(' '));
     assert.is(kernels.filter((k) => k.startsWith('layernorm')).length, 1, kernels.join(' '));
+  });
+  t('the pair graph: the attention reads q, k, v through the pair table; only the residuals are gathered', () => {
+    for (const cachedProjections of [false, true]) {
+      const g = new Graph({ software: false });
+      buildPairGraph(g, model.config, 2, 3, 5, { cachedProjections });
+      const kernels = g.nodes.map((n) => n.kernel.name);
+      assert.is(kernels.filter((k) => k === 'gather').length, 2, kernels.join(' '));
+      assert.is(g.nodes.filter((n) => n.kernel.name.startsWith('attention') && n.reads.length === 4 && n.reads[3]!.name === 'pairs').length, 2);
+    }
   });
   t('SA blocks, final norm and embeddings', async () => {
     for (const mod of ['sketch', 'photo'] as const) {

@@ -19,6 +19,9 @@
 // buffers are read as vec4: every offset, stride and the head dim are multiples of 4 (attention/generic.wgsl takes
 // the other cases).
 //
+// (rowOf, the batch an operand is read at, comes from attention/table_none.wgsl or attention/table_pairs.wgsl, which
+// ops/attention.ts prepends; with a pair table O and the uniform block are bindings 4 and 5, else 3 and 4.)
+//
 // Q, K, V and O are [B, T, *] buffers addressed by (offset, batch stride, row stride); head h reads the
 // features h*dh .. h*dh+dh-1 of a row. That covers SA's packed [q|k|v] rows (zse-sbir.md §11.6) and ZSE's
 // cross-attention, where Q and V come from one modality and K from the other (§3.3): the caller just passes
@@ -37,14 +40,15 @@ struct Params {
   kOff: u32, kSB: u32, kSR: u32,
   vOff: u32, vSB: u32, vSR: u32,
   oOff: u32, oSB: u32, oSR: u32,
-  divide: u32, scale: f32,
+  divide: u32, scale: f32, causal: u32, // causal: read by attention/generic.wgsl only (this program is specialised)
+  qCol: u32, kCol: u32, vCol: u32, // the pair-table column of each operand (rowOf), 2: none
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> K: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> V: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> O: @OUTPUT@;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(@O_BINDING@) var<storage, read_write> O: @OUTPUT@;
+@group(0) @binding(@P_BINDING@) var<uniform> p: Params;
 
 const R = @R@u;   // query rows per invocation
 const WG = @WG@u; // invocations per workgroup
@@ -62,9 +66,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let hd = wg.y * p.dh;
   let iBase = @ROW_BASE@; // this invocation's rows: iBase + r*WG, r < R
   // Row starts and strides in vec4s.
-  let qRow = (p.qOff + b * p.qSB + hd) / 4u;
-  let kRow = (p.kOff + b * p.kSB + hd) / 4u;
-  let vRow = (p.vOff + b * p.vSB + hd) / 4u;
+  let qRow = (p.qOff + rowOf(b, p.qCol) * p.qSB + hd) / 4u;
+  let kRow = (p.kOff + rowOf(b, p.kCol) * p.kSB + hd) / 4u;
+  let vRow = (p.vOff + rowOf(b, p.vCol) * p.vSB + hd) / 4u;
   let oRow = (p.oOff + b * p.oSB + hd) / 4u;
   let qSR = p.qSR / 4u;
   let kSR = p.kSR / 4u;

@@ -13,13 +13,14 @@ struct Params {
   vOff: u32, vSB: u32, vSR: u32,
   oOff: u32, oSB: u32, oSR: u32,
   divide: u32, scale: f32, causal: u32,
+  qCol: u32, kCol: u32, vCol: u32, // the pair-table column of each operand (rowOf), 2: none
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(@O_BINDING@) var<storage, read_write> O: array<f32>;
+@group(0) @binding(@P_BINDING@) var<uniform> p: Params;
 
 const WG = 64u;
 const MAXC = 64u; // vec4 columns: dh <= 256
@@ -47,9 +48,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let hd = wg.y * p.dh;
   let nc = (p.dh + 3u) / 4u;
-  let qb = p.qOff + b * p.qSB + min(i, p.Tq - 1u) * p.qSR + hd;
-  let kBase = p.kOff + b * p.kSB + hd;
-  let vBase = p.vOff + b * p.vSB + hd;
+  let qb = p.qOff + rowOf(b, p.qCol) * p.qSB + min(i, p.Tq - 1u) * p.qSR + hd;
+  let kBase = p.kOff + rowOf(b, p.kCol) * p.kSB + hd;
+  let vBase = p.vOff + rowOf(b, p.vCol) * p.vSB + hd;
   var q: array<vec4<f32>, MAXC>;
   var a: array<vec4<f32>, MAXC>;
   for (var c = 0u; c < nc; c++) {

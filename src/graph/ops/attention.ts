@@ -1,6 +1,8 @@
 import source from '../../../shaders/attention/flash.wgsl';
 import genericSource from '../../../shaders/attention/generic.wgsl';
 import f16 from '../../../shaders/lib/f16.wgsl';
+import tableNone from '../../../shaders/attention/table_none.wgsl';
+import tablePairs from '../../../shaders/attention/table_pairs.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
@@ -45,8 +47,17 @@ export interface AttentionOptions {
    * program has 4x the invocations (ViT-B at batch 1: 9,984 instead of 2,688) and a 4x shorter serial chain.
    */
   variant?: 'flash' | 'split';
+  /**
+   * Read operands through a pair table ([B, 2] u32, one row per sketch-photo pair): batch b of q (k, v) is then
+   * batch `pairs[b][col]` of that tensor, so per-image tensors serve every pair without a gathered copy. An
+   * operand whose column is not given is read at batch b.
+   */
+  table?: { pairs: Tensor; q?: 0 | 1; k?: 0 | 1; v?: 0 | 1 };
   label?: string;
 }
+
+/** The bindings of an attention program: the output and the uniform block follow the reads (3 operands, + a pair table). */
+const bindings = (table: boolean) => ({ O_BINDING: table ? 4 : 3, P_BINDING: table ? 5 : 4 });
 
 /** Head dims up to this run the flash kernel (rows in registers), given a vec4-aligned layout. */
 export const FLASH_MAX_HEAD_DIM = 128;
@@ -79,7 +90,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
  * The flash kernel's WGSL for one head dim, R rows per invocation and WG invocations per workgroup; `half` stores
  * the output as binary16 (pack4h of lib/f16.wgsl).
  */
-export function flashSource(headDim: number, R: number, WG: number, causal = false, half = false, parts = 1): string {
+export function flashSource(headDim: number, R: number, WG: number, causal = false, half = false, parts = 1, table = false): string {
   if (headDim % 4 !== 0) throw new Error('flash attention: head dim must be a multiple of 4');
   if (parts > 1 && (R !== 1 || causal || WG % parts !== 0)) throw new Error('split attention: one row per invocation, no causal mask, WG a multiple of the parts');
   const rows = range(R), cols = range(headDim / 4);
@@ -134,15 +145,18 @@ export function flashSource(headDim: number, R: number, WG: number, causal = fal
   }
   // Causal: keys past this invocation's last row (clamped to Tq) mask every row of it, so the loop ends there.
   const end = causal ? `min(p.Tk, min(iBase + ${(R - 1) * WG}u, p.Tq - 1u) + 1u)` : 'p.Tk';
-  return (half ? f16 : '') + fillSlots(source, {
-    OUTPUT: half ? 'array<vec2<u32>>' : 'array<vec4<f32>>', R, WG, DECLS: decls.join('\n'),
+  return (half ? f16 : '') + (table ? tablePairs : tableNone) + fillSlots(source, {
+    ...bindings(table), OUTPUT: half ? 'array<vec2<u32>>' : 'array<vec4<f32>>', R, WG, DECLS: decls.join('\n'),
     ROW_BASE: parts > 1 ? `wg.x * ${ROWS}u + li % ${ROWS}u` : 'wg.x * (WG * R) + li',
     KEYS_BEGIN: parts > 1 ? 'kBegin' : '0u', KEYS_END: parts > 1 ? 'kEnd' : end,
     PROLOGUE: pro.join('\n'), STEP: step.join('\n'), EPILOGUE: epi.join('\n'),
   });
 }
 
-export const GENERIC_ATTENTION: Kernel = { name: 'attention_generic', wgsl: genericSource };
+/** The generic program (any layout, dh <= 256), with or without a pair table. */
+const genericKernel = (table: boolean): Kernel => ({ name: 'attention_generic', wgsl: (table ? tablePairs : tableNone) + fillSlots(genericSource, bindings(table)) });
+export const GENERIC_ATTENTION: Kernel = genericKernel(false);
+const GENERIC_ATTENTION_TABLE: Kernel = genericKernel(true);
 const flashKernels = new Map<string, Kernel>();
 
 /**
@@ -150,15 +164,15 @@ const flashKernels = new Map<string, Kernel>();
  * layout is vec4-aligned and dh <= 128 (one program per (dh, R, WG, causal, half), cached), else the generic one.
  * `half` (binary16 output) is honoured by the flash kernel only: `half` in the result says whether it is.
  */
-export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false, half = false, split = false): { kernel: Kernel; rowsPerGroup: number; half: boolean } {
-  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: GENERIC_ATTENTION, rowsPerGroup: 64, half: false };
+export function attentionKernel(headDim: number, Tq: number, aligned: boolean, causal = false, half = false, split = false, table = false): { kernel: Kernel; rowsPerGroup: number; half: boolean } {
+  if (!aligned || headDim > FLASH_MAX_HEAD_DIM) return { kernel: table ? GENERIC_ATTENTION_TABLE : GENERIC_ATTENTION, rowsPerGroup: 64, half: false };
   const shape = flashShape(headDim, Tq);
   const parts = split && shape.R === 1 && !causal ? splitParts(headDim) : 1;
   const { R, WG } = parts > 1 ? { R: 1, WG: SPLIT_ROWS * parts } : shape;
-  const key = `${headDim}/${R}/${WG}/${parts}${causal ? '/causal' : ''}${half ? '/h' : ''}`;
+  const key = `${headDim}/${R}/${WG}/${parts}${causal ? '/causal' : ''}${half ? '/h' : ''}${table ? '/pairs' : ''}`;
   let kernel = flashKernels.get(key);
   const name = `${causal ? 'attention_causal' : parts > 1 ? 'attention_split' : 'attention'}${half ? '/h' : ''}`;
-  if (!kernel) flashKernels.set(key, (kernel = { name, wgsl: flashSource(headDim, R, WG, causal, half, parts) }));
+  if (!kernel) flashKernels.set(key, (kernel = { name, wgsl: flashSource(headDim, R, WG, causal, half, parts, table) }));
   return { kernel, rowsPerGroup: parts > 1 ? SPLIT_ROWS : R * WG, half };
 }
 
@@ -180,13 +194,15 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
     o.v.offset, o.v.batchStride, o.v.rowStride, D].every((x) => x % 4 === 0);
   if (o.causal && Tq !== Tk) throw new Error(`attention: a causal mask needs as many queries as keys, not ${Tq} and ${Tk}`);
   const split = (o.variant ?? 'split') === 'split';
-  const { kernel, rowsPerGroup, half } = attentionKernel(headDim, Tq, aligned, !!o.causal, !!o.half && g.target.precision === 'f16', split);
+  const t = o.table;
+  if (t && (t.pairs.dtype !== 'u32' || t.pairs.size !== 2 * B)) throw new Error(`attention: the pair table must be [${B}, 2] u32, not ${t.pairs}`);
+  const { kernel, rowsPerGroup, half } = attentionKernel(headDim, Tq, aligned, !!o.causal, !!o.half && g.target.precision === 'f16', split, !!t);
   const out = g.intermediate(o.label ?? 'attention', [B, Tq, D], half ? 'f16' : 'f32');
   const div = o.divisor !== undefined;
   g.push({
     label: o.label ?? 'attention',
     kernel,
-    reads: [q, k, v],
+    reads: t ? [q, k, v, t.pairs] : [q, k, v],
     writes: [out],
     params: [
       ['B', 'u32', B], ['H', 'u32', heads], ['Tq', 'u32', Tq], ['Tk', 'u32', Tk], ['dh', 'u32', headDim],
@@ -195,8 +211,9 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
       ['vOff', 'u32', o.v.offset], ['vSB', 'u32', o.v.batchStride], ['vSR', 'u32', o.v.rowStride],
       ['oOff', 'u32', 0], ['oSB', 'u32', Tq * D], ['oSR', 'u32', D],
       ['divide', 'u32', div ? 1 : 0], ['scale', 'f32', div ? o.divisor! : (o.scale ?? 1 / Math.sqrt(headDim))],
-      // Read by the generic kernel only; the flash kernel is specialised instead (its Params end before this).
+      // Read by the generic kernel only; the flash kernel is specialised instead.
       ['causal', 'u32', o.causal ? 1 : 0],
+      ['qCol', 'u32', t?.q ?? 2], ['kCol', 'u32', t?.k ?? 2], ['vCol', 'u32', t?.v ?? 2],
     ],
     dispatch: [Math.ceil(Tq / rowsPerGroup), heads, B],
     flops: 4 * B * heads * Tq * Tk * headDim,

@@ -132,9 +132,9 @@ export function buildProjectionGraph(g: Graph, cfg: ZseConfig, N: number, side: 
 /**
  * Cross-attention, anchor conv and relation network (zse-sbir.md §3.3-3.5) for P sketch-photo pairs.
  * Inputs: SA tokens of Ns sketches and Np photos, and a u32 table `pairs` [P,2] of (sketch, photo) indices.
- * The CA input projections depend on one image each, so they are computed once per image and gathered per
- * pair (§13), or taken precomputed (`cachedProjections`): the per-pair work is attention, output projection, FFN,
- * norms, anchors and the RN.
+ * The CA input projections depend on one image each, so they are computed once per image (§13), or taken
+ * precomputed (`cachedProjections`), and the attention reads each pair's rows through the pair table: the per-pair
+ * work is attention, output projection, FFN, norms, anchors and the RN.
  * Output: `score` [P,1], the RN's sigmoid.
  */
 export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number, P: number, o: PairGraphOptions = {}): void {
@@ -157,9 +157,13 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
   const side = (layer: 'layer1' | 'layer2', own: Tensor, ownN: number, ownCol: 0 | 1, other: Tensor, otherN: number, otherCol: 0 | 1): Tensor => {
     const p = `ca.encoder.${layer}.0`;
     const c = cached?.[layer];
-    const q = pick(c ? c.q : linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
-    const k = pick(c ? c.k : linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
-    const v = pick(c ? c.v : linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
+    // q, k and v stay per image: the attention reads each pair's rows through the pair table. The debug graph
+    // gathers them into pair order instead, as explanations read them as outputs.
+    const viaTable = !o.debug;
+    const perPair = (x: Tensor, n: number, col: 0 | 1, label: string) => (viaTable ? x : pick(x, n, col, label));
+    const q = perPair(c ? c.q : linear(g, own, `${p}.self_attn.linears.0`, D, { label: `${layer}.q` }), ownN, ownCol, `${layer}.q.pairs`);
+    const k = perPair(c ? c.k : linear(g, other, `${p}.self_attn.linears.1`, D, { label: `${layer}.k` }), otherN, otherCol, `${layer}.k.pairs`);
+    const v = perPair(c ? c.v : linear(g, own, `${p}.self_attn.linears.2`, D, { label: `${layer}.v` }), ownN, ownCol, `${layer}.v.pairs`);
     if (o.debug) {
       // The attention's inputs, for explanations: P = softmax(Q Kᵀ / sqrt(d_k)) per head (explain/correspondence.ts).
       g.output(`${layer}.q`, q);
@@ -167,7 +171,10 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
     }
     const x0 = pick(own, ownN, ownCol, `${layer}.x.pairs`);
     const dk = D / cfg.caHeads;
-    const a = attention(g, q, k, v, { B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), half: true, label: `${layer}.attn` });
+    const a = attention(g, q, k, v, {
+      B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), half: true,
+      ...(viaTable ? { table: { pairs, q: ownCol, k: otherCol, v: ownCol } } : {}), label: `${layer}.attn`,
+    });
     const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: x0, label: `${layer}.out` });
     const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [D]), g.weight(`${p}.sublayer.0.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm0` });
     const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', half: true, label: `${layer}.w1` });

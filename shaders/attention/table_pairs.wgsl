@@ -1,0 +1,9 @@
+// Attention operands read through a pair table (prepended by ops/attention.ts instead of attention/table_none.wgsl):
+// the cross-attention of sketch-photo pairs reads batch b (a pair) of an operand as row pairs[b][col] of that
+// operand's per-image tensor (col 0: the sketch, 1: the photo; 2 and above: batch b itself), so no copy of the rows
+// in pair order is made first. The table [P, 2] u32 is binding 3; the output and the uniform block move to 4 and 5.
+@group(0) @binding(3) var<storage, read> Tbl: array<u32>;
+fn rowOf(b: u32, col: u32) -> u32 {
+  if (col > 1u) { return b; }
+  return Tbl[2u * b + col];
+}
