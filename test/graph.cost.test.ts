@@ -34,6 +34,24 @@ test('GEMM: 2MNK FLOPs, minimum bytes in stored dtypes, panel re-reads per tile 
   assert.is(nodeCost(v.nodes[0]!).peak, 'fp32');
 });
 
+test('GEMM with a fused LayerNorm (gamma, beta, two more sweeps of A per tile column) and with a residual pair table', () => {
+  const M = 197, N = 70, K = 36;
+  const plain = (extra: (g: Graph) => object) => {
+    const g = new Graph({ software: false });
+    gemm(g, g.input('a', [M, K]), g.weight('w', [N, K]), { M, N, K, residual: g.input('r', [M, N]), variant: 'tiled', ...extra(g) });
+    assert.is(g.nodes.length, 1);
+    return nodeCost(g.nodes[0]!);
+  };
+  const base = plain(() => ({}));
+  const ln = plain((g) => ({ norm: { gamma: g.weight('g', [K]), beta: g.weight('b', [K]), eps: 1e-5 } }));
+  assert.is(ln.minBytes, base.minBytes + 2 * K * 4);
+  assert.is(ln.patternBytes, base.patternBytes + 2 * 4 * M * K * 2 + 2 * K * 4 * 4);
+  // The pair table is not a LayerNorm: the same bytes as the plain GEMM (the table's few words are not modelled).
+  const pt = plain((g) => ({ residualTable: { pairs: g.input('pairs', [M, 2], 'u32'), col: 1, rowsPerPair: 1 } }));
+  assert.is(pt.minBytes, base.minBytes);
+  assert.is(pt.patternBytes, base.patternBytes);
+});
+
 test('flash attention: reads only the q/k/v columns once at minimum; keys and values once per workgroup in its pattern', () => {
   const B = 2, H = 3, T = 37, dh = 8, D = H * dh;
   const g = new Graph({ software: false });

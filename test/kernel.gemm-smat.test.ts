@@ -98,21 +98,27 @@ for (const [mode, on] of modes) {
   // A pre-norm LayerNorm fused into the kernel (gemm option norm): the row statistics by normTile, two invocations
   // per row as in the tiled32 kernel, whose fused result it must equal up to summation order (the same binary16
   // operands), and within the binary16 bound of the f64 reference (normalised |A| < 4, |B| < 1, K = 68).
-  run(`gemm smat (${mode}) with a fused LayerNorm equals tiled32 with one, up to summation order`, async () => {
-    const M = 70, N = 75, K = 68;
+  // With it, the residual read through a pair table (binding 6 after gamma and beta; C at 7): 10 pairs of 7 rows.
+  run(`gemm smat (${mode}) with a fused LayerNorm and a residual pair table equals tiled32 with both, up to summation order`, async () => {
+    const M = 70, N = 75, K = 68, T = 7;
     const A = rand(M * K, 81).map((x, i) => 2 + 3 * x + (Math.floor(i / K) % 3)), B = rand(N * K, 82), bias = rand(N, 83);
-    const gamma = rand(K, 84, 0.5, 1.5), beta = rand(K, 85);
+    const gamma = rand(K, 84, 0.5, 1.5), beta = rand(K, 85), R = rand(3 * T * N, 86);
+    const pairs = Uint32Array.from({ length: 20 }, (_, i) => (i * 7 + 1) % 3);
     const w = { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias }, gamma: { shape: [K], data: gamma }, beta: { shape: [K], data: beta } };
     const build = (variant: 'smat' | 'tiled32') => (g: Graph) => {
       g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), {
         M, N, K, bias: g.weight('bias', [N]), act: 'gelu', variant, precision: 'f16', norm: { gamma: g.weight('gamma', [K]), beta: g.weight('beta', [K]), eps: 1e-5 },
+        residual: g.input('r', [3 * T, N]), residualTable: { pairs: g.input('pairs', [10, 2], 'u32'), col: 1, rowsPerPair: T },
       }));
-      assert.ok(g.nodes.length === 1 && g.nodes[0]!.kernel.name.endsWith('ln'), g.nodes.map((n) => n.kernel.name).join(' '));
+      assert.ok(g.nodes.length === 1 && g.nodes[0]!.kernel.name.endsWith('lnpt'), g.nodes.map((n) => n.kernel.name).join(' '));
       if (mode === 'emulated') emulate(g);
     };
-    const [s, t] = [await runGraph(build('smat'), { a: A }, w), await runGraph(build('tiled32'), { a: A }, w)];
+    const inputs = { a: A, r: R, pairs };
+    const [s, t] = [await runGraph(build('smat'), inputs, w), await runGraph(build('tiled32'), inputs, w)];
     assertClose(s.c!, t.c!, 1e-4, 1e-4, 'smat vs tiled32, both fused');
-    const ref = gemmRef(layerNormRef(A, M, K, gamma, beta, 'torch', 1e-5), B, M, N, K, { bias, act: 'gelu' });
+    const Rp = new Float32Array(M * N);
+    for (let r = 0; r < M; r++) Rp.set(R.subarray((pairs[2 * Math.floor(r / T) + 1]! * T + (r % T)) * N, (pairs[2 * Math.floor(r / T) + 1]! * T + (r % T) + 1) * N), r * N);
+    const ref = gemmRef(layerNormRef(A, M, K, gamma, beta, 'torch', 1e-5), B, M, N, K, { bias, act: 'gelu', residual: Rp });
     assertClose(s.c!, ref, 2e-2, 2e-2, 'smat fused vs the reference');
   });
 }

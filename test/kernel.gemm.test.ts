@@ -5,7 +5,7 @@ import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { Graph } from '../src/graph/graph.ts';
 import type { Tensor } from '../src/graph/tensor.ts';
 import { packF16 } from '../src/gpu/weights.ts';
-import { gemmRef } from './ref.ts';
+import { gemmRef, layerNormRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
 // fp32 accumulation over K terms of magnitude <= 1: error grows ~ sqrt(K)·2^-24·K in the worst case;
@@ -242,5 +242,33 @@ test('packF16 keeps binary16 data as it is and rounds f32 to nearest even', () =
   const f = new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -24, 65504]);
   assert.equal([...packF16({ dtype: 'f32', shape: [4], data: f })], [0x3c00, 0x3c02, 0x0001, 0x7bff]);
 });
+
+// The residual read through a pair table (the cross-attention's output projection adds each pair's own image's
+// rows): C's rows are P pairs of T rows; row b*T + t adds row t of item pairs[b][col] of a per-item residual, here
+// with a row stride ldr > N. Every kernel, odd sizes, pairs in any order with repeats; with a fused LayerNorm too
+// (its gamma and beta, then the table, then C: the bindings of both extras together).
+for (const [variant, norm] of [['tiled', false], ['tiled32', false], ['rowdot', false], ['vec4', false], ['tiled', true], ['rowdot', true]] as const) {
+  test(`gemm ${variant} residual through a pair table${norm ? ', LayerNorm fused' : ''}`, async () => {
+    const T = 7, K = 12, N = 13, ldr = 16, items = 3;
+    const pairs = Uint32Array.from([2, 1, 0, 0, 2, 2, 1, 0, 0, 1]); // 5 pairs: [own, other]
+    const P = pairs.length / 2, M = P * T, col = 0;
+    const A = rand(M * K, 101), B = rand(N * K, 102), bias = rand(N, 103), R = rand(items * T * ldr, 104);
+    const gamma = rand(K, 105, 0.5, 1.5), beta = rand(K, 106);
+    const out = await runGraph((g) => {
+      const o = gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), {
+        M, N, K, bias: g.weight('bias', [N]), act: 'relu', variant, residual: g.input('r', [items * T, ldr]), ldr,
+        residualTable: { pairs: g.input('pairs', [P, 2], 'u32'), col, rowsPerPair: T },
+        ...(norm ? { norm: { gamma: g.weight('gamma', [K]), beta: g.weight('beta', [K]), eps: 1e-5 } } : {}),
+      });
+      assert.is(g.nodes.length, 1);
+      assert.ok(g.nodes[0]!.kernel.name.endsWith(norm ? 'lnpt' : 'pt'), g.nodes[0]!.kernel.name);
+      g.output('c', o);
+    }, { a: A, r: R, pairs }, { b: { shape: [N, K], data: B }, bias: { shape: [N], data: bias }, gamma: { shape: [K], data: gamma }, beta: { shape: [K], data: beta } });
+    const Rp = new Float32Array(M * N);
+    for (let b = 0; b < P; b++) for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) Rp[(b * T + t) * N + n] = R[(pairs[2 * b + col]! * T + t) * ldr + n]!;
+    const a = norm ? layerNormRef(A, M, K, gamma, beta, 'torch', 1e-5) : A;
+    assertClose(out.c!, gemmRef(a, B, M, N, K, { bias, act: 'relu', residual: Rp }), TOL, TOL, 'C');
+  });
+}
 
 test.run();

@@ -121,12 +121,13 @@ for (const name of ['tiny64', 'tiny224']) {
     assert.is(kernels.filter((k) => k.endsWith('ln')).length, 2 * model.config.depth, kernels.join(' '));
     assert.is(kernels.filter((k) => k.startsWith('layernorm')).length, 1, kernels.join(' '));
   });
-  t('the pair graph: the attention reads q, k, v through the pair table; only the residuals are gathered', () => {
+  t('the pair graph: the attention reads q, k, v and the output projection its residual through the pair table', () => {
     for (const cachedProjections of [false, true]) {
       const g = new Graph({ software: false });
       buildPairGraph(g, model.config, 2, 3, 5, { cachedProjections });
       const kernels = g.nodes.map((n) => n.kernel.name);
-      assert.is(kernels.filter((k) => k === 'gather').length, 2, kernels.join(' '));
+      assert.is(kernels.filter((k) => k === 'gather').length, 0, kernels.join(' '));
+      assert.is(kernels.filter((k) => k.endsWith('pt')).length, 2, kernels.join(' '));
       assert.is(g.nodes.filter((n) => n.kernel.name.startsWith('attention') && n.reads.length === 4 && n.reads[3]!.name === 'pairs').length, 2);
     }
   });

@@ -98,7 +98,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var v = p.alpha * Cs[r * 64u + 4u * c4 + j];
       if (p.hasBias != 0u) { v += bias[c]; }
       v = activate(v, p.act);
-      if (p.hasRes != 0u) { v += R[p.rOff + row * p.ldr + c]; }
+      if (p.hasRes != 0u) { v += R[p.rOff + resRow(row) * p.ldr + c]; }
       v4[j] = v;
     }
     storeC4(p.cOff + row * p.ldc + c0, v4, n);

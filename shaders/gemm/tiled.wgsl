@@ -68,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       var v = p.alpha * acc[i][j];
       if (p.hasBias != 0u) { v += bias[c]; }
       v = activate(v, p.act);
-      if (p.hasRes != 0u) { v += R[p.rOff + r * p.ldr + c]; }
+      if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
       storeC(p.cOff + r * p.ldc + c, v);
     }
   }

@@ -67,7 +67,9 @@ export function nodeCost(n: OpNode): NodeCost {
   let modelled = true;
   let peak: NodeCost['peak'] = 'fp32';
   if (n.gemm) {
-    const [a, b, bias, res, gamma] = n.reads;
+    // reads: A, B, bias, R, then a fused LayerNorm's gamma and beta, then a residual's pair table (ops/gemm.ts).
+    const [a, b, bias, res] = n.reads;
+    const gamma = n.reads.length >= 6 ? n.reads[4] : null;
     const M = param(n, 'M'), N = param(n, 'N'), K = param(n, 'K');
     const c = n.writes[0]!;
     const aB = M * K * esize(a!.dtype), bB = N * K * esize(b!.dtype), cB = M * N * esize(c.dtype);

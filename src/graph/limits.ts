@@ -17,11 +17,12 @@ import { wgslLimits, type KernelLimits } from './wgsl.ts';
 
 /**
  * Every portable program: each GEMM variant in f32 and with binary16 operands and output, those that take a fused
- * LayerNorm with it (two more storage bindings), the flash attention shapes with and without a pair table.
+ * LayerNorm with it (two more storage bindings) and also a residual pair table (one more: 8 in all), the flash
+ * attention shapes with and without a pair table.
  */
 function portableKernels(): Kernel[] {
   const gemms = GEMM_VARIANTS.flatMap((v) => [gemmKernel(v, 'f32'), gemmKernel(v, 'f16', { a: 'f16', b: 'f16', c: v === 'tiled' || v === 'tiled32' ? 'f32' : 'f16' })]);
-  gemms.push(...NORM_VARIANTS.filter((v) => v !== 'smat').map((v) => gemmKernel(v, 'f16', { b: 'f16' }, true)));
+  gemms.push(...NORM_VARIANTS.filter((v) => v !== 'smat').flatMap((v) => [gemmKernel(v, 'f16', { b: 'f16' }, true), gemmKernel(v, 'f16', { b: 'f16' }, true, true)]));
   const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].flatMap((T) => [false, true].flatMap((split) => [false, true].map((table) => attentionKernel(dh, T, true, false, true, split, table).kernel))));
   return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
     LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, TOPK];

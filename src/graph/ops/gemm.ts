@@ -10,6 +10,8 @@ import storeF16 from '../../../shaders/gemm/store_f16.wgsl';
 import smatSource from '../../../shaders/gemm/smat.wgsl';
 import normNone from '../../../shaders/gemm/norm_none.wgsl';
 import normLn from '../../../shaders/gemm/norm_ln.wgsl';
+import resNone from '../../../shaders/gemm/res_none.wgsl';
+import resPairs from '../../../shaders/gemm/res_pairs.wgsl';
 import type { Graph, Precision } from '../graph.ts';
 import type { GemmShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
@@ -24,8 +26,8 @@ const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
   tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32 }],
   rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
 };
-/** A variant's body, its uniform block at binding 5 (7 with a fused LayerNorm, whose gamma and beta take 4 and 5). */
-const body = (variant: GemmVariant, norm = false) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: norm ? 7 : 5 });
+/** A variant's body, its uniform block after C (the reads A, B, bias, R, then a fused LayerNorm's gamma and beta, then a residual's pair table). */
+const body = (variant: GemmVariant, pBinding = 5) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: pBinding });
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
 const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;\n';
 
@@ -36,16 +38,18 @@ const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;
  * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32, rowdot and smat, A
  * stored as f32): the node then reads gamma and beta at bindings 4 and 5, and C and the uniform block move to 6 and 7.
  */
-export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}, norm = false): Kernel {
+export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}, norm = false, resTable = false): Kernel {
   const name = BODY[variant][0];
   if (variant === 'smat' && precision !== 'f16') throw new Error('gemm smat computes on binary16 operands: it needs the f16 precision option');
   const { a = 'f32', b = 'f32', c = 'f32' } = io;
   if (norm && (!NORM_VARIANTS.includes(variant) || a !== 'f32')) throw new Error(`gemm ${variant} with A as ${a} cannot fuse a LayerNorm`);
-  const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : '', norm ? 'ln' : ''].join('');
+  const tag = [a === 'f16' ? 'a16' : '', b === 'f16' ? 'b16' : '', c === 'f16' ? 'c16' : '', norm ? 'ln' : '', resTable ? 'pt' : ''].join('');
+  const reads = 4 + (norm ? 2 : 0) + (resTable ? 1 : 0);
   return {
     name: tag ? `${name}/${tag}` : name,
     wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + operand('A', a) + operand('B', b) +
-      (norm ? normLn : normNone) + fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: norm ? 6 : 4 }) + body(variant, norm),
+      (norm ? normLn : normNone) + (resTable ? fillSlots(resPairs, { TBL_BINDING: reads - 1 }) : resNone) +
+      fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: reads }) + body(variant, reads + 1),
   };
 }
 
@@ -54,8 +58,8 @@ export const GEMM: Kernel = gemmKernel('tiled', 'f32');
 export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
 /** 128x128 tiles, 8x8 per invocation in vec4 registers, vec4 loads: for GPUs (shaders/gemm/vec4.wgsl). */
 export const GEMM_VEC4: Kernel = gemmKernel('vec4', 'f32');
-/** The binary16 storage snippets, the subgroup-matrix body and the fused LayerNorm (in no kernel above; the autotune hashes them too). */
-export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource + normLn;
+/** The binary16 storage snippets, the subgroup-matrix body, the fused LayerNorm and the residual's pair table (in no kernel above; the autotune hashes them too). */
+export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource + normLn + resPairs;
 
 /** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
 export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat';
@@ -129,6 +133,11 @@ export interface GemmOptions {
    * f16 option, feeds the GEMM.
    */
   norm?: { gamma: Tensor; beta: Tensor; eps: number };
+  /**
+   * Read the residual's rows through a pair table ([P, 2] u32): C's M rows are P pairs of `rowsPerPair` rows, and
+   * row b*rowsPerPair + t adds row t of item `pairs[b][col]` of the residual, a per-item tensor (row stride ldr).
+   */
+  residualTable?: { pairs: Tensor; col: 0 | 1; rowsPerPair: number };
   label?: string;
 }
 
@@ -156,21 +165,25 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
       return gemm(g, x, b, { ...o, norm: undefined });
     }
   }
+  const rt = o.residualTable;
+  if (rt && (!o.residual || rt.pairs.dtype !== 'u32' || rt.rowsPerPair < 1 || M % rt.rowsPerPair !== 0 || rt.pairs.size !== 2 * (M / rt.rowsPerPair))) {
+    throw new Error(`gemm: a residual table needs a residual and [${M / (rt.rowsPerPair || 1)}, 2] u32 pairs of ${rt.rowsPerPair} rows each`);
+  }
   const c16 = !!o.half && precision === 'f16' && !o.out && !UNALIGNED.includes(variant) && N % 4 === 0 && ldc % 4 === 0 && (o.cOffset ?? 0) % 4 === 0;
   const out = o.out ?? g.intermediate(o.label ?? 'gemm', o.outShape ?? [M, N], c16 ? 'f16' : 'f32');
   if (out.dtype !== 'f32' && !c16) throw new Error(`gemm: output ${out} must be f32`);
   const tile = TILE[variant];
   g.push({
     label: o.label ?? 'gemm',
-    kernel: gemmKernel(variant, precision, { a: a.dtype, b: bw.dtype, c: out.dtype as Float }, !!norm),
-    reads: norm ? [a, bw, o.bias ?? null, o.residual ?? null, norm.gamma, norm.beta] : [a, bw, o.bias ?? null, o.residual ?? null],
+    kernel: gemmKernel(variant, precision, { a: a.dtype, b: bw.dtype, c: out.dtype as Float }, !!norm, !!rt),
+    reads: [a, bw, o.bias ?? null, o.residual ?? null, ...(norm ? [norm.gamma, norm.beta] : []), ...(rt ? [rt.pairs] : [])],
     writes: [out],
     params: [
       ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K],
       ['lda', 'u32', o.lda ?? K], ['ldb', 'u32', o.ldb ?? K], ['ldc', 'u32', ldc], ['ldr', 'u32', o.ldr ?? N],
       ['aOff', 'u32', o.aOffset ?? 0], ['cOff', 'u32', o.cOffset ?? 0], ['rOff', 'u32', o.rOffset ?? 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
-      ['alpha', 'f32', o.alpha ?? 1], ['lnEps', 'f32', norm?.eps ?? 0],
+      ['alpha', 'f32', o.alpha ?? 1], ['lnEps', 'f32', norm?.eps ?? 0], ['resT', 'u32', rt?.rowsPerPair ?? 1], ['resCol', 'u32', rt?.col ?? 0],
     ],
     dispatch: [Math.ceil(N / tile), Math.ceil(M / tile), 1],
     // The GEMM's own work; a fused LayerNorm's is not counted, as a LayerNorm node counts none either.
@@ -188,13 +201,13 @@ function defaultVariant(software: boolean, aligned: boolean): GemmVariant {
  * y = act(x Wᵀ + b) (+ residual) over the last axis of x, as torch.nn.Linear. Weight names are resolved in the
  * graph's weight store; `${prefix}.weight` is [out, in].
  */
-export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; bias?: boolean; half?: boolean; norm?: GemmOptions['norm']; label?: string } = {}): Tensor {
+export function linear(g: Graph, x: Tensor, prefix: string, outFeatures: number, o: { act?: Activation; residual?: Tensor; residualTable?: GemmOptions['residualTable']; bias?: boolean; half?: boolean; norm?: GemmOptions['norm']; label?: string } = {}): Tensor {
   const K = x.shape[x.shape.length - 1]!;
   const M = x.size / K;
   const w = g.weight(`${prefix}.weight`, [outFeatures, K]);
   const b = o.bias === false ? null : g.weight(`${prefix}.bias`, [outFeatures]);
   return gemm(g, x, w, {
-    M, N: outFeatures, K, bias: b, residual: o.residual ?? null, act: o.act ?? 'none', half: o.half, norm: o.norm,
+    M, N: outFeatures, K, bias: b, residual: o.residual ?? null, residualTable: o.residualTable, act: o.act ?? 'none', half: o.half, norm: o.norm,
     outShape: [...x.shape.slice(0, -1), outFeatures], label: o.label ?? prefix,
   });
 }

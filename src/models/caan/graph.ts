@@ -85,24 +85,22 @@ interface PairSide { x: Tensor; n: number; T: number; col: 0 | 1 }
 /**
  * One alignment layer `align.<name>` for P pairs: the `own` sequence (queries) updated from the `other` (keys,
  * values); x' = LN(x + CA(x, y)), out = LN(x' + FFN(x')) with ZSE's CA norm (unbiased std + 1e-6) and a ReLU FFN.
- * The q/k/v projections run once per sequence and the attention reads them per pair through the pair table (the
- * residual is gathered per pair). No key mask: callers pass only real keys
+ * The q/k/v projections run once per sequence; the attention reads them, and the output projection its residual,
+ * per pair through the pair table. No key mask: callers pass only real keys
  * (a text's tokens up to its EOT), which is what the reference's mask leaves.
  */
 function crossLayer(g: Graph, c: CaanConfig, name: string, pairs: Tensor, P: number, own: PairSide, other: PairSide): Tensor {
   const E = c.embed, p = `align.${name}`;
-  const pick = (x: Tensor, s: PairSide, label: string) => gatherRows(g, x, pairs, { P, rowSize: s.T * E, rowsIn: s.n, stride: 2, col: s.col, label });
   // q, k and v stay per sequence: the attention reads each pair's rows through the pair table.
   const q = linear(g, own.x, `${p}.self_attn.linears.0`, E, { label: `${name}.q` });
   const k = linear(g, other.x, `${p}.self_attn.linears.1`, E, { label: `${name}.k` });
   const v = linear(g, other.x, `${p}.self_attn.linears.2`, E, { label: `${name}.v` });
-  const x0 = pick(own.x, own, `${name}.x.pairs`);
   const dk = E / c.align.heads;
   const a = attention(g, q, k, v, {
     B: P, heads: c.align.heads, Tq: own.T, Tk: other.T, headDim: dk, q: rows(own.T, E), k: rows(other.T, E), v: rows(other.T, E), divisor: Math.sqrt(dk), half: true,
     table: { pairs, q: own.col, k: other.col, v: other.col }, label: `${name}.attn`,
   });
-  const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: x0, label: `${name}.out` });
+  const r1 = linear(g, a, `${p}.self_attn.linears.3`, E, { residual: own.x, residualTable: { pairs, col: own.col, rowsPerPair: own.T }, label: `${name}.out` });
   const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [E]), g.weight(`${p}.sublayer.0.norm.b`, [E]), { kind: 'ca', eps: 1e-6, label: `${name}.norm0` });
   const f = linear(g, x1, `${p}.feed_forward.w_1`, c.align.ff, { act: 'relu', half: true, label: `${name}.w1` });
   const r2 = linear(g, f, `${p}.feed_forward.w_2`, E, { residual: x1, label: `${name}.w2` });

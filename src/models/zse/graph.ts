@@ -169,13 +169,14 @@ export function buildPairGraph(g: Graph, cfg: ZseConfig, Ns: number, Np: number,
       g.output(`${layer}.q`, q);
       g.output(`${layer}.k`, k);
     }
-    const x0 = pick(own, ownN, ownCol, `${layer}.x.pairs`);
+
     const dk = D / cfg.caHeads;
     const a = attention(g, q, k, v, {
       B: P, heads: cfg.caHeads, Tq: T, Tk: T, headDim: dk, q: rows(T, D), k: rows(T, D), v: rows(T, D), divisor: Math.sqrt(dk), half: true,
       ...(viaTable ? { table: { pairs, q: ownCol, k: otherCol, v: ownCol } } : {}), label: `${layer}.attn`,
     });
-    const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: x0, label: `${layer}.out` });
+    // The residual is each pair's own image's SA tokens, read through the pair table.
+    const r1 = linear(g, a, `${p}.self_attn.linears.3`, D, { residual: own, residualTable: { pairs, col: ownCol, rowsPerPair: T }, label: `${layer}.out` });
     const x1 = layerNorm(g, r1, g.weight(`${p}.sublayer.0.norm.a`, [D]), g.weight(`${p}.sublayer.0.norm.b`, [D]), { kind: 'ca', eps: 1e-6, label: `${layer}.norm0` });
     const f = linear(g, x1, `${p}.feed_forward.w_1`, cfg.caFF, { act: 'relu', half: true, label: `${layer}.w1` });
     const r2 = linear(g, f, `${p}.feed_forward.w_2`, D, { residual: x1, label: `${layer}.w2` });
