@@ -123,7 +123,7 @@ function anchors(g: Graph, c: CaanConfig, x: Tensor, P: number, label: string): 
  * sketches and Np photos ([N,T,E]) and a u32 table `pairs` [P,2] of (sketch, photo) indices. align.sk_im updates
  * the sketch (queries) from the photo (keys, values), align.im_sk the photo from the sketch, both from the tower
  * outputs; post-LN with ZSE's CA norm and a ReLU FFN. Then ZSE's anchor conv (raw view, zse-sbir.md §3.4 quirk 9),
- * the anchor cosine matrix and the RN. The projections of each image are computed once and gathered per pair.
+ * the anchor cosine matrix and the RN. The projections of each image are computed once and read per pair through the table.
  * Output `score` [P,1]; debug: `ca.sketch`, `ca.photo`, `anchors.sketch`, `anchors.photo`, `cos`.
  */
 export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: number, P: number, o: CaanGraphOptions = {}): void {
