@@ -71,6 +71,20 @@ for (const [variant, H, T, dh] of [['flash', 2, 17, 8], ['split', 2, 33, 64], ['
   });
 }
 
+// An index past an operand's batches (which the host refuses before any graph runs: models/pairs.ts) reads its
+// last batch, as the gather kernel clamps: never a row outside the operand.
+test('attention through a pair table clamps an out-of-range index to the last batch', async () => {
+  const H = 1, T = 5, dh = 8, D = H * dh, Ns = 2, Np = 3;
+  const sk = rand(Ns * T * D, 94, -2, 2), ph = rand(Np * T * D, 95, -2, 2);
+  const go = (pairs: Uint32Array) => runGraph((g) => {
+    g.output('o', attention(g, g.input('q', [Ns, T, D]), g.input('k', [Np, T, D]), g.input('v', [Np, T, D]), {
+      B: 2, heads: H, Tq: T, Tk: T, headDim: dh, q: rows(T, D), k: rows(T, D), v: rows(T, D), table: { pairs: g.input('pairs', [2, 2], 'u32'), q: 0, k: 1, v: 1 },
+    }));
+  }, { q: sk, k: ph, v: ph, pairs });
+  const [bad, last] = [await go(Uint32Array.from([7, 99, 0, 1])), await go(Uint32Array.from([1, 2, 0, 1]))];
+  assert.equal(Array.from(bad.o!), Array.from(last.o!));
+});
+
 /** Copy the [B, T, H*dh] operand at `l` out of a strided buffer. */
 function gather(buf: Float32Array, l: SeqLayout, B: number, T: number, D: number): Float32Array {
   const out = new Float32Array(B * T * D);

@@ -271,4 +271,15 @@ for (const [variant, norm] of [['tiled', false], ['tiled32', false], ['rowdot', 
   });
 }
 
+// An index past the residual's items (refused on the host: models/pairs.ts) reads its last item, as gather clamps.
+test('gemm residual through a pair table clamps an out-of-range index to the last item', async () => {
+  const T = 3, K = 8, N = 5, items = 2, M = 2 * T;
+  const A = rand(M * K, 107), B = rand(N * K, 108), R = rand(items * T * N, 109);
+  const go = (pairs: Uint32Array) => runGraph((g) => {
+    g.output('c', gemm(g, g.input('a', [M, K]), g.weight('b', [N, K]), { M, N, K, residual: g.input('r', [items * T, N]), residualTable: { pairs: g.input('pairs', [2, 2], 'u32'), col: 1, rowsPerPair: T } }));
+  }, { a: A, r: R, pairs }, { b: { shape: [N, K], data: B } });
+  const [bad, last] = [await go(Uint32Array.from([0, 9, 0, 0])), await go(Uint32Array.from([0, 1, 0, 0]))];
+  assert.equal(Array.from(bad.c!), Array.from(last.c!));
+});
+
 test.run();

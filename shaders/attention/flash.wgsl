@@ -42,6 +42,7 @@ struct Params {
   oOff: u32, oSB: u32, oSR: u32,
   divide: u32, scale: f32, causal: u32, // causal: read by attention/generic.wgsl only (this program is specialised)
   qCol: u32, kCol: u32, vCol: u32, // the pair-table column of each operand (rowOf), 2: none
+  qN: u32, kN: u32, vN: u32, // and its batch count
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
@@ -66,9 +67,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let hd = wg.y * p.dh;
   let iBase = @ROW_BASE@; // this invocation's rows: iBase + r*WG, r < R
   // Row starts and strides in vec4s.
-  let qRow = (p.qOff + rowOf(b, p.qCol) * p.qSB + hd) / 4u;
-  let kRow = (p.kOff + rowOf(b, p.kCol) * p.kSB + hd) / 4u;
-  let vRow = (p.vOff + rowOf(b, p.vCol) * p.vSB + hd) / 4u;
+  let qRow = (p.qOff + rowOf(b, p.qCol, p.qN) * p.qSB + hd) / 4u;
+  let kRow = (p.kOff + rowOf(b, p.kCol, p.kN) * p.kSB + hd) / 4u;
+  let vRow = (p.vOff + rowOf(b, p.vCol, p.vN) * p.vSB + hd) / 4u;
   let oRow = (p.oOff + b * p.oSB + hd) / 4u;
   let qSR = p.qSR / 4u;
   let kSR = p.kSR / 4u;

@@ -14,6 +14,7 @@ struct Params {
   oOff: u32, oSB: u32, oSR: u32,
   divide: u32, scale: f32, causal: u32,
   qCol: u32, kCol: u32, vCol: u32, // the pair-table column of each operand (rowOf), 2: none
+  qN: u32, kN: u32, vN: u32, // and its batch count
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
@@ -48,9 +49,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let b = wg.z;
   let hd = wg.y * p.dh;
   let nc = (p.dh + 3u) / 4u;
-  let qb = p.qOff + rowOf(b, p.qCol) * p.qSB + min(i, p.Tq - 1u) * p.qSR + hd;
-  let kBase = p.kOff + rowOf(b, p.kCol) * p.kSB + hd;
-  let vBase = p.vOff + rowOf(b, p.vCol) * p.vSB + hd;
+  let qb = p.qOff + rowOf(b, p.qCol, p.qN) * p.qSB + min(i, p.Tq - 1u) * p.qSR + hd;
+  let kBase = p.kOff + rowOf(b, p.kCol, p.kN) * p.kSB + hd;
+  let vBase = p.vOff + rowOf(b, p.vCol, p.vN) * p.vSB + hd;
   var q: array<vec4<f32>, MAXC>;
   var a: array<vec4<f32>, MAXC>;
   for (var c = 0u; c < nc; c++) {

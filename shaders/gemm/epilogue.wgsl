@@ -8,7 +8,7 @@ struct Params {
   hasBias: u32, hasRes: u32, act: u32,
   alpha: f32,
   lnEps: f32, // the fused LayerNorm's eps (gemm/norm_ln.wgsl); unused without one
-  resT: u32, resCol: u32, // rows per pair and table column of a residual read through a pair table (gemm/res_pairs.wgsl)
+  resT: u32, resCol: u32, resN: u32, // rows per pair, table column and items of a residual read through a pair table (gemm/res_pairs.wgsl)
 }
 
 // The f16 precision option: every A and B element is rounded to binary16 (round_f16 of lib/f16.wgsl, prepended) as it

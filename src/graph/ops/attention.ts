@@ -184,6 +184,9 @@ const SPLIT_ROWS = 16;
  */
 const splitParts = (headDim: number) => (headDim <= 64 ? 4 : 2);
 
+/** How many whole batches of layout `l` a tensor holds (at least 1): the bound of a pair-table index. */
+const batches = (x: Tensor, l: SeqLayout) => (l.batchStride > 0 ? Math.max(1, Math.floor(x.size / l.batchStride)) : 1);
+
 /** softmax(Q Kᵀ · scale) V per head; output [B, Tq, heads*headDim]. */
 export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
   const { B, heads, Tq, Tk, headDim } = o;
@@ -214,6 +217,7 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
       // Read by the generic kernel only; the flash kernel is specialised instead.
       ['causal', 'u32', o.causal ? 1 : 0],
       ['qCol', 'u32', t?.q ?? 2], ['kCol', 'u32', t?.k ?? 2], ['vCol', 'u32', t?.v ?? 2],
+      ['qN', 'u32', batches(q, o.q)], ['kN', 'u32', batches(k, o.k)], ['vN', 'u32', batches(v, o.v)],
     ],
     dispatch: [Math.ceil(Tq / rowsPerGroup), heads, B],
     flops: 4 * B * heads * Tq * Tk * headDim,

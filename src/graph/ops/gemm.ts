@@ -184,6 +184,7 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
       ['aOff', 'u32', o.aOffset ?? 0], ['cOff', 'u32', o.cOffset ?? 0], ['rOff', 'u32', o.rOffset ?? 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', o.residual ? 1 : 0], ['act', 'u32', ACT[o.act ?? 'none']],
       ['alpha', 'f32', o.alpha ?? 1], ['lnEps', 'f32', norm?.eps ?? 0], ['resT', 'u32', rt?.rowsPerPair ?? 1], ['resCol', 'u32', rt?.col ?? 0],
+      ['resN', 'u32', rt ? Math.max(1, Math.floor(o.residual!.size / ((o.ldr ?? N) * rt.rowsPerPair))) : 1],
     ],
     dispatch: [Math.ceil(N / tile), Math.ceil(M / tile), 1],
     // The GEMM's own work; a fused LayerNorm's is not counted, as a LayerNorm node counts none either.
