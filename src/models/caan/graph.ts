@@ -79,8 +79,8 @@ export function buildTextGraph(g: Graph, c: CaanConfig, B: number, L: number, o:
   if (o.tokens) g.output('proj', gemm(g, ln, P, { M: B * L, N: c.embed, K: W, out: g.intermediate('proj', [B, L, c.embed]), label: 'token_projection' }));
 }
 
-/** One side of a cross-attention layer's pairs: n sequences of T rows, picked per pair by column `col` of `pairs`. */
-interface PairSide { x: Tensor; n: number; T: number; col: 0 | 1 }
+/** One side of a cross-attention layer's pairs: x holds sequences of T rows, read per pair through column `col` of `pairs`. */
+interface PairSide { x: Tensor; T: number; col: 0 | 1 }
 
 /**
  * One alignment layer `align.<name>` for P pairs: the `own` sequence (queries) updated from the `other` (keys,
@@ -128,8 +128,8 @@ function anchors(g: Graph, c: CaanConfig, x: Tensor, P: number, label: string): 
  */
 export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: number, P: number, o: CaanGraphOptions = {}): void {
   const E = c.embed, T = imageTokens(c);
-  const sk: PairSide = { x: g.input('sketchTokens', [Ns, T, E]), n: Ns, T, col: 0 };
-  const im: PairSide = { x: g.input('photoTokens', [Np, T, E]), n: Np, T, col: 1 };
+  const sk: PairSide = { x: g.input('sketchTokens', [Ns, T, E]), T, col: 0 };
+  const im: PairSide = { x: g.input('photoTokens', [Np, T, E]), T, col: 1 };
   const pairs = g.input('pairs', [P, 2], 'u32');
   const caSk = crossLayer(g, c, 'sk_im', pairs, P, sk, im);
   const caIm = crossLayer(g, c, 'im_sk', pairs, P, im, sk);
@@ -163,8 +163,8 @@ export function buildRelationGraph(g: Graph, c: CaanConfig, Ns: number, Np: numb
  */
 export function buildTextRelationGraph(g: Graph, c: CaanConfig, which: 'sk' | 'im', Nt: number, L: number, Ni: number, P: number, o: CaanGraphOptions = {}): void {
   const E = c.embed, T = imageTokens(c);
-  const txt: PairSide = { x: g.input('textTokens', [Nt, L, E]), n: Nt, T: L, col: 0 };
-  const img: PairSide = { x: g.input('imageTokens', [Ni, T, E]), n: Ni, T, col: 1 };
+  const txt: PairSide = { x: g.input('textTokens', [Nt, L, E]), T: L, col: 0 };
+  const img: PairSide = { x: g.input('imageTokens', [Ni, T, E]), T, col: 1 };
   const pairs = g.input('pairs', [P, 2], 'u32');
   const caImg = crossLayer(g, c, `${which}_txt`, pairs, P, img, txt);
   const caTxt = crossLayer(g, c, `txt_${which}`, pairs, P, txt, img);
