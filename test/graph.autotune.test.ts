@@ -31,7 +31,7 @@ test('measures every allowed variant once, keeps the fastest, and a second tuner
   assert.is(await t1.tune([aligned, odd, aligned]), true);
   assert.equal(seen, ['37x45x32', '9x11x7/unaligned'], 'each shape measured once');
   const ra = t1.entries()['37x45x32']!, ro = t1.entries()['9x11x7/unaligned']!;
-  assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'tiled', 'tiled32', 'vec4']);
+  assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4']);
   assert.equal(Object.keys(ro.ms), ['tiled', 'tiled32'], 'an unaligned layout allows only the scalar tiled kernels');
   const fastest = (Object.entries(ra.ms) as [GemmVariant, number][]).sort((x, y) => x[1] - y[1])[0]![0];
   assert.is(ra.variant, fastest);
@@ -85,12 +85,12 @@ test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the s
   const x = toFloat32(exp.get('sketch.input')!);
   const n = exp.get('sketch.input')!.shape[0]!;
   const picks = new Map<string, GemmVariant>();
-  const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot', 'tiled32'];
+  const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot', 'tiled32', 'sk32', 'sk64'];
   const tuner: GemmTuner = {
     pick: (s) => picks.get(shapeKey(s)),
     tune: async (shapes) => {
       let fresh = false;
-      for (const s of shapes) if (!picks.has(shapeKey(s))) { picks.set(shapeKey(s), s.aligned ? order[picks.size % 4]! : 'tiled'); fresh = true; }
+      for (const s of shapes) if (!picks.has(shapeKey(s))) { picks.set(shapeKey(s), s.aligned ? order[picks.size % order.length]! : 'tiled'); fresh = true; }
       return fresh;
     },
   };

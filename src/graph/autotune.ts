@@ -13,7 +13,7 @@ import { Executor } from './executor.ts';
 import { Graph, type Precision } from './graph.ts';
 import { probeSubgroupMatrixGemm } from './smat.ts';
 import type { GemmShape } from './kernel.ts';
-import { GEMM, GEMM_F16_IO, GEMM_ROWDOT, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
+import { GEMM, GEMM_F16_IO, GEMM_ROWDOT, GEMM_SLICED, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
 
 export interface TuneRecord {
   variant: GemmVariant;
@@ -34,7 +34,7 @@ export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.align
 /** FNV-1a of the GEMM kernels' sources: a kernel edit invalidates what was measured with the old one. */
 function kernelHash(): string {
   let h = 0x811c9dc5;
-  for (const src of [GEMM.wgsl, GEMM_ROWDOT.wgsl, GEMM_VEC4.wgsl, GEMM_F16_IO]) {
+  for (const src of [GEMM.wgsl, GEMM_ROWDOT.wgsl, GEMM_VEC4.wgsl, GEMM_SLICED.wgsl, GEMM_F16_IO]) {
     for (let i = 0; i < src.length; i++) h = Math.imul(h ^ src.charCodeAt(i), 0x01000193) >>> 0;
   }
   return h.toString(16).padStart(8, '0');
