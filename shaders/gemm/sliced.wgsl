@@ -8,8 +8,8 @@
 // workgroup memory, in a fixed order (a tree: slice s + h into slice s), so results are deterministic.
 //
 // Staging, per stage of KD columns of K: A's TILE rows and B's TILE columns (both stored K-contiguous: A [M,K] and B
-// [N,K], PyTorch's Linear layout) are read as vec4 along K, each task 4 rows at one k-quad (consecutive tasks take
-// consecutive quads of a row: 64-byte runs), and written k-major ([k][row], a row of LDT4 vec4 padded by one vec4
+// [N,K], PyTorch's Linear layout) are read as vec4 along K, each task 4 rows at one k-quad (a warp's tasks read whole
+// 64- or 128-byte runs of rows), and written k-major ([k][row], a row of LDT4 vec4 padded by one vec4
 // against bank conflicts) as 4 vec4, each the 4 rows at one k: so the multiply loop reads A's 4 rows and B's 4
 // columns of one k as one vec4 each (2 workgroup loads for 16 FMAs, against 8 scalar loads in gemm/tiled.wgsl).
 // Needs K, lda, ldb and aOff multiples of 4 (vec4 loads); M and N are free (loads past them read zeros, stores are
@@ -79,8 +79,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var task = li; task < 2u * TASKS; task += THREADS) {
       let isB = task >= TASKS;
       let tk = task % TASKS;
-      let q = tk % Q;
-      let rg = tk / Q;
+      // Eight consecutive tasks take 2 neighbouring quads (32 bytes: a whole memory sector) of 4 row groups, so the
+      // 8 vec4 stores of those tasks fall in 8 different bank groups; a warp reads whole 64- or 128-byte row runs.
+      let rest = tk >> 3u;
+      let q = (rest % (Q / 2u)) * 2u + (tk & 1u);
+      let rg = (rest / (Q / 2u)) * 4u + ((tk >> 1u) & 3u);
       let kq = k0 / 4u + q;
       let lim = select(rowsA, rowsB, isB);
       var x0 = vec4<f32>(0.0);
@@ -121,22 +124,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
   }
-  // The slices' sums: slice s + h adds into slice s, for h = S/2, S/4, .., 1 (the stage memory is free now).
+  // The slices' sums: slice s + h adds into slice s, for h = S/2, S/4, .., 1 (the stage memory is free now), through
+  // [slice][accumulator][invocation] (consecutive invocations, consecutive vec4s).
+  const N2 = WGS * WGS;
   for (var h = S / 2u; h >= 1u; h /= 2u) {
     if (s >= h && s < 2u * h) {
-      let o = ((s - h) * WGS * WGS + t) * 4u;
+      let o = (s - h) * 4u * N2 + t;
       Sm[o] = acc0;
-      Sm[o + 1u] = acc1;
-      Sm[o + 2u] = acc2;
-      Sm[o + 3u] = acc3;
+      Sm[o + N2] = acc1;
+      Sm[o + 2u * N2] = acc2;
+      Sm[o + 3u * N2] = acc3;
     }
     workgroupBarrier();
     if (s < h) {
-      let o = (s * WGS * WGS + t) * 4u;
+      let o = s * 4u * N2 + t;
       acc0 += Sm[o];
-      acc1 += Sm[o + 1u];
-      acc2 += Sm[o + 2u];
-      acc3 += Sm[o + 3u];
+      acc1 += Sm[o + N2];
+      acc2 += Sm[o + 2u * N2];
+      acc3 += Sm[o + 3u * N2];
     }
     workgroupBarrier();
   }

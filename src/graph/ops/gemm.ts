@@ -23,13 +23,13 @@ type Float = 'f32' | 'f16';
 /** An operand's binding and loaders (loadA / loadA4 for A at binding 0, loadB / loadB4 for B at binding 1). */
 const operand = (name: 'A' | 'B', dtype: Float) => fillSlots(dtype === 'f16' ? operandF16 : operandF32, { X: name, BINDING: name === 'A' ? 0 : 1 });
 /**
- * The slots of shaders/gemm/sliced.wgsl for a tile side, K slices and stage depth: (tile/4)^2 invocations per slice,
+ * The slots of shaders/gemm/sliced.wgsl for a tile side (a multiple of 16), K slices and stage depth (of 8): (tile/4)^2 invocations per slice,
  * staged k rows padded by one vec4, both operands' stages in one workgroup array (which must hold the slices' partial
  * sums at the end: (S/2) * tile^2 floats).
  */
 function slicedSlots(tile: number, S: number, KD: number): Record<string, number> {
   const LDT4 = tile / 4 + 1, SMV = 2 * KD * LDT4;
-  if (KD % S || KD % 4 || tile % 4 || Math.floor(S / 2) * tile * tile > 4 * SMV) throw new Error(`gemm sliced: tile ${tile}, ${S} slices, stage ${KD} do not fit`);
+  if (KD % S || KD % 8 || tile % 16 || Math.floor(S / 2) * tile * tile > 4 * SMV) throw new Error(`gemm sliced: tile ${tile}, ${S} slices, stage ${KD} do not fit`);
   return { TILE: tile, S, KD, THREADS: (tile / 4) ** 2 * S, LDT4, SMV };
 }
 /**
