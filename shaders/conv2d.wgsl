@@ -5,7 +5,8 @@
 // and write either NCHW maps or [tokens, channels] rows, so no transpose pass is ever needed.
 //
 // Register blocking. An invocation computes a block of P neighbouring output pixels of one row times COB output
-// channels (P*COB = 64 accumulators): every input value it loads serves COB channels and every weight P pixels,
+// channels (8 x 8 = 64 accumulators; 4 x 4 on GPUs for convolutions too small to fill them with 8 x 8 blocks,
+// ops/conv2d.ts): every input value it loads serves COB channels and every weight P pixels,
 // against one load per multiply-add before. That is what matters on llvmpipe, where each load costs per lane,
 // and it is the classic direct-convolution register tile on a GPU. The invocations of a workgroup take 64
 // neighbouring pixel blocks and the same COB channels (workgroup_id.y), so their weight reads are the same
@@ -34,8 +35,9 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG = 64u;
-const P = 8u;   // output pixels per invocation (along x)
-const COB = 8u; // output channels per invocation
+const P = @P@u;   // output pixels per invocation (along x): 8, or 4 (ops/conv2d.ts fills the slots)
+const COB = @COB@u; // output channels per invocation: 8, or 4
+const ACC = @ACC@u; // P * COB
 
 // The pixel block and channel block of an invocation: (n, oy, ox0) and co0.
 struct Block { n: u32, oy: u32, ox0: u32, co0: u32, live: bool }
@@ -55,7 +57,7 @@ fn block(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> Block {
 }
 
 // Bias, ReLU and the strided store of the block's P x COB results.
-fn store(blk: Block, acc: ptr<function, array<f32, 64>>) {
+fn store(blk: Block, acc: ptr<function, array<f32, ACC>>) {
   let ob = p.outOff + blk.n * p.outSN + blk.oy * p.outSY;
   for (var j = 0u; j < COB; j++) {
     let co = blk.co0 + j;
@@ -79,7 +81,7 @@ fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let KK = p.KH * p.KW;
   let wStride = p.Ci * KK; // between output channels
   let lastCo = p.Co - 1u;
-  var acc: array<f32, 64>;
+  var acc: array<f32, ACC>;
   let iy0 = i32(blk.oy * p.stride) - i32(p.pad);
   let ix0 = i32(blk.ox0 * p.stride) - i32(p.pad);
   let xn = p.inOff + blk.n * p.inSN;
@@ -90,7 +92,7 @@ fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
       let xr = xn + ci * p.inSC + u32(clamp(iy, 0, i32(p.H) - 1)) * p.inSY;
       let wr = ci * KK + ky * p.KW;
       for (var kx = 0u; kx < p.KW; kx++) {
-        var w: array<f32, 8>;
+        var w: array<f32, COB>;
         for (var j = 0u; j < COB; j++) { w[j] = Wt[min(blk.co0 + j, lastCo) * wStride + wr + kx]; }
         for (var q = 0u; q < P; q++) {
           let ix = ix0 + i32(q * p.stride + kx);
@@ -112,14 +114,14 @@ fn patch4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let wStride = p.Ci * p.KH * K4; // vec4s between output channels
   let lastCo = p.Co - 1u;
   let lastX = p.OW - 1u;
-  var acc: array<f32, 64>;
+  var acc: array<f32, ACC>;
   let xn = (p.inOff + blk.n * p.inSN + blk.oy * p.stride * p.inSY) / 4u;
   for (var ci = 0u; ci < p.Ci; ci++) {
     for (var ky = 0u; ky < p.KH; ky++) {
       let xr = xn + (ci * p.inSC + ky * p.inSY) / 4u;
       let wr = (ci * p.KH + ky) * K4;
       for (var k4 = 0u; k4 < K4; k4++) {
-        var w: array<vec4<f32>, 8>;
+        var w: array<vec4<f32>, COB>;
         for (var j = 0u; j < COB; j++) { w[j] = Wt4[min(blk.co0 + j, lastCo) * wStride + wr + k4]; }
         for (var q = 0u; q < P; q++) {
           let x = X4[xr + min(blk.ox0 + q, lastX) * K4 + k4];

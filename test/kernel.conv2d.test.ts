@@ -1,5 +1,7 @@
 import { test } from 'uvu';
-import { conv2d, nchw, tokensLayout } from '../src/graph/ops/conv2d.ts';
+import * as assert from 'uvu/assert';
+import { conv2d, CONV_SMALL_INVOCATIONS, nchw, tokensLayout, type ConvBlock } from '../src/graph/ops/conv2d.ts';
+import { Graph } from '../src/graph/graph.ts';
 import { conv2dRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
 
@@ -23,28 +25,30 @@ const cases = [
   { N: 1, Ci: 2, H: 35, W: 44, Co: 9, k: 4, s: 4, p: 0, bias: false, relu: true },
 ];
 
-for (const c of cases) {
-  test(`conv2d N${c.N} ${c.Ci}->${c.Co} ${c.H}x${c.W} k${c.k} s${c.s} p${c.p}`, async () => {
+// Each case with both register blocks: 8 x 8 (the default here) and 4 x 4 (GPUs' for small convolutions).
+for (const block of [8, 4] as ConvBlock[]) for (const c of cases) {
+  test(`conv2d N${c.N} ${c.Ci}->${c.Co} ${c.H}x${c.W} k${c.k} s${c.s} p${c.p}${block === 4 ? ' [4x4 blocks]' : ''}`, async () => {
     const x = rand(c.N * c.Ci * c.H * c.W, 11), w = rand(c.Co * c.Ci * c.k * c.k, 12), b = rand(c.Co, 13);
     const out = await runGraph((g) => {
       const xi = g.input('x', [c.N, c.Ci, c.H, c.W]);
       const wi = g.input('w', [c.Co, c.Ci, c.k, c.k]);
       const bi = g.input('b', [c.Co]);
-      g.output('y', conv2d(g, xi, wi, { N: c.N, Ci: c.Ci, H: c.H, W: c.W, Co: c.Co, kernel: c.k, stride: c.s, pad: c.p, bias: c.bias ? bi : null, relu: c.relu }));
+      g.output('y', conv2d(g, xi, wi, { N: c.N, Ci: c.Ci, H: c.H, W: c.W, Co: c.Co, kernel: c.k, stride: c.s, pad: c.p, bias: c.bias ? bi : null, relu: c.relu, block }));
+      assert.is(g.nodes[0]!.kernel.name, block === 4 ? 'conv2d/b4' : 'conv2d');
     }, { x, w, b });
     const ref = conv2dRef(x, w, c.bias ? b : null, c.N, c.Ci, c.H, c.W, c.Co, c.k, c.k, c.s, c.p, c.relu);
     assertClose(out.y!, ref.out, TOL, TOL, 'conv');
   });
 }
 
-test('conv2d patch path writes token rows from an offset input (the model\'s patch embedding, zse-sbir.md §3.1)', async () => {
+for (const block of [8, 4] as ConvBlock[]) test(`conv2d patch path writes token rows from an offset input (the model's patch embedding, zse-sbir.md §3.1)${block === 4 ? ' [4x4 blocks]' : ''}`, async () => {
   // Images at an offset of 8 floats in their buffer; output [N, 1 + G*G, Co] rows after one cls row.
   const N = 3, Ci = 3, S = 64, k = 16, G = S / k, Co = 10, rowsPer = 1 + G * G, off = 8;
   const x = rand(off + N * Ci * S * S, 23), w = rand(Co * Ci * k * k, 24), b = rand(Co, 25);
   const out = await runGraph((g) => {
     const xi = g.input('x', [off + N * Ci * S * S]);
     const y = g.intermediate('y', [N, rowsPer, Co]);
-    conv2d(g, xi, g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1) });
+    conv2d(g, xi, g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1), block });
     g.output('y', y);
   }, { x, w, b });
   const ref = conv2dRef(x.subarray(off), w, b, N, Ci, S, S, Co, k, k, k, 0).out;
@@ -53,7 +57,7 @@ test('conv2d patch path writes token rows from an offset input (the model\'s pat
   assertClose(got, ref, TOL, TOL, 'patch tokens');
 });
 
-test('conv2d writes token layout with a row offset', async () => {
+for (const block of [8, 4] as ConvBlock[]) test(`conv2d writes token layout with a row offset${block === 4 ? ' [4x4 blocks]' : ''}`, async () => {
   const N = 2, Ci = 3, H = 9, W = 10, Co = 4, k = 3, s = 2, p = 1;
   const OH = 5, OW = 5, rowsPer = OH * OW + 1;
   const x = rand(N * Ci * H * W, 21), w = rand(Co * Ci * k * k, 22);
@@ -61,7 +65,7 @@ test('conv2d writes token layout with a row offset', async () => {
     const xi = g.input('x', [N, Ci, H, W]);
     const wi = g.input('w', [Co, Ci, k, k]);
     const y = g.intermediate('y', [N, rowsPer, Co]);
-    conv2d(g, xi, wi, { N, Ci, H, W, Co, kernel: k, stride: s, pad: p, out: y, outLayout: tokensLayout(Co, rowsPer, OH, OW, 1) });
+    conv2d(g, xi, wi, { N, Ci, H, W, Co, kernel: k, stride: s, pad: p, out: y, outLayout: tokensLayout(Co, rowsPer, OH, OW, 1), block });
     g.output('y', y);
   }, { x, w });
   const ref = conv2dRef(x, w, null, N, Ci, H, W, Co, k, k, s, p).out;
@@ -83,6 +87,20 @@ test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4
   const raw = new Float32Array(N * D * G * G);
   for (let n = 0; n < N; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * G * G);
   assertClose(out.y!, conv2dRef(raw, w, b, N, D, G, G, Co, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
+});
+
+// The default block: 8 x 8 on CPU drivers, and on hardware for convolutions with enough 8 x 8 invocations; 4 x 4 on
+// hardware below CONV_SMALL_INVOCATIONS (the ViT-B/16 stem at one image).
+test('conv2d picks 4x4 blocks on hardware targets for small convolutions only', () => {
+  const kernel = (software: boolean, N: number) => {
+    const g = new Graph({ software });
+    conv2d(g, g.input('x', [N, 64, 112, 112]), g.weight('w', [128, 64, 3, 3]), { N, Ci: 64, H: 112, W: 112, Co: 128, kernel: 3, stride: 2, pad: 1 });
+    return g.nodes[0]!.kernel.name;
+  };
+  assert.ok(1 * 56 * 7 * 16 < CONV_SMALL_INVOCATIONS && 16 * 56 * 7 * 16 >= CONV_SMALL_INVOCATIONS);
+  assert.is(kernel(false, 1), 'conv2d/b4');
+  assert.is(kernel(true, 1), 'conv2d');
+  assert.is(kernel(false, 16), 'conv2d');
 });
 
 test.run();

@@ -98,9 +98,11 @@ export function nodeCost(n: OpNode): NodeCost {
     const KH = param(n, 'KH'), KW = param(n, 'KW'), H = param(n, 'H'), W = param(n, 'W');
     const inB = bytesOf(x, N * Ci * H * W);
     minBytes = inB + bytesOf(w) + bytesOf(bias) + N * Co * OH * OW * 4;
-    // 8 output pixels x 8 channels per invocation: per tap, 8 inputs per invocation and 8 weights per workgroup.
-    const invocations = N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8);
-    patternBytes = invocations * Ci * KH * KW * 8 * 4 + groups(n) * Ci * KH * KW * 8 * 4 + bytesOf(bias) + N * Co * OH * OW * 4;
+    // b output pixels x b channels per invocation (8, or 4: conv2d/b4): per tap, b inputs per invocation and b
+    // weights per workgroup.
+    const b = n.kernel.name.endsWith('/b4') ? 4 : 8;
+    const invocations = N * OH * Math.ceil(OW / b) * Math.ceil(Co / b);
+    patternBytes = invocations * Ci * KH * KW * b * 4 + groups(n) * Ci * KH * KW * b * 4 + bytesOf(bias) + N * Co * OH * OW * 4;
   } else if (base === 'layernorm') {
     // Three sweeps over x (mean, variance, normalise); gamma and beta once per workgroup: one per WG rows (row
     // kernel) or one per row (workgroup kernel).

@@ -2,16 +2,32 @@ import source from '../../../shaders/conv2d.wgsl';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
-import { wgslConst } from '../wgsl.ts';
+import { fillSlots, wgslConst } from '../wgsl.ts';
 
+/** An invocation's register block: 8 output pixels x 8 channels, or 4 x 4 (shaders/conv2d.wgsl's P and COB). */
+export type ConvBlock = 8 | 4;
+const program = (block: ConvBlock) => fillSlots(source, { P: block, COB: block, ACC: block * block });
+const kernels = (block: ConvBlock): [Kernel, Kernel] => {
+  const wgsl = program(block), name = block === 8 ? 'conv2d' : 'conv2d/b4';
+  return [{ name, wgsl, entry: 'direct' }, { name, wgsl, entry: 'patch4' }];
+};
+const KERNELS: Record<ConvBlock, [Kernel, Kernel]> = { 8: kernels(8), 4: kernels(4) };
 /** Direct convolution, 8 output pixels x 8 output channels per invocation (see shaders/conv2d.wgsl). */
-export const CONV2D: Kernel = { name: 'conv2d', wgsl: source, entry: 'direct' };
+export const CONV2D: Kernel = KERNELS[8][0];
 /** The non-overlapping patch conv (kernel == stride, no padding) on vec4 loads. */
-export const CONV2D_PATCH: Kernel = { name: 'conv2d', wgsl: source, entry: 'patch4' };
-// The register block and workgroup of shaders/conv2d.wgsl, read from it (P, COB, WG there).
-const PIXELS = wgslConst(source, 'P');
-const CHANNELS = wgslConst(source, 'COB');
-const GROUP = wgslConst(source, 'WG');
+export const CONV2D_PATCH: Kernel = KERNELS[8][1];
+/** The same two with 4 x 4 blocks. */
+export const CONV2D_B4: readonly Kernel[] = KERNELS[4];
+// The workgroup of shaders/conv2d.wgsl, read from it (WG there).
+const GROUP = wgslConst(program(8), 'WG');
+/**
+ * Below this many invocations at 8 x 8 blocks a hardware target takes 4 x 4 blocks (4x the invocations, each with a
+ * quarter of the serial work): at one ViT-B/16 image the stem's convolutions have 2,700-25,000 invocations of 8 x 8,
+ * a few warps per SM of a large GPU, each running a chain of Ci*K*K*64 FMAs (the 2026-12-04 H200 run: the 7x7 stem
+ * conv at 5 % of the fp32 peak, the patch conv at 2 %); at 8 images and more 8 x 8 blocks fill it. CPU drivers keep
+ * 8 x 8 (every load costs per lane there). A guess until a GPU run times both (bench rows `conv ... [b4]`).
+ */
+export const CONV_SMALL_INVOCATIONS = 65536;
 
 /** Where a feature map lives in its buffer: element (n,c,y,x) at offset + n*sN + c*sC + y*sY + x*sX. */
 export interface MapLayout {
@@ -41,6 +57,8 @@ export interface ConvOptions {
   outLayout?: MapLayout;
   out?: Tensor;
   label?: string;
+  /** Force the register block (tests, bench); default: 8, or 4 on a hardware target for a small convolution (CONV_SMALL_INVOCATIONS). */
+  block?: ConvBlock;
 }
 
 export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
@@ -53,11 +71,12 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const out = o.out ?? g.intermediate(o.label ?? 'conv', [N, Co, OH, OW]);
   const total = N * Co * OH * OW;
   const patch = K === stride && pad === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
-  const groups = Math.ceil((N * OH * Math.ceil(OW / PIXELS)) / GROUP);
+  const block: ConvBlock = o.block ?? (!g.target.software && N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8) < CONV_SMALL_INVOCATIONS ? 4 : 8);
+  const groups = Math.ceil((N * OH * Math.ceil(OW / block)) / GROUP);
   const gx = Math.min(groups, 65535);
   g.push({
     label: o.label ?? 'conv2d',
-    kernel: patch ? CONV2D_PATCH : CONV2D,
+    kernel: KERNELS[block][patch ? 1 : 0]!,
     reads: [x, w, o.bias ?? null],
     writes: [out],
     params: [
@@ -69,7 +88,7 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
       ['hasBias', 'u32', o.bias ? 1 : 0], ['relu', 'u32', o.relu ? 1 : 0],
     ],
     // x: pixel blocks (folded into z past 65535), y: channel blocks.
-    dispatch: [gx, Math.ceil(Co / CHANNELS), Math.ceil(groups / gx)],
+    dispatch: [gx, Math.ceil(Co / block), Math.ceil(groups / gx)],
     flops: 2 * total * Ci * K * K,
   });
   return out;
