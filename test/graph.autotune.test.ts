@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildGraph, GemmAutotune, gemmShapes, shapeKey } from '../src/graph/autotune.ts';
+import { buildGraph, GemmAutotune, gemmShapes, mismatch, shapeKey } from '../src/graph/autotune.ts';
 import { autotuneWanted, fileTuneStore } from '../src/graph/autotune-node.ts';
-import { GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
+import { defaultVariant, GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
 import type { GemmShape } from '../src/graph/kernel.ts';
 import type { GemmTuner } from '../src/gpu/device.ts';
 import { loadWeights } from '../src/models/load-file.ts';
@@ -45,6 +45,48 @@ test('measures every allowed variant once, keeps the fastest, and a second tuner
   assert.is(t2.pick(aligned), fastest);
   assert.is(await t2.tune([aligned, odd]), false);
   assert.is(t2.measured, 0);
+});
+
+// A kernel a driver miscompiles can run fast and wrong, and a new one may not build on some adapter: either is left
+// out of the measurement with its reason, never picked; the built-in kernel's own failure is the model's and is
+// reported, not hidden.
+test('a variant with wrong results or one that fails to build is rejected, whatever its speed', async () => {
+  const ctx = await gpu();
+  const builtIn = defaultVariant(ctx.software, true);
+  const wrong: GemmVariant = builtIn === 'rowdot' ? 'tiled32' : 'rowdot', broken: GemmVariant = 'sk32', nan: GemmVariant = 'vec4';
+  const bad: GemmVariant[] = [broken, nan, wrong];
+  const t = new GemmAutotune(ctx, undefined, {
+    repeats: 1,
+    inject: (v, out) => {
+      if (v === wrong) out[out.length - 1]! += 0.01 * (1 + Math.abs(out[out.length - 1]!)); // one value, 1 % off
+      if (v === nan) out[3] = NaN;
+      if (v === broken) throw new Error('Error while parsing WGSL: (simulated)');
+    },
+  });
+  await t.tune([aligned]);
+  const r = t.entries()[shapeKey(aligned)]!;
+  assert.equal(Object.keys(r.rejected ?? {}).sort(), [...bad].sort());
+  assert.match(r.rejected![wrong]!, `results differ from the ${builtIn} kernel's`);
+  assert.match(r.rejected![nan]!, 'NaN');
+  assert.match(r.rejected![broken]!, 'did not build or run: Error while parsing WGSL');
+  assert.equal(Object.keys(r.ms).sort(), (['rowdot', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4'] as GemmVariant[]).filter((v) => !bad.includes(v)));
+  assert.ok(!bad.includes(r.variant), r.variant);
+  // The built-in kernel failing is an error, not a silent fallback.
+  const t2 = new GemmAutotune(ctx, undefined, { repeats: 1, inject: (v) => { if (v === builtIn) throw new Error('built-in broke'); } });
+  try {
+    await t2.tune([aligned]);
+    assert.unreachable('the built-in failure was swallowed');
+  } catch (e) {
+    assert.match((e as Error).message, 'built-in broke');
+  }
+});
+
+test('mismatch: rounding-level differences pass, a wrong value or NaN does not', () => {
+  const want = Float32Array.from([0, 1, -250, 3e-8]);
+  assert.is(mismatch(Float32Array.from([1e-7, 1 + 1e-6, -250.01, 0]), want), '');
+  assert.match(mismatch(Float32Array.from([0, 1, -251, 3e-8]), want), 'element 2');
+  assert.match(mismatch(Float32Array.from([0, NaN, -250, 3e-8]), want), 'element 1: NaN');
+  assert.match(mismatch(Float32Array.from([0, 1, -250]), want), '3 values, not 4');
 });
 
 test('a corrupt or foreign store file is ignored and rewritten', async () => {

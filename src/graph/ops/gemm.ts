@@ -213,7 +213,8 @@ export function gemm(g: Graph, a: Tensor, b: Tensor, o: GemmOptions): Tensor {
   return out;
 }
 
-function defaultVariant(software: boolean, aligned: boolean): GemmVariant {
+/** The built-in choice without a measured one (smat aside, which only its device check enables). */
+export function defaultVariant(software: boolean, aligned: boolean): GemmVariant {
   return software && aligned ? 'rowdot' : 'tiled';
 }
 
