@@ -1,15 +1,6 @@
 // GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts, after
-// lib/f16.wgsl), and their
-// common uniform block: the fields of ops/gemm.ts's params, in order.
-struct Params {
-  M: u32, N: u32, K: u32,
-  lda: u32, ldb: u32, ldc: u32, ldr: u32,
-  aOff: u32, cOff: u32, rOff: u32,
-  hasBias: u32, hasRes: u32, act: u32,
-  alpha: f32,
-  lnEps: f32, // the fused LayerNorm's eps (gemm/norm_ln.wgsl); unused without one
-  resT: u32, resCol: u32, resN: u32, // rows per pair, table column and items of a residual read through a pair table (gemm/res_pairs.wgsl)
-}
+// lib/f16.wgsl). Their common uniform block, Params, is gemm/params.wgsl (conv2d's implicit GEMM has its own,
+// conv2d_gemm.wgsl).
 
 // The f16 precision option: every A and B element is rounded to binary16 (round_f16 of lib/f16.wgsl, prepended) as it
 // is loaded, while products and sums stay f32, which is what a tensor-core GEMM with f16 inputs and f32

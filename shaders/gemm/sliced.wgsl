@@ -21,7 +21,8 @@
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
 // gemm/operand_*.wgsl, gemm/store_*.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused
 // into A's loads (loadAN4, with the tile's row statistics from normTile), which moves C to binding 6 and the uniform
-// block to 7; and gemm/res_none.wgsl or gemm/res_pairs.wgsl (resRow).)
+// block to 7; gemm/res_none.wgsl or gemm/res_pairs.wgsl (resRow); and where A's rows are read and C's written:
+// stageA / storeOut of gemm/stage_rows.wgsl, or of conv2d_gemm.wgsl for a convolution as an implicit GEMM.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(@P_BINDING@) var<uniform> p: Params;
@@ -53,7 +54,7 @@ fn epilogue(r: u32, c0: u32, acc: vec4<f32>) {
     if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
     v4[j] = v;
   }
-  storeC4(p.cOff + r * p.ldc + c0, v4, n);
+  storeOut(r, c0, v4, n);
 }
 
 @compute @workgroup_size(THREADS)
@@ -61,9 +62,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
   let K4 = p.K / 4u;
-  let lda4 = p.lda / 4u;
   let ldb4 = p.ldb / 4u;
-  let aOff4 = p.aOff / 4u;
   let s = li / (WGS * WGS); // this invocation's slice
   let t = li % (WGS * WGS);
   let tx = t % WGS; // columns col0 + 4tx .. +3
@@ -99,11 +98,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           if (m + 2u < lim) { x2 = loadB4(bb + 2u * ldb4); }
           if (m + 3u < lim) { x3 = loadB4(bb + 3u * ldb4); }
         } else {
-          let ab = aOff4 + (row0 + m) * lda4 + kq;
-          if (m < lim) { x0 = loadAN4(ab, kq, tileStat(m)); }
-          if (m + 1u < lim) { x1 = loadAN4(ab + lda4, kq, tileStat(m + 1u)); }
-          if (m + 2u < lim) { x2 = loadAN4(ab + 2u * lda4, kq, tileStat(m + 2u)); }
-          if (m + 3u < lim) { x3 = loadAN4(ab + 3u * lda4, kq, tileStat(m + 3u)); }
+          let ra = row0 + m;
+          if (m < lim) { x0 = stageA(ra, kq, m); }
+          if (m + 1u < lim) { x1 = stageA(ra + 1u, kq, m + 1u); }
+          if (m + 2u < lim) { x2 = stageA(ra + 2u, kq, m + 2u); }
+          if (m + 3u < lim) { x3 = stageA(ra + 3u, kq, m + 3u); }
         }
       }
       let at = select(0u, B0, isB) + 4u * q * LDT4 + rg;

@@ -2,6 +2,8 @@ import source from '../../../shaders/gemm/tiled.wgsl';
 import rowdotSource from '../../../shaders/gemm/rowdot.wgsl';
 import vec4Source from '../../../shaders/gemm/vec4.wgsl';
 import epilogue from '../../../shaders/gemm/epilogue.wgsl';
+import paramsBlock from '../../../shaders/gemm/params.wgsl';
+import stageRows from '../../../shaders/gemm/stage_rows.wgsl';
 import f16 from '../../../shaders/lib/f16.wgsl';
 import operandF32 from '../../../shaders/gemm/operand_f32.wgsl';
 import operandF16 from '../../../shaders/gemm/operand_f16.wgsl';
@@ -42,6 +44,8 @@ const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
   rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
   sk32: ['gemm_sk32', slicedSource, slicedSlots(32, 4, 32)], sk64: ['gemm_sk64', slicedSource, slicedSlots(64, 1, 16)],
 };
+/** The sliced-K variants (shaders/gemm/sliced.wgsl), which read A and write C through stageA / storeOut. */
+const SLICED: readonly GemmVariant[] = ['sk32', 'sk64'];
 /** A variant's body, its uniform block after C (the reads A, B, bias, R, then a fused LayerNorm's gamma and beta, then a residual's pair table). */
 const body = (variant: GemmVariant, pBinding = 5) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: pBinding });
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
@@ -63,7 +67,7 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   const reads = 4 + (norm ? 2 : 0) + (resTable ? 1 : 0);
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + operand('A', a) + operand('B', b) +
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + paramsBlock + (SLICED.includes(variant) ? stageRows : '') + operand('A', a) + operand('B', b) +
       (norm ? normLn : normNone) + (resTable ? fillSlots(resPairs, { TBL_BINDING: reads - 1 }) : resNone) +
       fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: reads }) + body(variant, reads + 1),
   };
