@@ -173,20 +173,22 @@ if (only.has('kernels')) {
   const [c0, c1] = cfg.stemChannels as [number, number];
   // Both register blocks side by side at one image (8x8: CPU drivers' and large convolutions'; 4x4: a hardware
   // target's default for small ones, ops/conv2d.ts CONV_SMALL_INVOCATIONS).
-  for (const block of [8, 4] as const) {
-    const tag = block === 4 ? ' [b4]' : ' [b8]';
-    await benchKernel(`conv stem 7x7/s2${tag}`, `3->${c0} @${S}`, (g, w) => {
+  // And the implicit GEMM (ops/conv2d.ts 'gemm32' / 'gemm64', not a default yet) where Ci*K*K allows it (not the 7x7
+  // stem conv: 147).
+  for (const [block, variant] of [[8, 'direct'], [4, 'direct'], [8, 'gemm32'], [8, 'gemm64']] as const) {
+    const tag = variant !== 'direct' ? ` [${variant}]` : block === 4 ? ' [b4]' : ' [b8]';
+    if (variant === 'direct') await benchKernel(`conv stem 7x7/s2${tag}`, `3->${c0} @${S}`, (g, w) => {
       up(w, 'w', [c0, 3, 7, 7], 9);
       g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [c0, 3, 7, 7]), { N: 1, Ci: 3, H: S, W: S, Co: c0, kernel: 7, stride: 2, pad: 3, relu: true, block }));
     }, { x: rnd(3 * S * S, 10) });
     const S1 = S / 2;
     await benchKernel(`conv stem 3x3/s2${tag}`, `${c0}->${c1} @${S1}`, (g, w) => {
       up(w, 'w', [c1, c0, 3, 3], 17);
-      g.output('y', conv2d(g, g.input('x', [1, c0, S1, S1]), g.weight('w', [c1, c0, 3, 3]), { N: 1, Ci: c0, H: S1, W: S1, Co: c1, kernel: 3, stride: 2, pad: 1, relu: true, block }));
+      g.output('y', conv2d(g, g.input('x', [1, c0, S1, S1]), g.weight('w', [c1, c0, 3, 3]), { N: 1, Ci: c0, H: S1, W: S1, Co: c1, kernel: 3, stride: 2, pad: 1, relu: true, block, variant }));
     }, { x: rnd(c0 * S1 * S1, 18) });
     await benchKernel(`conv patch 16x16/s16${tag}`, `3->${D} @${S}`, (g, w) => {
       up(w, 'w', [D, 3, 16, 16], 11);
-      g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [D, 3, 16, 16]), { N: 1, Ci: 3, H: S, W: S, Co: D, kernel: 16, stride: 16, pad: 0, block }));
+      g.output('y', conv2d(g, g.input('x', [1, 3, S, S]), g.weight('w', [D, 3, 16, 16]), { N: 1, Ci: 3, H: S, W: S, Co: D, kernel: 16, stride: 16, pad: 0, block, variant }));
     }, { x: rnd(3 * S * S, 12) });
   }
   // Both variants side by side (one invocation per row: software adapters' default; one workgroup per row: GPUs').

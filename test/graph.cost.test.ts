@@ -6,6 +6,7 @@ import { graphCost, groupByOp, H200, nodeCost, timeNode, type DevicePeaks } from
 import { Graph } from '../src/graph/graph.ts';
 import { attention, rows } from '../src/graph/ops/attention.ts';
 import { gemm, linear } from '../src/graph/ops/gemm.ts';
+import { conv2d } from '../src/graph/ops/conv2d.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
 import { ZSE_VIT_B16 } from '../src/models/zse/config.ts';
 import { buildSaGraph } from '../src/models/zse/graph.ts';
@@ -32,6 +33,27 @@ test('GEMM: 2MNK FLOPs, minimum bytes in stored dtypes, panel re-reads per tile 
   const v = new Graph({ software: false, precision: 'f16' });
   gemm(v, v.input('a', [M, K]), v.weight('w', [N, K]), { M, N, K, variant: 'vec4' });
   assert.is(nodeCost(v.nodes[0]!).peak, 'fp32');
+});
+
+test('convolutions: the direct kernel at 8x8 and 4x4 blocks, and the implicit GEMM', () => {
+  const N = 2, Ci = 8, H = 30, W = 29, Co = 37, k = 3, OH = 15, OW = 15, M = N * OH * OW, K = Ci * k * k;
+  const cost = (o: object) => {
+    const g = new Graph({ software: false });
+    conv2d(g, g.input('x', [N, Ci, H, W]), g.weight('w', [Co, Ci, k, k]), { N, Ci, H, W, Co, kernel: k, stride: 2, pad: 1, ...o });
+    return nodeCost(g.nodes[0]!);
+  };
+  const [b8, b4, g32] = [cost({ block: 8 }), cost({ block: 4 }), cost({ variant: 'gemm32' })];
+  const minB = 4 * (N * Ci * H * W + Co * K + M * Co);
+  for (const c of [b8, b4, g32]) {
+    assert.is(c.flops, 2 * M * Co * K);
+    assert.is(c.minBytes, minB);
+  }
+  // Direct: per tap b inputs per invocation and b weights per workgroup of 64 invocations.
+  const inv8 = N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8), inv4 = N * OH * Math.ceil(OW / 4) * Math.ceil(Co / 4);
+  assert.is(b8.patternBytes, inv8 * K * 8 * 4 + Math.ceil(N * OH * Math.ceil(OW / 8) / 64) * Math.ceil(Co / 8) * K * 8 * 4 + M * Co * 4);
+  assert.is(b4.patternBytes, inv4 * K * 4 * 4 + Math.ceil(N * OH * Math.ceil(OW / 4) / 64) * Math.ceil(Co / 4) * K * 4 * 4 + M * Co * 4);
+  // Implicit GEMM at 32 tiles: the im2col once per tile column (2), the weight once per tile row (15).
+  assert.is(g32.patternBytes, 4 * (M * K * 2 + Co * K * Math.ceil(M / 32) + M * Co));
 });
 
 test('GEMM with a fused LayerNorm (gamma, beta, two more sweeps of A per tile column) and with a residual pair table', () => {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, CONV_SMALL_INVOCATIONS, nchw, tokensLayout, type ConvBlock } from '../src/graph/ops/conv2d.ts';
+import { conv2d, CONV_SMALL_INVOCATIONS, nchw, tokensLayout, type ConvBlock, type ConvVariant } from '../src/graph/ops/conv2d.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { conv2dRef } from './ref.ts';
 import { assertClose, rand, runGraph } from './util.ts';
@@ -87,6 +87,57 @@ test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4
   const raw = new Float32Array(N * D * G * G);
   for (let n = 0; n < N; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * G * G);
   assertClose(out.y!, conv2dRef(raw, w, b, N, D, G, G, Co, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
+});
+
+// The implicit GEMM (shaders/conv2d_gemm.wgsl on the sliced-K kernel) at both tiles: every case above whose
+// Ci*K*K is a multiple of 4, and more with padding, strides and channel counts across the 32 and 64 tiles.
+const gemmCases = [
+  ...cases.filter((c) => (c.Ci * c.k * c.k) % 4 === 0),
+  { N: 2, Ci: 4, H: 13, W: 11, Co: 9, k: 3, s: 2, p: 1, bias: false, relu: false },
+  { N: 1, Ci: 8, H: 30, W: 29, Co: 37, k: 3, s: 2, p: 1, bias: false, relu: true },
+  { N: 3, Ci: 4, H: 9, W: 20, Co: 70, k: 3, s: 1, p: 1, bias: true, relu: false },
+  { N: 1, Ci: 4, H: 23, W: 19, Co: 7, k: 7, s: 2, p: 3, bias: false, relu: true },
+  { N: 2, Ci: 12, H: 17, W: 15, Co: 65, k: 3, s: 2, p: 1, bias: true, relu: true },
+];
+for (const variant of ['gemm32', 'gemm64'] as ConvVariant[]) for (const c of gemmCases) {
+  test(`conv2d ${variant} N${c.N} ${c.Ci}->${c.Co} ${c.H}x${c.W} k${c.k} s${c.s} p${c.p}`, async () => {
+    const x = rand(c.N * c.Ci * c.H * c.W, 14), w = rand(c.Co * c.Ci * c.k * c.k, 15), b = rand(c.Co, 16);
+    const out = await runGraph((g) => {
+      g.output('y', conv2d(g, g.input('x', [c.N, c.Ci, c.H, c.W]), g.input('w', [c.Co, c.Ci, c.k, c.k]), { N: c.N, Ci: c.Ci, H: c.H, W: c.W, Co: c.Co, kernel: c.k, stride: c.s, pad: c.p, bias: c.bias ? g.input('b', [c.Co]) : null, relu: c.relu, variant }));
+      assert.is(g.nodes[0]!.kernel.name, `conv2d_gemm/sk${variant.slice(4)}`);
+    }, c.bias ? { x, w, b } : { x, w });
+    assertClose(out.y!, conv2dRef(x, w, c.bias ? b : null, c.N, c.Ci, c.H, c.W, c.Co, c.k, c.k, c.s, c.p, c.relu).out, TOL, TOL, 'conv');
+  });
+}
+
+// The layouts the model uses, through the implicit GEMM: patch tokens from an offset input, stem tokens with a row
+// offset, and the anchor conv on the raw view of [T, D] tokens.
+for (const variant of ['gemm32', 'gemm64'] as ConvVariant[]) test(`conv2d ${variant} reads strided layouts and writes token rows`, async () => {
+  const N = 3, Ci = 3, S = 64, k = 16, G = S / k, Co = 10, rowsPer = 1 + G * G, off = 8;
+  const x = rand(off + N * Ci * S * S, 41), w = rand(Co * Ci * k * k, 42), b = rand(Co, 43);
+  const out = await runGraph((g) => {
+    const y = g.intermediate('y', [N, rowsPer, Co]);
+    conv2d(g, g.input('x', [off + N * Ci * S * S]), g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1), variant });
+    g.output('y', y);
+  }, { x, w, b });
+  const ref = conv2dRef(x.subarray(off), w, b, N, Ci, S, S, Co, k, k, k, 0).out;
+  const got = new Float32Array(ref.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < Co; c++) for (let t = 0; t < G * G; t++) got[(n * Co + c) * G * G + t] = out.y![(n * rowsPer + 1 + t) * Co + c]!;
+  assertClose(got, ref, TOL, TOL, 'patch tokens');
+
+  const A = 2, Gs = 5, D = 8, Ca = 3, T = 1 + Gs * Gs;
+  const tok = rand(A * T * D, 44), wa = rand(Ca * D * 4, 45), ba = rand(Ca, 46);
+  const an = await runGraph((g) => {
+    g.output('y', conv2d(g, g.input('x', [A, T, D]), g.input('w', [Ca, D, 2, 2]), { N: A, Ci: D, H: Gs, W: Gs, Co: Ca, kernel: 2, stride: 2, pad: 0, bias: g.input('b', [Ca]), inLayout: { ...nchw(D, Gs, Gs, D), sN: T * D }, variant }));
+  }, { x: tok, w: wa, b: ba });
+  const raw = new Float32Array(A * D * Gs * Gs);
+  for (let n = 0; n < A; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * Gs * Gs);
+  assertClose(an.y!, conv2dRef(raw, wa, ba, A, D, Gs, Gs, Ca, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
+});
+
+test('conv2d gemm refuses what it cannot run, with the reason', () => {
+  const g = new Graph();
+  assert.throws(() => conv2d(g, g.input('x', [1, 3, 9, 9]), g.input('w', [4, 3, 3, 3]), { N: 1, Ci: 3, H: 9, W: 9, Co: 4, kernel: 3, stride: 1, pad: 1, variant: 'gemm32' }), /Ci\*K\*K = 27 must be a multiple of 4/);
 });
 
 // The default block: 8 x 8 on CPU drivers, and on hardware for convolutions with enough 8 x 8 invocations; 4 x 4 on

@@ -103,6 +103,15 @@ export function nodeCost(n: OpNode): NodeCost {
     const b = n.kernel.name.endsWith('/b4') ? 4 : 8;
     const invocations = N * OH * Math.ceil(OW / b) * Math.ceil(Co / b);
     patternBytes = invocations * Ci * KH * KW * b * 4 + groups(n) * Ci * KH * KW * b * 4 + bytesOf(bias) + N * Co * OH * OW * 4;
+  } else if (base === 'conv2d_gemm') {
+    // The implicit GEMM (ops/conv2d.ts): like a tiled GEMM, each tile column stages its rows of the im2col (gathered
+    // from the input: K values per output pixel) and each tile row the weight panel.
+    const [x, w, bias] = n.reads;
+    const M = param(n, 'M'), Co = param(n, 'N'), K = param(n, 'K');
+    const tile = n.kernel.name.endsWith('sk32') ? 32 : 64;
+    const images = M / (param(n, 'OH') * param(n, 'OW')), Ci = K / (param(n, 'KH') * param(n, 'KW'));
+    minBytes = bytesOf(x, images * Ci * param(n, 'H') * param(n, 'W')) + bytesOf(w) + bytesOf(bias) + M * Co * 4;
+    patternBytes = M * K * 4 * Math.ceil(Co / tile) + bytesOf(w) * Math.ceil(M / tile) + bytesOf(bias) * Math.ceil(M / tile) + M * Co * 4;
   } else if (base === 'layernorm') {
     // Three sweeps over x (mean, variance, normalise); gamma and beta once per workgroup: one per WG rows (row
     // kernel) or one per row (workgroup kernel).

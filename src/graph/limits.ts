@@ -4,7 +4,7 @@
  * adapter. The subgroup-matrix GEMM is left out: it runs only where src/graph/smat.ts checked it on the device.
  */
 import { attentionKernel, GENERIC_ATTENTION } from './ops/attention.ts';
-import { CONV2D, CONV2D_B4, CONV2D_PATCH } from './ops/conv2d.ts';
+import { CONV2D, CONV2D_B4, CONV2D_GEMM, CONV2D_PATCH } from './ops/conv2d.ts';
 import { ANCHOR_BEST_COSINE, ANCHOR_COSINE } from './ops/cosine.ts';
 import { TOKEN_EMBED, TOKENS } from './ops/embed.ts';
 import { GATHER } from './ops/gather.ts';
@@ -24,7 +24,7 @@ function portableKernels(): Kernel[] {
   const gemms = GEMM_VARIANTS.flatMap((v) => [gemmKernel(v, 'f32'), gemmKernel(v, 'f16', { a: 'f16', b: 'f16', c: v === 'tiled' || v === 'tiled32' ? 'f32' : 'f16' })]);
   gemms.push(...NORM_VARIANTS.filter((v) => v !== 'smat').flatMap((v) => [gemmKernel(v, 'f16', { b: 'f16' }, true), gemmKernel(v, 'f16', { b: 'f16' }, true, true)]));
   const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].flatMap((T) => [false, true].flatMap((split) => [false, true].map((table) => attentionKernel(dh, T, true, false, true, split, table).kernel))));
-  return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ...CONV2D_B4, ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
+  return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ...CONV2D_B4, ...Object.values(CONV2D_GEMM), ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
     LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, TOPK];
 }
 

@@ -1,4 +1,6 @@
 import source from '../../../shaders/conv2d.wgsl';
+import gemmHead from '../../../shaders/conv2d_gemm.wgsl';
+import { slicedKernelWith, slicedTile } from './gemm.ts';
 import type { Graph } from '../graph.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
@@ -20,6 +22,13 @@ export const CONV2D_PATCH: Kernel = KERNELS[8][1];
 export const CONV2D_B4: readonly Kernel[] = KERNELS[4];
 // The workgroup of shaders/conv2d.wgsl, read from it (WG there).
 const GROUP = wgslConst(program(8), 'WG');
+/** The convolution as an implicit GEMM on the sliced-K GEMM kernel (shaders/conv2d_gemm.wgsl), at 32 or 64 tiles. */
+export const CONV2D_GEMM: Record<'gemm32' | 'gemm64', Kernel> = {
+  gemm32: slicedKernelWith('sk32', 'conv2d_gemm/sk32', gemmHead),
+  gemm64: slicedKernelWith('sk64', 'conv2d_gemm/sk64', gemmHead),
+};
+/** How a convolution runs: the direct kernel (any shape), or an implicit GEMM (Ci*K*K a multiple of 4, f32). */
+export type ConvVariant = 'direct' | 'gemm32' | 'gemm64';
 /**
  * Below this many invocations at 8 x 8 blocks a hardware target takes 4 x 4 blocks (4x the invocations, each with a
  * quarter of the serial work): at one ViT-B/16 image the stem's convolutions have 2,700-25,000 invocations of 8 x 8,
@@ -59,6 +68,11 @@ export interface ConvOptions {
   label?: string;
   /** Force the register block (tests, bench); default: 8, or 4 on a hardware target for a small convolution (CONV_SMALL_INVOCATIONS). */
   block?: ConvBlock;
+  /**
+   * 'gemm32' / 'gemm64': the implicit GEMM at that tile (tests, bench; not a default until a GPU has timed it against
+   * the direct kernel). Needs Ci*K*K a multiple of 4 and f32 tensors.
+   */
+  variant?: ConvVariant;
 }
 
 export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
@@ -70,6 +84,7 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const outL = o.outLayout ?? nchw(Co, OH, OW);
   const out = o.out ?? g.intermediate(o.label ?? 'conv', [N, Co, OH, OW]);
   const total = N * Co * OH * OW;
+  if (o.variant && o.variant !== 'direct') return convGemm(g, x, w, o, o.variant, OH, OW, inL, outL, out);
   const patch = K === stride && pad === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
   const block: ConvBlock = o.block ?? (!g.target.software && N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8) < CONV_SMALL_INVOCATIONS ? 4 : 8);
   const groups = Math.ceil((N * OH * Math.ceil(OW / block)) / GROUP);
@@ -90,6 +105,34 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
     // x: pixel blocks (folded into z past 65535), y: channel blocks.
     dispatch: [gx, Math.ceil(Co / block), Math.ceil(groups / gx)],
     flops: 2 * total * Ci * K * K,
+  });
+  return out;
+}
+
+/** The implicit-GEMM convolution: C [N*OH*OW, Co] = im2col(x) · Wᵀ, stored in the output layout. */
+function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm32' | 'gemm64', OH: number, OW: number, inL: MapLayout, outL: MapLayout, out: Tensor): Tensor {
+  const { N, Ci, H, W, Co, kernel: KS, stride, pad } = o;
+  const K = Ci * KS * KS, M = N * OH * OW;
+  const tile = slicedTile(variant === 'gemm32' ? 'sk32' : 'sk64');
+  if (K % 4 !== 0) throw new Error(`conv2d ${variant}: Ci*K*K = ${K} must be a multiple of 4 (the weight rows are read as vec4)`);
+  if ([x, w, out, o.bias].some((t) => t && t.dtype !== 'f32')) throw new Error(`conv2d ${variant}: f32 tensors only`);
+  if (Math.ceil(M / tile) > 65535) throw new Error(`conv2d ${variant}: ${M} output pixels need more than 65,535 workgroup rows`);
+  g.push({
+    label: o.label ?? 'conv2d',
+    kernel: CONV2D_GEMM[variant],
+    reads: [x, w, o.bias ?? null, null],
+    writes: [out],
+    params: [
+      ['M', 'u32', M], ['N', 'u32', Co], ['K', 'u32', K],
+      ['lda', 'u32', 0], ['ldb', 'u32', K], ['ldc', 'u32', 0], ['ldr', 'u32', 0], ['aOff', 'u32', 0], ['cOff', 'u32', 0], ['rOff', 'u32', 0],
+      ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', 0], ['act', 'u32', o.relu ? 1 : 0],
+      ['alpha', 'f32', 1], ['lnEps', 'f32', 0], ['resT', 'u32', 1], ['resCol', 'u32', 0], ['resN', 'u32', 1],
+      ['H', 'u32', H], ['W', 'u32', W], ['OH', 'u32', OH], ['OW', 'u32', OW], ['KH', 'u32', KS], ['KW', 'u32', KS], ['stride', 'u32', stride], ['pad', 'u32', pad],
+      ['inOff', 'u32', inL.offset], ['inSN', 'u32', inL.sN], ['inSC', 'u32', inL.sC], ['inSY', 'u32', inL.sY],
+      ['outOff', 'u32', outL.offset], ['outSN', 'u32', outL.sN], ['outSC', 'u32', outL.sC], ['outSY', 'u32', outL.sY], ['outSX', 'u32', outL.sX],
+    ],
+    dispatch: [Math.ceil(Co / tile), Math.ceil(M / tile), 1],
+    flops: 2 * M * Co * K,
   });
   return out;
 }

@@ -73,6 +73,21 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   };
 }
 
+/**
+ * A sliced-K kernel (sk32 or sk64) whose uniform block, A reads and C writes come from `head` instead of
+ * gemm/params.wgsl and gemm/stage_rows.wgsl: ops/conv2d.ts's implicit-GEMM convolution (shaders/conv2d_gemm.wgsl).
+ * f32 operands and output, no fused LayerNorm or residual table; bindings A, B, bias, R, then C and the uniform.
+ */
+export function slicedKernelWith(variant: 'sk32' | 'sk64', name: string, head: string): Kernel {
+  return {
+    name,
+    wgsl: f16 + fillSlots(epilogue, { F16_OPERANDS: false }) + head + operand('A', 'f32') + operand('B', 'f32') + normNone + resNone +
+      fillSlots(storeF32, { C_BINDING: 4 }) + body(variant, 5),
+  };
+}
+/** The output tile side of a sliced-K variant. */
+export const slicedTile = (variant: 'sk32' | 'sk64'): number => TILE[variant];
+
 export const GEMM: Kernel = gemmKernel('tiled', 'f32');
 /** No workgroup memory, vec4 along K, 4x4 per invocation: for CPU drivers (shaders/gemm/rowdot.wgsl). */
 export const GEMM_ROWDOT: Kernel = gemmKernel('rowdot', 'f32');
