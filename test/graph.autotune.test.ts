@@ -6,9 +6,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildGraph, GemmAutotune, gemmShapes, mismatch, shapeKey } from '../src/graph/autotune.ts';
+import { buildGraph, convKey, convShapes, GemmAutotune, gemmShapes, mismatch, shapeKey, type TuneRecord } from '../src/graph/autotune.ts';
 import { autotuneWanted, fileTuneStore } from '../src/graph/autotune-node.ts';
 import { defaultVariant, GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
+import { conv2d } from '../src/graph/ops/conv2d.ts';
 import type { GemmShape } from '../src/graph/kernel.ts';
 import type { GemmTuner } from '../src/gpu/device.ts';
 import { loadWeights } from '../src/models/load-file.ts';
@@ -30,7 +31,7 @@ test('measures every allowed variant once, keeps the fastest, and a second tuner
   assert.is(t1.pick(aligned), undefined);
   assert.is(await t1.tune([aligned, odd, aligned]), true);
   assert.equal(seen, ['37x45x32', '9x11x7/unaligned'], 'each shape measured once');
-  const ra = t1.entries()['37x45x32']!, ro = t1.entries()['9x11x7/unaligned']!;
+  const ra = t1.entries()['37x45x32'] as TuneRecord, ro = t1.entries()['9x11x7/unaligned'] as TuneRecord;
   assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4']);
   assert.equal(Object.keys(ro.ms), ['tiled', 'tiled32'], 'an unaligned layout allows only the scalar tiled kernels');
   const fastest = (Object.entries(ra.ms) as [GemmVariant, number][]).sort((x, y) => x[1] - y[1])[0]![0];
@@ -64,7 +65,7 @@ test('a variant with wrong results or one that fails to build is rejected, whate
     },
   });
   await t.tune([aligned]);
-  const r = t.entries()[shapeKey(aligned)]!;
+  const r = t.entries()[shapeKey(aligned)] as TuneRecord;
   assert.equal(Object.keys(r.rejected ?? {}).sort(), [...bad].sort());
   assert.match(r.rejected![wrong]!, `results differ from the ${builtIn} kernel's`);
   assert.match(r.rejected![nan]!, 'NaN');
@@ -79,6 +80,37 @@ test('a variant with wrong results or one that fails to build is rejected, whate
   } catch (e) {
     assert.match((e as Error).message, 'built-in broke');
   }
+});
+
+// Convolutions: the direct kernel at 8x8 and 4x4 blocks and, where Ci*K*K allows it, the implicit GEMM at 32 and
+// 64 tiles, each checked against the 8x8 direct kernel, then timed; graphs built through buildGraph use the picks.
+test('convolutions: each allowed kernel checked and measured once, wrong ones rejected, graphs rebuilt with the pick', async () => {
+  const ctx = await gpu();
+  const conv = { N: 2, Ci: 4, H: 13, W: 11, Co: 9, kernel: 3, stride: 2, pad: 1 }; // Ci*K*K = 36: all four
+  const odd = { N: 1, Ci: 3, H: 9, W: 9, Co: 5, kernel: 3, stride: 1, pad: 1 }; // 27: direct only
+  const t = new GemmAutotune(ctx, undefined, { repeats: 1, inject: (v, out) => { if (v === 'gemm64') out[0] = NaN; } });
+  assert.is(await t.tuneConv([conv, odd, conv]), true);
+  const r = t.entries()[convKey(conv)] as TuneRecord<string>, ro = t.entries()[convKey(odd)] as TuneRecord<string>;
+  assert.equal(Object.keys(r.ms).sort(), ['b4', 'b8', 'gemm32']);
+  assert.match(r.rejected!['gemm64']!, 'results differ from the b8 kernel');
+  assert.equal(Object.keys(ro.ms).sort(), ['b4', 'b8']);
+  assert.is(t.pickConv(conv), r.variant);
+  assert.is(await t.tuneConv([conv]), false, 'measured once');
+  // A graph built through the tuner: the convolution takes the pick; forced kernels are not the tuner's.
+  const picks: Record<string, string> = { [convKey(conv)]: 'gemm32' };
+  const tuner: GemmTuner = { pick: () => undefined, tune: async () => false, pickConv: (s) => picks[convKey(s)], tuneConv: async () => false };
+  const build = (g: Parameters<Parameters<typeof buildGraph>[1]>[0]) => {
+    const x = g.input('x', [conv.N, conv.Ci, conv.H, conv.W]);
+    g.output('y', conv2d(g, x, g.weight('w', [conv.Co, conv.Ci, 3, 3]), conv));
+    g.output('z', conv2d(g, x, g.weight('w', [conv.Co, conv.Ci, 3, 3]), { ...conv, block: 8 }));
+  };
+  const g = await buildGraph({ ...ctx, gemmTuner: tuner }, build);
+  assert.equal(g.nodes.map((n) => n.kernel.name), ['conv2d_gemm/sk32', 'conv2d']);
+  assert.equal(convShapes(g).map(convKey), [convKey(conv)]);
+  // A pick the convolution does not allow (the implicit GEMM where Ci*K*K = 27) falls back to the built-in rule.
+  picks[convKey(odd)] = 'gemm32';
+  const h = await buildGraph({ ...ctx, gemmTuner: tuner }, (g) => g.output('y', conv2d(g, g.input('x', [1, 3, 9, 9]), g.weight('v', [5, 3, 3, 3]), odd)));
+  assert.match(h.nodes[0]!.kernel.name, /^conv2d(\/b4)?$/);
 });
 
 test('mismatch: rounding-level differences pass, a wrong value or NaN does not', () => {

@@ -89,7 +89,7 @@ test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4
   assertClose(out.y!, conv2dRef(raw, w, b, N, D, G, G, Co, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
 });
 
-// The implicit GEMM (shaders/conv2d_gemm.wgsl on the sliced-K kernel) at both tiles: every case above whose
+// The implicit GEMM (shaders/conv2d/gemm.wgsl on the sliced-K kernel) at both tiles: every case above whose
 // Ci*K*K is a multiple of 4, and more with padding, strides and channel counts across the 32 and 64 tiles.
 const gemmCases = [
   ...cases.filter((c) => (c.Ci * c.k * c.k) % 4 === 0),

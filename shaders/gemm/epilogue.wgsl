@@ -1,6 +1,6 @@
 // GEMM epilogue activations and operand rounding, shared by the GEMM kernels (prepended by ops/gemm.ts, after
 // lib/f16.wgsl). Their common uniform block, Params, is gemm/params.wgsl (conv2d's implicit GEMM has its own,
-// conv2d_gemm.wgsl).
+// conv2d/gemm.wgsl).
 
 // The f16 precision option: every A and B element is rounded to binary16 (round_f16 of lib/f16.wgsl, prepended) as it
 // is loaded, while products and sums stay f32, which is what a tensor-core GEMM with f16 inputs and f32

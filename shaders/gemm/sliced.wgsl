@@ -22,7 +22,7 @@
 // gemm/operand_*.wgsl, gemm/store_*.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused
 // into A's loads (loadAN4, with the tile's row statistics from normTile), which moves C to binding 6 and the uniform
 // block to 7; gemm/res_none.wgsl or gemm/res_pairs.wgsl (resRow); and where A's rows are read and C's written:
-// stageA / storeOut of gemm/stage_rows.wgsl, or of conv2d_gemm.wgsl for a convolution as an implicit GEMM.)
+// stageA / storeOut of gemm/stage_rows.wgsl, or of conv2d/gemm.wgsl for a convolution as an implicit GEMM.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(@P_BINDING@) var<uniform> p: Params;

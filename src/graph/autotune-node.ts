@@ -56,8 +56,9 @@ export function attachNodeAutotune(ctx: GpuContext): void {
   if (!ctx.gemmTuner && autotuneWanted(ctx)) ctx.gemmTuner = new GemmAutotune(ctx, fileTuneStore(autotuneFile()));
 }
 
-/** What `sketchgpu info` reports of the autotuner on a context: its file and how many GEMM shapes it has measured, or off. */
-export function autotuneStatus(ctx: Pick<GpuContext, 'gemmTuner'>): { file: string; gemm_shapes_measured: number } | string {
+/** What `sketchgpu info` reports of the autotuner on a context: its file and how many GEMM and convolution shapes it has measured, or off. */
+export function autotuneStatus(ctx: Pick<GpuContext, 'gemmTuner'>): { file: string; gemm_shapes_measured: number; conv_shapes_measured: number } | string {
   const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
-  return tuned ? { file: autotuneFile(), gemm_shapes_measured: Object.keys(tuned.entries()).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
+  const keys = tuned ? Object.keys(tuned.entries()) : [];
+  return tuned ? { file: autotuneFile(), gemm_shapes_measured: keys.filter((k) => !k.startsWith('conv:')).length, conv_shapes_measured: keys.filter((k) => k.startsWith('conv:')).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
 }

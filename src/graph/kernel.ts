@@ -23,6 +23,23 @@ export interface OpNode {
   flops?: number;
   /** GEMM nodes: the problem, for the autotuner (src/graph/autotune.ts). */
   gemm?: GemmShape;
+  /** Convolution nodes whose kernel the target chose: the problem, for the autotuner. */
+  conv?: ConvShape;
+}
+
+/**
+ * A convolution as the kernel choice sees it (square kernel, stride and padding as ops/conv2d.ts takes them). The
+ * autotuner times it with NCHW maps in and out; the model's strided layouts change addresses, not the work.
+ */
+export interface ConvShape {
+  N: number;
+  Ci: number;
+  H: number;
+  W: number;
+  Co: number;
+  kernel: number;
+  stride: number;
+  pad: number;
 }
 
 /** A GEMM problem as the kernel choice sees it: sizes, and whether K, the row strides and A's offset are vec4-aligned. */

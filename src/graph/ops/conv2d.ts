@@ -1,8 +1,8 @@
 import source from '../../../shaders/conv2d.wgsl';
-import gemmHead from '../../../shaders/conv2d_gemm.wgsl';
+import gemmHead from '../../../shaders/conv2d/gemm.wgsl';
 import { slicedKernelWith, slicedTile } from './gemm.ts';
 import type { Graph } from '../graph.ts';
-import type { Kernel } from '../kernel.ts';
+import type { ConvShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 import { fillSlots, wgslConst } from '../wgsl.ts';
 
@@ -22,7 +22,7 @@ export const CONV2D_PATCH: Kernel = KERNELS[8][1];
 export const CONV2D_B4: readonly Kernel[] = KERNELS[4];
 // The workgroup of shaders/conv2d.wgsl, read from it (WG there).
 const GROUP = wgslConst(program(8), 'WG');
-/** The convolution as an implicit GEMM on the sliced-K GEMM kernel (shaders/conv2d_gemm.wgsl), at 32 or 64 tiles. */
+/** The convolution as an implicit GEMM on the sliced-K GEMM kernel (shaders/conv2d/gemm.wgsl), at 32 or 64 tiles. */
 export const CONV2D_GEMM: Record<'gemm32' | 'gemm64', Kernel> = {
   gemm32: slicedKernelWith('sk32', 'conv2d_gemm/sk32', gemmHead),
   gemm64: slicedKernelWith('sk64', 'conv2d_gemm/sk64', gemmHead),
@@ -84,9 +84,17 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const outL = o.outLayout ?? nchw(Co, OH, OW);
   const out = o.out ?? g.intermediate(o.label ?? 'conv', [N, Co, OH, OW]);
   const total = N * Co * OH * OW;
-  if (o.variant && o.variant !== 'direct') return convGemm(g, x, w, o, o.variant, OH, OW, inL, outL, out);
+  // The kernel: forced (tests, bench), else the target's measured choice where this convolution allows it
+  // (src/graph/autotune.ts), else the built-in rule (direct; 4x4 blocks on hardware for small convolutions).
+  const shape: ConvShape = { N, Ci, H, W, Co, kernel: K, stride, pad };
+  const forced = o.variant !== undefined || o.block !== undefined;
+  const f32 = [x, w, out, o.bias].every((t) => !t || t.dtype === 'f32');
+  const tuned = forced ? undefined : g.target.conv?.(shape);
+  const choice = tuned && (convChoices(shape, f32) as string[]).includes(tuned) ? (tuned as ConvChoice) : undefined;
+  const variant = o.variant ?? (choice === 'gemm32' || choice === 'gemm64' ? choice : 'direct');
+  if (variant !== 'direct') return convGemm(g, x, w, o, variant, OH, OW, inL, outL, out, forced ? undefined : shape);
   const patch = K === stride && pad === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
-  const block: ConvBlock = o.block ?? (!g.target.software && N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8) < CONV_SMALL_INVOCATIONS ? 4 : 8);
+  const block: ConvBlock = o.block ?? (choice === 'b4' ? 4 : choice === 'b8' ? 8 : !g.target.software && N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8) < CONV_SMALL_INVOCATIONS ? 4 : 8);
   const groups = Math.ceil((N * OH * Math.ceil(OW / block)) / GROUP);
   const gx = Math.min(groups, 65535);
   g.push({
@@ -105,12 +113,22 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
     // x: pixel blocks (folded into z past 65535), y: channel blocks.
     dispatch: [gx, Math.ceil(Co / block), Math.ceil(groups / gx)],
     flops: 2 * total * Ci * K * K,
+    ...(forced ? {} : { conv: shape }),
   });
   return out;
 }
 
+/** A convolution kernel choice as the autotuner names it: the direct kernel at 8x8 or 4x4 blocks, or the implicit GEMM. */
+export type ConvChoice = 'b8' | 'b4' | 'gemm32' | 'gemm64';
+/** The choices a convolution allows: the implicit GEMM needs Ci*K*K a multiple of 4, f32 tensors and a grid that fits. */
+export function convChoices(s: ConvShape, f32 = true): ConvChoice[] {
+  const M = s.N * (Math.floor((s.H + 2 * s.pad - s.kernel) / s.stride) + 1) * (Math.floor((s.W + 2 * s.pad - s.kernel) / s.stride) + 1);
+  const gemmOk = f32 && (s.Ci * s.kernel * s.kernel) % 4 === 0;
+  return ['b8', 'b4', ...(gemmOk && Math.ceil(M / 32) <= 65535 ? ['gemm32' as const] : []), ...(gemmOk && Math.ceil(M / 64) <= 65535 ? ['gemm64' as const] : [])];
+}
+
 /** The implicit-GEMM convolution: C [N*OH*OW, Co] = im2col(x) · Wᵀ, stored in the output layout. */
-function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm32' | 'gemm64', OH: number, OW: number, inL: MapLayout, outL: MapLayout, out: Tensor): Tensor {
+function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm32' | 'gemm64', OH: number, OW: number, inL: MapLayout, outL: MapLayout, out: Tensor, shape?: ConvShape): Tensor {
   const { N, Ci, H, W, Co, kernel: KS, stride, pad } = o;
   const K = Ci * KS * KS, M = N * OH * OW;
   const tile = slicedTile(variant === 'gemm32' ? 'sk32' : 'sk64');
@@ -133,6 +151,7 @@ function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm
     ],
     dispatch: [Math.ceil(Co / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * Co * K,
+    ...(shape ? { conv: shape } : {}),
   });
   return out;
 }

@@ -75,7 +75,7 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
 
 /**
  * A sliced-K kernel (sk32 or sk64) whose uniform block, A reads and C writes come from `head` instead of
- * gemm/params.wgsl and gemm/stage_rows.wgsl: ops/conv2d.ts's implicit-GEMM convolution (shaders/conv2d_gemm.wgsl).
+ * gemm/params.wgsl and gemm/stage_rows.wgsl: ops/conv2d.ts's implicit-GEMM convolution (shaders/conv2d/gemm.wgsl).
  * f32 operands and output, no fused LayerNorm or residual table; bindings A, B, bias, R, then C and the uniform.
  */
 export function slicedKernelWith(variant: 'sk32' | 'sk64', name: string, head: string): Kernel {
