@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { buildGraph, convKey, convShapes, GemmAutotune, gemmShapes, mismatch, shapeKey, type TuneRecord } from '../src/graph/autotune.ts';
 import { autotuneWanted, fileTuneStore } from '../src/graph/autotune-node.ts';
 import { defaultVariant, GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
-import { conv2d } from '../src/graph/ops/conv2d.ts';
+import { conv2d, convChoices } from '../src/graph/ops/conv2d.ts';
 import type { GemmShape } from '../src/graph/kernel.ts';
 import type { GemmTuner } from '../src/gpu/device.ts';
 import { loadWeights } from '../src/models/load-file.ts';
@@ -160,11 +160,27 @@ test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the s
   const n = exp.get('sketch.input')!.shape[0]!;
   const picks = new Map<string, GemmVariant>();
   const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot', 'tiled32', 'sk32', 'sk64'];
+  // Convolutions cycle through their allowed kernels too (the implicit GEMM where Ci*K*K allows it).
+  const convPicks = new Map<string, string>();
+  const convOrder = ['gemm32', 'b4', 'gemm64', 'b8'];
+  let gemmConvs = 0;
   const tuner: GemmTuner = {
     pick: (s) => picks.get(shapeKey(s)),
     tune: async (shapes) => {
       let fresh = false;
       for (const s of shapes) if (!picks.has(shapeKey(s))) { picks.set(shapeKey(s), s.aligned ? order[picks.size % order.length]! : 'tiled'); fresh = true; }
+      return fresh;
+    },
+    pickConv: (s) => convPicks.get(convKey(s)),
+    tuneConv: async (shapes) => {
+      let fresh = false;
+      for (const s of shapes) {
+        if (convPicks.has(convKey(s))) continue;
+        const v = convOrder[convPicks.size % convOrder.length]!;
+        convPicks.set(convKey(s), v);
+        if (v.startsWith('gemm') && (convChoices(s) as string[]).includes(v)) gemmConvs++;
+        fresh = true;
+      }
       return fresh;
     },
   };
@@ -175,6 +191,8 @@ test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the s
     const b = await tuned.encode(x, n);
     assert.ok(picks.size >= 4, `the SA graph's GEMM shapes went through the tuner (${picks.size})`);
     assert.ok([...picks.values()].includes('vec4') && [...picks.values()].includes('tiled'));
+    assert.ok(convPicks.size >= 3, `the SA graph's convolutions went through the tuner (${convPicks.size})`);
+    assert.ok(gemmConvs >= 1, 'at least one convolution ran as an implicit GEMM');
     assertClose(b.emb, a.emb, 1e-5, 0, 'embeddings');
   } finally {
     await base.destroy();
