@@ -101,14 +101,31 @@ async function timeRun(fn: () => Promise<unknown>, n = iters, warm = 1): Promise
   return (performance.now() - t0) / n;
 }
 
-interface KernelRow { name: string; shape: string; ms: number; gflops: number; peak_fraction?: number; timing: 'gpu-timestamps' | 'wall' }
+/** A kernel row: its time, or (ms and gflops null) the error that kept it from running, so one kernel a driver rejects does not cost the section's other rows. */
+interface KernelRow { name: string; shape: string; ms: number | null; gflops: number | null; peak_fraction?: number; timing?: 'gpu-timestamps' | 'wall'; error?: string }
 const kernels: KernelRow[] = [];
 
 async function benchKernel(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>, o: { f16?: boolean } = {}) {
+  try {
+    await benchKernelOnce(name, shape, build, inputs, o);
+  } catch (e) {
+    const error = (e as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' | ').slice(0, 2000);
+    kernels.push({ name, shape, ms: null, gflops: null, error });
+    log(`  ${name.padEnd(28)} ${shape.padEnd(28)} failed: ${error.slice(0, 200)}`);
+  }
+}
+
+async function benchKernelOnce(name: string, shape: string, build: (g: Graph, w: WeightStore) => void, inputs: Record<string, Float32Array | Uint32Array>, o: { f16?: boolean }) {
   const store = new WeightStore(ctx.device);
   const g = new Graph({ software: ctx.software, ...(o.f16 ? { precision: 'f16' as const, smat: smatCheck?.ok } : {}) });
   build(g, store);
-  const ex = await Executor.create(ctx, g, store);
+  let ex: Executor;
+  try {
+    ex = await Executor.create(ctx, g, store);
+  } catch (e) {
+    store.destroy();
+    throw e;
+  }
   const flops = g.nodes.reduce((a, n) => a + (n.flops ?? 0), 0);
   let ms: number;
   let timing: KernelRow['timing'];
@@ -546,7 +563,7 @@ else {
         'pattern/min': `${o.pattern_over_min.toFixed(1)}${o.pattern_over_min > 2 ? ' !' : ''}${o.modelled ? '' : ' (min only)'}`, 'ideal us': Number(o.ideal_us.toFixed(2)), 'pattern us': Number(o.pattern_us.toFixed(2)), bound: o.bound })));
     }
   }
-  if (kernels.length) console.table(kernels.map((k) => ({ kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
+  if (kernels.length) console.table(kernels.map((k) => (k.ms === null ? { kernel: k.name, shape: k.shape, ms: 'failed', 'GFLOP/s': k.error!.slice(0, 60) } : { kernel: k.name, shape: k.shape, ms: Number(k.ms.toFixed(3)), 'GFLOP/s': Number(k.gflops!.toFixed(1)), ...(peak ? { 'of peak': `${(100 * k.peak_fraction!).toFixed(1)}%` } : {}) })));
   if (e2e.sa) {
     // End to end against the peers: per row sketchgpu's ms and rate, then each peer's and the ratio sketchgpu/peer.
     type Rate = { ms: number; img_per_s?: number; pairs_per_s?: number };
