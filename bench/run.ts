@@ -160,7 +160,7 @@ if (only.has('kernels')) {
     for (const [label, N, K] of [['gemm qkv', 3 * D, D], ['gemm out', D, D], ['gemm fc1 (gelu)', cfg.mlpDim, D], ['gemm fc2 (+res)', D, cfg.mlpDim]] as const) {
       // f32 with each kernel, then the f16 option (binary16 weights) with the GPU kernels: vec4, sk32, and smat
       // where the subgroup-matrix kernel passed its check on this device (src/graph/smat.ts).
-      const runs: [GemmVariant, boolean][] = [['tiled', false], ['tiled32', false], ['sk32', false], ['sk64', false], ['vec4', false], ['rowdot', false], ['vec4', true], ['sk32', true], ...(smatCheck?.ok ? [['smat', true] as [GemmVariant, boolean]] : [])];
+      const runs: [GemmVariant, boolean][] = [['tiled', false], ['tiled32', false], ['sk16', false], ['sk32', false], ['sk64', false], ['vec4', false], ['rowdot', false], ['vec4', true], ['sk32', true], ...(smatCheck?.ok ? [['smat', true] as [GemmVariant, boolean]] : [])];
       for (const [variant, f16] of runs) {
         await benchKernel(`${label} [${variant}${f16 ? ' f16' : ''}]`, `${M}x${N}x${K}`, (g, w) => {
           w.upload('w', randomTensor([N, K], 3), [f16 ? 'f16' : 'f32']);

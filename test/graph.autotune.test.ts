@@ -32,7 +32,7 @@ test('measures every allowed variant once, keeps the fastest, and a second tuner
   assert.is(await t1.tune([aligned, odd, aligned]), true);
   assert.equal(seen, ['37x45x32', '9x11x7/unaligned'], 'each shape measured once');
   const ra = t1.entries()['37x45x32'] as TuneRecord, ro = t1.entries()['9x11x7/unaligned'] as TuneRecord;
-  assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4']);
+  assert.equal(Object.keys(ra.ms).sort(), ['rowdot', 'sk16', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4']);
   assert.equal(Object.keys(ro.ms), ['tiled', 'tiled32'], 'an unaligned layout allows only the scalar tiled kernels');
   const fastest = (Object.entries(ra.ms) as [GemmVariant, number][]).sort((x, y) => x[1] - y[1])[0]![0];
   assert.is(ra.variant, fastest);
@@ -70,7 +70,7 @@ test('a variant with wrong results or one that fails to build is rejected, whate
   assert.match(r.rejected![wrong]!, `results differ from the ${builtIn} kernel's`);
   assert.match(r.rejected![nan]!, 'NaN');
   assert.match(r.rejected![broken]!, 'did not build or run: Error while parsing WGSL');
-  assert.equal(Object.keys(r.ms).sort(), (['rowdot', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4'] as GemmVariant[]).filter((v) => !bad.includes(v)));
+  assert.equal(Object.keys(r.ms).sort(), (['rowdot', 'sk16', 'sk32', 'sk64', 'tiled', 'tiled32', 'vec4'] as GemmVariant[]).filter((v) => !bad.includes(v)));
   assert.ok(!bad.includes(r.variant), r.variant);
   // The built-in kernel failing is an error, not a silent fallback.
   const t2 = new GemmAutotune(ctx, undefined, { repeats: 1, inject: (v) => { if (v === builtIn) throw new Error('built-in broke'); } });
@@ -159,7 +159,7 @@ test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the s
   const x = toFloat32(exp.get('sketch.input')!);
   const n = exp.get('sketch.input')!.shape[0]!;
   const picks = new Map<string, GemmVariant>();
-  const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot', 'tiled32', 'sk32', 'sk64'];
+  const order: GemmVariant[] = ['vec4', 'tiled', 'rowdot', 'tiled32', 'sk16', 'sk32', 'sk64'];
   // Convolutions cycle through their allowed kernels too (the implicit GEMM where Ci*K*K allows it).
   const convPicks = new Map<string, string>();
   const convOrder = ['gemm32', 'b4', 'gemm64', 'b8'];

@@ -35,10 +35,11 @@ for (const [M, N, K, act] of [[1, 1, 1, 'none'], [7, 13, 5, 'relu'], [65, 67, 33
 const ALIGNED_CASES = {
   rowdot: { seed: 11, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 16, 'none'], [33, 29, 48, 'quickgelu']] },
   vec4: { seed: 31, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [130, 257, 36, 'gelu'], [129, 131, 100, 'sigmoid'], [3, 201, 20, 'none'], [200, 29, 52, 'quickgelu']] },
-  // sliced K (GPUs): 32 tiles with 4 K slices of 8 per stage of 32, 64 tiles with one slice and stages of 16: shapes
+  // sliced K (GPUs): 16 tiles with 16 K slices of 4 per stage of 64, 32 tiles with 4 of 8 per stage of 32, 64 tiles with one slice and stages of 16: shapes
   // cross both tiles, K ends inside a stage and inside a slice's share of it, and runs over many stages (the slices'
   // partial sums add up at the end).
   sk32: { seed: 81, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 20, 'none'], [33, 29, 260, 'quickgelu']] },
+  sk16: { seed: 96, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [17, 33, 36, 'gelu'], [130, 70, 100, 'sigmoid'], [3, 201, 20, 'none'], [33, 29, 260, 'quickgelu']] },
   sk64: { seed: 91, shapes: [[1, 1, 4, 'none'], [7, 13, 8, 'relu'], [65, 67, 36, 'gelu'], [130, 129, 100, 'sigmoid'], [3, 201, 20, 'none'], [33, 29, 260, 'quickgelu']] },
 } as const;
 for (const [variant, { seed, shapes }] of Object.entries(ALIGNED_CASES) as [keyof typeof ALIGNED_CASES, (typeof ALIGNED_CASES)[keyof typeof ALIGNED_CASES]][]) {
@@ -76,7 +77,7 @@ for (const [M, N, K] of [[1, 1, 1], [7, 13, 5], [33, 31, 17], [65, 97, 47], [130
 
 // QuickGELU (CLIP's text MLP) over pre-activations out to ±150: exp(-1.702v) overflows to inf below v ≈ -52 and the
 // result must come out as (-)0 like torch's, not NaN; values are checked relative to their size.
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} quickgelu over a wide range (overflowing exp)`, async () => {
   const M = 17, N = 23, K = 12;
   const A = rand(M * K, 21), B = rand(N * K, 22);
   const out = await runGraph((g) => {
@@ -88,7 +89,7 @@ for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as 
   if (!pre.some((v) => v > 50) || !pre.some((v) => v < -60)) throw new Error('the test does not reach the overflow range');
 });
 
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} with residual, alpha, strided A and C`, async () => {
   const scalar = variant === 'tiled' || variant === 'tiled32';
   const M = 9, N = 11, K = scalar ? 19 : 20, lda = scalar ? 23 : 24, ldc = 15;
   const A = rand(M * lda + 4, 4), B = rand(N * K, 5), R = rand(M * N, 6);
@@ -123,7 +124,7 @@ function nearestF16(x: number): number {
   return r * step;
 }
 
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16 operands: A·I returns A rounded to the nearest binary16 (ties to even)`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16 operands: A·I returns A rounded to the nearest binary16 (ties to even)`, async () => {
   const M = 13, K = 12;
   const A = rand(M * K, 41, -3, 3);
   A.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, 0], 0); // ties both ways, subnormals, max, 0
@@ -142,7 +143,7 @@ for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as 
   assert.ok(changed > M * K / 2, `only ${changed} of ${M * K} values were rounded`);
 });
 
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16 operands: within the binary16 rounding bound of the exact product`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16 operands: within the binary16 rounding bound of the exact product`, async () => {
   const M = 37, N = 45, K = 64;
   const A = rand(M * K, 42), B = rand(N * K, 43), bias = rand(N, 44);
   const out = await runGraph((g) => {
@@ -164,7 +165,7 @@ for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as 
 // unpack2x16float. It must give exactly what the f32-stored B with rounding on load gives (B as a graph input stays
 // f32): the same values in the same summation order. Odd N·K (a half-filled last word), a row stride past K, and
 // values that round both ways, to subnormals and to the largest binary16 are included.
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored weights equal f32-stored weights rounded on load`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored weights equal f32-stored weights rounded on load`, async () => {
   const M = 19, N = 131, K = 36, ldb = 40;
   const A = rand(M * K, 51), bias = rand(N, 53);
   const B = rand(N * ldb, 52, -2, 2);
@@ -185,7 +186,7 @@ for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as 
 // GEMM that writes it (storeC4 of gemm/store_f16.wgsl: round to nearest even, then the bits) and read back through
 // unpack2x16float: exactly what the f32-stored hidden with rounding on load gives. M and the hidden width cross
 // the tiles; the tiled kernel (one-element stores) keeps an f32 hidden.
-for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {
+for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored hidden activation equals f32-stored rounded on load`, async () => {
   const M = 131, K = 20, H = 140, N = 13;
   const X = rand(M * K, 61, -2, 2), W1 = rand(H * K, 62), W2 = rand(N * H, 63), b1 = rand(H, 64);
   const w = { w1: { shape: [H, K], data: W1 }, b1: { shape: [H], data: b1 }, w2: { shape: [N, H], data: W2 } };
@@ -203,7 +204,7 @@ for (const variant of ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'] as 
   assert.is(worst, 0, `f16-stored and rounded-on-load hidden differ by up to ${worst}`);
 });
 
-for (const variant of ['rowdot', 'vec4', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored output: A·I·I returns A rounded to the nearest binary16`, async () => {
+for (const variant of ['rowdot', 'vec4', 'sk16', 'sk32', 'sk64'] as const) test(`gemm ${variant} f16-stored output: A·I·I returns A rounded to the nearest binary16`, async () => {
   const M = 9, K = 12;
   const A = rand(M * K, 65, -3, 3);
   A.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -20, -(2 ** -17) * 1.5, 65504, 0, -(2 ** -25), 2 ** -14 - 2 ** -25], 0);
@@ -252,7 +253,7 @@ test('packF16 keeps binary16 data as it is and rounds f32 to nearest even', () =
 // rows): C's rows are P pairs of T rows; row b*T + t adds row t of item pairs[b][col] of a per-item residual, here
 // with a row stride ldr > N. Every kernel, odd sizes, pairs in any order with repeats; with a fused LayerNorm too
 // (its gamma and beta, then the table, then C: the bindings of both extras together).
-for (const [variant, norm] of [['tiled', false], ['tiled32', false], ['rowdot', false], ['vec4', false], ['sk32', false], ['sk64', false], ['tiled', true], ['rowdot', true], ['sk32', true], ['sk64', true]] as const) {
+for (const [variant, norm] of [['tiled', false], ['tiled32', false], ['rowdot', false], ['vec4', false], ['sk16', false], ['sk32', false], ['sk64', false], ['tiled', true], ['rowdot', true], ['sk16', true], ['sk32', true], ['sk64', true]] as const) {
   test(`gemm ${variant} residual through a pair table${norm ? ', LayerNorm fused' : ''}`, async () => {
     const T = 7, K = 12, N = 13, ldr = 16, items = 3;
     const pairs = Uint32Array.from([2, 1, 0, 0, 2, 2, 1, 0, 0, 1]); // 5 pairs: [own, other]

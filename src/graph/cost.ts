@@ -55,7 +55,7 @@ const param = (n: OpNode, name: string): number => {
 };
 const groups = (n: OpNode) => n.dispatch[0] * n.dispatch[1] * n.dispatch[2];
 /** GEMM tile side per kernel variant (src/graph/ops/gemm.ts). */
-const GEMM_TILE: Record<string, number> = { gemm: 64, gemm_t32: 32, gemm_vec4: 128, gemm_smat: 64, gemm_rowdot: 4, gemm_sk32: 32, gemm_sk64: 64 };
+const GEMM_TILE: Record<string, number> = { gemm: 64, gemm_t32: 32, gemm_vec4: 128, gemm_smat: 64, gemm_rowdot: 4, gemm_sk16: 16, gemm_sk32: 32, gemm_sk64: 64 };
 
 /** The cost of one node. Kernels without a pattern model report their minimum bytes as the pattern. */
 export function nodeCost(n: OpNode): NodeCost {

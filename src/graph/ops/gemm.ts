@@ -37,15 +37,16 @@ function slicedSlots(tile: number, S: number, KD: number): Record<string, number
 /**
  * Each variant's entry name, WGSL template and its slots: shaders/gemm/tiled.wgsl at a tile side of 64 or 32 (4x4
  * outputs per thread, 16 of K per step); shaders/gemm/sliced.wgsl at 32 with 4 K slices (256 invocations per 32x32
- * tile: for GEMMs of few rows) or at 64 with one.
+ * tile: for GEMMs of few rows), at 16 with 16 slices (256 per 16x16 tile: the most parallel, for one image's GEMMs whose
+ * operands sit in L2 anyway) or at 64 with one.
  */
 const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
   tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32 }],
   rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
-  sk32: ['gemm_sk32', slicedSource, slicedSlots(32, 4, 32)], sk64: ['gemm_sk64', slicedSource, slicedSlots(64, 1, 16)],
+  sk16: ['gemm_sk16', slicedSource, slicedSlots(16, 16, 64)], sk32: ['gemm_sk32', slicedSource, slicedSlots(32, 4, 32)], sk64: ['gemm_sk64', slicedSource, slicedSlots(64, 1, 16)],
 };
 /** The sliced-K variants (shaders/gemm/sliced.wgsl), which read A and write C through stageA / storeOut. */
-const SLICED: readonly GemmVariant[] = ['sk32', 'sk64'];
+const SLICED: readonly GemmVariant[] = ['sk16', 'sk32', 'sk64'];
 /** A variant's body, its uniform block after C (the reads A, B, bias, R, then a fused LayerNorm's gamma and beta, then a residual's pair table). */
 const body = (variant: GemmVariant, pBinding = 5) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: pBinding });
 /** The subgroup-matrix kernel's module starts with these (enable directives precede every declaration). */
@@ -55,7 +56,7 @@ const SMAT_ENABLES = 'enable f16;\nenable chromium_experimental_subgroup_matrix;
  * A variant's kernel for operand and output storage: f32 everywhere by default; with the f16 option A and B are
  * rounded to binary16 on load (the F16_OPERANDS slot of gemm/epilogue.wgsl) when stored as f32, and read as
  * they are when stored as binary16 (weights, GEMM-written hidden activations); C may be stored as binary16.
- * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32, rowdot, smat, sk32, sk64, A
+ * `norm`: a pre-norm LayerNorm fused into A's loads (shaders/gemm/norm_ln.wgsl; tiled, tiled32, rowdot, smat, sk16, sk32, sk64, A
  * stored as f32): the node then reads gamma and beta at bindings 4 and 5, and C and the uniform block move to 6 and 7.
  */
 export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?: Float; b?: Float; c?: Float } = {}, norm = false, resTable = false): Kernel {
@@ -99,9 +100,9 @@ export const GEMM_SLICED: Kernel = gemmKernel('sk32', 'f32');
 export const GEMM_F16_IO = f16 + operandF16 + storeF16 + smatSource + normLn + resPairs;
 
 /** 'smat': subgroup matrices (tensor cores), f16 option only, where src/graph/smat.ts passed it on the device. */
-export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat' | 'sk32' | 'sk64';
+export type GemmVariant = 'tiled' | 'tiled32' | 'rowdot' | 'vec4' | 'smat' | 'sk16' | 'sk32' | 'sk64';
 /** The variants every adapter can run. */
-export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk32', 'sk64'];
+export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'vec4', 'sk16', 'sk32', 'sk64'];
 /**
  * The most rows of A for which a hardware target fuses a LayerNorm by default (GraphTarget.fuseNorm unset): about 10
  * ViT-B/16 images. A fused LayerNorm saves a dispatch (its launch and host cost, fixed) and the normalised copy; it
@@ -112,7 +113,7 @@ export const GEMM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdo
  */
 export const NORM_FUSE_MAX_ROWS = 2048;
 /** The variants a LayerNorm can be fused into (gemm options `norm`). */
-export const NORM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'smat', 'sk32', 'sk64'];
+export const NORM_VARIANTS: readonly GemmVariant[] = ['tiled', 'tiled32', 'rowdot', 'smat', 'sk16', 'sk32', 'sk64'];
 /** The scalar-load variants: any layout. */
 const UNALIGNED: readonly GemmVariant[] = ['tiled', 'tiled32'];
 /** The variants a problem's layout allows: rowdot, vec4 and smat read A and B as vec4 along K. */
@@ -120,7 +121,7 @@ export const gemmVariantsFor = (aligned: boolean, smat = false): GemmVariant[] =
 /** The output tile of a workgroup, read from each kernel's WGSL (rows = columns). */
 const TILE: Record<GemmVariant, number> = {
   tiled: wgslConst(body('tiled'), 'TM'), tiled32: wgslConst(body('tiled32'), 'TM'), rowdot: wgslConst(rowdotSource, 'TILE'), vec4: wgslConst(vec4Source, 'T'), smat: wgslConst(smatSource, 'TILE'),
-  sk32: wgslConst(body('sk32'), 'TILE'), sk64: wgslConst(body('sk64'), 'TILE'),
+  sk16: wgslConst(body('sk16'), 'TILE'), sk32: wgslConst(body('sk32'), 'TILE'), sk64: wgslConst(body('sk64'), 'TILE'),
 };
 
 /** 'quickgelu' is CLIP's x·sigmoid(1.702x) (the CAAN text tower). */
@@ -165,7 +166,7 @@ export interface GemmOptions {
   outShape?: readonly number[];
   /**
    * A pre-norm LayerNorm (torch's nn.LayerNorm over A's K columns) applied to A first: C = act(alpha · LN(A)·Bᵀ + ...).
-   * Fused into the GEMM's loads (one dispatch, no normalised copy in memory) where the kernel can (tiled, tiled32, sk32, sk64,
+   * Fused into the GEMM's loads (one dispatch, no normalised copy in memory) where the kernel can (tiled, tiled32, sk16, sk32, sk64,
    * rowdot, smat; A stored as f32, lda = K, vec4-aligned) and the graph target asks for it (`fuseNorm`; by default on
    * hardware adapters for up to NORM_FUSE_MAX_ROWS rows); else a separate layerNorm node, stored as binary16 under the
    * f16 option, feeds the GEMM.
