@@ -41,14 +41,19 @@ for (const block of [8, 4] as ConvBlock[]) for (const c of cases) {
   });
 }
 
-for (const block of [8, 4] as ConvBlock[]) test(`conv2d patch path writes token rows from an offset input (the model's patch embedding, zse-sbir.md §3.1)${block === 4 ? ' [4x4 blocks]' : ''}`, async () => {
+// The kernels every layout test runs: the direct kernel at both blocks and the implicit GEMM at both tiles.
+const KERNELS: { tag: string; o: { block?: ConvBlock; variant?: ConvVariant } }[] = [
+  { tag: '', o: { block: 8 } }, { tag: ' [4x4 blocks]', o: { block: 4 } }, { tag: ' [gemm32]', o: { variant: 'gemm32' } }, { tag: ' [gemm64]', o: { variant: 'gemm64' } },
+];
+
+for (const { tag, o: kern } of KERNELS) test(`conv2d patch path writes token rows from an offset input (the model's patch embedding, zse-sbir.md §3.1)${tag}`, async () => {
   // Images at an offset of 8 floats in their buffer; output [N, 1 + G*G, Co] rows after one cls row.
   const N = 3, Ci = 3, S = 64, k = 16, G = S / k, Co = 10, rowsPer = 1 + G * G, off = 8;
   const x = rand(off + N * Ci * S * S, 23), w = rand(Co * Ci * k * k, 24), b = rand(Co, 25);
   const out = await runGraph((g) => {
     const xi = g.input('x', [off + N * Ci * S * S]);
     const y = g.intermediate('y', [N, rowsPer, Co]);
-    conv2d(g, xi, g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1), block });
+    conv2d(g, xi, g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1), ...kern });
     g.output('y', y);
   }, { x, w, b });
   const ref = conv2dRef(x.subarray(off), w, b, N, Ci, S, S, Co, k, k, k, 0).out;
@@ -57,15 +62,16 @@ for (const block of [8, 4] as ConvBlock[]) test(`conv2d patch path writes token 
   assertClose(got, ref, TOL, TOL, 'patch tokens');
 });
 
-for (const block of [8, 4] as ConvBlock[]) test(`conv2d writes token layout with a row offset${block === 4 ? ' [4x4 blocks]' : ''}`, async () => {
-  const N = 2, Ci = 3, H = 9, W = 10, Co = 4, k = 3, s = 2, p = 1;
+for (const { tag, o: kern } of KERNELS) test(`conv2d writes token layout with a row offset${tag}`, async () => {
+  // (4 input channels for the implicit GEMM, whose Ci*K*K must be a multiple of 4.)
+  const N = 2, Ci = kern.variant ? 4 : 3, H = 9, W = 10, Co = 4, k = 3, s = 2, p = 1;
   const OH = 5, OW = 5, rowsPer = OH * OW + 1;
   const x = rand(N * Ci * H * W, 21), w = rand(Co * Ci * k * k, 22);
   const out = await runGraph((g) => {
     const xi = g.input('x', [N, Ci, H, W]);
     const wi = g.input('w', [Co, Ci, k, k]);
     const y = g.intermediate('y', [N, rowsPer, Co]);
-    conv2d(g, xi, wi, { N, Ci, H, W, Co, kernel: k, stride: s, pad: p, out: y, outLayout: tokensLayout(Co, rowsPer, OH, OW, 1), block });
+    conv2d(g, xi, wi, { N, Ci, H, W, Co, kernel: k, stride: s, pad: p, out: y, outLayout: tokensLayout(Co, rowsPer, OH, OW, 1), ...kern });
     g.output('y', y);
   }, { x, w });
   const ref = conv2dRef(x, w, null, N, Ci, H, W, Co, k, k, s, p).out;
@@ -74,7 +80,7 @@ for (const block of [8, 4] as ConvBlock[]) test(`conv2d writes token layout with
   assertClose(got, ref, TOL, TOL, 'conv tokens');
 });
 
-test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4)', async () => {
+for (const { tag, o: kern } of KERNELS) test(`conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4)${tag}`, async () => {
   // per sample: [1 + G*G, D] tokens; drop cls, reinterpret the [G*G, D] memory as D channels of GxG
   const N = 2, G = 5, D = 7, Co = 3, T = 1 + G * G;
   const tok = rand(N * T * D, 31), w = rand(Co * D * 4, 32), b = rand(Co, 33);
@@ -82,7 +88,7 @@ test('conv2d reads the raw view of [T, D] tokens as [D, G, G] (zse-sbir.md §3.4
     const x = g.input('x', [N, T, D]);
     const wi = g.input('w', [Co, D, 2, 2]);
     const bi = g.input('b', [Co]);
-    g.output('y', conv2d(g, x, wi, { N, Ci: D, H: G, W: G, Co, kernel: 2, stride: 2, pad: 0, bias: bi, inLayout: { ...nchw(D, G, G, D), sN: T * D } }));
+    g.output('y', conv2d(g, x, wi, { N, Ci: D, H: G, W: G, Co, kernel: 2, stride: 2, pad: 0, bias: bi, inLayout: { ...nchw(D, G, G, D), sN: T * D }, ...kern }));
   }, { x: tok, w, b });
   const raw = new Float32Array(N * D * G * G);
   for (let n = 0; n < N; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * G * G);
@@ -109,31 +115,6 @@ for (const variant of ['gemm32', 'gemm64'] as ConvVariant[]) for (const c of gem
     assertClose(out.y!, conv2dRef(x, w, c.bias ? b : null, c.N, c.Ci, c.H, c.W, c.Co, c.k, c.k, c.s, c.p, c.relu).out, TOL, TOL, 'conv');
   });
 }
-
-// The layouts the model uses, through the implicit GEMM: patch tokens from an offset input, stem tokens with a row
-// offset, and the anchor conv on the raw view of [T, D] tokens.
-for (const variant of ['gemm32', 'gemm64'] as ConvVariant[]) test(`conv2d ${variant} reads strided layouts and writes token rows`, async () => {
-  const N = 3, Ci = 3, S = 64, k = 16, G = S / k, Co = 10, rowsPer = 1 + G * G, off = 8;
-  const x = rand(off + N * Ci * S * S, 41), w = rand(Co * Ci * k * k, 42), b = rand(Co, 43);
-  const out = await runGraph((g) => {
-    const y = g.intermediate('y', [N, rowsPer, Co]);
-    conv2d(g, g.input('x', [off + N * Ci * S * S]), g.input('w', [Co, Ci, k, k]), { N, Ci, H: S, W: S, Co, kernel: k, stride: k, pad: 0, bias: g.input('b', [Co]), inLayout: nchw(Ci, S, S, off), out: y, outLayout: tokensLayout(Co, rowsPer, G, G, 1), variant });
-    g.output('y', y);
-  }, { x, w, b });
-  const ref = conv2dRef(x.subarray(off), w, b, N, Ci, S, S, Co, k, k, k, 0).out;
-  const got = new Float32Array(ref.length);
-  for (let n = 0; n < N; n++) for (let c = 0; c < Co; c++) for (let t = 0; t < G * G; t++) got[(n * Co + c) * G * G + t] = out.y![(n * rowsPer + 1 + t) * Co + c]!;
-  assertClose(got, ref, TOL, TOL, 'patch tokens');
-
-  const A = 2, Gs = 5, D = 8, Ca = 3, T = 1 + Gs * Gs;
-  const tok = rand(A * T * D, 44), wa = rand(Ca * D * 4, 45), ba = rand(Ca, 46);
-  const an = await runGraph((g) => {
-    g.output('y', conv2d(g, g.input('x', [A, T, D]), g.input('w', [Ca, D, 2, 2]), { N: A, Ci: D, H: Gs, W: Gs, Co: Ca, kernel: 2, stride: 2, pad: 0, bias: g.input('b', [Ca]), inLayout: { ...nchw(D, Gs, Gs, D), sN: T * D }, variant }));
-  }, { x: tok, w: wa, b: ba });
-  const raw = new Float32Array(A * D * Gs * Gs);
-  for (let n = 0; n < A; n++) raw.set(tok.subarray(n * T * D + D, (n + 1) * T * D), n * D * Gs * Gs);
-  assertClose(an.y!, conv2dRef(raw, wa, ba, A, D, Gs, Gs, Ca, 2, 2, 2, 0).out, TOL, TOL, 'anchor conv');
-});
 
 test('conv2d gemm refuses what it cannot run, with the reason', () => {
   const g = new Graph();

@@ -10,21 +10,10 @@
 //
 // (Prepended by ops/conv2d.ts with the GEMM snippets: lib/f16.wgsl, gemm/epilogue.wgsl, operand A (the input, read
 // through loadA) and B (the weight), gemm/norm_none.wgsl, gemm/res_none.wgsl, gemm/store_f32.wgsl, then this, then
-// gemm/sliced.wgsl. The uniform block is this file's Params: the GEMM fields sliced.wgsl reads, then the convolution's.)
-struct Params {
-  M: u32, N: u32, K: u32,
-  lda: u32, ldb: u32, ldc: u32, ldr: u32,
-  aOff: u32, cOff: u32, rOff: u32,
-  hasBias: u32, hasRes: u32, act: u32,
-  alpha: f32,
-  lnEps: f32,
-  resT: u32, resCol: u32, resN: u32,
-  // the convolution: input H x W, output OH x OW, kernel KH x KW, stride, padding; input element (n, ci, y, x) at
-  // inOff + n*inSN + ci*inSC + y*inSY + x; output (n, co, oy, ox) at outOff + n*outSN + co*outSC + oy*outSY + ox*outSX
-  H: u32, W: u32, OH: u32, OW: u32, KH: u32, KW: u32, stride: u32, pad: u32,
-  inOff: u32, inSN: u32, inSC: u32, inSY: u32,
-  outOff: u32, outSN: u32, outSC: u32, outSY: u32, outSX: u32,
-}
+// gemm/sliced.wgsl. The uniform block is gemm/params.wgsl's with the convolution's fields after the GEMM's
+// (ops/conv2d.ts CONV_PARAMS): input H x W, output OH x OW, kernel KH x KW, stride, padding; input element (n, ci, y,
+// x) at inOff + n*inSN + ci*inSC + y*inSY + x; output (n, co, oy, ox) at outOff + n*outSN + co*outSC + oy*outSY +
+// ox*outSX.)
 
 // Row `row` of the im2col (output pixel n, oy, ox), columns 4kq .. 4kq+3 (k = (ci*KH + ky)*KW + kx).
 fn stageA(row: u32, kq: u32, r: u32) -> vec4<f32> {

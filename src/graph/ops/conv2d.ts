@@ -23,9 +23,12 @@ export const CONV2D_B4: readonly Kernel[] = KERNELS[4];
 // The workgroup of shaders/conv2d.wgsl, read from it (WG there).
 const GROUP = wgslConst(program(8), 'WG');
 /** The convolution as an implicit GEMM on the sliced-K GEMM kernel (shaders/conv2d/gemm.wgsl), at 32 or 64 tiles. */
+/** The convolution's params after the GEMM's, in the order of its uniform fields (EXTRA of shaders/gemm/params.wgsl). */
+const CONV_PARAMS = ['H', 'W', 'OH', 'OW', 'KH', 'KW', 'stride', 'pad', 'inOff', 'inSN', 'inSC', 'inSY', 'outOff', 'outSN', 'outSC', 'outSY', 'outSX'] as const;
+const convFields = CONV_PARAMS.map((f) => `${f}: u32,`).join(' ');
 export const CONV2D_GEMM: Record<'gemm32' | 'gemm64', Kernel> = {
-  gemm32: slicedKernelWith('sk32', 'conv2d_gemm/sk32', gemmHead),
-  gemm64: slicedKernelWith('sk64', 'conv2d_gemm/sk64', gemmHead),
+  gemm32: slicedKernelWith('sk32', 'conv2d_gemm/sk32', gemmHead, convFields),
+  gemm64: slicedKernelWith('sk64', 'conv2d_gemm/sk64', gemmHead, convFields),
 };
 /** How a convolution runs: the direct kernel (any shape), or an implicit GEMM (Ci*K*K a multiple of 4, f32). */
 export type ConvVariant = 'direct' | 'gemm32' | 'gemm64';
@@ -51,15 +54,8 @@ export const nchw = (C: number, H: number, W: number, offset = 0): MapLayout => 
 /** Channels-last rows, [N, H*W (+extra rows), C]: what the token layout of a ViT is. */
 export const tokensLayout = (C: number, rowsPerSample: number, H: number, W: number, offsetRows = 0): MapLayout => ({ offset: offsetRows * C, sN: rowsPerSample * C, sC: 1, sY: W * C, sX: C });
 
-export interface ConvOptions {
-  N: number;
-  Ci: number;
-  H: number;
-  W: number;
-  Co: number;
-  kernel: number;
-  stride: number;
-  pad: number;
+/** The convolution (ConvShape: batch, channels, input size, square kernel, stride, padding) and how to run it. */
+export interface ConvOptions extends ConvShape {
   bias?: Tensor | null;
   relu?: boolean;
   inLayout?: MapLayout;
@@ -145,9 +141,7 @@ function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm
       ['lda', 'u32', 0], ['ldb', 'u32', K], ['ldc', 'u32', 0], ['ldr', 'u32', 0], ['aOff', 'u32', 0], ['cOff', 'u32', 0], ['rOff', 'u32', 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', 0], ['act', 'u32', o.relu ? 1 : 0],
       ['alpha', 'f32', 1], ['lnEps', 'f32', 0], ['resT', 'u32', 1], ['resCol', 'u32', 0], ['resN', 'u32', 1],
-      ['H', 'u32', H], ['W', 'u32', W], ['OH', 'u32', OH], ['OW', 'u32', OW], ['KH', 'u32', KS], ['KW', 'u32', KS], ['stride', 'u32', stride], ['pad', 'u32', pad],
-      ['inOff', 'u32', inL.offset], ['inSN', 'u32', inL.sN], ['inSC', 'u32', inL.sC], ['inSY', 'u32', inL.sY],
-      ['outOff', 'u32', outL.offset], ['outSN', 'u32', outL.sN], ['outSC', 'u32', outL.sC], ['outSY', 'u32', outL.sY], ['outSX', 'u32', outL.sX],
+      ...CONV_PARAMS.map((f): [string, 'u32', number] => [f, 'u32', { H, W, OH, OW, KH: KS, KW: KS, stride, pad, inOff: inL.offset, inSN: inL.sN, inSC: inL.sC, inSY: inL.sY, outOff: outL.offset, outSN: outL.sN, outSC: outL.sC, outSY: outL.sY, outSX: outL.sX }[f]]),
     ],
     dispatch: [Math.ceil(Co / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * Co * K,

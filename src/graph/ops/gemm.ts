@@ -68,21 +68,22 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   const reads = 4 + (norm ? 2 : 0) + (resTable ? 1 : 0);
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + paramsBlock + (SLICED.includes(variant) ? stageRows : '') + operand('A', a) + operand('B', b) +
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + fillSlots(paramsBlock, { EXTRA: '' }) + (SLICED.includes(variant) ? stageRows : '') + operand('A', a) + operand('B', b) +
       (norm ? normLn : normNone) + (resTable ? fillSlots(resPairs, { TBL_BINDING: reads - 1 }) : resNone) +
       fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: reads }) + body(variant, reads + 1),
   };
 }
 
 /**
- * A sliced-K kernel (sk32 or sk64) whose uniform block, A reads and C writes come from `head` instead of
- * gemm/params.wgsl and gemm/stage_rows.wgsl: ops/conv2d.ts's implicit-GEMM convolution (shaders/conv2d/gemm.wgsl).
+ * A sliced-K kernel (sk32 or sk64) whose A reads and C writes come from `head` instead of gemm/stage_rows.wgsl, and
+ * whose uniform block has `extraParams` (WGSL struct fields) after the GEMM's: ops/conv2d.ts's implicit-GEMM
+ * convolution (shaders/conv2d/gemm.wgsl).
  * f32 operands and output, no fused LayerNorm or residual table; bindings A, B, bias, R, then C and the uniform.
  */
-export function slicedKernelWith(variant: 'sk32' | 'sk64', name: string, head: string): Kernel {
+export function slicedKernelWith(variant: 'sk32' | 'sk64', name: string, head: string, extraParams: string): Kernel {
   return {
     name,
-    wgsl: f16 + fillSlots(epilogue, { F16_OPERANDS: false }) + head + operand('A', 'f32') + operand('B', 'f32') + normNone + resNone +
+    wgsl: f16 + fillSlots(epilogue, { F16_OPERANDS: false }) + fillSlots(paramsBlock, { EXTRA: extraParams }) + head + operand('A', 'f32') + operand('B', 'f32') + normNone + resNone +
       fillSlots(storeF32, { C_BINDING: 4 }) + body(variant, 5),
   };
 }
