@@ -6,11 +6,12 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildGraph, convKey, convShapes, GemmAutotune, gemmShapes, mismatch, shapeKey, type TuneRecord } from '../src/graph/autotune.ts';
+import { attentionKey, buildGraph, convKey, GemmAutotune, gemmShapes, mismatch, problemKey, shapeKey, tunedProblems, type TuneRecord } from '../src/graph/autotune.ts';
 import { autotuneWanted, fileTuneStore } from '../src/graph/autotune-node.ts';
 import { defaultVariant, GEMM_ROWDOT, GEMM_VEC4, gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
 import { conv2d, convChoices } from '../src/graph/ops/conv2d.ts';
-import type { GemmShape } from '../src/graph/kernel.ts';
+import { attention, rows } from '../src/graph/ops/attention.ts';
+import type { GemmShape, TunedProblem } from '../src/graph/kernel.ts';
 import type { GemmTuner } from '../src/gpu/device.ts';
 import { loadWeights } from '../src/models/load-file.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
@@ -89,16 +90,16 @@ test('convolutions: each allowed kernel checked and measured once, wrong ones re
   const conv = { N: 2, Ci: 4, H: 13, W: 11, Co: 9, kernel: 3, stride: 2, pad: 1 }; // Ci*K*K = 36: all four
   const odd = { N: 1, Ci: 3, H: 9, W: 9, Co: 5, kernel: 3, stride: 1, pad: 1 }; // 27: direct only
   const t = new GemmAutotune(ctx, undefined, { repeats: 1, inject: (v, out) => { if (v === 'gemm64') out[0] = NaN; } });
-  assert.is(await t.tuneConv([conv, odd, conv]), true);
+  assert.is(await t.tuneOps([{ op: 'conv', shape: conv }, { op: 'conv', shape: odd }, { op: 'conv', shape: conv }]), true);
   const r = t.entries()[convKey(conv)] as TuneRecord<string>, ro = t.entries()[convKey(odd)] as TuneRecord<string>;
   assert.equal(Object.keys(r.ms).sort(), ['b4', 'b8', 'gemm32']);
   assert.match(r.rejected!['gemm64']!, 'results differ from the b8 kernel');
   assert.equal(Object.keys(ro.ms).sort(), ['b4', 'b8']);
-  assert.is(t.pickConv(conv), r.variant);
-  assert.is(await t.tuneConv([conv]), false, 'measured once');
+  assert.is(t.pickOp({ op: 'conv', shape: conv }), r.variant);
+  assert.is(await t.tuneOps([{ op: 'conv', shape: conv }]), false, 'measured once');
   // A graph built through the tuner: the convolution takes the pick; forced kernels are not the tuner's.
   const picks: Record<string, string> = { [convKey(conv)]: 'gemm32' };
-  const tuner: GemmTuner = { pick: () => undefined, tune: async () => false, pickConv: (s) => picks[convKey(s)], tuneConv: async () => false };
+  const tuner: GemmTuner = { pick: () => undefined, tune: async () => false, pickOp: (p) => picks[problemKey(p as TunedProblem)], tuneOps: async () => false };
   const build = (g: Parameters<Parameters<typeof buildGraph>[1]>[0]) => {
     const x = g.input('x', [conv.N, conv.Ci, conv.H, conv.W]);
     g.output('y', conv2d(g, x, g.weight('w', [conv.Co, conv.Ci, 3, 3]), conv));
@@ -106,11 +107,43 @@ test('convolutions: each allowed kernel checked and measured once, wrong ones re
   };
   const g = await buildGraph({ ...ctx, gemmTuner: tuner }, build);
   assert.equal(g.nodes.map((n) => n.kernel.name), ['conv2d_gemm/sk32', 'conv2d']);
-  assert.equal(convShapes(g).map(convKey), [convKey(conv)]);
+  assert.equal(tunedProblems(g).map(problemKey), [convKey(conv)]);
   // A pick the convolution does not allow (the implicit GEMM where Ci*K*K = 27) falls back to the built-in rule.
   picks[convKey(odd)] = 'gemm32';
   const h = await buildGraph({ ...ctx, gemmTuner: tuner }, (g) => g.output('y', conv2d(g, g.input('x', [1, 3, 9, 9]), g.weight('v', [5, 3, 3, 3]), odd)));
   assert.match(h.nodes[0]!.kernel.name, /^conv2d(\/b4)?$/);
+});
+
+// Attention: the split and flash programs where both apply, flash checked against split; graphs take the pick.
+test('attention: split and flash checked and measured once, a wrong one rejected, graphs rebuilt with the pick', async () => {
+  const ctx = await gpu();
+  const shape = { B: 3, heads: 2, Tq: 21, Tk: 17, headDim: 40 };
+  const t = new GemmAutotune(ctx, undefined, { repeats: 1 });
+  assert.is(await t.tuneOps([{ op: 'attention', shape }]), true);
+  const r = t.entries()[attentionKey(shape)] as TuneRecord<string>;
+  assert.equal(Object.keys(r.ms).sort(), ['flash', 'split']);
+  assert.is(t.pickOp({ op: 'attention', shape }), r.variant);
+  const bad = new GemmAutotune(ctx, undefined, { repeats: 1, inject: (v, out) => { if (v === 'flash') out[out.length - 1] = NaN; } });
+  await bad.tuneOps([{ op: 'attention', shape }]);
+  const rb = bad.entries()[attentionKey(shape)] as TuneRecord<string>;
+  assert.equal(Object.keys(rb.ms), ['split']);
+  assert.match(rb.rejected!['flash']!, 'results differ from the split kernel');
+  // Graphs: a 'flash' pick runs the flash program; a causal attention (only one program applies) is not a problem.
+  const D = shape.heads * shape.headDim;
+  const tuner: GemmTuner = { pick: () => undefined, tune: async () => false, pickOp: (p) => (p.op === 'attention' ? 'flash' : undefined), tuneOps: async () => false };
+  const g = await buildGraph({ ...ctx, gemmTuner: tuner }, (g) => {
+    const q = g.input('q', [shape.B, shape.Tq, D]), kv = g.input('kv', [shape.B, shape.Tk, 2 * D]);
+    g.output('o', attention(g, q, kv, kv, { ...shape, q: rows(shape.Tq, D), k: rows(shape.Tk, 2 * D), v: rows(shape.Tk, 2 * D, D) }));
+    const x = g.input('x', [1, 9, 3 * D]);
+    g.output('c', attention(g, x, x, x, { B: 1, heads: shape.heads, Tq: 9, Tk: 9, headDim: shape.headDim, q: rows(9, 3 * D), k: rows(9, 3 * D, D), v: rows(9, 3 * D, 2 * D), causal: true }));
+  });
+  assert.equal(g.nodes.map((n) => n.kernel.name), ['attention', 'attention_causal']);
+  assert.equal(tunedProblems(g).map(problemKey), [attentionKey(shape)]);
+  const plain = await buildGraph(ctx, (g) => {
+    const q = g.input('q', [shape.B, shape.Tq, D]), kv = g.input('kv', [shape.B, shape.Tk, 2 * D]);
+    g.output('o', attention(g, q, kv, kv, { ...shape, q: rows(shape.Tq, D), k: rows(shape.Tk, 2 * D), v: rows(shape.Tk, 2 * D, D) }));
+  });
+  assert.equal(plain.nodes.map((n) => n.kernel.name), ['attention_split'], 'no tuner: the built-in rule');
 });
 
 test('mismatch: rounding-level differences pass, a wrong value or NaN does not', () => {
@@ -171,13 +204,14 @@ test('a tiny ZSE-SBIR model through a tuner that picks other kernels gives the s
       for (const s of shapes) if (!picks.has(shapeKey(s))) { picks.set(shapeKey(s), s.aligned ? order[picks.size % order.length]! : 'tiled'); fresh = true; }
       return fresh;
     },
-    pickConv: (s) => convPicks.get(convKey(s)),
-    tuneConv: async (shapes) => {
+    pickOp: (p) => convPicks.get(problemKey(p as TunedProblem)),
+    tuneOps: async (problems) => {
       let fresh = false;
-      for (const s of shapes) {
-        if (convPicks.has(convKey(s))) continue;
+      for (const p of problems as TunedProblem[]) {
+        if (p.op !== 'conv' || convPicks.has(problemKey(p))) continue;
+        const s = p.shape;
         const v = convOrder[convPicks.size % convOrder.length]!;
-        convPicks.set(convKey(s), v);
+        convPicks.set(problemKey(p), v);
         if (v.startsWith('gemm') && (convChoices(s) as string[]).includes(v)) gemmConvs++;
         fresh = true;
       }

@@ -53,7 +53,7 @@ export function buildCli(): Command {
         console.log(`adapter   ${info.adapter}`);
         console.log(`features  ${Object.entries(info.features).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
         console.log(`max binding ${(info.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${info.maxComputeWorkgroupStorageSize} B`);
-        console.log(`autotune  ${typeof autotune === 'string' ? autotune : `on: ${autotune.gemm_shapes_measured} GEMM and ${autotune.conv_shapes_measured} convolution shapes measured so far, in ${autotune.file}`}`);
+        console.log(`autotune  ${typeof autotune === 'string' ? autotune : `on: ${autotune.gemm_shapes_measured} GEMM, ${autotune.conv_shapes_measured} convolution and ${autotune.attention_shapes_measured} attention shapes measured so far, in ${autotune.file}`}`);
         console.log(`f16 GEMM  ${smat.ok ? 'subgroup matrices (tensor cores)' : 'portable kernels'}: ${smat.reason}`);
       }
       ctx.destroy();

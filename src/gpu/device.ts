@@ -13,12 +13,12 @@ export interface GemmTuner {
   pick(shape: { M: number; N: number; K: number; aligned: boolean }): string | undefined;
   /** Measures the shapes not yet known; true when it learned anything. */
   tune(shapes: readonly { M: number; N: number; K: number; aligned: boolean }[]): Promise<boolean>;
-  /** The same for convolutions (src/graph/kernel.ts ConvShape), where the tuner measures them. */
-  pickConv?(shape: ConvProblem): string | undefined;
-  tuneConv?(shapes: readonly ConvProblem[]): Promise<boolean>;
+  /** The same for other ops' problems (src/graph/kernel.ts TunedProblem: convolutions, attention), where the tuner measures them. */
+  pickOp?(problem: OpProblem): string | undefined;
+  tuneOps?(problems: readonly OpProblem[]): Promise<boolean>;
 }
-/** A convolution problem as the tuner sees it (structurally src/graph/kernel.ts's ConvShape). */
-export interface ConvProblem { N: number; Ci: number; H: number; W: number; Co: number; kernel: number; stride: number; pad: number }
+/** An op's problem as the tuner sees it (structurally src/graph/kernel.ts's TunedProblem). */
+export interface OpProblem { op: string; shape: Readonly<Record<string, number>> }
 
 export interface GpuContext {
   /** The entry point the device came from. Held for the device's lifetime: see docs/dawn-node.md. */

@@ -56,9 +56,10 @@ export function attachNodeAutotune(ctx: GpuContext): void {
   if (!ctx.gemmTuner && autotuneWanted(ctx)) ctx.gemmTuner = new GemmAutotune(ctx, fileTuneStore(autotuneFile()));
 }
 
-/** What `sketchgpu info` reports of the autotuner on a context: its file and how many GEMM and convolution shapes it has measured, or off. */
-export function autotuneStatus(ctx: Pick<GpuContext, 'gemmTuner'>): { file: string; gemm_shapes_measured: number; conv_shapes_measured: number } | string {
+/** What `sketchgpu info` reports of the autotuner on a context: its file and how many GEMM, convolution and attention shapes it has measured, or off. */
+export function autotuneStatus(ctx: Pick<GpuContext, 'gemmTuner'>): { file: string; gemm_shapes_measured: number; conv_shapes_measured: number; attention_shapes_measured: number } | string {
   const tuned = ctx.gemmTuner instanceof GemmAutotune ? ctx.gemmTuner : undefined;
   const keys = tuned ? Object.keys(tuned.entries()) : [];
-  return tuned ? { file: autotuneFile(), gemm_shapes_measured: keys.filter((k) => !k.startsWith('conv:')).length, conv_shapes_measured: keys.filter((k) => k.startsWith('conv:')).length } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
+  const count = (prefix: string) => keys.filter((k) => k.startsWith(prefix)).length;
+  return tuned ? { file: autotuneFile(), gemm_shapes_measured: keys.filter((k) => /^\d/.test(k)).length, conv_shapes_measured: count('conv:'), attention_shapes_measured: count('attention:') } : 'off (software adapter, or SKETCHGPU_AUTOTUNE=0)';
 }

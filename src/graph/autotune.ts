@@ -14,7 +14,8 @@ import { WeightStore } from '../gpu/weights.ts';
 import { Executor } from './executor.ts';
 import { Graph, type Precision } from './graph.ts';
 import { probeSubgroupMatrixGemm } from './smat.ts';
-import type { ConvShape, GemmShape } from './kernel.ts';
+import type { AttentionShape, ConvShape, GemmShape, TunedProblem } from './kernel.ts';
+import { attention, attentionChoices, rows } from './ops/attention.ts';
 import { CONV2D, CONV2D_B4, CONV2D_GEMM, conv2d, convChoices, type ConvChoice } from './ops/conv2d.ts';
 import { defaultVariant, GEMM, GEMM_F16_IO, GEMM_ROWDOT, GEMM_SLICED, GEMM_VEC4, gemm, gemmVariantsFor, type GemmVariant } from './ops/gemm.ts';
 
@@ -29,8 +30,8 @@ export interface TuneRecord<V extends string = GemmVariant> {
    */
   rejected?: Partial<Record<V, string>>;
 }
-/** GEMM records under shapeKey, convolution records (ConvChoice variants) under convKey. */
-export type TuneTable = Record<string, TuneRecord | TuneRecord<ConvChoice>>;
+/** GEMM records under shapeKey, other ops' records (convolutions: ConvChoice; attention: flash / split) under problemKey. */
+export type TuneTable = Record<string, TuneRecord | TuneRecord<ConvChoice> | TuneRecord<'split' | 'flash'>>;
 
 /** Where measured tables live between runs; `key` names the adapter and kernel versions. */
 export interface TuneStore {
@@ -41,6 +42,10 @@ export interface TuneStore {
 export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}${s.b16 ? '/b16' : ''}${s.smat ? '/smat' : ''}`;
 /** A convolution's key in the same table (never a GEMM's: those start with a digit). */
 export const convKey = (s: ConvShape): string => `conv:${s.N}x${s.Ci}x${s.H}x${s.W}>${s.Co}/k${s.kernel}s${s.stride}p${s.pad}`;
+/** An attention's key: batch, heads, query and key rows, head dim. */
+export const attentionKey = (s: AttentionShape): string => `attention:${s.B}x${s.heads}x${s.Tq}x${s.Tk}x${s.headDim}`;
+/** Another op's problem's key. */
+export const problemKey = (p: TunedProblem): string => (p.op === 'conv' ? convKey(p.shape) : attentionKey(p.shape));
 
 /** n values f(i)/2: the tuner's deterministic operands. */
 const data = (n: number, f: (i: number) => number) => new Float32Array(n).map((_, i) => f(i) * 0.5);
@@ -91,19 +96,20 @@ export class GemmAutotune implements GemmTuner {
     return todo.size > 0;
   }
 
-  async tuneConv(shapes: readonly ConvShape[]): Promise<boolean> {
-    const todo = new Map<string, ConvShape>();
-    for (const s of shapes) if (!this.table[convKey(s)]) todo.set(convKey(s), s);
-    for (const [k, s] of todo) {
-      this.table[k] = await this.measureConv(s);
+  /** Measures the convolution and attention problems not yet known; true when it learned anything. */
+  async tuneOps(problems: readonly TunedProblem[]): Promise<boolean> {
+    const todo = new Map<string, TunedProblem>();
+    for (const p of problems) if (!this.table[problemKey(p)]) todo.set(problemKey(p), p);
+    for (const [k, p] of todo) {
+      this.table[k] = p.op === 'conv' ? await this.measureConv(p.shape) : await this.measureAttention(p.shape);
       this.measured++;
     }
     if (todo.size) this.store?.save(this.key, this.table);
     return todo.size > 0;
   }
 
-  pickConv(shape: ConvShape): ConvChoice | undefined {
-    return (this.table[convKey(shape)] as TuneRecord<ConvChoice> | undefined)?.variant;
+  pickOp(problem: TunedProblem): string | undefined {
+    return (this.table[problemKey(problem)] as TuneRecord<string> | undefined)?.variant;
   }
 
   private async measure(s: GemmShape): Promise<TuneRecord> {
@@ -137,6 +143,21 @@ export class GemmAutotune implements GemmTuner {
     return this.candidates(convChoices(s), `${cn}-image ${s.Ci}->${cc}`,
       (v) => this.output(run(v, cn, cc), { x: image(cn) }),
       (v) => this.timed(run(v, s.N, s.Co), { x: image(s.N) }));
+  }
+
+  /**
+   * An attention's programs, split first (the built-in choice) and flash checked against it on at most 2 batches,
+   * then timed: q and k, v as contiguous rows of their own inputs.
+   */
+  private async measureAttention(s: AttentionShape): Promise<TuneRecord<'split' | 'flash'>> {
+    const D = s.heads * s.headDim;
+    const run = (variant: 'split' | 'flash', B: number) => (body: (ex: Executor) => Promise<void>) => this.withGraph({}, {}, (g) => {
+      const q = g.input('q', [B, s.Tq, D]), kv = g.input('kv', [B, s.Tk, 2 * D]);
+      g.output('o', attention(g, q, kv, kv, { B, heads: s.heads, Tq: s.Tq, Tk: s.Tk, headDim: s.headDim, q: rows(s.Tq, D), k: rows(s.Tk, 2 * D), v: rows(s.Tk, 2 * D, D), variant }));
+    }, body);
+    const inputs = (B: number) => ({ q: data(B * s.Tq * D, (i) => Math.sin(i * 0.7)), kv: data(B * s.Tk * 2 * D, (i) => Math.cos(i * 0.3)) });
+    const cb = Math.min(s.B, 2);
+    return this.candidates(attentionChoices(s), `${cb}-batch`, (v) => this.output(run(v, cb), inputs(cb)), (v) => this.timed(run(v, s.B), inputs(s.B)));
   }
 
   /**
@@ -253,20 +274,20 @@ export async function buildGraph(ctx: GpuContext, build: (g: Graph) => void, o: 
   const make = () => {
     const g = new Graph({
       software: ctx.software, precision, smat, ...(o.fuseNorm !== undefined ? { fuseNorm: o.fuseNorm } : {}),
-      ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}), ...(tuner?.pickConv ? { conv: (s: ConvShape) => tuner.pickConv!(s) } : {}),
+      ...(tuner ? { gemm: (s: GemmShape) => tuner.pick(s) } : {}), ...(tuner?.pickOp ? { choose: (p: TunedProblem) => tuner.pickOp!(p) } : {}),
     });
     build(g);
     return g;
   };
   const g = make();
   if (!tuner) return g;
-  const learnt = [await tuner.tune(gemmShapes(g)), (await tuner.tuneConv?.(convShapes(g))) ?? false];
+  const learnt = [await tuner.tune(gemmShapes(g)), (await tuner.tuneOps?.(tunedProblems(g))) ?? false];
   return learnt.some(Boolean) ? make() : g;
 }
 
-/** The convolutions of a graph whose kernel the target may choose, once each. */
-export function convShapes(g: Graph): ConvShape[] {
-  const seen = new Map<string, ConvShape>();
-  for (const n of g.nodes) if (n.conv) seen.set(convKey(n.conv), n.conv);
+/** The convolution and attention problems of a graph whose kernel the target may choose, once each. */
+export function tunedProblems(g: Graph): TunedProblem[] {
+  const seen = new Map<string, TunedProblem>();
+  for (const n of g.nodes) if (n.tuned) seen.set(problemKey(n.tuned), n.tuned);
   return [...seen.values()];
 }

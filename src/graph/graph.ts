@@ -1,5 +1,5 @@
 import { Tensor, type GpuDType } from './tensor.ts';
-import type { ConvShape, GemmShape, OpNode } from './kernel.ts';
+import type { GemmShape, OpNode, TunedProblem } from './kernel.ts';
 
 /**
  * A model's forward as data: tensors and the ops between them, in execution order.
@@ -11,8 +11,11 @@ export interface GraphTarget {
   software?: boolean;
   /** A measured GEMM kernel choice for this adapter (src/graph/autotune.ts); undefined: the built-in rule. */
   gemm?: (shape: GemmShape) => string | undefined;
-  /** A measured convolution kernel choice ('b8', 'b4', 'gemm32', 'gemm64'; ops/conv2d.ts); undefined: the built-in rule. */
-  conv?: (shape: ConvShape) => string | undefined;
+  /**
+   * A measured kernel choice for another op's problem: convolutions ('b8', 'b4', 'gemm32', 'gemm64'; ops/conv2d.ts),
+   * attention ('flash', 'split'; ops/attention.ts); undefined: the built-in rule.
+   */
+  choose?: (problem: TunedProblem) => string | undefined;
   /**
    * 'f16': the model's GEMMs (every Linear, conv-free projection) take their operands rounded to binary16 and
    * accumulate in f32, as f16 tensor-core GEMMs do; their weights are bound in binary16 form, and activations

@@ -23,24 +23,19 @@ export interface OpNode {
   flops?: number;
   /** GEMM nodes: the problem, for the autotuner (src/graph/autotune.ts). */
   gemm?: GemmShape;
-  /** Convolution nodes whose kernel the target chose: the problem, for the autotuner. */
-  conv?: ConvShape;
+  /** Nodes of other ops whose kernel the target chose (convolutions, attention): the problem, for the autotuner. */
+  tuned?: TunedProblem;
 }
 
 /**
  * A convolution as the kernel choice sees it (square kernel, stride and padding as ops/conv2d.ts takes them). The
  * autotuner times it with NCHW maps in and out; the model's strided layouts change addresses, not the work.
  */
-export interface ConvShape {
-  N: number;
-  Ci: number;
-  H: number;
-  W: number;
-  Co: number;
-  kernel: number;
-  stride: number;
-  pad: number;
-}
+export type ConvShape = { N: number; Ci: number; H: number; W: number; Co: number; kernel: number; stride: number; pad: number };
+/** An attention (no causal mask, vec4-aligned layout) as the kernel choice sees it; timed with contiguous rows. */
+export type AttentionShape = { B: number; heads: number; Tq: number; Tk: number; headDim: number };
+/** A non-GEMM problem whose kernel a graph target may choose by measurement (GraphTarget.choose). */
+export type TunedProblem = { op: 'conv'; shape: ConvShape } | { op: 'attention'; shape: AttentionShape };
 
 /** A GEMM problem as the kernel choice sees it: sizes, and whether K, the row strides and A's offset are vec4-aligned. */
 export interface GemmShape {

@@ -4,7 +4,7 @@ import f16 from '../../../shaders/lib/f16.wgsl';
 import tableNone from '../../../shaders/attention/table_none.wgsl';
 import tablePairs from '../../../shaders/attention/table_pairs.wgsl';
 import type { Graph } from '../graph.ts';
-import type { Kernel } from '../kernel.ts';
+import type { AttentionShape, Kernel } from '../kernel.ts';
 import type { Tensor } from '../tensor.ts';
 import { fillSlots } from '../wgsl.ts';
 
@@ -196,7 +196,12 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
   const aligned = [headDim, o.q.offset, o.q.batchStride, o.q.rowStride, o.k.offset, o.k.batchStride, o.k.rowStride,
     o.v.offset, o.v.batchStride, o.v.rowStride, D].every((x) => x % 4 === 0);
   if (o.causal && Tq !== Tk) throw new Error(`attention: a causal mask needs as many queries as keys, not ${Tq} and ${Tk}`);
-  const split = (o.variant ?? 'split') === 'split';
+  // The program: forced (tests, bench), else the target's measured choice where both apply (src/graph/autotune.ts),
+  // else split.
+  const shape: AttentionShape = { B, heads, Tq, Tk, headDim };
+  const tunable = !o.variant && attentionChoices(shape, aligned, !!o.causal).length > 1;
+  const tuned = tunable ? g.target.choose?.({ op: 'attention', shape }) : undefined;
+  const split = (o.variant ?? (tuned === 'flash' ? 'flash' : 'split')) === 'split';
   const t = o.table;
   if (t && (t.pairs.dtype !== 'u32' || t.pairs.size !== 2 * B)) throw new Error(`attention: the pair table must be [${B}, 2] u32, not ${t.pairs}`);
   const { kernel, rowsPerGroup, half } = attentionKernel(headDim, Tq, aligned, !!o.causal, !!o.half && g.target.precision === 'f16', split, !!t);
@@ -221,6 +226,15 @@ export function attention(g: Graph, q: Tensor, k: Tensor, v: Tensor, o: Attentio
     ],
     dispatch: [Math.ceil(Tq / rowsPerGroup), heads, B],
     flops: 4 * B * heads * Tq * Tk * headDim,
+    ...(tunable ? { tuned: { op: 'attention' as const, shape } } : {}),
   });
   return out;
+}
+
+/**
+ * The programs an attention can run as: 'split' and 'flash' where the split program applies (vec4-aligned layout,
+ * head dim up to 128 with one query row per invocation, no causal mask), else only what the layout gives.
+ */
+export function attentionChoices(s: AttentionShape, aligned = true, causal = false): ('split' | 'flash')[] {
+  return aligned && !causal && s.headDim <= FLASH_MAX_HEAD_DIM && flashShape(s.headDim, s.Tq).R === 1 ? ['split', 'flash'] : [];
 }

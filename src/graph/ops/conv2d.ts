@@ -85,7 +85,7 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const shape: ConvShape = { N, Ci, H, W, Co, kernel: K, stride, pad };
   const forced = o.variant !== undefined || o.block !== undefined;
   const f32 = [x, w, out, o.bias].every((t) => !t || t.dtype === 'f32');
-  const tuned = forced ? undefined : g.target.conv?.(shape);
+  const tuned = forced ? undefined : g.target.choose?.({ op: 'conv', shape });
   const choice = tuned && (convChoices(shape, f32) as string[]).includes(tuned) ? (tuned as ConvChoice) : undefined;
   const variant = o.variant ?? (choice === 'gemm32' || choice === 'gemm64' ? choice : 'direct');
   if (variant !== 'direct') return convGemm(g, x, w, o, variant, OH, OW, inL, outL, out, forced ? undefined : shape);
@@ -109,7 +109,7 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
     // x: pixel blocks (folded into z past 65535), y: channel blocks.
     dispatch: [gx, Math.ceil(Co / block), Math.ceil(groups / gx)],
     flops: 2 * total * Ci * K * K,
-    ...(forced ? {} : { conv: shape }),
+    ...(forced ? {} : { tuned: { op: 'conv' as const, shape } }),
   });
   return out;
 }
@@ -145,7 +145,7 @@ function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm
     ],
     dispatch: [Math.ceil(Co / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * Co * K,
-    ...(shape ? { conv: shape } : {}),
+    ...(shape ? { tuned: { op: 'conv' as const, shape } } : {}),
   });
   return out;
 }
