@@ -30,6 +30,7 @@ import { GallerySearch } from '../src/retrieval/search.ts';
 import { randomTensor, randomWeights, rnd, SMALL, uniform } from './common.ts';
 import { measureHost, type HostCost } from './host.ts';
 import { costModel } from './cost.ts';
+import { H200, peaksForAdapter } from '../src/graph/cost.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -46,7 +47,7 @@ if (args.help) {
   --iters <n>       timed iterations per measurement (default 20 on hardware, 3 on software)
   --only <what>     a comma-separated list of sections (default all): kernels, e2e, host (the CPU cost of
                     encoding and submitting one SA forward and one CA+RN batch, GPU work excluded), cost (the
-                    ViT-B/16 cost model: FLOPs and bytes per kernel, time at an H200's peaks; needs no GPU work)
+                    ViT-B/16 cost model: FLOPs and bytes per kernel, time at this GPU's datasheet peaks where known (H100 SXM / PCIe, H200), else an H200's; needs no GPU work)
   --timing <t>      kernels section: gpu (timestamps where the adapter has them, the default) or wall (submit,
                     then await queue.onSubmittedWorkDone, per run)
   --gc              force a garbage collection between timed runs (run node with --expose-gc): a stress test
@@ -59,9 +60,6 @@ if (args.help) {
 
 /** Ops that would make a "WebGPU" number a CPU one if ORT ran them on its CPU EP. */
 const HEAVY_OPS = /^(MatMul|Gemm|Conv|Softmax|LayerNormalization|ReduceMean|Sqrt|Pow|Erf|Relu|Sigmoid|Gelu|Transpose|ReduceL2|Attention|MultiHeadAttention)$/;
-/** Peak fp32 FLOP/s by adapter name, where known (dense, boost clock). */
-const PEAKS: [RegExp, number][] = [[/H100/i, 67e12], [/H200/i, 67e12]];
-const PEAKS_F16: [RegExp, number][] = [[/H100/i, 989e12], [/H200/i, 989e12]];
 
 const SECTIONS = ['kernels', 'e2e', 'host', 'cost'];
 const only = new Set(args.only ? args.only.split(',') : SECTIONS);
@@ -76,9 +74,10 @@ const ctx = await nodeGpu({ profile: true });
 const software = /llvmpipe|swiftshader|lavapipe|software/i.test(ctx.adapterName);
 const cfg = (args.model ?? (software ? 'small' : 'vitb')) === 'vitb' ? ZSE_VIT_B16 : SMALL;
 const iters = Number(args.iters ?? (software ? 3 : 20));
-const peak = PEAKS.find(([re]) => re.test(ctx.adapterName))?.[1];
-/** Peak dense fp16 tensor-core FLOP/s (f32 accumulation), for the f16 rows. */
-const peakF16 = PEAKS_F16.find(([re]) => re.test(ctx.adapterName))?.[1];
+/** This adapter's datasheet peaks where the name is known (src/graph/cost.ts): fp32 FLOP/s, and dense fp16 tensor-core FLOP/s for the f16 rows. */
+const adapterPeaks = peaksForAdapter(ctx.adapterName);
+const peak = adapterPeaks?.fp32;
+const peakF16 = adapterPeaks?.fp16Tensor;
 /** Whether the subgroup-matrix f16 GEMM runs here, and why not. */
 const smatCheck = await probeSubgroupMatrixGemm(ctx);
 const log = (s: string) => { if (!args.json) console.error(s); };
@@ -377,11 +376,12 @@ function logHost(label: string, r: HostCost): void {
     `submit alone ${r.submit_ms.median.toFixed(3)} ms; ${r.dispatches} dispatches, ${r.set_pipeline} setPipeline, ${r.set_bind_group} setBindGroup, ${r.bind_groups_created_per_forward} bind groups created per forward; upload ${r.upload_ms.median.toFixed(3)} ms for ${(r.input_bytes / 1024).toFixed(0)} KiB`);
 }
 
-// The ViT-B/16 cost model (bench/cost.ts): per kernel FLOPs and bytes from the graphs the engine builds, the time an
-// H200 needs at its peaks, beside the targets and (when the e2e section ran ViT-B/16 here) what this run measured.
+// The ViT-B/16 cost model (bench/cost.ts): per kernel FLOPs and bytes from the graphs the engine builds, the time a
+// GPU needs at its peaks (this adapter's where known, else an H200's), beside the targets and (when the e2e section ran ViT-B/16 here) what this run measured.
 let cost: ReturnType<typeof costModel> | undefined;
 if (only.has('cost')) {
-  cost = costModel();
+  // At this adapter's peaks where they are known (an H100 or H200), else an H200's (the targets' GPU class).
+  cost = costModel(adapterPeaks ?? H200);
   if (cfg === ZSE_VIT_B16 && e2e.sa) {
     type R = { ms: number; img_per_s?: number; pairs_per_s?: number };
     const m = (o: unknown, k?: string) => (k ? (o as Record<string, R> | undefined)?.[k] : (o as R | undefined));

@@ -2,7 +2,7 @@
 // hand-computed values on odd shapes; no GPU.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { graphCost, groupByOp, H200, nodeCost, timeNode, type DevicePeaks } from '../src/graph/cost.ts';
+import { graphCost, groupByOp, H100_PCIE, H100_SXM, H200, nodeCost, peaksForAdapter, timeNode, type DevicePeaks } from '../src/graph/cost.ts';
 import { Graph } from '../src/graph/graph.ts';
 import { attention, rows } from '../src/graph/ops/attention.ts';
 import { gemm, linear } from '../src/graph/ops/gemm.ts';
@@ -127,6 +127,14 @@ test('ViT-B/16 SA at batch 1: ~37 GFLOP, and at least its f32 weights are moved;
   assert.ok(f32.minBytes > blockWeights, `${f32.minBytes} bytes`);
   assert.ok(f16.minBytes < f32.minBytes - blockWeights / 2 + 1, 'binary16 GEMM weights halve their bytes');
   assert.ok(f16.idealS < f32.idealS);
+});
+
+test('peaksForAdapter: the datasheet peaks of the GPU an adapter names, PCIe H100 apart; unknown GPUs none', () => {
+  assert.is(peaksForAdapter('nvidia | hopper | NVIDIA H100 80GB HBM3 | NVIDIA: 580.159.04'), H100_SXM);
+  assert.is(peaksForAdapter('nvidia | hopper | NVIDIA H100 PCIe | NVIDIA: 580'), H100_PCIE);
+  assert.is(peaksForAdapter('nvidia | nvidia-h200 | NVIDIA: 580.159.04'), H200);
+  assert.is(peaksForAdapter('mesa | software | llvmpipe'), undefined);
+  assert.ok(H100_SXM.bandwidth < H200.bandwidth && H100_PCIE.fp32 < H100_SXM.fp32);
 });
 
 test.run();

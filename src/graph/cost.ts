@@ -31,6 +31,18 @@ export interface DevicePeaks {
  * Tensor Core 1,979 TFLOPS with sparsity, i.e. 989 dense; GPU memory bandwidth 4.8 TB/s (HBM3e).
  */
 export const H200: DevicePeaks = { name: 'NVIDIA H200 SXM', fp32: 67e12, fp16Tensor: 989e12, bandwidth: 4.8e12, source: "NVIDIA H200 Tensor Core GPU product datasheet (SXM: FP32 67 TFLOPS, FP16 tensor 989 TFLOPS dense, 4.8 TB/s HBM3e)" };
+/**
+ * NVIDIA H100 SXM5 (80 GB HBM3: the device tool's nvidia-h100-x1, whose nvidia-smi names it "NVIDIA H100 80GB HBM3")
+ * and H100 PCIe (80 GB HBM2e), from NVIDIA's H100 datasheet: FP32 67 / 51 TFLOPS, FP16 tensor 1,979 / 1,513 TFLOPS
+ * with sparsity (989 / 756 dense), 3.35 / 2.0 TB/s.
+ */
+export const H100_SXM: DevicePeaks = { name: 'NVIDIA H100 SXM', fp32: 67e12, fp16Tensor: 989e12, bandwidth: 3.35e12, source: 'NVIDIA H100 Tensor Core GPU datasheet (SXM5: FP32 67 TFLOPS, FP16 tensor 989 TFLOPS dense, 3.35 TB/s HBM3)' };
+export const H100_PCIE: DevicePeaks = { name: 'NVIDIA H100 PCIe', fp32: 51e12, fp16Tensor: 756e12, bandwidth: 2.0e12, source: 'NVIDIA H100 Tensor Core GPU datasheet (PCIe: FP32 51 TFLOPS, FP16 tensor 756 TFLOPS dense, 2.0 TB/s HBM2e)' };
+/** The peaks of the GPU an adapter name names, where known (the first match: PCIe before the other H100s). */
+export function peaksForAdapter(name: string): DevicePeaks | undefined {
+  const known: [RegExp, DevicePeaks][] = [[/H100.*PCIe/i, H100_PCIE], [/H100/i, H100_SXM], [/H200/i, H200]];
+  return known.find(([re]) => re.test(name))?.[1];
+}
 
 export interface NodeCost {
   label: string;
