@@ -256,6 +256,13 @@ if (only.has('e2e')) {
       e2e[fuseNorm ? 'sa_ln_fused' : 'sa_ln_apart'] = await timeSa(m, fuseNorm ? ' LN fused' : ' LN apart');
       await m.destroy();
     }
+    // And with the built-in kernel rules instead of the autotuner's picks (where it is on): what measuring per shape
+    // gains on this GPU (GEMM, convolution and attention kernels).
+    if (ctx.gemmTuner) {
+      const m = ZseModel.create({ ...ctx, gemmTuner: undefined }, cfg, weights, { maxBatch: 128, maxPairs: 64 });
+      e2e.sa_builtin = await timeSa(m, ' built-in kernels');
+      await m.destroy();
+    }
   }
   const ns = 8, np = 8, P = ns * np;
   // Image-like inputs with real variation (rnd's 1-D values repeat every 7), so the peers' parity check means something.
@@ -403,6 +410,10 @@ if (only.has('cost')) {
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
 // Fused pre-norm LayerNorms against the same forwards with them apart (> 1: fusing is faster on this adapter).
+for (const [k, v] of Object.entries((e2e.sa_builtin ?? {}) as Record<string, { img_per_s: number }>)) {
+  const tuned = (e2e.sa as Record<string, { img_per_s: number }> | undefined)?.[k];
+  if (tuned) ratios[`sa_${k}_tuned_vs_builtin`] = tuned.img_per_s / v.img_per_s;
+}
 for (const [k, v] of Object.entries((e2e.sa_ln_apart ?? {}) as Record<string, { img_per_s: number }>)) {
   const fused = (e2e.sa_ln_fused as Record<string, { img_per_s: number }> | undefined)?.[k];
   if (fused) ratios[`sa_${k}_ln_fused_vs_apart`] = fused.img_per_s / v.img_per_s;
