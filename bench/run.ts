@@ -409,11 +409,12 @@ if (only.has('cost')) {
 
 let peers: Record<string, unknown> | undefined;
 const ratios: Record<string, number> = {};
-// Fused pre-norm LayerNorms against the same forwards with them apart (> 1: fusing is faster on this adapter).
+// The autotuner's picks against the built-in kernel rules (> 1: measuring per shape pays on this adapter).
 for (const [k, v] of Object.entries((e2e.sa_builtin ?? {}) as Record<string, { img_per_s: number }>)) {
   const tuned = (e2e.sa as Record<string, { img_per_s: number }> | undefined)?.[k];
   if (tuned) ratios[`sa_${k}_tuned_vs_builtin`] = tuned.img_per_s / v.img_per_s;
 }
+// Fused pre-norm LayerNorms against the same forwards with them apart (> 1: fusing is faster on this adapter).
 for (const [k, v] of Object.entries((e2e.sa_ln_apart ?? {}) as Record<string, { img_per_s: number }>)) {
   const fused = (e2e.sa_ln_fused as Record<string, { img_per_s: number }> | undefined)?.[k];
   if (fused) ratios[`sa_${k}_ln_fused_vs_apart`] = fused.img_per_s / v.img_per_s;
