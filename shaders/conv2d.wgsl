@@ -37,7 +37,6 @@ struct Params {
 const WG = 64u;
 const P = @P@u;   // output pixels per invocation (along x): 8, or 4 (ops/conv2d.ts fills the slots)
 const COB = @COB@u; // output channels per invocation: 8, or 4
-const ACC = @ACC@u; // P * COB
 
 // The pixel block and channel block of an invocation: (n, oy, ox0) and co0.
 struct Block { n: u32, oy: u32, ox0: u32, co0: u32, live: bool }
@@ -56,23 +55,24 @@ fn block(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> Block {
   return blk;
 }
 
-// Bias, ReLU and the strided store of the block's P x COB results.
-fn store(blk: Block, acc: ptr<function, array<f32, ACC>>) {
-  let ob = p.outOff + blk.n * p.outSN + blk.oy * p.outSY;
-  for (var j = 0u; j < COB; j++) {
-    let co = blk.co0 + j;
-    if (co >= p.Co) { break; }
-    let b = select(0.0, bias[co], p.hasBias != 0u);
-    for (var q = 0u; q < P; q++) {
-      let ox = blk.ox0 + q;
-      if (ox >= p.OW) { break; }
-      var v = (*acc)[q * COB + j] + b;
-      if (p.relu != 0u) { v = max(v, 0.0); }
-      Y[ob + co * p.outSC + ox * p.outSX] = v;
-    }
+// Bias, ReLU and the strided store of 4 channels c0 .. c0+3 of pixel ox0 + q (those inside Co and OW).
+fn store4(blk: Block, q: u32, c0: u32, a: vec4<f32>) {
+  let ox = blk.ox0 + q;
+  if (ox >= p.OW) { return; }
+  let ob = p.outOff + blk.n * p.outSN + blk.oy * p.outSY + ox * p.outSX;
+  for (var j = 0u; j < 4u; j++) {
+    let co = blk.co0 + c0 + j;
+    if (co >= p.Co) { return; }
+    var v = a[j] + select(0.0, bias[co], p.hasBias != 0u);
+    if (p.relu != 0u) { v = max(v, 0.0); }
+    Y[ob + co * p.outSC] = v;
   }
 }
 
+// The accumulators are P x COB/4 vec4 variables (aQ_C: pixel Q, channels 4C .. 4C+3), declared and updated by
+// straight-line code that ops/conv2d.ts generates (the @...@ slots): no private array indexed in a loop, which a GPU
+// compiler that does not unroll the loop would put in local memory (HOPPER.md: run-time indices into register
+// arrays). Each accumulator lane gets the same fma / dot in the same order as a loop over pixels and channels would.
 @compute @workgroup_size(WG)
 fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
@@ -81,7 +81,7 @@ fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let KK = p.KH * p.KW;
   let wStride = p.Ci * KK; // between output channels
   let lastCo = p.Co - 1u;
-  var acc: array<f32, ACC>;
+  @ACC_DECL@
   let iy0 = i32(blk.oy * p.stride) - i32(p.pad);
   let ix0 = i32(blk.ox0 * p.stride) - i32(p.pad);
   let xn = p.inOff + blk.n * p.inSN;
@@ -92,17 +92,11 @@ fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
       let xr = xn + ci * p.inSC + u32(clamp(iy, 0, i32(p.H) - 1)) * p.inSY;
       let wr = ci * KK + ky * p.KW;
       for (var kx = 0u; kx < p.KW; kx++) {
-        var w: array<f32, COB>;
-        for (var j = 0u; j < COB; j++) { w[j] = Wt[min(blk.co0 + j, lastCo) * wStride + wr + kx]; }
-        for (var q = 0u; q < P; q++) {
-          let ix = ix0 + i32(q * p.stride + kx);
-          let x = select(0.0, X[xr + u32(clamp(ix, 0, i32(p.W) - 1))], rowOk && ix >= 0 && ix < i32(p.W));
-          for (var j = 0u; j < COB; j++) { acc[q * COB + j] = fma(x, w[j], acc[q * COB + j]); }
-        }
+        @DIRECT_STEP@
       }
     }
   }
-  store(blk, &acc);
+  @STORE@
 }
 
 @compute @workgroup_size(WG)
@@ -114,21 +108,16 @@ fn patch4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let wStride = p.Ci * p.KH * K4; // vec4s between output channels
   let lastCo = p.Co - 1u;
   let lastX = p.OW - 1u;
-  var acc: array<f32, ACC>;
+  @ACC_DECL@
   let xn = (p.inOff + blk.n * p.inSN + blk.oy * p.stride * p.inSY) / 4u;
   for (var ci = 0u; ci < p.Ci; ci++) {
     for (var ky = 0u; ky < p.KH; ky++) {
       let xr = xn + (ci * p.inSC + ky * p.inSY) / 4u;
       let wr = (ci * p.KH + ky) * K4;
       for (var k4 = 0u; k4 < K4; k4++) {
-        var w: array<vec4<f32>, COB>;
-        for (var j = 0u; j < COB; j++) { w[j] = Wt4[min(blk.co0 + j, lastCo) * wStride + wr + k4]; }
-        for (var q = 0u; q < P; q++) {
-          let x = X4[xr + min(blk.ox0 + q, lastX) * K4 + k4];
-          for (var j = 0u; j < COB; j++) { acc[q * COB + j] += dot(x, w[j]); }
-        }
+        @PATCH_STEP@
       }
     }
   }
-  store(blk, &acc);
+  @STORE@
 }

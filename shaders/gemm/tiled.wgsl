@@ -3,7 +3,10 @@
 // A [M,K] (row stride lda, element offset aOff), B [N,K] (PyTorch Linear weight layout, row stride ldb),
 // bias [N], R [M,N] (row stride ldr, offset rOff), C [M,N] (row stride ldc, offset cOff).
 // A TILE x TILE output tile per workgroup (64 or 32: the @TILE@ slot, filled by ops/gemm.ts), 4x4 per thread on a
-// (TILE/4)^2 thread grid, K in steps of 16 through workgroup memory. The 32 tile makes 4x the workgroups: for
+// (TILE/4)^2 thread grid, K in steps of 16 through workgroup memory. The 16 accumulators are scalar variables
+// (cI_J: row lid.y + WGS*I, column lid.x + WGS*J) updated by straight-line code that ops/gemm.ts writes out (the
+// ACC_DECL, STEP and STORE slots), not a private array indexed in loops: a GPU compiler that keeps such a loop
+// rolled puts the array in local memory (HOPPER.md). The same fma in the same order as loops over I and J. The 32 tile makes 4x the workgroups: for
 // problems too small to fill a large GPU with 64-wide tiles (ViT-B's GEMMs at batch 1: 197 rows).
 // Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
 
@@ -31,7 +34,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TM;
   let col0 = wg.x * TN;
-  var acc: array<array<f32, 4>, 4>;
+  @ACC_DECL@
   normTile(row0, TM, WGS * WGS, li); // the fused LayerNorm's row statistics (nothing without one)
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
     for (var e = li; e < PANEL; e += WGS * WGS) {
@@ -47,29 +50,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     workgroupBarrier();
     for (var k = 0u; k < TK; k++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        av[i] = As[k * TM + lid.y + WGS * i];
-        bv[i] = Bs[k * TN + lid.x + WGS * i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
+      @STEP@
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + lid.y + WGS * i;
-    if (r >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let c = col0 + lid.x + WGS * j;
-      if (c >= p.N) { continue; }
-      var v = p.alpha * acc[i][j];
-      if (p.hasBias != 0u) { v += bias[c]; }
-      v = activate(v, p.act);
-      if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
-      storeC(p.cOff + r * p.ldc + c, v);
-    }
-  }
+  @STORE@
+}
+
+// Output (r, c) of the tile: alpha, bias, activation, residual, store (skipped past M or N).
+fn epilogue1(r: u32, c: u32, acc: f32) {
+  if (r >= p.M || c >= p.N) { return; }
+  var v = p.alpha * acc;
+  if (p.hasBias != 0u) { v += bias[c]; }
+  v = activate(v, p.act);
+  if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
+  storeC(p.cOff + r * p.ldc + c, v);
 }

@@ -5,7 +5,10 @@
 // Needs K, lda, ldb and aOff to be multiples of 4 (the global loads are vec4 along K); M and N are free.
 //
 // A workgroup of 16x16 invocations computes a 128x128 tile of C; each invocation an 8x8 block held in 16 vec4
-// registers: rows {4ty..4ty+3, 64+4ty..64+4ty+3} x columns {4tx..4tx+3, 64+4tx..64+4tx+3}. K advances in steps of
+// registers: rows {4ty..4ty+3, 64+4ty..64+4ty+3} x columns {4tx..4tx+3, 64+4tx..64+4tx+3}. They are 16 vec4
+// variables (cR_H: row R of the 8, column half H) updated by straight-line code that ops/gemm.ts writes out (the
+// ACC_DECL, STEP, STORE slots), not an array indexed in loops, which a GPU compiler that keeps a loop rolled puts in
+// local memory (HOPPER.md; the H200 run found this kernel 6-12x slower than the tiled one, 2026-12-04). K advances in steps of
 // 16 through workgroup memory, stored k-major ([16][128] per operand, as vec4 along M or N), so each k step reads
 // two vec4 of A and two of B and does 32 vec4 FMAs: 4 loads per 32 FMAs, against 8 per 16 in gemm/tiled.wgsl.
 // Loads past M, N or K read zeros; stores past M or N are skipped.
@@ -42,22 +45,40 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let lq = task % 4u;
   let isB = li >= 128u;
   let lim = select(p.M - min(p.M, row0), p.N - min(p.N, col0), isB); // valid rows of this operand's tile
-  var acc: array<vec4<f32>, 16>; // acc[2*i + h]: row (i<4 ? 4ty+i : 64+4ty+i-4), columns 64h+4tx .. +3
+  @ACC_DECL@
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
     let kq = k0 / 4u + lq;
-    var x: array<vec4<f32>, 4>;
-    for (var e = 0u; e < 4u; e++) {
-      let m = 4u * rg + e;
-      if (m < lim && kq < K4) {
-        if (isB) { x[e] = loadB4((col0 + m) * ldb4 + kq); } else { x[e] = loadA4(aOff4 + (row0 + m) * lda4 + kq); }
+    var x0 = vec4<f32>(0.0);
+    var x1 = vec4<f32>(0.0);
+    var x2 = vec4<f32>(0.0);
+    var x3 = vec4<f32>(0.0);
+    if (kq < K4) {
+      let m = 4u * rg;
+      if (isB) {
+        let bb = (col0 + m) * ldb4 + kq;
+        if (m < lim) { x0 = loadB4(bb); }
+        if (m + 1u < lim) { x1 = loadB4(bb + ldb4); }
+        if (m + 2u < lim) { x2 = loadB4(bb + 2u * ldb4); }
+        if (m + 3u < lim) { x3 = loadB4(bb + 3u * ldb4); }
       } else {
-        x[e] = vec4<f32>(0.0);
+        let ab = aOff4 + (row0 + m) * lda4 + kq;
+        if (m < lim) { x0 = loadA4(ab); }
+        if (m + 1u < lim) { x1 = loadA4(ab + lda4); }
+        if (m + 2u < lim) { x2 = loadA4(ab + 2u * lda4); }
+        if (m + 3u < lim) { x3 = loadA4(ab + 3u * lda4); }
       }
     }
-    for (var kk = 0u; kk < 4u; kk++) {
-      let v = vec4<f32>(x[0][kk], x[1][kk], x[2][kk], x[3][kk]);
-      let at = (4u * lq + kk) * T4 + rg;
-      if (isB) { Bs[at] = v; } else { As[at] = v; }
+    let at = 4u * lq * T4 + rg;
+    if (isB) {
+      Bs[at] = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
+      Bs[at + T4] = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
+      Bs[at + 2u * T4] = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
+      Bs[at + 3u * T4] = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+    } else {
+      As[at] = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
+      As[at + T4] = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
+      As[at + 2u * T4] = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
+      As[at + 3u * T4] = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
     }
     workgroupBarrier();
     for (var k = 0u; k < TK; k++) {
@@ -65,33 +86,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let a1 = As[k * T4 + 16u + lid.y];
       let b0 = Bs[k * T4 + lid.x];
       let b1 = Bs[k * T4 + 16u + lid.x];
-      for (var i = 0u; i < 4u; i++) {
-        acc[2u * i] = fma(vec4<f32>(a0[i]), b0, acc[2u * i]);
-        acc[2u * i + 1u] = fma(vec4<f32>(a0[i]), b1, acc[2u * i + 1u]);
-        acc[8u + 2u * i] = fma(vec4<f32>(a1[i]), b0, acc[8u + 2u * i]);
-        acc[8u + 2u * i + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + 2u * i + 1u]);
-      }
+      @STEP@
     }
     workgroupBarrier();
   }
-  for (var ri = 0u; ri < 8u; ri++) {
-    let r = row0 + select(4u * lid.y + ri, 64u + 4u * lid.y + ri - 4u, ri >= 4u);
-    if (r >= p.M) { continue; }
-    for (var h = 0u; h < 2u; h++) {
-      let c0 = col0 + 64u * h + 4u * lid.x;
-      if (c0 >= p.N) { continue; }
-      let n = min(4u, p.N - c0);
-      let a4 = acc[2u * ri + h];
-      var v4 = vec4<f32>(0.0);
-      for (var j = 0u; j < n; j++) {
-        let c = c0 + j;
-        var v = p.alpha * a4[j];
-        if (p.hasBias != 0u) { v += bias[c]; }
-        v = activate(v, p.act);
-        if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
-        v4[j] = v;
-      }
-      storeC4(p.cOff + r * p.ldc + c0, v4, n);
-    }
+  @STORE@
+}
+
+// Row r, columns c0 .. c0+3 (those inside N): alpha, bias, activation, residual, store (skipped past M or N).
+fn epilogue4(r: u32, c0: u32, a4: vec4<f32>) {
+  if (r >= p.M || c0 >= p.N) { return; }
+  let n = min(4u, p.N - c0);
+  var v4 = vec4<f32>(0.0);
+  for (var j = 0u; j < n; j++) {
+    let c = c0 + j;
+    var v = p.alpha * a4[j];
+    if (p.hasBias != 0u) { v += bias[c]; }
+    v = activate(v, p.act);
+    if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
+    v4[j] = v;
   }
+  storeC4(p.cOff + r * p.ldc + c0, v4, n);
 }

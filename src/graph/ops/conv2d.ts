@@ -8,7 +8,34 @@ import { fillSlots, wgslConst } from '../wgsl.ts';
 
 /** An invocation's register block: 8 output pixels x 8 channels, or 4 x 4 (shaders/conv2d.wgsl's P and COB). */
 export type ConvBlock = 8 | 4;
-const program = (block: ConvBlock) => fillSlots(source, { P: block, COB: block, ACC: block * block });
+/**
+ * shaders/conv2d.wgsl for a block, with its accumulators and inner steps written out (P pixels x COB/4 vec4s of
+ * channels): the same operations in the same order as loops over pixels and channels, without a private array.
+ */
+function program(block: ConvBlock): string {
+  const P = block, C4 = block / 4;
+  const each = (f: (q: number, c: number) => string) => Array.from({ length: P }, (_, q) => Array.from({ length: C4 }, (_, c) => f(q, c)).join(' ')).join('\n        ');
+  const w = (f: (j: number) => string) => Array.from({ length: block }, (_, j) => f(j));
+  const direct = [
+    // The COB weights of this tap (channels past Co read the last one), 4 to a vec4.
+    ...w((j) => `let w${j} = Wt[min(blk.co0 + ${j}u, lastCo) * wStride + wr + kx];`),
+    ...Array.from({ length: C4 }, (_, c) => `let wv${c} = vec4<f32>(w${4 * c}, w${4 * c + 1}, w${4 * c + 2}, w${4 * c + 3});`),
+    // Pixel q's input column (tc: not ix0, the block's first, which it would shadow), zero outside the image.
+    ...Array.from({ length: P }, (_, q) => `let tc${q} = ix0 + i32(${q}u * p.stride + kx);\n        let x${q} = vec4<f32>(select(0.0, X[xr + u32(clamp(tc${q}, 0, i32(p.W) - 1))], rowOk && tc${q} >= 0 && tc${q} < i32(p.W)));`),
+    each((q, c) => `a${q}_${c} = fma(x${q}, wv${c}, a${q}_${c});`),
+  ].join('\n        ');
+  const patch = [
+    ...w((j) => `let w${j} = Wt4[min(blk.co0 + ${j}u, lastCo) * wStride + wr + k4];`),
+    ...Array.from({ length: P }, (_, q) => `let x${q} = X4[xr + min(blk.ox0 + ${q}u, lastX) * K4 + k4];`),
+    each((q, c) => `a${q}_${c} += vec4<f32>(dot(x${q}, w${4 * c}), dot(x${q}, w${4 * c + 1}), dot(x${q}, w${4 * c + 2}), dot(x${q}, w${4 * c + 3}));`),
+  ].join('\n        ');
+  return fillSlots(source, {
+    P, COB: block,
+    ACC_DECL: each((q, c) => `var a${q}_${c} = vec4<f32>(0.0);`).replaceAll('\n        ', '\n  '),
+    DIRECT_STEP: direct, PATCH_STEP: patch,
+    STORE: each((q, c) => `store4(blk, ${q}u, ${4 * c}u, a${q}_${c});`).replaceAll('\n        ', '\n  '),
+  });
+}
 const kernels = (block: ConvBlock): [Kernel, Kernel] => {
   const wgsl = program(block), name = block === 8 ? 'conv2d' : 'conv2d/b4';
   return [{ name, wgsl, entry: 'direct' }, { name, wgsl, entry: 'patch4' }];

@@ -40,9 +40,27 @@ function slicedSlots(tile: number, S: number, KD: number): Record<string, number
  * tile: for GEMMs of few rows), at 16 with 16 slices (256 per 16x16 tile: the most parallel, for one image's GEMMs whose
  * operands sit in L2 anyway) or at 64 with one.
  */
-const BODY: Record<GemmVariant, [string, string, Record<string, number>]> = {
-  tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64 }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32 }],
-  rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, {}], smat: ['gemm_smat', smatSource, {}],
+/** The straight-line parts of shaders/gemm/tiled.wgsl: 4x4 scalar accumulators, one k step, the stores. */
+const I4 = [0, 1, 2, 3];
+const TILED_CODE = {
+  ACC_DECL: I4.map((i) => I4.map((j) => `var c${i}_${j} = 0.0;`).join(' ')).join('\n  '),
+  STEP: [...I4.map((i) => `let a${i} = As[k * TM + lid.y + WGS * ${i}u];`), ...I4.map((j) => `let b${j} = Bs[k * TN + lid.x + WGS * ${j}u];`),
+    ...I4.map((i) => I4.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(' '))].join('\n      '),
+  STORE: I4.map((i) => I4.map((j) => `epilogue1(row0 + lid.y + WGS * ${i}u, col0 + lid.x + WGS * ${j}u, c${i}_${j});`).join('\n  ')).join('\n  '),
+};
+/** The straight-line parts of shaders/gemm/vec4.wgsl: 8 rows x 2 column halves of vec4 accumulators. */
+const R8 = [0, 1, 2, 3, 4, 5, 6, 7], XYZW = ['x', 'y', 'z', 'w'];
+const VEC4_CODE = {
+  ACC_DECL: R8.map((r) => `var c${r}_0 = vec4<f32>(0.0); var c${r}_1 = vec4<f32>(0.0);`).join('\n  '),
+  // Row r < 4 takes component r of a0 (rows 4ty..), r >= 4 component r-4 of a1 (rows 64+4ty..); in the order of the
+  // former loop over i: rows i and 4+i, each half 0 then 1.
+  STEP: I4.map((i) => [`c${i}_0 = fma(vec4<f32>(a0.${XYZW[i]}), b0, c${i}_0);`, `c${i}_1 = fma(vec4<f32>(a0.${XYZW[i]}), b1, c${i}_1);`,
+    `c${4 + i}_0 = fma(vec4<f32>(a1.${XYZW[i]}), b0, c${4 + i}_0);`, `c${4 + i}_1 = fma(vec4<f32>(a1.${XYZW[i]}), b1, c${4 + i}_1);`].join(' ')).join('\n      '),
+  STORE: R8.map((r) => [0, 1].map((h) => `epilogue4(row0 + ${r < 4 ? `4u * lid.y + ${r}u` : `64u + 4u * lid.y + ${r - 4}u`}, col0 + ${64 * h}u + 4u * lid.x, c${r}_${h});`).join(' ')).join('\n  '),
+};
+const BODY: Record<GemmVariant, [string, string, Record<string, number | string>]> = {
+  tiled: ['gemm', source, { TILE: 64, WGS: 16, PANEL: 16 * 64, ...TILED_CODE }], tiled32: ['gemm_t32', source, { TILE: 32, WGS: 8, PANEL: 16 * 32, ...TILED_CODE }],
+  rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, VEC4_CODE], smat: ['gemm_smat', smatSource, {}],
   sk16: ['gemm_sk16', slicedSource, slicedSlots(16, 16, 64)], sk32: ['gemm_sk32', slicedSource, slicedSlots(32, 4, 32)], sk64: ['gemm_sk64', slicedSource, slicedSlots(64, 1, 16)],
 };
 /** The sliced-K variants (shaders/gemm/sliced.wgsl), which read A and write C through stageA / storeOut. */
