@@ -5,7 +5,7 @@
 // invocation keeps a 4x4 block of C in registers: 8 vec4 loads feed 16 vec4 FMAs per step of 4 along K.
 // Rows and columns past M or N are clamped on load and skipped on store, so any M and N work.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is gemm/params.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
 // gemm/operand_*.wgsl, gemm/store_*.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused

@@ -21,8 +21,9 @@
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended:
 // gemm/operand_*.wgsl, gemm/store_*.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused
 // into A's loads (loadAN4, with the tile's row statistics from normTile), which moves C to binding 6 and the uniform
-// block to 7; gemm/res_none.wgsl or gemm/res_pairs.wgsl (resRow); and where A's rows are read and C's written:
-// stageA / storeOut of gemm/stage_rows.wgsl, or of conv2d/gemm.wgsl for a convolution as an implicit GEMM.)
+// block to 7; gemm/res_none.wgsl or gemm/res_pairs.wgsl (resRow); where A's rows are read and C's written:
+// stageA / storeOut of gemm/stage_rows.wgsl, or of conv2d/gemm.wgsl for a convolution as an implicit GEMM; and
+// stageQuad, gemm/stage_quad.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(@P_BINDING@) var<uniform> p: Params;
@@ -41,28 +42,11 @@ const B0 = KD * LDT4;       // where B's stage starts in Sm
 
 var<workgroup> Sm: array<vec4<f32>, SMV>; // A's stage [KD][LDT4], then B's; at the end the slices' partial sums
 
-// The first n (<= 4) columns from c0 of row r: alpha, bias, activation, residual, store.
-fn epilogue(r: u32, c0: u32, acc: vec4<f32>) {
-  if (r >= p.M || c0 >= p.N) { return; }
-  let n = min(4u, p.N - c0);
-  var v4 = vec4<f32>(0.0);
-  for (var j = 0u; j < n; j++) {
-    let c = c0 + j;
-    var v = p.alpha * acc[j];
-    if (p.hasBias != 0u) { v += bias[c]; }
-    v = activate(v, p.act);
-    if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
-    v4[j] = v;
-  }
-  storeOut(r, c0, v4, n);
-}
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
-  let K4 = p.K / 4u;
-  let ldb4 = p.ldb / 4u;
   let s = li / (WGS * WGS); // this invocation's slice
   let t = li % (WGS * WGS);
   let tx = t % WGS; // columns col0 + 4tx .. +3
@@ -83,33 +67,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let rest = tk >> 3u;
       let q = (rest % (Q / 2u)) * 2u + (tk & 1u);
       let rg = (rest / (Q / 2u)) * 4u + ((tk >> 1u) & 3u);
-      let kq = k0 / 4u + q;
-      let lim = select(rowsA, rowsB, isB);
-      var x0 = vec4<f32>(0.0);
-      var x1 = vec4<f32>(0.0);
-      var x2 = vec4<f32>(0.0);
-      var x3 = vec4<f32>(0.0);
-      if (kq < K4) {
-        let m = 4u * rg;
-        if (isB) {
-          let bb = (col0 + m) * ldb4 + kq;
-          if (m < lim) { x0 = loadB4(bb); }
-          if (m + 1u < lim) { x1 = loadB4(bb + ldb4); }
-          if (m + 2u < lim) { x2 = loadB4(bb + 2u * ldb4); }
-          if (m + 3u < lim) { x3 = loadB4(bb + 3u * ldb4); }
-        } else {
-          let ra = row0 + m;
-          if (m < lim) { x0 = stageA(ra, kq, m); }
-          if (m + 1u < lim) { x1 = stageA(ra + 1u, kq, m + 1u); }
-          if (m + 2u < lim) { x2 = stageA(ra + 2u, kq, m + 2u); }
-          if (m + 3u < lim) { x3 = stageA(ra + 3u, kq, m + 3u); }
-        }
-      }
+      let x = stageQuad(isB, row0, col0, 4u * rg, k0 / 4u + q, select(rowsA, rowsB, isB));
       let at = select(0u, B0, isB) + 4u * q * LDT4 + rg;
-      Sm[at] = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
-      Sm[at + LDT4] = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-      Sm[at + 2u * LDT4] = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
-      Sm[at + 3u * LDT4] = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+      Sm[at] = x.k0;
+      Sm[at + LDT4] = x.k1;
+      Sm[at + 2u * LDT4] = x.k2;
+      Sm[at + 3u * LDT4] = x.k3;
     }
     workgroupBarrier();
     let kb = s * KSL;
@@ -147,9 +110,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (s == 0u) {
     let r = row0 + 4u * ty;
     let c0 = col0 + 4u * tx;
-    epilogue(r, c0, acc0);
-    epilogue(r + 1u, c0, acc1);
-    epilogue(r + 2u, c0, acc2);
-    epilogue(r + 3u, c0, acc3);
+    epilogue4(r, c0, acc0);
+    epilogue4(r + 1u, c0, acc1);
+    epilogue4(r + 2u, c0, acc2);
+    epilogue4(r + 3u, c0, acc3);
   }
 }

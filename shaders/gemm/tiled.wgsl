@@ -10,7 +10,7 @@
 // problems too small to fill a large GPU with 64-wide tiles (ViT-B's GEMMs at batch 1: 197 rows).
 // Every load and store is bounds-checked, so M, N, K need not be multiples of the tile.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is gemm/params.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA / loadB, and C, binding 4, with storeC, are prepended:
 // gemm/operand_*.wgsl, gemm/store_f32.wgsl; so is gemm/norm_none.wgsl, or gemm/norm_ln.wgsl for a LayerNorm fused

@@ -13,10 +13,11 @@
 // two vec4 of A and two of B and does 32 vec4 FMAs: 4 loads per 32 FMAs, against 8 per 16 in gemm/tiled.wgsl.
 // Loads past M, N or K read zeros; stores past M or N are skipped.
 
-// (Params, the uniform block every GEMM kernel shares, is in gemm/epilogue.wgsl.)
+// (Params, the uniform block every GEMM kernel shares, is gemm/params.wgsl.)
 
 // (A and B, bindings 0 and 1, with their loaders loadA4 / loadB4, and C, binding 4, with storeC4, are prepended (no LayerNorm is fused into this kernel):
-// gemm/operand_*.wgsl, gemm/store_*.wgsl.)
+// gemm/operand_*.wgsl, gemm/store_*.wgsl; so are gemm/stage_rows.wgsl and gemm/stage_quad.wgsl, the staging it
+// shares with gemm/sliced.wgsl.)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> R: array<f32>;
 @group(0) @binding(@P_BINDING@) var<uniform> p: Params;
@@ -33,10 +34,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * T;
   let col0 = wg.x * T;
-  let K4 = p.K / 4u;
-  let lda4 = p.lda / 4u;
-  let ldb4 = p.ldb / 4u;
-  let aOff4 = p.aOff / 4u;
   // Staging: per operand, 128 rows x 4 vec4 (16 k) = 32 groups of 4 rows x 4 k-quads = 128 tasks; invocations
   // 0..127 stage A, 128..255 stage B (whole warps either way). A task loads a 4x4 block (4 rows' vec4 at one
   // k-quad) and writes it transposed as 4 whole vec4 (4 k x 4 rows), so no two invocations touch one vec4.
@@ -47,38 +44,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let lim = select(p.M - min(p.M, row0), p.N - min(p.N, col0), isB); // valid rows of this operand's tile
   @ACC_DECL@
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
-    let kq = k0 / 4u + lq;
-    var x0 = vec4<f32>(0.0);
-    var x1 = vec4<f32>(0.0);
-    var x2 = vec4<f32>(0.0);
-    var x3 = vec4<f32>(0.0);
-    if (kq < K4) {
-      let m = 4u * rg;
-      if (isB) {
-        let bb = (col0 + m) * ldb4 + kq;
-        if (m < lim) { x0 = loadB4(bb); }
-        if (m + 1u < lim) { x1 = loadB4(bb + ldb4); }
-        if (m + 2u < lim) { x2 = loadB4(bb + 2u * ldb4); }
-        if (m + 3u < lim) { x3 = loadB4(bb + 3u * ldb4); }
-      } else {
-        let ab = aOff4 + (row0 + m) * lda4 + kq;
-        if (m < lim) { x0 = loadA4(ab); }
-        if (m + 1u < lim) { x1 = loadA4(ab + lda4); }
-        if (m + 2u < lim) { x2 = loadA4(ab + 2u * lda4); }
-        if (m + 3u < lim) { x3 = loadA4(ab + 3u * lda4); }
-      }
-    }
+    let x = stageQuad(isB, row0, col0, 4u * rg, k0 / 4u + lq, lim);
     let at = 4u * lq * T4 + rg;
     if (isB) {
-      Bs[at] = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
-      Bs[at + T4] = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-      Bs[at + 2u * T4] = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
-      Bs[at + 3u * T4] = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+      Bs[at] = x.k0;
+      Bs[at + T4] = x.k1;
+      Bs[at + 2u * T4] = x.k2;
+      Bs[at + 3u * T4] = x.k3;
     } else {
-      As[at] = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
-      As[at + T4] = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-      As[at + 2u * T4] = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
-      As[at + 3u * T4] = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+      As[at] = x.k0;
+      As[at + T4] = x.k1;
+      As[at + 2u * T4] = x.k2;
+      As[at + 3u * T4] = x.k3;
     }
     workgroupBarrier();
     for (var k = 0u; k < TK; k++) {
@@ -93,18 +70,3 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   @STORE@
 }
 
-// Row r, columns c0 .. c0+3 (those inside N): alpha, bias, activation, residual, store (skipped past M or N).
-fn epilogue4(r: u32, c0: u32, a4: vec4<f32>) {
-  if (r >= p.M || c0 >= p.N) { return; }
-  let n = min(4u, p.N - c0);
-  var v4 = vec4<f32>(0.0);
-  for (var j = 0u; j < n; j++) {
-    let c = c0 + j;
-    var v = p.alpha * a4[j];
-    if (p.hasBias != 0u) { v += bias[c]; }
-    v = activate(v, p.act);
-    if (p.hasRes != 0u) { v += R[p.rOff + resRow(r) * p.ldr + c]; }
-    v4[j] = v;
-  }
-  storeC4(p.cOff + r * p.ldc + c0, v4, n);
-}

@@ -4,6 +4,7 @@ import vec4Source from '../../../shaders/gemm/vec4.wgsl';
 import epilogue from '../../../shaders/gemm/epilogue.wgsl';
 import paramsBlock from '../../../shaders/gemm/params.wgsl';
 import stageRows from '../../../shaders/gemm/stage_rows.wgsl';
+import stageQuad from '../../../shaders/gemm/stage_quad.wgsl';
 import f16 from '../../../shaders/lib/f16.wgsl';
 import operandF32 from '../../../shaders/gemm/operand_f32.wgsl';
 import operandF16 from '../../../shaders/gemm/operand_f16.wgsl';
@@ -63,7 +64,7 @@ const BODY: Record<GemmVariant, [string, string, Record<string, number | string>
   rowdot: ['gemm_rowdot', rowdotSource, {}], vec4: ['gemm_vec4', vec4Source, VEC4_CODE], smat: ['gemm_smat', smatSource, {}],
   sk16: ['gemm_sk16', slicedSource, slicedSlots(16, 16, 64)], sk32: ['gemm_sk32', slicedSource, slicedSlots(32, 4, 32)], sk64: ['gemm_sk64', slicedSource, slicedSlots(64, 1, 16)],
 };
-/** The sliced-K variants (shaders/gemm/sliced.wgsl), which read A and write C through stageA / storeOut. */
+/** The sliced-K variants (shaders/gemm/sliced.wgsl), which read A and write C through stageA / storeOut (vec4 stages through them too). */
 const SLICED: readonly GemmVariant[] = ['sk16', 'sk32', 'sk64'];
 /** A variant's body, its uniform block after C (the reads A, B, bias, R, then a fused LayerNorm's gamma and beta, then a residual's pair table). */
 const body = (variant: GemmVariant, pBinding = 5) => fillSlots(BODY[variant][1], { ...BODY[variant][2], P_BINDING: pBinding });
@@ -86,7 +87,7 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
   const reads = 4 + (norm ? 2 : 0) + (resTable ? 1 : 0);
   return {
     name: tag ? `${name}/${tag}` : name,
-    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + fillSlots(paramsBlock, { EXTRA: '' }) + (SLICED.includes(variant) ? stageRows : '') + operand('A', a) + operand('B', b) +
+    wgsl: (variant === 'smat' ? SMAT_ENABLES : '') + f16 + fillSlots(epilogue, { F16_OPERANDS: precision === 'f16' }) + fillSlots(paramsBlock, { EXTRA: '' }) + (SLICED.includes(variant) || variant === 'vec4' ? stageRows + stageQuad : '') + operand('A', a) + operand('B', b) +
       (norm ? normLn : normNone) + (resTable ? fillSlots(resPairs, { TBL_BINDING: reads - 1 }) : resNone) +
       fillSlots(c === 'f16' ? storeF16 : storeF32, { C_BINDING: reads }) + body(variant, reads + 1),
   };
@@ -101,7 +102,7 @@ export function gemmKernel(variant: GemmVariant, precision: Precision, io: { a?:
 export function slicedKernelWith(variant: 'sk32' | 'sk64', name: string, head: string, extraParams: string): Kernel {
   return {
     name,
-    wgsl: f16 + fillSlots(epilogue, { F16_OPERANDS: false }) + fillSlots(paramsBlock, { EXTRA: extraParams }) + head + operand('A', 'f32') + operand('B', 'f32') + normNone + resNone +
+    wgsl: f16 + fillSlots(epilogue, { F16_OPERANDS: false }) + fillSlots(paramsBlock, { EXTRA: extraParams }) + head + stageQuad + operand('A', 'f32') + operand('B', 'f32') + normNone + resNone +
       fillSlots(storeF32, { C_BINDING: 4 }) + body(variant, 5),
   };
 }
