@@ -13,6 +13,7 @@ import { readSafetensors } from '../src/io/safetensors.ts';
 import { parseWeights } from '../src/models/zse/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../src/preprocess/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
+import { parseSearchRequest } from '../src/server/http.ts';
 import { CLIP_VOCAB_SIZE, ClipTokenizer } from '../src/text/clip-tokenizer.ts';
 import { defaultClipVocabPath } from '../src/text/clip-vocab-node.ts';
 import { readFileSync } from 'node:fs';
@@ -63,6 +64,22 @@ export const TARGETS: Record<string, (data: Uint8Array) => void> = {
   }),
   npy: (d) => refusalsOnly(() => void readNpy(d, 'fuzz.npy')),
   index: (d) => refusalsOnly(() => void parseIndex(d, 'fuzz.sgi')),
+  /**
+   * A search server request (src/server/http.ts): the bytes as a JSON body, and as the query string of an image body.
+   * A sketch it yields must be bytes, k and rerank_k integers, text_weight finite, rerank a boolean.
+   */
+  'search-request': (d) => {
+    const check = (q: ReturnType<typeof parseSearchRequest>) => {
+      if (q.sketch !== undefined && !(q.sketch instanceof Uint8Array)) throw new Error('a sketch that is not bytes');
+      for (const v of [q.k, q.rerankK]) if (v !== undefined && !Number.isInteger(v)) throw new Error(`a non-integer count ${v}`);
+      if (q.textWeight !== undefined && !Number.isFinite(q.textWeight)) throw new Error(`a non-finite text weight ${q.textWeight}`);
+      if (q.rerank !== undefined && typeof q.rerank !== 'boolean') throw new Error('a non-boolean rerank');
+      if (q.text !== undefined && typeof q.text !== 'string') throw new Error('a non-string text');
+    };
+    const buf = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    refusalsOnly(() => check(parseSearchRequest('application/json', buf, new URLSearchParams())));
+    refusalsOnly(() => check(parseSearchRequest('image/png', Buffer.from([1]), new URLSearchParams(utf8.decode(d)))));
+  },
   /**
    * The CLIP tokenizer on arbitrary text (the bytes as UTF-8, invalid sequences replaced): clean, split, BPE,
    * tokenize with truncation, decode. Every id must be a vocabulary id.

@@ -31,3 +31,9 @@ export {
 } from './retrieval/store/store.ts';
 export type { AnnSource } from './retrieval/query.ts';
 export type { EvalOptions } from './retrieval/eval.ts';
+export {
+  SearchService, MAX_TEXT_CHARS, type ServiceOptions, type ServiceQuery, type ServiceResult, type ServiceHit, type ServiceEvent,
+} from './server/service.ts';
+export {
+  startSearchServer, searchHandler, parseSearchRequest, DEFAULT_MAX_BODY, type SearchHandlerOptions, type StartOptions, type RunningServer, type RequestLog,
+} from './server/http.ts';

@@ -21,7 +21,8 @@ const LAYERS: Record<string, string[]> = {
   retrieval: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models'],
   explain: ['core', 'io', 'gpu', 'graph', 'preprocess', 'models', 'retrieval'],
   api: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain'],
-  cli: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain', 'api'],
+  server: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain', 'api'],
+  cli: ['core', 'io', 'gpu', 'graph', 'text', 'preprocess', 'models', 'retrieval', 'explain', 'api', 'server'],
 };
 /** The files src/ may hold at its root: entry points only. */
 const ENTRY_POINTS = ['index.ts', 'browser.ts'];

@@ -5,13 +5,9 @@
  * API object (`queryEncoder`, `galleryEncoder`) and its model as `m.model`.
  */
 import { basename } from 'node:path';
-import { ModelInput } from '../api/core.ts';
 import { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
-import { readBoundedFile } from '../io/read-file.ts';
 import { MODEL_LABEL, type ModelKind } from '../models/load.ts';
-import type { ImageEncoder } from '../retrieval/files.ts';
-import type { ModelIdentity } from '../retrieval/index-format.ts';
 
 export interface ModelOptions {
   adapter?: string;
@@ -44,25 +40,4 @@ export async function loadModel(weights: string, o: ModelOptions): Promise<Sketc
   return m;
 }
 
-/** The identity an index records for this model (index-format.ts). */
-export const identityOf = (m: SketchGPU): ModelIdentity => m.model.identity(m.info.weightsSha256);
-
-/** Batches of model inputs through the API's embed calls. */
-const embedThrough = (m: SketchGPU): ImageEncoder['embed'] => async (images, _n, modality, o) => {
-  const x = ModelInput.fromTensor(images, modality, m.info.imageSize);
-  const e = await (modality === 'sketch' ? m.embedSketch(x, o) : m.embedPhoto(x, o));
-  return { emb: e.data, tokens: e.tokens };
-};
-
-/** Query images (sketches, a re-rank's photos, eval's files) by path: errors name the path. */
-export function queryEncoder(m: SketchGPU): ImageEncoder {
-  return { load: async (file, modality) => (await m.modelInput(file, modality)).data, embed: embedThrough(m) };
-}
-
-/** Gallery photos: an unreadable one is skipped with the reason, which names the file by its base name. */
-export function galleryEncoder(m: SketchGPU): ImageEncoder {
-  return {
-    load: async (file, modality) => (await m.modelInput(await readBoundedFile(file, 'image'), modality, { name: basename(file) })).data,
-    embed: embedThrough(m),
-  };
-}
+export { identityOf, queryEncoder, galleryEncoder } from '../api/encoders.ts';

@@ -17,6 +17,7 @@ import { loadModel } from './engine.ts';
 import { addExplainCommand } from './explain.ts';
 import { addDescribeCommand } from './describe.ts';
 import { addStoreCommands } from './store.ts';
+import { addServeCommand } from './serve.ts';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -148,6 +149,7 @@ export function buildCli(): Command {
 
   addRetrievalCommands(program, common);
   addStoreCommands(program);
+  addServeCommand(program, common);
   addExplainCommand(program, common);
   addDescribeCommand(program);
 

@@ -30,7 +30,7 @@ const textWeight = (v: string) => {
 };
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
-const posInt = (name: string) => (v: string) => {
+export const posInt = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new SketchError('BAD_ARGUMENT', `${name} must be a positive integer, not "${v}"`, `e.g. ${name} 10.`);
   return n;

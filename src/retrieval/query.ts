@@ -53,6 +53,11 @@ export interface QueryOptions {
   onStage?: (stage: string) => void;
   /** How the sketches (and a re-rank's photos) are read and embedded (default: the engine's; see ImageEncoder). */
   encoder?: ImageEncoder;
+  /**
+   * The index's embeddings already on the GPU (`GallerySearch.create` of `index`), kept by a caller that queries one
+   * index many times (the search server); without it each call uploads them. Not used with `ann`.
+   */
+  search?: GallerySearch;
 }
 
 /**
@@ -92,6 +97,8 @@ export interface TextQueryOptions {
   onStage?: (stage: string) => void;
   /** How a re-rank's photos are read and embedded (default: the engine's; see ImageEncoder). */
   encoder?: ImageEncoder;
+  /** The index's embeddings already on the GPU (see QueryOptions.search). */
+  search?: GallerySearch;
 }
 
 export interface TextQueryRun {
@@ -113,8 +120,14 @@ async function searchGallery(o: { index: GalleryIndex; ann?: AnnSource }, querie
   return { index, ann: { per_query: perQuery, rows_scored: index.paths.length } };
 }
 
-/** The K best index rows for each query embedding. */
-async function searchIndex(model: { ctx: GallerySearch['ctx'] }, index: GalleryIndex, queries: Float32Array, nq: number, K: number): Promise<SearchHit[][]> {
+/** The K best index rows for each query embedding (on `kept`, the index already on the GPU, when given). */
+async function searchIndex(model: { ctx: GallerySearch['ctx'] }, index: GalleryIndex, queries: Float32Array, nq: number, K: number, kept?: GallerySearch): Promise<SearchHit[][]> {
+  if (kept) {
+    if (kept.n !== index.paths.length || kept.dim !== index.dim) {
+      throw new SketchError('BAD_ARGUMENT', `the kept search holds ${kept.n} x ${kept.dim} embeddings, the index ${index.paths.length} x ${index.dim}`, 'Pass the GallerySearch made from this index.');
+    }
+    return kept.search(queries, nq, Math.min(K, GallerySearch.MAX_K));
+  }
   const search = GallerySearch.create(model.ctx, index.embeddings, index.paths.length, index.dim);
   try {
     return await search.search(queries, nq, Math.min(K, GallerySearch.MAX_K));
@@ -148,7 +161,7 @@ export async function runTextQuery(o: TextQueryOptions): Promise<TextQueryRun> {
   const t1 = performance.now();
   o.onStage?.('searching');
   const { index, ann } = await searchGallery(o, emb, o.texts.length, K);
-  const shortlist = await searchIndex(model, index, emb, o.texts.length, K);
+  const shortlist = await searchIndex(model, index, emb, o.texts.length, K, ann ? undefined : o.search);
   const t2 = performance.now();
   let local: Float32Array[] | undefined;
   let tokensFrom: QueryRun['rerank_tokens'];
@@ -238,7 +251,7 @@ export async function runQuery(o: QueryOptions): Promise<QueryRun> {
   const t1 = performance.now();
   o.onStage?.('searching');
   const { index, ann } = await searchGallery(o, queries, ns, K);
-  const shortlist = await searchIndex(model, index, queries, ns, K);
+  const shortlist = await searchIndex(model, index, queries, ns, K, ann ? undefined : o.search);
   const t2 = performance.now();
   let rnScores: Map<string, number> | undefined;
   let tokensFrom: QueryRun['rerank_tokens'];

@@ -7,7 +7,8 @@
 #   bench.jsonl    npm run bench --json, one line per section (ViT-B/16 on hardware: kernels incl. every GEMM variant, SA batch 1/32/128,
 #                  CA+RN pairs/s, index and query), with the PyTorch peer where python3 has torch
 #   autotune.json  the GEMM kernel picks the autotuner measured
-# SKETCHGPU_DEVICE_STEPS (default "info tests bench") picks steps; SKETCHGPU_BENCH_ARGS adds bench options.
+#   serve.json     npm run bench:serve: the search server over HTTP under 1 and 16 clients, max batch 1 against 16
+# SKETCHGPU_DEVICE_STEPS (default "info tests bench serve") picks steps; SKETCHGPU_BENCH_ARGS adds bench options.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-out/device}"
@@ -27,7 +28,7 @@ export SKETCHGPU_AUTOTUNE_FILE="$OUT/autotune.json" XDG_RUNTIME_DIR="${XDG_RUNTI
 # The PyTorch peer: the python3 on PATH when it has torch (CUDA on the GPU machine), else Debian's.
 command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null && export SKETCHGPU_PYTHON="${SKETCHGPU_PYTHON:-$(command -v python3)}"
 node --version || { echo "no node: run tools/device/pack.sh here and carry .node"; exit 1; }
-steps="${SKETCHGPU_DEVICE_STEPS:-info tests bench}"
+steps="${SKETCHGPU_DEVICE_STEPS:-info tests bench serve}"
 rc=0
 for s in $steps; do
   echo "== $s ($(date -u +%T))"
@@ -55,6 +56,10 @@ for s in $steps; do
              timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" "${bench[@]}" --json --only "$sec" ${SKETCHGPU_BENCH_ARGS:-} >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err" || rc=1
            done
            tail -c 600 "$OUT/bench.jsonl"; echo ;;
+    serve) serve=(node --import tsx --import ./test/hooks.mjs bench/serve.ts)
+           [ -f bench/serve.device.mjs ] && serve=(node bench/serve.device.mjs)
+           timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" "${serve[@]}" --out "$OUT/serve.json" > "$OUT/serve.log" 2>&1 || rc=1
+           tail -n 12 "$OUT/serve.log" ;;
     *) echo "unknown step $s"; rc=1 ;;
   esac
 done

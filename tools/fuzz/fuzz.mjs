@@ -26,6 +26,7 @@ const SEEDS = {
   npy: files(F('ckpt'), /\.npy$/),
   index: files(F('fuzz-seeds'), /\.sgi$/),
   tokenizer: files(F('fuzz-seeds', 'text'), /\.txt$/),
+  'search-request': files(F('fuzz-seeds', 'search'), /\.(json|txt)$/),
 };
 
 const args = process.argv.slice(2);

@@ -1,0 +1,105 @@
+/**
+ * `sketchgpu serve`: the search service over HTTP (src/server, docs/server.md). Opens the index (an .sgi file or a
+ * LanceDB table) and its weights once, answers queries until Ctrl-C / SIGTERM, then lets the queued ones finish.
+ */
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { SketchError } from '../core/errors.ts';
+import { checkIndexModel } from '../retrieval/index-format.ts';
+import { SearchService } from '../server/service.ts';
+import { DEFAULT_MAX_BODY, startSearchServer } from '../server/http.ts';
+import { loadModel } from './engine.ts';
+import { modelOption, posInt, precisionOption } from './retrieval.ts';
+import { addAnnOptions, openGalleryForSearch } from './store.ts';
+
+const port = (v: string) => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new SketchError('BAD_ARGUMENT', `--port must be an integer from 0 to 65535, not "${v}"`, 'e.g. --port 8090 (0 picks a free one).');
+  return n;
+};
+const nonNegInt = (name: string) => (v: string) => {
+  if (!/^\d{1,9}$/.test(v)) throw new SketchError('BAD_ARGUMENT', `${name} must be a non-negative integer, not "${v}"`, `e.g. ${name} 256.`);
+  return Number(v);
+};
+
+export function addServeCommand(program: Command, common: (c: Command) => Command): void {
+  common(addAnnOptions(program.command('serve')
+    .description('answer sketch (and CAAN text) queries over HTTP with one model and index kept open: POST /search, GET /info, /health, /photos/<id> (docs/server.md)')
+    .requiredOption('--index <file>', 'the gallery: an .sgi file made by `sketchgpu index`, or lancedb:<folder or URI>')
+    .option('--weights <file>', 'weights (default: the file the index was built with); must be the same weights')
+    .addOption(modelOption())
+    .addOption(precisionOption())
+    .option('--host <addr>', 'address to bind (127.0.0.1: this machine only; 0.0.0.0: every interface, and then put it behind a proxy that authenticates)', '127.0.0.1')
+    .option('--port <n>', 'port (0 picks a free one)', port, 8090)
+    .option('--max-batch <n>', 'queries that run together on the GPU', posInt('--max-batch'), 16)
+    .option('--max-queue <n>', 'queries that may wait; beyond, a query is refused with 503', nonNegInt('--max-queue'), 256)
+    .option('--max-body <MiB>', 'largest request body in MiB', posInt('--max-body'), DEFAULT_MAX_BODY / 2 ** 20)
+    .option('--cors <origin>', 'let pages of this origin call the server from a browser (Access-Control-Allow-Origin), e.g. https://app.example.org')
+    .option('--no-photos', 'do not serve the gallery\'s photos at /photos/<id>')
+    .option('--log', 'print one JSON line per request on stdout')
+    .option('--json', 'print the startup line as JSON (with the port, for scripts)')))
+    .action(async (o) => {
+      const gallery = await openGalleryForSearch(o.index, o);
+      const { index, ann } = gallery;
+      const weightsPath: string | undefined = o.weights ?? index.weightsPath;
+      if (!weightsPath) throw new SketchError('BAD_ARGUMENT', 'the index does not name its weights', 'Pass --weights <file>.');
+      if (!o.weights && !existsSync(weightsPath)) {
+        gallery.store.close();
+        throw new SketchError('IO', `the index was built with ${weightsPath}, which no longer exists`, 'Pass the same weights with --weights <file>.');
+      }
+      const load = () => loadModel(weightsPath, o);
+      let m;
+      try {
+        m = await load();
+        checkIndexModel(index, m.info.weightsSha256, o.index, weightsPath, m.info.model);
+      } catch (e) {
+        await m?.dispose();
+        gallery.store.close();
+        throw e;
+      }
+      let fatal: Error | undefined;
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((r) => { stop = r; });
+      const service = new SearchService({
+        model: m, index, ann, maxBatch: o.maxBatch, maxQueue: o.maxQueue, reload: load,
+        onEvent: (e) => {
+          if (e.type === 'device-lost') console.error(`warning: the GPU device was lost (${e.reason}: ${e.message}); loading the model again`);
+          else if (e.type === 'reloaded') console.error(`the model is loaded again (${(e.ms / 1000).toFixed(1)} s); serving`);
+          else {
+            fatal = e.error;
+            stop();
+          }
+        },
+      });
+      let running;
+      try {
+        running = await startSearchServer(service, {
+          host: o.host, port: o.port, maxBodyBytes: o.maxBody * 2 ** 20, cors: o.cors, photos: o.photos && !ann,
+          log: o.log ? (l) => console.log(JSON.stringify(l)) : undefined,
+          onError: (e) => console.error(`error: ${(e as Error)?.stack ?? e}`),
+        });
+      } catch (e) {
+        await service.close();
+        gallery.store.close();
+        throw e;
+      }
+      const photos = gallery.count;
+      if (o.json) {
+        console.log(JSON.stringify({ url: running.url, host: o.host, port: running.port, index: o.index, photos, weights: weightsPath, model: m.info.model, adapter: m.info.adapter, ann: !!ann }));
+      } else {
+        console.log(`serving ${photos} photos of ${o.index} (${m.info.label} weights ${basename(weightsPath)}${ann ? ', ANN' : ''}) on ${m.info.adapter}`);
+        console.log(`  ${running.url}   POST /search (a sketch image, or JSON), GET /info, /health${o.photos && !ann ? ', /photos/<id>' : ''}   (Ctrl-C stops)`);
+      }
+      const onSignal = () => stop();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      await stopped;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (!o.json && !fatal) console.error('stopping: finishing the queued queries');
+      await running.close();
+      gallery.store.close();
+      if (fatal) throw fatal;
+    });
+}

@@ -1,0 +1,363 @@
+/**
+ * Node-only: the HTTP face of the search service (`sketchgpu serve`, docs/server.md), on node:http.
+ *
+ *   POST /search        a sketch as the body (image/png, image/jpeg; options in the query string), or JSON
+ *                       {"sketch": base64 or data URL, "text", "k", "rerank", "rerank_k", "text_weight"}
+ *   GET  /info          the model, the gallery, the adapter, the queue
+ *   GET  /health        200 while queries can run, 503 while the model reloads after a device loss or after it failed
+ *   GET  /photos/<id>   a gallery photo by its id (only ids of the index, read inside its root)
+ *
+ * Every request is bounded: the body (--max-body), the time to send it (requestTimeout), the queue (BUSY -> 503).
+ * Every refusal is JSON `{"error": {"code", "message", "hint"}}` with a 4xx/5xx status; nothing a client sends can
+ * make the server read outside the gallery or stop it.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname } from 'node:path';
+import { SketchError, isSketchError, type ErrorCode } from '../core/errors.ts';
+import { readBoundedFile } from '../io/read-file.ts';
+import { confinedGalleryPath } from '../retrieval/gallery.ts';
+import type { SearchService, ServiceQuery } from './service.ts';
+
+export interface SearchHandlerOptions {
+  /** The largest request body accepted, in bytes (default 16 MiB). */
+  maxBodyBytes?: number;
+  /** Serve the gallery's photos at /photos/<id> (default true; never with ANN, whose rows are not all in memory). */
+  photos?: boolean;
+  /** An origin allowed to call from a browser page (CORS), e.g. "https://app.example.org", or "*". */
+  cors?: string;
+  /**
+   * Host names a request may name (the Host header), against DNS rebinding; empty: any. `startSearchServer` fills it
+   * with the loopback names when it binds a loopback address.
+   */
+  allowedHosts?: string[];
+  /** One line per request (method, path, status, ms, batch) for a log. */
+  log?: (entry: RequestLog) => void;
+  /** Unexpected errors (a 500), with their stack, for the operator. */
+  onError?: (e: unknown) => void;
+}
+
+export interface RequestLog {
+  time: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  batch?: number;
+  error?: string;
+}
+
+export const DEFAULT_MAX_BODY = 16 * 2 ** 20;
+const JSON_FIELDS = new Set(['sketch', 'text', 'k', 'rerank', 'rerank_k', 'text_weight']);
+const QUERY_FIELDS = new Set(['k', 'rerank', 'rerank_k', 'text', 'text_weight']);
+const PHOTO_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg' };
+
+/** HTTP status of a refusal. */
+function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'BUSY':
+    case 'DEVICE_LOST':
+      return 503;
+    case 'BAD_ARGUMENT':
+    case 'BAD_IMAGE':
+    case 'EMPTY_SKETCH':
+    case 'BAD_NPY':
+    case 'NON_FINITE':
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+class HttpError extends SketchError {
+  constructor(readonly status: number, code: ErrorCode, message: string, hint: string) {
+    super(code, message, hint);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...headers });
+  res.end(text);
+}
+
+/** The body, at most `max` bytes (413 beyond, without reading the rest). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > max) return Promise.reject(new HttpError(413, 'BAD_ARGUMENT', `the body is ${declared} bytes, more than the ${max} bytes this server takes`, 'Send a smaller image (a sketch needs no more than a few hundred KB), or start the server with a larger --max-body.'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new HttpError(413, 'BAD_ARGUMENT', `the body is more than the ${max} bytes this server takes`, 'Send a smaller image, or start the server with a larger --max-body.'));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, n)));
+    req.on('error', (e) => reject(new HttpError(400, 'BAD_ARGUMENT', `the request body could not be read: ${e.message}`, 'Send the request again.')));
+  });
+}
+
+const bad = (message: string, hint: string) => new HttpError(400, 'BAD_ARGUMENT', message, hint);
+
+function parseInt10(name: string, v: unknown): number {
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) return v;
+  } else if (typeof v === 'string' && /^\d{1,9}$/.test(v)) return Number(v);
+  throw bad(`${name} must be a positive integer, not ${JSON.stringify(v)}`, `e.g. ${name}=10.`);
+}
+
+function parseNumber(name: string, v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(n)) throw bad(`${name} must be a number, not ${JSON.stringify(v)}`, `e.g. ${name}=0.5.`);
+  return n;
+}
+
+function parseRerank(v: unknown): boolean {
+  if (v === true || v === 'rn' || v === 'true' || v === '1') return true;
+  if (v === false || v === 'false' || v === '0' || v === '' || v === 'none') return false;
+  throw bad(`rerank must be "rn" or true/false, not ${JSON.stringify(v)}`, 'e.g. rerank=rn (re-rank the cosine shortlist with the relation network).');
+}
+
+/** A sketch sent in JSON: base64, or a data: URL of a PNG or JPEG. */
+function decodeSketch(v: unknown): Uint8Array {
+  if (typeof v !== 'string') throw bad('sketch must be a string: the image file in base64, or a data: URL', 'e.g. {"sketch": "data:image/png;base64,iVBOR..."} (canvas.toDataURL() gives one).');
+  let b64 = v;
+  const m = /^data:([^;,]*)(;base64)?,/.exec(v);
+  if (m) {
+    if (!m[2]) throw bad('the sketch data: URL is not base64-encoded', 'Send data:image/png;base64,... (canvas.toDataURL() gives one).');
+    b64 = v.slice(m[0].length);
+  }
+  b64 = b64.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(b64)) throw bad('the sketch is not valid base64', 'Encode the PNG or JPEG file in base64 (or send it as the body with Content-Type image/png).');
+  const bytes = Buffer.from(b64, 'base64');
+  if (bytes.length === 0) throw bad('the sketch is empty', 'Send the image file in base64.');
+  return bytes;
+}
+
+/** The query of a POST /search. */
+export function parseSearchRequest(contentType: string, body: Buffer, params: URLSearchParams): ServiceQuery {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  const q: ServiceQuery = {};
+  const take = (get: (f: string) => unknown, has: (f: string) => boolean) => {
+    if (has('k')) q.k = parseInt10('k', get('k'));
+    if (has('rerank_k')) q.rerankK = parseInt10('rerank_k', get('rerank_k'));
+    if (has('rerank')) q.rerank = parseRerank(get('rerank'));
+    if (has('text_weight')) q.textWeight = parseNumber('text_weight', get('text_weight'));
+    if (has('text')) {
+      const t = get('text');
+      if (typeof t !== 'string') throw bad('text must be a string', 'e.g. "text": "a giraffe".');
+      q.text = t;
+    }
+  };
+  for (const key of params.keys()) {
+    if (!QUERY_FIELDS.has(key)) throw bad(`unknown query parameter "${key.slice(0, 100)}"`, `The parameters are ${[...QUERY_FIELDS].join(', ')}.`);
+  }
+  if (type === 'application/json') {
+    let j: unknown;
+    try {
+      j = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw bad(`the body is not JSON: ${(e as Error).message}`, 'Send {"sketch": "<base64 PNG>", "k": 10}, or the image itself with Content-Type image/png.');
+    }
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('the JSON body must be an object', 'e.g. {"sketch": "<base64 PNG>", "k": 10}.');
+    const o = j as Record<string, unknown>;
+    for (const key of Object.keys(o)) {
+      if (!JSON_FIELDS.has(key)) throw bad(`unknown field "${key.slice(0, 100)}"`, `The fields are ${[...JSON_FIELDS].join(', ')}.`);
+    }
+    if ([...params.keys()].length) throw bad('a JSON query takes its options in the body, not in the URL', 'Move them into the JSON object.');
+    take((f) => o[f], (f) => o[f] !== undefined && o[f] !== null);
+    if (o.sketch !== undefined && o.sketch !== null) q.sketch = decodeSketch(o.sketch);
+    return q;
+  }
+  if (type === 'image/png' || type === 'image/jpeg' || type === 'application/octet-stream') {
+    if (body.length === 0) throw bad('the body is empty', 'Send the sketch image (PNG or JPEG) as the body.');
+    take((f) => params.get(f), (f) => params.has(f));
+    q.sketch = body;
+    return q;
+  }
+  throw new HttpError(415, 'BAD_ARGUMENT', `the body type ${JSON.stringify(type || 'none')} is not one this server reads`,
+    'Send the sketch as image/png or image/jpeg (options in the query string), or as application/json.');
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]', '::1'];
+
+/** The host name of a Host header ("example.org:8090" -> "example.org", "[::1]:80" -> "[::1]"). */
+function hostName(h: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d+)?$/.exec(h.trim().toLowerCase());
+  return m ? m[1]! : '';
+}
+
+/**
+ * The request handler, to mount on an http.Server of one's own (or use startSearchServer).
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * const handle = searchHandler(service, { cors: 'https://app.example.org' });
+ * createServer((req, res) => (req.url === '/app' ? myPage(req, res) : handle(req, res))).listen(8080);
+ * ```
+ */
+export function searchHandler(service: SearchService, o: SearchHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const allowed = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
+  const photoIds = o.photos !== false && service.index.paths.length > 0 ? new Set(service.index.paths) : null;
+  const cors: Record<string, string> = o.cors ? { 'Access-Control-Allow-Origin': o.cors, Vary: 'Origin' } : {};
+  return (req, res) => {
+    const t0 = performance.now();
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      url = new URL('http://x/');
+    }
+    const method = req.method ?? 'GET';
+    let batch: number | undefined;
+    const finish = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      send(res, status, body, { ...cors, ...headers });
+      o.log?.({ time: new Date().toISOString(), method, path: url.pathname.slice(0, 200), status, ms: Number((performance.now() - t0).toFixed(2)), ...(batch ? { batch } : {}),
+        ...(status >= 400 ? { error: (body as { error?: { code?: string } }).error?.code } : {}) });
+    };
+    const fail = (e: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (isSketchError(e)) {
+        const status = e instanceof HttpError ? e.status : statusOf(e.code);
+        if (status >= 500 && e.code !== 'BUSY' && e.code !== 'DEVICE_LOST') o.onError?.(e);
+        // 413: the rest of the body is not read, so this connection cannot carry another request.
+        finish(status, { error: { code: e.code, message: e.message, hint: e.hint } }, e.code === 'BUSY' || e.code === 'DEVICE_LOST' ? { 'Retry-After': '1' } : status === 413 ? { Connection: 'close' } : {});
+      } else {
+        o.onError?.(e);
+        finish(500, { error: { code: 'INTERNAL', message: 'the server failed on this request', hint: 'This is unexpected; the server log has the details.' } });
+      }
+    };
+    const route = async () => {
+      if (allowed.size && !allowed.has(hostName(req.headers.host ?? ''))) {
+        throw new HttpError(403, 'BAD_ARGUMENT', `this server answers requests for ${[...allowed].join(', ')}, not for the host ${JSON.stringify((req.headers.host ?? '').slice(0, 100))}`,
+          'Call it by a loopback name (localhost, 127.0.0.1), or bind it to another address with --host.');
+      }
+      const path = url.pathname;
+      if (method === 'OPTIONS') {
+        res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type', 'Access-Control-Max-Age': '600', Allow: 'GET, POST, OPTIONS' });
+        res.end();
+        return;
+      }
+      const only = (...methods: string[]) => {
+        if (!methods.includes(method)) throw new HttpError(405, 'BAD_ARGUMENT', `${path} takes ${methods.join(' or ')}, not ${method.slice(0, 20)}`, `Send a ${methods[0]} request.`);
+      };
+      if (path === '/search') {
+        only('POST');
+        const body = await readBody(req, maxBody);
+        const q = parseSearchRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
+        const r = await service.query(q);
+        batch = r.batch;
+        const hits = r.hits.map((h) => (photoIds ? { ...h, photo: `/photos/${h.id.split('/').map(encodeURIComponent).join('/')}` } : h));
+        finish(200, { hits, batch: r.batch, timings_ms: Object.fromEntries(Object.entries(r.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))])) });
+        return;
+      }
+      if (path === '/info' || path === '/') {
+        only('GET', 'HEAD');
+        const m = service.model.info, ix = service.index;
+        finish(200, {
+          service: 'sketchgpu', status: service.status, model: m.model, label: m.label, weights: m.weights, weights_sha256: m.weightsSha256,
+          dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
+          index: ix.file ?? null, photos: ix.paths.length || null, photos_served: !!photoIds,
+          queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats,
+          endpoints: { search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photoIds ? 'GET /photos/<id>' : null },
+        });
+        return;
+      }
+      if (path === '/health') {
+        only('GET', 'HEAD');
+        const ok = service.status === 'ready';
+        finish(ok ? 200 : 503, { ok, status: service.status }, ok ? {} : { 'Retry-After': '1' });
+        return;
+      }
+      if (path.startsWith('/photos/')) {
+        only('GET', 'HEAD');
+        let id: string;
+        try {
+          id = path.slice('/photos/'.length).split('/').map(decodeURIComponent).join('/');
+        } catch {
+          id = '';
+        }
+        if (!photoIds || !photoIds.has(id)) {
+          throw new HttpError(404, 'BAD_ARGUMENT', photoIds ? `no photo ${JSON.stringify(id.slice(0, 200))} in this gallery` : 'this server does not serve photos',
+            photoIds ? 'Use an id from a search result.' : 'Photos are served from an .sgi index or a LanceDB table searched exactly (not with --ann, nor with --no-photos).');
+        }
+        const bytes = await readBoundedFile(confinedGalleryPath(service.index.root, id, service.index.file), 'image');
+        res.writeHead(200, { ...cors, 'Content-Type': PHOTO_TYPES[extname(id).toLowerCase()] ?? 'application/octet-stream', 'Content-Length': bytes.length, 'Cache-Control': 'max-age=3600', 'X-Content-Type-Options': 'nosniff' });
+        res.end(method === 'HEAD' ? undefined : bytes);
+        o.log?.({ time: new Date().toISOString(), method, path: path.slice(0, 200), status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
+        return;
+      }
+      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are POST /search, GET /info, GET /health, GET /photos/<id>.');
+    };
+    route().catch(fail);
+  };
+}
+
+export interface StartOptions extends SearchHandlerOptions {
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 8090; 0 picks a free one). */
+  port?: number;
+}
+
+export interface RunningServer {
+  server: Server;
+  /** e.g. http://127.0.0.1:8090 */
+  url: string;
+  port: number;
+  /** Stops accepting, lets the queued queries finish, frees the GPU. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an HTTP server for the service (docs/server.md): 127.0.0.1:8090 unless told otherwise.
+ *
+ * @example
+ * ```ts
+ * const s = await startSearchServer(service, { port: 0 });
+ * const r = await fetch(`${s.url}/search?k=5`, { method: 'POST', body: readFileSync('giraffe.png'), headers: { 'Content-Type': 'image/png' } });
+ * console.log((await r.json()).hits);
+ * await s.close();
+ * ```
+ */
+export async function startSearchServer(service: SearchService, o: StartOptions = {}): Promise<RunningServer> {
+  const host = o.host ?? '127.0.0.1';
+  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const allowedHosts = o.allowedHosts ?? (loopback ? [...LOOPBACK_NAMES, host] : []);
+  const server = createServer(searchHandler(service, { ...o, allowedHosts }));
+  // A client gets 30 s to send its request; a slow one cannot hold a connection open forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE'
+      ? new SketchError('IO', `port ${o.port ?? 8090} on ${host} is in use`, 'Pick another with --port (0 picks a free one), or stop what uses it.')
+      : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? new SketchError('BAD_ARGUMENT', `cannot bind ${host}: ${e.message}`, 'Pass an address of this machine with --host (default 127.0.0.1; 0.0.0.0 for every interface).')
+        : e));
+    server.listen(o.port ?? 8090, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  let closing: Promise<void> | undefined;
+  return {
+    server, port, url: `http://${shown}:${port}`,
+    close: () => (closing ??= (async () => {
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      await service.close();
+      server.closeAllConnections();
+      await stopped;
+    })()),
+  };
+}

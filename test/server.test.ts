@@ -1,0 +1,321 @@
+// The search server (src/server, `sketchgpu serve`, docs/server.md) on the tiny64 test model and the small synthetic
+// gallery: a query over HTTP gives the ranking and scores of `sketchgpu query --json` (cosine and RN re-rank), as a
+// raw image body and as JSON (base64 and data: URL); concurrent queries run in batches and each gets what it gets
+// alone; every bad request is a JSON error with a hint and the right status (400, 403, 404, 405, 413, 415, 503);
+// photos are served by index id only; a lost GPU device is reloaded and the service answers as before; close()
+// finishes the queued queries; the CLI starts, answers and stops on SIGTERM with exit 0.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { SketchGPU } from '../src/index.ts';
+import { parseIndex } from '../src/retrieval/index-format.ts';
+import { MAX_TEXT_CHARS, SearchService } from '../src/server/service.ts';
+import { startSearchServer, type RunningServer } from '../src/server/http.ts';
+import { FIXTURES, REPO_ROOT } from './paths.ts';
+import { BIN, assertCleanError, cli, json, png, smallGallery } from './cli-util.ts';
+
+const W64 = resolve(FIXTURES, 'zse', 'tiny64.weights.safetensors');
+const tmp = mkdtempSync(join(tmpdir(), 'sketchgpu-serve-'));
+const { gallery } = smallGallery(join(tmp, 'gallery'));
+const sgi = join(tmp, 'g.sgi');
+const sketches = [0, 1, 2, 3, 4, 5].map((i) => {
+  const f = join(tmp, `s${i}.png`);
+  png(f, 80 + 3 * i, 76 + i, 40 + i, 'sketch');
+  return f;
+});
+const blank = join(tmp, 'blank.png');
+
+let srv: RunningServer;
+let service: SearchService;
+
+interface Hit { rank: number; id: string; score: number; cosine: number; rn?: number; photo?: string }
+
+async function post(url: string, body: Uint8Array | string, type: string, headers: Record<string, string> = {}) {
+  const r = await fetch(url, { method: 'POST', body: body as BodyInit, headers: { 'Content-Type': type, ...headers } });
+  return { status: r.status, headers: r.headers, body: await r.json() as Record<string, any> };
+}
+
+function assertRefusal(r: { status: number; body: Record<string, any> }, status: number, code: string, msg: RegExp) {
+  assert.is(r.status, status, JSON.stringify(r.body));
+  assert.is(r.body.error?.code, code);
+  assert.match(r.body.error.message, msg);
+  assert.ok(typeof r.body.error.hint === 'string' && r.body.error.hint.length > 0, 'a hint');
+}
+
+/** The hits of `sketchgpu query --json` for one sketch. */
+function cliHits(sketch: string, extra: string[] = []): { path: string; score: number; cosine: number; rn?: number }[] {
+  return json(['query', sketch, '--index', sgi, '--weights', W64, '--json', ...extra]).results[0].hits;
+}
+
+function assertSameHits(got: Hit[], want: { path: string; score: number; cosine: number; rn?: number }[], what: string) {
+  assert.equal(got.map((h) => h.id), want.map((h) => h.path), `${what}: ranking`);
+  got.forEach((h, i) => {
+    // The same kernels on the same inputs; only the batch size may differ (1e-5: f32 rounding of a different GEMM tiling).
+    assert.ok(Math.abs(h.score - want[i]!.score) < 1e-5, `${what}: score ${h.score} vs ${want[i]!.score}`);
+    assert.ok(Math.abs(h.cosine - want[i]!.cosine) < 1e-5, `${what}: cosine`);
+    if (want[i]!.rn !== undefined) assert.ok(Math.abs(h.rn! - want[i]!.rn!) < 1e-5, `${what}: rn`);
+  });
+}
+
+test.before(async () => {
+  writeFileSync(blank, readFileSync(sketches[0]!)); // replaced below by an all-white image
+  const { PNG } = await import('pngjs');
+  const white = new PNG({ width: 64, height: 64 });
+  white.data.fill(255);
+  writeFileSync(blank, PNG.sync.write(white));
+  const r = cli(['index', gallery, '-o', sgi, '--weights', W64, '--rn-cache']);
+  assert.is(r.code, 0, r.err);
+  const m = await SketchGPU.load({ weights: W64 });
+  service = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi), maxBatch: 8, reload: () => SketchGPU.load({ weights: W64 }) });
+  srv = await startSearchServer(service, { port: 0 });
+});
+test.after(async () => {
+  await srv?.close();
+});
+
+test('serve: /info and /health describe the model and the gallery', async () => {
+  const info = await (await fetch(`${srv.url}/info`)).json() as Record<string, any>;
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  assert.is(info.model, 'zse-sbir');
+  assert.is(info.photos, ix.paths.length);
+  assert.is(info.weights_sha256, service.model.info.weightsSha256);
+  assert.is(info.has_relation, true);
+  assert.is(info.status, 'ready');
+  const h = await fetch(`${srv.url}/health`);
+  assert.is(h.status, 200);
+  assert.equal(await h.json(), { ok: true, status: 'ready' });
+});
+
+test('serve: a sketch as the body gives the ranking and scores of `sketchgpu query` (cosine, and RN re-rank)', async () => {
+  const r = await post(`${srv.url}/search?k=5`, readFileSync(sketches[0]!), 'image/png');
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  assert.is(r.body.hits.length, 5);
+  assertSameHits(r.body.hits, cliHits(sketches[0]!, ['-k', '5']), 'cosine');
+  for (const h of r.body.hits as Hit[]) assert.is(h.photo, `/photos/${h.id}`);
+  const rr = await post(`${srv.url}/search?k=4&rerank=rn&rerank_k=6`, readFileSync(sketches[1]!), 'image/png');
+  assert.is(rr.status, 200, JSON.stringify(rr.body));
+  assertSameHits(rr.body.hits, cliHits(sketches[1]!, ['-k', '4', '--rerank', 'rn', '--rerank-k', '6']), 'rn');
+  assert.ok((rr.body.hits as Hit[]).every((h) => h.rn === h.score));
+  for (const key of ['queue', 'embed', 'search', 'rerank', 'total']) assert.type(rr.body.timings_ms[key], 'number');
+});
+
+test('serve: JSON bodies (base64 and a data: URL) give exactly what the raw body gives', async () => {
+  const bytes = readFileSync(sketches[2]!);
+  const raw = await post(`${srv.url}/search?k=3&rerank=rn`, bytes, 'image/png');
+  const b64 = await post(`${srv.url}/search`, JSON.stringify({ sketch: bytes.toString('base64'), k: 3, rerank: 'rn' }), 'application/json');
+  const url = await post(`${srv.url}/search`, JSON.stringify({ sketch: `data:image/png;base64,${bytes.toString('base64')}`, k: 3, rerank: true }), 'application/json; charset=utf-8');
+  assert.is(raw.status, 200);
+  assert.equal(b64.body.hits, raw.body.hits);
+  assert.equal(url.body.hits, raw.body.hits);
+});
+
+test('serve: concurrent queries run in batches, and each gets what it gets alone', async () => {
+  const ks = [3, 5, 1, 4, 2, 5];
+  const alone: Hit[][] = [];
+  for (let i = 0; i < sketches.length; i++) alone.push((await post(`${srv.url}/search?k=${ks[i]}`, readFileSync(sketches[i]!), 'image/png')).body.hits);
+  const before = service.stats.largestBatch;
+  assert.is(before, 1, 'the queries so far ran one at a time');
+  const together = await Promise.all(sketches.map((s, i) => post(`${srv.url}/search?k=${ks[i]}`, readFileSync(s), 'image/png')));
+  together.forEach((r, i) => {
+    assert.is(r.status, 200);
+    assert.is(r.body.hits.length, ks[i]);
+    assertSameHits(r.body.hits, alone[i]!.map((h) => ({ path: h.id, score: h.score, cosine: h.cosine })), `sketch ${i} in a batch`);
+  });
+  assert.ok(service.stats.largestBatch > 1, `no batch formed (largest ${service.stats.largestBatch})`);
+  assert.ok(together.some((r) => r.body.batch > 1));
+  // Re-ranked queries batch too (their own batches: other options).
+  const rn = await Promise.all(sketches.slice(0, 3).map((s) => post(`${srv.url}/search?k=2&rerank=rn&rerank_k=5`, readFileSync(s), 'image/png')));
+  rn.forEach((r, i) => assertSameHits(r.body.hits, cliHits(sketches[i]!, ['-k', '2', '--rerank', 'rn', '--rerank-k', '5']), `rn ${i}`));
+});
+
+test('serve: bad requests are JSON errors with hints and the right status', async () => {
+  assertRefusal(await post(`${srv.url}/search`, 'not an image', 'image/png'), 400, 'BAD_IMAGE', /not a PNG or JPEG/);
+  assertRefusal(await post(`${srv.url}/search`, readFileSync(blank), 'image/png'), 400, 'EMPTY_SKETCH', /./);
+  assertRefusal(await post(`${srv.url}/search`, new Uint8Array(0), 'image/png'), 400, 'BAD_ARGUMENT', /empty/);
+  assertRefusal(await post(`${srv.url}/search?k=0`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /k must be/);
+  assertRefusal(await post(`${srv.url}/search?k=1000000`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /k must be an integer from 1 to/);
+  assertRefusal(await post(`${srv.url}/search?k=abc`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /k must be a positive integer/);
+  assertRefusal(await post(`${srv.url}/search?kk=3`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /unknown query parameter "kk"/);
+  assertRefusal(await post(`${srv.url}/search?rerank=maybe`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /rerank must be/);
+  assertRefusal(await post(`${srv.url}/search?text=a%20cat`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /text tower/);
+  assertRefusal(await post(`${srv.url}/search?text_weight=0.5`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /composed/);
+  assertRefusal(await post(`${srv.url}/search`, '{"sketch": 1', 'application/json'), 400, 'BAD_ARGUMENT', /not JSON/);
+  assertRefusal(await post(`${srv.url}/search`, '[1]', 'application/json'), 400, 'BAD_ARGUMENT', /must be an object/);
+  assertRefusal(await post(`${srv.url}/search`, '{"sketch": "@@@"}', 'application/json'), 400, 'BAD_ARGUMENT', /base64/);
+  assertRefusal(await post(`${srv.url}/search`, '{"photo": "x"}', 'application/json'), 400, 'BAD_ARGUMENT', /unknown field "photo"/);
+  assertRefusal(await post(`${srv.url}/search`, '{}', 'application/json'), 400, 'BAD_ARGUMENT', /nothing to search for/);
+  assertRefusal(await post(`${srv.url}/search`, 'x', 'text/plain'), 415, 'BAD_ARGUMENT', /not one this server reads/);
+  const get = await fetch(`${srv.url}/search`);
+  assert.is(get.status, 405);
+  assert.is(((await get.json()) as any).error.code, 'BAD_ARGUMENT');
+  assert.is((await fetch(`${srv.url}/nowhere`)).status, 404);
+  // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own Host.
+  const { request } = await import('node:http');
+  const status = await new Promise<number>((res, rej) => {
+    const q = request({ host: '127.0.0.1', port: srv.port, path: '/info', headers: { Host: 'evil.example' } }, (r) => { r.resume(); res(r.statusCode!); });
+    q.on('error', rej);
+    q.end();
+  });
+  assert.is(status, 403);
+  // The server is still fine after all that.
+  assert.is((await post(`${srv.url}/search?k=1`, readFileSync(sketches[0]!), 'image/png')).status, 200);
+});
+
+test('serve: photos by index id only, never a path outside the gallery', async () => {
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  const id = ix.paths[0]!;
+  const r = await fetch(`${srv.url}/photos/${id}`);
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'image/png');
+  assert.equal(new Uint8Array(await r.arrayBuffer()), new Uint8Array(readFileSync(join(gallery, id))));
+  const { request } = await import('node:http');
+  const raw = (path: string) => new Promise<number>((res, rej) => {
+    const q = request({ host: '127.0.0.1', port: srv.port, path }, (x) => { x.resume(); res(x.statusCode!); });
+    q.on('error', rej);
+    q.end();
+  });
+  for (const p of ['/photos/../g.sgi', '/photos/..%2Fg.sgi', '/photos/%2E%2E/g.sgi', '/photos/boat/broken.jpg', '/photos/%ZZ', `/photos/${encodeURIComponent(join(gallery, id))}`]) {
+    assert.is(await raw(p), 404, p);
+  }
+});
+
+test('serve: a full queue refuses with 503 and Retry-After; the others are answered', async () => {
+  const m = await SketchGPU.load({ weights: W64 });
+  const busy = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi), maxQueue: 0, maxBatch: 1 });
+  const s = await startSearchServer(busy, { port: 0 });
+  try {
+    const rs = await Promise.all(sketches.map((f) => post(`${s.url}/search?k=2`, readFileSync(f), 'image/png')));
+    const refused = rs.filter((r) => r.status === 503);
+    assert.ok(refused.length > 0, 'none refused');
+    assert.ok(rs.some((r) => r.status === 200));
+    for (const r of refused) {
+      assertRefusal(r, 503, 'BUSY', /already waiting/);
+      assert.is(r.headers.get('retry-after'), '1');
+    }
+    assert.ok(rs.every((r) => r.status === 200 || r.status === 503));
+  } finally {
+    await s.close();
+  }
+});
+
+test('serve: a body over the limit is refused with 413 before it is read', async () => {
+  const m = await SketchGPU.load({ weights: W64 });
+  const s = await startSearchServer(new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi) }), { port: 0, maxBodyBytes: 1000 });
+  try {
+    assertRefusal(await post(`${s.url}/search`, new Uint8Array(5000), 'image/png'), 413, 'BAD_ARGUMENT', /5000 bytes, more than the 1000 bytes/);
+    // Sent in chunks, with no Content-Length to refuse it by: counted as it arrives, refused past the limit.
+    const { request } = await import('node:http');
+    const chunked = await new Promise<{ status: number; body: Record<string, any> }>((res, rej) => {
+      const q = request({ host: '127.0.0.1', port: s.port, path: '/search', method: 'POST', headers: { 'Content-Type': 'image/png', 'Transfer-Encoding': 'chunked' } }, (r) => {
+        let text = '';
+        r.on('data', (c) => { text += c; });
+        r.on('end', () => res({ status: r.statusCode!, body: JSON.parse(text) }));
+      });
+      q.on('error', rej);
+      for (let i = 0; i < 10; i++) q.write(new Uint8Array(600));
+      q.end();
+    });
+    assertRefusal(chunked, 413, 'BAD_ARGUMENT', /more than the 1000 bytes/);
+    assert.is((await post(`${s.url}/search?k=1`, readFileSync(sketches[0]!), 'image/png')).status, 200);
+  } finally {
+    await s.close();
+  }
+});
+
+test('serve: a lost GPU device is reloaded, and the service answers as before', async () => {
+  const before = await post(`${srv.url}/search?k=4&rerank=rn&rerank_k=6`, readFileSync(sketches[3]!), 'image/png');
+  const old = service.model;
+  // What a driver reset does: the device goes away under the model.
+  (old as unknown as { device: { ctx: { device: GPUDevice } } }).device.ctx.device.destroy();
+  const t0 = Date.now();
+  while (!(service.model !== old && service.status === 'ready')) {
+    assert.ok(Date.now() - t0 < 120_000, `not reloaded (status ${service.status})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.is(service.stats.deviceLosses, 1);
+  const after = await post(`${srv.url}/search?k=4&rerank=rn&rerank_k=6`, readFileSync(sketches[3]!), 'image/png');
+  assert.is(after.status, 200, JSON.stringify(after.body));
+  assertSameHits(after.body.hits, (before.body.hits as Hit[]).map((h) => ({ path: h.id, score: h.score, cosine: h.cosine, rn: h.rn })), 'after the reload');
+});
+
+test('serve: close() answers the queued queries, then refuses', async () => {
+  const m = await SketchGPU.load({ weights: W64 });
+  const svc = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi), maxBatch: 2 });
+  const pending = sketches.map((f) => svc.query({ sketch: readFileSync(f), k: 2 }));
+  await new Promise((r) => setTimeout(r, 0));
+  const closing = svc.close();
+  const rs = await Promise.all(pending);
+  await closing;
+  assert.ok(rs.every((r) => r.hits.length === 2));
+  try {
+    await svc.query({ sketch: readFileSync(sketches[0]!) });
+    assert.unreachable('a closed service answered');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'BUSY');
+  }
+});
+
+test('serve: CAAN text and sketch+text queries give what `sketchgpu query --text` gives, batched or not', async () => {
+  const WC = resolve(FIXTURES, 'caan', 'tiny.weights.safetensors');
+  const csgi = join(tmp, 'caan.sgi');
+  const r = cli(['index', gallery, '-o', csgi, '--weights', WC]);
+  assert.is(r.code, 0, r.err);
+  const m = await SketchGPU.load({ weights: WC });
+  const s = await startSearchServer(new SearchService({ model: m, index: parseIndex(readFileSync(csgi), csgi) }), { port: 0 });
+  try {
+    const texts = ['a photo of a boat', 'an apple', 'a cat'];
+    const got = await Promise.all(texts.map((t) => post(`${s.url}/search`, JSON.stringify({ text: t, k: 4 }), 'application/json')));
+    got.forEach((g, i) => {
+      assert.is(g.status, 200, JSON.stringify(g.body));
+      const want = json(['query', '--text', texts[i]!, '--index', csgi, '--weights', WC, '-k', '4', '--json']).results[0].hits;
+      assertSameHits(g.body.hits, want, `text ${i}`);
+    });
+    const trn = await post(`${s.url}/search`, JSON.stringify({ text: texts[0], k: 3, rerank: 'rn', rerank_k: 6 }), 'application/json');
+    assert.is(trn.status, 200, JSON.stringify(trn.body));
+    assertSameHits(trn.body.hits, json(['query', '--text', texts[0]!, '--index', csgi, '--weights', WC, '-k', '3', '--rerank', 'rn', '--rerank-k', '6', '--json']).results[0].hits, 'text+rn');
+    const composed = await post(`${s.url}/search?k=3&text=a%20boat&text_weight=0.3`, readFileSync(sketches[0]!), 'image/png');
+    assert.is(composed.status, 200, JSON.stringify(composed.body));
+    const want = json(['query', sketches[0]!, '--text', 'a boat', '--text-weight', '0.3', '--index', csgi, '--weights', WC, '-k', '3', '--json']).results[0].hits;
+    assertSameHits(composed.body.hits, want, 'sketch+text');
+    assertRefusal(await post(`${s.url}/search`, JSON.stringify({ text: '  ' }), 'application/json'), 400, 'BAD_ARGUMENT', /text is empty/);
+    assertRefusal(await post(`${s.url}/search`, JSON.stringify({ text: 'x'.repeat(MAX_TEXT_CHARS + 1) }), 'application/json'), 400, 'BAD_ARGUMENT', new RegExp(`${MAX_TEXT_CHARS + 1} characters`));
+  } finally {
+    await s.close();
+  }
+});
+
+test('serve (CLI): --help; a missing index and a port in use are clean errors; it serves and stops on SIGTERM', async () => {
+  const h = cli(['serve', '--help']);
+  assert.is(h.code, 0);
+  assert.match(h.out, /POST \/search/);
+  assertCleanError(cli(['serve', '--index', join(tmp, 'missing.sgi')]), /missing\.sgi/);
+  assertCleanError(cli(['serve', '--index', sgi, '--port', String(srv.port)]), /in use/);
+  assertCleanError(cli(['serve', '--index', sgi, '--port', '70000']), /--port must be/);
+  const child = spawn(process.execPath, [BIN, 'serve', '--index', sgi, '--weights', W64, '--port', '0', '--json', '--log'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => { err += c; });
+  const lines = createInterface({ input: child.stdout });
+  const it = lines[Symbol.asyncIterator]();
+  try {
+    const first = await it.next();
+    assert.not.ok(first.done, `no startup line: ${err}`);
+    const start = JSON.parse(first.value as string);
+    assert.is(start.photos, parseIndex(readFileSync(sgi), sgi).paths.length);
+    const r = await post(`${start.url}/search?k=3`, readFileSync(sketches[0]!), 'image/png');
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    assertSameHits(r.body.hits, cliHits(sketches[0]!, ['-k', '3']), 'CLI server');
+    const log = JSON.parse((await it.next()).value as string);
+    assert.is(log.path, '/search');
+    assert.is(log.status, 200);
+  } finally {
+    const code = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    child.kill('SIGTERM');
+    assert.is(await code, 0, err);
+  }
+});
+
+test.run();
