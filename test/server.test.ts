@@ -90,6 +90,21 @@ test('serve: /info and /health describe the model and the gallery', async () => 
   assert.equal(await h.json(), { ok: true, status: 'ready' });
 });
 
+test('serve: GET / is the search page, its script allowed by hash and nothing else', async () => {
+  const r = await fetch(`${srv.url}/`);
+  assert.is(r.status, 200);
+  assert.match(r.headers.get('content-type')!, /^text\/html/);
+  const csp = r.headers.get('content-security-policy')!;
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/]+=*'/);
+  const html = await r.text();
+  assert.match(html, /<canvas id="pad"/);
+  const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;
+  const { createHash } = await import('node:crypto');
+  assert.ok(csp.includes(`'sha256-${createHash('sha256').update(script).digest('base64')}'`), 'the CSP names the hash of the script the page holds');
+  assert.is((await fetch(`${srv.url}/`, { method: 'POST' })).status, 405);
+});
+
 test('serve: a sketch as the body gives the ranking and scores of `sketchgpu query` (cosine, and RN re-rank)', async () => {
   const r = await post(`${srv.url}/search?k=5`, readFileSync(sketches[0]!), 'image/png');
   assert.is(r.status, 200, JSON.stringify(r.body));

@@ -25,7 +25,7 @@ const nonNegInt = (name: string) => (v: string) => {
 
 export function addServeCommand(program: Command, common: (c: Command) => Command): void {
   common(addAnnOptions(program.command('serve')
-    .description('answer sketch (and CAAN text) queries over HTTP with one model and index kept open: POST /search, GET /info, /health, /photos/<id> (docs/server.md)')
+    .description('answer sketch (and CAAN text) queries over HTTP with one model and index kept open: a search page at /, POST /search, GET /info, /health, /photos/<id> (docs/server.md)')
     .requiredOption('--index <file>', 'the gallery: an .sgi file made by `sketchgpu index`, or lancedb:<folder or URI>')
     .option('--weights <file>', 'weights (default: the file the index was built with); must be the same weights')
     .addOption(modelOption())
@@ -89,7 +89,7 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
         console.log(JSON.stringify({ url: running.url, host: o.host, port: running.port, index: o.index, photos, weights: weightsPath, model: m.info.model, adapter: m.info.adapter, ann: !!ann }));
       } else {
         console.log(`serving ${photos} photos of ${o.index} (${m.info.label} weights ${basename(weightsPath)}${ann ? ', ANN' : ''}) on ${m.info.adapter}`);
-        console.log(`  ${running.url}   POST /search (a sketch image, or JSON), GET /info, /health${o.photos && !ann ? ', /photos/<id>' : ''}   (Ctrl-C stops)`);
+        console.log(`  ${running.url}/   the search page (draw a sketch); API: POST /search (a sketch image, or JSON), GET /info, /health${o.photos && !ann ? ', /photos/<id>' : ''}   (Ctrl-C stops)`);
       }
       const onSignal = () => stop();
       process.once('SIGINT', onSignal);

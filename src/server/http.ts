@@ -1,6 +1,7 @@
 /**
  * Node-only: the HTTP face of the search service (`sketchgpu serve`, docs/server.md), on node:http.
  *
+ *   GET  /              a page: draw a sketch (or open one) and see the results, searched here (src/server/page.ts)
  *   POST /search        a sketch as the body (image/png, image/jpeg; options in the query string), or JSON
  *                       {"sketch": base64 or data URL, "text", "k", "rerank", "rerank_k", "text_weight"}
  *   GET  /info          the model, the gallery, the adapter, the queue
@@ -17,6 +18,7 @@ import { extname } from 'node:path';
 import { SketchError, isSketchError, type ErrorCode } from '../core/errors.ts';
 import { readBoundedFile } from '../io/read-file.ts';
 import { confinedGalleryPath } from '../retrieval/gallery.ts';
+import { PAGE_CSP, PAGE_HTML } from './page.ts';
 import type { SearchService, ServiceQuery } from './service.ts';
 
 export interface SearchHandlerOptions {
@@ -24,6 +26,8 @@ export interface SearchHandlerOptions {
   maxBodyBytes?: number;
   /** Serve the gallery's photos at /photos/<id> (default true; never with ANN, whose rows are not all in memory). */
   photos?: boolean;
+  /** Serve the search page at / (default true; src/server/page.ts). */
+  page?: boolean;
   /** An origin allowed to call from a browser page (CORS), e.g. "https://app.example.org", or "*". */
   cors?: string;
   /**
@@ -262,7 +266,15 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         finish(200, { hits, batch: r.batch, timings_ms: Object.fromEntries(Object.entries(r.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))])) });
         return;
       }
-      if (path === '/info' || path === '/') {
+      if (path === '/' && o.page !== false) {
+        only('GET', 'HEAD');
+        res.writeHead(200, { ...cors, 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(PAGE_HTML), 'Cache-Control': 'no-cache',
+          'Content-Security-Policy': PAGE_CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
+        res.end(method === 'HEAD' ? undefined : PAGE_HTML);
+        o.log?.({ time: new Date().toISOString(), method, path, status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
+        return;
+      }
+      if (path === '/info') {
         only('GET', 'HEAD');
         const m = service.model.info, ix = service.index;
         finish(200, {
@@ -270,7 +282,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
           index: ix.file ?? null, photos: ix.paths.length || null, photos_served: !!photoIds,
           queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats,
-          endpoints: { search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photoIds ? 'GET /photos/<id>' : null },
+          endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photoIds ? 'GET /photos/<id>' : null },
         });
         return;
       }
@@ -298,7 +310,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         o.log?.({ time: new Date().toISOString(), method, path: path.slice(0, 200), status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
         return;
       }
-      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are POST /search, GET /info, GET /health, GET /photos/<id>.');
+      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are GET / (the page), POST /search, GET /info, GET /health, GET /photos/<id>.');
     };
     route().catch(fail);
   };
