@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { SketchGPU } from '../src/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { MAX_TEXT_CHARS, SearchService } from '../src/server/service.ts';
-import { startSearchServer, type RunningServer } from '../src/server/http.ts';
+import { searchHandler, startSearchServer, type RunningServer } from '../src/server/http.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
 import { BIN, assertCleanError, cli, json, png, smallGallery } from './cli-util.ts';
 
@@ -241,6 +241,31 @@ test('serve: a body over the limit is refused with 413 before it is read', async
   }
 });
 
+test('serve: with a token, every request but the page and /health needs it', async () => {
+  const token = 'test-token-0123456789abcdef';
+  const m = await SketchGPU.load({ weights: W64 });
+  const svc = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi) });
+  assert.throws(() => searchHandler(svc, { token: 'short' }), /at least 16 printable/);
+  const s = await startSearchServer(svc, { port: 0, token });
+  try {
+    const body = readFileSync(sketches[0]!);
+    const none = await post(`${s.url}/search?k=2`, body, 'image/png');
+    assertRefusal(none, 401, 'BAD_ARGUMENT', /needs a token/);
+    assert.is(none.headers.get('www-authenticate'), 'Bearer');
+    assertRefusal(await post(`${s.url}/search?k=2`, body, 'image/png', { Authorization: `Bearer ${token}x` }), 401, 'BAD_ARGUMENT', /token is wrong/);
+    assertRefusal(await post(`${s.url}/search?k=2`, body, 'image/png', { Authorization: token }), 401, 'BAD_ARGUMENT', /token is wrong/);
+    const ok = await post(`${s.url}/search?k=2`, body, 'image/png', { Authorization: `Bearer ${token}` });
+    assert.is(ok.status, 200);
+    assert.is((await fetch(`${s.url}/info`)).status, 401);
+    assert.is((await fetch(`${s.url}${ok.body.hits[0].photo}`)).status, 401);
+    assert.is((await fetch(`${s.url}${ok.body.hits[0].photo}`, { headers: { Authorization: `Bearer ${token}` } })).status, 200);
+    assert.is((await fetch(`${s.url}/`)).status, 200);
+    assert.is((await fetch(`${s.url}/health`)).status, 200);
+  } finally {
+    await s.close();
+  }
+});
+
 test('serve: a lost GPU device is reloaded, and the service answers as before', async () => {
   const before = await post(`${srv.url}/search?k=4&rerank=rn&rerank_k=6`, readFileSync(sketches[3]!), 'image/png');
   const old = service.model;
@@ -310,6 +335,9 @@ test('serve (CLI): --help; a missing index and a port in use are clean errors; i
   assertCleanError(cli(['serve', '--index', join(tmp, 'missing.sgi')]), /missing\.sgi/);
   assertCleanError(cli(['serve', '--index', sgi, '--port', String(srv.port)]), /in use/);
   assertCleanError(cli(['serve', '--index', sgi, '--port', '70000']), /--port must be/);
+  writeFileSync(join(tmp, 'short-token.txt'), 'abc\n');
+  assertCleanError(cli(['serve', '--index', sgi, '--port', '0', '--token-file', join(tmp, 'short-token.txt')]), /at least 16 printable/);
+  assertCleanError(cli(['serve', '--index', sgi, '--token-file', join(tmp, 'no-such-token.txt')]), /cannot read the token file/);
   const child = spawn(process.execPath, [BIN, 'serve', '--index', sgi, '--weights', W64, '--port', '0', '--json', '--log'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (c) => { err += c; });

@@ -3,7 +3,7 @@
  * LanceDB table) and its weights once, answers queries until Ctrl-C / SIGTERM, then lets the queued ones finish.
  */
 import { Command, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SketchError } from '../core/errors.ts';
 import { checkIndexModel } from '../retrieval/index-format.ts';
@@ -23,6 +23,19 @@ const nonNegInt = (name: string) => (v: string) => {
   return Number(v);
 };
 
+/** The token of --token-file: the file's first line, trimmed (at most 4 KiB read). */
+function readToken(file: string): string {
+  let text: string;
+  try {
+    if (statSync(file).size > 4096) throw new SketchError('BAD_ARGUMENT', `${file} is larger than a token file (4 KiB)`, 'Put only the token in it.');
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof SketchError) throw e;
+    throw new SketchError('IO', `cannot read the token file ${file}: ${(e as Error).message}`, 'Pass a file that holds the token, e.g. made with `openssl rand -hex 24 > token.txt`.');
+  }
+  return text.split(/\r?\n/)[0]!.trim();
+}
+
 export function addServeCommand(program: Command, common: (c: Command) => Command): void {
   common(addAnnOptions(program.command('serve')
     .description('answer sketch (and CAAN text) queries over HTTP with one model and index kept open: a search page at /, POST /search, GET /info, /health, /photos/<id> (docs/server.md)')
@@ -37,9 +50,11 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
     .option('--max-body <MiB>', 'largest request body in MiB', posInt('--max-body'), DEFAULT_MAX_BODY / 2 ** 20)
     .option('--cors <origin>', 'let pages of this origin call the server from a browser (Access-Control-Allow-Origin), e.g. https://app.example.org')
     .option('--no-photos', 'do not serve the gallery\'s photos at /photos/<id>')
+    .option('--token-file <file>', 'require "Authorization: Bearer <token>" on every request but the page and /health, the token read from this file (or from SKETCHGPU_SERVE_TOKEN); the page takes it as /#token=<token>')
     .option('--log', 'print one JSON line per request on stdout')
     .option('--json', 'print the startup line as JSON (with the port, for scripts)')))
     .action(async (o) => {
+      const token = o.tokenFile ? readToken(o.tokenFile) : process.env.SKETCHGPU_SERVE_TOKEN || undefined;
       const gallery = await openGalleryForSearch(o.index, o);
       const { index, ann } = gallery;
       const weightsPath: string | undefined = o.weights ?? index.weightsPath;
@@ -75,7 +90,7 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
       let running;
       try {
         running = await startSearchServer(service, {
-          host: o.host, port: o.port, maxBodyBytes: o.maxBody * 2 ** 20, cors: o.cors, photos: o.photos && !ann,
+          host: o.host, port: o.port, maxBodyBytes: o.maxBody * 2 ** 20, cors: o.cors, photos: o.photos && !ann, token,
           log: o.log ? (l) => console.log(JSON.stringify(l)) : undefined,
           onError: (e) => console.error(`error: ${(e as Error)?.stack ?? e}`),
         });
@@ -86,10 +101,11 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
       }
       const photos = gallery.count;
       if (o.json) {
-        console.log(JSON.stringify({ url: running.url, host: o.host, port: running.port, index: o.index, photos, weights: weightsPath, model: m.info.model, adapter: m.info.adapter, ann: !!ann }));
+        console.log(JSON.stringify({ url: running.url, host: o.host, port: running.port, index: o.index, photos, weights: weightsPath, model: m.info.model, adapter: m.info.adapter, ann: !!ann, token: !!token }));
       } else {
         console.log(`serving ${photos} photos of ${o.index} (${m.info.label} weights ${basename(weightsPath)}${ann ? ', ANN' : ''}) on ${m.info.adapter}`);
         console.log(`  ${running.url}/   the search page (draw a sketch); API: POST /search (a sketch image, or JSON), GET /info, /health${o.photos && !ann ? ', /photos/<id>' : ''}   (Ctrl-C stops)`);
+        if (token) console.log(`  a token is required: open the page as ${running.url}/#token=<token>; API calls send "Authorization: Bearer <token>"`);
       }
       const onSignal = () => stop();
       process.once('SIGINT', onSignal);

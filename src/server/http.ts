@@ -12,6 +12,7 @@
  * Every refusal is JSON `{"error": {"code", "message", "hint"}}` with a 4xx/5xx status; nothing a client sends can
  * make the server read outside the gallery or stop it.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname } from 'node:path';
@@ -35,6 +36,11 @@ export interface SearchHandlerOptions {
    * with the loopback names when it binds a loopback address.
    */
   allowedHosts?: string[];
+  /**
+   * A secret every request but the page and /health must present as `Authorization: Bearer <token>` (401 without
+   * it). The page takes it from its URL's fragment (`/#token=...`, never sent to the server) and sends it along.
+   */
+  token?: string;
   /** One line per request (method, path, status, ms, batch) for a log. */
   log?: (entry: RequestLog) => void;
   /** Unexpected errors (a 500), with their stack, for the operator. */
@@ -212,6 +218,16 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
   const allowed = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
   const photoIds = o.photos !== false && service.index.paths.length > 0 ? new Set(service.index.paths) : null;
   const cors: Record<string, string> = o.cors ? { 'Access-Control-Allow-Origin': o.cors, Vary: 'Origin' } : {};
+  if (o.token !== undefined && !(typeof o.token === 'string' && o.token.length >= 16 && /^[\x21-\x7e]+$/.test(o.token))) {
+    throw new SketchError('BAD_ARGUMENT', 'the token must be at least 16 printable characters (no spaces)', 'Make one with e.g. `openssl rand -hex 24`.');
+  }
+  const tokenHash = o.token !== undefined ? createHash('sha256').update(o.token).digest() : null;
+  /** Whether the request carries the token (compared in constant time, through hashes of equal length). */
+  const authorized = (req: IncomingMessage) => {
+    if (!tokenHash) return true;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ''));
+    return !!m && timingSafeEqual(createHash('sha256').update(m[1]!).digest(), tokenHash);
+  };
   return (req, res) => {
     const t0 = performance.now();
     let url: URL;
@@ -236,7 +252,8 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         const status = e instanceof HttpError ? e.status : statusOf(e.code);
         if (status >= 500 && e.code !== 'BUSY' && e.code !== 'DEVICE_LOST') o.onError?.(e);
         // 413: the rest of the body is not read, so this connection cannot carry another request.
-        finish(status, { error: { code: e.code, message: e.message, hint: e.hint } }, e.code === 'BUSY' || e.code === 'DEVICE_LOST' ? { 'Retry-After': '1' } : status === 413 ? { Connection: 'close' } : {});
+        finish(status, { error: { code: e.code, message: e.message, hint: e.hint } }, e.code === 'BUSY' || e.code === 'DEVICE_LOST' ? { 'Retry-After': '1' }
+          : status === 413 ? { Connection: 'close' } : status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
       } else {
         o.onError?.(e);
         finish(500, { error: { code: 'INTERNAL', message: 'the server failed on this request', hint: 'This is unexpected; the server log has the details.' } });
@@ -248,8 +265,12 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
           'Call it by a loopback name (localhost, 127.0.0.1), or bind it to another address with --host.');
       }
       const path = url.pathname;
+      if (method !== 'OPTIONS' && path !== '/' && path !== '/health' && !authorized(req)) {
+        throw new HttpError(401, 'BAD_ARGUMENT', req.headers.authorization ? 'the token is wrong' : 'this server needs a token',
+          'Send the header "Authorization: Bearer <token>" (the page: open it as /#token=<token>).');
+      }
       if (method === 'OPTIONS') {
-        res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type', 'Access-Control-Max-Age': '600', Allow: 'GET, POST, OPTIONS' });
+        res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type, Authorization', 'Access-Control-Max-Age': '600', Allow: 'GET, POST, OPTIONS' });
         res.end();
         return;
       }
@@ -281,7 +302,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
           service: 'sketchgpu', status: service.status, model: m.model, label: m.label, weights: m.weights, weights_sha256: m.weightsSha256,
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
           index: ix.file ?? null, photos: ix.paths.length || null, photos_served: !!photoIds,
-          queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats,
+          queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats, token: !!tokenHash,
           endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photoIds ? 'GET /photos/<id>' : null },
         });
         return;

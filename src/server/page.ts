@@ -29,6 +29,15 @@ const SCRIPT = `
 const $ = (id) => document.getElementById(id);
 const pad = $('pad'), ctx = pad.getContext('2d'), hitsEl = $('hits'), statusEl = $('status');
 let strokes = [], current = null, opened = null, info = null, seq = 0, timer = 0;
+// A server started with a token: the page is opened as /#token=..., a fragment the browser never sends anywhere.
+const token = new URLSearchParams(location.hash.slice(1)).get('token');
+const auth = token ? { Authorization: 'Bearer ' + token } : {};
+async function photo(img, url) {
+  // With a token, photos come through fetch (an <img> cannot send the header) as blob: URLs.
+  if (!token) { img.src = url; return; }
+  const r = await fetch(url, { headers: auth });
+  if (r.ok) img.src = URL.createObjectURL(await r.blob());
+}
 function status(text, error) { statusEl.textContent = text; statusEl.className = error ? 'error' : ''; }
 function redraw() {
   ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, pad.width, pad.height);
@@ -72,15 +81,15 @@ async function search() {
   let r;
   try {
     r = sketch
-      ? await fetch('search?' + (text ? (p.set('text', text), p) : p), { method: 'POST', body: sketch.bytes, headers: { 'Content-Type': sketch.type } })
-      : await fetch('search', { method: 'POST', body: JSON.stringify({ text, k: Number(p.get('k')), rerank: p.has('rerank') }), headers: { 'Content-Type': 'application/json' } });
+      ? await fetch('search?' + (text ? (p.set('text', text), p) : p), { method: 'POST', body: sketch.bytes, headers: { 'Content-Type': sketch.type, ...auth } })
+      : await fetch('search', { method: 'POST', body: JSON.stringify({ text, k: Number(p.get('k')), rerank: p.has('rerank') }), headers: { 'Content-Type': 'application/json', ...auth } });
   } catch (e) { if (my === seq) status('The server did not answer: ' + e.message, true); return; }
   const j = await r.json().catch(() => ({ error: { message: 'not a JSON answer (' + r.status + ')' } }));
   if (my !== seq) return;
   if (!r.ok) { hitsEl.replaceChildren(); status(j.error.message + (j.error.hint ? ' — ' + j.error.hint : ''), true); return; }
   hitsEl.replaceChildren(...j.hits.map((h) => {
     const li = document.createElement('li'); li.dataset.id = h.id; li.dataset.score = String(h.score);
-    if (h.photo) { const img = document.createElement('img'); img.src = h.photo.replace(/^\\//, ''); img.alt = h.id; img.loading = 'lazy'; li.append(img); }
+    if (h.photo) { const img = document.createElement('img'); img.alt = h.id; img.loading = 'lazy'; void photo(img, h.photo.replace(/^\\//, '')); li.append(img); }
     const b = document.createElement('b'); b.textContent = h.rank + '. ' + h.score.toFixed(4);
     li.append(b, document.createElement('br'), h.id);
     if (h.rn !== undefined) li.append(document.createElement('br'), 'cosine ' + h.cosine.toFixed(4));
@@ -89,7 +98,8 @@ async function search() {
   status(j.hits.length + ' results, ' + Math.round(j.timings_ms.total) + ' ms on the server' + (j.batch > 1 ? ' (in a batch of ' + j.batch + ')' : '') + '.');
   document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
 }
-fetch('info').then((r) => r.json()).then((i) => {
+fetch('info', { headers: auth }).then((r) => r.json()).then((i) => {
+  if (i.error) { status(i.error.message + ' — ' + i.error.hint, true); return; }
   info = i;
   $('info').textContent = (i.photos === null ? 'a LanceDB gallery' : i.photos + ' photos') + ' · ' + i.label + ' weights · ' + i.adapter;
   $('rerank-l').hidden = !i.has_relation; $('text').hidden = !i.has_text;

@@ -43,7 +43,7 @@ function sentFile(n: number, name: string): string {
 }
 
 if (skipReason) {
-  for (const name of ['page loads', 'mouse drawing vs CLI', 're-rank vs CLI', 'opened sketch vs CLI']) T.skip(name, () => undefined);
+  for (const name of ['page loads', 'mouse drawing vs CLI', 're-rank vs CLI', 'opened sketch vs CLI', 'token']) T.skip(name, () => undefined);
 } else {
   T.before(async () => {
     await cli(['index', join(SAMPLE, 'photo'), '-o', sgi, '--weights', weights, '--rn-cache']);
@@ -110,6 +110,28 @@ if (skipReason) {
     const shot = await screenshot(s.page, 'serve-page-giraffe');
     console.log(`  screenshot: ${shot}`);
     assert.equal(s.errors, [], s.log.join('\n'));
+  });
+
+  T('token: opened as /#token=..., the page sends it, and its photos come through fetch', async () => {
+    const token = 'page-token-0123456789abcdef';
+    const service = new SearchService({ model: await SketchGPU.load({ weights }), index: parseIndex(readFileSync(sgi), sgi) });
+    const guarded = await startSearchServer(service, { port: 0, token });
+    const t = await openSession({ webgpu: false });
+    try {
+      await t.page.goto(`${guarded.url}/#token=${token}`);
+      await t.page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+      const dir = join(SAMPLE, 'sketch', 'giraffe');
+      await t.page.setInputFiles('#file', join(dir, readdirSync(dir).sort()[0]!));
+      await t.page.waitForSelector('body[data-searches="1"]', { timeout: 60_000 });
+      await t.page.waitForFunction(() => Array.from(document.querySelectorAll('#hits img')).every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0 && (i as HTMLImageElement).src.startsWith('blob:')), undefined, { timeout: 30_000 });
+      assert.equal(t.errors, [], t.log.join('\n'));
+      // Without the fragment: the page says what is missing.
+      await t.page.goto(`${guarded.url}/`);
+      await t.page.waitForFunction(() => /needs a token/.test(document.getElementById('status')!.textContent!), undefined, { timeout: 30_000 });
+    } finally {
+      await t.close();
+      await guarded.close();
+    }
   });
 }
 
