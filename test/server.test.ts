@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -328,6 +328,42 @@ test('serve: CAAN text and sketch+text queries give what `sketchgpu query --text
   }
 });
 
+test('serve: replaceGallery searches the new gallery from the next batch; another model\'s index is refused', async () => {
+  const m = await SketchGPU.load({ weights: W64 });
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  const svc = new SearchService({ model: m, index: ix });
+  const s = await startSearchServer(svc, { port: 0 });
+  try {
+    const g2 = join(tmp, 'gallery2');
+    cpSync(gallery, g2, { recursive: true });
+    mkdirSync(join(g2, 'dog'));
+    for (let i = 0; i < 3; i++) png(join(g2, 'dog', `d${i}.png`), 66 + i, 70, 5000 + i, 'photo');
+    const sgi2 = join(tmp, 'g2.sgi');
+    assert.is(cli(['index', g2, '-o', sgi2, '--weights', W64]).code, 0);
+    const ix2 = parseIndex(readFileSync(sgi2), sgi2);
+    // Queries in flight while it swaps are answered (on one gallery or the other).
+    const during = sketches.map((f) => post(`${s.url}/search?k=50`, readFileSync(f), 'image/png'));
+    await svc.replaceGallery(ix2);
+    for (const r of await Promise.all(during)) assert.is(r.status, 200);
+    const info = await (await fetch(`${s.url}/info`)).json() as Record<string, any>;
+    assert.is(info.photos, ix2.paths.length);
+    const all = await post(`${s.url}/search?k=50`, readFileSync(sketches[0]!), 'image/png');
+    assert.is(all.body.hits.length, ix2.paths.length);
+    assert.ok((all.body.hits as Hit[]).some((h) => h.id.startsWith('dog/')));
+    assert.is((await fetch(`${s.url}/photos/dog/d0.png`)).status, 200);
+    const other = { ...ix2, model: { ...ix2.model, weights_sha256: '0'.repeat(64) } };
+    try {
+      await svc.replaceGallery(other);
+      assert.unreachable('an index of other weights was taken');
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'INDEX_MISMATCH');
+    }
+    assert.is(((await (await fetch(`${s.url}/info`)).json()) as Record<string, any>).photos, ix2.paths.length, 'the served gallery is unchanged');
+  } finally {
+    await s.close();
+  }
+});
+
 test('serve (CLI): --help; a missing index and a port in use are clean errors; it serves and stops on SIGTERM', async () => {
   const h = cli(['serve', '--help']);
   assert.is(h.code, 0);
@@ -354,6 +390,21 @@ test('serve (CLI): --help; a missing index and a port in use are clean errors; i
     const log = JSON.parse((await it.next()).value as string);
     assert.is(log.path, '/search');
     assert.is(log.status, 200);
+    // SIGHUP after `index --update` grew the index: the new photos are searched, without a restart.
+    const before = start.photos as number;
+    mkdirSync(join(gallery, 'dog'), { recursive: true });
+    for (let i = 0; i < 2; i++) png(join(gallery, 'dog', `h${i}.png`), 72, 64 + i, 7000 + i, 'photo');
+    assert.is(cli(['index', gallery, '-o', sgi, '--weights', W64, '--rn-cache', '--update']).code, 0);
+    child.kill('SIGHUP');
+    const t0 = Date.now();
+    let photos = before;
+    while (photos === before) {
+      assert.ok(Date.now() - t0 < 60_000, `not reloaded: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+      photos = ((await (await fetch(`${start.url}/info`)).json()) as Record<string, any>).photos;
+    }
+    assert.is(photos, before + 2);
+    assert.match(err, /reloaded .*: \d+ photos/);
   } finally {
     const code = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
     child.kill('SIGTERM');

@@ -52,7 +52,8 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
     .option('--no-photos', 'do not serve the gallery\'s photos at /photos/<id>')
     .option('--token-file <file>', 'require "Authorization: Bearer <token>" on every request but the page and /health, the token read from this file (or from SKETCHGPU_SERVE_TOKEN); the page takes it as /#token=<token>')
     .option('--log', 'print one JSON line per request on stdout')
-    .option('--json', 'print the startup line as JSON (with the port, for scripts)')))
+    .option('--json', 'print the startup line as JSON (with the port, for scripts)')
+    .addHelpText('after', '\nSIGHUP opens the index again (after `sketchgpu index --update`, a rebuild or more shards) and searches it from the\nnext batch on; SIGINT / SIGTERM stop after answering the queued queries.')))
     .action(async (o) => {
       const token = o.tokenFile ? readToken(o.tokenFile) : process.env.SKETCHGPU_SERVE_TOKEN || undefined;
       const gallery = await openGalleryForSearch(o.index, o);
@@ -110,12 +111,37 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
       const onSignal = () => stop();
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      // SIGHUP: open the index again (rebuilt, or grown by `index --update` / more shards) and search it from the next
+      // batch on; a failure keeps the gallery being served.
+      let store = gallery.store;
+      let reloads = Promise.resolve();
+      const reload = async () => {
+        try {
+          const g = await openGalleryForSearch(o.index, o);
+          try {
+            await service.replaceGallery(g.index, g.ann);
+          } catch (e) {
+            g.store.close();
+            throw e;
+          }
+          const old = store;
+          store = g.store;
+          old.close();
+          console.error(`reloaded ${o.index}: ${g.count} photos`);
+        } catch (e) {
+          console.error(`warning: reloading ${o.index} failed, so the previous gallery is still served: ${(e as Error)?.message ?? e}`);
+        }
+      };
+      const onHup = () => { reloads = reloads.then(reload); };
+      process.on('SIGHUP', onHup);
       await stopped;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHup);
       if (!o.json && !fatal) console.error('stopping: finishing the queued queries');
+      await reloads;
       await running.close();
-      gallery.store.close();
+      store.close();
       if (fatal) throw fatal;
     });
 }

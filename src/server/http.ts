@@ -216,7 +216,13 @@ function hostName(h: string): string {
 export function searchHandler(service: SearchService, o: SearchHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const allowed = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
-  const photoIds = o.photos !== false && service.index.paths.length > 0 ? new Set(service.index.paths) : null;
+  // The ids photos are served for: the current gallery's (replaceGallery swaps it), computed once per gallery.
+  let idsOf: { index: unknown; ids: Set<string> | null } = { index: null, ids: null };
+  const photoIdsNow = () => {
+    const ix = service.index;
+    if (idsOf.index !== ix) idsOf = { index: ix, ids: o.photos !== false && ix.paths.length > 0 ? new Set(ix.paths) : null };
+    return idsOf.ids;
+  };
   const cors: Record<string, string> = o.cors ? { 'Access-Control-Allow-Origin': o.cors, Vary: 'Origin' } : {};
   if (o.token !== undefined && !(typeof o.token === 'string' && o.token.length >= 16 && /^[\x21-\x7e]+$/.test(o.token))) {
     throw new SketchError('BAD_ARGUMENT', 'the token must be at least 16 printable characters (no spaces)', 'Make one with e.g. `openssl rand -hex 24`.');
@@ -283,6 +289,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         const q = parseSearchRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
         const r = await service.query(q);
         batch = r.batch;
+        const photoIds = photoIdsNow();
         const hits = r.hits.map((h) => (photoIds ? { ...h, photo: `/photos/${h.id.split('/').map(encodeURIComponent).join('/')}` } : h));
         finish(200, { hits, batch: r.batch, timings_ms: Object.fromEntries(Object.entries(r.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))])) });
         return;
@@ -297,7 +304,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       }
       if (path === '/info') {
         only('GET', 'HEAD');
-        const m = service.model.info, ix = service.index;
+        const m = service.model.info, ix = service.index, photoIds = photoIdsNow();
         finish(200, {
           service: 'sketchgpu', status: service.status, model: m.model, label: m.label, weights: m.weights, weights_sha256: m.weightsSha256,
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
@@ -315,6 +322,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       }
       if (path.startsWith('/photos/')) {
         only('GET', 'HEAD');
+        const photoIds = photoIdsNow();
         let id: string;
         try {
           id = path.slice('/photos/'.length).split('/').map(decodeURIComponent).join('/');

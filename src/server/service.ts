@@ -114,6 +114,9 @@ export class SearchService {
   private queue: Pending[] = [];
   private running = false;
   private state: 'ready' | 'reloading' | 'failed' | 'closed' = 'ready';
+  private gallery: { index: GalleryIndex; ann?: AnnSource };
+  /** replaceGallery in progress: no new batch starts. */
+  private paused = 0;
   private seq = 0;
   private idle: (() => void)[] = [];
   readonly maxBatch: number;
@@ -123,6 +126,7 @@ export class SearchService {
 
   constructor(private readonly o: ServiceOptions) {
     this.m = o.model;
+    this.gallery = { index: o.index, ann: o.ann };
     this.maxBatch = o.maxBatch ?? 16;
     this.maxQueue = o.maxQueue ?? 256;
     intIn('maxBatch', this.maxBatch, 1024);
@@ -135,8 +139,35 @@ export class SearchService {
     return this.m;
   }
 
+  /** The gallery being searched (after `replaceGallery`, the new one). */
   get index(): GalleryIndex {
-    return this.o.index;
+    return this.gallery.index;
+  }
+
+  /**
+   * Searches another gallery from the next batch on (a rebuilt or updated index: `sketchgpu serve` does this on
+   * SIGHUP): the running batch finishes on the old one, queued queries run on the new one. The new index must come
+   * from the same weights (INDEX_MISMATCH otherwise, and the old gallery stays).
+   *
+   * @example
+   * ```ts
+   * await service.replaceGallery(parseIndex(readFileSync('photos.sgi'), 'photos.sgi'));
+   * ```
+   */
+  async replaceGallery(index: GalleryIndex, ann?: AnnSource): Promise<void> {
+    this.checkOpen();
+    checkIndexModel(index, this.m.info.weightsSha256, index.file ?? 'the new index', this.m.info.weights, this.m.info.model);
+    this.paused++;
+    try {
+      while (this.running) await new Promise((r) => setTimeout(r, 2));
+      const search = ann ? null : GallerySearch.create(this.m.model.ctx, index.embeddings, index.paths.length, index.dim);
+      this.search?.destroy();
+      this.search = search;
+      this.gallery = { index, ann };
+    } finally {
+      this.paused--;
+      this.pump();
+    }
   }
 
   /** 'ready'; 'reloading' after a device loss; 'failed' when the reload failed; 'closed'. */
@@ -150,7 +181,8 @@ export class SearchService {
   }
 
   private attach(): void {
-    if (!this.o.ann) this.search = GallerySearch.create(this.m.model.ctx, this.o.index.embeddings, this.o.index.paths.length, this.o.index.dim);
+    const g = this.gallery;
+    if (!g.ann) this.search = GallerySearch.create(this.m.model.ctx, g.index.embeddings, g.index.paths.length, g.index.dim);
     const m = this.m;
     void m.deviceLost.then((loss) => {
       if (this.m === m) void this.onLost(loss.reason, loss.message);
@@ -172,7 +204,7 @@ export class SearchService {
         await m.dispose();
         return;
       }
-      checkIndexModel(this.o.index, m.info.weightsSha256, 'the served index', m.info.weights, m.info.model);
+      checkIndexModel(this.gallery.index, m.info.weightsSha256, 'the served index', m.info.weights, m.info.model);
       this.m = m;
       this.attach();
       this.state = 'ready';
@@ -232,7 +264,7 @@ export class SearchService {
   }
 
   private pump(): void {
-    if (this.running || this.state !== 'ready' || this.queue.length === 0) {
+    if (this.running || this.paused || this.state !== 'ready' || this.queue.length === 0) {
       if (!this.running && this.queue.length === 0) this.wakeIdle();
       return;
     }
@@ -281,7 +313,8 @@ export class SearchService {
     const m = this.m;
     const kmax = Math.max(...batch.map((p) => p.k));
     const first = batch[0]!;
-    const common = { model: m.model, index: this.o.index, k: kmax, rerank: first.rerank ? 'rn' as const : undefined, rerankK: first.rerankK, ann: this.o.ann, search: this.search ?? undefined };
+    const g = this.gallery;
+    const common = { model: m.model, index: g.index, k: kmax, rerank: first.rerank ? 'rn' as const : undefined, rerankK: first.rerankK, ann: g.ann, search: this.search ?? undefined };
     const base = queryEncoder(m);
     const inputs = new Map(batch.map((p) => [p.name, p.input]));
     // The batch's sketches are already preprocessed; a re-rank's photos are read from the gallery as `query` reads them.
