@@ -109,6 +109,8 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks, n)));
+    // A client that goes away mid-body: nothing to answer, but the request must not wait forever.
+    req.on('close', () => { if (!req.complete) reject(new HttpError(400, 'BAD_ARGUMENT', 'the client closed the connection before sending the whole body', 'Send the request again.')); });
     req.on('error', (e) => reject(new HttpError(400, 'BAD_ARGUMENT', `the request body could not be read: ${e.message}`, 'Send the request again.')));
   });
 }

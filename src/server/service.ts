@@ -243,12 +243,11 @@ export class SearchService {
       if (!(typeof q.textWeight === 'number' && q.textWeight >= 0 && q.textWeight <= 1)) throw new SketchError('BAD_ARGUMENT', `text_weight must be a number in [0, 1], not ${q.textWeight}`, 'e.g. 0.5 (0: the sketch alone, 1: the text alone).');
     }
     if (rerank && !info.hasRelation) throw new SketchError('BAD_ARGUMENT', 'these weights hold only the SA encoder, so there is no relation network to re-rank with', 'Search without rerank, or serve full weights.');
-    if (this.queue.length >= this.maxQueue && this.running) {
-      throw new SketchError('BUSY', `${this.queue.length} queries are already waiting`, 'Retry in a moment, or run the server with a larger --max-queue.');
-    }
+    this.checkRoom();
     const name = `query #${++this.seq}`;
     const input = q.sketch !== undefined ? (await this.m.modelInput(q.sketch, 'sketch', { name: 'the sketch' })).data : undefined;
     this.checkOpen();
+    this.checkRoom(); // again: others may have queued while this sketch was decoded
     const kind = input && q.text !== undefined ? 'composed' : input ? 'sketch' : 'text';
     const textWeight = kind === 'composed' ? (q.textWeight ?? 0.5) : undefined;
     const key = `${kind}|${rerank ? rerankK : 0}|${textWeight ?? ''}`;
@@ -256,6 +255,14 @@ export class SearchService {
       this.queue.push({ key, name, input, text: q.text, k, rerank, rerankK, textWeight, submitted, retried: false, resolve, reject });
       this.pump();
     });
+  }
+
+  /** BUSY when maxQueue queries wait already (a query that would run at once on an idle service always may). */
+  private checkRoom(): void {
+    const idle = this.state === 'ready' && !this.running && !this.paused;
+    if (this.queue.length >= this.maxQueue && !(idle && this.queue.length === 0)) {
+      throw new SketchError('BUSY', `${this.queue.length} queries are already waiting`, 'Retry in a moment, or run the server with a larger --max-queue.');
+    }
   }
 
   private checkOpen(): void {
