@@ -2,7 +2,7 @@
 // installed into a fresh app (offline, from npm's cache; typescript and @types/node linked from this checkout), then:
 // the tarball holds no tests, tools, bench or fixtures; the TypeScript example compiles under strict `nodenext` and
 // under `bundler` (and a wrong call does not); `require` says the package is ESM-only; the Node and TypeScript examples
-// rank photos through the package as the CLI does; the browser example, importing the package's browser bundle in
+// rank photos through the package as the CLI does; the server example answers over HTTP with that ranking; the browser example, importing the package's browser bundle in
 // Chromium, gives the same ranking.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -150,6 +150,33 @@ test('Node: require() says ESM-only; the JS and TS examples rank the photos as t
   const adapter = JSON.parse(info.out).adapter as string;
   if (/llvmpipe|lavapipe/i.test(adapter)) {
     assert.match(sh(process.execPath, ['node_modules/.bin/sketchgpu', 'info', '--verbose'], app).err, /artificially reduced/, '--verbose passes Dawn\'s messages');
+  }
+});
+
+test('Node: the server example (SearchService + startSearchServer from the package) answers with the same ranking', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['examples/node/serve.mjs', 'photos', '0'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => { err += c; });
+  const exited = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  try {
+    const line = await new Promise<string>((res, rej) => {
+      let out = '';
+      child.stdout.on('data', (c) => { out += c; if (out.includes('\n')) res(out.split('\n')[0]!); });
+      child.on('close', () => rej(new Error(`the example ended: ${err}`)));
+    });
+    const { url } = JSON.parse(line) as { url: string };
+    const r = await fetch(`${url}/search?k=10`, { method: 'POST', body: readFileSync(join(app, 'sketch.png')), headers: { 'Content-Type': 'image/png' } });
+    assert.is(r.status, 200);
+    const hits = ((await r.json()) as { hits: { id: string; score: number }[] }).hits;
+    // rank.mjs indexed the same files by their paths; the folder index names them relative to photos/.
+    assert.equal(hits.map((h) => `photos/${h.id}`), nodeRanking.map((h) => h.id));
+    hits.forEach((h, i) => assert.ok(Math.abs(h.score - nodeRanking[i]!.score) < 1e-5, `rank ${i + 1}`));
+    assert.is((await fetch(`${url}/`)).status, 200);
+    assert.is((await fetch(`${url}/photos/${hits[0]!.id}`)).status, 200);
+  } finally {
+    child.kill('SIGTERM');
+    assert.is(await exited, 0, err);
   }
 });
 
