@@ -102,6 +102,8 @@ test('serve: GET / is the search page, its script allowed by hash and nothing el
   const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;
   const { createHash } = await import('node:crypto');
   assert.ok(csp.includes(`'sha256-${createHash('sha256').update(script).digest('base64')}'`), 'the CSP names the hash of the script the page holds');
+  // The script is JavaScript that parses (a quoting slip in the template would only show in a browser otherwise).
+  assert.not.throws(() => new Function(script));
   assert.is((await fetch(`${srv.url}/`, { method: 'POST' })).status, 405);
 });
 
@@ -145,6 +147,35 @@ test('serve: concurrent queries run in batches, and each gets what it gets alone
   // Re-ranked queries batch too (their own batches: other options).
   const rn = await Promise.all(sketches.slice(0, 3).map((s) => post(`${srv.url}/search?k=2&rerank=rn&rerank_k=5`, readFileSync(s), 'image/png')));
   rn.forEach((r, i) => assertSameHits(r.body.hits, cliHits(sketches[i]!, ['-k', '2', '--rerank', 'rn', '--rerank-k', '5']), `rn ${i}`));
+});
+
+test('serve: /explain gives the sheet `sketchgpu explain` draws, byte for byte, and the relation score of the re-rank', async () => {
+  const ix = parseIndex(readFileSync(sgi), sgi);
+  const id = ix.paths[1]!;
+  const bytes = readFileSync(sketches[2]!);
+  const r = await fetch(`${srv.url}/explain?id=${encodeURIComponent(id)}`, { method: 'POST', body: bytes, headers: { 'Content-Type': 'image/png' } });
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'image/png');
+  const png = new Uint8Array(await r.arrayBuffer());
+  const why = join(tmp, 'why.png');
+  const c = cli(['explain', sketches[2]!, join(gallery, id), '-o', why, '--weights', W64]);
+  assert.is(c.code, 0, c.err);
+  assert.equal(png, new Uint8Array(readFileSync(why)), 'the same sheet as the CLI');
+  // Its relation score is the one a re-ranked search gives that photo.
+  const rn = await post(`${srv.url}/search?k=${ix.paths.length}&rerank=rn&rerank_k=${ix.paths.length}`, bytes, 'image/png');
+  const hit = (rn.body.hits as Hit[]).find((h) => h.id === id)!;
+  assert.ok(Math.abs(Number(r.headers.get('x-sketchgpu-rn')) - hit.rn!) < 1e-5, `${r.headers.get('x-sketchgpu-rn')} vs ${hit.rn}`);
+  assert.ok(Math.abs(Number(r.headers.get('x-sketchgpu-cosine')) - hit.cosine) < 1e-5);
+  const j = await post(`${srv.url}/explain`, JSON.stringify({ sketch: bytes.toString('base64'), id, top: 5, format: 'json' }), 'application/json');
+  assert.is(j.status, 200, JSON.stringify(j.body));
+  assert.is(j.body.links.length, 5);
+  assert.ok(Math.abs(j.body.rn - hit.rn!) < 1e-5);
+  assert.match(j.body.sheet, /^data:image\/png;base64,iVBOR/);
+  assertRefusal(await post(`${srv.url}/explain?id=nope.png`, bytes, 'image/png'), 400, 'BAD_ARGUMENT', /no photo "nope.png"/);
+  assertRefusal(await post(`${srv.url}/explain`, bytes, 'image/png'), 400, 'BAD_ARGUMENT', /names no photo/);
+  assertRefusal(await post(`${srv.url}/explain?id=${encodeURIComponent(id)}&top=0`, bytes, 'image/png'), 400, 'BAD_ARGUMENT', /top must be/);
+  assertRefusal(await post(`${srv.url}/explain?id=${encodeURIComponent(id)}&format=svg`, bytes, 'image/png'), 400, 'BAD_ARGUMENT', /format must be/);
+  assert.is((await fetch(`${srv.url}/explain`)).status, 405);
 });
 
 test('serve: bad requests are JSON errors with hints and the right status', async () => {
@@ -219,8 +250,12 @@ test('serve: a full queue refuses with 503 and Retry-After; the others are answe
 
 test('serve: a body over the limit is refused with 413 before it is read', async () => {
   const m = await SketchGPU.load({ weights: W64 });
-  const s = await startSearchServer(new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi) }), { port: 0, maxBodyBytes: 1000 });
+  const s = await startSearchServer(new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi) }), { port: 0, maxBodyBytes: 1000, photos: false });
   try {
+    // (This server also runs with photos off: no photo, and no explanation, which shows the photo.)
+    const id = parseIndex(readFileSync(sgi), sgi).paths[0]!;
+    assert.is((await fetch(`${s.url}/photos/${id}`)).status, 404);
+    assertRefusal(await post(`${s.url}/explain?id=${encodeURIComponent(id)}`, new Uint8Array(10), 'image/png'), 404, 'BAD_ARGUMENT', /serves no photos/);
     assertRefusal(await post(`${s.url}/search`, new Uint8Array(5000), 'image/png'), 413, 'BAD_ARGUMENT', /5000 bytes, more than the 1000 bytes/);
     // Sent in chunks, with no Content-Length to refuse it by: counted as it arrives, refused past the limit.
     const { request } = await import('node:http');
@@ -322,6 +357,8 @@ test('serve: CAAN text and sketch+text queries give what `sketchgpu query --text
     const want = json(['query', sketches[0]!, '--text', 'a boat', '--text-weight', '0.3', '--index', csgi, '--weights', WC, '-k', '3', '--json']).results[0].hits;
     assertSameHits(composed.body.hits, want, 'sketch+text');
     assertRefusal(await post(`${s.url}/search`, JSON.stringify({ text: '  ' }), 'application/json'), 400, 'BAD_ARGUMENT', /text is empty/);
+    const caanId = parseIndex(readFileSync(csgi), csgi).paths[0]!;
+    assertRefusal(await post(`${s.url}/explain?id=${encodeURIComponent(caanId)}`, readFileSync(sketches[0]!), 'image/png'), 400, 'BAD_ARGUMENT', /ZSE-SBIR's cross-attention/);
     assertRefusal(await post(`${s.url}/search`, JSON.stringify({ text: 'x'.repeat(MAX_TEXT_CHARS + 1) }), 'application/json'), 400, 'BAD_ARGUMENT', new RegExp(`${MAX_TEXT_CHARS + 1} characters`));
   } finally {
     await s.close();

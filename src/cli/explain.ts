@@ -2,16 +2,10 @@
 import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { PNG } from 'pngjs';
 import { SketchGPU } from '../api/node.ts';
 import { SketchError } from '../core/errors.ts';
 import type { RawImage } from '../api/core.ts';
-
-export function encodePng(img: RawImage): Buffer {
-  const png = new PNG({ width: img.width, height: img.height });
-  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  return PNG.sync.write(png);
-}
+import { encodePng } from '../io/png-encode.ts';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 

@@ -6,6 +6,8 @@
  *                       {"sketch": base64 or data URL, "text", "k", "rerank", "rerank_k", "text_weight"}
  *   GET  /info          the model, the gallery, the adapter, the queue
  *   GET  /health        200 while queries can run, 503 while the model reloads after a device loss or after it failed
+ *   POST /explain       why a sketch matches a photo (ZSE-SBIR): ?id=<photo id>, the sketch as the body; a PNG sheet
+ *                       (or JSON with format=json)
  *   GET  /photos/<id>   a gallery photo by its id (only ids of the index, read inside its root)
  *
  * Every request is bounded: the body (--max-body), the time to send it (requestTimeout), the queue (BUSY -> 503).
@@ -19,6 +21,7 @@ import { extname } from 'node:path';
 import { SketchError, isSketchError, type ErrorCode } from '../core/errors.ts';
 import { readBoundedFile } from '../io/read-file.ts';
 import { confinedGalleryPath } from '../retrieval/gallery.ts';
+import { encodePng } from '../io/png-encode.ts';
 import { PAGE_CSP, PAGE_HTML } from './page.ts';
 import type { SearchService, ServiceQuery } from './service.ts';
 
@@ -197,6 +200,47 @@ export function parseSearchRequest(contentType: string, body: Buffer, params: UR
     'Send the sketch as image/png or image/jpeg (options in the query string), or as application/json.');
 }
 
+const EXPLAIN_JSON_FIELDS = new Set(['sketch', 'id', 'top', 'format']);
+const EXPLAIN_QUERY_FIELDS = new Set(['id', 'top', 'format']);
+
+/** The request of a POST /explain: the sketch (body or JSON) and the photo's id; the answer a PNG sheet or JSON. */
+export function parseExplainRequest(contentType: string, body: Buffer, params: URLSearchParams): { sketch: Uint8Array; id: string; top?: number; format: 'png' | 'json' } {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  for (const key of params.keys()) {
+    if (!EXPLAIN_QUERY_FIELDS.has(key)) throw bad(`unknown query parameter "${key.slice(0, 100)}"`, `The parameters are ${[...EXPLAIN_QUERY_FIELDS].join(', ')}.`);
+  }
+  let get: (f: string) => unknown;
+  let sketch: Uint8Array;
+  if (type === 'application/json') {
+    let j: unknown;
+    try {
+      j = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw bad(`the body is not JSON: ${(e as Error).message}`, 'Send {"sketch": "<base64 PNG>", "id": "<photo id>"}.');
+    }
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('the JSON body must be an object', 'e.g. {"sketch": "<base64 PNG>", "id": "<photo id>"}.');
+    const o = j as Record<string, unknown>;
+    for (const key of Object.keys(o)) if (!EXPLAIN_JSON_FIELDS.has(key)) throw bad(`unknown field "${key.slice(0, 100)}"`, `The fields are ${[...EXPLAIN_JSON_FIELDS].join(', ')}.`);
+    if ([...params.keys()].length) throw bad('a JSON request takes its options in the body, not in the URL', 'Move them into the JSON object.');
+    if (o.sketch === undefined || o.sketch === null) throw bad('the request has no sketch', 'Send the sketch (base64 or a data: URL) in "sketch".');
+    sketch = decodeSketch(o.sketch);
+    get = (f) => (o[f] === null ? undefined : o[f]);
+  } else if (type === 'image/png' || type === 'image/jpeg' || type === 'application/octet-stream') {
+    if (body.length === 0) throw bad('the body is empty', 'Send the sketch image (PNG or JPEG) as the body.');
+    sketch = body;
+    get = (f) => (params.has(f) ? params.get(f) : undefined);
+  } else {
+    throw new HttpError(415, 'BAD_ARGUMENT', `the body type ${JSON.stringify(type || 'none')} is not one this server reads`,
+      'Send the sketch as image/png or image/jpeg (the photo id in ?id=), or as application/json.');
+  }
+  const id = get('id');
+  if (typeof id !== 'string' || id === '') throw bad('the request names no photo', 'Pass the id of a search hit: ?id=<id> (or "id" in JSON).');
+  const top = get('top');
+  const format = get('format') ?? 'png';
+  if (format !== 'png' && format !== 'json') throw bad(`format must be "png" or "json", not ${JSON.stringify(format)}`, 'e.g. format=json for the links and scores with the sheet as a data: URL.');
+  return { sketch, id, ...(top !== undefined ? { top: parseInt10('top', top) } : {}), format };
+}
+
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]', '::1'];
 
 /** The host name of a Host header ("example.org:8090" -> "example.org", "[::1]:80" -> "[::1]"). */
@@ -218,13 +262,9 @@ function hostName(h: string): string {
 export function searchHandler(service: SearchService, o: SearchHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const allowed = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
-  // The ids photos are served for: the current gallery's (replaceGallery swaps it), computed once per gallery.
-  let idsOf: { index: unknown; ids: Set<string> | null } = { index: null, ids: null };
-  const photoIdsNow = () => {
-    const ix = service.index;
-    if (idsOf.index !== ix) idsOf = { index: ix, ids: o.photos !== false && ix.paths.length > 0 ? new Set(ix.paths) : null };
-    return idsOf.ids;
-  };
+  /** Photos are served (and linked from hits) for the gallery's own ids, when the gallery holds its rows. */
+  const servesPhotos = () => o.photos !== false && service.index.paths.length > 0;
+
   const cors: Record<string, string> = o.cors ? { 'Access-Control-Allow-Origin': o.cors, Vary: 'Origin' } : {};
   if (o.token !== undefined && !(typeof o.token === 'string' && o.token.length >= 16 && /^[\x21-\x7e]+$/.test(o.token))) {
     throw new SketchError('BAD_ARGUMENT', 'the token must be at least 16 printable characters (no spaces)', 'Make one with e.g. `openssl rand -hex 24`.');
@@ -291,9 +331,28 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         const q = parseSearchRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
         const r = await service.query(q);
         batch = r.batch;
-        const photoIds = photoIdsNow();
-        const hits = r.hits.map((h) => (photoIds ? { ...h, photo: `/photos/${h.id.split('/').map(encodeURIComponent).join('/')}` } : h));
+        const photos = servesPhotos();
+        const hits = r.hits.map((h) => (photos ? { ...h, photo: `/photos/${h.id.split('/').map(encodeURIComponent).join('/')}` } : h));
         finish(200, { hits, batch: r.batch, timings_ms: Object.fromEntries(Object.entries(r.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))])) });
+        return;
+      }
+      if (path === '/explain') {
+        only('POST');
+        // An explanation shows the photo: none where photos are not served.
+        if (!servesPhotos()) throw new HttpError(404, 'BAD_ARGUMENT', 'this server does not explain matches (it serves no photos, and an explanation shows the photo)', 'Start it without --no-photos, on an .sgi index or a LanceDB table searched exactly.');
+        const body = await readBody(req, maxBody);
+        const q = parseExplainRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
+        const e = await service.explain(q);
+        const t = Object.fromEntries(Object.entries(e.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))]));
+        const sheet = encodePng(e.views.sheet);
+        if (q.format === 'json') {
+          finish(200, { rn: e.rn, cosine: e.cosine, grid: e.grid, image_size: e.imageSize, links: e.links, sheet: `data:image/png;base64,${sheet.toString('base64')}`, timings_ms: t });
+          return;
+        }
+        res.writeHead(200, { ...cors, 'Content-Type': 'image/png', 'Content-Length': sheet.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff',
+          'X-Sketchgpu-Rn': String(e.rn), 'X-Sketchgpu-Cosine': String(e.cosine), ...(o.cors ? { 'Access-Control-Expose-Headers': 'X-Sketchgpu-Rn, X-Sketchgpu-Cosine' } : {}) });
+        res.end(sheet);
+        o.log?.({ time: new Date().toISOString(), method, path, status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
         return;
       }
       if (path === '/' && o.page !== false) {
@@ -306,13 +365,13 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       }
       if (path === '/info') {
         only('GET', 'HEAD');
-        const m = service.model.info, ix = service.index, photoIds = photoIdsNow();
+        const m = service.model.info, ix = service.index, photos = servesPhotos();
         finish(200, {
           service: 'sketchgpu', status: service.status, model: m.model, label: m.label, weights: m.weights, weights_sha256: m.weightsSha256,
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
-          index: ix.file ?? null, photos: ix.paths.length || null, photos_served: !!photoIds,
+          index: ix.file ?? null, photos: ix.paths.length || null, photos_served: photos, explain: m.model === 'zse-sbir' && m.hasRelation && ix.paths.length > 0,
           queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats, token: !!tokenHash,
-          endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photoIds ? 'GET /photos/<id>' : null },
+          endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photos ? 'GET /photos/<id>' : null, explain: 'POST /explain' },
         });
         return;
       }
@@ -324,16 +383,16 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       }
       if (path.startsWith('/photos/')) {
         only('GET', 'HEAD');
-        const photoIds = photoIdsNow();
+        const photos = servesPhotos();
         let id: string;
         try {
           id = path.slice('/photos/'.length).split('/').map(decodeURIComponent).join('/');
         } catch {
           id = '';
         }
-        if (!photoIds || !photoIds.has(id)) {
-          throw new HttpError(404, 'BAD_ARGUMENT', photoIds ? `no photo ${JSON.stringify(id.slice(0, 200))} in this gallery` : 'this server does not serve photos',
-            photoIds ? 'Use an id from a search result.' : 'Photos are served from an .sgi index or a LanceDB table searched exactly (not with --ann, nor with --no-photos).');
+        if (!photos || !service.hasPhoto(id)) {
+          throw new HttpError(404, 'BAD_ARGUMENT', photos ? `no photo ${JSON.stringify(id.slice(0, 200))} in this gallery` : 'this server does not serve photos',
+            photos ? 'Use an id from a search result.' : 'Photos are served from an .sgi index or a LanceDB table searched exactly (not with --ann, nor with --no-photos).');
         }
         const bytes = await readBoundedFile(confinedGalleryPath(service.index.root, id, service.index.file), 'image');
         res.writeHead(200, { ...cors, 'Content-Type': PHOTO_TYPES[extname(id).toLowerCase()] ?? 'application/octet-stream', 'Content-Length': bytes.length, 'Cache-Control': 'max-age=3600', 'X-Content-Type-Options': 'nosniff' });
@@ -341,7 +400,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         o.log?.({ time: new Date().toISOString(), method, path: path.slice(0, 200), status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
         return;
       }
-      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are GET / (the page), POST /search, GET /info, GET /health, GET /photos/<id>.');
+      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are GET / (the page), POST /search, POST /explain, GET /info, GET /health, GET /photos/<id>.');
     };
     route().catch(fail);
   };

@@ -22,13 +22,17 @@ button { padding: 4px 10px; }
 #hits li { background: #fff; border: 1px solid #e4e7eb; padding: 6px; font-size: 12px; overflow-wrap: anywhere; }
 #hits img { width: 138px; height: 138px; object-fit: cover; display: block; margin-bottom: 4px; background: #eee; }
 #hits b { font-size: 13px; }
+#hits button { float: right; padding: 0 6px; font-size: 12px; }
+dialog { max-width: 95vw; padding: 10px; border: 1px solid #9aa5b1; }
+dialog img { max-width: 92vw; display: block; image-rendering: pixelated; }
+dialog p { margin: 6px 0; font-size: 13px; }
 `;
 
 const SCRIPT = `
 "use strict";
 const $ = (id) => document.getElementById(id);
 const pad = $('pad'), ctx = pad.getContext('2d'), hitsEl = $('hits'), statusEl = $('status');
-let strokes = [], current = null, opened = null, info = null, seq = 0, timer = 0;
+let strokes = [], current = null, opened = null, info = null, seq = 0, timer = 0, lastSketch = null;
 // A server started with a token: the page is opened as /#token=..., a fragment the browser never sends anywhere.
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
 const auth = token ? { Authorization: 'Bearer ' + token } : {};
@@ -74,6 +78,7 @@ async function search() {
   const text = info && info.has_text ? $('text').value.trim() : '';
   const sketch = await body();
   if (my !== seq) return;
+  lastSketch = sketch;
   if (!sketch && !text) { hitsEl.replaceChildren(); status(info ? 'Draw something, or open a sketch image.' : ''); return; }
   const p = new URLSearchParams({ k: $('k').value });
   if ($('rerank').checked) p.set('rerank', 'rn');
@@ -93,11 +98,31 @@ async function search() {
     const b = document.createElement('b'); b.textContent = h.rank + '. ' + h.score.toFixed(4);
     li.append(b, document.createElement('br'), h.id);
     if (h.rn !== undefined) li.append(document.createElement('br'), 'cosine ' + h.cosine.toFixed(4));
+    if (info.explain && sketch) {
+      const why = document.createElement('button'); why.type = 'button'; why.textContent = 'why?'; why.title = 'what in the sketch matches what in the photo';
+      const sent = sketch;
+      why.onclick = () => explain(h.id, sent);
+      b.before(why);
+    }
     return li;
   }));
   status(j.hits.length + ' results, ' + Math.round(j.timings_ms.total) + ' ms on the server' + (j.batch > 1 ? ' (in a batch of ' + j.batch + ')' : '') + '.');
   document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
 }
+async function explain(id, sketch) {
+  const dlg = $('why'), img = $('why-img'), cap = $('why-cap');
+  cap.textContent = 'Explaining ' + id + '…'; img.removeAttribute('src'); dlg.showModal();
+  try {
+    const r = await fetch('explain?id=' + encodeURIComponent(id), { method: 'POST', body: sketch.bytes, headers: { 'Content-Type': sketch.type, ...auth } });
+    if (!r.ok) { const j = await r.json().catch(() => ({ error: { message: String(r.status) } })); cap.textContent = j.error.message + (j.error.hint ? ' — ' + j.error.hint : ''); return; }
+    img.onload = () => { img.style.width = Math.min(img.naturalWidth * 2, innerWidth * 0.9) + 'px'; };
+    img.src = URL.createObjectURL(await r.blob());
+    cap.textContent = id + ': relation score ' + Number(r.headers.get('X-Sketchgpu-Rn')).toFixed(4) + ', cosine ' + Number(r.headers.get('X-Sketchgpu-Cosine')).toFixed(4) +
+      '. Lines join each sketch patch to the photo patch it attends to most; heat maps, each image rebuilt from the patches of the other, and the anchor cosines the relation network reads.';
+    document.body.dataset.explained = id;
+  } catch (e) { cap.textContent = 'The server did not answer: ' + e.message; }
+}
+$('why-close').onclick = () => $('why').close();
 fetch('info', { headers: auth }).then((r) => r.json()).then((i) => {
   if (i.error) { status(i.error.message + ' — ' + i.error.hint, true); return; }
   info = i;
@@ -141,6 +166,7 @@ export const PAGE_HTML = `<!doctype html>
 </section>
 <ol id="hits"></ol>
 </main>
+<dialog id="why"><p id="why-cap"></p><img id="why-img" alt="why the sketch matches the photo"><p><button id="why-close" type="button">Close</button></p></dialog>
 <script>${SCRIPT}</script>
 </body>
 </html>

@@ -9,7 +9,10 @@
  * that was on the device when it was lost is run again there, once.
  */
 import { SketchError, isSketchError } from '../core/errors.ts';
+import type { Explanation, ModelInput } from '../api/core.ts';
 import type { SketchGPU } from '../api/node.ts';
+import { readBoundedFile } from '../io/read-file.ts';
+import { confinedGalleryPath } from '../retrieval/gallery.ts';
 import { queryEncoder } from '../api/encoders.ts';
 import type { ImageEncoder } from '../retrieval/files.ts';
 import { checkIndexModel, type GalleryIndex } from '../retrieval/index-format.ts';
@@ -77,6 +80,8 @@ interface Pending {
   key: string;
   name: string;
   input?: Float32Array;
+  /** An explanation job (runs alone): the sketch as the model input, the photo's id and file. */
+  explain?: { sketch: ModelInput; id: string; file: string; top: number };
   text?: string;
   k: number;
   rerank: boolean;
@@ -84,7 +89,7 @@ interface Pending {
   textWeight?: number;
   submitted: number;
   retried: boolean;
-  resolve: (r: ServiceResult) => void;
+  resolve: (r: ServiceResult & { explanation?: Explanation }) => void;
   reject: (e: unknown) => void;
 }
 
@@ -173,6 +178,15 @@ export class SearchService {
   /** 'ready'; 'reloading' after a device loss; 'failed' when the reload failed; 'closed'. */
   get status(): 'ready' | 'reloading' | 'failed' | 'closed' {
     return this.state;
+  }
+
+  private idSets = new WeakMap<GalleryIndex, Set<string>>();
+  /** Whether the gallery holds a photo of this id (its relative path); always false with ANN (no rows in memory). */
+  hasPhoto(id: string): boolean {
+    const ix = this.gallery.index;
+    let ids = this.idSets.get(ix);
+    if (!ids) this.idSets.set(ix, (ids = new Set(ix.paths)));
+    return ids.has(id);
   }
 
   /** Queries waiting for a batch. */
@@ -265,6 +279,40 @@ export class SearchService {
     }
   }
 
+  /**
+   * Why a sketch matches one photo of the gallery (ZSE-SBIR weights with the relation head): `SketchGPU.explain` of
+   * the sketch and the photo the index names `id`, run in the queue like a query (alone, not in a batch).
+   *
+   * @example
+   * ```ts
+   * const e = await service.explain({ sketch: readFileSync('giraffe.png'), id: 'giraffe/n02439033_10279.jpg' });
+   * writeFileSync('why.png', encodePng(e.views.sheet));
+   * ```
+   */
+  async explain(q: { sketch: Uint8Array; id: string; top?: number }): Promise<Explanation & { timings_ms: ServiceResult['timings_ms'] }> {
+    const submitted = performance.now();
+    this.checkOpen();
+    const top = intIn('top', q.top ?? 12, 64);
+    const info = this.m.info;
+    if (info.model !== 'zse-sbir' || !info.hasRelation) {
+      throw new SketchError('BAD_ARGUMENT', `explanations are drawn from ZSE-SBIR's cross-attention, and these are ${info.label} weights${info.hasRelation ? '' : ' without the relation head'}`, 'Serve an index built with full ZSE-SBIR weights (the bundled ones).');
+    }
+    const ix = this.gallery.index;
+    if (typeof q.id !== 'string' || !this.hasPhoto(q.id)) {
+      throw new SketchError('BAD_ARGUMENT', `no photo ${JSON.stringify(String(q.id).slice(0, 200))} in this gallery`, 'Use an id from a search result.');
+    }
+    const file = confinedGalleryPath(ix.root, q.id, ix.file);
+    this.checkRoom();
+    const sketch = await this.m.modelInput(q.sketch, 'sketch', { name: 'the sketch' });
+    this.checkOpen();
+    this.checkRoom();
+    const r = await new Promise<ServiceResult & { explanation?: Explanation }>((resolve, reject) => {
+      this.queue.push({ key: `explain|${++this.seq}`, name: `explain #${this.seq}`, explain: { sketch, id: q.id, file, top }, k: 1, rerank: false, rerankK: 1, submitted, retried: false, resolve, reject });
+      this.pump();
+    });
+    return { ...r.explanation!, timings_ms: r.timings_ms };
+  }
+
   private checkOpen(): void {
     if (this.state === 'closed') throw new SketchError('BUSY', 'the server is shutting down', 'Retry on a running server.');
     if (this.state === 'failed') throw new SketchError('DEVICE_LOST', 'the GPU device was lost and the model could not be loaded again', 'Restart the server.');
@@ -296,7 +344,7 @@ export class SearchService {
       const end = performance.now();
       batch.forEach((p, i) => {
         this.stats.queries++;
-        p.resolve({ hits: runs.hits[i]!, batch: batch.length, timings_ms: { queue: started - p.submitted, ...runs.timings, total: end - p.submitted } });
+        p.resolve({ hits: runs.hits[i] ?? [], batch: batch.length, timings_ms: { queue: started - p.submitted, ...runs.timings, total: end - p.submitted }, ...(runs.explanation ? { explanation: runs.explanation } : {}) });
       });
     } catch (e) {
       if (isSketchError(e) && e.code === 'DEVICE_LOST' && this.o.reload) {
@@ -316,8 +364,20 @@ export class SearchService {
     }
   }
 
-  private async execute(batch: Pending[]): Promise<{ hits: ServiceHit[][]; timings: { embed: number; search: number; rerank: number } }> {
+  private async execute(batch: Pending[]): Promise<{ hits: ServiceHit[][]; timings: { embed: number; search: number; rerank: number }; explanation?: Explanation }> {
     const m = this.m;
+    const job = batch[0]!.explain;
+    if (job) {
+      const t0 = performance.now();
+      let photo: Uint8Array;
+      try {
+        photo = await readBoundedFile(job.file, 'image');
+      } catch (e) {
+        throw new SketchError('IO', `the photo ${JSON.stringify(job.id)} cannot be read: ${(e as Error).message}`, 'Restore the photo, or rebuild the index.');
+      }
+      const explanation = await m.explain(job.sketch, photo, { top: job.top });
+      return { hits: [], timings: { embed: performance.now() - t0, search: 0, rerank: 0 }, explanation };
+    }
     const kmax = Math.max(...batch.map((p) => p.k));
     const first = batch[0]!;
     const g = this.gallery;

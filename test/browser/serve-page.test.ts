@@ -1,6 +1,7 @@
 // The page of `sketchgpu serve` (src/server/page.ts) in real Chromium, without WebGPU (the server does the GPU work):
 // a sketch drawn with the mouse, the same with the RN re-rank, and an opened sketch file give, in the page, the
-// ranking and scores the CLI gives for the exact bytes the page sent (read from the request); the photos load; the
+// ranking and scores the CLI gives for the exact bytes the page sent (read from the request); the photos load; "why?"
+// shows the explanation sheet; the
 // Content-Security-Policy lets the page's own script run (no console errors) and nothing else. The shipped weights
 // and the sample gallery, so the screenshot (.cache/screenshots/serve-page-giraffe.png) shows what a user sees.
 import { suite } from 'uvu';
@@ -109,6 +110,14 @@ if (skipReason) {
     assert.match((await s.page.textContent('#status'))!, /^10 results, \d+ ms on the server/);
     const shot = await screenshot(s.page, 'serve-page-giraffe');
     console.log(`  screenshot: ${shot}`);
+    // "why?" on the giraffe photo (or the first hit): the explanation sheet in a dialog.
+    const target = hits.find((h) => h.path.startsWith('giraffe/')) ?? hits[0]!;
+    await s.page.click(`#hits li[data-id="${target.path}"] button`);
+    await s.page.waitForSelector(`body[data-explained="${target.path}"]`, { timeout: 60_000 });
+    await s.page.waitForFunction(() => { const i = document.getElementById('why-img') as HTMLImageElement; return i.complete && i.naturalWidth > 0; }, undefined, { timeout: 30_000 });
+    assert.match((await s.page.textContent('#why-cap'))!, /relation score \d\.\d{4}, cosine/);
+    console.log(`  screenshot: ${await screenshot(s.page, 'serve-page-why')}`);
+    await s.page.click('#why-close');
     assert.equal(s.errors, [], s.log.join('\n'));
   });
 
