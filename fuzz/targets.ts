@@ -13,7 +13,7 @@ import { readSafetensors } from '../src/io/safetensors.ts';
 import { parseWeights } from '../src/models/zse/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../src/preprocess/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
-import { parseSearchRequest } from '../src/server/http.ts';
+import { parseExplainRequest, parseSearchRequest } from '../src/server/http.ts';
 import { CLIP_VOCAB_SIZE, ClipTokenizer } from '../src/text/clip-tokenizer.ts';
 import { defaultClipVocabPath } from '../src/text/clip-vocab-node.ts';
 import { readFileSync } from 'node:fs';
@@ -65,7 +65,8 @@ export const TARGETS: Record<string, (data: Uint8Array) => void> = {
   npy: (d) => refusalsOnly(() => void readNpy(d, 'fuzz.npy')),
   index: (d) => refusalsOnly(() => void parseIndex(d, 'fuzz.sgi')),
   /**
-   * A search server request (src/server/http.ts): the bytes as a JSON body, and as the query string of an image body.
+   * A search server request (src/server/http.ts), /search and /explain: the bytes as a JSON body, and as the query
+   * string of an image body.
    * A sketch it yields must be bytes, k and rerank_k integers, text_weight finite, rerank a boolean.
    */
   'search-request': (d) => {
@@ -79,6 +80,14 @@ export const TARGETS: Record<string, (data: Uint8Array) => void> = {
     const buf = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
     refusalsOnly(() => check(parseSearchRequest('application/json', buf, new URLSearchParams())));
     refusalsOnly(() => check(parseSearchRequest('image/png', Buffer.from([1]), new URLSearchParams(utf8.decode(d)))));
+    // The /explain request: the same two forms.
+    const checkExplain = (q: ReturnType<typeof parseExplainRequest>) => {
+      if (!(q.sketch instanceof Uint8Array) || typeof q.id !== 'string' || q.id === '') throw new Error('an explain request without its sketch or id');
+      if (q.top !== undefined && !Number.isInteger(q.top)) throw new Error(`a non-integer top ${q.top}`);
+      if (q.format !== 'png' && q.format !== 'json') throw new Error(`format ${q.format}`);
+    };
+    refusalsOnly(() => checkExplain(parseExplainRequest('application/json', buf, new URLSearchParams())));
+    refusalsOnly(() => checkExplain(parseExplainRequest('image/png', Buffer.from([1]), new URLSearchParams(utf8.decode(d)))));
   },
   /**
    * The CLIP tokenizer on arbitrary text (the bytes as UTF-8, invalid sequences replaced): clean, split, BPE,
