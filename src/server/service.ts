@@ -165,6 +165,7 @@ export class SearchService {
     this.paused++;
     try {
       while (this.running) await new Promise((r) => setTimeout(r, 2));
+      this.checkOpen(); // closed (or failed) meanwhile: nothing to swap into
       const search = ann ? null : GallerySearch.create(this.m.model.ctx, index.embeddings, index.paths.length, index.dim);
       this.search?.destroy();
       this.search = search;
