@@ -4,8 +4,10 @@
 // queries ran in; and the ratio of batched to one-at-a-time service at the same load. Every answer is checked
 // against the same sketch's answer from a lone query (same ids; scores within 1e-5), so a fast wrong batch is a
 // failure, not a number.
-// Usage: npm run bench:serve -- [--weights w] [--gallery dir] [--sketches dir] [--queries 64] [--clients 1,16]
-//   [--batches 1,16] [--k 10] [--rerank] [--json] [--out file.json]
+// Usage: npm run bench:serve -- [--model shipped|vitb | --weights w] [--gallery dir] [--sketches dir] [--queries 64]
+//   [--clients 1,16] [--batches 1,16] [--k 10] [--rerank] [--json] [--out file.json]
+// --model vitb: ViT-B/16 ZSE-SBIR (224 px) with random weights (bench/common.ts, as bench/run.ts uses): timings of the
+// full-size model, rankings meaningless (still checked batched against lone).
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,13 +19,17 @@ import { galleryEncoder, identityOf } from '../src/api/encoders.ts';
 import { buildIndex } from '../src/retrieval/indexer.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { SearchService } from '../src/server/service.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
+import { ZSE_VIT_B16 } from '../src/models/zse/config.ts';
+import { META_CA_HEADS, META_SA_HEADS } from '../src/models/zse/weights.ts';
+import { randomWeights } from './common.ts';
 import { startSearchServer } from '../src/server/http.ts';
 
 // The repository (this file is bench/serve.ts, or its bundle bench/serve.device.mjs on a GPU machine).
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: a } = parseArgs({
   options: {
-    weights: { type: 'string' }, gallery: { type: 'string' }, sketches: { type: 'string' }, queries: { type: 'string' },
+    weights: { type: 'string' }, model: { type: 'string' }, gallery: { type: 'string' }, sketches: { type: 'string' }, queries: { type: 'string' },
     clients: { type: 'string' }, batches: { type: 'string' }, k: { type: 'string' }, rerank: { type: 'boolean' },
     json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
@@ -32,7 +38,17 @@ if (a.help) {
   console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
   process.exit(0);
 }
-const weights = a.weights ?? join(ROOT, 'weights', BUNDLED_WEIGHTS.zse);
+const model = a.model ?? 'shipped';
+if (model !== 'shipped' && model !== 'vitb') throw new Error(`--model ${model}: use shipped or vitb`);
+if (a.weights && a.model) throw new Error('--weights and --model exclude each other');
+const weights = a.weights ?? (model === 'vitb' ? vitbWeights() : join(ROOT, 'weights', BUNDLED_WEIGHTS.zse));
+
+/** ViT-B/16 ZSE-SBIR with the bench's deterministic random weights, written to a temporary safetensors file. */
+function vitbWeights(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'sketchgpu-bench-serve-w-')), 'vitb.safetensors');
+  writeFileSync(file, writeSafetensors(randomWeights(ZSE_VIT_B16), { [META_SA_HEADS]: String(ZSE_VIT_B16.saHeads), [META_CA_HEADS]: String(ZSE_VIT_B16.caHeads) }));
+  return file;
+}
 const galleryDir = resolve(a.gallery ?? join(ROOT, 'web', 'sample', 'photo'));
 const sketchDir = resolve(a.sketches ?? join(ROOT, 'web', 'sample', 'sketch'));
 const NQ = Number(a.queries ?? 64);
@@ -111,11 +127,11 @@ for (const c of CLIENTS) {
   const one = rows.find((r) => r.max_batch === lo && r.clients === c), many = rows.find((r) => r.max_batch === hi && r.clients === c);
   if (one && many && lo !== hi) ratios[`qps_batch${hi}_vs_batch${lo}_clients${c}`] = many.qps / one.qps;
 }
-const result = { bench: 'serve', adapter, weights, gallery: galleryDir, photos: index.paths.length, k: K, rerank: !!a.rerank, rows, ratios, wrong: rows.reduce((x, r) => x + r.wrong, 0) };
+const result = { bench: 'serve', adapter, model: a.weights ? weights : model, gallery: galleryDir, photos: index.paths.length, k: K, rerank: !!a.rerank, rows, ratios, wrong: rows.reduce((x, r) => x + r.wrong, 0) };
 if (a.out) writeFileSync(a.out, JSON.stringify(result, null, 2));
 if (a.json) console.log(JSON.stringify(result));
 else {
-  console.log(`search server, ${index.paths.length} photos, k ${K}${a.rerank ? ', RN re-rank' : ''}, on ${adapter}`);
+  console.log(`search server, ${a.weights ? weights : model === 'vitb' ? 'ViT-B/16 (random weights)' : 'shipped weights'}, ${index.paths.length} photos, k ${K}${a.rerank ? ', RN re-rank' : ''}, on ${adapter}`);
   console.table(rows.map((r) => ({ 'max batch': r.max_batch, clients: r.clients, 'q/s': Number(r.qps.toFixed(2)), 'p50 ms': Math.round(r.p50_ms), 'p95 ms': Math.round(r.p95_ms), 'mean batch': Number(r.mean_batch.toFixed(1)), wrong: r.wrong })));
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}x`);
 }

@@ -8,6 +8,7 @@
 #                  CA+RN pairs/s, index and query), with the PyTorch peer where python3 has torch
 #   autotune.json  the GEMM kernel picks the autotuner measured
 #   serve.json     npm run bench:serve: the search server over HTTP under 1 and 16 clients, max batch 1 against 16
+#                  (serve-vitb.json: the same with ViT-B/16, random weights)
 # SKETCHGPU_DEVICE_STEPS (default "info tests bench serve") picks steps; SKETCHGPU_BENCH_ARGS adds bench options.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,8 +59,11 @@ for s in $steps; do
            tail -c 600 "$OUT/bench.jsonl"; echo ;;
     serve) serve=(node --import tsx --import ./test/hooks.mjs bench/serve.ts)
            [ -f bench/serve.device.mjs ] && serve=(node bench/serve.device.mjs)
+           # The shipped small model, then ViT-B/16 (random weights): the full-size model's server throughput.
            timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" "${serve[@]}" --out "$OUT/serve.json" > "$OUT/serve.log" 2>&1 || rc=1
-           tail -n 12 "$OUT/serve.log" ;;
+           tail -n 12 "$OUT/serve.log"
+           timeout "${SKETCHGPU_STEP_TIMEOUT:-300}" "${serve[@]}" --model vitb --queries 128 --out "$OUT/serve-vitb.json" > "$OUT/serve-vitb.log" 2>&1 || rc=1
+           tail -n 12 "$OUT/serve-vitb.log" ;;
     *) echo "unknown step $s"; rc=1 ;;
   esac
 done
