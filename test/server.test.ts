@@ -211,6 +211,34 @@ test('serve: bad requests are JSON errors with hints and the right status', asyn
   assert.is((await post(`${srv.url}/search?k=1`, readFileSync(sketches[0]!), 'image/png')).status, 200);
 });
 
+test('serve: /metrics counts requests, queries and batches in Prometheus\' text format', async () => {
+  const m = await SketchGPU.load({ weights: W64 });
+  const svc = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi) });
+  const s = await startSearchServer(svc, { port: 0 });
+  try {
+    await Promise.all(sketches.slice(0, 4).map((f) => post(`${s.url}/search?k=2`, readFileSync(f), 'image/png')));
+    await post(`${s.url}/search`, 'junk', 'image/png');
+    const r = await fetch(`${s.url}/metrics`);
+    assert.is(r.status, 200);
+    assert.match(r.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    const value = (name: string) => Number(new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.is(value('sketchgpu_requests_total{route="/search",status="200"}'), 4);
+    assert.is(value('sketchgpu_requests_total{route="/search",status="400"}'), 1);
+    assert.is(value('sketchgpu_queries_total'), 4);
+    assert.is(value('sketchgpu_batches_total'), svc.stats.batches);
+    assert.ok(value('sketchgpu_batches_total') >= 1 && value('sketchgpu_batches_total') <= 4);
+    assert.is(value('sketchgpu_request_seconds_count{route="/search"}'), 5);
+    assert.is(value('sketchgpu_request_seconds_bucket{route="/search",le="+Inf"}'), 5);
+    assert.is(value('sketchgpu_ready'), 1);
+    assert.is(value('sketchgpu_photos'), svc.index.paths.length);
+    // Every sample line is "name{labels} number" or "name number".
+    for (const l of text.split('\n').filter((x) => x && !x.startsWith('#'))) assert.match(l, /^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/, l);
+  } finally {
+    await s.close();
+  }
+});
+
 test('serve: photos by index id only, never a path outside the gallery', async () => {
   const ix = parseIndex(readFileSync(sgi), sgi);
   const id = ix.paths[0]!;

@@ -5,6 +5,7 @@
  *   POST /search        a sketch as the body (image/png, image/jpeg; options in the query string), or JSON
  *                       {"sketch": base64 or data URL, "text", "k", "rerank", "rerank_k", "text_weight"}
  *   GET  /info          the model, the gallery, the adapter, the queue
+ *   GET  /metrics       counters and latency histograms in Prometheus' text format
  *   GET  /health        200 while queries can run, 503 while the model reloads after a device loss or after it failed
  *   POST /explain       why a sketch matches a photo (ZSE-SBIR): ?id=<photo id>, the sketch as the body; a PNG sheet
  *                       (or JSON with format=json)
@@ -241,6 +242,49 @@ export function parseExplainRequest(contentType: string, body: Buffer, params: U
   return { sketch, id, ...(top !== undefined ? { top: parseInt10('top', top) } : {}), format };
 }
 
+const ROUTES = ['/', '/search', '/explain', '/info', '/health', '/metrics'];
+/** A request's route for the metrics: one of ROUTES, '/photos', or 'other' (bounded label values). */
+function routeOf(url: string | undefined): string {
+  const path = (url ?? '/').split('?')[0]!;
+  return ROUTES.includes(path) ? path : path.startsWith('/photos/') ? '/photos' : 'other';
+}
+
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Requests by route and status, and request latency histograms by route: what GET /metrics exposes. */
+class Metrics {
+  private requests = new Map<string, number>();
+  private hist = new Map<string, { counts: number[]; sum: number; n: number }>();
+  observe(route: string, status: number, seconds: number): void {
+    const key = `route="${route}",status="${status}"`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    let h = this.hist.get(route);
+    if (!h) this.hist.set(route, (h = { counts: BUCKETS.map(() => 0), sum: 0, n: 0 }));
+    BUCKETS.forEach((b, i) => { if (seconds <= b) h!.counts[i]!++; });
+    h.sum += seconds;
+    h.n++;
+  }
+  render(service: SearchService): string {
+    const st = service.stats;
+    const lines = [
+      '# HELP sketchgpu_requests_total HTTP requests answered, by route and status.', '# TYPE sketchgpu_requests_total counter',
+      ...[...this.requests].map(([k, v]) => `sketchgpu_requests_total{${k}} ${v}`),
+      '# HELP sketchgpu_request_seconds Time from a request\'s arrival to its answer, by route.', '# TYPE sketchgpu_request_seconds histogram',
+      ...[...this.hist].flatMap(([route, h]) => [
+        ...BUCKETS.map((b, i) => `sketchgpu_request_seconds_bucket{route="${route}",le="${b}"} ${h.counts[i]}`),
+        `sketchgpu_request_seconds_bucket{route="${route}",le="+Inf"} ${h.n}`, `sketchgpu_request_seconds_sum{route="${route}"} ${h.sum}`, `sketchgpu_request_seconds_count{route="${route}"} ${h.n}`]),
+      '# HELP sketchgpu_queries_total Queries (and explanations) the service answered.', '# TYPE sketchgpu_queries_total counter', `sketchgpu_queries_total ${st.queries}`,
+      '# HELP sketchgpu_batches_total Batches run on the GPU.', '# TYPE sketchgpu_batches_total counter', `sketchgpu_batches_total ${st.batches}`,
+      '# HELP sketchgpu_largest_batch The most queries one batch has held.', '# TYPE sketchgpu_largest_batch gauge', `sketchgpu_largest_batch ${st.largestBatch}`,
+      '# HELP sketchgpu_queue_waiting Queries waiting for a batch.', '# TYPE sketchgpu_queue_waiting gauge', `sketchgpu_queue_waiting ${service.queued}`,
+      '# HELP sketchgpu_device_losses_total GPU devices lost (each one reloaded, or the service failed).', '# TYPE sketchgpu_device_losses_total counter', `sketchgpu_device_losses_total ${st.deviceLosses}`,
+      '# HELP sketchgpu_ready 1 while queries can run.', '# TYPE sketchgpu_ready gauge', `sketchgpu_ready ${service.status === 'ready' ? 1 : 0}`,
+      '# HELP sketchgpu_photos Photos in the gallery (0 with ANN: the rows are not in memory).', '# TYPE sketchgpu_photos gauge', `sketchgpu_photos ${service.index.paths.length}`,
+    ];
+    return `${lines.join('\n')}\n`;
+  }
+}
+
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]', '::1'];
 
 /** The host name of a Host header ("example.org:8090" -> "example.org", "[::1]:80" -> "[::1]"). */
@@ -276,8 +320,10 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
     const m = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ''));
     return !!m && timingSafeEqual(createHash('sha256').update(m[1]!).digest(), tokenHash);
   };
+  const metrics = new Metrics();
   return (req, res) => {
     const t0 = performance.now();
+    res.on('finish', () => metrics.observe(routeOf(req.url), res.statusCode, (performance.now() - t0) / 1000));
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://x');
@@ -371,8 +417,15 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
           index: ix.file ?? null, photos: ix.paths.length || null, photos_served: photos, explain: m.model === 'zse-sbir' && m.hasRelation && ix.paths.length > 0,
           queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats, token: !!tokenHash,
-          endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', photos: photos ? 'GET /photos/<id>' : null, explain: 'POST /explain' },
+          endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', metrics: 'GET /metrics', photos: photos ? 'GET /photos/<id>' : null, explain: 'POST /explain' },
         });
+        return;
+      }
+      if (path === '/metrics') {
+        only('GET', 'HEAD');
+        const text = metrics.render(service);
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+        res.end(method === 'HEAD' ? undefined : text);
         return;
       }
       if (path === '/health') {
@@ -400,7 +453,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         o.log?.({ time: new Date().toISOString(), method, path: path.slice(0, 200), status: 200, ms: Number((performance.now() - t0).toFixed(2)) });
         return;
       }
-      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are GET / (the page), POST /search, POST /explain, GET /info, GET /health, GET /photos/<id>.');
+      throw new HttpError(404, 'BAD_ARGUMENT', `no such endpoint: ${path.slice(0, 200)}`, 'The endpoints are GET / (the page), POST /search, POST /explain, GET /info, GET /health, GET /metrics, GET /photos/<id>.');
     };
     route().catch(fail);
   };
