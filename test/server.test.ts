@@ -298,6 +298,38 @@ test('serve: a body over the limit is refused with 413 before it is read', async
       q.end();
     });
     assertRefusal(chunked, 413, 'BAD_ARGUMENT', /more than the 1000 bytes/);
+    // The bodies of all requests together: a second large upload while the first is held is refused (503), and the
+    // budget is back once the first is answered.
+    const tight = await startSearchServer(new SearchService({ model: await SketchGPU.load({ weights: W64 }), index: parseIndex(readFileSync(sgi), sgi) }), { port: 0, maxBodyBytes: 1000, maxBodyBytesInFlight: 1500 });
+    try {
+      const open = () => {
+        const q = request({ host: '127.0.0.1', port: tight.port, path: '/search', method: 'POST', headers: { 'Content-Type': 'image/png', 'Transfer-Encoding': 'chunked' } });
+        const answer = new Promise<{ status: number; body: Record<string, any> }>((res, rej) => {
+          q.on('response', (r) => {
+            let text = '';
+            r.on('data', (c) => { text += c; });
+            r.on('end', () => res({ status: r.statusCode!, body: JSON.parse(text) }));
+          });
+          q.on('error', rej);
+        });
+        return { q, answer };
+      };
+      const first = open();
+      first.q.write(new Uint8Array(900));
+      await new Promise((r) => setTimeout(r, 200));
+      const second = open();
+      second.q.write(new Uint8Array(900));
+      second.q.end();
+      const refused = await second.answer;
+      assertRefusal(refused, 503, 'BUSY', /bytes of request bodies already/);
+      first.q.end();
+      assert.is((await first.answer).status, 400); // 900 zero bytes: not an image
+      const small = readFileSync(sketches[0]!);
+      assert.ok(small.length < 1000, `the test sketch is ${small.length} bytes`);
+      assert.is((await post(`${tight.url}/search?k=1`, small, 'image/png')).status, 200, 'the budget is free again');
+    } finally {
+      await tight.close();
+    }
     assert.is((await post(`${s.url}/search?k=1`, readFileSync(sketches[0]!), 'image/png')).status, 200);
   } finally {
     await s.close();

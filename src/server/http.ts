@@ -29,6 +29,8 @@ import type { SearchService, ServiceQuery } from './service.ts';
 export interface SearchHandlerOptions {
   /** The largest request body accepted, in bytes (default 16 MiB). */
   maxBodyBytes?: number;
+  /** The bytes of all request bodies held at once (default the larger of 4 bodies and 256 MiB); beyond, 503. */
+  maxBodyBytesInFlight?: number;
   /** Serve the gallery's photos at /photos/<id> (default true; never with ANN, whose rows are not all in memory). */
   photos?: boolean;
   /** Serve the search page at / (default true; src/server/page.ts). */
@@ -95,21 +97,39 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-/** The body, at most `max` bytes (413 beyond, without reading the rest). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/**
+ * Bytes of request bodies held at once, across requests: each body is bounded by --max-body, and this bounds their sum
+ * (a flood of large uploads cannot exhaust memory). A body's bytes count from its first chunk until its response is
+ * sent.
+ */
+class BodyBudget {
+  used = 0;
+  constructor(readonly max: number) {}
+}
+
+/** The body, at most `max` bytes (413 beyond, without reading the rest), within the shared budget (503 beyond). */
+function readBody(req: IncomingMessage, res: ServerResponse, max: number, budget: BodyBudget): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (declared > max) return Promise.reject(new HttpError(413, 'BAD_ARGUMENT', `the body is ${declared} bytes, more than the ${max} bytes this server takes`, 'Send a smaller image (a sketch needs no more than a few hundred KB), or start the server with a larger --max-body.'));
+  let held = 0;
+  const release = () => { budget.used -= held; held = 0; };
+  res.once('close', release);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
+    const stop = (e: HttpError) => {
+      req.removeAllListeners('data');
+      req.pause();
+      reject(e);
+    };
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > max) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new HttpError(413, 'BAD_ARGUMENT', `the body is more than the ${max} bytes this server takes`, 'Send a smaller image, or start the server with a larger --max-body.'));
-        return;
+      if (n > max) return stop(new HttpError(413, 'BAD_ARGUMENT', `the body is more than the ${max} bytes this server takes`, 'Send a smaller image, or start the server with a larger --max-body.'));
+      if (budget.used + c.length > budget.max) {
+        return stop(new HttpError(503, 'BUSY', `the server holds ${budget.used} bytes of request bodies already, its limit for all requests together`, 'Retry in a moment.'));
       }
+      budget.used += c.length;
+      held += c.length;
       chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks, n)));
@@ -305,6 +325,7 @@ function hostName(h: string): string {
  */
 export function searchHandler(service: SearchService, o: SearchHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const budget = new BodyBudget(o.maxBodyBytesInFlight ?? Math.max(4 * maxBody, 256 * 2 ** 20));
   const allowed = new Set((o.allowedHosts ?? []).map((h) => h.toLowerCase()));
   /** Photos are served (and linked from hits) for the gallery's own ids, when the gallery holds its rows. */
   const servesPhotos = () => o.photos !== false && service.index.paths.length > 0;
@@ -345,9 +366,13 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       if (isSketchError(e)) {
         const status = e instanceof HttpError ? e.status : statusOf(e.code);
         if (status >= 500 && e.code !== 'BUSY' && e.code !== 'DEVICE_LOST') o.onError?.(e);
-        // 413: the rest of the body is not read, so this connection cannot carry another request.
-        finish(status, { error: { code: e.code, message: e.message, hint: e.hint } }, e.code === 'BUSY' || e.code === 'DEVICE_LOST' ? { 'Retry-After': '1' }
-          : status === 413 ? { Connection: 'close' } : status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+        // A body refused while it was read (413, or 503 over the budget): the rest is not read, so this connection
+        // cannot carry another request.
+        const unread = status === 413 || (e instanceof HttpError && e.code === 'BUSY');
+        const retry = e.code === 'BUSY' || e.code === 'DEVICE_LOST';
+        finish(status, { error: { code: e.code, message: e.message, hint: e.hint } }, {
+          ...(retry ? { 'Retry-After': '1' } : {}), ...(unread ? { Connection: 'close' } : {}), ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}),
+        });
       } else {
         o.onError?.(e);
         finish(500, { error: { code: 'INTERNAL', message: 'the server failed on this request', hint: 'This is unexpected; the server log has the details.' } });
@@ -373,7 +398,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
       };
       if (path === '/search') {
         only('POST');
-        const body = await readBody(req, maxBody);
+        const body = await readBody(req, res, maxBody, budget);
         const q = parseSearchRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
         const r = await service.query(q);
         batch = r.batch;
@@ -386,7 +411,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
         only('POST');
         // An explanation shows the photo: none where photos are not served.
         if (!servesPhotos()) throw new HttpError(404, 'BAD_ARGUMENT', 'this server does not explain matches (it serves no photos, and an explanation shows the photo)', 'Start it without --no-photos, on an .sgi index or a LanceDB table searched exactly.');
-        const body = await readBody(req, maxBody);
+        const body = await readBody(req, res, maxBody, budget);
         const q = parseExplainRequest(String(req.headers['content-type'] ?? ''), body, url.searchParams);
         const e = await service.explain(q);
         const t = Object.fromEntries(Object.entries(e.timings_ms).map(([k, v]) => [k, Number(v.toFixed(3))]));
