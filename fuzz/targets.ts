@@ -13,7 +13,7 @@ import { readSafetensors } from '../src/io/safetensors.ts';
 import { parseWeights } from '../src/models/zse/weights.ts';
 import { preprocessPhoto, preprocessSketch } from '../src/preprocess/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
-import { parseExplainRequest, parseSearchRequest } from '../src/server/http.ts';
+import { parseExplainRequest, parseSearchRequest } from '../src/server/requests.ts';
 import { CLIP_VOCAB_SIZE, ClipTokenizer } from '../src/text/clip-tokenizer.ts';
 import { defaultClipVocabPath } from '../src/text/clip-vocab-node.ts';
 import { readFileSync } from 'node:fs';

@@ -35,5 +35,6 @@ export {
   SearchService, MAX_TEXT_CHARS, type ServiceOptions, type ServiceQuery, type ServiceResult, type ServiceHit, type ServiceEvent,
 } from './server/service.ts';
 export {
-  startSearchServer, searchHandler, parseSearchRequest, DEFAULT_MAX_BODY, type SearchHandlerOptions, type StartOptions, type RunningServer, type RequestLog,
+  startSearchServer, searchHandler, DEFAULT_MAX_BODY, type SearchHandlerOptions, type StartOptions, type RunningServer, type RequestLog,
 } from './server/http.ts';
+export { parseSearchRequest, parseExplainRequest } from './server/requests.ts';
