@@ -461,6 +461,29 @@ test('serve: replaceGallery searches the new gallery from the next batch; anothe
   }
 });
 
+test('serve (CLI) on a LanceDB table (exact): the ranking and scores of the .sgi index it was exported from', async () => {
+  const uri = join(tmp, 'served.lancedb');
+  assert.is(cli(['export', sgi, '--store', `lancedb:${uri}`]).code, 0);
+  const child = spawn(process.execPath, [BIN, 'serve', '--index', `lancedb:${uri}`, '--weights', W64, '--port', '0', '--json'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c) => { err += c; });
+  const exited = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  try {
+    const first = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+    assert.not.ok(first.done, `no startup line: ${err}`);
+    const start = JSON.parse(first.value as string);
+    assert.is(start.ann, false);
+    assert.is(start.photos, parseIndex(readFileSync(sgi), sgi).paths.length);
+    const r = await post(`${start.url}/search?k=5&rerank=rn&rerank_k=8`, readFileSync(sketches[4]!), 'image/png');
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    assertSameHits(r.body.hits, cliHits(sketches[4]!, ['-k', '5', '--rerank', 'rn', '--rerank-k', '8']), 'LanceDB table');
+    assert.is((await fetch(`${start.url}${r.body.hits[0].photo}`)).status, 200);
+  } finally {
+    child.kill('SIGTERM');
+    assert.is(await exited, 0, err);
+  }
+});
+
 test('serve (CLI): --help; a missing index and a port in use are clean errors; it serves and stops on SIGTERM', async () => {
   const h = cli(['serve', '--help']);
   assert.is(h.code, 0);
