@@ -5,12 +5,13 @@
 // against the same sketch's answer from a lone query (same ids; scores within 1e-5), so a fast wrong batch is a
 // failure, not a number.
 // Usage: npm run bench:serve -- [--model shipped|vitb | --weights w] [--gallery dir] [--sketches dir] [--queries 64]
-//   [--clients 1,16] [--batches 1,16] [--k 10] [--rerank] [--json] [--out file.json]
+//   [--clients 1,16] [--batches 1,16] [--k 10] [--rerank] [--decode-threads n] [--json] [--out file.json]
+// --decode-threads: sketch decoding threads, as `sketchgpu serve` (default: the CPU cores less one, at most 8).
 // --model vitb: ViT-B/16 ZSE-SBIR (224 px) with random weights (bench/common.ts, as bench/run.ts uses): timings of the
 // full-size model, rankings meaningless (still checked batched against lone).
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,7 +32,7 @@ const { values: a } = parseArgs({
   options: {
     weights: { type: 'string' }, model: { type: 'string' }, gallery: { type: 'string' }, sketches: { type: 'string' }, queries: { type: 'string' },
     clients: { type: 'string' }, batches: { type: 'string' }, k: { type: 'string' }, rerank: { type: 'boolean' },
-    json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    'decode-threads': { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (a.help) {
@@ -55,6 +56,7 @@ const NQ = Number(a.queries ?? 64);
 const CLIENTS = (a.clients ?? '1,16').split(',').map(Number);
 const BATCHES = (a.batches ?? '1,16').split(',').map(Number);
 const K = Number(a.k ?? 10);
+const DECODE_THREADS = Number(a['decode-threads'] ?? Math.min(8, Math.max(0, availableParallelism() - 1)));
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
 function images(dir: string): string[] {
@@ -81,12 +83,14 @@ const index = parseIndex(readFileSync(sgi), sgi);
 const query = `k=${K}${a.rerank ? '&rerank=rn' : ''}`;
 
 type Hit = { id: string; score: number };
+let decodeOnWorkers = false;
 const reference = new Map<number, Hit[]>();
 
 interface Row { max_batch: number; clients: number; queries: number; qps: number; p50_ms: number; p95_ms: number; mean_batch: number; wrong: number }
 const rows: Row[] = [];
 for (const maxBatch of BATCHES) {
-  const service = new SearchService({ model: await SketchGPU.load({ weights }), index, maxBatch, maxQueue: 4096 });
+  const service = new SearchService({ model: await SketchGPU.load({ weights }), index, maxBatch, maxQueue: 4096, decodeThreads: DECODE_THREADS });
+  decodeOnWorkers = service.decodesOnWorkers;
   const s = await startSearchServer(service, { port: 0 });
   const ask = async (i: number) => {
     const t0 = performance.now();
@@ -127,11 +131,11 @@ for (const c of CLIENTS) {
   const one = rows.find((r) => r.max_batch === lo && r.clients === c), many = rows.find((r) => r.max_batch === hi && r.clients === c);
   if (one && many && lo !== hi) ratios[`qps_batch${hi}_vs_batch${lo}_clients${c}`] = many.qps / one.qps;
 }
-const result = { bench: 'serve', adapter, model: a.weights ? weights : model, gallery: galleryDir, photos: index.paths.length, k: K, rerank: !!a.rerank, rows, ratios, wrong: rows.reduce((x, r) => x + r.wrong, 0) };
+const result = { bench: 'serve', adapter, decode_threads: decodeOnWorkers ? DECODE_THREADS : 0, model: a.weights ? weights : model, gallery: galleryDir, photos: index.paths.length, k: K, rerank: !!a.rerank, rows, ratios, wrong: rows.reduce((x, r) => x + r.wrong, 0) };
 if (a.out) writeFileSync(a.out, JSON.stringify(result, null, 2));
 if (a.json) console.log(JSON.stringify(result));
 else {
-  console.log(`search server, ${a.weights ? weights : model === 'vitb' ? 'ViT-B/16 (random weights)' : 'shipped weights'}, ${index.paths.length} photos, k ${K}${a.rerank ? ', RN re-rank' : ''}, on ${adapter}`);
+  console.log(`search server (sketches decoded on ${decodeOnWorkers ? `${DECODE_THREADS} thread${DECODE_THREADS > 1 ? 's' : ''}` : 'the main thread'}), ${a.weights ? weights : model === 'vitb' ? 'ViT-B/16 (random weights)' : 'shipped weights'}, ${index.paths.length} photos, k ${K}${a.rerank ? ', RN re-rank' : ''}, on ${adapter}`);
   console.table(rows.map((r) => ({ 'max batch': r.max_batch, clients: r.clients, 'q/s': Number(r.qps.toFixed(2)), 'p50 ms': Math.round(r.p50_ms), 'p95 ms': Math.round(r.p95_ms), 'mean batch': Number(r.mean_batch.toFixed(1)), wrong: r.wrong })));
   for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}x`);
 }

@@ -14,6 +14,8 @@ import { createInterface } from 'node:readline';
 import { SketchGPU } from '../src/index.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { MAX_TEXT_CHARS, SearchService } from '../src/server/service.ts';
+import { DecodePool } from '../src/server/decode.ts';
+import { isSketchError, type SketchError } from '../src/core/errors.ts';
 import { searchHandler, startSearchServer, type RunningServer } from '../src/server/http.ts';
 import { FIXTURES, REPO_ROOT } from './paths.ts';
 import { BIN, assertCleanError, cli, json, png, smallGallery } from './cli-util.ts';
@@ -70,11 +72,45 @@ test.before(async () => {
   const r = cli(['index', gallery, '-o', sgi, '--weights', W64, '--rn-cache']);
   assert.is(r.code, 0, r.err);
   const m = await SketchGPU.load({ weights: W64 });
-  service = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi), maxBatch: 8, reload: () => SketchGPU.load({ weights: W64 }) });
+  // The main server decodes on 2 worker threads (the others on the main thread): both paths answer every test below.
+  service = new SearchService({ model: m, index: parseIndex(readFileSync(sgi), sgi), maxBatch: 8, decodeThreads: 2, reload: () => SketchGPU.load({ weights: W64 }) });
   srv = await startSearchServer(service, { port: 0 });
 });
 test.after(async () => {
   await srv?.close();
+});
+
+test('serve: the decoding threads give modelInput\'s model inputs bit for bit, its warnings and its refusals', async () => {
+  const warnings: string[] = [];
+  const m = await SketchGPU.load({ weights: W64, onWarning: (w) => warnings.push(w) });
+  const pool = new DecodePool(2);
+  try {
+    assert.ok(pool.onWorkers, 'the worker module was found');
+    // Ink in the alpha channel only (RGB all black): modelInput warns about it.
+    const { PNG } = await import('pngjs');
+    const alpha = new PNG({ width: 40, height: 30 });
+    for (let i = 0; i < 40 * 30; i++) alpha.data[4 * i + 3] = i % 7 === 0 ? 255 : 0;
+    const inputs = [...sketches.map((f) => readFileSync(f)), PNG.sync.write(alpha), readFileSync(join(gallery, 'apple', 'p0.png'))];
+    const got = await Promise.all(inputs.map((b) => pool.sketch(b, m.info.imageSize, 'the sketch')));
+    for (let i = 0; i < inputs.length; i++) {
+      const want = (await m.modelInput(inputs[i]!, 'sketch', { name: 'the sketch' })).data;
+      assert.equal(new Uint8Array(got[i]!.data.buffer, got[i]!.data.byteOffset, got[i]!.data.byteLength), new Uint8Array(want.buffer, want.byteOffset, want.byteLength), `input ${i}`);
+    }
+    assert.is(warnings.length, 1, warnings.join('\n'));
+    assert.equal(got.map((g) => g.warning).filter(Boolean), warnings);
+    for (const bad of [Buffer.from('not an image'), readFileSync(blank)]) {
+      let mine: unknown, theirs: unknown;
+      await pool.sketch(bad, m.info.imageSize, 'the sketch').catch((e) => { mine = e; });
+      await m.modelInput(bad, 'sketch', { name: 'the sketch' }).catch((e) => { theirs = e; });
+      assert.ok(isSketchError(mine) && isSketchError(theirs));
+      assert.is((mine as SketchError).code, (theirs as SketchError).code);
+      assert.is((mine as SketchError).message, (theirs as SketchError).message);
+      assert.is((mine as SketchError).hint, (theirs as SketchError).hint);
+    }
+  } finally {
+    await pool.close();
+    await m.dispose();
+  }
 });
 
 test('serve: /info and /health describe the model and the gallery', async () => {

@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { SketchError } from '../core/errors.ts';
 import { checkIndexModel } from '../retrieval/index-format.ts';
@@ -47,6 +48,7 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
     .option('--port <n>', 'port (0 picks a free one)', port, 8090)
     .option('--max-batch <n>', 'queries that run together on the GPU', posInt('--max-batch'), 16)
     .option('--max-queue <n>', 'queries that may wait; beyond, a query is refused with 503', nonNegInt('--max-queue'), 256)
+    .option('--decode-threads <n>', 'threads that decode and preprocess the sketches (default: the CPU cores less one, at most 8; 0: on the main thread)', nonNegInt('--decode-threads'))
     .option('--max-body <MiB>', 'largest request body in MiB', posInt('--max-body'), DEFAULT_MAX_BODY / 2 ** 20)
     .option('--cors <origin>', 'let pages of this origin call the server from a browser (Access-Control-Allow-Origin), e.g. https://app.example.org')
     .option('--no-photos', 'do not serve the gallery\'s photos at /photos/<id>')
@@ -79,6 +81,7 @@ export function addServeCommand(program: Command, common: (c: Command) => Comman
       const stopped = new Promise<void>((r) => { stop = r; });
       const service = new SearchService({
         model: m, index, ann, maxBatch: o.maxBatch, maxQueue: o.maxQueue, reload: load,
+        decodeThreads: o.decodeThreads ?? Math.min(8, Math.max(0, availableParallelism() - 1)), onWarning: (w) => console.error(`warning: ${w}`),
         onEvent: (e) => {
           if (e.type === 'device-lost') console.error(`warning: the GPU device was lost (${e.reason}: ${e.message}); loading the model again`);
           else if (e.type === 'reloaded') console.error(`the model is loaded again (${(e.ms / 1000).toFixed(1)} s); serving`);

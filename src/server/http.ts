@@ -228,6 +228,7 @@ export function searchHandler(service: SearchService, o: SearchHandlerOptions = 
           dim: m.dim, image_size: m.imageSize, has_text: m.hasText, has_relation: m.hasRelation, adapter: m.adapter,
           index: ix.file ?? null, photos: ix.paths.length || null, photos_served: photos, explain: m.model === 'zse-sbir' && m.hasRelation && ix.paths.length > 0,
           queue: { waiting: service.queued, max: service.maxQueue, max_batch: service.maxBatch }, stats: service.stats, token: !!tokenHash,
+          sketch_decoding: service.decodesOnWorkers ? 'worker threads' : 'main thread',
           endpoints: { page: o.page !== false ? 'GET /' : null, search: 'POST /search', info: 'GET /info', health: 'GET /health', metrics: 'GET /metrics', photos: photos ? 'GET /photos/<id>' : null, explain: 'POST /explain' },
         });
         return;

@@ -18,6 +18,7 @@ import type { ImageEncoder } from '../retrieval/files.ts';
 import { checkIndexModel, type GalleryIndex } from '../retrieval/index-format.ts';
 import { runQuery, runTextQuery, type AnnSource, type QueryHit } from '../retrieval/query.ts';
 import { GallerySearch } from '../retrieval/search.ts';
+import { DecodePool } from './decode.ts';
 import { CLIP_MAX_TEXT_CHARS } from '../text/clip-tokenizer.ts';
 
 /** One query: a sketch (image file bytes, PNG or JPEG), a text (CAAN), or both (a composed query, CAAN). */
@@ -68,6 +69,13 @@ export interface ServiceOptions {
   maxBatch?: number;
   /** Queries waiting beyond the running batch before new ones are refused with BUSY (default 256). */
   maxQueue?: number;
+  /**
+   * Threads that decode and preprocess the sketches (default 0: on the calling thread, through
+   * `SketchGPU.modelInput`); the same model inputs either way (decode.ts).
+   */
+  decodeThreads?: number;
+  /** Where the warnings of sketches decoded on threads go (the alpha-channel warning of `modelInput`). */
+  onWarning?: (warning: string) => void;
   /** Loads the model again after a device loss (the same weights and options); without it a loss is fatal. */
   reload?: () => Promise<SketchGPU>;
   onEvent?: (e: ServiceEvent) => void;
@@ -124,6 +132,7 @@ export class SearchService {
   private paused = 0;
   private seq = 0;
   private idle: (() => void)[] = [];
+  private readonly decoder: DecodePool;
   readonly maxBatch: number;
   readonly maxQueue: number;
   /** Queries answered, and batches run, since the start. */
@@ -136,6 +145,7 @@ export class SearchService {
     this.maxQueue = o.maxQueue ?? 256;
     intIn('maxBatch', this.maxBatch, 1024);
     if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new SketchError('BAD_ARGUMENT', `maxQueue must be a non-negative integer, not ${this.maxQueue}`, 'e.g. 256.');
+    this.decoder = new DecodePool(o.decodeThreads ?? 0);
     this.attach();
   }
 
@@ -188,6 +198,11 @@ export class SearchService {
     let ids = this.idSets.get(ix);
     if (!ids) this.idSets.set(ix, (ids = new Set(ix.paths)));
     return ids.has(id);
+  }
+
+  /** Whether sketches are decoded on worker threads (decodeThreads > 0 and the worker module found). */
+  get decodesOnWorkers(): boolean {
+    return this.decoder.onWorkers;
   }
 
   /** Queries waiting for a batch. */
@@ -260,7 +275,7 @@ export class SearchService {
     if (rerank && !info.hasRelation) throw new SketchError('BAD_ARGUMENT', 'these weights hold only the SA encoder, so there is no relation network to re-rank with', 'Search without rerank, or serve full weights.');
     this.checkRoom();
     const name = `query #${++this.seq}`;
-    const input = q.sketch !== undefined ? (await this.m.modelInput(q.sketch, 'sketch', { name: 'the sketch' })).data : undefined;
+    const input = q.sketch !== undefined ? await this.decodeSketch(q.sketch) : undefined;
     this.checkOpen();
     this.checkRoom(); // again: others may have queued while this sketch was decoded
     const kind = input && q.text !== undefined ? 'composed' : input ? 'sketch' : 'text';
@@ -270,6 +285,14 @@ export class SearchService {
       this.queue.push({ key, name, input, text: q.text, k, rerank, rerankK, textWeight, submitted, retried: false, resolve, reject });
       this.pump();
     });
+  }
+
+  /** A query's sketch as the model input: on the decoding threads when there are some, else through modelInput. */
+  private async decodeSketch(bytes: Uint8Array): Promise<Float32Array> {
+    if (!this.decoder.onWorkers) return (await this.m.modelInput(bytes, 'sketch', { name: 'the sketch' })).data;
+    const r = await this.decoder.sketch(bytes, this.m.info.imageSize, 'the sketch');
+    if (r.warning) (this.o.onWarning ?? ((w: string) => console.warn(`sketchgpu: ${w}`)))(r.warning);
+    return r.data;
   }
 
   /** BUSY when maxQueue queries wait already (a query that would run at once on an idle service always may). */
@@ -440,6 +463,7 @@ export class SearchService {
     this.search?.destroy();
     this.search = null;
     this.wakeIdle();
+    await this.decoder.close();
     await this.m.dispose();
   }
 }

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tests = readdirSync(resolve(root, 'test')).filter((f) => /^(kernel\..*|model\.zse\.parity|graph\..*)\.test\.ts$/.test(f));
-const entryPoints = Object.fromEntries([...tests.map((f) => [`test/${f.replace(/\.ts$/, '.device')}`, `test/${f}`]), ['bench/run.device', 'bench/run.ts'], ['bench/ort_peer.device', 'bench/ort_peer.ts'], ['bench/serve.device', 'bench/serve.ts']]);
+const entryPoints = Object.fromEntries([...tests.map((f) => [`test/${f.replace(/\.ts$/, '.device')}`, `test/${f}`]), ['bench/run.device', 'bench/run.ts'], ['bench/ort_peer.device', 'bench/ort_peer.ts'], ['bench/serve.device', 'bench/serve.ts'], ['bench/decode-worker', 'src/server/decode-worker.ts']]);
 const common = {
   absWorkingDir: root,
   bundle: true,
