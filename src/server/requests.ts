@@ -96,6 +96,30 @@ function decodeSketch(v: unknown): Uint8Array {
   return bytes;
 }
 
+/** Refuses a query-string parameter outside `allowed` (a typo is said, not ignored). */
+function checkParams(params: URLSearchParams, allowed: Set<string>): void {
+  for (const key of params.keys()) {
+    if (!allowed.has(key)) throw bad(`unknown query parameter "${key.slice(0, 100)}"`, `The parameters are ${[...allowed].join(', ')}.`);
+  }
+}
+
+/** A JSON request body: an object with only `allowed` fields, and no options in the URL beside it. */
+function jsonObject(body: Buffer, params: URLSearchParams, allowed: Set<string>, example: string): Record<string, unknown> {
+  let j: unknown;
+  try {
+    j = JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw bad(`the body is not JSON: ${(e as Error).message}`, `Send ${example}, or the image itself with Content-Type image/png.`);
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('the JSON body must be an object', `e.g. ${example}.`);
+  const o = j as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!allowed.has(key)) throw bad(`unknown field "${key.slice(0, 100)}"`, `The fields are ${[...allowed].join(', ')}.`);
+  }
+  if ([...params.keys()].length) throw bad('a JSON request takes its options in the body, not in the URL', 'Move them into the JSON object.');
+  return o;
+}
+
 /** The query of a POST /search. */
 export function parseSearchRequest(contentType: string, body: Buffer, params: URLSearchParams): ServiceQuery {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
@@ -111,22 +135,9 @@ export function parseSearchRequest(contentType: string, body: Buffer, params: UR
       q.text = t;
     }
   };
-  for (const key of params.keys()) {
-    if (!QUERY_FIELDS.has(key)) throw bad(`unknown query parameter "${key.slice(0, 100)}"`, `The parameters are ${[...QUERY_FIELDS].join(', ')}.`);
-  }
+  checkParams(params, QUERY_FIELDS);
   if (type === 'application/json') {
-    let j: unknown;
-    try {
-      j = JSON.parse(body.toString('utf8'));
-    } catch (e) {
-      throw bad(`the body is not JSON: ${(e as Error).message}`, 'Send {"sketch": "<base64 PNG>", "k": 10}, or the image itself with Content-Type image/png.');
-    }
-    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('the JSON body must be an object', 'e.g. {"sketch": "<base64 PNG>", "k": 10}.');
-    const o = j as Record<string, unknown>;
-    for (const key of Object.keys(o)) {
-      if (!JSON_FIELDS.has(key)) throw bad(`unknown field "${key.slice(0, 100)}"`, `The fields are ${[...JSON_FIELDS].join(', ')}.`);
-    }
-    if ([...params.keys()].length) throw bad('a JSON query takes its options in the body, not in the URL', 'Move them into the JSON object.');
+    const o = jsonObject(body, params, JSON_FIELDS, '{"sketch": "<base64 PNG>", "k": 10}');
     take((f) => o[f], (f) => o[f] !== undefined && o[f] !== null);
     if (o.sketch !== undefined && o.sketch !== null) q.sketch = decodeSketch(o.sketch);
     return q;
@@ -147,22 +158,11 @@ const EXPLAIN_QUERY_FIELDS = new Set(['id', 'top', 'format']);
 /** The request of a POST /explain: the sketch (body or JSON) and the photo's id; the answer a PNG sheet or JSON. */
 export function parseExplainRequest(contentType: string, body: Buffer, params: URLSearchParams): { sketch: Uint8Array; id: string; top?: number; format: 'png' | 'json' } {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
-  for (const key of params.keys()) {
-    if (!EXPLAIN_QUERY_FIELDS.has(key)) throw bad(`unknown query parameter "${key.slice(0, 100)}"`, `The parameters are ${[...EXPLAIN_QUERY_FIELDS].join(', ')}.`);
-  }
+  checkParams(params, EXPLAIN_QUERY_FIELDS);
   let get: (f: string) => unknown;
   let sketch: Uint8Array;
   if (type === 'application/json') {
-    let j: unknown;
-    try {
-      j = JSON.parse(body.toString('utf8'));
-    } catch (e) {
-      throw bad(`the body is not JSON: ${(e as Error).message}`, 'Send {"sketch": "<base64 PNG>", "id": "<photo id>"}.');
-    }
-    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('the JSON body must be an object', 'e.g. {"sketch": "<base64 PNG>", "id": "<photo id>"}.');
-    const o = j as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!EXPLAIN_JSON_FIELDS.has(key)) throw bad(`unknown field "${key.slice(0, 100)}"`, `The fields are ${[...EXPLAIN_JSON_FIELDS].join(', ')}.`);
-    if ([...params.keys()].length) throw bad('a JSON request takes its options in the body, not in the URL', 'Move them into the JSON object.');
+    const o = jsonObject(body, params, EXPLAIN_JSON_FIELDS, '{"sketch": "<base64 PNG>", "id": "<photo id>"}');
     if (o.sketch === undefined || o.sketch === null) throw bad('the request has no sketch', 'Send the sketch (base64 or a data: URL) in "sketch".');
     sketch = decodeSketch(o.sketch);
     get = (f) => (o[f] === null ? undefined : o[f]);
