@@ -9,8 +9,7 @@
 // --decode-threads: sketch decoding threads, as `sketchgpu serve` (default: the CPU cores less one, at most 8).
 // --model vitb: ViT-B/16 ZSE-SBIR (224 px) with random weights (bench/common.ts, as bench/run.ts uses): timings of the
 // full-size model, rankings meaningless (still checked batched against lone).
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { SketchGPU, BUNDLED_WEIGHTS } from '../src/api/node.ts';
 import { galleryEncoder, identityOf } from '../src/api/encoders.ts';
 import { buildIndex } from '../src/retrieval/indexer.ts';
+import { listGallery } from '../src/retrieval/gallery.ts';
 import { parseIndex } from '../src/retrieval/index-format.ts';
 import { SearchService } from '../src/server/service.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
@@ -59,17 +59,8 @@ const K = Number(a.k ?? 10);
 const DECODE_THREADS = Number(a['decode-threads'] ?? Math.min(8, Math.max(0, availableParallelism() - 1)));
 const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
-function images(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir).sort()) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...images(p));
-    else if (/\.(png|jpe?g)$/i.test(e)) out.push(p);
-  }
-  return out;
-}
-
-const sketchFiles = images(sketchDir);
+const sketchList = listGallery(sketchDir); // the images under it, as `index` lists a gallery
+const sketchFiles = sketchList.paths.map((p) => join(sketchList.root, p));
 if (sketchFiles.length === 0) throw new Error(`no sketches under ${sketchDir}`);
 const bodies = Array.from({ length: NQ }, (_, i) => readFileSync(sketchFiles[i % sketchFiles.length]!));
 

@@ -64,7 +64,6 @@ function assertSameHits(got: Hit[], want: { path: string; score: number; cosine:
 }
 
 test.before(async () => {
-  writeFileSync(blank, readFileSync(sketches[0]!)); // replaced below by an all-white image
   const { PNG } = await import('pngjs');
   const white = new PNG({ width: 64, height: 64 });
   white.data.fill(255);

@@ -2,7 +2,7 @@
  * `sketchgpu serve`: the search service over HTTP (src/server, docs/server.md). Opens the index (an .sgi file or a
  * LanceDB table) and its weights once, answers queries until Ctrl-C / SIGTERM, then lets the queued ones finish.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';

@@ -126,6 +126,8 @@ export class SearchService {
   private search: GallerySearch | null = null;
   private queue: Pending[] = [];
   private running = false;
+  /** The batch on the GPU (settled when it is done; runBatch never rejects). */
+  private current: Promise<void> = Promise.resolve();
   private state: 'ready' | 'reloading' | 'failed' | 'closed' = 'ready';
   private gallery: { index: GalleryIndex; ann?: AnnSource };
   /** replaceGallery in progress: no new batch starts. */
@@ -174,7 +176,7 @@ export class SearchService {
     checkIndexModel(index, this.m.info.weightsSha256, index.file ?? 'the new index', this.m.info.weights, this.m.info.model);
     this.paused++;
     try {
-      while (this.running) await new Promise((r) => setTimeout(r, 2));
+      while (this.running) await this.current;
       this.checkOpen(); // closed (or failed) meanwhile: nothing to swap into
       const search = ann ? null : GallerySearch.create(this.m.model.ctx, index.embeddings, index.paths.length, index.dim);
       this.search?.destroy();
@@ -353,7 +355,7 @@ export class SearchService {
     for (const p of this.queue) (p.key === key && batch.length < this.maxBatch ? batch : rest).push(p);
     this.queue = rest;
     this.running = true;
-    void this.runBatch(batch).finally(() => {
+    this.current = this.runBatch(batch).finally(() => {
       this.running = false;
       this.pump();
     });
@@ -446,7 +448,7 @@ export class SearchService {
       // The pump stops at 'closed': run what is queued to the end first.
       const queued = this.queue.splice(0);
       const finish = (async () => {
-        while (this.running) await new Promise((r) => setTimeout(r, 5));
+        while (this.running) await this.current;
         for (let i = 0; i < queued.length; i += this.maxBatch) {
           const part = queued.slice(i, i + this.maxBatch);
           const byKey = new Map<string, Pending[]>();
