@@ -16,6 +16,7 @@ import { conv2d } from '../src/graph/ops/conv2d.ts';
 import { gemm, type GemmVariant } from '../src/graph/ops/gemm.ts';
 import { probeSubgroupMatrixGemm } from '../src/graph/smat.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
+import { pool2d } from '../src/graph/ops/pool2d.ts';
 import { topk } from '../src/graph/ops/topk.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import type { HostTensor } from '../src/core/tensor.ts';
@@ -214,6 +215,13 @@ if (only.has('kernels')) {
       up(w, 'b', [D], 14);
       g.output('y', layerNorm(g, g.input('x', [T, D]), g.weight('g', [D]), g.weight('b', [D]), { kind, eps: kind === 'ca' ? 1e-6 : 1e-5, variant }));
     }, { x: rnd(T * D, 15) });
+  }
+  // InceptionV3's (Keras, 299x299) pools at one image: the stem's 'valid' 3x3/2 max pool and a mixed block's
+  // 'same' 3x3/1 average pool (ops/pool2d.ts; one compare or add per real pixel of a window counts as a FLOP).
+  for (const [label, mode, C, S, s, p] of [['pool max 3x3/s2', 'max', 64, 147, 2, 0], ['pool avg 3x3/s1 same', 'avg', 192, 35, 1, 1]] as const) {
+    await benchKernel(label, `${C} @${S}`, (g) => {
+      g.output('y', pool2d(g, g.input('x', [1, C, S, S]), { N: 1, C, H: S, W: S, kernel: 3, stride: s, pad: p, mode }));
+    }, { x: rnd(C * S * S, 19) });
   }
   const N = software ? 100_000 : 1_000_000;
   await benchKernel('top-k (k=100)', `1x${N}`, (g) => {

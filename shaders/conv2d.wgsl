@@ -20,7 +20,7 @@
 struct Params {
   N: u32, Ci: u32, H: u32, W: u32,
   Co: u32, OH: u32, OW: u32,
-  KH: u32, KW: u32, stride: u32, pad: u32,
+  KH: u32, KW: u32, stride: u32, padY: u32, padX: u32,
   inOff: u32, inSN: u32, inSC: u32, inSY: u32,
   outOff: u32, outSN: u32, outSC: u32, outSY: u32, outSX: u32,
   hasBias: u32, relu: u32,
@@ -82,8 +82,8 @@ fn direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let wStride = p.Ci * KK; // between output channels
   let lastCo = p.Co - 1u;
   @ACC_DECL@
-  let iy0 = i32(blk.oy * p.stride) - i32(p.pad);
-  let ix0 = i32(blk.ox0 * p.stride) - i32(p.pad);
+  let iy0 = i32(blk.oy * p.stride) - i32(p.padY);
+  let ix0 = i32(blk.ox0 * p.stride) - i32(p.padX);
   let xn = p.inOff + blk.n * p.inSN;
   for (var ci = 0u; ci < p.Ci; ci++) {
     for (var ky = 0u; ky < p.KH; ky++) {

@@ -8,6 +8,8 @@ import { attention, rows } from '../src/graph/ops/attention.ts';
 import { gemm, linear } from '../src/graph/ops/gemm.ts';
 import { conv2d } from '../src/graph/ops/conv2d.ts';
 import { layerNorm } from '../src/graph/ops/layernorm.ts';
+import { nchw } from '../src/graph/ops/conv2d.ts';
+import { pool2d, type PoolOptions } from '../src/graph/ops/pool2d.ts';
 import { ZSE_VIT_B16 } from '../src/models/zse/config.ts';
 import { buildSaGraph } from '../src/models/zse/graph.ts';
 
@@ -54,6 +56,31 @@ test('convolutions: the direct kernel at 8x8 and 4x4 blocks, and the implicit GE
   assert.is(b4.patternBytes, inv4 * K * 4 * 4 + Math.ceil(N * OH * Math.ceil(OW / 4) / 64) * Math.ceil(Co / 4) * K * 4 * 4 + M * Co * 4);
   // Implicit GEMM at 32 tiles: the im2col once per tile column (2), the weight once per tile row (15).
   assert.is(g32.patternBytes, 4 * (M * K * 2 + Co * K * Math.ceil(M / 32) + M * Co));
+});
+
+test('pooling: one op per real pixel of each window; the window re-reads in the pattern; only the pixels some window reaches at least', () => {
+  const cost = (o: PoolOptions, out?: (g: Graph) => { out: ReturnType<Graph['intermediate']>; outLayout: ReturnType<typeof nchw> }) => {
+    const g = new Graph({ software: false });
+    pool2d(g, g.input('x', [o.N, o.C, o.H, o.W]), { ...o, ...out?.(g) });
+    return nodeCost(g.nodes[0]!);
+  };
+  // 3x3/2 'valid' max pool of 13x9 -> 6x4: rows 6 windows of 3 (18 taps) over all 13 rows, columns 4 of 3 (12) over all 9.
+  const mx = cost({ N: 2, C: 3, H: 13, W: 9, kernel: 3, stride: 2, pad: 0, mode: 'max' });
+  assert.is(mx.flops, 6 * 18 * 12);
+  assert.is(mx.minBytes, 4 * (6 * 13 * 9 + 6 * 6 * 4));
+  assert.is(mx.patternBytes, 4 * (6 * 18 * 12 + 6 * 6 * 4));
+  assert.ok(mx.modelled);
+  // 'same' 3x3/1 average pool of 5x4: windows clipped at the borders, rows 2+3+3+3+2 = 13 taps, columns 2+3+3+2 = 10;
+  // one divide per output.
+  const av = cost({ N: 1, C: 1, H: 5, W: 4, kernel: 3, stride: 1, pad: 1, mode: 'avg' });
+  assert.is(av.flops, 13 * 10 + 20);
+  assert.is(av.minBytes, 4 * (20 + 20));
+  assert.is(av.patternBytes, 4 * (13 * 10 + 20));
+  // A stride past the kernel (2x2/3 of 5x6 -> 2x2): rows 2 and 5 are never read; written into channels 1-2 of a
+  // 4-channel map, whose other channels are not counted.
+  const sk = cost({ N: 1, C: 2, H: 5, W: 6, kernel: 2, stride: 3, pad: 0, mode: 'max' }, (g) => ({ out: g.intermediate('cat', [1, 4, 2, 2]), outLayout: nchw(4, 2, 2, 4) }));
+  assert.is(sk.minBytes, 4 * (2 * 4 * 4 + 2 * 4));
+  assert.is(sk.patternBytes, sk.minBytes);
 });
 
 test('GEMM with a fused LayerNorm (gamma, beta, two more sweeps of A per tile column) and with a residual pair table', () => {

@@ -135,4 +135,46 @@ test('conv2d picks 4x4 blocks on hardware targets for small convolutions only', 
   assert.is(kernel(false, 16), 'conv2d');
 });
 
+
+// Non-square kernels with their own padding along x (InceptionV3's factorised 1x7 / 7x1 convolutions, 'same'
+// padded), each written into a channel slice of one wider map: how an Inception block concatenates its branches
+// (each branch's convolution stores at its channel offset, no copy). Three convolutions with their own weights fill
+// channels [0, 2), [2, 2+Co), [2+Co, Co+4); a store outside its slice would overwrite a neighbour and fail.
+const rectCases = [
+  { N: 2, Ci: 4, H: 9, W: 11, Co: 5, kh: 1, kw: 7, s: 1, p: 0, px: 3 },
+  { N: 1, Ci: 8, H: 10, W: 7, Co: 9, kh: 7, kw: 1, s: 1, p: 3, px: 0 },
+  { N: 3, Ci: 4, H: 6, W: 13, Co: 3, kh: 3, kw: 5, s: 2, p: 1, px: 2 },
+];
+for (const { tag, o: kern } of KERNELS) for (const c of rectCases) {
+  test(`conv2d ${c.kh}x${c.kw} kernel, padding ${c.p}/${c.px}, three into channel slices of one map${tag}`, async () => {
+    const { N, Ci, H, W, Co, kh, kw, s, p, px } = c;
+    const slices = [{ c0: 0, co: 2 }, { c0: 2, co: Co }, { c0: 2 + Co, co: 2 }], Ct = Co + 4;
+    const OH = Math.floor((H + 2 * p - kh) / s) + 1, OW = Math.floor((W + 2 * px - kw) / s) + 1;
+    const x = rand(N * Ci * H * W, 41);
+    const ws = slices.map((sl, i) => rand(sl.co * Ci * kh * kw, 42 + i)), bs = slices.map((sl, i) => rand(sl.co, 52 + i));
+    const inputs: Record<string, Float32Array> = { x };
+    slices.forEach((_, i) => { inputs[`w${i}`] = ws[i]!; inputs[`b${i}`] = bs[i]!; });
+    const out = await runGraph((g) => {
+      const y = g.intermediate('y', [N, Ct, OH, OW]), xi = g.input('x', [N, Ci, H, W]);
+      slices.forEach((sl, i) => conv2d(g, xi, g.input(`w${i}`, [sl.co, Ci, kh, kw]), {
+        N, Ci, H, W, Co: sl.co, kernel: kh, kernelX: kw, stride: s, pad: p, padX: px, bias: g.input(`b${i}`, [sl.co]), relu: i === 1,
+        out: y, outLayout: { ...nchw(Ct, OH, OW, sl.c0 * OH * OW) }, ...kern,
+      }));
+      g.output('y', y);
+    }, inputs);
+    slices.forEach((sl, i) => {
+      const ref = conv2dRef(x, ws[i]!, bs[i]!, N, Ci, H, W, sl.co, kh, kw, s, p, i === 1, px);
+      assert.is(ref.OH * ref.OW, OH * OW);
+      const got = new Float32Array(ref.out.length);
+      for (let n = 0; n < N; n++) for (let ch = 0; ch < sl.co; ch++) for (let t = 0; t < OH * OW; t++) got[(n * sl.co + ch) * OH * OW + t] = out.y![(n * Ct + sl.c0 + ch) * OH * OW + t]!;
+      assertClose(got, ref.out, TOL, TOL, `slice ${i}`);
+    });
+  });
+}
+
+test('conv2d refuses a kernel larger than its padded input, with the sizes', () => {
+  const g = new Graph();
+  assert.throws(() => conv2d(g, g.input('x', [1, 2, 3, 5]), g.input('w', [2, 2, 1, 7]), { N: 1, Ci: 2, H: 3, W: 5, Co: 2, kernel: 1, kernelX: 7, stride: 1, pad: 0 }), /1x7 kernel .* 3x5 input/);
+});
+
 test.run();

@@ -22,7 +22,7 @@ import { assertClose, gpu, maxAbsDiff } from './util.ts';
 const TOL = 1e-4;
 const verbose = !!process.env.SKETCHGPU_VERBOSE;
 
-for (const name of ['tiny64', 'tiny224']) {
+for (const name of ['tiny64', 'tiny224', 'tinyfront']) {
   for (const format of ['pth', 'weights.safetensors'] as const) {
     const t = suite(`ZSE-SBIR parity ${name} (${format})`);
     const exp = readSafetensors(readFileSync(resolve(FIXTURES, 'zse', `${name}.expected.safetensors`))).tensors;

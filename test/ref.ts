@@ -59,9 +59,9 @@ export function gemmRef(A: ArrayLike<number>, B: ArrayLike<number>, M: number, N
 
 /** Direct 2-D convolution, NCHW in and out, weight [Co,Ci,KH,KW]. */
 export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | null,
-  N: number, Ci: number, H: number, W: number, Co: number, KH: number, KW: number, stride: number, pad: number, relu = false): { out: Float64Array; OH: number; OW: number } {
+  N: number, Ci: number, H: number, W: number, Co: number, KH: number, KW: number, stride: number, pad: number, relu = false, padX = pad): { out: Float64Array; OH: number; OW: number } {
   const OH = Math.floor((H + 2 * pad - KH) / stride) + 1;
-  const OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  const OW = Math.floor((W + 2 * padX - KW) / stride) + 1;
   const out = new Float64Array(N * Co * OH * OW);
   for (let n = 0; n < N; n++)
     for (let co = 0; co < Co; co++)
@@ -73,12 +73,44 @@ export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: Arra
               const y = oy * stride - pad + ky;
               if (y < 0 || y >= H) continue;
               for (let kx = 0; kx < KW; kx++) {
-                const xx = ox * stride - pad + kx;
+                const xx = ox * stride - padX + kx;
                 if (xx < 0 || xx >= W) continue;
                 s += x[((n * Ci + ci) * H + y) * W + xx]! * w[((co * Ci + ci) * KH + ky) * KW + kx]!;
               }
             }
           out[((n * Co + co) * OH + oy) * OW + ox] = relu ? Math.max(0, s) : s;
+        }
+  return { out, OH, OW };
+}
+
+/**
+ * 2-D max or average pooling, NCHW in and out, a KH x KW window moved by SH x SW over the input padded by PH x PW on
+ * each side. Only the window positions inside the input count: 'max' is F.max_pool2d (padding never wins), 'avg'
+ * is F.avg_pool2d(count_include_pad=False) (the mean of the real pixels). A window with no real pixel gives NaN.
+ */
+export function pool2dRef(x: ArrayLike<number>, N: number, C: number, H: number, W: number, KH: number, KW: number,
+  SH: number, SW: number, PH: number, PW: number, mode: 'max' | 'avg'): { out: Float64Array; OH: number; OW: number } {
+  const OH = Math.floor((H + 2 * PH - KH) / SH) + 1;
+  const OW = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  const out = new Float64Array(N * C * OH * OW);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let oy = 0; oy < OH; oy++)
+        for (let ox = 0; ox < OW; ox++) {
+          let m = -Infinity, s = 0, count = 0;
+          for (let ky = 0; ky < KH; ky++) {
+            const y = oy * SH - PH + ky;
+            if (y < 0 || y >= H) continue;
+            for (let kx = 0; kx < KW; kx++) {
+              const xx = ox * SW - PW + kx;
+              if (xx < 0 || xx >= W) continue;
+              const v = x[((n * C + c) * H + y) * W + xx]!;
+              m = Math.max(m, v);
+              s += v;
+              count++;
+            }
+          }
+          out[((n * C + c) * OH + oy) * OW + ox] = count === 0 ? NaN : mode === 'max' ? m : s / count;
         }
   return { out, OH, OW };
 }
@@ -123,6 +155,24 @@ export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
           for (let j = 0; j < nk; j++) acc += s[j]! * v[(b * Tk + j) * D + h * dh + e]!;
           out[(b * Tq + i) * D + h * dh + e] = acc / sum;
         }
+      }
+  return out;
+}
+
+/** Bilinear resize, align_corners=True (F.interpolate's CPU kernel: float32 scale, the same tap weights), then a·v + b. */
+export function resizeBilinearRef(x: ArrayLike<number>, N: number, C: number, H: number, W: number, OH: number, OW: number, a = 1, b = 0): Float64Array {
+  const out = new Float64Array(N * C * OH * OW);
+  const sY = OH > 1 ? Math.fround((H - 1) / (OH - 1)) : 0, sX = OW > 1 ? Math.fround((W - 1) / (OW - 1)) : 0;
+  for (let nc = 0; nc < N * C; nc++)
+    for (let oy = 0; oy < OH; oy++)
+      for (let ox = 0; ox < OW; ox++) {
+        const sy = Math.fround(sY * oy), sx = Math.fround(sX * ox);
+        const y0 = Math.min(Math.floor(sy), H - 1), x0 = Math.min(Math.floor(sx), W - 1);
+        const y1 = y0 < H - 1 ? y0 + 1 : y0, x1 = x0 < W - 1 ? x0 + 1 : x0;
+        const ly = sy - y0, lx = sx - x0;
+        const at = (y: number, xx: number) => x[(nc * H + y) * W + xx]!;
+        const v = (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1));
+        out[(nc * OH + oy) * OW + ox] = a * v + b;
       }
   return out;
 }

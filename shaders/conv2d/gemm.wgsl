@@ -11,7 +11,7 @@
 // (Prepended by ops/conv2d.ts with the GEMM snippets: lib/f16.wgsl, gemm/epilogue.wgsl, operand A (the input, read
 // through loadA) and B (the weight), gemm/norm_none.wgsl, gemm/res_none.wgsl, gemm/store_f32.wgsl, then this, then
 // gemm/sliced.wgsl. The uniform block is gemm/params.wgsl's with the convolution's fields after the GEMM's
-// (ops/conv2d.ts CONV_PARAMS): input H x W, output OH x OW, kernel KH x KW, stride, padding; input element (n, ci, y,
+// (ops/conv2d.ts CONV_PARAMS): input H x W, output OH x OW, kernel KH x KW, stride, padding padY rows and padX columns; input element (n, ci, y,
 // x) at inOff + n*inSN + ci*inSC + y*inSY + x; output (n, co, oy, ox) at outOff + n*outSN + co*outSC + oy*outSY +
 // ox*outSX.)
 
@@ -23,8 +23,8 @@ fn stageA(row: u32, kq: u32, r: u32) -> vec4<f32> {
   let oy = rem / p.OW;
   let ox = rem - oy * p.OW;
   let base = p.inOff + n * p.inSN;
-  let y0 = i32(oy * p.stride) - i32(p.pad);
-  let x0 = i32(ox * p.stride) - i32(p.pad);
+  let y0 = i32(oy * p.stride) - i32(p.padY);
+  let x0 = i32(ox * p.stride) - i32(p.padX);
   let kk = p.KH * p.KW;
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < 4u; j++) {

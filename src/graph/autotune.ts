@@ -41,7 +41,7 @@ export interface TuneStore {
 
 export const shapeKey = (s: GemmShape): string => `${s.M}x${s.N}x${s.K}${s.aligned ? '' : '/unaligned'}${s.b16 ? '/b16' : ''}${s.smat ? '/smat' : ''}`;
 /** A convolution's key in the same table (never a GEMM's: those start with a digit). */
-export const convKey = (s: ConvShape): string => `conv:${s.N}x${s.Ci}x${s.H}x${s.W}>${s.Co}/k${s.kernel}s${s.stride}p${s.pad}`;
+export const convKey = (s: ConvShape): string => `conv:${s.N}x${s.Ci}x${s.H}x${s.W}>${s.Co}/k${s.kernel}s${s.stride}p${s.pad}${s.kernelX !== undefined || s.padX !== undefined ? `x${s.kernelX ?? s.kernel}p${s.padX ?? s.pad}` : ''}`;
 /** An attention's key: batch, heads, query and key rows, head dim. */
 export const attentionKey = (s: AttentionShape): string => `attention:${s.B}x${s.heads}x${s.Tq}x${s.Tk}x${s.headDim}`;
 /** Another op's problem's key. */
@@ -132,10 +132,11 @@ export class GemmAutotune implements GemmTuner {
 
   /** A convolution's choices, each checked against the direct kernel at 8x8 blocks (on a check problem of at most 2 images and 64 channels), then timed. */
   private async measureConv(s: ConvShape): Promise<TuneRecord<ConvChoice>> {
+    const KX = s.kernelX ?? s.kernel;
     const run = (variant: ConvChoice, n: number, co: number) => (body: (ex: Executor) => Promise<void>) => this.withGraph(
-      { w: { shape: [co, s.Ci, s.kernel, s.kernel], data: data(co * s.Ci * s.kernel * s.kernel, (i) => Math.cos(i * 0.3)) }, b: { shape: [co], data: data(co, Math.sin) } }, {},
-      (g) => g.output('y', conv2d(g, g.input('x', [n, s.Ci, s.H, s.W]), g.weight('w', [co, s.Ci, s.kernel, s.kernel]), {
-        N: n, Ci: s.Ci, H: s.H, W: s.W, Co: co, kernel: s.kernel, stride: s.stride, pad: s.pad, bias: g.weight('b', [co]), relu: true,
+      { w: { shape: [co, s.Ci, s.kernel, KX], data: data(co * s.Ci * s.kernel * KX, (i) => Math.cos(i * 0.3)) }, b: { shape: [co], data: data(co, Math.sin) } }, {},
+      (g) => g.output('y', conv2d(g, g.input('x', [n, s.Ci, s.H, s.W]), g.weight('w', [co, s.Ci, s.kernel, KX]), {
+        N: n, Ci: s.Ci, H: s.H, W: s.W, Co: co, kernel: s.kernel, stride: s.stride, pad: s.pad, kernelX: s.kernelX, padX: s.padX, bias: g.weight('b', [co]), relu: true,
         ...(variant === 'b8' || variant === 'b4' ? { block: variant === 'b8' ? 8 : 4, variant: 'direct' as const } : { variant }),
       })), body);
     const cn = Math.min(s.N, 2), cc = Math.min(s.Co, 64);

@@ -14,6 +14,7 @@
 import type { Graph } from './graph.ts';
 import type { OpNode } from './kernel.ts';
 import type { GpuDType, Tensor } from './tensor.ts';
+import { poolAxis } from './ops/pool2d.ts';
 
 export interface DevicePeaks {
   name: string;
@@ -124,6 +125,25 @@ export function nodeCost(n: OpNode): NodeCost {
     const images = M / (param(n, 'OH') * param(n, 'OW')), Ci = K / (param(n, 'KH') * param(n, 'KW'));
     minBytes = bytesOf(x, images * Ci * param(n, 'H') * param(n, 'W')) + bytesOf(w) + bytesOf(bias) + M * Co * 4;
     patternBytes = M * K * 4 * Math.ceil(Co / tile) + bytesOf(w) * Math.ceil(M / tile) + bytesOf(bias) * Math.ceil(M / tile) + M * Co * 4;
+  } else if (base === 'pool2d') {
+    // One invocation per output element loads the real pixels of its window (ops/pool2d.ts poolAxis): neighbouring
+    // windows overlap where the stride is less than the kernel, and those re-reads are the pattern's extra bytes.
+    // At least, the input pixels some window reaches are read once; the output (a channel slice, maybe, of a larger
+    // map) written once.
+    const [x] = n.reads;
+    const NC = param(n, 'N') * param(n, 'C'), OH = param(n, 'OH'), OW = param(n, 'OW');
+    const ys = poolAxis(param(n, 'H'), param(n, 'KH'), param(n, 'SH'), param(n, 'PH'), OH);
+    const xs = poolAxis(param(n, 'W'), param(n, 'KW'), param(n, 'SW'), param(n, 'PW'), OW);
+    const outB = NC * OH * OW * esize(n.writes[0]!.dtype);
+    minBytes = bytesOf(x, NC * ys.covered * xs.covered) + outB;
+    patternBytes = bytesOf(x, NC * ys.taps * xs.taps) + outB;
+  } else if (base === 'resize_bilinear') {
+    // One invocation per output value reads its 4 taps: at an upsampling neighbouring outputs share taps (the
+    // input once at least), at a downsampling only the taps are read.
+    const [x] = n.reads;
+    const NC = param(n, 'N') * param(n, 'C'), outs = NC * param(n, 'OH') * param(n, 'OW');
+    minBytes = Math.min(bytesOf(x), bytesOf(x, 4 * outs)) + outs * 4;
+    patternBytes = bytesOf(x, 4 * outs) + outs * 4;
   } else if (base === 'layernorm') {
     // Three sweeps over x (mean, variance, normalise); gamma and beta once per workgroup: one per WG rows (row
     // kernel) or one per row (workgroup kernel).

@@ -31,7 +31,9 @@ export interface OpNode {
  * A convolution as the kernel choice sees it (square kernel, stride and padding as ops/conv2d.ts takes them). The
  * autotuner times it with NCHW maps in and out; the model's strided layouts change addresses, not the work.
  */
-export type ConvShape = { N: number; Ci: number; H: number; W: number; Co: number; kernel: number; stride: number; pad: number };
+/** kernel / pad: the kernel's height and the rows of zero padding above and below; kernelX / padX: the same along x
+ * (default: kernel / pad, a square kernel; Inception's 1x7 and 7x1 convolutions set them). */
+export type ConvShape = { N: number; Ci: number; H: number; W: number; Co: number; kernel: number; stride: number; pad: number; kernelX?: number; padX?: number };
 /** An attention (no causal mask, vec4-aligned layout) as the kernel choice sees it; timed with contiguous rows. */
 export type AttentionShape = { B: number; heads: number; Tq: number; Tk: number; headDim: number };
 /** A non-GEMM problem whose kernel a graph target may choose by measurement (GraphTarget.choose). */

@@ -11,6 +11,8 @@ import { GATHER } from './ops/gather.ts';
 import { gemmKernel, GEMM_VARIANTS, NORM_VARIANTS } from './ops/gemm.ts';
 import { L2NORM } from './ops/l2norm.ts';
 import { LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16 } from './ops/layernorm.ts';
+import { POOL2D_AVG, POOL2D_MAX } from './ops/pool2d.ts';
+import { RESIZE_BILINEAR } from './ops/resize.ts';
 import { TOPK } from './ops/topk.ts';
 import type { Kernel } from './kernel.ts';
 import { wgslLimits, type KernelLimits } from './wgsl.ts';
@@ -25,7 +27,7 @@ function portableKernels(): Kernel[] {
   gemms.push(...NORM_VARIANTS.filter((v) => v !== 'smat').flatMap((v) => [gemmKernel(v, 'f16', { b: 'f16' }, true), gemmKernel(v, 'f16', { b: 'f16' }, true, true)]));
   const flash = [8, 64, 128].flatMap((dh) => [1, 50, 197].flatMap((T) => [false, true].flatMap((split) => [false, true].map((table) => attentionKernel(dh, T, true, false, true, split, table).kernel))));
   return [...gemms, ...flash, GENERIC_ATTENTION, CONV2D, CONV2D_PATCH, ...CONV2D_B4, ...Object.values(CONV2D_GEMM), ANCHOR_COSINE, ANCHOR_BEST_COSINE, TOKENS, TOKEN_EMBED, GATHER, L2NORM,
-    LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, TOPK];
+    LAYERNORM, LAYERNORM_F16, LAYERNORM_F32, LAYERNORM_WG, LAYERNORM_WG_F16, POOL2D_MAX, POOL2D_AVG, RESIZE_BILINEAR, TOPK];
 }
 
 /** The largest of each limit over the portable kernels. */

@@ -36,9 +36,19 @@ class ZseConfig:
     anchor_dim: int = 512                # anchor conv output channels C
     rn_hidden: tuple = (343, 49)         # RN MLP widths (then 1)
     name: str = 'full'
+    # sketchgpu's variant (not in the paper): an ImageNet-trained CNN front instead of the patch conv + conv stem.
+    # front = 'inception_v3/mixed7': the input [-1, 1] at `input_size` px becomes [0, 1] bilinear-resized
+    # (align_corners) to `front_input` px, InceptionV3 to that block (InceptionFront, batch norms folded), then a
+    # 1x1 conv `proj` (with bias) to `dim` makes the grid x grid tokens. front_div divides its channel counts (tests).
+    front: str = ''
+    front_input: int = 299
+    front_div: int = 1
+    input_size: int = 0
 
     @property
     def image_size(self):
+        if self.front:
+            return self.input_size
         return 16 * self.grid
 
     @property
@@ -152,18 +162,97 @@ class ScaleEmbedding(nn.Module):                                     # official:
         return self.seq(x)
 
 
+FRONT_CONVS = {'mixed0': 12, 'mixed1': 19, 'mixed2': 26, 'mixed3': 30, 'mixed4': 40, 'mixed5': 50, 'mixed6': 60, 'mixed7': 70}
+FRONT_CHANNELS = {'mixed0': 256, 'mixed1': 288, 'mixed2': 288, **{f'mixed{i}': 768 for i in range(3, 8)}}
+
+
+class InceptionFront(nn.Module):
+    """InceptionV3 (Keras applications' layout) to a `mixed` block, each conv2d_bn folded into one conv with bias
+    + ReLU; modules named conv2d_<k> as Keras numbers them (src/models/inception.ts builds the same network)."""
+
+    def __init__(self, end='mixed7', div=1):
+        super().__init__()
+        self.end, self.convs = int(end.replace('mixed', '')), nn.ModuleDict()
+        self.k, self.div = 0, div
+        self._build = True
+        self.forward(None)                                           # the first pass only creates the modules
+        self._build = False
+
+    def _cbr(self, x, ci, co, kh, kw, stride=1, valid=False):
+        self.k += 1
+        name = f'conv2d_{self.k}'
+        pad = (0, 0) if valid else ((kh - 1) // 2, (kw - 1) // 2)
+        if self._build:
+            self.convs[name] = nn.Conv2d(ci, co // self.div, (kh, kw), stride, pad)
+            return None, co // self.div
+        return F.relu(self.convs[name](x)), co // self.div
+
+    def forward(self, x):
+        self.k = 0
+        cbr, d = self._cbr, self.div
+        pool = (lambda t, m, s: None) if self._build else (
+            lambda t, m, s: F.max_pool2d(t, 3, s) if m == 'max' else F.avg_pool2d(t, 3, s, 1, count_include_pad=False))
+        cat = (lambda ts: None) if self._build else (lambda ts: torch.cat(ts, 1))
+        x, c = cbr(x, 3, 32, 3, 3, 2, True)
+        x, c = cbr(x, c, 32, 3, 3, valid=True)
+        x, c = cbr(x, c, 64, 3, 3)
+        x = pool(x, 'max', 2)
+        x, c = cbr(x, c, 80, 1, 1, valid=True)
+        x, c = cbr(x, c, 192, 3, 3, valid=True)
+        x = pool(x, 'max', 2)
+        for i in range(min(self.end, 2) + 1):
+            pc = 32 if i == 0 else 64
+            b1, _ = cbr(x, c, 64, 1, 1)
+            t, c5 = cbr(x, c, 48, 1, 1)
+            b5, _ = cbr(t, c5, 64, 5, 5)
+            t, c3 = cbr(x, c, 64, 1, 1)
+            t, c3 = cbr(t, c3, 96, 3, 3)
+            b3, _ = cbr(t, c3, 96, 3, 3)
+            bp, _ = cbr(pool(x, 'avg', 1), c, pc, 1, 1)
+            x, c = cat([b1, b5, b3, bp]), (64 + 64 + 96 + pc) // d
+        if self.end >= 3:
+            b3, _ = cbr(x, c, 384, 3, 3, 2, True)
+            t, cd = cbr(x, c, 64, 1, 1)
+            t, cd = cbr(t, cd, 96, 3, 3)
+            bd, _ = cbr(t, cd, 96, 3, 3, 2, True)
+            x, c = cat([b3, bd, pool(x, 'max', 2)]), 768 // d
+        for i in range(4, self.end + 1):
+            c7 = (128, 160, 160, 192)[i - 4]
+            b1, _ = cbr(x, c, 192, 1, 1)
+            t, ct = cbr(x, c, c7, 1, 1)
+            t, ct = cbr(t, ct, c7, 1, 7)
+            b7, _ = cbr(t, ct, 192, 7, 1)
+            t, ct = cbr(x, c, c7, 1, 1)
+            t, ct = cbr(t, ct, c7, 7, 1)
+            t, ct = cbr(t, ct, c7, 1, 7)
+            t, ct = cbr(t, ct, c7, 7, 1)
+            bd, _ = cbr(t, ct, 192, 1, 7)
+            bp, _ = cbr(pool(x, 'avg', 1), c, 192, 1, 1)
+            x, c = cat([b1, b7, bd, bp]), 768 // d
+        return x
+
+
 class ViTPatch(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         d = cfg.dim
-        self.embedding = nn.Conv2d(3, d, 16, 16)                     # with bias
-        self.scale = ScaleEmbedding(d, cfg.stem)
+        self.cfg = cfg
+        if cfg.front:
+            kind, end = cfg.front.split('/')
+            assert kind == 'inception_v3', cfg.front
+            self.front = InceptionFront(end, cfg.front_div)
+            self.proj = nn.Conv2d(FRONT_CHANNELS[end] // cfg.front_div, d, 1)
+        else:
+            self.embedding = nn.Conv2d(3, d, 16, 16)                 # with bias
+            self.scale = ScaleEmbedding(d, cfg.stem)
         self.pos_embedding = nn.Parameter(torch.zeros(1, cfg.tokens, d))
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         self.dropout = nn.Dropout(0.1)
         self.transformer = SAEncoder(d, cfg.depth, cfg.sa_heads, cfg.mlp_dim)
 
     def forward(self, img, collect=None):
+        if self.cfg.front:
+            return self.forward_front(self.front_map(img), collect)
         x1 = self.embedding(img)
         x2 = self.scale(img)
         x = (x1 + x2) / 2                                            # [Q7] plain average
@@ -175,6 +264,25 @@ class ViTPatch(nn.Module):
         if collect is not None:
             collect['patch'] = x1.flatten(2).transpose(1, 2)
             collect['stem'] = x2.flatten(2).transpose(1, 2)
+            collect['tokens'] = x
+        x = self.dropout(x)
+        return self.transformer(x, collect)
+
+    def front_map(self, img):
+        """The front's map [B, C, g, g] of images [B, 3, S, S] in [-1, 1] (the variant's fixed part)."""
+        s = self.cfg.front_input
+        x = F.interpolate(img, size=(s, s), mode='bilinear', align_corners=True) * 0.5 + 0.5
+        return self.front(x)
+
+    def forward_front(self, fmap, collect=None):
+        """The tokens and SA blocks from the front's map (training feeds cached maps here)."""
+        x = self.proj(fmap).flatten(2).transpose(1, 2)
+        b, n = x.shape[:2]
+        if collect is not None:
+            collect['patch'] = x
+            collect['stem'] = x
+        x = torch.cat((self.cls.expand(b, -1, -1), x), dim=1) + self.pos_embedding[:, :n + 1]
+        if collect is not None:
             collect['tokens'] = x
         x = self.dropout(x)
         return self.transformer(x, collect)
@@ -426,10 +534,10 @@ def init_random_(model, seed):
         elif name.endswith('pos_embedding') or name.endswith('.cls'):
             v = 0.5 * z
         elif name.endswith('.bias'):
-            v = 0.1 * z
+            v = (0.01 if '.front.' in name else 0.1) * z             # front: 70 biased layers would drown the image
         elif name.endswith('.weight'):
             fan_in = int(np.prod(shape[1:]))
-            gain = _GAIN.get(name, 1.0)
+            gain = _GAIN.get(name, math.sqrt(2) if '.front.' in name else 1.0)   # front convs: before a ReLU
             if name.endswith('attention.to_qkv.weight'):
                 v = z / math.sqrt(fan_in)
                 v[:2 * cfg.dim] *= 1.5                             # q and k rows
@@ -493,8 +601,14 @@ DEAD_PREFIX = 'ca.encoder.layers.0.'
 
 def expected_keys(cfg):
     """§4's key list (state_dict order), derived independently of the modules."""
-    keys = ['sa.model.pos_embedding', 'sa.model.cls', 'sa.model.embedding.weight', 'sa.model.embedding.bias']
-    keys += [f'sa.model.scale.seq.{i}.weight' for i in (0, 2, 4, 6)]
+    keys = ['sa.model.pos_embedding', 'sa.model.cls']
+    if cfg.front:
+        n = FRONT_CONVS[cfg.front.split('/')[1]]
+        keys += [f'sa.model.front.convs.conv2d_{k}.{w}' for k in range(1, n + 1) for w in ('weight', 'bias')]
+        keys += ['sa.model.proj.weight', 'sa.model.proj.bias']
+    else:
+        keys += ['sa.model.embedding.weight', 'sa.model.embedding.bias']
+        keys += [f'sa.model.scale.seq.{i}.weight' for i in (0, 2, 4, 6)]
     keys += ['sa.model.transformer.encoder_norm.weight', 'sa.model.transformer.encoder_norm.bias']
     for L in range(cfg.depth):
         p = f'sa.model.transformer.layers.{L}.0.'
@@ -532,7 +646,7 @@ def save_official_pth(model, path, extra_config=True):
     sd._metadata = model.state_dict()._metadata  # noqa: keep module version metadata like a real state_dict
     ck = {'model': sd, 'epoch': 7, 'map_all': np.float64(0.1), 'precision_100': np.float64(0.2)}
     if extra_config:
-        ck['config'] = {'sa_heads': model.cfg.sa_heads, 'ca_heads': model.cfg.ca_heads}
+        ck['config'] = {'sa_heads': model.cfg.sa_heads, 'ca_heads': model.cfg.ca_heads, **front_meta(model.cfg, '')}
     torch.save(ck, path)
 
 
@@ -541,8 +655,15 @@ def weights_for_safetensors(model):
     sd = model.state_dict()
     tensors = {k: v.detach().float().contiguous().numpy() for k, v in sd.items() if not k.startswith(DEAD_PREFIX)}
     meta = {'sketchgpu.sa_heads': str(model.cfg.sa_heads), 'sketchgpu.ca_heads': str(model.cfg.ca_heads),
-            'format': 'pt'}
+            'format': 'pt', **{k: str(v) for k, v in front_meta(model.cfg, 'sketchgpu.').items()}}
     return tensors, meta
+
+
+def front_meta(cfg, prefix):
+    """What a front variant's file must say beside its shapes: the front, its input side, the model's image side."""
+    if not cfg.front:
+        return {}
+    return {prefix + 'front': cfg.front, prefix + 'front_input': cfg.front_input, prefix + 'image_size': cfg.input_size}
 
 
 # ----------------------------------------------------------------------------------------------------------------

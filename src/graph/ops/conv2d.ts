@@ -51,13 +51,13 @@ export const CONV2D_B4: readonly Kernel[] = KERNELS[4];
 const GROUP = wgslConst(program(8), 'WG');
 /** The convolution as an implicit GEMM on the sliced-K GEMM kernel (shaders/conv2d/gemm.wgsl), at 32 or 64 tiles. */
 /** The convolution's params after the GEMM's, in the order of its uniform fields (EXTRA of shaders/gemm/params.wgsl). */
-const CONV_PARAMS = ['H', 'W', 'OH', 'OW', 'KH', 'KW', 'stride', 'pad', 'inOff', 'inSN', 'inSC', 'inSY', 'outOff', 'outSN', 'outSC', 'outSY', 'outSX'] as const;
+const CONV_PARAMS = ['H', 'W', 'OH', 'OW', 'KH', 'KW', 'stride', 'padY', 'padX', 'inOff', 'inSN', 'inSC', 'inSY', 'outOff', 'outSN', 'outSC', 'outSY', 'outSX'] as const;
 const convFields = CONV_PARAMS.map((f) => `${f}: u32,`).join(' ');
 export const CONV2D_GEMM: Record<'gemm32' | 'gemm64', Kernel> = {
   gemm32: slicedKernelWith('sk32', 'conv2d_gemm/sk32', gemmHead, convFields),
   gemm64: slicedKernelWith('sk64', 'conv2d_gemm/sk64', gemmHead, convFields),
 };
-/** How a convolution runs: the direct kernel (any shape), or an implicit GEMM (Ci*K*K a multiple of 4, f32). */
+/** How a convolution runs: the direct kernel (any shape), or an implicit GEMM (Ci*KH*KW a multiple of 4, f32). */
 export type ConvVariant = 'direct' | 'gemm32' | 'gemm64';
 /**
  * Below this many invocations at 8 x 8 blocks a hardware target takes 4 x 4 blocks (4x the invocations, each with a
@@ -81,7 +81,7 @@ export const nchw = (C: number, H: number, W: number, offset = 0): MapLayout => 
 /** Channels-last rows, [N, H*W (+extra rows), C]: what the token layout of a ViT is. */
 export const tokensLayout = (C: number, rowsPerSample: number, H: number, W: number, offsetRows = 0): MapLayout => ({ offset: offsetRows * C, sN: rowsPerSample * C, sC: 1, sY: W * C, sX: C });
 
-/** The convolution (ConvShape: batch, channels, input size, square kernel, stride, padding) and how to run it. */
+/** The convolution (ConvShape: batch, channels, input size, kernel (square unless kernelX is given), stride, padding) and how to run it. */
 export interface ConvOptions extends ConvShape {
   bias?: Tensor | null;
   relu?: boolean;
@@ -100,8 +100,10 @@ export interface ConvOptions extends ConvShape {
 
 export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const { N, Ci, H, W, Co, kernel: K, stride, pad } = o;
+  const KX = o.kernelX ?? K, padX = o.padX ?? pad;
   const OH = Math.floor((H + 2 * pad - K) / stride) + 1;
-  const OW = Math.floor((W + 2 * pad - K) / stride) + 1;
+  const OW = Math.floor((W + 2 * padX - KX) / stride) + 1;
+  if (!(OH > 0 && OW > 0)) throw new Error(`conv2d: a ${K}x${KX} kernel at stride ${stride}, padding ${pad}/${padX} leaves no output of a ${H}x${W} input`);
   const inL = o.inLayout ?? nchw(Ci, H, W);
   if (inL.sX !== 1) throw new Error('conv2d: input columns must be contiguous');
   const outL = o.outLayout ?? nchw(Co, OH, OW);
@@ -109,14 +111,14 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const total = N * Co * OH * OW;
   // The kernel: forced (tests, bench), else the target's measured choice where this convolution allows it
   // (src/graph/autotune.ts), else the built-in rule (direct; 4x4 blocks on hardware for small convolutions).
-  const shape: ConvShape = { N, Ci, H, W, Co, kernel: K, stride, pad };
+  const shape: ConvShape = { N, Ci, H, W, Co, kernel: K, stride, pad, ...(KX !== K || padX !== pad ? { kernelX: KX, padX } : {}) };
   const forced = o.variant !== undefined || o.block !== undefined;
   const f32 = [x, w, out, o.bias].every((t) => !t || t.dtype === 'f32');
   const tuned = forced ? undefined : g.target.choose?.({ op: 'conv', shape });
   const choice = tuned && (convChoices(shape, f32) as string[]).includes(tuned) ? (tuned as ConvChoice) : undefined;
   const variant = o.variant ?? (choice === 'gemm32' || choice === 'gemm64' ? choice : 'direct');
   if (variant !== 'direct') return convGemm(g, x, w, o, variant, OH, OW, inL, outL, out, forced ? undefined : shape);
-  const patch = K === stride && pad === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
+  const patch = K === stride && KX === K && pad === 0 && padX === 0 && K % 4 === 0 && [inL.offset, inL.sN, inL.sC, inL.sY].every((v) => v % 4 === 0);
   const block: ConvBlock = o.block ?? (choice === 'b4' ? 4 : choice === 'b8' ? 8 : !g.target.software && N * OH * Math.ceil(OW / 8) * Math.ceil(Co / 8) < CONV_SMALL_INVOCATIONS ? 4 : 8);
   const groups = Math.ceil((N * OH * Math.ceil(OW / block)) / GROUP);
   const gx = Math.min(groups, 65535);
@@ -128,14 +130,14 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
     params: [
       ['N', 'u32', N], ['Ci', 'u32', Ci], ['H', 'u32', H], ['W', 'u32', W],
       ['Co', 'u32', Co], ['OH', 'u32', OH], ['OW', 'u32', OW],
-      ['KH', 'u32', K], ['KW', 'u32', K], ['stride', 'u32', stride], ['pad', 'u32', pad],
+      ['KH', 'u32', K], ['KW', 'u32', KX], ['stride', 'u32', stride], ['padY', 'u32', pad], ['padX', 'u32', padX],
       ['inOff', 'u32', inL.offset], ['inSN', 'u32', inL.sN], ['inSC', 'u32', inL.sC], ['inSY', 'u32', inL.sY],
       ['outOff', 'u32', outL.offset], ['outSN', 'u32', outL.sN], ['outSC', 'u32', outL.sC], ['outSY', 'u32', outL.sY], ['outSX', 'u32', outL.sX],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['relu', 'u32', o.relu ? 1 : 0],
     ],
     // x: pixel blocks (folded into z past 65535), y: channel blocks.
     dispatch: [gx, Math.ceil(Co / block), Math.ceil(groups / gx)],
-    flops: 2 * total * Ci * K * K,
+    flops: 2 * total * Ci * K * KX,
     ...(forced ? {} : { tuned: { op: 'conv' as const, shape } }),
   });
   return out;
@@ -145,15 +147,17 @@ export function conv2d(g: Graph, x: Tensor, w: Tensor, o: ConvOptions): Tensor {
 export type ConvChoice = 'b8' | 'b4' | 'gemm32' | 'gemm64';
 /** The choices a convolution allows: the implicit GEMM needs Ci*K*K a multiple of 4, f32 tensors and a grid that fits. */
 export function convChoices(s: ConvShape, f32 = true): ConvChoice[] {
-  const M = s.N * (Math.floor((s.H + 2 * s.pad - s.kernel) / s.stride) + 1) * (Math.floor((s.W + 2 * s.pad - s.kernel) / s.stride) + 1);
-  const gemmOk = f32 && (s.Ci * s.kernel * s.kernel) % 4 === 0;
+  const KX = s.kernelX ?? s.kernel, padX = s.padX ?? s.pad;
+  const M = s.N * (Math.floor((s.H + 2 * s.pad - s.kernel) / s.stride) + 1) * (Math.floor((s.W + 2 * padX - KX) / s.stride) + 1);
+  const gemmOk = f32 && (s.Ci * s.kernel * KX) % 4 === 0;
   return ['b8', 'b4', ...(gemmOk && Math.ceil(M / 32) <= 65535 ? ['gemm32' as const] : []), ...(gemmOk && Math.ceil(M / 64) <= 65535 ? ['gemm64' as const] : [])];
 }
 
 /** The implicit-GEMM convolution: C [N*OH*OW, Co] = im2col(x) · Wᵀ, stored in the output layout. */
 function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm32' | 'gemm64', OH: number, OW: number, inL: MapLayout, outL: MapLayout, out: Tensor, shape?: ConvShape): Tensor {
   const { N, Ci, H, W, Co, kernel: KS, stride, pad } = o;
-  const K = Ci * KS * KS, M = N * OH * OW;
+  const KX = o.kernelX ?? KS, padX = o.padX ?? pad;
+  const K = Ci * KS * KX, M = N * OH * OW;
   const tile = slicedTile(variant === 'gemm32' ? 'sk32' : 'sk64');
   if (K % 4 !== 0) throw new Error(`conv2d ${variant}: Ci*K*K = ${K} must be a multiple of 4 (the weight rows are read as vec4)`);
   if ([x, w, out, o.bias].some((t) => t && t.dtype !== 'f32')) throw new Error(`conv2d ${variant}: f32 tensors only`);
@@ -168,7 +172,7 @@ function convGemm(g: Graph, x: Tensor, w: Tensor, o: ConvOptions, variant: 'gemm
       ['lda', 'u32', 0], ['ldb', 'u32', K], ['ldc', 'u32', 0], ['ldr', 'u32', 0], ['aOff', 'u32', 0], ['cOff', 'u32', 0], ['rOff', 'u32', 0],
       ['hasBias', 'u32', o.bias ? 1 : 0], ['hasRes', 'u32', 0], ['act', 'u32', o.relu ? 1 : 0],
       ['alpha', 'f32', 1], ['lnEps', 'f32', 0], ['resT', 'u32', 1], ['resCol', 'u32', 0], ['resN', 'u32', 1],
-      ...CONV_PARAMS.map((f): [string, 'u32', number] => [f, 'u32', { H, W, OH, OW, KH: KS, KW: KS, stride, pad, inOff: inL.offset, inSN: inL.sN, inSC: inL.sC, inSY: inL.sY, outOff: outL.offset, outSN: outL.sN, outSC: outL.sC, outSY: outL.sY, outSX: outL.sX }[f]]),
+      ...CONV_PARAMS.map((f): [string, 'u32', number] => [f, 'u32', { H, W, OH, OW, KH: KS, KW: KX, stride, padY: pad, padX, inOff: inL.offset, inSN: inL.sN, inSC: inL.sC, inSY: inL.sY, outOff: outL.offset, outSN: outL.sN, outSC: outL.sC, outSY: outL.sY, outSX: outL.sX }[f]]),
     ],
     dispatch: [Math.ceil(Co / tile), Math.ceil(M / tile), 1],
     flops: 2 * M * Co * K,

@@ -8,7 +8,9 @@ import { anchorCosine } from '../../graph/ops/cosine.ts';
 import { assembleTokens } from '../../graph/ops/embed.ts';
 import { gatherRows } from '../../graph/ops/gather.ts';
 import { l2normRows } from '../../graph/ops/l2norm.ts';
-import type { ZseConfig } from './config.ts';
+import type { ZseConfig, ZseFront } from './config.ts';
+import { inceptionV3 } from '../inception.ts';
+import { resizeBilinear } from '../../graph/ops/resize.ts';
 
 const SA = 'sa.model';
 
@@ -27,6 +29,8 @@ export interface VitShape {
   imageSize: number;
   /** Conv-stem widths before the last conv; empty: the patch conv alone makes the tokens. */
   stemChannels: number[];
+  /** A CNN front instead of the patch conv and stem (ZseConfig.front). */
+  front?: ZseFront;
 }
 
 /**
@@ -39,6 +43,20 @@ export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: 
   const T = 1 + G * G;
   const SA = prefix;
   const x = g.input('image', [B, 3, S, S]);
+  if (v.front) {
+    // The front variant (ZseConfig.front): [-1, 1] -> [0, 1] at the front's input size, InceptionV3 to its block,
+    // a 1x1 convolution to D written as token rows. Its tokens stand for both the patch and the stem tokens, whose
+    // average (p + p) / 2 is p exactly.
+    const F = v.front;
+    const r = resizeBilinear(g, x, { N: B, C: 3, H: S, W: S, OH: F.input, OW: F.input, a: 0.5, b: 0.5, label: 'front_input' });
+    const fm = inceptionV3(g, r, B, F.input, `${SA}.front.convs`, { end: F.end, widthDivisor: F.widthDivisor });
+    if (fm.side !== G) throw new Error(`the front ends at ${fm.side}x${fm.side}, but the token grid is ${G}x${G}`);
+    const tok = conv2d(g, fm.out, g.weight(`${SA}.proj.weight`, [D, fm.C, 1, 1]), {
+      N: B, Ci: fm.C, H: G, W: G, Co: D, kernel: 1, stride: 1, pad: 0, bias: g.weight(`${SA}.proj.bias`, [D]),
+      out: g.intermediate('patch', [B, G * G, D]), outLayout: tokensLayout(D, G * G, G, G), label: 'front_proj',
+    });
+    return vitBlocks(g, v, SA, B, assembleTokens(g, tok, tok, g.weight(`${SA}.cls`, [1, 1, D]), g.weight(`${SA}.pos_embedding`, [1, T, D]), B, T, D), o, { patch: tok, stem: tok });
+  }
 
   // Learnable tokenizer, §3.1: the 16x16 patch conv (with bias) and the bias-free conv stem, both written
   // straight into [B, G*G, D] token rows, row-major patches.
@@ -69,10 +87,18 @@ export function vitEncoder(g: Graph, v: VitShape, prefix: string, B: number, o: 
     });
   }
   // Without a stem the patch tokens are averaged with themselves: (p + p) / 2 == p exactly in floating point.
-  let t = assembleTokens(g, patch, stem, g.weight(`${SA}.cls`, [1, 1, D]), g.weight(`${SA}.pos_embedding`, [1, T, D]), B, T, D);
+  const t = assembleTokens(g, patch, stem, g.weight(`${SA}.cls`, [1, 1, D]), g.weight(`${SA}.pos_embedding`, [1, T, D]), B, T, D);
+  return vitBlocks(g, v, SA, B, t, o, { patch, stem: stem !== patch ? stem : null });
+}
+
+/** The pre-LN ViT blocks and the final norm over tokens t [B, T, D]; with `debug`, the tokenizer's tensors too. */
+function vitBlocks(g: Graph, v: VitShape, SA: string, B: number, tokens: Tensor, o: SaGraphOptions, tk: { patch: Tensor; stem: Tensor | null }): Tensor {
+  const { dim: D, grid: G } = v;
+  const T = 1 + G * G;
+  let t = tokens;
   if (o.debug) {
-    g.output('patch', patch);
-    if (stem !== patch) g.output('stem', stem);
+    g.output('patch', tk.patch);
+    if (tk.stem) g.output('stem', tk.stem);
     g.output('tokens', t);
   }
 

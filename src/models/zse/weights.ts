@@ -10,7 +10,9 @@ import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
 import { checkFiniteWeights } from '../../io/tensor-check.ts';
 import { weightsHash, type Hasher } from '../../io/weights-hash.ts';
 import { f32ToF16, toFloat32 } from '../../core/tensor.ts';
-import type { ZseConfig } from './config.ts';
+import type { ZseConfig, ZseFront } from './config.ts';
+import { Graph } from '../../graph/graph.ts';
+import { INCEPTION_BLOCKS, INCEPTION_MIN_INPUT, inceptionOutputShape, inceptionV3, type InceptionBlock } from '../inception.ts';
 
 /** The CA clone the official forward never calls (§3.3, §11 quirk 16): stored in every checkpoint, never used. */
 export const DEAD_CA_PREFIX = 'ca.encoder.layers.0.';
@@ -21,6 +23,20 @@ export const DEFAULT_CA_HEADS = 8;
 export const META_SA_HEADS = 'sketchgpu.sa_heads';
 export const META_CA_HEADS = 'sketchgpu.ca_heads';
 export const META_CONFIG = 'sketchgpu.config';
+/** A front variant's file says its front (`inception_v3/mixed7`), the front's input side and the image side. */
+export const META_FRONT = 'sketchgpu.front';
+export const META_FRONT_INPUT = 'sketchgpu.front_input';
+export const META_IMAGE_SIZE = 'sketchgpu.image_size';
+/** The last Keras conv of each InceptionV3 block: which block a front's weights end at. */
+const FRONT_LAST_CONV: Record<InceptionBlock, number> = { mixed0: 12, mixed1: 19, mixed2: 26, mixed3: 30, mixed4: 40, mixed5: 50, mixed6: 60, mixed7: 70 };
+const FRONT_PREFIX = 'sa.model.front.convs.';
+
+/** The front's weight shapes, read off the network the engine builds (src/models/inception.ts). */
+function frontShapes(f: ZseFront): [string, number[]][] {
+  const g = new Graph();
+  inceptionV3(g, g.input('x', [1, 3, INCEPTION_MIN_INPUT, INCEPTION_MIN_INPUT]), 1, INCEPTION_MIN_INPUT, FRONT_PREFIX.slice(0, -1), { end: f.end, widthDivisor: f.widthDivisor });
+  return g.tensors.filter((t) => t.kind === 'weight').map((t): [string, number[]] => [t.name, [...t.shape]]);
+}
 /** The patch conv is 16x16 with stride 16 in every ViT-B/16-style config (§3.1). */
 export const PATCH_SIZE = 16;
 
@@ -31,7 +47,13 @@ const CA_LAYERS = ['ca.encoder.layer1.0.', 'ca.encoder.layer2.0.'] as const;
 function saShapes(c: ZseConfig): [string, number[]][] {
   const d = c.dim;
   const [s0, s1, s2] = c.stemChannels as [number, number, number];
-  const out: [string, number[]][] = [
+  const out: [string, number[]][] = c.front ? [
+    [`${SA}pos_embedding`, [1, 1 + c.grid * c.grid, d]],
+    [`${SA}cls`, [1, 1, d]],
+    ...frontShapes(c.front),
+    [`${SA}proj.weight`, [d, inceptionOutputShape(c.front.input, c.front).C, 1, 1]],
+    [`${SA}proj.bias`, [d]],
+  ] : [
     [`${SA}pos_embedding`, [1, 1 + c.grid * c.grid, d]],
     [`${SA}cls`, [1, 1, d]],
     [`${SA}embedding.weight`, [d, 3, PATCH_SIZE, PATCH_SIZE]],
@@ -200,7 +222,8 @@ export function inferZseConfig(
     'the file is incomplete; convert it again from the original checkpoint');
   const blocks = Array.from({ length: depth }, (_, l) => BLOCK(l));
   const mlpDim = need('MLP width', blocks.flatMap((b): Source[] => [[`${b}mlp.net.0.weight`, 0], [`${b}mlp.net.0.bias`, 0], [`${b}mlp.net.3.weight`, 1]]));
-  const stemChannels = [
+  const front = inferFront(tensors, metadata, grid);
+  const stemChannels = front ? [] : [
     need('first stem width', [[`${SA}scale.seq.0.weight`, 0], [`${SA}scale.seq.2.weight`, 1]]),
     need('second stem width', [[`${SA}scale.seq.2.weight`, 0], [`${SA}scale.seq.4.weight`, 1]]),
     need('third stem width', [[`${SA}scale.seq.4.weight`, 0], [`${SA}scale.seq.6.weight`, 1]]),
@@ -245,12 +268,45 @@ export function inferZseConfig(
   }
 
   return {
-    dim, depth, saHeads, mlpDim, grid, imageSize: PATCH_SIZE * grid, stemChannels,
+    dim, depth, saHeads, mlpDim, grid, imageSize: front ? front.imageSize : PATCH_SIZE * grid, stemChannels,
     caHeads, caFF, anchorDim,
     // The anchor conv (k2, s2) runs over the raw [dim, G, G] view of the tokens (§3.4), giving floor(G/2) a side.
     anchorGrid: Math.floor(grid / 2),
     rnHidden, hasHead,
+    ...(front ? { front: front.front } : {}),
   };
+}
+
+/**
+ * The front variant (ZseConfig.front) when the tensors hold a front: which block it ends at and its width divisor
+ * from the shapes, its input side and the image side from the metadata (shapes cannot tell them), checked against
+ * the token grid.
+ */
+function inferFront(tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string>, grid: number): { front: ZseFront; imageSize: number } | null {
+  const first = tensors.get(`${FRONT_PREFIX}conv2d_1.weight`);
+  const hasFront = [...tensors.keys()].some((k) => k.startsWith(FRONT_PREFIX));
+  if (!hasFront) return null;
+  const bad = (what: string) => new SketchError('BAD_WEIGHTS', `these ZSE-SBIR weights have a CNN front (${FRONT_PREFIX}*), but ${what}`,
+    `a front variant's file names its front in the metadata ${META_FRONT}, ${META_FRONT_INPUT} and ${META_IMAGE_SIZE} (tools/training writes them); convert it again`);
+  if (!first || first.shape.length !== 4 || first.shape[0]! < 1 || 32 % first.shape[0]! !== 0) throw bad(`its first convolution ${FRONT_PREFIX}conv2d_1.weight is ${first ? `[${first.shape.join(', ')}]` : 'missing'}`);
+  const widthDivisor = 32 / first.shape[0]!;
+  let last = 0;
+  for (const k of tensors.keys()) {
+    const m = /^sa\.model\.front\.convs\.conv2d_(\d+)\./.exec(k);
+    if (m) last = Math.max(last, Number(m[1]));
+  }
+  const end = INCEPTION_BLOCKS.find((b) => FRONT_LAST_CONV[b] === last);
+  if (!end) throw bad(`its last convolution conv2d_${last} ends no InceptionV3 block`);
+  if (metadata[META_FRONT] !== `inception_v3/${end}`) throw bad(`the metadata ${META_FRONT} is ${JSON.stringify(metadata[META_FRONT] ?? null)}, not "inception_v3/${end}"`);
+  const side = (key: string, min: number) => {
+    const v = Number(metadata[key]);
+    if (!Number.isSafeInteger(v) || v < min || v > 4096) throw bad(`the metadata ${key} is ${JSON.stringify(metadata[key] ?? null)}, not a side in pixels`);
+    return v;
+  };
+  const input = side(META_FRONT_INPUT, INCEPTION_MIN_INPUT), imageSize = side(META_IMAGE_SIZE, 16);
+  const out = inceptionOutputShape(input, { end, widthDivisor });
+  if (out.side !== grid) throw bad(`at its ${input} px input the front ends at ${out.side}x${out.side}, and the position embedding holds a ${grid}x${grid} grid`);
+  return { front: { kind: 'inception_v3', end, input, widthDivisor }, imageSize };
 }
 
 // ---- validation -------------------------------------------------------------------------------------------------
@@ -335,6 +391,11 @@ export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsO
         const ca = scalarString(config.get('ca_heads'));
         if (sa !== null) metadata[META_SA_HEADS] = sa;
         if (ca !== null) metadata[META_CA_HEADS] = ca;
+        // A front variant's config (zse_ref.front_meta): its front, the front's input side, the image side.
+        for (const [from, to] of [['front', META_FRONT], ['front_input', META_FRONT_INPUT], ['image_size', META_IMAGE_SIZE]] as const) {
+          const v = scalarString(config.get(from));
+          if (v !== null) metadata[to] = v;
+        }
       }
     }
   }
@@ -404,6 +465,7 @@ export function zseSafetensors(loaded: LoadedWeights, source: { path: string; na
     [META_CA_HEADS]: String(loaded.config.caHeads),
     [META_CONFIG]: JSON.stringify(loaded.config),
     'sketchgpu.source': source.name,
+    ...(loaded.config.front ? { [META_FRONT]: `inception_v3/${loaded.config.front.end}`, [META_FRONT_INPUT]: String(loaded.config.front.input), [META_IMAGE_SIZE]: String(loaded.config.imageSize) } : {}),
   };
   if (Object.keys(checkpointInfo).length) metadata['sketchgpu.checkpoint'] = JSON.stringify(checkpointInfo);
 
