@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { bestMatches, explainPair, strongestLinks } from '../src/explain/correspondence.ts';
-import { renderExplanation } from '../src/explain/render.ts';
+import { inkPerPatch, rebuildFromPatches, renderExplanation } from '../src/explain/render.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { toFloat32 } from '../src/core/tensor.ts';
 import { loadWeights } from '../src/models/load-file.ts';
@@ -110,6 +110,23 @@ test('sketchgpu explain writes a PNG sheet, an HTML page and the separate views'
   const bad = run(join(tmp, 'x.gif'));
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /must end in \.png or \.html/);
+});
+
+test('patch views on a grid that does not divide the side (a front variant: 17 x 17 on 128 px): patches of 7 or 8 pixels, each pixel in one', () => {
+  const S = 128, G = 17;
+  const img = { width: S, height: S, data: new Uint8ClampedArray(4 * S * S) };
+  for (let i = 0; i < S * S; i++) img.data.set([i % 251, (i * 7) % 253, (i * 13) % 255, 255], 4 * i);
+  // The identity match rebuilds the image itself; a match that swaps two patches moves exactly their pixels.
+  assert.equal(rebuildFromPatches(img, Uint32Array.from({ length: G * G }, (_, i) => i), G).data, img.data);
+  const swap = Uint32Array.from({ length: G * G }, (_, i) => (i === 0 ? G * G - 1 : i === G * G - 1 ? 0 : i));
+  const out = rebuildFromPatches(img, swap, G);
+  let moved = 0;
+  for (let i = 0; i < S * S; i++) if (out.data[4 * i] !== img.data[4 * i] || out.data[4 * i + 1] !== img.data[4 * i + 1]) moved++;
+  assert.ok(moved > 0 && moved <= 2 * 8 * 8, `${moved} pixels moved`);
+  // Ink: a black image is fully inked in every patch, a white one nowhere.
+  const black = { width: S, height: S, data: new Uint8ClampedArray(4 * S * S).map((_, i) => (i % 4 === 3 ? 255 : 0)) };
+  assert.ok(inkPerPatch(black, G).every((v) => Math.abs(v - 1) < 1e-6));
+  assert.ok(inkPerPatch({ ...black, data: new Uint8ClampedArray(4 * S * S).fill(255) }, G).every((v) => v === 0));
 });
 
 test.run();

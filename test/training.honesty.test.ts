@@ -6,7 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { REPO_ROOT, SHARED_DATA, hasSharedData } from './paths.ts';
 
@@ -89,6 +90,27 @@ test('a teacher feature cache, where one was made, holds only seen-class trainin
     const meta = JSON.parse(readFileSync(join(dir, m), 'utf8'));
     for (const f of meta.files as string[]) assert.not.ok(bad.has(classOf(f)), `${m}: unseen file ${f}`);
     for (const c of meta.classes as string[]) assert.not.ok(bad.has(c), `${m}: unseen class ${c}`);
+  }
+});
+
+(data && spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0 ? test : test.skip)('the front-variant trainer refuses a teacher cache that holds an unseen class (tools/training/train_front.py load_cache)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sketchgpu-honesty-'));
+  try {
+    const cache = join(dir, 'feat-test.npy');
+    // A cache of two maps: a seen class's sketch and one of an unseen class (the first of the split's list).
+    const seen = 'airplane', bad = unseen()[0]!;
+    writeFileSync(cache.replace(/\.npy$/, '.json'), JSON.stringify({ files: [`sketch/${seen}/a.png`, `sketch/${bad}/b.png`], modality: ['sketch', 'sketch'], layer: 'mixed7', bf16: false }));
+    const code = `import sys, numpy as np; sys.path.insert(0, ${JSON.stringify(join(REPO_ROOT, 'tools', 'training'))}); np.save(${JSON.stringify(cache)}, np.zeros((2, 4, 1, 1), np.float16)); import train_front
+try:
+    train_front.load_cache(${JSON.stringify(cache)}, 10, 0)
+except AssertionError as e:
+    print('refused:', e); sys.exit(3)
+sys.exit(0)`;
+    const r = spawnSync(PY, ['-c', code], { encoding: 'utf8' });
+    assert.is(r.status, 3, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /refused: the teacher cache holds an unseen class/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

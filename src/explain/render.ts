@@ -79,11 +79,15 @@ export function drawRect(img: Rgba, x: number, y: number, w: number, h: number, 
 export function rebuildFromPatches(source: Rgba, match: Uint32Array, G: number): Rgba {
   const out = blank(source.width, source.height);
   const p = source.width / G;
+  // Patch k spans pixels [start(k), start(k + 1)): k·p when the side is a multiple of G; otherwise (a front
+  // variant's 17 x 17 grid on 128 px) patches differ by a pixel, and a source patch's pixel is clamped into it.
+  const start = (k: number) => Math.ceil(k * p - 1e-9);
   for (let i = 0; i < G * G; i++) {
-    const sy = Math.floor(match[i]! / G) * p, sx = (match[i]! % G) * p;
-    const ty = Math.floor(i / G) * p, tx = (i % G) * p;
-    for (let y = 0; y < p; y++) for (let x = 0; x < p; x++) {
-      const s = 4 * ((sy + y) * source.width + sx + x), d = 4 * ((ty + y) * out.width + tx + x);
+    const sr = Math.floor(match[i]! / G), sc = match[i]! % G, tr = Math.floor(i / G), tc = i % G;
+    const sy = start(sr), sx = start(sc), sh = start(sr + 1) - sy, sw = start(sc + 1) - sx;
+    const ty = start(tr), tx = start(tc);
+    for (let y = 0; y < start(tr + 1) - ty; y++) for (let x = 0; x < start(tc + 1) - tx; x++) {
+      const s = 4 * ((sy + Math.min(y, sh - 1)) * source.width + sx + Math.min(x, sw - 1)), d = 4 * ((ty + y) * out.width + tx + x);
       out.data.set(source.data.subarray(s, s + 4), d);
     }
   }
@@ -104,10 +108,21 @@ export function matrixImage(m: Float32Array, A: number, cell: number): Rgba {
 export function inkPerPatch(sketch: Rgba, G: number): Float32Array {
   const p = sketch.width / G;
   const ink = new Float32Array(G * G);
-  for (let y = 0; y < sketch.height; y++) for (let x = 0; x < sketch.width; x++) {
-    const o = 4 * (y * sketch.width + x);
-    if (sketch.data[o]! + sketch.data[o + 1]! + sketch.data[o + 2]! < 600) ink[Math.floor(y / p) * G + Math.floor(x / p)] += 1 / (p * p);
+  if (Number.isInteger(p)) {
+    for (let y = 0; y < sketch.height; y++) for (let x = 0; x < sketch.width; x++) {
+      const o = 4 * (y * sketch.width + x);
+      if (sketch.data[o]! + sketch.data[o + 1]! + sketch.data[o + 2]! < 600) ink[Math.floor(y / p) * G + Math.floor(x / p)] += 1 / (p * p);
+    }
+    return ink;
   }
+  // Patches of unequal pixel counts (a side that is not a multiple of G): the inked fraction of each.
+  const count = new Float64Array(G * G), inked = new Float64Array(G * G);
+  for (let y = 0; y < sketch.height; y++) for (let x = 0; x < sketch.width; x++) {
+    const o = 4 * (y * sketch.width + x), i = Math.min(G - 1, Math.floor(y / p)) * G + Math.min(G - 1, Math.floor(x / p));
+    count[i]++;
+    if (sketch.data[o]! + sketch.data[o + 1]! + sketch.data[o + 2]! < 600) inked[i]++;
+  }
+  for (let i = 0; i < G * G; i++) ink[i] = count[i] ? inked[i]! / count[i]! : 0;
   return ink;
 }
 

@@ -1,7 +1,8 @@
 // Exports a teacher CNN that the npm package nsfwjs@4.4.0 ships (TensorFlow.js layers model, weights as JS modules
 // holding base64 uint8 per-tensor-quantised data) into files PyTorch can read:
 //   OUT/<model>.topology.json   the Keras model config (layers, inbound nodes)
-//   OUT/<model>.safetensors     every weight dequantised to float32 (q * scale + min, as tfjs does on load)
+//   OUT/<model>.safetensors     every weight dequantised to float32 (q * scale + min, as tfjs does on load), each
+//                               tensor's [min, scale] in the metadata entry `quantization` (JSON)
 // Usage: node tools/teacher/export.mjs [--model inception_v3|mobilenet_v2] [--out .cache/teacher]
 // Installs tools/teacher's own dependencies on first use (training tools only; never the engine's).
 import { createRequire } from 'node:module';
@@ -43,12 +44,15 @@ for (const group of weightsManifest) {
     const f = new Float32Array(n);
     for (let i = 0; i < n; i++) f[i] = bytes[pos + i] * q.scale + q.min;
     pos += n;
-    tensors.push({ name: w.name, shape: w.shape, data: Buffer.from(f.buffer), offset });
+    tensors.push({ name: w.name, shape: w.shape, data: Buffer.from(f.buffer), offset, quant: [q.min, q.scale] });
     offset += f.byteLength;
   }
   if (pos !== bytes.length) throw new Error(`weights group uses ${pos} of ${bytes.length} bytes`);
 }
-const header = { __metadata__: { source: `nsfwjs@4.4.0 dist/models/${model}`, dequantised: 'uint8 * scale + min' } };
+// The per-tensor quantisation ([min, scale] as the package gives them) goes into the metadata, so the uint8 values
+// can be recovered exactly (tools/teacher/front.py ships the front that way).
+const quantization = JSON.stringify(Object.fromEntries(tensors.map((t) => [t.name, t.quant])));
+const header = { __metadata__: { source: `nsfwjs@4.4.0 dist/models/${model}`, dequantised: 'uint8 * scale + min', quantization } };
 for (const t of tensors) header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [t.offset, t.offset + t.data.length] };
 let h = Buffer.from(JSON.stringify(header));
 h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);

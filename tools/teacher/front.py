@@ -73,6 +73,47 @@ def fold(topology, weights, end, prefix):
     return out
 
 
+def quantized(topology, weights, quant, end, prefix):
+    """The folded front with each kernel kept as the package's own uint8 values: nsfwjs stores every tensor as
+    uint8 q with a per-tensor (min, scale), and the folded kernel is rsqrt(var + eps)[co] * (q * scale + min), so per
+    output channel it is q * s[co] + m[co] with s = rsqrt(var + eps) * scale and m = rsqrt(var + eps) * min. Written as
+    `.weight_q` (U8), `.weight_scale` and `.weight_min` (F32 [Co]) and `.bias` (F32 [Co]): a quarter of the float32
+    size; the engine (src/io/quantized.ts) and dequantize() below compute the kernel as float32(float32(q * s) + m)."""
+    layers = layers_to(topology, end)
+    folded = fold(topology, weights, end, prefix)
+    out = {}
+    for layer in layers:
+        if layer['class_name'] != 'Conv2D':
+            continue
+        n = layer['name']
+        k = np.asarray(weights[f'{n}/kernel'], np.float64)
+        mn, sc = quant[f'{n}/kernel']
+        q = np.round((k - mn) / sc)
+        assert q.min() >= 0 and q.max() <= 255 and np.array_equal(np.float32(q * sc + mn), weights[f'{n}/kernel']), n
+        idx = int(n.split('_')[1])
+        name = f'{prefix}.conv2d_{idx}'
+        w = folded.pop(f'{name}.weight')
+        bn = next(l for l in layers if l['inbound_nodes'] and l['inbound_nodes'][0][0][0] == n)
+        var = np.asarray(weights[f'{bn["name"]}/moving_variance'], np.float64)
+        inv = 1.0 / np.sqrt(var + bn['config']['epsilon'])
+        out[f'{name}.weight_q'] = q.transpose(3, 2, 0, 1).astype(np.uint8)
+        out[f'{name}.weight_scale'] = (inv * sc).astype(np.float32)
+        out[f'{name}.weight_min'] = (inv * mn).astype(np.float32)
+        out[f'{name}.bias'] = folded.pop(f'{name}.bias')
+        err = np.abs(dequantize(out, name) - w).max() / max(np.abs(w).max(), 1e-30)
+        assert err < 1e-6, (n, err)
+    assert not folded
+    return out
+
+
+def dequantize(tensors, name):
+    """The float32 kernel of a quantised front convolution, as the engine computes it."""
+    q = tensors[f'{name}.weight_q'].astype(np.float32)
+    s = tensors[f'{name}.weight_scale'][:, None, None, None]
+    m = tensors[f'{name}.weight_min'][:, None, None, None]
+    return (q * s).astype(np.float32) + m
+
+
 def reference(topology, weights, x, end):
     """keras_torch's map at `end` for x [B,3,S,S] in [0,1], in float64."""
     net = KerasNet(topology, weights).double()
@@ -116,10 +157,14 @@ def random_weights(topology, end, seed):
     return w
 
 
-def load_teacher_files(cache):
+def load_teacher_files(cache, with_quant=False):
     topo = json.load(open(os.path.join(cache, 'inception_v3.topology.json')))
-    w, _ = load_file(os.path.join(cache, 'inception_v3.safetensors'))
-    return topo, w
+    w, meta = load_file(os.path.join(cache, 'inception_v3.safetensors'))
+    if not with_quant:
+        return topo, w
+    if 'quantization' not in meta:
+        raise SystemExit('error: the teacher export has no quantization metadata\nhint: export it again: node tools/teacher/export.mjs --model inception_v3')
+    return topo, w, json.loads(meta['quantization'])
 
 
 def main():
@@ -129,11 +174,18 @@ def main():
     ap.add_argument('--prefix', default='front')
     ap.add_argument('--cache', default='.cache/teacher')
     ap.add_argument('--out', required=True)
+    ap.add_argument('--quantized', action='store_true', help='export: the kernels as the package\'s uint8 values (quantized())')
     a = ap.parse_args()
     if a.what == 'export':
-        topo, w = load_teacher_files(a.cache)
-        save_file(fold(topo, w, a.end, a.prefix), a.out, {'sketchgpu.front': f'inception_v3/{a.end}', 'sketchgpu.source': 'nsfwjs@4.4.0 InceptionV3 (MIT), batch norms folded'})
-        print(f'wrote {a.out}')
+        if a.quantized:
+            topo, w, quant = load_teacher_files(a.cache, with_quant=True)
+            tensors = quantized(topo, w, quant, a.end, a.prefix)
+        else:
+            topo, w = load_teacher_files(a.cache)
+            tensors = fold(topo, w, a.end, a.prefix)
+        save_file(tensors, a.out, {'sketchgpu.front': f'inception_v3/{a.end}', 'sketchgpu.source': 'nsfwjs@4.4.0 InceptionV3 (MIT), batch norms folded'
+                                   + (', kernels as its uint8 values with per-channel scale and min' if a.quantized else '')})
+        print(f'wrote {a.out}: {len(tensors)} tensors, {sum(v.nbytes for v in tensors.values()):,} bytes')
     elif a.what == 'reference':
         # Two real images (a sample sketch and a sample photo), as the teacher cache feeds them: 128 px engine
         # preprocessing is not involved here; the front's own input at 299 px, bilinear align_corners from 256 px.

@@ -337,25 +337,32 @@ def evaluate(model, data, modes=('ret', 'rn'), log=None, within=False):
 # ----------------------------------------------------------------------------------------------------------------
 # Checkpoints
 # ----------------------------------------------------------------------------------------------------------------
-def config_from_state_dict(sd, sa_heads, ca_heads, name='loaded'):
-    """ZseConfig read off the shapes (the same inference the TypeScript engine makes)."""
+def config_from_state_dict(sd, sa_heads, ca_heads, name='loaded', front=None):
+    """ZseConfig read off the shapes (the same inference the TypeScript engine makes). A front variant (its
+    sa.model.front.* tensors) needs `front` = {'front', 'front_input', 'image_size'} from the file's config/metadata."""
     dim = sd['sa.model.cls'].shape[-1]
     tokens = sd['sa.model.pos_embedding'].shape[1]
     grid = int(round(math.sqrt(tokens - 1)))
     depth = len({k.split('.')[4] for k in sd if k.startswith('sa.model.transformer.layers.')})
+    if 'sa.model.front.convs.conv2d_1.weight' in sd:
+        if not front or not front.get('front'):
+            raise SystemExit('error: front-variant weights without their front config\nhint: write them with tools/training/ship_front.py')
+        extra = dict(stem=(), front=str(front['front']), front_input=int(front['front_input']), input_size=int(front['image_size']),
+                     front_div=32 // sd['sa.model.front.convs.conv2d_1.weight'].shape[0])
+    else:
+        extra = dict(stem=tuple(sd[f'sa.model.scale.seq.{i}.weight'].shape[0] for i in (0, 2, 4)))
     return zse_ref.ZseConfig(
         dim=dim, depth=depth, sa_heads=sa_heads,
-        mlp_dim=sd['sa.model.transformer.layers.0.0.mlp.net.0.weight'].shape[0], grid=grid,
-        stem=tuple(sd[f'sa.model.scale.seq.{i}.weight'].shape[0] for i in (0, 2, 4)), ca_heads=ca_heads,
+        mlp_dim=sd['sa.model.transformer.layers.0.0.mlp.net.0.weight'].shape[0], grid=grid, ca_heads=ca_heads,
         ca_ff=sd['ca.encoder.layer1.0.feed_forward.w_1.weight'].shape[0], anchor_dim=sd['conv2d.weight'].shape[0],
-        rn_hidden=(sd['rn.rn.0.weight'].shape[0], sd['rn.rn.3.weight'].shape[0]), name=name)
+        rn_hidden=(sd['rn.rn.0.weight'].shape[0], sd['rn.rn.3.weight'].shape[0]), name=name, **extra)
 
 
-def model_from_state_dict(sd, sa_heads, ca_heads):
+def model_from_state_dict(sd, sa_heads, ca_heads, front=None):
     """The reference model (eval mode) of a state dict, its shapes read off the tensors and its head counts given.
     The dead `ca.encoder.layers.0.*` clone (zse_ref.DEAD_PREFIX: never used by the forward, dropped from sketchgpu
     files) may be missing; the model keeps its own initial values there."""
-    model = zse_ref.Model(config_from_state_dict(sd, sa_heads, ca_heads))
+    model = zse_ref.Model(config_from_state_dict(sd, sa_heads, ca_heads, front=front))
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith(zse_ref.DEAD_PREFIX)]
     if missing or unexpected:
@@ -370,12 +377,22 @@ def load_pth(path):
     if str(path).endswith('.safetensors'):
         from safetensors_min import load_file
         tensors, meta = load_file(path)
+        quant = [k for k in tensors if k.endswith('.weight_q')]   # a quantised front (tools/training/ship_front.py)
+        if quant:
+            sys.path.insert(0, str(TOOLS / 'teacher'))
+            from front import dequantize
+        for k in quant:
+            base = k[:-len('_q')]                                      # <name>.weight
+            tensors[base] = dequantize(tensors, base[:-len('.weight')])
+            for suffix in ('_q', '_scale', '_min'):
+                del tensors[base + suffix]
         sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
-        cfg_d = {'sa_heads': int(meta.get('sketchgpu.sa_heads', 12)), 'ca_heads': int(meta.get('sketchgpu.ca_heads', 8))}
-        return model_from_state_dict(sd, cfg_d['sa_heads'], cfg_d['ca_heads']), {'model': sd, 'config': cfg_d}
+        cfg_d = {'sa_heads': int(meta.get('sketchgpu.sa_heads', 12)), 'ca_heads': int(meta.get('sketchgpu.ca_heads', 8)),
+                 **{k: meta[f'sketchgpu.{k}'] for k in ('front', 'front_input', 'image_size') if f'sketchgpu.{k}' in meta}}
+        return model_from_state_dict(sd, cfg_d['sa_heads'], cfg_d['ca_heads'], front=cfg_d), {'model': sd, 'config': cfg_d}
     ck = torch.load(path, map_location='cpu')
     cfg_d = ck.get('config', {})
-    return model_from_state_dict(ck['model'], int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8))), ck
+    return model_from_state_dict(ck['model'], int(cfg_d.get('sa_heads', 12)), int(cfg_d.get('ca_heads', 8)), front=cfg_d), ck
 
 
 @torch.no_grad()

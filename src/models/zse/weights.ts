@@ -8,6 +8,7 @@ import { numel, type HostTensor } from '../../core/tensor.ts';
 import { findStateDict, identifyFile, readTorchCheckpoint, type FileIdentity } from '../../io/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
 import { checkFiniteWeights } from '../../io/tensor-check.ts';
+import { dequantizeChannels } from '../../io/quantized.ts';
 import { weightsHash, type Hasher } from '../../io/weights-hash.ts';
 import { f32ToF16, toFloat32 } from '../../core/tensor.ts';
 import type { ZseConfig, ZseFront } from './config.ts';
@@ -402,7 +403,7 @@ export function parseWeights(bytes: Uint8Array, fileName: string, opts: WeightsO
   if (opts.saHeads !== undefined) metadata[META_SA_HEADS] = String(opts.saHeads);
   if (opts.caHeads !== undefined) metadata[META_CA_HEADS] = String(opts.caHeads);
 
-  const { tensors, dropped } = normalizeZseKeys(raw);
+  const { tensors, dropped } = normalizeZseKeys(dequantizeChannels(raw, fileName).tensors);
   let config: ZseConfig;
   try {
     config = inferZseConfig(tensors, metadata, { partial: true });
