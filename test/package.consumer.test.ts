@@ -88,7 +88,9 @@ test('the tarball: dist, types, bin, the ZSE weights and the demo sample; no tes
   assert.equal(bad, [], 'files that do not belong in the package');
   const mb = statSync(tarball).size / 1e6;
   timings.push(`tarball ${mb.toFixed(1)} MB, ${list.length} files`);
-  assert.ok(mb < 12, `tarball ${mb.toFixed(1)} MB`);
+  // The bound follows the shipped weights: 12 MB while they were run I's 3 MB; run R's 11.8 MB (the InceptionV3 front as
+  // uint8, which gzip hardly shrinks) make the package 14.2 MB, so 16 MB leaves room for the rest, not for another model.
+  assert.ok(mb < 16, `tarball ${mb.toFixed(1)} MB`);
 });
 
 test('TypeScript: the example compiles under strict nodenext and under bundler; a wrong call is a type error', () => {
