@@ -21,7 +21,7 @@ const timings: string[] = [];
 type Ranked = { rank: number; id: string; score: number }[];
 
 function sh(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', ...env }, timeout: 300_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', ...env }, timeout: 900_000, maxBuffer: 64 << 20 });
   return { code: r.status, out: r.stdout ?? '', err: r.stderr ?? '' };
 }
 const timed = <T>(what: string, fn: () => T): T => {
